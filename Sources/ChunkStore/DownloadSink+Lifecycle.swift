@@ -1,0 +1,193 @@
+import Foundation
+internal import GRDB
+import Glibc
+import Logging
+
+extension ChunkStore {
+    /// Opens (or resumes) the download of `manifest` into `destination`.
+    ///
+    /// The manifest must verify against `root`. A previous partial download of the same version to the same
+    /// destination is resumed: its recorded chunks are kept, and unrecorded data regions of the partial file are
+    /// re-verified. A partial download of another version is discarded. Fails with `diskFull` at once when the file
+    /// system has less free space than the missing bytes.
+    public func openDownload(
+        manifest: Manifest,
+        root: Hash256,
+        destination: String,
+        durability: DownloadSink.Durability = .batched
+    ) throws(ChunkStoreError) -> DownloadSink {
+        try manifest.verify(root: root)
+        let destination = URL(fileURLWithPath: destination).standardizedFileURL.path
+        let partPath = destination + ".harp-part"
+        let count = manifest.chunks.count
+
+        let (versionId, previous) = try run {
+            try pool.write { db -> (Int64, (id: Int64, versionId: Int64, inode: UInt64)?) in
+                let versionId = try insertVersion(manifest, root: root, db: db)
+                let row = try Row.fetchOne(
+                    db, sql: "SELECT id, versionId, partInode FROM download WHERE destination = ?",
+                    arguments: [destination])
+                return (versionId, row.map { ($0["id"], $0["versionId"], UInt64(bitPattern: $0["partInode"])) })
+            }
+        }
+
+        var recorded = Array(repeating: false, count: count)
+        var downloadId: Int64
+        var file: FileDescriptor
+        if let previous, previous.versionId == versionId, let existing = FileGuard.of(path: partPath),
+            existing.inode == previous.inode
+        {
+            file = try FileDescriptor(path: partPath, flags: O_RDWR)
+            downloadId = previous.id
+            let indexes = try run {
+                try pool.read { db in
+                    try Int.fetchAll(
+                        db, sql: "SELECT idx FROM downloadChunk WHERE downloadId = ?", arguments: [previous.id])
+                }
+            }
+            for index in indexes where index < count { recorded[index] = true }
+            logger.info(
+                "resuming download",
+                metadata: ["file.path": "\(destination)", "chunks.recorded": "\(indexes.count)", "chunks": "\(count)"])
+        } else {
+            if previous != nil {
+                FileSystem.remove(partPath)
+                try run {
+                    try pool.write { db in
+                        try db.execute(sql: "DELETE FROM download WHERE destination = ?", arguments: [destination])
+                    }
+                }
+            }
+            file = try FileDescriptor(path: partPath, flags: O_RDWR | O_CREAT | O_TRUNC)
+            let inode = try file.guardValues().inode
+            downloadId = try run {
+                try pool.write { db in
+                    try db.execute(
+                        sql: """
+                            INSERT INTO download(versionId, destination, partPath, partInode, createdAt)
+                            VALUES (?, ?, ?, ?, ?)
+                            """,
+                        arguments: [versionId, destination, partPath, Int64(bitPattern: inode), Date().timeIntervalSince1970])
+                    return db.lastInsertedRowID
+                }
+            }
+        }
+        if try file.guardValues().size != manifest.size { try file.truncate(to: manifest.size) }
+        try checkFreeSpace(file: file, manifest: manifest, recorded: recorded)
+        let sink = DownloadSink(
+            store: self, manifest: manifest, root: root, destination: destination, partPath: partPath,
+            downloadId: downloadId, versionId: versionId, file: file, recorded: recorded, durability: durability)
+        let recovered = try sink.recoverUnrecordedChunks()
+        if recovered > 0 {
+            logger.info("recovered chunks written before a crash", metadata: ["chunks": "\(recovered)"])
+        }
+        return sink
+    }
+
+    private func checkFreeSpace(file: FileDescriptor, manifest: Manifest, recorded: [Bool]) throws(ChunkStoreError) {
+        var missing: Int64 = 0
+        for (index, done) in recorded.enumerated() where !done { missing += Int64(manifest.chunks[index].length) }
+        if let available = FileSystem.availableBytes(at: FileSystem.parentDirectory(of: file.path)),
+            available < missing
+        {
+            throw .diskFull(path: file.path)
+        }
+    }
+
+    /// Reads a chunk from an indexed file or from another download (never from `excludingDownload`).
+    func readLocalChunk(_ hash: Hash256, excludingDownload: Int64) throws(ChunkStoreError) -> [UInt8] {
+        try readChunk(hash, verify: true)
+    }
+}
+
+extension DownloadSink {
+    /// Re-verifies unrecorded chunks whose range holds data in the partial file (SEEK_DATA skips holes, so a fresh
+    /// sparse file costs nothing) and records the ones that match. Returns how many were recovered.
+    func recoverUnrecordedChunks() throws(ChunkStoreError) -> Int {
+        var candidates: [Int] = []
+        let recorded = state.withLock { $0.recorded }
+        for index in 0..<recorded.count where !recorded[index] {
+            let range = manifest.range(of: index)
+            guard let data = file.nextData(from: range.lowerBound), data < range.upperBound else { continue }
+            candidates.append(index)
+        }
+        guard !candidates.isEmpty else { return 0 }
+        var found: [Int] = []
+        for index in candidates {
+            let chunk = manifest.chunks[index]
+            let bytes = try file.readBytes(count: chunk.length, at: manifest.offsets[index])
+            if bytes.count == chunk.length, Hash256.sha256(bytes) == chunk.hash { found.append(index) }
+        }
+        guard !found.isEmpty else { return 0 }
+        state.withLock { s in
+            for index in found {
+                s.pending.append(index)
+                s.pendingBytes += manifest.chunks[index].length
+            }
+        }
+        try flush()
+        return found.count
+    }
+
+    /// Finishes the download: records what is pending, re-verifies from disk every chunk that an earlier process
+    /// wrote, checks the manifest against the content root, syncs, and renames the partial file into place.
+    ///
+    /// Nothing is renamed unless all of that succeeds. A chunk found corrupt on disk is un-recorded (so it is fetched
+    /// again) and the error is `chunkMismatch`. On success the finished file is indexed, ready to be served.
+    @discardableResult
+    public func finish() throws(ChunkStoreError) -> String {
+        try flush()
+        let snapshot = state.withLock { $0 }
+        let missingCount = snapshot.recorded.lazy.filter { !$0 }.count
+        guard missingCount == 0 else { throw .incomplete(missing: missingCount) }
+        for index in 0..<manifest.chunks.count where !snapshot.verifiedHere[index] {
+            let chunk = manifest.chunks[index]
+            let bytes = try file.readBytes(count: chunk.length, at: manifest.offsets[index])
+            let actual = Hash256.sha256(bytes)
+            if bytes.count != chunk.length || actual != chunk.hash {
+                try unrecord(index)
+                throw .chunkMismatch(index: index, expected: chunk.hash, actual: actual)
+            }
+        }
+        let actualRoot = manifest.root
+        guard actualRoot == root else { throw .rootMismatch(expected: root, actual: actualRoot) }
+        try file.sync()
+        try FileSystem.renameDurably(from: partPath, to: destination)
+        let values = try file.guardValues()
+        try store.run {
+            try store.pool.write { db in
+                try db.execute(sql: "DELETE FROM download WHERE id = ?", arguments: [downloadId])
+                try store.upsertFile(path: destination, guard: values, versionId: versionId, db: db)
+                try store.deleteOrphanVersions(db: db)
+            }
+        }
+        state.withLock { $0.finished = true }
+        return destination
+    }
+
+    private func unrecord(_ index: Int) throws(ChunkStoreError) {
+        try store.run {
+            try store.pool.write { db in
+                try db.execute(
+                    sql: "DELETE FROM downloadChunk WHERE downloadId = ? AND idx = ?", arguments: [downloadId, index])
+            }
+        }
+        state.withLock { s in
+            if s.recorded[index] {
+                s.recorded[index] = false
+                s.recordedCount -= 1
+            }
+        }
+    }
+
+    /// Gives up the download: deletes the partial file and its state.
+    public func discard() throws(ChunkStoreError) {
+        FileSystem.remove(partPath)
+        try store.run {
+            try store.pool.write { db in
+                try db.execute(sql: "DELETE FROM download WHERE id = ?", arguments: [downloadId])
+                try store.deleteOrphanVersions(db: db)
+            }
+        }
+    }
+}

@@ -1,0 +1,191 @@
+import Foundation
+internal import GRDB
+import Glibc
+import Logging
+import Synchronization
+
+/// Writes one version of a file into `DESTINATION.harp-part`, in any order, and renames it into place once the whole
+/// version verifies against its content root.
+///
+/// Durability: a chunk is recorded in SQLite only after its bytes were made durable with `fdatasync`, so the index
+/// never claims a chunk the partial file does not hold. Chunks are recorded in batches (`Durability`); a crash loses
+/// at most the records of one batch, and reopening re-verifies the data regions of the partial file that are not
+/// recorded (found with SEEK_DATA), so after `kill -9` no chunk whose bytes reached the file is fetched again.
+///
+/// Thread safety: `write` may be called from several threads at once; the state is behind a mutex.
+public final class DownloadSink: Sendable {
+    /// How often written chunks are synced and recorded.
+    public struct Durability: Sendable {
+        /// Record after this many chunks are pending...
+        public var maxPendingChunks: Int
+        /// ...or this many bytes, whichever comes first.
+        public var maxPendingBytes: Int
+        /// Sync and record after every chunk (slow; for tests and tiny files).
+        public static let everyChunk = Durability(maxPendingChunks: 1, maxPendingBytes: 1)
+        /// The default: every 32 chunks or 64 MiB.
+        public static let batched = Durability(maxPendingChunks: 32, maxPendingBytes: 64 << 20)
+        public init(maxPendingChunks: Int, maxPendingBytes: Int) {
+            self.maxPendingChunks = maxPendingChunks
+            self.maxPendingBytes = maxPendingBytes
+        }
+    }
+
+    struct State {
+        /// Chunks whose bytes are durable and recorded in the index.
+        var recorded: [Bool]
+        /// Chunks written (after verification) but not yet synced and recorded.
+        var pending: [Int] = []
+        var pendingBytes = 0
+        /// Chunks that were verified in memory by this process before they were written.
+        var verifiedHere: [Bool]
+        var recordedCount = 0
+        var finished = false
+    }
+
+    public let manifest: Manifest
+    public let root: Hash256
+    public let destination: String
+    public let partPath: String
+    let downloadId: Int64
+    let versionId: Int64
+    let file: FileDescriptor
+    let store: ChunkStore
+    let durability: Durability
+    let state: Mutex<State>
+
+    init(
+        store: ChunkStore, manifest: Manifest, root: Hash256, destination: String, partPath: String,
+        downloadId: Int64, versionId: Int64, file: FileDescriptor, recorded: [Bool], durability: Durability
+    ) {
+        self.store = store
+        self.manifest = manifest
+        self.root = root
+        self.destination = destination
+        self.partPath = partPath
+        self.downloadId = downloadId
+        self.versionId = versionId
+        self.file = file
+        self.durability = durability
+        var initial = State(recorded: recorded, verifiedHere: Array(repeating: false, count: recorded.count))
+        initial.recordedCount = recorded.lazy.filter { $0 }.count
+        self.state = Mutex(initial)
+    }
+
+    /// Number of chunks in the version.
+    public var chunkCount: Int { manifest.chunks.count }
+
+    /// Whether chunk `index` is already written (recorded or pending).
+    public func has(_ index: Int) -> Bool {
+        state.withLock { $0.recorded[index] || $0.pending.contains(index) }
+    }
+
+    /// Indexes of the chunks still needed, in order.
+    public var missing: [Int] {
+        state.withLock { s in
+            let pending = Set(s.pending)
+            return (0..<s.recorded.count).filter { !s.recorded[$0] && !pending.contains($0) }
+        }
+    }
+
+    /// Indexes of the chunks durably recorded.
+    public var recordedChunks: [Int] {
+        state.withLock { s in (0..<s.recorded.count).filter { s.recorded[$0] } }
+    }
+
+    /// Bytes of the chunks written so far.
+    public var bytesWritten: Int64 {
+        state.withLock { s in
+            var total: Int64 = 0
+            for i in 0..<s.recorded.count where s.recorded[i] { total += Int64(manifest.chunks[i].length) }
+            for i in s.pending { total += Int64(manifest.chunks[i].length) }
+            return total
+        }
+    }
+
+    /// Verifies `bytes` against chunk `index` and writes them at the chunk's offset.
+    ///
+    /// Throws `chunkMismatch` (nothing is written) if the bytes do not hash to the chunk's hash or have the wrong
+    /// length. Writing a chunk that is already written is a no-op. Returns whether the bytes were new.
+    @discardableResult
+    public func write(index: Int, bytes: UnsafeRawBufferPointer) throws(ChunkStoreError) -> Bool {
+        guard index >= 0, index < manifest.chunks.count else {
+            throw .chunkIndexOutOfRange(index, count: manifest.chunks.count)
+        }
+        let expected = manifest.chunks[index]
+        let actual = Hash256.sha256(bytes)
+        guard bytes.count == expected.length, actual == expected.hash else {
+            throw .chunkMismatch(index: index, expected: expected.hash, actual: actual)
+        }
+        if has(index) { return false }
+        try file.write(bytes, at: manifest.offsets[index])
+        let needsFlush = state.withLock { s -> Bool in
+            guard !s.recorded[index], !s.pending.contains(index) else { return false }
+            s.pending.append(index)
+            s.pendingBytes += bytes.count
+            s.verifiedHere[index] = true
+            return s.pending.count >= durability.maxPendingChunks || s.pendingBytes >= durability.maxPendingBytes
+        }
+        if needsFlush { try flush() }
+        return true
+    }
+
+    /// Writes a chunk given as an array; see `write(index:bytes:)`.
+    @discardableResult
+    public func write(index: Int, bytes: [UInt8]) throws(ChunkStoreError) -> Bool {
+        let outcome = bytes.withUnsafeBytes { raw in
+            Result { () throws(ChunkStoreError) -> Bool in try write(index: index, bytes: raw) }
+        }
+        return try outcome.get()
+    }
+
+    /// Syncs the partial file and records every pending chunk in one transaction.
+    public func flush() throws(ChunkStoreError) {
+        let batch = state.withLock { s -> [Int] in
+            let batch = s.pending
+            return batch
+        }
+        guard !batch.isEmpty else { return }
+        try file.sync()
+        try store.run {
+            try store.pool.write { db in
+                let statement = try db.makeStatement(
+                    sql: "INSERT OR IGNORE INTO downloadChunk(downloadId, idx) VALUES (?, ?)")
+                for index in batch { try statement.execute(arguments: [downloadId, index]) }
+            }
+        }
+        state.withLock { s in
+            let done = Set(batch)
+            s.pending.removeAll { done.contains($0) }
+            for index in batch where !s.recorded[index] {
+                s.recorded[index] = true
+                s.recordedCount += 1
+                s.pendingBytes -= manifest.chunks[index].length
+            }
+        }
+    }
+
+    /// Copies into the partial file every missing chunk that the local store already holds (another version or
+    /// another file); returns how many chunks were copied.
+    @discardableResult
+    public func adoptLocalChunks() throws(ChunkStoreError) -> Int {
+        var copied = 0
+        var seen: [Hash256: [UInt8]] = [:]
+        for index in missing {
+            let hash = manifest.chunks[index].hash
+            let bytes: [UInt8]
+            if let cached = seen[hash] {
+                bytes = cached
+            } else {
+                do { bytes = try store.readLocalChunk(hash, excludingDownload: downloadId) } catch { continue }
+                seen[hash] = bytes
+            }
+            do {
+                if try write(index: index, bytes: bytes) { copied += 1 }
+            } catch .chunkMismatch {
+                continue
+            }
+        }
+        try flush()
+        return copied
+    }
+}

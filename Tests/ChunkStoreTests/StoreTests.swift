@@ -1,0 +1,94 @@
+import Foundation
+import Testing
+
+@testable import ChunkStore
+
+@Suite("ChunkStore index")
+struct StoreTests {
+    @Test func indexesAndReusesUnchangedFiles() throws {
+        let dir = try TemporaryDirectory()
+        let store = try ChunkStore(path: dir.file("store.sqlite"))
+        var random = SeededBytes(seed: 11)
+        let data = random.bytes(300_000)
+        let path = try dir.write("a.bin", data)
+
+        let first = try store.index(file: path, parameters: .small)
+        #expect(!first.reused)
+        #expect(first.size == 300_000)
+        let manifest = try #require(try store.manifest(root: first.root))
+        #expect(manifest.chunks.count == first.chunkCount)
+        // Independent check: the root of the chunks cut in memory.
+        let chunker = FastCDC(parameters: .small, table: .harpV1)
+        let expected = chunker.chunks(of: data).map {
+            ChunkRef(hash: Hash256.sha256(Array(data[$0.offset..<$0.offset + $0.length])), length: $0.length)
+        }
+        #expect(manifest.chunks == expected)
+
+        let second = try store.index(file: path, parameters: .small)
+        #expect(second.reused)
+        #expect(second.root == first.root)
+    }
+
+    @Test func emptyAndOneByteFiles() throws {
+        let dir = try TemporaryDirectory()
+        let store = try ChunkStore(path: dir.file("store.sqlite"))
+        let empty = try store.index(file: try dir.write("empty", []))
+        #expect(empty.chunkCount == 0 && empty.size == 0 && empty.root == Merkle.emptyRoot)
+        let one = try store.index(file: try dir.write("one", [7]))
+        #expect(one.chunkCount == 1 && one.size == 1)
+        #expect(try store.readChunk(try #require(try store.manifest(root: one.root)).chunks[0].hash) == [7])
+    }
+
+    @Test func changedFileIsDetectedAndNotServedStale() throws {
+        let dir = try TemporaryDirectory()
+        let store = try ChunkStore(path: dir.file("store.sqlite"))
+        var random = SeededBytes(seed: 12)
+        var data = random.bytes(200_000)
+        let path = try dir.write("a.bin", data)
+        let first = try store.index(file: path, parameters: .small)
+        let chunk = try #require(try store.manifest(root: first.root)).chunks[0]
+        #expect(try store.readChunk(chunk.hash) == Array(data[0..<chunk.length]))
+
+        // Same size, new bytes at the start: the guard (mtime) no longer matches.
+        data[0] ^= 0xff
+        try Data(data).write(to: URL(fileURLWithPath: path))
+        #expect(throws: ChunkStoreError.stale(path: path)) { _ = try store.readChunk(chunk.hash) }
+
+        let second = try store.index(file: path, parameters: .small)
+        #expect(!second.reused)
+        #expect(second.root != first.root)
+        // The old first chunk is gone from the index; the new one is served.
+        #expect(throws: ChunkStoreError.chunkNotFound(chunk.hash)) { _ = try store.readChunk(chunk.hash) }
+        let newChunk = try #require(try store.manifest(root: second.root)).chunks[0]
+        #expect(try store.readChunk(newChunk.hash) == Array(data[0..<newChunk.length]))
+    }
+
+    @Test func referenceCountsFollowVersions() throws {
+        let dir = try TemporaryDirectory()
+        let store = try ChunkStore(path: dir.file("store.sqlite"))
+        var random = SeededBytes(seed: 13)
+        let data = random.bytes(100_000)
+        let a = try store.index(file: try dir.write("a", data), parameters: .small)
+        let hash = try #require(try store.manifest(root: a.root)).chunks[0].hash
+        #expect(try store.referenceCount(of: hash) == 1)
+        // A second file with the same bytes shares the version; a third that extends them shares chunks.
+        _ = try store.index(file: try dir.write("b", data), parameters: .small)
+        #expect(try store.referenceCount(of: hash) == 1)
+        let c = try store.index(file: try dir.write("c", data + random.bytes(50_000)), parameters: .small)
+        #expect(c.root != a.root)
+        #expect(try store.referenceCount(of: hash) == 2)
+        #expect(try store.locations(of: hash).count == 3)
+        try store.forget(file: dir.file("c"))
+        #expect(try store.referenceCount(of: hash) == 1)
+        try store.forget(file: dir.file("a"))
+        try store.forget(file: dir.file("b"))
+        #expect(try store.referenceCount(of: hash) == 0)
+        #expect(try store.statistics().versions == 0)
+    }
+
+    @Test func missingFileIsAClearError() throws {
+        let dir = try TemporaryDirectory()
+        let store = try ChunkStore(path: dir.file("store.sqlite"))
+        #expect(throws: ChunkStoreError.self) { _ = try store.index(file: dir.file("nope")) }
+    }
+}
