@@ -1,3 +1,5 @@
+import Glibc
+
 /// Everything that can go wrong in the chunk store, in terms a person can act on.
 public enum ChunkStoreError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Chunking parameters that cannot be used.
@@ -46,5 +48,3 @@ public enum ChunkStoreError: Error, Sendable, Equatable, CustomStringConvertible
         return String(cString: text)
     }
 }
-
-import Glibc

@@ -67,7 +67,9 @@ extension ChunkStore {
                             INSERT INTO download(versionId, destination, partPath, partInode, createdAt)
                             VALUES (?, ?, ?, ?, ?)
                             """,
-                        arguments: [versionId, destination, partPath, Int64(bitPattern: inode), Date().timeIntervalSince1970])
+                        arguments: [
+                            versionId, destination, partPath, Int64(bitPattern: inode), Date().timeIntervalSince1970,
+                        ])
                     return db.lastInsertedRowID
                 }
             }

@@ -8,7 +8,9 @@ struct FastCDCTests {
     /// The FastCDC 2020 reference cut points (Rust fastcdc crate, v2020) with the crate's own gear table and masks.
     @Test func referenceVectors() throws {
         let root = try Vectors.json("fastcdc-2020")
-        let gear = try (try #require(root["gear"] as? [String])).map { try #require(UInt64($0.dropFirst(2), radix: 16)) }
+        let gear = try (try #require(root["gear"] as? [String])).map {
+            try #require(UInt64($0.dropFirst(2), radix: 16))
+        }
         let masks = try (try #require(root["masks"] as? [String])).map {
             try #require(UInt64($0.dropFirst(2), radix: 16))
         }
@@ -18,7 +20,8 @@ struct FastCDCTests {
         #expect(jpg.count == 109_466)
         for testCase in cases {
             let name = try #require(testCase["name"] as? String)
-            let input = (testCase["input"] as? String) == "SekienAkashita.jpg" ? jpg : [UInt8](repeating: 0, count: 10240)
+            let input =
+                (testCase["input"] as? String) == "SekienAkashita.jpg" ? jpg : [UInt8](repeating: 0, count: 10240)
             let parameters = ChunkingParameters(
                 minSize: try #require(testCase["min_size"] as? Int),
                 avgSize: try #require(testCase["avg_size"] as? Int),
@@ -95,7 +98,8 @@ struct FastCDCTests {
 
     @Test func invalidParametersAreRefused() {
         #expect(throws: ChunkStoreError.self) {
-            _ = try FastCDC(parameters: ChunkingParameters(minSize: 4096, avgSize: 1024, maxSize: 8192, normalization: 1))
+            _ = try FastCDC(
+                parameters: ChunkingParameters(minSize: 4096, avgSize: 1024, maxSize: 8192, normalization: 1))
         }
         #expect(throws: ChunkStoreError.self) {
             _ = try FastCDC(

@@ -53,17 +53,30 @@ struct MerkleTests {
             #expect(Merkle.inclusionProof(index: entry.index, leafHashes: hashes) == entry.path)
             let root = try #require(v.roots[entry.size])
             let leaf = v.leafHashes[entry.index]
-            #expect(Merkle.verifyInclusion(leafHash: leaf, index: entry.index, size: entry.size, proof: entry.path, root: root))
+            #expect(
+                Merkle.verifyInclusion(
+                    leafHash: leaf, index: entry.index, size: entry.size, proof: entry.path, root: root))
             // Tampered variants fail: wrong index, an index outside the size, wrong root, an extra or a missing element.
             if entry.size > 1 {
                 let otherIndex = (entry.index + 1) % entry.size
-                #expect(!Merkle.verifyInclusion(leafHash: leaf, index: otherIndex, size: entry.size, proof: entry.path, root: root))
+                #expect(
+                    !Merkle.verifyInclusion(
+                        leafHash: leaf, index: otherIndex, size: entry.size, proof: entry.path, root: root))
             }
-            #expect(!Merkle.verifyInclusion(leafHash: leaf, index: entry.index, size: entry.index, proof: entry.path, root: root))
-            #expect(!Merkle.verifyInclusion(leafHash: leaf, index: entry.index, size: entry.size, proof: entry.path, root: Merkle.emptyRoot))
-            #expect(!Merkle.verifyInclusion(leafHash: leaf, index: entry.index, size: entry.size, proof: entry.path + [leaf], root: root))
+            #expect(
+                !Merkle.verifyInclusion(
+                    leafHash: leaf, index: entry.index, size: entry.index, proof: entry.path, root: root))
+            #expect(
+                !Merkle.verifyInclusion(
+                    leafHash: leaf, index: entry.index, size: entry.size, proof: entry.path, root: Merkle.emptyRoot))
+            #expect(
+                !Merkle.verifyInclusion(
+                    leafHash: leaf, index: entry.index, size: entry.size, proof: entry.path + [leaf], root: root))
             if !entry.path.isEmpty {
-                #expect(!Merkle.verifyInclusion(leafHash: leaf, index: entry.index, size: entry.size, proof: Array(entry.path.dropLast()), root: root))
+                #expect(
+                    !Merkle.verifyInclusion(
+                        leafHash: leaf, index: entry.index, size: entry.size, proof: Array(entry.path.dropLast()),
+                        root: root))
             }
         }
     }
@@ -76,10 +89,17 @@ struct MerkleTests {
             #expect(Merkle.consistencyProof(oldSize: entry.size1, leafHashes: hashes) == entry.proof)
             let old = try #require(v.roots[entry.size1])
             let new = try #require(v.roots[entry.size2])
-            #expect(Merkle.verifyConsistency(oldSize: entry.size1, newSize: entry.size2, oldRoot: old, newRoot: new, proof: entry.proof))
+            #expect(
+                Merkle.verifyConsistency(
+                    oldSize: entry.size1, newSize: entry.size2, oldRoot: old, newRoot: new, proof: entry.proof))
             if entry.size1 != entry.size2 {
-                #expect(!Merkle.verifyConsistency(oldSize: entry.size1, newSize: entry.size2, oldRoot: new, newRoot: new, proof: entry.proof))
-                #expect(!Merkle.verifyConsistency(oldSize: entry.size1, newSize: entry.size2, oldRoot: old, newRoot: new, proof: Array(entry.proof.dropLast())))
+                #expect(
+                    !Merkle.verifyConsistency(
+                        oldSize: entry.size1, newSize: entry.size2, oldRoot: new, newRoot: new, proof: entry.proof))
+                #expect(
+                    !Merkle.verifyConsistency(
+                        oldSize: entry.size1, newSize: entry.size2, oldRoot: old, newRoot: new,
+                        proof: Array(entry.proof.dropLast())))
             }
         }
     }
@@ -104,20 +124,28 @@ struct MerkleTests {
             let proof = try #require(Merkle.inclusionProof(index: index, leafHashes: leaves))
             #expect(Merkle.verifyInclusion(leafHash: leaves[index], index: index, size: size, proof: proof, root: root))
             // A flipped bit in the leaf, in any proof element or in the root fails.
-            #expect(!Merkle.verifyInclusion(leafHash: flip(leaves[index]), index: index, size: size, proof: proof, root: root))
-            #expect(!Merkle.verifyInclusion(leafHash: leaves[index], index: index, size: size, proof: proof, root: flip(root)))
+            #expect(
+                !Merkle.verifyInclusion(
+                    leafHash: flip(leaves[index]), index: index, size: size, proof: proof, root: root))
+            #expect(
+                !Merkle.verifyInclusion(
+                    leafHash: leaves[index], index: index, size: size, proof: proof, root: flip(root)))
             for position in proof.indices {
                 var bad = proof
                 bad[position] = flip(bad[position])
-                #expect(!Merkle.verifyInclusion(leafHash: leaves[index], index: index, size: size, proof: bad, root: root))
+                #expect(
+                    !Merkle.verifyInclusion(leafHash: leaves[index], index: index, size: size, proof: bad, root: root))
             }
         }
         if size > 1 {
             let old = size / 2
             let proof = try #require(Merkle.consistencyProof(oldSize: old, leafHashes: leaves))
             let oldRoot = Merkle.root(leafHashes: leaves.prefix(old))
-            #expect(Merkle.verifyConsistency(oldSize: old, newSize: size, oldRoot: oldRoot, newRoot: root, proof: proof))
-            #expect(!Merkle.verifyConsistency(oldSize: old, newSize: size, oldRoot: flip(oldRoot), newRoot: root, proof: proof))
+            #expect(
+                Merkle.verifyConsistency(oldSize: old, newSize: size, oldRoot: oldRoot, newRoot: root, proof: proof))
+            #expect(
+                !Merkle.verifyConsistency(
+                    oldSize: old, newSize: size, oldRoot: flip(oldRoot), newRoot: root, proof: proof))
         }
     }
 
