@@ -5,11 +5,13 @@ import Synchronization
 
 /// Reads a file once, streaming, cuts it into chunks and hashes them, with bounded memory.
 ///
-/// The calling thread reads and finds cut points; SHA-256 runs on a second thread, so on two cores the slower of the
-/// two stages sets the pace. At most `bufferCount` buffers of `blockSize + maxSize` bytes are alive at once.
+/// The calling thread reads and finds cut points; SHA-256 of each block's chunks runs on Dispatch's global queue, so
+/// hashing of earlier blocks overlaps with chunking of later ones and both cores work. At most `bufferCount` buffers of
+/// `blockSize` bytes are alive at once (18 MiB with the defaults).
 struct FileIndexer {
     let chunker: FastCDC
-    var blockSize = 8 * 1024 * 1024
+    /// Bytes per read buffer (at least 1.5 × maxSize, so every read makes progress).
+    var blockSize = 6 * 1024 * 1024
     var bufferCount = 3
 
     struct Result {
@@ -59,12 +61,15 @@ struct FileIndexer {
         let before = try file.guardValues()
         _ = posix_fadvise(file.fd, 0, 0, POSIX_FADV_SEQUENTIAL)
         let maxSize = chunker.parameters.maxSize
-        let pool = BufferPool(count: bufferCount, capacity: blockSize + maxSize)
-        let hashQueue = DispatchQueue(label: "harp.index.hash")
-        let refs = Mutex<[ChunkRef]>([])
+        let pool = BufferPool(count: bufferCount, capacity: max(blockSize, maxSize * 3 / 2))
+        // Blocks are hashed concurrently (both cores help once the chunker runs ahead); results are kept per block
+        // and joined in block order at the end.
+        let hashing = DispatchGroup()
+        let results = Mutex<[Int: [ChunkRef]]>([:])
 
         var current = pool.take()
         var carry = 0
+        var blockNumber = 0
         var failure: ChunkStoreError?
         while true {
             let filled: Int
@@ -76,43 +81,67 @@ struct FileIndexer {
                 break
             }
             let atEnd = filled < current.capacity
-            var cuts: [Range<Int>] = []
-            var position = 0
-            while filled - position >= maxSize || (atEnd && position < filled) {
-                let rest = UnsafeRawBufferPointer(start: current.base + position, count: filled - position)
-                let length = chunker.cut(rest).length
-                cuts.append(position..<position + length)
-                position += length
-            }
+            let cuts = findCuts(in: UnsafeRawBufferPointer(start: current.base, count: filled), atEnd: atEnd)
+            let position = cuts.last?.upperBound ?? 0
             let leftover = filled - position
             let next: Buffer? = atEnd ? nil : pool.take()
             if let next, leftover > 0 {
                 next.base.copyMemory(from: current.base + position, byteCount: leftover)
             }
             let block = current
-            let ranges = cuts
-            hashQueue.async {
+            let number = blockNumber
+            DispatchQueue.global().async(group: hashing) {
                 var hashed = [ChunkRef]()
-                hashed.reserveCapacity(ranges.count)
-                for cut in ranges {
+                hashed.reserveCapacity(cuts.count)
+                for cut in cuts {
                     let bytes = UnsafeRawBufferPointer(start: block.base + cut.lowerBound, count: cut.count)
                     hashed.append(ChunkRef(hash: Hash256.sha256(bytes), length: cut.count))
                 }
-                refs.withLock { $0.append(contentsOf: hashed) }
+                results.withLock { $0[number] = hashed }
                 pool.give(block)
             }
+            blockNumber += 1
             guard let next else { break }
             current = next
             carry = leftover
         }
-        hashQueue.sync {}
+        hashing.wait()
         if let failure { throw failure }
         let after = try file.guardValues()
-        let chunks = refs.withLock { $0 }
+        let chunks = results.withLock { blocks in (0..<blockNumber).flatMap { blocks[$0] ?? [] } }
         return Result(
             manifest: try Manifest(parameters: chunker.parameters, chunks: chunks),
             guardBefore: before,
             guardAfter: after
         )
+    }
+
+    /// The cuts that can be decided from `bytes` (which start at a chunk boundary).
+    ///
+    /// A cut is definitive when `maxSize` bytes are available or the input ends. With fewer bytes, but at least
+    /// `avgSize` (so the masks are the same as with the full input), a cut found before the end of the available bytes
+    /// is also definitive: the search visits the same positions with the same masks. Otherwise the rest waits for
+    /// more data, which keeps the bytes carried into the next buffer to about one chunk.
+    func findCuts(in bytes: UnsafeRawBufferPointer, atEnd: Bool) -> [Range<Int>] {
+        let parameters = chunker.parameters
+        var cuts: [Range<Int>] = []
+        var position = 0
+        while position < bytes.count {
+            let available = bytes.count - position
+            let rest = UnsafeRawBufferPointer(rebasing: bytes[position...])
+            if atEnd || available >= parameters.maxSize {
+                let length = chunker.cut(rest).length
+                cuts.append(position..<position + length)
+                position += length
+            } else if available >= parameters.avgSize {
+                let length = chunker.cut(rest).length
+                guard length < available else { break }
+                cuts.append(position..<position + length)
+                position += length
+            } else {
+                break
+            }
+        }
+        return cuts
     }
 }

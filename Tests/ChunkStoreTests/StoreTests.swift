@@ -92,3 +92,39 @@ struct StoreTests {
         #expect(throws: ChunkStoreError.self) { _ = try store.index(file: dir.file("nope")) }
     }
 }
+
+@Suite("Streaming indexer")
+struct FileIndexerTests {
+    /// The streaming indexer cuts exactly where the in-memory chunker does, whatever the buffer size: small buffers
+    /// force many carries and early cuts decided from fewer than maxSize bytes.
+    @Test(arguments: [49_152, 65_536, 100_000])
+    func streamingMatchesInMemory(blockSize: Int) throws {
+        let dir = try TemporaryDirectory()
+        var random = SeededBytes(seed: UInt64(blockSize))
+        // Random data with a long run of zeros in the middle, which forces maximum-size chunks there.
+        let data = random.bytes(1_500_000) + [UInt8](repeating: 0, count: 200_000) + random.bytes(700_001)
+        let path = try dir.write("a.bin", data)
+        let chunker = FastCDC(parameters: .small, table: .harpV1)
+        for buffers in [2, 3] {
+            let indexer = FileIndexer(chunker: chunker, blockSize: blockSize, bufferCount: buffers)
+            let streamed = try indexer.index(path: path).manifest
+            let expected = chunker.chunks(of: data).map {
+                ChunkRef(hash: Hash256.sha256(Array(data[$0.offset..<$0.offset + $0.length])), length: $0.length)
+            }
+            #expect(streamed.chunks.map(\.length) == expected.map(\.length))
+            #expect(streamed.root == (try Manifest(parameters: .small, chunks: expected)).root)
+            #expect(streamed.size == Int64(data.count))
+        }
+    }
+
+    @Test func defaultParametersOnSeveralBuffers() throws {
+        let dir = try TemporaryDirectory()
+        var random = SeededBytes(seed: 77)
+        let data = random.bytes(20 << 20)
+        let path = try dir.write("b.bin", data)
+        let chunker = try FastCDC()
+        let streamed = try FileIndexer(chunker: chunker).index(path: path).manifest
+        #expect(streamed.chunks.map(\.length) == chunker.chunks(of: data).map(\.length))
+        #expect(streamed.size == Int64(data.count))
+    }
+}
