@@ -82,6 +82,8 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -118,5 +120,15 @@ let package = Package(
         .testTarget(name: "SignalingTests", dependencies: ["Signaling"], swiftSettings: swiftSettings),
         .testTarget(name: "NextcloudClientTests", dependencies: ["NextcloudClient", "DevCloud"], swiftSettings: swiftSettings),
         .testTarget(name: "EndToEndTests", dependencies: ["ChunkStore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "DevCloudTests",
+            dependencies: [
+                "DevCloud",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            resources: [.copy("Fixtures")],
+            swiftSettings: swiftSettings
+        ),
     ]
 )
