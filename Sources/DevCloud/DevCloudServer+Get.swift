@@ -63,8 +63,10 @@ extension DevCloudServer {
     ) throws -> Response {
         let lastModified = HTTP.httpDate(mtime)
         if let ifMatch = HTTP.header(request, "If-Match"), !Self.etagMatches(ifMatch, etag) {
-            throw DAVError.preconditionFailed(
+            var error = DAVError.preconditionFailed(
                 "An If-Match header was specified, but none of the specified ETags matched.", header: "If-Match")
+            error.headers = [("ETag", etag)]
+            throw error
         }
         if let ifNoneMatch = HTTP.header(request, "If-None-Match"), Self.etagMatches(ifNoneMatch, etag) {
             return HTTP.response(304, headers: [("ETag", etag)])
@@ -79,7 +81,7 @@ extension DevCloudServer {
                 "The start offset (\(start)) exceeded the size of the entity (\(size))",
                 headers: [("Last-Modified", lastModified), ("ETag", etag)])
         }
-        let escapedName = name.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? name
+        let escapedName = name.addingPercentEncoding(withAllowedCharacters: Self.unreserved) ?? name
         var headers: [(String, String)] = [
             ("Content-Type", contentType ?? MimeType.of(name)), ("Last-Modified", lastModified), ("ETag", etag),
         ]
@@ -114,6 +116,12 @@ extension DevCloudServer {
         }
         return Response(status: HTTP.status(status), headers: fields, body: body)
     }
+
+    static let unreserved: CharacterSet = {
+        var set = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+        set.insert(charactersIn: "-._~")
+        return set
+    }()
 
     static func etagMatches(_ header: String, _ etag: String) -> Bool {
         header.split(separator: ",").contains { candidate in

@@ -90,9 +90,10 @@ extension DevCloudServer {
             + " <nc:lock-token>\(lock.kind == .user ? "files_lock/" : "")\(lock.token)</nc:lock-token>\n</d:prop>\n"
     }
 
+    /// `<d:activelock>`; the LOCK answer says depth infinity (066), PROPFIND says 1 (059, 067).
     func activeLockXML(_ lock: FileLock, href: String, indent: Bool) -> String {
         let token = lock.kind == .user ? "files_lock/\(lock.token)" : lock.token
-        let depth = lock.kind == .user ? "1" : "infinity"
+        let depth = indent ? "infinity" : "1"
         let owner = lock.kind == .user ? lock.ownerDisplayName : (lock.davOwner ?? lock.owner)
         let parts = [
             "<d:activelock>", "<d:lockscope><d:exclusive/></d:lockscope>", "<d:locktype><d:write/></d:locktype>",

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Hummingbird
 
@@ -39,7 +40,11 @@ extension DevCloudServer {
         if isCapabilities {
             var anonymous = true
             if case .user = auth { anonymous = false }
-            return answer(.ok(capabilities(anonymous: anonymous, throttled: throttled)))
+            let data = capabilities(anonymous: anonymous, throttled: throttled)
+            var response = answer(.ok(data))
+            let digest = Insecure.MD5.hash(data: Data(data.json.utf8)).map { String(format: "%02x", $0) }.joined()
+            response.headers[.eTag] = "\"\(digest)\""
+            return response
         }
         guard case .user(let user, let appPassword) = auth else {
             return answer(.failure(997, "Current user is not logged in"))
@@ -102,8 +107,13 @@ extension DevCloudServer {
         else { return .object([]) }
         value = value.setting(["capabilities", "bruteforce", "delay"], to: .int(throttled ? 25000 : 0))
         if anonymous, case .object(let pairs)? = value["capabilities"] {
+            // Without a user there is no log level and no user theme (082).
             let kept = pairs.filter { ["bruteforce", "app_api", "theming"].contains($0.0) }
             value = value.setting(["capabilities"], to: .object(kept))
+            if case .object(let appAPI)? = value["capabilities"]?["app_api"] {
+                value = value.setting(["capabilities", "app_api"], to: .object(appAPI.filter { $0.0 == "version" }))
+            }
+            value = value.setting(["capabilities", "theming", "enabledThemes"], to: .array([]))
         }
         return value
     }

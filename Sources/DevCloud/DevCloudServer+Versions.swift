@@ -38,7 +38,7 @@ extension DevCloudServer {
             return try fileResponse(
                 request, url: version.url, size: version.size, etag: String(version.mtime), mtime: version.mtime,
                 name: item.location.name, checksum: nil, user: user, head: method == "HEAD",
-                contentType: MimeType.of(item.location.name))
+                contentType: MimeType.of(item.location.name) + (MimeType.of(item.location.name).hasPrefix("text/") ? ";charset=UTF-8" : ""))
         }
         guard method == "PROPFIND" else {
             throw DAVError(405, "Sabre\\DAV\\Exception\\MethodNotAllowed", "\(method) is not allowed here")

@@ -133,8 +133,9 @@ extension DevCloudServer {
         try requirePermission(location, 4)
         try FileManager.default.createDirectory(
             at: diskURL(owner: location.owner, path: location.ownerPath), withIntermediateDirectories: false)
-        try store.folderCreated(owner: location.owner, path: location.ownerPath, mtime: Int64(Date().timeIntervalSince1970))
-        return HTTP.empty(201)
+        let record = try store.folderCreated(
+            owner: location.owner, path: location.ownerPath, mtime: Int64(Date().timeIntervalSince1970))
+        return HTTP.empty(201, headers: [("OC-FileId", ocID(record.id ?? 0))])
     }
 
     // MARK: DELETE

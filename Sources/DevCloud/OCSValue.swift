@@ -62,9 +62,18 @@ indirect enum OCSValue: Sendable {
                 + "\(pad)</\(name)>\n"
         case .object(let pairs):
             if pairs.isEmpty { return "\(pad)<\(name)/>\n" }
-            return "\(pad)<\(name)>\n" + pairs.map { $0.1.xml(name: $0.0, indent: indent + 1) }.joined()
+            return "\(pad)<\(name)>\n" + pairs.map { Self.xmlMember($0.0, $0.1, indent: indent + 1) }.joined()
                 + "\(pad)</\(name)>\n"
         }
+    }
+
+    /// Like PHP's OCS XML writer: numeric keys become `<element>`, a `$comment` key becomes an XML comment.
+    static func xmlMember(_ key: String, _ value: OCSValue, indent: Int) -> String {
+        if key == "$comment", case .string(let text) = value {
+            return String(repeating: " ", count: indent) + "<!--" + text.replacingOccurrences(of: "--", with: "- -") + "-->\n"
+        }
+        let isNumeric = !key.isEmpty && key.allSatisfy(\.isNumber)
+        return value.xml(name: isNumeric ? "element" : key, indent: indent)
     }
 
     subscript(key: String) -> OCSValue? {

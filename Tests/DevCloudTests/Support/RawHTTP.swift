@@ -1,0 +1,118 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An HTTP response as read off the socket.
+struct HTTPResult: Sendable {
+    var status: Int
+    var headers: [(String, String)]
+    var body: [UInt8]
+
+    func header(_ name: String) -> String? {
+        headers.first { $0.0.lowercased() == name.lowercased() }?.1
+    }
+
+    var text: String { String(decoding: body, as: UTF8.self) }
+}
+
+struct RawHTTPError: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// A minimal HTTP/1.1 client over a plain loopback socket, so tests send exactly the recorded requests
+/// (any method, any header). Each request uses its own connection with `Connection: close`; the blocking socket
+/// work runs on its own thread, never on the Swift concurrency pool the server needs.
+enum RawHTTP {
+    static func send(
+        port: Int, method: String, path: String, headers: [(String, String)] = [], body: [UInt8] = []
+    ) async throws -> HTTPResult {
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\n"
+        for (name, value) in headers where !["host", "content-length", "connection"].contains(name.lowercased()) {
+            head += "\(name): \(value)\r\n"
+        }
+        if !body.isEmpty || ["PUT", "POST", "PROPFIND", "PROPPATCH", "LOCK"].contains(method) {
+            head += "Content-Length: \(body.count)\r\n"
+        }
+        head += "Connection: close\r\n\r\n"
+        let request = Array(head.utf8) + body
+        let raw = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[UInt8], any Error>) in
+            let thread = Thread {
+                continuation.resume(with: Result { try exchange(port: port, request: request) })
+            }
+            thread.start()
+        }
+        return try parse(raw, isHead: method == "HEAD")
+    }
+
+    private static func exchange(port: Int, request: [UInt8]) throws -> [UInt8] {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw RawHTTPError(description: "socket() failed") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard connected == 0 else { throw RawHTTPError(description: "connect() failed") }
+        var offset = 0
+        while offset < request.count {
+            let written = request[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            // The server may answer (e.g. 507, 403) and close before reading the whole body.
+            if written <= 0 { break }
+            offset += written
+        }
+        var response: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count <= 0 { break }
+            response.append(contentsOf: buffer[0..<count])
+        }
+        return response
+    }
+
+    static func parse(_ raw: [UInt8], isHead: Bool) throws -> HTTPResult {
+        let separator: [UInt8] = [13, 10, 13, 10]
+        guard let end = raw.firstRange(of: separator) else {
+            throw RawHTTPError(description: "no complete response head (\(raw.count) bytes)")
+        }
+        let headText = String(decoding: raw[..<end.lowerBound], as: UTF8.self)
+        var lines = headText.components(separatedBy: "\r\n")
+        let statusLine = lines.removeFirst().split(separator: " ")
+        guard statusLine.count >= 2, let status = Int(statusLine[1]) else {
+            throw RawHTTPError(description: "bad status line")
+        }
+        let headers: [(String, String)] = lines.compactMap { line in
+            guard let colon = line.firstIndex(of: ":") else { return nil }
+            return (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
+        }
+        var body = Array(raw[end.upperBound...])
+        if isHead { body = [] }
+        let chunked = headers.contains { $0.0.lowercased() == "transfer-encoding" && $0.1.lowercased().contains("chunked") }
+        if chunked { body = try dechunk(body) }
+        return HTTPResult(status: status, headers: headers, body: body)
+    }
+
+    private static func dechunk(_ data: [UInt8]) throws -> [UInt8] {
+        var result: [UInt8] = []
+        var index = 0
+        while index < data.count {
+            guard let lineEnd = data[index...].firstRange(of: [13, 10]) else { break }
+            let sizeText = String(decoding: data[index..<lineEnd.lowerBound], as: UTF8.self)
+            guard let size = Int(sizeText.split(separator: ";")[0], radix: 16) else {
+                throw RawHTTPError(description: "bad chunk size")
+            }
+            if size == 0 { break }
+            let start = lineEnd.upperBound
+            result.append(contentsOf: data[start..<min(data.count, start + size)])
+            index = start + size + 2
+        }
+        return result
+    }
+}
