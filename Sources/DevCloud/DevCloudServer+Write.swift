@@ -22,6 +22,10 @@ extension DevCloudServer {
                 try await BlockingIO.run { try handle.write(contentsOf: data) }
             }
             try handle.close()
+            // A client that went away mid-body must not leave a truncated file behind.
+            if let declared = HTTP.header(request, "Content-Length").flatMap(Int64.init), declared != total {
+                throw DAVError.badRequest("Expected \(declared) bytes but received \(total)")
+            }
         } catch {
             try? handle.close()
             try? FileManager.default.removeItem(at: url)

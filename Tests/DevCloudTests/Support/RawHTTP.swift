@@ -116,3 +116,43 @@ enum RawHTTP {
         return result
     }
 }
+
+extension RawHTTP {
+    /// Sends a request head announcing `declaredLength` body bytes, then only `body`, then closes the connection:
+    /// an upload interrupted mid-body.
+    static func sendInterrupted(
+        port: Int, method: String, path: String, headers: [(String, String)], declaredLength: Int, body: [UInt8]
+    ) async throws {
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\n"
+        for (name, value) in headers { head += "\(name): \(value)\r\n" }
+        head += "Content-Length: \(declaredLength)\r\n\r\n"
+        let bytes = Array(head.utf8) + body
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            Thread {
+                let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+                var address = sockaddr_in()
+                address.sin_family = sa_family_t(AF_INET)
+                address.sin_port = in_port_t(UInt16(port).bigEndian)
+                address.sin_addr.s_addr = inet_addr("127.0.0.1")
+                let connected = withUnsafePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                    }
+                }
+                guard fd >= 0, connected == 0 else {
+                    if fd >= 0 { close(fd) }
+                    continuation.resume(throwing: RawHTTPError(description: "connect() failed"))
+                    return
+                }
+                var offset = 0
+                while offset < bytes.count {
+                    let written = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+                    if written <= 0 { break }
+                    offset += written
+                }
+                close(fd)
+                continuation.resume()
+            }.start()
+        }
+    }
+}
