@@ -28,7 +28,9 @@ public struct DevCloudConfiguration: Sendable, Codable {
         public var displayName: String
         public var email: String?
 
-        public init(name: String, password: String, quotaBytes: Int64? = nil, displayName: String? = nil, email: String? = nil) {
+        public init(
+            name: String, password: String, quotaBytes: Int64? = nil, displayName: String? = nil, email: String? = nil
+        ) {
             self.name = name
             self.password = password
             self.quotaBytes = quotaBytes

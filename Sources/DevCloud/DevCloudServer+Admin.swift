@@ -30,7 +30,8 @@ extension DevCloudServer {
                 return HTTP.json(200, statsJSON())
             case ("POST", "/faults"):
                 let fault = try decoder.decode(FaultRequest.self, from: try await body())
-                injectFaults(status: fault.status, count: fault.count, method: fault.method, pathPrefix: fault.pathPrefix)
+                injectFaults(
+                    status: fault.status, count: fault.count, method: fault.method, pathPrefix: fault.pathPrefix)
                 return HTTP.json(200, #"{"ok":true}"#)
             case ("DELETE", "/faults"):
                 state.withLock { $0.faults.removeAll() }
@@ -69,10 +70,14 @@ extension DevCloudServer {
         if let egress {
             let accounting = egress.accounting
             pairs.append(
-                ("egress", .object([
-                    ("bytesPerSecond", .int(Int64(egress.bytesPerSecond))), ("bytesGranted", .int(accounting.bytesGranted)),
-                    ("delayMilliseconds", .int(Int64(accounting.delaySeconds * 1000))),
-                ])))
+                (
+                    "egress",
+                    .object([
+                        ("bytesPerSecond", .int(Int64(egress.bytesPerSecond))),
+                        ("bytesGranted", .int(accounting.bytesGranted)),
+                        ("delayMilliseconds", .int(Int64(accounting.delaySeconds * 1000))),
+                    ])
+                ))
         }
         return OCSValue.object(pairs).json
     }

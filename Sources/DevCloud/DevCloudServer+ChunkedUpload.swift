@@ -13,7 +13,8 @@ extension DevCloudServer {
             throw DAVError.notFound("File with name //\(parts.dropFirst().joined(separator: "/")) could not be located")
         }
         let id = parts[1]
-        let folder = uploadsRoot.appendingPathComponent(user, isDirectory: true).appendingPathComponent(id, isDirectory: true)
+        let folder = uploadsRoot.appendingPathComponent(user, isDirectory: true).appendingPathComponent(
+            id, isDirectory: true)
         let chunk = parts.count == 3 ? parts[2] : nil
         let exists = FileManager.default.fileExists(atPath: folder.path)
         let notFound = DAVError.notFound("File with name //\(id)\(chunk.map { "/" + $0 } ?? "") could not be located")
@@ -29,10 +30,12 @@ extension DevCloudServer {
             return HTTP.empty(201)
         case ("PUT", .some(let name)):
             guard exists else { throw notFound }
-            guard name != ".file", Int(name) != nil || !name.contains(".") else { throw DAVError.forbidden("Invalid chunk name") }
+            guard name != ".file", Int(name) != nil || !name.contains(".") else {
+                throw DAVError.forbidden("Invalid chunk name")
+            }
             var limit: Int64?
             var message = "Insufficient space"
-            if let destination = HTTP.header(request, "Destination") {
+            if HTTP.header(request, "Destination") != nil {
                 let target = try davTarget(path: try destinationPath(request), user: user)
                 if let free = try freeBytes(user: target.location.owner) {
                     limit = free
@@ -40,7 +43,6 @@ extension DevCloudServer {
                     let total = HTTP.header(request, "OC-Total-Length").flatMap(Int64.init) ?? 0
                     if total > free { throw DAVError.insufficientStorage(message) }
                 }
-                _ = destination
             }
             let (temp, _) = try await receiveBody(request, limit: limit, quotaMessage: message)
             let final = folder.appendingPathComponent(name)
@@ -49,7 +51,8 @@ extension DevCloudServer {
             return HTTP.empty(201)
         case ("PROPFIND", _):
             guard exists else { throw notFound }
-            return try await uploadPropfind(request, folder: folder, base: "/remote.php/dav/uploads/\(user)/\(id)", chunk: chunk)
+            return try await uploadPropfind(
+                request, folder: folder, base: "/remote.php/dav/uploads/\(user)/\(id)", chunk: chunk)
         case ("MOVE", ".file"):
             guard exists else { throw notFound }
             return try await assemble(request, user: user, folder: folder)
@@ -119,7 +122,10 @@ extension DevCloudServer {
             let names: [QName]
             switch what {
             case .allprop, .propname:
-                names = isFolder ? [.dav("getlastmodified"), .dav("resourcetype")] : [.dav("getlastmodified"), .dav("getcontentlength"), .dav("resourcetype"), .dav("getetag")]
+                names =
+                    isFolder
+                    ? [.dav("getlastmodified"), .dav("resourcetype")]
+                    : [.dav("getlastmodified"), .dav("getcontentlength"), .dav("resourcetype"), .dav("getetag")]
             case .props(let requested): names = requested
             }
             var found: [String] = []

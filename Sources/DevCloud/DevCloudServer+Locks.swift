@@ -21,7 +21,9 @@ extension DevCloudServer {
             let path = (href.isEmpty ? "files/\(user)" : href) + "/" + item.location.viewPath
             throw DAVError(
                 423, "Sabre\\DAV\\Exception\\Locked", "",
-                extraXML: "  <d:lock-token-submitted>\n    <d:href>\(XML.escape(path))</d:href>\n  </d:lock-token-submitted>\n")
+                extraXML:
+                    "  <d:lock-token-submitted>\n    <d:href>\(XML.escape(path))</d:href>\n  </d:lock-token-submitted>\n"
+            )
         }
     }
 
@@ -38,7 +40,9 @@ extension DevCloudServer {
         var timeout: Int64 = -60
         if !isUserLock {
             timeout = 1800
-            if let header = HTTP.header(request, "Timeout"), header.hasPrefix("Second-"), let seconds = Int64(header.dropFirst(7)) {
+            if let header = HTTP.header(request, "Timeout"), header.hasPrefix("Second-"),
+                let seconds = Int64(header.dropFirst(7))
+            {
                 timeout = seconds
             }
         }
@@ -53,7 +57,8 @@ extension DevCloudServer {
         }
         let xml =
             "<?xml version=\"1.0\"?>\n<d:prop xmlns:d=\"DAV:\" xmlns:s=\"http://sabredav.org/ns\" xmlns:oc=\"http://owncloud.org/ns\" xmlns:nc=\"http://nextcloud.org/ns\">\n <d:lockdiscovery>\n"
-            + activeLockXML(lock, href: href(item, base: target.hrefBase), indent: true) + " </d:lockdiscovery>\n</d:prop>\n"
+            + activeLockXML(lock, href: href(item, base: target.hrefBase), indent: true)
+            + " </d:lockdiscovery>\n</d:prop>\n"
         return HTTP.xml(200, xml, headers: [("Lock-Token", "<opaquelocktoken:\(lock.token)>")])
     }
 
@@ -63,7 +68,9 @@ extension DevCloudServer {
             throw DAVError(409, "Sabre\\DAV\\Exception\\LockTokenMatchesRequestUri", "No lock on this file")
         }
         if HTTP.header(request, "X-User-Lock") == "1" {
-            guard lock.owner == target.user else { return HTTP.xml(423, try lockPropsXML(lock, etag: item.record.etag)) }
+            guard lock.owner == target.user else {
+                return HTTP.xml(423, try lockPropsXML(lock, etag: item.record.etag))
+            }
             state.withLock { $0.locks[item.fileid] = nil }
             let record = try store.touchMetadata(id: item.fileid) ?? item.record
             let xml =

@@ -22,7 +22,12 @@ extension DevCloudServer {
                 grantedUser: configuration.autoGrantLoginFlowUser)
             state.withLock { $0.loginFlows[flow.pollToken] = flow }
             let body = OCSValue.object([
-                ("poll", .object([("token", .string(flow.pollToken)), ("endpoint", .string(baseURL + "/index.php/login/v2/poll"))])),
+                (
+                    "poll",
+                    .object([
+                        ("token", .string(flow.pollToken)), ("endpoint", .string(baseURL + "/index.php/login/v2/poll")),
+                    ])
+                ),
                 ("login", .string(baseURL + "/index.php/login/v2/flow/" + flow.loginToken)),
             ])
             return HTTP.json(200, body.json)
@@ -44,12 +49,19 @@ extension DevCloudServer {
             let prefix = "/index.php/login/v2/flow/"
             guard path.hasPrefix(prefix) else { return emptyNotFound }
             let loginToken = String(path.dropFirst(prefix.count))
-            let exists = state.withLock { $0.loginFlows.values.contains { $0.loginToken == loginToken && $0.grantedUser == nil } }
-            guard exists else { return HTTP.response(404, headers: [("Content-Type", "text/html; charset=utf-8")], body: Self.page("This login link is no longer valid.")) }
+            let exists = state.withLock {
+                $0.loginFlows.values.contains { $0.loginToken == loginToken && $0.grantedUser == nil }
+            }
+            guard exists else {
+                return HTTP.response(
+                    404, headers: [("Content-Type", "text/html; charset=utf-8")],
+                    body: Self.page("This login link is no longer valid."))
+            }
             if method == "GET" {
                 let form =
                     "<form method=\"post\"><p><label>User <input name=\"user\"></label></p><p><label>Password <input name=\"password\" type=\"password\"></label></p><p><button>Grant access</button></p></form>"
-                return HTTP.response(200, headers: [("Content-Type", "text/html; charset=utf-8")], body: Self.page(form))
+                return HTTP.response(
+                    200, headers: [("Content-Type", "text/html; charset=utf-8")], body: Self.page(form))
             }
             guard method == "POST" else { return emptyNotFound }
             if isThrottled(address: context.remoteAddress) { return HTTP.text(429, "Too many requests\n") }
@@ -57,10 +69,14 @@ extension DevCloudServer {
             let user = fields["user"] ?? ""
             guard try store.checkAccountPassword(user: user, password: fields["password"] ?? "") else {
                 recordFailure(address: context.remoteAddress)
-                return HTTP.response(403, headers: [("Content-Type", "text/html; charset=utf-8")], body: Self.page("Wrong user or password."))
+                return HTTP.response(
+                    403, headers: [("Content-Type", "text/html; charset=utf-8")],
+                    body: Self.page("Wrong user or password."))
             }
             _ = grantLoginFlow(user: user, loginToken: loginToken)
-            return HTTP.response(200, headers: [("Content-Type", "text/html; charset=utf-8")], body: Self.page("Account connected. You can close this window."))
+            return HTTP.response(
+                200, headers: [("Content-Type", "text/html; charset=utf-8")],
+                body: Self.page("Account connected. You can close this window."))
         }
     }
 

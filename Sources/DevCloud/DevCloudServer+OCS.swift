@@ -81,7 +81,10 @@ extension DevCloudServer {
                     result = try sharesAPI(method: method, id: id, user: user, parameters: parameters)
                 }
             } else {
-                result = .failure(404, "Invalid query, please check the syntax. API specifications are here: http://www.freedesktop.org/wiki/Specifications/open-collaboration-services.")
+                result = .failure(
+                    404,
+                    "Invalid query, please check the syntax. API specifications are here: http://www.freedesktop.org/wiki/Specifications/open-collaboration-services."
+                )
             }
         }
         return answer(result)
@@ -103,7 +106,9 @@ extension DevCloudServer {
     }
 
     func capabilities(anonymous: Bool, throttled: Bool) -> OCSValue {
-        guard var value = OCSValue.parse(json: CapabilitiesTemplate.json.replacingOccurrences(of: "{BASE}", with: baseURL))
+        guard
+            var value = OCSValue.parse(
+                json: CapabilitiesTemplate.json.replacingOccurrences(of: "{BASE}", with: baseURL))
         else { return .object([]) }
         value = value.setting(["capabilities", "bruteforce", "delay"], to: .int(throttled ? 25000 : 0))
         if anonymous, case .object(let pairs)? = value["capabilities"] {
@@ -129,14 +134,18 @@ extension DevCloudServer {
                 ("relative", .int(relative)), ("quota", .int(limit)),
             ])
         } else {
-            quota = .object([("free", .int(-3)), ("used", .int(used)), ("total", .int(-3)), ("relative", .int(0)), ("quota", .int(-3))])
+            quota = .object([
+                ("free", .int(-3)), ("used", .int(used)), ("total", .int(-3)), ("relative", .int(0)),
+                ("quota", .int(-3)),
+            ])
         }
         var pairs: [(String, OCSValue)] = [
             ("enabled", .bool(true)), ("id", .string(name)), ("firstLoginTimestamp", .int(user.created)),
             ("lastLoginTimestamp", .int(user.created)), ("lastLogin", .int(user.created * 1000)),
             ("backend", .string("Database")), ("subadmin", .array([])), ("quota", quota), ("manager", .string("")),
             ("avatarScope", .string("v2-federated")), ("email", user.email.map { .string($0) } ?? .null),
-            ("emailScope", .string("v2-federated")), ("additional_mail", .array([])), ("additional_mailScope", .array([])),
+            ("emailScope", .string("v2-federated")), ("additional_mail", .array([])),
+            ("additional_mailScope", .array([])),
             ("displayname", .string(user.displayName)), ("display-name", .string(user.displayName)),
             ("displaynameScope", .string("v2-federated")),
         ]

@@ -5,7 +5,9 @@ extension DevCloudServer {
     func sharesAPI(method: String, id: Int64?, user: String, parameters: [String: String]) throws -> OCSResult {
         let wrongID = OCSResult.failure(404, "Wrong share ID, share does not exist")
         if let id {
-            guard let share = try store.share(id: id), share.owner == user || share.sharee == user else { return wrongID }
+            guard let share = try store.share(id: id), share.owner == user || share.sharee == user else {
+                return wrongID
+            }
             switch method {
             case "GET": return .ok(.array([try shareObject(share, viewer: user)]))
             case "DELETE":
@@ -17,7 +19,8 @@ extension DevCloudServer {
                     return .failure(400, "Wrong or no update parameter given")
                 }
                 guard (1...31).contains(bits), bits & 1 != 0 else { return .failure(400, "Invalid permissions") }
-                let updated = try store.upsertShare(owner: share.owner, path: share.path, sharee: share.sharee, permissions: bits)
+                let updated = try store.upsertShare(
+                    owner: share.owner, path: share.path, sharee: share.sharee, permissions: bits)
                 return .ok(try shareObject(updated, viewer: user))
             default: return .failure(405, "Method not allowed")
             }
@@ -33,12 +36,15 @@ extension DevCloudServer {
                 let location = try resolve(viewer: user, viewPath: path)
                 guard try item(location) != nil else { return wrongPath }
                 guard location.share == nil else { return .ok(.array([])) }
-                return .ok(.array(try store.shares(owner: user, path: "/" + path).map { try shareObject($0, viewer: user) }))
+                return .ok(
+                    .array(try store.shares(owner: user, path: "/" + path).map { try shareObject($0, viewer: user) }))
             }
             return .ok(.array(try store.shares(owner: user).map { try shareObject($0, viewer: user) }))
         case "POST":
             let wrongPath = OCSResult.failure(404, "Wrong path, file/folder does not exist")
-            guard let raw = parameters["path"], let path = try? normalizedPath(raw), !path.isEmpty else { return wrongPath }
+            guard let raw = parameters["path"], let path = try? normalizedPath(raw), !path.isEmpty else {
+                return wrongPath
+            }
             let location = try resolve(viewer: user, viewPath: path)
             guard let item = try item(location) else { return wrongPath }
             guard location.share == nil else { return .failure(403, "Resharing is not supported by DevCloud") }
@@ -59,7 +65,8 @@ extension DevCloudServer {
     func shareObject(_ share: ShareRecord, viewer: String, mailSend: Bool = false) throws -> OCSValue {
         let ownerPath = String(share.path.dropFirst())
         let asOwner = share.owner == viewer
-        let ownerLocation = Location(viewer: share.owner, viewPath: ownerPath, owner: share.owner, ownerPath: ownerPath, share: nil)
+        let ownerLocation = Location(
+            viewer: share.owner, viewPath: ownerPath, owner: share.owner, ownerPath: ownerPath, share: nil)
         let item = try self.item(ownerLocation)
         var parentLocation = ownerLocation
         parentLocation.viewPath = ownerLocation.parentViewPath

@@ -19,13 +19,15 @@ extension DevCloudServer {
             var url: URL
         }
         var versions = try store.versions(fileid: fileid).map {
-            Version(mtime: $0.mtime, size: $0.size, author: $0.author,
-                    url: versionsRoot.appendingPathComponent(String(fileid)).appendingPathComponent(String($0.mtime)))
+            Version(
+                mtime: $0.mtime, size: $0.size, author: $0.author,
+                url: versionsRoot.appendingPathComponent(String(fileid)).appendingPathComponent(String($0.mtime)))
         }
         versions.removeAll { $0.mtime == item.record.mtime }
         versions.append(
-            Version(mtime: item.record.mtime, size: item.size, author: item.location.owner,
-                    url: diskURL(owner: item.location.owner, path: item.location.ownerPath)))
+            Version(
+                mtime: item.record.mtime, size: item.size, author: item.location.owner,
+                url: diskURL(owner: item.location.owner, path: item.location.ownerPath)))
         let base = "/remote.php/dav/versions/\(user)/versions/\(fileid)"
         let method = request.method.rawValue
         if parts.count == 4 {
@@ -38,7 +40,8 @@ extension DevCloudServer {
             return try fileResponse(
                 request, url: version.url, size: version.size, etag: String(version.mtime), mtime: version.mtime,
                 name: item.location.name, checksum: nil, user: user, head: method == "HEAD",
-                contentType: MimeType.of(item.location.name) + (MimeType.of(item.location.name).hasPrefix("text/") ? ";charset=UTF-8" : ""))
+                contentType: MimeType.of(item.location.name)
+                    + (MimeType.of(item.location.name).hasPrefix("text/") ? ";charset=UTF-8" : ""))
         }
         guard method == "PROPFIND" else {
             throw DAVError(405, "Sabre\\DAV\\Exception\\MethodNotAllowed", "\(method) is not allowed here")
@@ -54,7 +57,11 @@ extension DevCloudServer {
             missing: rootNames.filter { $0 != .dav("resourcetype") }.map { XML.element($0, inner: nil) })
         if depth != "0" {
             for version in versions {
-                let names = requested ?? [.dav("getlastmodified"), .dav("getcontentlength"), .dav("resourcetype"), .dav("getetag"), .dav("getcontenttype")]
+                let names =
+                    requested ?? [
+                        .dav("getlastmodified"), .dav("getcontentlength"), .dav("resourcetype"), .dav("getetag"),
+                        .dav("getcontenttype"),
+                    ]
                 var found: [String] = []
                 var missing: [String] = []
                 for name in names {
@@ -85,7 +92,8 @@ extension DevCloudServer {
     func visibleItem(fileid: Int64, viewer: String) throws -> Item? {
         guard let record = try store.node(id: fileid) else { return nil }
         if record.owner == viewer {
-            return try item(Location(viewer: viewer, viewPath: record.path, owner: viewer, ownerPath: record.path, share: nil))
+            return try item(
+                Location(viewer: viewer, viewPath: record.path, owner: viewer, ownerPath: record.path, share: nil))
         }
         for share in try store.shares(sharee: viewer) where share.owner == record.owner {
             let base = String(share.path.dropFirst())

@@ -24,10 +24,12 @@ extension DevCloudServer {
         let rawPath = request.uri.path
         let path = rawPath.removingPercentEncoding ?? rawPath
         if path.hasPrefix("/remote.php/dav/uploads/") {
-            return try await handleUpload(request, user: user, path: String(path.dropFirst("/remote.php/dav/uploads/".count)))
+            return try await handleUpload(
+                request, user: user, path: String(path.dropFirst("/remote.php/dav/uploads/".count)))
         }
         if path.hasPrefix("/remote.php/dav/versions/") {
-            return try await handleVersions(request, user: user, path: String(path.dropFirst("/remote.php/dav/versions/".count)))
+            return try await handleVersions(
+                request, user: user, path: String(path.dropFirst("/remote.php/dav/versions/".count)))
         }
         let target = try davTarget(path: path, user: user)
         switch method {
@@ -42,14 +44,16 @@ extension DevCloudServer {
         case "PROPPATCH": return try await proppatch(request, target: target)
         case "GET", "HEAD": return try await get(request, target: target, head: method == "HEAD")
         case "PUT": return try await put(request, target: target)
-        case "MKCOL": return try mkcol(target: target)
-        case "DELETE": return try delete(request, target: target)
-        case "MOVE", "COPY": return try moveOrCopy(request, target: target, isMove: method == "MOVE")
+        case "MKCOL": return try writeLock.withLock { _ in try mkcol(target: target) }
+        case "DELETE": return try writeLock.withLock { _ in try delete(request, target: target) }
+        case "MOVE", "COPY":
+            return try writeLock.withLock { _ in try moveOrCopy(request, target: target, isMove: method == "MOVE") }
         case "LOCK": return try await lock(request, target: target)
         case "UNLOCK": return try unlock(request, target: target)
         default:
             throw DAVError(
-                501, "Sabre\\DAV\\Exception\\NotImplemented", "There was no handler found for this \"\(method)\" method")
+                501, "Sabre\\DAV\\Exception\\NotImplemented", "There was no handler found for this \"\(method)\" method"
+            )
         }
     }
 
@@ -86,7 +90,8 @@ extension DevCloudServer {
     }
 
     static func encodeHref(_ path: String) -> String {
-        var allowed = CharacterSet.alphanumerics.intersection(CharacterSet(charactersIn: Unicode.Scalar(0)..<Unicode.Scalar(128)))
+        var allowed = CharacterSet.alphanumerics.intersection(
+            CharacterSet(charactersIn: Unicode.Scalar(0)..<Unicode.Scalar(128)))
         allowed.insert(charactersIn: "_-.~()/:@")
         return path.addingPercentEncoding(withAllowedCharacters: allowed) ?? path
     }
@@ -134,7 +139,9 @@ extension DevCloudServer {
         return HTTP.xml(207, xml, headers: [("DAV", Self.davHeader), ("Vary", "Brief,Prefer")])
     }
 
-    static func response(href: String, found: [String], missing: [String], foundStatus: String = "HTTP/1.1 200 OK")
+    static func response(
+        href: String, found: [String], missing: [String], foundStatus: String = "HTTP/1.1 200 OK"
+    )
         -> String
     {
         var xml = "<d:response><d:href>\(XML.escape(href))</d:href>"
@@ -142,7 +149,8 @@ extension DevCloudServer {
             xml += "<d:propstat><d:prop>" + found.joined() + "</d:prop><d:status>\(foundStatus)</d:status></d:propstat>"
         }
         if !missing.isEmpty {
-            xml += "<d:propstat><d:prop>" + missing.joined()
+            xml +=
+                "<d:propstat><d:prop>" + missing.joined()
                 + "</d:prop><d:status>HTTP/1.1 404 Not Found</d:status></d:propstat>"
         }
         return xml + "</d:response>"
@@ -151,8 +159,14 @@ extension DevCloudServer {
     /// What `<d:allprop/>` returns: DAV: properties only (009, 010).
     static func allprops(isFolder: Bool) -> [QName] {
         isFolder
-            ? [.dav("getlastmodified"), .dav("resourcetype"), .dav("quota-used-bytes"), .dav("quota-available-bytes"), .dav("getetag")]
-            : [.dav("getlastmodified"), .dav("getcontentlength"), .dav("resourcetype"), .dav("getetag"), .dav("getcontenttype")]
+            ? [
+                .dav("getlastmodified"), .dav("resourcetype"), .dav("quota-used-bytes"), .dav("quota-available-bytes"),
+                .dav("getetag"),
+            ]
+            : [
+                .dav("getlastmodified"), .dav("getcontentlength"), .dav("resourcetype"), .dav("getetag"),
+                .dav("getcontenttype"),
+            ]
     }
 
     /// The inner XML of a property ("" renders as an empty element), or nil when the node has no such property.
@@ -202,7 +216,8 @@ extension DevCloudServer {
             guard let lock else { return "" }
             return activeLockXML(lock, href: href(item, base: hrefBase), indent: false)
         case (XML.dav, "supportedlock"):
-            return "<d:lockentry><d:lockscope><d:exclusive/></d:lockscope><d:locktype><d:write/></d:locktype></d:lockentry><d:lockentry><d:lockscope><d:shared/></d:lockscope><d:locktype><d:write/></d:locktype></d:lockentry>"
+            return
+                "<d:lockentry><d:lockscope><d:exclusive/></d:lockscope><d:locktype><d:write/></d:locktype></d:lockentry><d:lockentry><d:lockscope><d:shared/></d:lockscope><d:locktype><d:write/></d:locktype></d:lockentry>"
         default:
             let props = try store.deadProps(fileid: item.fileid, user: item.location.viewer)
             return props.first { $0.namespace == name.namespace && $0.name == name.name }.map { XML.escape($0.value) }
@@ -239,7 +254,8 @@ extension DevCloudServer {
                             fileid: item.fileid, user: target.user, namespace: name.namespace, name: name.name,
                             value: prop.text))
                 } else {
-                    try store.removeDeadProp(fileid: item.fileid, user: target.user, namespace: name.namespace, name: name.name)
+                    try store.removeDeadProp(
+                        fileid: item.fileid, user: target.user, namespace: name.namespace, name: name.name)
                 }
                 accepted.append(XML.element(name, inner: nil))
             }
@@ -249,7 +265,8 @@ extension DevCloudServer {
             xml += "<d:propstat><d:prop>\(accepted.joined())</d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat>"
         }
         if !refused.isEmpty {
-            xml += "<d:propstat><d:prop>\(refused.joined())</d:prop><d:status>HTTP/1.1 403 Forbidden</d:status></d:propstat>"
+            xml +=
+                "<d:propstat><d:prop>\(refused.joined())</d:prop><d:status>HTTP/1.1 403 Forbidden</d:status></d:propstat>"
         }
         xml += "</d:response></d:multistatus>\n"
         return HTTP.xml(207, xml)

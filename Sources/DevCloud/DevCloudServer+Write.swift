@@ -3,7 +3,9 @@ import Hummingbird
 import NIOCore
 
 extension DevCloudServer {
-    var tmpRoot: URL { URL(fileURLWithPath: configuration.dataDirectory).appendingPathComponent("tmp", isDirectory: true) }
+    var tmpRoot: URL {
+        URL(fileURLWithPath: configuration.dataDirectory).appendingPathComponent("tmp", isDirectory: true)
+    }
 
     /// Streams a request body to a new temporary file; stops with 507 once `limit` bytes would be exceeded.
     func receiveBody(_ request: Request, limit: Int64?, quotaMessage: String) async throws -> (URL, Int64) {
@@ -58,6 +60,14 @@ extension DevCloudServer {
     func installFile(
         from source: URL, at location: Location, mtime: Int64, checksum: String?, author: String
     ) throws -> (NodeRecord, Bool) {
+        try writeLock.withLock { _ in
+            try installFileLocked(from: source, at: location, mtime: mtime, checksum: checksum, author: author)
+        }
+    }
+
+    private func installFileLocked(
+        from source: URL, at location: Location, mtime: Int64, checksum: String?, author: String
+    ) throws -> (NodeRecord, Bool) {
         let destination = diskURL(owner: location.owner, path: location.ownerPath)
         var existed = false
         if let old = try item(location), !old.isFolder {
@@ -67,13 +77,15 @@ extension DevCloudServer {
             let kept = folder.appendingPathComponent(String(old.record.mtime))
             try? FileManager.default.removeItem(at: kept)
             try FileManager.default.moveItem(at: destination, to: kept)
-            try store.addVersion(VersionRecord(fileid: old.fileid, mtime: old.record.mtime, size: old.size, author: author))
+            try store.addVersion(
+                VersionRecord(fileid: old.fileid, mtime: old.record.mtime, size: old.size, author: author))
         }
         try? FileManager.default.removeItem(at: destination)
         try FileManager.default.moveItem(at: source, to: destination)
         try? FileManager.default.setAttributes(
             [.modificationDate: Date(timeIntervalSince1970: TimeInterval(mtime))], ofItemAtPath: destination.path)
-        let record = try store.fileChanged(owner: location.owner, path: location.ownerPath, mtime: mtime, checksum: checksum)
+        let record = try store.fileChanged(
+            owner: location.owner, path: location.ownerPath, mtime: mtime, checksum: checksum)
         return (record, existed)
     }
 
@@ -121,7 +133,8 @@ extension DevCloudServer {
             throw error
         }
         logger.debug("devcloud.put", metadata: ["user": "\(target.user)", "path": "\(location.viewPath)"])
-        return HTTP.empty(existed ? 204 : 201, headers: writeHeaders(record, owner: location.owner, mtimeAccepted: mtime != nil))
+        return HTTP.empty(
+            existed ? 204 : 201, headers: writeHeaders(record, owner: location.owner, mtimeAccepted: mtime != nil))
     }
 
     // MARK: MKCOL
@@ -197,7 +210,9 @@ extension DevCloudServer {
         _ = try parentItem(destination)
         if isMove {
             try requirePermission(target.location, target.location.isMountRoot ? 0 : 8)
-            if !source.isFolder { try checkLock(source, user: target.user, request: request, hrefBase: target.hrefBase) }
+            if !source.isFolder {
+                try checkLock(source, user: target.user, request: request, hrefBase: target.hrefBase)
+            }
         }
         try requirePermission(destination.location, existing == nil ? 4 : 2)
         if let existing, !existing.isFolder {
@@ -216,7 +231,10 @@ extension DevCloudServer {
                 fromOwner: source.location.owner, fromPath: source.location.ownerPath,
                 toOwner: destination.location.owner, toPath: destination.location.ownerPath)
             if let moved = try item(destination.location), !moved.isFolder {
-                headers = [("OC-ETag", "\"\(moved.record.etag)\""), ("ETag", "\"\(moved.record.etag)\""), ("OC-FileId", ocID(moved.fileid))]
+                headers = [
+                    ("OC-ETag", "\"\(moved.record.etag)\""), ("ETag", "\"\(moved.record.etag)\""),
+                    ("OC-FileId", ocID(moved.fileid)),
+                ]
             }
         } else {
             try FileManager.default.copyItem(at: from, to: to)

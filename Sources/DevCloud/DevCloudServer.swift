@@ -2,7 +2,6 @@ import Foundation
 internal import Hummingbird
 public import Logging
 internal import NIOCore
-
 internal import Synchronization
 
 /// A small Nextcloud-compatible server (WebDAV, OCS, chunked upload v2, Login Flow v2, shares, versions, locks,
@@ -24,6 +23,8 @@ public final class DevCloudServer: Sendable {
     let versionsRoot: URL
     let instanceID: String
     let state = Mutex(ServerState())
+    /// Serializes the disk-and-index changes of writes (install, move, copy, delete) so two of them never interleave.
+    let writeLock = Mutex(())
     let egress: EgressLimiter?
     private let runtime = Mutex<Runtime?>(nil)
 
@@ -112,10 +113,12 @@ public final class DevCloudServer: Sendable {
 
     /// Stops listening and waits for the server to shut down.
     public func stop() async {
-        guard let current = runtime.withLock({ value -> Runtime? in
-            defer { value = nil }
-            return value
-        }) else { return }
+        guard
+            let current = runtime.withLock({ value -> Runtime? in
+                defer { value = nil }
+                return value
+            })
+        else { return }
         current.task.cancel()
         _ = try? await current.task.value
     }
@@ -144,7 +147,8 @@ public final class DevCloudServer: Sendable {
     /// instead of serving them, e.g. `injectFaults(status: 503, count: 2)`.
     public func injectFaults(status: Int, count: Int, method: String? = nil, pathPrefix: String? = nil) {
         state.withLock {
-            $0.faults.append(FaultRule(status: status, remaining: count, method: method?.uppercased(), pathPrefix: pathPrefix))
+            $0.faults.append(
+                FaultRule(status: status, remaining: count, method: method?.uppercased(), pathPrefix: pathPrefix))
         }
     }
 

@@ -13,7 +13,10 @@ struct Location: Sendable {
     /// The share the viewer reaches it through, nil for the owner.
     var share: ShareRecord?
 
-    var isMountRoot: Bool { share != nil && ownerPath == String(share!.path.dropFirst()) }
+    var isMountRoot: Bool {
+        guard let share else { return false }
+        return ownerPath == String(share.path.dropFirst())
+    }
     /// OCS permission bits the viewer has here.
     var permissions: Int { share?.permissions ?? 31 }
     var name: String { viewPath.split(separator: "/").last.map(String.init) ?? "" }

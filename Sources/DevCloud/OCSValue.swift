@@ -70,7 +70,8 @@ indirect enum OCSValue: Sendable {
     /// Like PHP's OCS XML writer: numeric keys become `<element>`, a `$comment` key becomes an XML comment.
     static func xmlMember(_ key: String, _ value: OCSValue, indent: Int) -> String {
         if key == "$comment", case .string(let text) = value {
-            return String(repeating: " ", count: indent) + "<!--" + text.replacingOccurrences(of: "--", with: "- -") + "-->\n"
+            return String(repeating: " ", count: indent) + "<!--" + text.replacingOccurrences(of: "--", with: "- -")
+                + "-->\n"
         }
         let isNumeric = !key.isEmpty && key.allSatisfy(\.isNumber)
         return value.xml(name: isNumeric ? "element" : key, indent: indent)
@@ -148,7 +149,9 @@ private struct JSONScanner {
         case UInt8(ascii: "n"): return literal("null", .null)
         default:
             let start = index
-            while index < bytes.count, (bytes[index] >= 0x30 && bytes[index] <= 0x39) || bytes[index] == UInt8(ascii: "-") {
+            while index < bytes.count,
+                (bytes[index] >= 0x30 && bytes[index] <= 0x39) || bytes[index] == UInt8(ascii: "-")
+            {
                 index += 1
             }
             return Int64(String(decoding: bytes[start..<index], as: UTF8.self)).map { .int($0) }

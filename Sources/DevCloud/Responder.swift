@@ -32,10 +32,24 @@ struct DevCloudResponder: HTTPResponder {
             server.logger.debug("devcloud.fault", metadata: ["status": "\(fault)", "path": "\(path)"])
             return HTTP.text(fault, "DevCloud injected fault\n")
         }
+        let response = await route(request, context: context, path: path, method: method, isAdmin: isAdmin)
+        // Login Flow paths carry tokens: log only their prefix.
+        let loggedPath = path.hasPrefix("/index.php/login/v2") ? "/index.php/login/v2..." : path
+        server.logger.debug(
+            "devcloud.request",
+            metadata: ["method": "\(method)", "path": "\(loggedPath)", "status": "\(response.status.code)"])
+        return response
+    }
+
+    private func route(
+        _ request: Request, context: DevCloudContext, path: String, method: String, isAdmin: Bool
+    ) async -> Response {
         do {
             if isAdmin { return try await server.handleAdmin(request, context: context) }
             if path == "/status.php" { return server.statusResponse() }
-            if path.hasPrefix("/index.php/login/v2") { return try await server.handleLoginFlow(request, context: context) }
+            if path.hasPrefix("/index.php/login/v2") {
+                return try await server.handleLoginFlow(request, context: context)
+            }
             if path.hasPrefix("/ocs/v1.php/") || path.hasPrefix("/ocs/v2.php/") {
                 return try await server.handleOCS(request, context: context)
             }
@@ -73,6 +87,7 @@ enum HTTP {
         return .init(code: code)
     }
 
+    /// Header names used here are constant tokens, so the conversion cannot fail.
     static func name(_ string: String) -> HTTPField.Name { HTTPField.Name(string)! }
 
     static func response(_ code: Int, headers: [(String, String)] = [], body: String? = nil) -> Response {
@@ -154,7 +169,8 @@ struct DAVError: Error {
     var extraXML: String = ""
     var headers: [(String, String)] = []
 
-    init(_ status: Int, _ exception: String, _ message: String, extraXML: String = "", headers: [(String, String)] = []) {
+    init(_ status: Int, _ exception: String, _ message: String, extraXML: String = "", headers: [(String, String)] = [])
+    {
         self.status = status
         self.exception = exception
         self.message = message
@@ -163,11 +179,15 @@ struct DAVError: Error {
     }
 
     static func notFound(_ message: String) -> DAVError { .init(404, "Sabre\\DAV\\Exception\\NotFound", message) }
-    static func forbidden(_ message: String = "") -> DAVError { .init(403, "Sabre\\DAV\\Exception\\Forbidden", message) }
+    static func forbidden(_ message: String = "") -> DAVError {
+        .init(403, "Sabre\\DAV\\Exception\\Forbidden", message)
+    }
     static func conflict(_ message: String) -> DAVError { .init(409, "Sabre\\DAV\\Exception\\Conflict", message) }
     static func badRequest(_ message: String) -> DAVError { .init(400, "Sabre\\DAV\\Exception\\BadRequest", message) }
     static func preconditionFailed(_ message: String, header: String) -> DAVError {
-        .init(412, "Sabre\\DAV\\Exception\\PreconditionFailed", message, extraXML: "  <s:header>\(XML.escape(header))</s:header>\n")
+        .init(
+            412, "Sabre\\DAV\\Exception\\PreconditionFailed", message,
+            extraXML: "  <s:header>\(XML.escape(header))</s:header>\n")
     }
     static func insufficientStorage(_ message: String) -> DAVError {
         .init(507, "Sabre\\DAV\\Exception\\InsufficientStorage", message)

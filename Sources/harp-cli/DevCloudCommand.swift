@@ -25,7 +25,9 @@ struct DevCloudCommand: AsyncParsableCommand {
                 """
         )
 
-        @Option(name: .long, help: "Data directory (files, versions, uploads and devcloud.sqlite). Overrides the config file's.")
+        @Option(
+            name: .long,
+            help: "Data directory (files, versions, uploads and devcloud.sqlite). Overrides the config file's.")
         var data: String?
 
         @Option(name: .long, help: "Address to listen on, HOST:PORT; loopback only, port 0 picks a free port.")
@@ -37,10 +39,16 @@ struct DevCloudCommand: AsyncParsableCommand {
         @Option(name: .long, help: "An account as NAME:PASSWORD (repeatable).")
         var user: [String] = []
 
-        @Option(name: .long, help: "A user share as OWNER:PATH:SHAREE:PERMS, PERMS in OCS bits 1..31 (repeatable); the folder is created if missing.")
+        @Option(
+            name: .long,
+            help:
+                "A user share as OWNER:PATH:SHAREE:PERMS, PERMS in OCS bits 1..31 (repeatable); the folder is created if missing."
+        )
         var share: [String] = []
 
-        @Option(name: .customLong("egress-limit"), help: "Limit file bodies to this many bytes per second, shared by all connections.")
+        @Option(
+            name: .customLong("egress-limit"),
+            help: "Limit file bodies to this many bytes per second, shared by all connections.")
         var egressLimit: Int?
 
         @Option(name: .customLong("auto-grant"), help: "Grant every Login Flow v2 at once for this user (tests, demo).")
@@ -58,7 +66,9 @@ struct DevCloudCommand: AsyncParsableCommand {
         }
 
         static func splitListen(_ value: String) -> (String, Int)? {
-            guard let colon = value.lastIndex(of: ":"), let port = Int(value[value.index(after: colon)...]) else { return nil }
+            guard let colon = value.lastIndex(of: ":"), let port = Int(value[value.index(after: colon)...]) else {
+                return nil
+            }
             var host = String(value[..<colon])
             if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
             return (host, port)

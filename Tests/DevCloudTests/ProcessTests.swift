@@ -11,13 +11,17 @@ struct ProcessTests {
 
     @Test("serves the configured users and shares and prints its URL first")
     func serve() async throws {
-        try #require(FileManager.default.isExecutableFile(atPath: Self.binary.path), "harp-cli is not built at \(Self.binary.path)")
-        let data = FileManager.default.temporaryDirectory.appendingPathComponent("devcloud-process-\(UUID().uuidString)")
+        try #require(
+            FileManager.default.isExecutableFile(atPath: Self.binary.path),
+            "harp-cli is not built at \(Self.binary.path)")
+        let data = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "devcloud-process-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: data) }
         let process = Process()
         process.executableURL = Self.binary
         process.arguments = [
-            "devcloud", "serve", "--data", data.path, "--listen", "127.0.0.1:0", "--user", "alice:a-pw", "--user", "bob:b-pw",
+            "devcloud", "serve", "--data", data.path, "--listen", "127.0.0.1:0", "--user", "alice:a-pw", "--user",
+            "bob:b-pw",
             "--share", "alice:/Footage:bob:1", "--auto-grant", "bob",
         ]
         let output = Pipe()

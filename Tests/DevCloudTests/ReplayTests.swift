@@ -1,6 +1,7 @@
-@testable import DevCloud
 import Foundation
 import Testing
+
+@testable import DevCloud
 
 /// Sends every recorded request (in the recorded order, from the recorded starting state) to DevCloud over a real
 /// loopback socket and compares status, the headers that matter and the body's shape with Nextcloud's answer.
@@ -49,7 +50,8 @@ struct ReplayTests {
             guard let binary = Fixture.binary(fixture.requestBody) else {
                 // The recording adds one LF after a body that lacks it; Content-Length tells which.
                 var text = substitute(fixture.requestBody)
-                if let length = fixture.requestHeader("Content-Length").flatMap(Int.init), text.utf8.count == length - 1 {
+                if let length = fixture.requestHeader("Content-Length").flatMap(Int.init), text.utf8.count == length - 1
+                {
                     text += "\n"
                 }
                 return Array(text.utf8)
@@ -102,14 +104,18 @@ struct ReplayTests {
             case "073":
                 let used = server.server.usedBytes(user: "alice")
                 try server.server.addUser(
-                    .init(name: "alice", password: TestServer.passwords["alice"]!, quotaBytes: used + 1_048_576, displayName: "Alice Example"))
+                    .init(
+                        name: "alice", password: TestServer.passwords["alice"]!, quotaBytes: used + 1_048_576,
+                        displayName: "Alice Example"))
             case "077":
-                try server.server.addUser(.init(name: "alice", password: TestServer.passwords["alice"]!, displayName: "Alice Example"))
+                try server.server.addUser(
+                    .init(name: "alice", password: TestServer.passwords["alice"]!, displayName: "Alice Example"))
             case "089": try await mkcol("ShareDemo")
             case "102": #expect(server.server.grantLoginFlow(user: "alice"))
             case "110":
                 try await put("Footage/notes.txt", "harp notes, version 1\n", mtime: 1_700_000_500)
-                let item = try server.server.item(try server.server.resolve(viewer: "alice", viewPath: "Footage/notes.txt"))
+                let item = try server.server.item(
+                    try server.server.resolve(viewer: "alice", viewPath: "Footage/notes.txt"))
                 notesID = item?.fileid ?? 0
                 substitutions.append(("/versions/111", "/versions/\(notesID)"))
             case "125":
@@ -121,7 +127,8 @@ struct ReplayTests {
                     #expect(result.status == 401)
                 }
             case "113":
-                let result = try await server.request("DELETE", "/remote.php/dav/files/alice/Footage/wrong-sum.txt", as: "alice")
+                let result = try await server.request(
+                    "DELETE", "/remote.php/dav/files/alice/Footage/wrong-sum.txt", as: "alice")
                 precondition(result.status == 204, "setup DELETE failed")
             case "131": server.server.resetBruteForce()
             default: break
@@ -184,7 +191,9 @@ struct ReplayTests {
             problems.append("DAV header differs")
         }
         if let recorded = fixture.responseHeader("Content-Type") {
-            func normal(_ value: String?) -> String { (value ?? "absent").lowercased().replacingOccurrences(of: " ", with: "") }
+            func normal(_ value: String?) -> String {
+                (value ?? "absent").lowercased().replacingOccurrences(of: " ", with: "")
+            }
             if normal(recorded) != normal(result.header("Content-Type")) {
                 problems.append("Content-Type: ours \(result.header("Content-Type") ?? "absent"), recorded \(recorded)")
             }
@@ -193,7 +202,9 @@ struct ReplayTests {
         if fixture.method == "HEAD" || body.isEmpty {
             if !result.body.isEmpty { problems.append("body: ours has \(result.body.count) bytes, recorded none") }
         } else if let binary = Fixture.binary(body) {
-            if binary.count != result.body.count { problems.append("body length \(result.body.count), recorded \(binary.count)") }
+            if binary.count != result.body.count {
+                problems.append("body length \(result.body.count), recorded \(binary.count)")
+            }
             if let hex = binary.hex, hex != result.body.map({ String(format: "%02x", $0) }).joined() {
                 problems.append("body bytes differ")
             }
@@ -202,12 +213,16 @@ struct ReplayTests {
             let recorded = Shape.xml(body)
             let ours = Shape.xml(result.text, hrefs: replay.hrefBack)
             if recorded == nil { problems.append("recorded XML does not parse") }
-            if recorded != ours { problems.append("XML shape differs:\n  ours     \(ours ?? result.text)\n  recorded \(recorded ?? "")") }
+            if recorded != ours {
+                problems.append("XML shape differs:\n  ours     \(ours ?? result.text)\n  recorded \(recorded ?? "")")
+            }
         } else if body.hasPrefix("{") || body.hasPrefix("[") {
             let recorded = Shape.json(body)
             let ours = Shape.json(result.text)
             if recorded == nil { problems.append("recorded JSON does not parse") }
-            if recorded != ours { problems.append("JSON shape differs:\n  ours     \(ours ?? result.text)\n  recorded \(recorded ?? "")") }
+            if recorded != ours {
+                problems.append("JSON shape differs:\n  ours     \(ours ?? result.text)\n  recorded \(recorded ?? "")")
+            }
         } else if body != result.text.trimmingCharacters(in: .newlines) && body + "\n" != result.text {
             problems.append("body differs: ours \(result.text.prefix(200))")
         }

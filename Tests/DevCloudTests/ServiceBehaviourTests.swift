@@ -1,8 +1,9 @@
-@testable import DevCloud
 import Foundation
 import Logging
 import Synchronization
 import Testing
+
+@testable import DevCloud
 
 /// Auth, the brute-force throttle, Login Flow v2, app passwords, faults, counters, the egress limit and the admin
 /// endpoints, against a real DevCloud on 127.0.0.1.
@@ -13,15 +14,20 @@ struct ServiceBehaviourTests {
         let server = try await TestServer(folders: ["alice": ["Footage"]])
         let path = "/remote.php/dav/files/alice/Footage"
         for attempt in 1...11 {
-            let result = try await server.request("PROPFIND", path, as: "alice", password: "wrong", headers: [("Depth", "0")])
+            let result = try await server.request(
+                "PROPFIND", path, as: "alice", password: "wrong", headers: [("Depth", "0")])
             #expect(result.status == 401, "attempt \(attempt)")
             #expect(result.header("WWW-Authenticate") == "Basic realm=\"Nextcloud\", charset=\"UTF-8\"")
         }
-        #expect(try await server.request("PROPFIND", path, as: "alice", password: "wrong", headers: [("Depth", "0")]).status == 429)
+        #expect(
+            try await server.request("PROPFIND", path, as: "alice", password: "wrong", headers: [("Depth", "0")]).status
+                == 429)
         #expect(try await server.request("PROPFIND", path, as: "alice", headers: [("Depth", "0")]).status == 429)
-        let ocs = try await server.request("GET", "/ocs/v2.php/cloud/user?format=json", as: "bob", headers: [("OCS-APIRequest", "true")])
+        let ocs = try await server.request(
+            "GET", "/ocs/v2.php/cloud/user?format=json", as: "bob", headers: [("OCS-APIRequest", "true")])
         #expect(ocs.status == 429 && ocs.text.contains("\"statuscode\":429"))
-        let anonymous = try await server.request("GET", "/ocs/v2.php/cloud/capabilities?format=json", headers: [("OCS-APIRequest", "true")])
+        let anonymous = try await server.request(
+            "GET", "/ocs/v2.php/cloud/capabilities?format=json", headers: [("OCS-APIRequest", "true")])
         #expect(anonymous.status == 200 && anonymous.text.contains("\"delay\":25000"))
         #expect(try await server.request("GET", "/status.php").status == 200)
         server.server.resetBruteForce()
@@ -47,7 +53,8 @@ struct ServiceBehaviourTests {
     @Test("the bytes-sent counter counts GET body bytes exactly, per user")
     func bytesSent() async throws {
         let server = try await TestServer(
-            shares: [.init(owner: "alice", path: "/Footage", sharee: "bob", permissions: 1)], folders: ["alice": ["Footage"]])
+            shares: [.init(owner: "alice", path: "/Footage", sharee: "bob", permissions: 1)],
+            folders: ["alice": ["Footage"]])
         _ = try await server.seedFootage()
         #expect(server.server.bytesSent() == 0)
         let path = "/remote.php/dav/files/bob/Footage/clip1.mp4"
@@ -55,7 +62,8 @@ struct ServiceBehaviourTests {
         _ = try await server.request("GET", path, as: "bob", headers: [("Range", "bytes=100-115")])
         _ = try await server.request("HEAD", path, as: "bob")
         _ = try await server.request("PROPFIND", path, as: "bob", headers: [("Depth", "0")])
-        _ = try await server.request("GET", "/remote.php/dav/files/alice/Footage/clip1.mp4", as: "alice", headers: [("Range", "bytes=-1")])
+        _ = try await server.request(
+            "GET", "/remote.php/dav/files/alice/Footage/clip1.mp4", as: "alice", headers: [("Range", "bytes=-1")])
         #expect(server.server.bytesSent(user: "bob") == 1_048_576 + 16)
         #expect(server.server.bytesSent(user: "alice") == 1)
         #expect(server.server.bytesSent() == 1_048_576 + 17)
@@ -77,7 +85,8 @@ struct ServiceBehaviourTests {
     @Test("with an egress limit a download is not faster than the limit")
     func egressLimitHonoured() async throws {
         let server = try await TestServer(egress: 512 * 1024, folders: ["alice": ["E"]])
-        _ = try await server.request("PUT", "/remote.php/dav/files/alice/E/x.bin", as: "alice", body: [UInt8](repeating: 7, count: 256 * 1024))
+        _ = try await server.request(
+            "PUT", "/remote.php/dav/files/alice/E/x.bin", as: "alice", body: [UInt8](repeating: 7, count: 256 * 1024))
         let clock = ContinuousClock()
         let start = clock.now
         let result = try await server.request("GET", "/remote.php/dav/files/alice/E/x.bin", as: "alice")
@@ -117,9 +126,14 @@ struct ServiceBehaviourTests {
         }
         #expect(appPassword.count == 72)
         #expect(try await poll().status == 404)
-        #expect(try await server.request("PROPFIND", "/remote.php/dav/files/alice/F", as: "alice", password: appPassword, headers: [("Depth", "0")]).status == 207)
+        #expect(
+            try await server.request(
+                "PROPFIND", "/remote.php/dav/files/alice/F", as: "alice", password: appPassword,
+                headers: [("Depth", "0")]
+            ).status == 207)
         let bearer = try await server.request(
-            "GET", "/ocs/v2.php/cloud/user?format=json", headers: [("Authorization", "Bearer \(appPassword)"), ("OCS-APIRequest", "true")])
+            "GET", "/ocs/v2.php/cloud/user?format=json",
+            headers: [("Authorization", "Bearer \(appPassword)"), ("OCS-APIRequest", "true")])
         #expect(bearer.status == 200 && bearer.text.contains("\"id\":\"alice\""))
         await server.stop()
     }
@@ -141,15 +155,27 @@ struct ServiceBehaviourTests {
     func appPasswords() async throws {
         let server = try await TestServer(folders: ["bob": ["F"]])
         let ocs = [("OCS-APIRequest", "true")]
-        let exchange = try await server.request("GET", "/ocs/v2.php/core/getapppassword?format=json", as: "bob", headers: ocs)
-        guard case .string(let appPassword)? = OCSValue.parse(json: exchange.text)?["ocs"]?["data"]?["apppassword"] else {
+        let exchange = try await server.request(
+            "GET", "/ocs/v2.php/core/getapppassword?format=json", as: "bob", headers: ocs)
+        guard case .string(let appPassword)? = OCSValue.parse(json: exchange.text)?["ocs"]?["data"]?["apppassword"]
+        else {
             Issue.record("no app password in \(exchange.text)")
             return
         }
-        #expect(try await server.request("GET", "/ocs/v2.php/core/getapppassword?format=json", as: "bob", password: appPassword, headers: ocs).status == 403)
-        #expect(try await server.request("GET", "/ocs/v2.php/cloud/user", as: "bob", password: appPassword).status == 412)
-        #expect(try await server.request("DELETE", "/ocs/v2.php/core/apppassword?format=json", as: "bob", password: appPassword, headers: ocs).status == 200)
-        #expect(try await server.request("PROPFIND", "/remote.php/dav/files/bob/F", as: "bob", password: appPassword, headers: [("Depth", "0")]).status == 401)
+        #expect(
+            try await server.request(
+                "GET", "/ocs/v2.php/core/getapppassword?format=json", as: "bob", password: appPassword, headers: ocs
+            ).status == 403)
+        #expect(
+            try await server.request("GET", "/ocs/v2.php/cloud/user", as: "bob", password: appPassword).status == 412)
+        #expect(
+            try await server.request(
+                "DELETE", "/ocs/v2.php/core/apppassword?format=json", as: "bob", password: appPassword, headers: ocs
+            ).status == 200)
+        #expect(
+            try await server.request(
+                "PROPFIND", "/remote.php/dav/files/bob/F", as: "bob", password: appPassword, headers: [("Depth", "0")]
+            ).status == 401)
         await server.stop()
     }
 
@@ -157,35 +183,70 @@ struct ServiceBehaviourTests {
     func adminEndpoints() async throws {
         let server = try await TestServer(folders: ["alice": ["Shared"]])
         let json = [("Content-Type", "application/json")]
-        #expect(try await server.request("POST", "/harp-devcloud/users", headers: json, body: Array(#"{"name":"dave","password":"dave-pw","quotaBytes":5000}"#.utf8)).status == 200)
-        #expect(try await server.request("PROPFIND", "/remote.php/dav/files/dave/", as: "dave", password: "dave-pw", headers: [("Depth", "0")]).status == 207)
-        let share = try await server.request("POST", "/harp-devcloud/shares", headers: json, body: Array(#"{"owner":"alice","path":"/Shared","sharee":"dave","permissions":1}"#.utf8))
+        #expect(
+            try await server.request(
+                "POST", "/harp-devcloud/users", headers: json,
+                body: Array(#"{"name":"dave","password":"dave-pw","quotaBytes":5000}"#.utf8)
+            ).status == 200)
+        #expect(
+            try await server.request(
+                "PROPFIND", "/remote.php/dav/files/dave/", as: "dave", password: "dave-pw", headers: [("Depth", "0")]
+            ).status == 207)
+        let share = try await server.request(
+            "POST", "/harp-devcloud/shares", headers: json,
+            body: Array(#"{"owner":"alice","path":"/Shared","sharee":"dave","permissions":1}"#.utf8))
         #expect(share.status == 200 && share.text.contains("\"id\":"))
-        #expect(try await server.request("PROPFIND", "/remote.php/dav/files/dave/Shared", as: "dave", password: "dave-pw", headers: [("Depth", "0")]).status == 207)
-        let badShare = try await server.request("POST", "/harp-devcloud/shares", headers: json, body: Array(#"{"owner":"alice","path":"/Nope","sharee":"dave","permissions":1}"#.utf8))
+        #expect(
+            try await server.request(
+                "PROPFIND", "/remote.php/dav/files/dave/Shared", as: "dave", password: "dave-pw",
+                headers: [("Depth", "0")]
+            ).status == 207)
+        let badShare = try await server.request(
+            "POST", "/harp-devcloud/shares", headers: json,
+            body: Array(#"{"owner":"alice","path":"/Nope","sharee":"dave","permissions":1}"#.utf8))
         #expect(badShare.status == 400)
-        #expect(try await server.request("POST", "/harp-devcloud/faults", headers: json, body: Array(#"{"status":503,"count":1,"pathPrefix":"/status.php"}"#.utf8)).status == 200)
+        #expect(
+            try await server.request(
+                "POST", "/harp-devcloud/faults", headers: json,
+                body: Array(#"{"status":503,"count":1,"pathPrefix":"/status.php"}"#.utf8)
+            ).status == 200)
         #expect(try await server.request("GET", "/status.php").status == 503)
         #expect(try await server.request("GET", "/status.php").status == 200)
-        for _ in 0..<11 { _ = try await server.request("GET", "/remote.php/dav/files/alice/", as: "alice", password: "nope") }
+        for _ in 0..<11 {
+            _ = try await server.request("GET", "/remote.php/dav/files/alice/", as: "alice", password: "nope")
+        }
         #expect(try await server.request("GET", "/remote.php/dav/files/alice/Shared", as: "alice").status == 429)
         #expect(try await server.request("POST", "/harp-devcloud/bruteforce/reset").status == 200)
-        #expect(try await server.request("PROPFIND", "/remote.php/dav/files/alice/Shared", as: "alice", headers: [("Depth", "0")]).status == 207)
+        #expect(
+            try await server.request(
+                "PROPFIND", "/remote.php/dav/files/alice/Shared", as: "alice", headers: [("Depth", "0")]
+            ).status == 207)
         let start = try await server.request("POST", "/index.php/login/v2")
         #expect(start.status == 200)
-        #expect(try await server.request("POST", "/harp-devcloud/loginflow/grant", headers: json, body: Array(#"{"user":"alice"}"#.utf8)).status == 200)
-        #expect(try await server.request("POST", "/harp-devcloud/loginflow/grant", headers: json, body: Array(#"{"user":"alice"}"#.utf8)).status == 404)
-        #expect(try await server.request("POST", "/harp-devcloud/users", headers: json, body: Array("not json".utf8)).status == 400)
+        #expect(
+            try await server.request(
+                "POST", "/harp-devcloud/loginflow/grant", headers: json, body: Array(#"{"user":"alice"}"#.utf8)
+            ).status == 200)
+        #expect(
+            try await server.request(
+                "POST", "/harp-devcloud/loginflow/grant", headers: json, body: Array(#"{"user":"alice"}"#.utf8)
+            ).status == 404)
+        #expect(
+            try await server.request("POST", "/harp-devcloud/users", headers: json, body: Array("not json".utf8)).status
+                == 400)
         await server.stop()
     }
 
     @Test("state survives a restart: fileids, etags, shares and app passwords are in SQLite")
     func persistence() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("devcloud-persist-\(UUID().uuidString)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "devcloud-persist-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
-        try FileManager.default.createDirectory(at: directory.appendingPathComponent("files/alice/P"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            at: directory.appendingPathComponent("files/alice/P"), withIntermediateDirectories: true)
         let configuration = DevCloudConfiguration(
-            dataDirectory: directory.path, users: [.init(name: "alice", password: "a-pw"), .init(name: "bob", password: "b-pw")],
+            dataDirectory: directory.path,
+            users: [.init(name: "alice", password: "a-pw"), .init(name: "bob", password: "b-pw")],
             shares: [.init(owner: "alice", path: "/P", sharee: "bob", permissions: 1)])
         let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
         let first = DevCloudServer(configuration: configuration, logger: logger)
@@ -197,20 +258,24 @@ struct ServiceBehaviourTests {
             port: port1, method: "GET", path: "/ocs/v2.php/core/getapppassword?format=json",
             headers: [TestServer.basic("bob", "b-pw"), ("OCS-APIRequest", "true")])
         await first.stop()
-        guard case .string(let appPassword)? = OCSValue.parse(json: exchange.text)?["ocs"]?["data"]?["apppassword"] else {
+        guard case .string(let appPassword)? = OCSValue.parse(json: exchange.text)?["ocs"]?["data"]?["apppassword"]
+        else {
             Issue.record("no app password")
             return
         }
         let second = DevCloudServer(configuration: configuration, logger: logger)
         let port2 = try await second.start()
         let head = try await RawHTTP.send(
-            port: port2, method: "HEAD", path: "/remote.php/dav/files/bob/P/x.txt", headers: [TestServer.basic("bob", appPassword)])
+            port: port2, method: "HEAD", path: "/remote.php/dav/files/bob/P/x.txt",
+            headers: [TestServer.basic("bob", appPassword)])
         #expect(head.status == 200)
         #expect(head.header("ETag") == put.header("ETag"))
         let propfind = try await RawHTTP.send(
             port: port2, method: "PROPFIND", path: "/remote.php/dav/files/alice/P/x.txt",
             headers: [TestServer.basic("alice", "a-pw"), ("Depth", "0")],
-            body: Array(#"<d:propfind xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns"><d:prop><oc:id/></d:prop></d:propfind>"#.utf8))
+            body: Array(
+                #"<d:propfind xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns"><d:prop><oc:id/></d:prop></d:propfind>"#
+                    .utf8))
         #expect(propfind.text.contains(try #require(put.header("OC-FileId"))))
         await second.stop()
     }
@@ -220,14 +285,22 @@ struct ServiceBehaviourTests {
         let sink = LogSink()
         let logger = Logger(label: "capture") { _ in CapturingLogHandler(sink: sink) }
         let server = try await TestServer(folders: ["alice": ["F"]], logger: logger)
-        _ = try await server.request("PROPFIND", "/remote.php/dav/files/alice/F", as: "alice", password: "hunter2-wrong", headers: [("Depth", "0")])
+        _ = try await server.request(
+            "PROPFIND", "/remote.php/dav/files/alice/F", as: "alice", password: "hunter2-wrong",
+            headers: [("Depth", "0")])
         _ = try await server.request("PUT", "/remote.php/dav/files/alice/F/a", as: "alice", body: Array("a".utf8))
-        let exchange = try await server.request("GET", "/ocs/v2.php/core/getapppassword?format=json", as: "alice", headers: [("OCS-APIRequest", "true")])
-        _ = try await server.request("POST", "/harp-devcloud/users", headers: [], body: Array(#"{"name":"eve","password":"eve-secret-pw"}"#.utf8))
+        let exchange = try await server.request(
+            "GET", "/ocs/v2.php/core/getapppassword?format=json", as: "alice", headers: [("OCS-APIRequest", "true")])
+        _ = try await server.request(
+            "POST", "/harp-devcloud/users", headers: [], body: Array(#"{"name":"eve","password":"eve-secret-pw"}"#.utf8)
+        )
         await server.stop()
         let all = sink.lines.withLock { $0 }.joined(separator: "\n")
         #expect(!all.isEmpty)
-        for secret in ["hunter2-wrong", TestServer.passwords["alice"]!, "eve-secret-pw", exchange.text.components(separatedBy: "\"apppassword\":\"").last?.prefix(72).description ?? "x"] {
+        for secret in [
+            "hunter2-wrong", TestServer.passwords["alice"]!, "eve-secret-pw",
+            exchange.text.components(separatedBy: "\"apppassword\":\"").last?.prefix(72).description ?? "x",
+        ] {
             #expect(!all.contains(secret))
         }
     }
@@ -250,7 +323,8 @@ struct CapturingLogHandler: LogHandler {
 
     func log(event: LogEvent) {
         let all = metadata.merging(event.metadata ?? [:]) { $1 }
-        let line = "\(event.level) \(event.message) \(all.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: " ")) \(event.error.map { "\($0)" } ?? "")"
+        let line =
+            "\(event.level) \(event.message) \(all.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: " ")) \(event.error.map { "\($0)" } ?? "")"
         sink.lines.withLock { $0.append(line) }
     }
 }

@@ -1,11 +1,13 @@
-@testable import DevCloud
 import Foundation
 import Testing
+
+@testable import DevCloud
 
 /// DevCloud as a real server on 127.0.0.1 (port 0): reads, writes, shares, chunked upload with resume.
 @Suite("WebDAV behaviour over real sockets")
 struct WebDAVBehaviourTests {
-    static let footageShare = DevCloudConfiguration.Share(owner: "alice", path: "/Footage", sharee: "bob", permissions: 1)
+    static let footageShare = DevCloudConfiguration.Share(
+        owner: "alice", path: "/Footage", sharee: "bob", permissions: 1)
 
     func footageServer() async throws -> (TestServer, [UInt8]) {
         let server = try await TestServer(shares: [Self.footageShare], folders: ["alice": ["Footage"]])
@@ -17,7 +19,11 @@ struct WebDAVBehaviourTests {
     func ranges() async throws {
         let (server, clip) = try await footageServer()
         let path = "/remote.php/dav/files/bob/Footage/clip1.mp4"
-        for (range, start, end) in [("bytes=0-15", 0, 15), ("bytes=524288-528383", 524_288, 528_383), ("bytes=1048575-1048575", 1_048_575, 1_048_575), ("bytes=-10", 1_048_566, 1_048_575), ("bytes=1048570-2000000", 1_048_570, 1_048_575)] {
+        for (range, start, end) in [
+            ("bytes=0-15", 0, 15), ("bytes=524288-528383", 524_288, 528_383),
+            ("bytes=1048575-1048575", 1_048_575, 1_048_575), ("bytes=-10", 1_048_566, 1_048_575),
+            ("bytes=1048570-2000000", 1_048_570, 1_048_575),
+        ] {
             let result = try await server.request("GET", path, as: "bob", headers: [("Range", range)])
             #expect(result.status == 206, "\(range)")
             #expect(result.header("Content-Range") == "bytes \(start)-\(end)/1048576", "\(range)")
@@ -36,9 +42,12 @@ struct WebDAVBehaviourTests {
         let path = "/remote.php/dav/files/alice/Footage/clip1.mp4"
         let etag = try #require(try await server.request("HEAD", path, as: "alice").header("ETag"))
         #expect(try await server.request("GET", path, as: "alice", headers: [("If-Match", "\"0123\"")]).status == 412)
-        #expect(try await server.request("GET", path, as: "alice", headers: [("If-Match", etag), ("Range", "bytes=0-0")]).status == 206)
+        #expect(
+            try await server.request("GET", path, as: "alice", headers: [("If-Match", etag), ("Range", "bytes=0-0")])
+                .status == 206)
         #expect(try await server.request("GET", path, as: "alice", headers: [("If-None-Match", etag)]).status == 304)
-        let stale = try await server.request("GET", path, as: "alice", headers: [("Range", "bytes=0-15"), ("If-Range", "\"0123\"")])
+        let stale = try await server.request(
+            "GET", path, as: "alice", headers: [("Range", "bytes=0-15"), ("If-Range", "\"0123\"")])
         #expect(stale.status == 200 && stale.body == clip)
         await server.stop()
     }
@@ -46,17 +55,31 @@ struct WebDAVBehaviourTests {
     @Test("a read-only share refuses writes with 403; carol, without a share, gets 404")
     func shareEnforcement() async throws {
         let (server, _) = try await footageServer()
-        #expect(try await server.request("PUT", "/remote.php/dav/files/bob/Footage/new.txt", as: "bob", body: Array("x".utf8)).status == 403)
-        #expect(try await server.request("PUT", "/remote.php/dav/files/bob/Footage/clip1.mp4", as: "bob", body: Array("x".utf8)).status == 403)
-        #expect(try await server.request("DELETE", "/remote.php/dav/files/bob/Footage/clip1.mp4", as: "bob").status == 403)
+        #expect(
+            try await server.request(
+                "PUT", "/remote.php/dav/files/bob/Footage/new.txt", as: "bob", body: Array("x".utf8)
+            ).status == 403)
+        #expect(
+            try await server.request(
+                "PUT", "/remote.php/dav/files/bob/Footage/clip1.mp4", as: "bob", body: Array("x".utf8)
+            ).status == 403)
+        #expect(
+            try await server.request("DELETE", "/remote.php/dav/files/bob/Footage/clip1.mp4", as: "bob").status == 403)
         #expect(try await server.request("MKCOL", "/remote.php/dav/files/bob/Footage/sub", as: "bob").status == 403)
         #expect(try await server.request("GET", "/remote.php/dav/files/bob/Footage/clip1.mp4", as: "bob").status == 200)
-        #expect(try await server.request("PROPFIND", "/remote.php/dav/files/alice/Footage", as: "carol", headers: [("Depth", "0")]).status == 404)
-        #expect(try await server.request("GET", "/remote.php/dav/files/alice/Footage/clip1.mp4", as: "carol").status == 404)
-        #expect(try await server.request("GET", "/remote.php/dav/files/carol/Footage/clip1.mp4", as: "carol").status == 404)
-        #expect(try await server.request("GET", "/remote.php/dav/files/alice/Footage/clip1.mp4", as: "bob").status == 404)
+        #expect(
+            try await server.request(
+                "PROPFIND", "/remote.php/dav/files/alice/Footage", as: "carol", headers: [("Depth", "0")]
+            ).status == 404)
+        #expect(
+            try await server.request("GET", "/remote.php/dav/files/alice/Footage/clip1.mp4", as: "carol").status == 404)
+        #expect(
+            try await server.request("GET", "/remote.php/dav/files/carol/Footage/clip1.mp4", as: "carol").status == 404)
+        #expect(
+            try await server.request("GET", "/remote.php/dav/files/alice/Footage/clip1.mp4", as: "bob").status == 404)
         #expect(try await server.request("GET", "/remote.php/dav/files/alice/../bob/x", as: "alice").status == 400)
-        let traversal = try await server.request("GET", "/remote.php/dav/files/alice/Footage/%2e%2e/%2e%2e/%2e%2e/devcloud.sqlite", as: "alice")
+        let traversal = try await server.request(
+            "GET", "/remote.php/dav/files/alice/Footage/%2e%2e/%2e%2e/%2e%2e/devcloud.sqlite", as: "alice")
         #expect(traversal.status == 400)
         await server.stop()
     }
@@ -64,8 +87,10 @@ struct WebDAVBehaviourTests {
     @Test("a read-write share lets the sharee write, and the owner sees it")
     func readWriteShare() async throws {
         let server = try await TestServer(
-            shares: [.init(owner: "alice", path: "/Team", sharee: "carol", permissions: 15)], folders: ["alice": ["Team"]])
-        let put = try await server.request("PUT", "/remote.php/dav/files/carol/Team/c.txt", as: "carol", body: Array("carol's".utf8))
+            shares: [.init(owner: "alice", path: "/Team", sharee: "carol", permissions: 15)],
+            folders: ["alice": ["Team"]])
+        let put = try await server.request(
+            "PUT", "/remote.php/dav/files/carol/Team/c.txt", as: "carol", body: Array("carol's".utf8))
         #expect(put.status == 201)
         let get = try await server.request("GET", "/remote.php/dav/files/alice/Team/c.txt", as: "alice")
         #expect(get.text == "carol's")
@@ -73,18 +98,26 @@ struct WebDAVBehaviourTests {
         await server.stop()
     }
 
-    @Test("PUT overwrite keeps the fileid, changes the etag and keeps the old content as a version; MOVE keeps the fileid")
+    @Test(
+        "PUT overwrite keeps the fileid, changes the etag and keeps the old content as a version; MOVE keeps the fileid"
+    )
     func identityAndVersions() async throws {
         let server = try await TestServer(folders: ["alice": ["Docs"]])
-        let first = try await server.request("PUT", "/remote.php/dav/files/alice/Docs/a.txt", as: "alice", headers: [("X-OC-Mtime", "1700000000")], body: Array("one".utf8))
-        let second = try await server.request("PUT", "/remote.php/dav/files/alice/Docs/a.txt", as: "alice", headers: [("X-OC-Mtime", "1700000100")], body: Array("two!".utf8))
+        let first = try await server.request(
+            "PUT", "/remote.php/dav/files/alice/Docs/a.txt", as: "alice", headers: [("X-OC-Mtime", "1700000000")],
+            body: Array("one".utf8))
+        let second = try await server.request(
+            "PUT", "/remote.php/dav/files/alice/Docs/a.txt", as: "alice", headers: [("X-OC-Mtime", "1700000100")],
+            body: Array("two!".utf8))
         #expect(first.status == 201 && second.status == 204)
         #expect(first.header("OC-FileId") == second.header("OC-FileId"))
         #expect(first.header("ETag") != second.header("ETag"))
         let fileid = Int(try #require(first.header("OC-FileId")).prefix(8))!
-        let old = try await server.request("GET", "/remote.php/dav/versions/alice/versions/\(fileid)/1700000000", as: "alice")
+        let old = try await server.request(
+            "GET", "/remote.php/dav/versions/alice/versions/\(fileid)/1700000000", as: "alice")
         #expect(old.status == 200 && old.text == "one")
-        let list = try await server.request("PROPFIND", "/remote.php/dav/versions/alice/versions/\(fileid)", as: "alice", headers: [("Depth", "1")])
+        let list = try await server.request(
+            "PROPFIND", "/remote.php/dav/versions/alice/versions/\(fileid)", as: "alice", headers: [("Depth", "1")])
         #expect(list.text.contains("/1700000000") && list.text.contains("/1700000100"))
         let move = try await server.request(
             "MOVE", "/remote.php/dav/files/alice/Docs/a.txt", as: "alice",
@@ -97,10 +130,16 @@ struct WebDAVBehaviourTests {
     @Test("taking a lock changes the etag although the content does not change")
     func lockChangesETag() async throws {
         let server = try await TestServer(folders: ["alice": ["L"]])
-        _ = try await server.request("PUT", "/remote.php/dav/files/alice/L/doc.txt", as: "alice", body: Array("doc".utf8))
-        let before = try await server.request("HEAD", "/remote.php/dav/files/alice/L/doc.txt", as: "alice").header("ETag")
-        #expect(try await server.request("LOCK", "/remote.php/dav/files/alice/L/doc.txt", as: "alice", headers: [("X-User-Lock", "1")]).status == 200)
-        let after = try await server.request("HEAD", "/remote.php/dav/files/alice/L/doc.txt", as: "alice").header("ETag")
+        _ = try await server.request(
+            "PUT", "/remote.php/dav/files/alice/L/doc.txt", as: "alice", body: Array("doc".utf8))
+        let before = try await server.request("HEAD", "/remote.php/dav/files/alice/L/doc.txt", as: "alice").header(
+            "ETag")
+        #expect(
+            try await server.request(
+                "LOCK", "/remote.php/dav/files/alice/L/doc.txt", as: "alice", headers: [("X-User-Lock", "1")]
+            ).status == 200)
+        let after = try await server.request("HEAD", "/remote.php/dav/files/alice/L/doc.txt", as: "alice").header(
+            "ETag")
         #expect(before != nil && after != nil && before != after)
         await server.stop()
     }
@@ -111,12 +150,17 @@ struct WebDAVBehaviourTests {
         let chunkSize = 10 * 1_048_576
         let content = try TestData.keystream(name: "resume.bin", count: 4 * chunkSize)
         let upload = "/remote.php/dav/uploads/alice/resume-0001"
-        let destination = ("Destination", "http://127.0.0.1:\(server.port)/remote.php/dav/files/alice/Footage/resume.bin")
+        let destination = (
+            "Destination", "http://127.0.0.1:\(server.port)/remote.php/dav/files/alice/Footage/resume.bin"
+        )
         let total = ("OC-Total-Length", String(content.count))
         #expect(try await server.request("MKCOL", upload, as: "alice", headers: [destination]).status == 201)
         for number in 1...2 {
             let body = Array(content[(number - 1) * chunkSize..<number * chunkSize])
-            #expect(try await server.request("PUT", "\(upload)/\(number)", as: "alice", headers: [destination, total], body: body).status == 201)
+            #expect(
+                try await server.request(
+                    "PUT", "\(upload)/\(number)", as: "alice", headers: [destination, total], body: body
+                ).status == 201)
         }
         // The connection breaks during chunk 3.
         try await RawHTTP.sendInterrupted(
@@ -126,17 +170,29 @@ struct WebDAVBehaviourTests {
         // Resume: ask the server which chunks it has.
         let listing = try await server.request("PROPFIND", upload, as: "alice", headers: [("Depth", "1")])
         #expect(listing.status == 207)
-        let have = Set(listing.text.components(separatedBy: "<d:href>").dropFirst().compactMap { $0.components(separatedBy: "</d:href>").first?.split(separator: "/").last.map(String.init) })
+        let have = Set(
+            listing.text.components(separatedBy: "<d:href>").dropFirst().compactMap {
+                $0.components(separatedBy: "</d:href>").first?.split(separator: "/").last.map(String.init)
+            })
         #expect(have.contains("1") && have.contains("2") && !have.contains("3"))
-        #expect(listing.text.contains("<d:getcontentlength>\(2 * chunkSize)</d:getcontentlength>"), ".file has the sum so far")
+        #expect(
+            listing.text.contains("<d:getcontentlength>\(2 * chunkSize)</d:getcontentlength>"),
+            ".file has the sum so far")
         for number in 1...4 where !have.contains(String(number)) {
             let body = Array(content[(number - 1) * chunkSize..<number * chunkSize])
-            #expect(try await server.request("PUT", "\(upload)/\(number)", as: "alice", headers: [destination, total], body: body).status == 201)
+            #expect(
+                try await server.request(
+                    "PUT", "\(upload)/\(number)", as: "alice", headers: [destination, total], body: body
+                ).status == 201)
         }
         let move = try await server.request(
-            "MOVE", "\(upload)/.file", as: "alice", headers: [destination, total, ("X-OC-Mtime", "1700000400"), ("OC-Checksum", "SHA1:" + TestData.sha1Hex(content))])
+            "MOVE", "\(upload)/.file", as: "alice",
+            headers: [
+                destination, total, ("X-OC-Mtime", "1700000400"), ("OC-Checksum", "SHA1:" + TestData.sha1Hex(content)),
+            ])
         #expect(move.status == 201)
-        #expect(move.header("OC-FileId") != nil && move.header("ETag") != nil && move.header("X-OC-MTime") == "accepted")
+        #expect(
+            move.header("OC-FileId") != nil && move.header("ETag") != nil && move.header("X-OC-MTime") == "accepted")
         let get = try await server.request("GET", "/remote.php/dav/files/alice/Footage/resume.bin", as: "alice")
         #expect(get.body.count == content.count && TestData.sha1Hex(get.body) == TestData.sha1Hex(content))
         #expect(get.header("OC-Checksum") == "SHA1:" + TestData.sha1Hex(content))
@@ -148,11 +204,23 @@ struct WebDAVBehaviourTests {
     func quota() async throws {
         let server = try await TestServer(folders: ["alice": ["Q"]])
         try server.server.addUser(.init(name: "alice", password: TestServer.passwords["alice"]!, quotaBytes: 1000))
-        #expect(try await server.request("PUT", "/remote.php/dav/files/alice/Q/small", as: "alice", body: [UInt8](repeating: 1, count: 500)).status == 201)
-        #expect(try await server.request("PUT", "/remote.php/dav/files/alice/Q/big", as: "alice", body: [UInt8](repeating: 1, count: 600)).status == 507)
+        #expect(
+            try await server.request(
+                "PUT", "/remote.php/dav/files/alice/Q/small", as: "alice", body: [UInt8](repeating: 1, count: 500)
+            ).status == 201)
+        #expect(
+            try await server.request(
+                "PUT", "/remote.php/dav/files/alice/Q/big", as: "alice", body: [UInt8](repeating: 1, count: 600)
+            ).status == 507)
         let destination = ("Destination", "http://127.0.0.1:\(server.port)/remote.php/dav/files/alice/Q/big")
-        #expect(try await server.request("MKCOL", "/remote.php/dav/uploads/alice/q1", as: "alice", headers: [destination]).status == 201)
-        #expect(try await server.request("PUT", "/remote.php/dav/uploads/alice/q1/1", as: "alice", headers: [destination, ("OC-Total-Length", "600")], body: [UInt8](repeating: 1, count: 600)).status == 507)
+        #expect(
+            try await server.request("MKCOL", "/remote.php/dav/uploads/alice/q1", as: "alice", headers: [destination])
+                .status == 201)
+        #expect(
+            try await server.request(
+                "PUT", "/remote.php/dav/uploads/alice/q1/1", as: "alice",
+                headers: [destination, ("OC-Total-Length", "600")], body: [UInt8](repeating: 1, count: 600)
+            ).status == 507)
         await server.stop()
     }
 
@@ -161,7 +229,8 @@ struct WebDAVBehaviourTests {
         let server = try await TestServer(folders: ["alice": ["Ä & b"]])
         let path = "/remote.php/dav/files/alice/%C3%84%20%26%20b/caf%C3%A9%20%3C1%3E.txt"
         #expect(try await server.request("PUT", path, as: "alice", body: Array("x".utf8)).status == 201)
-        let listing = try await server.request("PROPFIND", "/remote.php/dav/files/alice/%C3%84%20%26%20b", as: "alice", headers: [("Depth", "1")])
+        let listing = try await server.request(
+            "PROPFIND", "/remote.php/dav/files/alice/%C3%84%20%26%20b", as: "alice", headers: [("Depth", "1")])
         #expect(listing.text.contains(path))
         #expect(try await server.request("GET", path, as: "alice").text == "x")
         await server.stop()

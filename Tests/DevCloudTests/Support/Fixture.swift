@@ -22,7 +22,9 @@ struct Fixture {
 
     static func load(_ name: String) throws -> Fixture {
         let text = try String(contentsOf: directory.appendingPathComponent(name), encoding: .utf8)
-        guard let split = text.range(of: "\n### response\n") else { throw RawHTTPError(description: "\(name): no response") }
+        guard let split = text.range(of: "\n### response\n") else {
+            throw RawHTTPError(description: "\(name): no response")
+        }
         let request = String(text[..<split.lowerBound])
         let response = String(text[split.upperBound...])
         let (requestLine, requestHeaders, requestBody) = parts(request)

@@ -1,7 +1,7 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// An HTTP response as read off the socket.
@@ -94,7 +94,9 @@ enum RawHTTP {
         }
         var body = Array(raw[end.upperBound...])
         if isHead { body = [] }
-        let chunked = headers.contains { $0.0.lowercased() == "transfer-encoding" && $0.1.lowercased().contains("chunked") }
+        let chunked = headers.contains {
+            $0.0.lowercased() == "transfer-encoding" && $0.1.lowercased().contains("chunked")
+        }
         if chunked { body = try dechunk(body) }
         return HTTPResult(status: status, headers: headers, body: body)
     }

@@ -1,7 +1,9 @@
-@testable import DevCloud
 import Foundation
+
+@testable import DevCloud
+
 #if canImport(FoundationXML)
-import FoundationXML
+    import FoundationXML
 #endif
 
 /// Canonical "shapes" of XML and JSON bodies: element names by namespace URI and their nesting (children as a
@@ -78,7 +80,9 @@ enum Shape {
             stack.append(node)
         }
 
-        func parser(_ parser: XMLParser, didEndElement elementName: String, namespaceURI: String?, qualifiedName: String?) {
+        func parser(
+            _ parser: XMLParser, didEndElement elementName: String, namespaceURI: String?, qualifiedName: String?
+        ) {
             _ = stack.popLast()
         }
 

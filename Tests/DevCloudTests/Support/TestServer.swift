@@ -1,8 +1,9 @@
 import Crypto
 import CryptoExtras
-@testable import DevCloud
 import Foundation
 import Logging
+
+@testable import DevCloud
 
 /// Test data as the recording made it: the AES-256-CTR keystream with key SHA-256("harp-realnc:NAME") and a zero IV.
 enum TestData {
@@ -27,7 +28,8 @@ final class TestServer: Sendable {
 
     init(
         shares: [DevCloudConfiguration.Share] = [], egress: Int? = nil, autoGrant: String? = nil,
-        folders: [String: [String]] = [:], logger: Logger = Logger(label: "devcloud-test") { _ in SwiftLogNoOpLogHandler() }
+        folders: [String: [String]] = [:],
+        logger: Logger = Logger(label: "devcloud-test") { _ in SwiftLogNoOpLogHandler() }
     ) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("devcloud-test-\(UUID().uuidString)")
         for (user, paths) in folders {
