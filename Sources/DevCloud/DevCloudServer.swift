@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 internal import Hummingbird
 public import Logging
 internal import NIOCore
@@ -60,9 +60,18 @@ public final class DevCloudServer: Sendable {
         self.store = openedStore ?? Self.throwawayStore()
         self.openFailed = openedStore == nil
         instanceID = id
+        // Configured shares get their folder created when it does not exist yet, so a fresh data directory works.
         do {
             for user in configuration.users { try addUser(user) }
-            for share in configuration.shares { _ = try addShare(share) }
+            for share in configuration.shares {
+                if let path = try? normalizedPath(share.path), !path.isEmpty,
+                    !fileExists(owner: share.owner, path: path)
+                {
+                    try FileManager.default.createDirectory(
+                        at: diskURL(owner: share.owner, path: path), withIntermediateDirectories: true)
+                }
+                try addShare(share)
+            }
         } catch {
             logger.error("devcloud.seed failed", metadata: ["error": "\(error)"])
         }
@@ -173,6 +182,34 @@ public final class DevCloudServer: Sendable {
         let record = try store.upsertShare(
             owner: share.owner, path: "/" + path, sharee: share.sharee, permissions: share.permissions)
         return Int(record.id ?? 0)
+    }
+
+    /// Drops every pending injected fault.
+    public func clearFaults() {
+        state.withLock { $0.faults.removeAll() }
+    }
+
+    /// Puts a file into `owner`'s tree without HTTP (test and demo seeding), creating missing parent folders.
+    /// `mtime` (unix seconds) defaults to now; `checksum` is stored as given, like `OC-Checksum` (e.g. "SHA1:...").
+    /// Returns the fileid.
+    @discardableResult
+    public func seedFile(
+        owner: String, path: String, contents: Data, mtime: Int64? = nil, checksum: String? = nil
+    )
+        throws -> Int64
+    {
+        let normalized = try normalizedPath(path)
+        guard !normalized.isEmpty, try store.user(owner) != nil else { throw DevCloudError.noSuchPath(owner, path) }
+        let location = Location(viewer: owner, viewPath: normalized, owner: owner, ownerPath: normalized, share: nil)
+        let parent = diskURL(owner: owner, path: location.parentViewPath)
+        try FileManager.default.createDirectory(at: parent, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: tmpRoot, withIntermediateDirectories: true)
+        let temp = tmpRoot.appendingPathComponent(UUID().uuidString)
+        try contents.write(to: temp)
+        let (record, _) = try installFile(
+            from: temp, at: location, mtime: mtime ?? Int64(Date().timeIntervalSince1970), checksum: checksum,
+            author: owner)
+        return record.id ?? 0
     }
 
     /// Forgets every failed login, like `occ security:bruteforce:reset`.

@@ -89,14 +89,7 @@ struct DevCloudCommand: AsyncParsableCommand {
                 let parts = entry.split(separator: ":", maxSplits: 1).map(String.init)
                 configuration.users.append(.init(name: parts[0], password: parts[1]))
             }
-            for entry in share {
-                guard let parsed = Self.parseShare(entry) else { continue }
-                configuration.shares.append(parsed)
-                let folder = URL(fileURLWithPath: configuration.dataDirectory)
-                    .appendingPathComponent("files").appendingPathComponent(parsed.owner)
-                    .appendingPathComponent(String(parsed.path.drop(while: { $0 == "/" })))
-                try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-            }
+            configuration.shares += share.compactMap(Self.parseShare)
             if let egressLimit { configuration.egressBytesPerSecond = egressLimit }
             if let autoGrant { configuration.autoGrantLoginFlowUser = autoGrant }
             let logger = Logger(label: "devcloud") { StreamLogHandler.standardError(label: $0) }

@@ -235,4 +235,42 @@ struct WebDAVBehaviourTests {
         #expect(try await server.request("GET", path, as: "alice").text == "x")
         await server.stop()
     }
+
+    @Test("seedFile, a configured share on a fresh data directory, and the legacy /remote.php/webdav root")
+    func seedingAndLegacyRoot() async throws {
+        let server = try await TestServer(shares: [
+            .init(owner: "alice", path: "/New/Deep", sharee: "bob", permissions: 1)
+        ])
+        let id = try server.server.seedFile(
+            owner: "alice", path: "/New/Deep/f.txt", contents: Data("seed".utf8), mtime: 1_700_000_000,
+            checksum: "SHA1:x")
+        let get = try await server.request("GET", "/remote.php/webdav/Deep/f.txt", as: "bob")
+        #expect(get.text == "seed" && get.header("OC-Checksum") == "SHA1:x")
+        #expect(get.header("Last-Modified") == "Tue, 14 Nov 2023 22:13:20 GMT")
+        let body =
+            #"<d:propfind xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns"><d:prop><oc:fileid/></d:prop></d:propfind>"#
+        let listing = try await server.request(
+            "PROPFIND", "/remote.php/webdav/Deep", as: "bob", headers: [("Depth", "1")], body: Array(body.utf8))
+        #expect(listing.text.contains("<d:href>/remote.php/webdav/Deep/f.txt</d:href>"))
+        #expect(listing.text.contains("<oc:fileid>\(id)</oc:fileid>"))
+        await server.stop()
+    }
+
+    @Test("a 10 GiB file (sparse, dropped into the data folder) is served by range without loading it")
+    func hugeFileRange() async throws {
+        let server = try await TestServer(folders: ["alice": ["Big"]])
+        let url = server.directory.appendingPathComponent("files/alice/Big/huge.bin")
+        let size: UInt64 = 10 * 1024 * 1024 * 1024
+        #expect(FileManager.default.createFile(atPath: url.path, contents: nil))
+        let handle = try FileHandle(forWritingTo: url)
+        try handle.truncate(atOffset: size)
+        try handle.close()
+        let head = try await server.request("HEAD", "/remote.php/dav/files/alice/Big/huge.bin", as: "alice")
+        #expect(head.header("Content-Length") == String(size))
+        let tail = try await server.request(
+            "GET", "/remote.php/dav/files/alice/Big/huge.bin", as: "alice", headers: [("Range", "bytes=-256")])
+        #expect(tail.status == 206 && tail.body == [UInt8](repeating: 0, count: 256))
+        #expect(tail.header("Content-Range") == "bytes \(size - 256)-\(size - 1)/\(size)")
+        await server.stop()
+    }
 }
