@@ -97,6 +97,7 @@ public final class DevCloudServer: Sendable {
         let (stream, continuation) = AsyncStream<Int>.makeStream()
         let app = Application(
             responder: DevCloudResponder(server: self),
+            server: .http1(configuration: .init(additionalChannelHandlers: [ContinueHandler()])),
             configuration: .init(address: .hostname(host, port: port), serverName: nil),
             onServerRunning: { channel in
                 continuation.yield(channel.localAddress?.port ?? 0)

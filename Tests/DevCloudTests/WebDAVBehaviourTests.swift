@@ -273,4 +273,15 @@ struct WebDAVBehaviourTests {
         #expect(tail.header("Content-Range") == "bytes \(size - 256)-\(size - 1)/\(size)")
         await server.stop()
     }
+
+    @Test("Expect: 100-continue is answered at once, so uploads do not stall")
+    func expectContinue() async throws {
+        let server = try await TestServer(folders: ["alice": ["U"]])
+        let (interim, result) = try await RawHTTP.sendExpectingContinue(
+            port: server.port, method: "PUT", path: "/remote.php/dav/files/alice/U/a.bin",
+            headers: [TestServer.basic("alice")], body: [UInt8](repeating: 9, count: 2_000_000))
+        #expect(interim == "HTTP/1.1 100 Continue")
+        #expect(result.status == 201)
+        await server.stop()
+    }
 }

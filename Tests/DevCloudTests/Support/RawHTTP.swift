@@ -79,6 +79,10 @@ enum RawHTTP {
 
     static func parse(_ raw: [UInt8], isHead: Bool) throws -> HTTPResult {
         let separator: [UInt8] = [13, 10, 13, 10]
+        // Skip interim 1xx answers (100 Continue).
+        if raw.starts(with: Array("HTTP/1.1 1".utf8)), let end = raw.firstRange(of: separator) {
+            return try parse(Array(raw[end.upperBound...]), isHead: isHead)
+        }
         guard let end = raw.firstRange(of: separator) else {
             throw RawHTTPError(description: "no complete response head (\(raw.count) bytes)")
         }
@@ -156,5 +160,65 @@ extension RawHTTP {
                 continuation.resume()
             }.start()
         }
+    }
+}
+
+extension RawHTTP {
+    /// Sends a request head with `Expect: 100-continue` and waits (up to 5 s) for the interim answer before sending
+    /// the body, as libcurl does. Returns the interim status line (nil if none came) and the final response.
+    static func sendExpectingContinue(
+        port: Int, method: String, path: String, headers: [(String, String)], body: [UInt8]
+    ) async throws -> (String?, HTTPResult) {
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\n"
+        for (name, value) in headers { head += "\(name): \(value)\r\n" }
+        head += "Expect: 100-continue\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n"
+        let headBytes = Array(head.utf8)
+        let (interim, raw) = try await withCheckedThrowingContinuation {
+            (continuation: CheckedContinuation<(String?, [UInt8]), any Error>) in
+            Thread {
+                continuation.resume(
+                    with: Result {
+                        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+                        defer { close(fd) }
+                        var address = sockaddr_in()
+                        address.sin_family = sa_family_t(AF_INET)
+                        address.sin_port = in_port_t(UInt16(port).bigEndian)
+                        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+                        let connected = withUnsafePointer(to: &address) {
+                            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                            }
+                        }
+                        guard fd >= 0, connected == 0 else { throw RawHTTPError(description: "connect() failed") }
+                        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+                        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                        _ = headBytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+                        var buffer = [UInt8](repeating: 0, count: 65536)
+                        var received: [UInt8] = []
+                        while received.firstRange(of: [13, 10, 13, 10]) == nil {
+                            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                            if count <= 0 { break }
+                            received += buffer[0..<count]
+                        }
+                        let interim =
+                            received.isEmpty
+                            ? nil : String(decoding: received, as: UTF8.self).components(separatedBy: "\r\n").first
+                        var offset = 0
+                        while offset < body.count {
+                            let written = body[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+                            if written <= 0 { break }
+                            offset += written
+                        }
+                        var rest: [UInt8] = []
+                        while true {
+                            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                            if count <= 0 { break }
+                            rest += buffer[0..<count]
+                        }
+                        return (interim, received + rest)
+                    })
+            }.start()
+        }
+        return (interim, try parse(raw, isHead: false))
     }
 }
