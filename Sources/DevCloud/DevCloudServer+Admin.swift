@@ -30,6 +30,9 @@ extension DevCloudServer {
                 return HTTP.json(200, statsJSON())
             case ("POST", "/faults"):
                 let fault = try decoder.decode(FaultRequest.self, from: try await body())
+                guard (200...599).contains(fault.status), fault.count > 0 else {
+                    return HTTP.json(400, #"{"error":"status must be 200...599 and count positive"}"#)
+                }
                 injectFaults(
                     status: fault.status, count: fault.count, method: fault.method, pathPrefix: fault.pathPrefix)
                 return HTTP.json(200, #"{"ok":true}"#)

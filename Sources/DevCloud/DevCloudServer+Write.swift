@@ -48,7 +48,7 @@ extension DevCloudServer {
 
     /// Write checks for a share: `bit` must be granted (403 otherwise, as 038–040).
     func requirePermission(_ location: Location, _ bit: Int) throws {
-        if let share = location.share, share.permissions & bit == 0 { throw DAVError.forbidden() }
+        if let share = location.share, bit != 0, share.permissions & bit == 0 { throw DAVError.forbidden() }
     }
 
     func mtimeHeader(_ request: Request) -> Int64? {
@@ -209,7 +209,9 @@ extension DevCloudServer {
         }
         _ = try parentItem(destination)
         if isMove {
-            try requirePermission(target.location, target.location.isMountRoot ? 0 : 8)
+            // Renaming a share's mount point is not supported: it would move the owner's folder.
+            if target.location.isMountRoot { throw DAVError.forbidden("DevCloud cannot rename a share's mount point") }
+            try requirePermission(target.location, 8)
             if !source.isFolder {
                 try checkLock(source, user: target.user, request: request, hrefBase: target.hrefBase)
             }

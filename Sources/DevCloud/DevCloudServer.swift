@@ -89,8 +89,10 @@ public final class DevCloudServer: Sendable {
     }
 
     /// Binds to `host:port` (port 0 picks a free port), returns the bound port once the server is listening.
+    /// Calling it again while running returns the same port.
     public func start(host: String = "127.0.0.1", port: Int = 0) async throws -> Int {
         if openFailed { throw DevCloudError.dataDirectoryUnusable(configuration.dataDirectory) }
+        if let running = runtime.withLock({ $0?.port }) { return running }
         guard host == "127.0.0.1" || host == "::1" || host == "localhost" else {
             throw DevCloudError.notLoopback(host)
         }
@@ -155,7 +157,9 @@ public final class DevCloudServer: Sendable {
 
     /// Answers the next `count` requests that match (method and path prefix, both optional) with `status`
     /// instead of serving them, e.g. `injectFaults(status: 503, count: 2)`.
+    /// `status` must be a final HTTP status (200...599).
     public func injectFaults(status: Int, count: Int, method: String? = nil, pathPrefix: String? = nil) {
+        precondition((200...599).contains(status), "injected fault status \(status) is not 200...599")
         state.withLock {
             $0.faults.append(
                 FaultRule(status: status, remaining: count, method: method?.uppercased(), pathPrefix: pathPrefix))

@@ -59,6 +59,9 @@ enum XML {
         if let prefix = prefixes[qname.namespace] {
             return ("\(prefix):\(qname.name)", "\(prefix):\(qname.name)")
         }
+        if qname.namespace.isEmpty {
+            return ("\(qname.name) xmlns=\"\"", qname.name)
+        }
         return ("x1:\(qname.name) xmlns:x1=\"\(escape(qname.namespace))\"", "x1:\(qname.name)")
     }
 

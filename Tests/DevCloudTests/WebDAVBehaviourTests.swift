@@ -284,4 +284,35 @@ struct WebDAVBehaviourTests {
         #expect(result.status == 201)
         await server.stop()
     }
+
+    @Test("bad requests get Nextcloud-like answers, never a crash")
+    func badRequests() async throws {
+        let (server, _) = try await footageServer()
+        let footage = "/remote.php/dav/files/alice/Footage"
+        let malformed = try await server.request(
+            "PROPFIND", footage, as: "alice", headers: [("Depth", "0")], body: Array("<d:propfind xmlns:d=".utf8))
+        #expect(malformed.status == 400 && malformed.text.contains("Sabre\\DAV\\Exception\\BadRequest"))
+        let noNamespace = try await server.request(
+            "PROPFIND", footage, as: "alice", headers: [("Depth", "0")],
+            body: Array(#"<d:propfind xmlns:d="DAV:"><d:prop><plain/><d:getetag/></d:prop></d:propfind>"#.utf8))
+        #expect(noNamespace.status == 207 && Shape.xml(noNamespace.text) != nil, "well-formed with a no-namespace prop")
+        #expect(try await server.request("REPORT", footage, as: "alice").status == 501)
+        #expect(try await server.request("GET", footage + "/", as: "alice").status == 501)
+        let moveMount = try await server.request(
+            "MOVE", "/remote.php/dav/files/bob/Footage", as: "bob",
+            headers: [("Destination", "/remote.php/dav/files/bob/Renamed")])
+        #expect(moveMount.status == 403)
+        #expect(try await server.request("MOVE", footage + "/clip1.mp4", as: "alice").status == 400)
+        #expect(
+            try await server.request("PUT", "/remote.php/dav/files/alice/Nope/x", as: "alice", body: [1]).status == 409)
+        let badFault = try await server.request(
+            "POST", "/harp-devcloud/faults", body: Array(#"{"status":42,"count":1}"#.utf8))
+        #expect(badFault.status == 400)
+        #expect(try await server.request("GET", "/nowhere").status == 404)
+        #expect(
+            try await server.request("GET", "/remote.php/dav/versions/alice/versions/999999", as: "alice").status == 404
+        )
+        #expect(try await server.request("PROPFIND", "/remote.php/dav/uploads/bob/x", as: "alice").status == 404)
+        await server.stop()
+    }
 }
