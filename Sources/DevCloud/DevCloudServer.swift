@@ -61,9 +61,12 @@ public final class DevCloudServer: Sendable {
         self.openFailed = openedStore == nil
         instanceID = id
         // Configured shares get their folder created when it does not exist yet, so a fresh data directory works.
-        do {
-            for user in configuration.users { try addUser(user) }
-            for share in configuration.shares {
+        var problems: [String] = []
+        for user in configuration.users {
+            do { try addUser(user) } catch { problems.append("user \(user.name): \(error)") }
+        }
+        for share in configuration.shares {
+            do {
                 if let path = try? normalizedPath(share.path), !path.isEmpty,
                     !fileExists(owner: share.owner, path: path)
                 {
@@ -71,11 +74,16 @@ public final class DevCloudServer: Sendable {
                         at: diskURL(owner: share.owner, path: path), withIntermediateDirectories: true)
                 }
                 try addShare(share)
+            } catch {
+                problems.append("share \(share.owner):\(share.path) with \(share.sharee): \(error)")
             }
-        } catch {
-            logger.error("devcloud.seed failed", metadata: ["error": "\(error)"])
         }
+        for problem in problems { logger.error("devcloud.seed failed", metadata: ["problem": "\(problem)"]) }
+        seedProblems.withLock { $0 = problems }
     }
+
+    /// Configuration entries that could not be applied; `start` refuses to run with any.
+    private let seedProblems = Mutex<[String]>([])
 
     private let openFailed: Bool
 
@@ -92,6 +100,8 @@ public final class DevCloudServer: Sendable {
     /// Calling it again while running returns the same port.
     public func start(host: String = "127.0.0.1", port: Int = 0) async throws -> Int {
         if openFailed { throw DevCloudError.dataDirectoryUnusable(configuration.dataDirectory) }
+        let problems = seedProblems.withLock { $0 }
+        if !problems.isEmpty { throw DevCloudError.invalidConfiguration(problems.joined(separator: "; ")) }
         if let running = runtime.withLock({ $0?.port }) { return running }
         guard host == "127.0.0.1" || host == "::1" || host == "localhost" else {
             throw DevCloudError.notLoopback(host)
@@ -246,6 +256,7 @@ public enum DevCloudError: Error, CustomStringConvertible {
     case noSuchPath(String, String)
     case noSuchUser(String)
     case badPermissions(Int)
+    case invalidConfiguration(String)
 
     public var description: String {
         switch self {
@@ -255,6 +266,7 @@ public enum DevCloudError: Error, CustomStringConvertible {
         case .noSuchPath(let owner, let path): "\(owner) has no file or folder \(path) to share"
         case .noSuchUser(let user): "no DevCloud user \(user)"
         case .badPermissions(let bits): "share permissions \(bits) are not 1...31 with the read bit"
+        case .invalidConfiguration(let problems): "DevCloud configuration cannot be applied: \(problems)"
         }
     }
 }

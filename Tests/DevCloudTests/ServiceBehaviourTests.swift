@@ -280,6 +280,27 @@ struct ServiceBehaviourTests {
         await second.stop()
     }
 
+    @Test("a configuration that cannot be applied, or an unusable data directory, is reported by start()")
+    func badConfiguration() async throws {
+        let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "devcloud-bad-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let unknownSharee = DevCloudServer(
+            configuration: .init(
+                dataDirectory: directory.path, users: [.init(name: "alice", password: "pw")],
+                shares: [.init(owner: "alice", path: "/X", sharee: "nobody", permissions: 1)]),
+            logger: logger)
+        await #expect(throws: DevCloudError.self) { _ = try await unknownSharee.start() }
+        let file = directory.appendingPathComponent("plain-file")
+        #expect(FileManager.default.createFile(atPath: file.path, contents: Data("x".utf8)))
+        let unusable = DevCloudServer(configuration: .init(dataDirectory: file.path), logger: logger)
+        await #expect(throws: DevCloudError.self) { _ = try await unusable.start() }
+        let remote = DevCloudServer(
+            configuration: .init(dataDirectory: directory.appendingPathComponent("ok").path), logger: logger)
+        await #expect(throws: DevCloudError.self) { _ = try await remote.start(host: "0.0.0.0") }
+    }
+
     @Test("passwords never appear in the logs")
     func noSecretsInLogs() async throws {
         let sink = LogSink()
