@@ -100,7 +100,8 @@ extension DevCloudServer {
         ]
         if v1 { meta += [("totalitems", .string("")), ("itemsperpage", .string(""))] }
         let envelope = OCSValue.object([("meta", .object(meta)), ("data", result.data)])
-        let status = httpStatus ?? (v1 ? 200 : (ok ? 200 : result.statusCode))
+        // 997 is OCS's "not logged in", which HTTP says as 401.
+        let status = httpStatus ?? (v1 ? 200 : (ok ? 200 : (result.statusCode == 997 ? 401 : result.statusCode)))
         if json { return HTTP.json(status, OCSValue.object([("ocs", envelope)]).json) }
         return HTTP.xml(status, "<?xml version=\"1.0\"?>\n" + envelope.xml(name: "ocs", indent: 0))
     }
