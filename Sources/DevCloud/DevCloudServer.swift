@@ -178,6 +178,9 @@ public final class DevCloudServer: Sendable {
 
     /// Adds or updates an account (persisted).
     public func addUser(_ user: DevCloudConfiguration.User) throws {
+        guard !user.name.isEmpty, user.name != ".", user.name != "..",
+            !user.name.contains(where: { $0 == "/" || $0 == ":" || $0 == "\0" })
+        else { throw DevCloudError.badUserName(user.name) }
         try store.upsertUser(user)
         try FileManager.default.createDirectory(
             at: filesRoot.appendingPathComponent(user.name, isDirectory: true), withIntermediateDirectories: true)
@@ -257,6 +260,7 @@ public enum DevCloudError: Error, CustomStringConvertible {
     case noSuchUser(String)
     case badPermissions(Int)
     case invalidConfiguration(String)
+    case badUserName(String)
 
     public var description: String {
         switch self {
@@ -267,6 +271,7 @@ public enum DevCloudError: Error, CustomStringConvertible {
         case .noSuchUser(let user): "no DevCloud user \(user)"
         case .badPermissions(let bits): "share permissions \(bits) are not 1...31 with the read bit"
         case .invalidConfiguration(let problems): "DevCloud configuration cannot be applied: \(problems)"
+        case .badUserName(let name): "\"\(name)\" cannot be a user name (empty, '.', '..', or contains '/', ':')"
         }
     }
 }

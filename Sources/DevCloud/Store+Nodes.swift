@@ -116,9 +116,14 @@ extension Store {
             }
             try Self.propagate(db, owner: fromOwner, path: fromPath, mtime: nil)
             try Self.propagate(db, owner: toOwner, path: toPath, mtime: nil)
-            try db.execute(
-                sql: "UPDATE share SET owner = ?, path = ? WHERE owner = ? AND path = ?",
-                arguments: [toOwner, "/" + toPath, fromOwner, "/" + fromPath])
+            // Shares of the moved node or of anything inside it follow it.
+            let from = "/" + fromPath
+            for var share in try ShareRecord.filter(Column("owner") == fromOwner).fetchAll(db)
+            where share.path == from || share.path.hasPrefix(from + "/") {
+                share.owner = toOwner
+                share.path = "/" + toPath + share.path.dropFirst(from.count)
+                try share.update(db)
+            }
         }
     }
 
@@ -131,7 +136,11 @@ extension Store {
                 try db.execute(sql: "DELETE FROM deadprop WHERE fileid = ?", arguments: [record.id])
                 try db.execute(sql: "DELETE FROM version WHERE fileid = ?", arguments: [record.id])
             }
-            try db.execute(sql: "DELETE FROM share WHERE owner = ? AND path = ?", arguments: [owner, "/" + path])
+            let shared = "/" + path
+            for share in try ShareRecord.filter(Column("owner") == owner).fetchAll(db)
+            where share.path == shared || share.path.hasPrefix(shared + "/") {
+                _ = try share.delete(db)
+            }
             try Self.propagate(db, owner: owner, path: path, mtime: nil)
             return records.compactMap(\.id)
         }
