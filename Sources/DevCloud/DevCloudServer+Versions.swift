@@ -26,7 +26,7 @@ extension DevCloudServer {
         versions.removeAll { $0.mtime == item.record.mtime }
         versions.append(
             Version(
-                mtime: item.record.mtime, size: item.size, author: item.location.owner,
+                mtime: item.record.mtime, size: item.size, author: item.record.author ?? item.location.owner,
                 url: diskURL(owner: item.location.owner, path: item.location.ownerPath)))
         let base = "/remote.php/dav/versions/\(user)/versions/\(fileid)"
         let method = request.method.rawValue

@@ -78,14 +78,16 @@ extension DevCloudServer {
             try? FileManager.default.removeItem(at: kept)
             try FileManager.default.moveItem(at: destination, to: kept)
             try store.addVersion(
-                VersionRecord(fileid: old.fileid, mtime: old.record.mtime, size: old.size, author: author))
+                VersionRecord(
+                    fileid: old.fileid, mtime: old.record.mtime, size: old.size,
+                    author: old.record.author ?? location.owner))
         }
         try? FileManager.default.removeItem(at: destination)
         try FileManager.default.moveItem(at: source, to: destination)
         try? FileManager.default.setAttributes(
             [.modificationDate: Date(timeIntervalSince1970: TimeInterval(mtime))], ofItemAtPath: destination.path)
         let record = try store.fileChanged(
-            owner: location.owner, path: location.ownerPath, mtime: mtime, checksum: checksum)
+            owner: location.owner, path: location.ownerPath, mtime: mtime, checksum: checksum, author: author)
         return (record, existed)
     }
 
@@ -243,7 +245,7 @@ extension DevCloudServer {
             if !source.isFolder {
                 let record = try store.fileChanged(
                     owner: destination.location.owner, path: destination.location.ownerPath, mtime: source.record.mtime,
-                    checksum: source.record.checksum)
+                    checksum: source.record.checksum, author: target.user)
                 headers = [("OC-FileId", ocID(record.id ?? 0))]
             } else {
                 try store.folderCreated(

@@ -38,7 +38,7 @@ extension Store {
             }
             var record = NodeRecord(
                 id: nil, owner: owner, path: path, etag: isFolder ? ETag.short() : ETag.file(), mtime: diskMtime,
-                checksum: nil)
+                checksum: nil, author: nil)
             try record.insert(db)
             return record
         }
@@ -51,14 +51,16 @@ extension Store {
     /// Records a content change of a file: new etag, the given mtime and checksum (nil clears it), and new etags
     /// for every folder above it. Keeps the fileid when the record exists.
     @discardableResult
-    func fileChanged(owner: String, path: String, mtime: Int64, checksum: String?) throws -> NodeRecord {
+    func fileChanged(owner: String, path: String, mtime: Int64, checksum: String?, author: String?) throws -> NodeRecord
+    {
         try db.write { db in
             var record =
                 try NodeRecord.filter(Column("owner") == owner && Column("path") == path).fetchOne(db)
-                ?? NodeRecord(id: nil, owner: owner, path: path, etag: "", mtime: mtime, checksum: nil)
+                ?? NodeRecord(id: nil, owner: owner, path: path, etag: "", mtime: mtime, checksum: nil, author: nil)
             record.etag = ETag.file()
             record.mtime = mtime
             record.checksum = checksum
+            record.author = author
             try record.save(db)
             try Self.propagate(db, owner: owner, path: path, mtime: nil)
             return record
@@ -71,7 +73,8 @@ extension Store {
         try db.write { db in
             var record =
                 try NodeRecord.filter(Column("owner") == owner && Column("path") == path).fetchOne(db)
-                ?? NodeRecord(id: nil, owner: owner, path: path, etag: ETag.short(), mtime: mtime, checksum: nil)
+                ?? NodeRecord(
+                    id: nil, owner: owner, path: path, etag: ETag.short(), mtime: mtime, checksum: nil, author: nil)
             try record.save(db)
             try Self.propagate(db, owner: owner, path: path, mtime: mtime)
             return record

@@ -12,6 +12,8 @@ struct NodeRecord: Codable, FetchableRecord, MutablePersistableRecord, Sendable 
     var etag: String
     var mtime: Int64
     var checksum: String?
+    /// Who wrote the current content (nil for files found on disk).
+    var author: String?
 
     mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
 }
@@ -92,6 +94,7 @@ final class Store: Sendable {
                 t.column("etag", .text).notNull()
                 t.column("mtime", .integer).notNull()
                 t.column("checksum", .text)
+                t.column("author", .text)
                 t.uniqueKey(["owner", "path"])
             }
             try db.create(table: "share") { t in

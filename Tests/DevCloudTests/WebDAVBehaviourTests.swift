@@ -95,6 +95,20 @@ struct WebDAVBehaviourTests {
         let get = try await server.request("GET", "/remote.php/dav/files/alice/Team/c.txt", as: "alice")
         #expect(get.text == "carol's")
         #expect(get.header("OC-ETag") == put.header("ETag"))
+        // Versions name who wrote each one.
+        _ = try await server.request(
+            "PUT", "/remote.php/dav/files/alice/Team/c.txt", as: "alice", headers: [("X-OC-Mtime", "1700000100")],
+            body: Array("alice's".utf8))
+        let fileid = Int(try #require(put.header("OC-FileId")).prefix(8))!
+        let body =
+            #"<d:propfind xmlns:d="DAV:" xmlns:nc="http://nextcloud.org/ns"><d:prop><nc:version-author/></d:prop></d:propfind>"#
+        let versions = try await server.request(
+            "PROPFIND", "/remote.php/dav/versions/carol/versions/\(fileid)", as: "carol", headers: [("Depth", "1")],
+            body: Array(body.utf8))
+        #expect(versions.text.contains("<nc:version-author>carol</nc:version-author>"))
+        #expect(
+            versions.text.contains(
+                "/1700000100</d:href><d:propstat><d:prop><nc:version-author>alice</nc:version-author>"))
         await server.stop()
     }
 
