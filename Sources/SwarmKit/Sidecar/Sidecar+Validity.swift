@@ -1,0 +1,36 @@
+/// What the server says about a file now (from a PROPFIND as the fetching user).
+public struct RemoteVersion: Hashable, Sendable {
+    public var fileid: String
+    public var etag: String
+    public var size: Int64
+    public var mtime: Int64
+
+    public init(fileid: String, etag: String, size: Int64, mtime: Int64) {
+        self.fileid = fileid
+        self.etag = etag
+        self.size = size
+        self.mtime = mtime
+    }
+}
+
+extension Sidecar {
+    /// Whether a sidecar describes the server's current version of the file.
+    public enum Validity: Equatable, Sendable {
+        /// fileid, etag and size match: use R as is (the spot check before renaming still runs).
+        case valid
+        /// fileid, size and mtime match but the etag moved. Nextcloud changes a file's etag without changing its bytes
+        /// when a lock is taken or released (files_lock), so this is not proof of new content: use R, and check one
+        /// randomly chosen chunk against the server's bytes (a Range GET) before fetching from peers; if it matches,
+        /// republish the sidecar with the new etag when the user may write the folder.
+        case needsSpotCheck
+        /// Anything else: the file changed. Fetch from the server, recompute R and republish.
+        case stale
+    }
+
+    /// Compares this sidecar with the server's current view of the file.
+    public func validity(for remote: RemoteVersion) -> Validity {
+        guard !pending, fileid == remote.fileid, size == remote.size else { return .stale }
+        if etag == remote.etag { return .valid }
+        return mtime == remote.mtime ? .needsSpotCheck : .stale
+    }
+}
