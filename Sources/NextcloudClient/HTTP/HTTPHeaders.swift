@@ -55,13 +55,16 @@ extension StringProtocol {
         return zip(utf8, other.utf8).allSatisfy { lowerASCII($0) == lowerASCII($1) }
     }
 
+    /// Drops spaces, tabs, CR and LF at both ends. Works on Unicode scalars, because "\r\n"
+    /// is a single `Character` and would slip past a per-character check.
     func trimmingASCIIWhitespace() -> Substring {
-        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\r" || $0 == "\n" }
         let s = Substring(self)
-        guard let first = s.firstIndex(where: { !isSpace($0) }),
-            let last = s.lastIndex(where: { !isSpace($0) })
+        let isSpace: (Unicode.Scalar) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\r" || $0 == "\n" }
+        let scalars = s.unicodeScalars
+        guard let first = scalars.firstIndex(where: { !isSpace($0) }),
+            let last = scalars.lastIndex(where: { !isSpace($0) })
         else { return "" }
-        return s[first...last]
+        return Substring(scalars[first...last])
     }
 }
 
