@@ -6,6 +6,6 @@ struct HarpCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "harp-cli",
         abstract: "A peer-to-peer file swarm client for Nextcloud.",
-        subcommands: []
+        subcommands: [LoginCommand.self, LogoutCommand.self, WhoamiCommand.self, LsCommand.self]
     )
 }
