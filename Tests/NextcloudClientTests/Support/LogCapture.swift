@@ -4,6 +4,12 @@ import Synchronization
 /// Collects every log line (message and metadata, rendered) in memory, at trace level.
 final class LogCapture: Sendable {
     private let lines = Mutex<[String]>([])
+    private let onLine: (@Sendable (String) -> Void)?
+
+    /// `onLine` sees every line as it is logged (to wait for an event without sleeping).
+    init(onLine: (@Sendable (String) -> Void)? = nil) {
+        self.onLine = onLine
+    }
 
     var logger: Logger {
         var logger = Logger(label: "test.nextcloud") { label in CapturingHandler(capture: self, label: label) }
@@ -15,6 +21,7 @@ final class LogCapture: Sendable {
 
     fileprivate func append(_ line: String) {
         lines.withLock { $0.append(line) }
+        onLine?(line)
     }
 }
 
