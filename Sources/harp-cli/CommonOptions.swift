@@ -6,7 +6,8 @@ import NextcloudClient
 /// Which Nextcloud account to use. Each value is taken from the flag, else the environment
 /// (HARP_SERVER, HARP_USER, HARP_APP_PASSWORD), else the stored login.
 struct AccountOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Nextcloud server URL (default: $HARP_SERVER, then the stored login).", valueName: "url"))
+    @Option(
+        help: ArgumentHelp("Nextcloud server URL (default: $HARP_SERVER, then the stored login).", valueName: "url"))
     var server: String?
 
     @Option(help: ArgumentHelp("Nextcloud user name (default: $HARP_USER, then the stored login).", valueName: "user"))
@@ -66,7 +67,8 @@ extension ConfigOptions {
 
 /// Writes one JSON object as a line on standard output.
 func printJSONLine(_ object: [String: Any]) {
-    guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+    guard
+        let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
     else { return }
     print(String(decoding: data, as: UTF8.self))
 }

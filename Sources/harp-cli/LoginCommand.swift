@@ -49,13 +49,18 @@ struct LoginCommand: AsyncParsableCommand {
                 credentials = try await loginFlow(url)
             default:
                 throw UsageError(
-                    description: "use --user with exactly one of --app-password or --password, or neither for a browser login")
+                    description:
+                        "use --user with exactly one of --app-password or --password, or neither for a browser login")
             }
-            let client = NextcloudClient(credentials: credentials, options: config.transportOptions, logger: config.logger)
+            let client = NextcloudClient(
+                credentials: credentials, options: config.transportOptions, logger: config.logger)
             let who = try await client.currentUser()
             try config.store.save(credentials)
             if output.json {
-                printJSONLine(["event": "login", "server": url.absoluteString, "user": who.id, "displayName": who.displayname ?? ""])
+                printJSONLine([
+                    "event": "login", "server": url.absoluteString, "user": who.id,
+                    "displayName": who.displayname ?? "",
+                ])
             } else {
                 print("Logged in to \(url.absoluteString) as \(who.id)\(who.displayname.map { " (\($0))" } ?? "").")
                 print("Credentials stored in \(config.store.fileURL.path) (mode 0600).")

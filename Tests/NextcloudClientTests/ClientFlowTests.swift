@@ -87,7 +87,9 @@ struct ClientFlowTests {
 
         // A wrong password: the server even echoes it in its message.
         let bad = TestClients.client(base, password: wrong, logger: logs.logger)
-        do { _ = try await bad.currentUser() } catch { errors.append("\(error)"); errors.append(String(reflecting: error)) }
+        do { _ = try await bad.currentUser() } catch {
+            errors.append("\(error)"); errors.append(String(reflecting: error))
+        }
         do { _ = try await bad.item(at: "/x") } catch { errors.append("\(error)") }
 
         // The right password through every path that can fail.

@@ -30,7 +30,8 @@ struct CredentialStoreTests {
     }
 
     @Test func directoryResolution() {
-        #expect(CredentialStore(environment: ["HARP_CONFIG_DIR": "/a", "XDG_CONFIG_HOME": "/b"]).directory.path == "/a")
+        #expect(
+            CredentialStore(environment: ["HARP_CONFIG_DIR": "/a", "XDG_CONFIG_HOME": "/b"]).directory.path == "/a")
         #expect(CredentialStore(environment: ["XDG_CONFIG_HOME": "/b", "HOME": "/h"]).directory.path == "/b/harp")
         #expect(CredentialStore(environment: ["HOME": "/h"]).directory.path == "/h/.config/harp")
     }
@@ -45,7 +46,8 @@ struct CredentialStoreTests {
         #expect(fromFlags.appPassword == "filepw")
         #expect(!fromFlags.description.contains("filepw"))
         #expect(throws: CredentialStoreError.notLoggedIn(missing: ["app password"])) {
-            _ = try Credentials.resolve(server: nil, user: nil, appPassword: nil, environment: env, stored: StoredLogin())
+            _ = try Credentials.resolve(
+                server: nil, user: nil, appPassword: nil, environment: env, stored: StoredLogin())
         }
     }
 

@@ -13,7 +13,9 @@
 
     /// One DevCloud with alice (owner of /Footage), bob (read-only share of it) and carol (nothing).
     final class DevCloudFixture: Sendable {
-        static let passwords = ["alice": "alice-Account-PW-1", "bob": "bob-Account-PW-2", "carol": "carol-Account-PW-3"]
+        static let passwords = [
+            "alice": "alice-Account-PW-1", "bob": "bob-Account-PW-2", "carol": "carol-Account-PW-3",
+        ]
         static let clip = TestClients.bytes(1 << 20, seed: 11)
 
         let server: DevCloudServer
@@ -22,7 +24,9 @@
         let logs: LogCapture
         let appPasswords: [String: String]
 
-        private init(server: DevCloudServer, base: URL, directory: URL, logs: LogCapture, appPasswords: [String: String]) {
+        private init(
+            server: DevCloudServer, base: URL, directory: URL, logs: LogCapture, appPasswords: [String: String]
+        ) {
             self.server = server
             self.base = base
             self.directory = directory
@@ -30,11 +34,16 @@
             self.appPasswords = appPasswords
         }
 
-        static func start(logs: LogCapture = LogCapture(), bruteForceMaxFailures: Int = 11) async throws -> DevCloudFixture {
-            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("devcloud-nc-\(UUID().uuidString)")
+        static func start(
+            logs: LogCapture = LogCapture(), bruteForceMaxFailures: Int = 11
+        ) async throws -> DevCloudFixture {
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "devcloud-nc-\(UUID().uuidString)")
             let configuration = DevCloudConfiguration(
                 dataDirectory: directory.path,
-                users: passwords.sorted { $0.key < $1.key }.map { DevCloudConfiguration.User(name: $0.key, password: $0.value) },
+                users: passwords.sorted { $0.key < $1.key }.map {
+                    DevCloudConfiguration.User(name: $0.key, password: $0.value)
+                },
                 bruteForceMaxFailures: bruteForceMaxFailures)
             let server = DevCloudServer(configuration: configuration, logger: Logger(label: "devcloud"))
             _ = try await server.start(host: "127.0.0.1", port: 0)
@@ -45,11 +54,13 @@
             for (user, password) in passwords {
                 appPasswords[user] = try await auth.exchangePassword(user: user, password: password).appPassword
             }
-            let fixture = DevCloudFixture(server: server, base: base, directory: directory, logs: logs, appPasswords: appPasswords)
+            let fixture = DevCloudFixture(
+                server: server, base: base, directory: directory, logs: logs, appPasswords: appPasswords)
             let alice = fixture.client("alice")
             try await alice.makeFolder("/Footage")
             _ = try await alice.upload(Data(clip), to: "/Footage/clip.bin")
-            try server.addShare(DevCloudConfiguration.Share(owner: "alice", path: "/Footage", sharee: "bob", permissions: 1))
+            try server.addShare(
+                DevCloudConfiguration.Share(owner: "alice", path: "/Footage", sharee: "bob", permissions: 1))
             return fixture
         }
 
@@ -175,7 +186,8 @@
             await #expect(throws: NextcloudError.self) { _ = try await alice.item(at: "/Footage/big.bin") }
 
             // Resume: the chunks already there are not sent again.
-            let result = try await alice.uploadFile(at: path, to: "/Footage/big.bin", modified: modified, chunkSize: 5 << 20)
+            let result = try await alice.uploadFile(
+                at: path, to: "/Footage/big.bin", modified: modified, chunkSize: 5 << 20)
             #expect(result.fileID != nil)
             #expect(logs.all.contains { $0.contains("chunked upload resumed") && !$0.contains("chunks.skipped=0") })
             let item = try await alice.item(at: "/Footage/big.bin")
@@ -190,7 +202,8 @@
 
         @Test func serverErrorsTwiceThenSuccessIsRetried() async throws {
             let cloud = try await DevCloudFixture.start()
-            cloud.server.injectFaults(status: 503, count: 2, method: "GET", pathPrefix: "/remote.php/dav/files/bob/Footage/clip.bin")
+            cloud.server.injectFaults(
+                status: 503, count: 2, method: "GET", pathPrefix: "/remote.php/dav/files/bob/Footage/clip.bin")
             let (data, info) = try await cloud.client("bob").data(at: "/Footage/clip.bin")
             #expect(info.status == 200)
             #expect(Array(data) == DevCloudFixture.clip)

@@ -67,7 +67,8 @@ struct HeaderRangePermissionTests {
     @Test func permissionLetters() {
         #expect(Permissions(letters: "") == .read)
         #expect(Permissions(letters: "RGDNVW") == [.read, .share, .delete, .rename, .move, .write])
-        #expect(Permissions(letters: "RGDNVCK") == [.read, .share, .delete, .rename, .move, .createFile, .createFolder])
+        #expect(
+            Permissions(letters: "RGDNVCK") == [.read, .share, .delete, .rename, .move, .createFile, .createFolder])
         #expect(Permissions(letters: "SG") == [.read, .shared])
         #expect(Permissions(letters: "SGDNV").contains(.move))
         #expect(Permissions(letters: "MG").contains(.mounted))

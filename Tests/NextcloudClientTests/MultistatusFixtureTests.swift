@@ -121,7 +121,8 @@ struct MultistatusFixtureTests {
         let locked = try Multistatus.parse(Fixture.named("059").body, rootHref: "/remote.php/dav/files/bob", path: nil)
         #expect(locked[0].isLocked)
         #expect(locked[0].lockOwner == "alice")
-        let before = try Multistatus.parse(Fixture.named("057").body, rootHref: "/remote.php/dav/files/alice", path: nil)
+        let before = try Multistatus.parse(
+            Fixture.named("057").body, rootHref: "/remote.php/dav/files/alice", path: nil)
         #expect(!before[0].isLocked)
     }
 
@@ -157,7 +158,8 @@ struct MultistatusFixtureTests {
 
     @Test func malformedXMLIsAnError() {
         #expect(throws: NextcloudError.self) {
-            _ = try Multistatus.parse(Data("<d:multistatus xmlns:d=\"DAV:\"><d:response>".utf8), rootHref: "/", path: nil)
+            _ = try Multistatus.parse(
+                Data("<d:multistatus xmlns:d=\"DAV:\"><d:response>".utf8), rootHref: "/", path: nil)
         }
         #expect(throws: NextcloudError.self) {
             _ = try Multistatus.parse(Data("{\"json\":true}".utf8), rootHref: "/", path: nil)
@@ -165,13 +167,19 @@ struct MultistatusFixtureTests {
     }
 
     @Test func hrefMapping() {
-        #expect(Multistatus.relativePath(href: "/remote.php/dav/files/alice/", rootHref: "/remote.php/dav/files/alice") == "/")
         #expect(
-            Multistatus.relativePath(href: "/remote.php/dav/files/alice/A%20B/c%2Bd", rootHref: "/remote.php/dav/files/alice")
+            Multistatus.relativePath(href: "/remote.php/dav/files/alice/", rootHref: "/remote.php/dav/files/alice")
+                == "/")
+        #expect(
+            Multistatus.relativePath(
+                href: "/remote.php/dav/files/alice/A%20B/c%2Bd", rootHref: "/remote.php/dav/files/alice")
                 == "/A B/c+d")
         #expect(
-            Multistatus.relativePath(href: "https://h/x/remote.php/dav/files/alice/f", rootHref: "/x/remote.php/dav/files/alice")
+            Multistatus.relativePath(
+                href: "https://h/x/remote.php/dav/files/alice/f", rootHref: "/x/remote.php/dav/files/alice")
                 == "/f")
-        #expect(Multistatus.relativePath(href: "/remote.php/dav/files/alicex/f", rootHref: "/remote.php/dav/files/alice") == nil)
+        #expect(
+            Multistatus.relativePath(href: "/remote.php/dav/files/alicex/f", rootHref: "/remote.php/dav/files/alice")
+                == nil)
     }
 }

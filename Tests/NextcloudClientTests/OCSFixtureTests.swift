@@ -97,7 +97,10 @@ struct OCSFixtureTests {
     @Test func v1CarriesTheErrorInTheBodyWithHTTP200() throws {
         let fixture = try Fixture.named("092")
         #expect(fixture.status == 200)
-        #expect(throws: NextcloudError(.notFoundOrNoAccess, status: 404, path: "ocs", detail: "Wrong share ID, share does not exist")) {
+        #expect(
+            throws: NextcloudError(
+                .notFoundOrNoAccess, status: 404, path: "ocs", detail: "Wrong share ID, share does not exist")
+        ) {
             _ = try OCSEnvelope.decode(EmptyData.self, json: fixture.body, path: "ocs")
         }
     }

@@ -130,7 +130,9 @@ struct TransportTests {
     @Test func serverErrorsAreRetriedThenSucceed() async throws {
         let calls = Mutex(0)
         let server = TestHTTPServer { _ in
-            let n = calls.withLock { $0 += 1; return $0 }
+            let n = calls.withLock {
+                $0 += 1; return $0
+            }
             return n <= 2 ? .closeDelimited(503, body: Array("busy".utf8)) : .respond(200, body: Array("ok".utf8))
         }
         let base = try await server.start()
@@ -160,7 +162,9 @@ struct TransportTests {
     }
 
     @Test func badCredentialsAreNeverRetried() async throws {
-        let server = TestHTTPServer { _ in .closeDelimited(401, body: Array(sabreError("NotAuthenticated", "Username or password was incorrect"))) }
+        let server = TestHTTPServer { _ in
+            .closeDelimited(401, body: Array(sabreError("NotAuthenticated", "Username or password was incorrect")))
+        }
         let base = try await server.start()
         defer { Task { await server.stop() } }
         do {
@@ -201,10 +205,43 @@ struct TransportTests {
         }
     }
 
+    @Test func tlsFailureIsTyped() async throws {
+        let server = TestHTTPServer { _ in .respond(200) }
+        let base = try await server.start()
+        defer { Task { await server.stop() } }
+        let https = base.replacingOccurrences(of: "http://", with: "https://")
+        do {
+            _ = try await TestClients.client(https, attempts: 1).data(at: "/f")
+            Issue.record("TLS to a plain HTTP server succeeded")
+        } catch let error as NextcloudError {
+            #expect(error.kind == .tls)
+        }
+    }
+
+    @Test func caBundleComesFromTheCurlEnvironment() {
+        #expect(
+            TransportOptions(environment: ["CURL_CA_BUNDLE": "/a.pem", "SSL_CERT_FILE": "/b.pem"]).caBundle == "/a.pem")
+        #expect(TransportOptions(environment: ["SSL_CERT_FILE": "/b.pem"]).caBundle == "/b.pem")
+        #expect(TransportOptions(environment: ["CURL_CA_BUNDLE": ""]).caBundle == nil)
+        #expect(TransportOptions(environment: ["SSL_CERT_DIR": "/certs"]).caPath == "/certs")
+    }
+
+    @Test func retryDelaysGrowAndStayBounded() {
+        let policy = RetryPolicy(maximumAttempts: 5, baseDelay: .milliseconds(100), maximumDelay: .milliseconds(300))
+        for _ in 0..<50 {
+            let first = policy.delay(beforeRetry: 1)
+            #expect(first >= .milliseconds(50) && first <= .milliseconds(100))
+            let third = policy.delay(beforeRetry: 3)
+            #expect(third >= .milliseconds(150) && third <= .milliseconds(300))
+        }
+    }
+
     @Test func droppedConnectionIsRetriedForGet() async throws {
         let calls = Mutex(0)
         let server = TestHTTPServer { _ in
-            calls.withLock { $0 += 1; return $0 } == 1 ? .drop : .respond(200, body: [1, 2, 3])
+            calls.withLock {
+                $0 += 1; return $0
+            } == 1 ? .drop : .respond(200, body: [1, 2, 3])
         }
         let base = try await server.start()
         defer { Task { await server.stop() } }
@@ -229,7 +266,9 @@ struct TransportTests {
 
     @Test func closeDelimitedErrorBodiesAreRead() async throws {
         let body = try Fixture.named("011").body
-        let server = TestHTTPServer { _ in .closeDelimited(404, headers: [("Content-Type", "application/xml")], body: Array(body)) }
+        let server = TestHTTPServer { _ in
+            .closeDelimited(404, headers: [("Content-Type", "application/xml")], body: Array(body))
+        }
         let base = try await server.start()
         defer { Task { await server.stop() } }
         do {
@@ -244,7 +283,9 @@ struct TransportTests {
 
     @Test func propfindSendsDepthAndParsesTheAnswer() async throws {
         let body = try Fixture.named("004").body
-        let server = TestHTTPServer { _ in .respond(207, headers: [("Content-Type", "application/xml; charset=utf-8")], body: Array(body)) }
+        let server = TestHTTPServer { _ in
+            .respond(207, headers: [("Content-Type", "application/xml; charset=utf-8")], body: Array(body))
+        }
         let base = try await server.start()
         defer { Task { await server.stop() } }
         let (folder, children) = try await TestClients.client(base).list("/Footage")

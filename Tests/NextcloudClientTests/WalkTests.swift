@@ -16,8 +16,12 @@ struct WalkTests {
         let prefix = "/remote.php/dav/files/alice"
         func response(_ path: String, _ isFolder: Bool) -> String {
             let href = prefix + (path == "/" ? "/" : path + (isFolder ? "/" : ""))
-            let type = isFolder ? "<d:resourcetype><d:collection/></d:resourcetype>" : "<d:resourcetype/><d:getcontentlength>5</d:getcontentlength>"
-            return "<d:response><d:href>\(href)</d:href><d:propstat><d:prop>\(type)<oc:permissions>RGDNVW</oc:permissions></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>"
+            let type =
+                isFolder
+                ? "<d:resourcetype><d:collection/></d:resourcetype>"
+                : "<d:resourcetype/><d:getcontentlength>5</d:getcontentlength>"
+            return
+                "<d:response><d:href>\(href)</d:href><d:propstat><d:prop>\(type)<oc:permissions>RGDNVW</oc:permissions></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>"
         }
         var xml = #"<?xml version="1.0"?><d:multistatus xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns">"#
         xml += response(folder, true)

@@ -11,7 +11,9 @@ public final class Authenticator: Sendable {
     private let logger: Logger
 
     /// An authenticator for `server`. `options.userAgent` becomes the app password's name.
-    public init(server: URL, options: TransportOptions = TransportOptions(), logger: Logger = Logger(label: "harp.nextcloud")) {
+    public init(
+        server: URL, options: TransportOptions = TransportOptions(), logger: Logger = Logger(label: "harp.nextcloud")
+    ) {
         self.server = server
         self.transport = CurlTransport(options: options, logger: logger)
         self.logger = logger
@@ -20,11 +22,13 @@ public final class Authenticator: Sendable {
     /// Starts Login Flow v2 (`POST /index.php/login/v2`); show `login` to the user.
     public func startLoginFlow() async throws -> LoginFlow {
         var request = HTTPRequest(
-            method: "POST", url: try NextcloudClient.url(base: server, "/index.php/login/v2"), displayPath: "/index.php/login/v2",
+            method: "POST", url: try NextcloudClient.url(base: server, "/index.php/login/v2"),
+            displayPath: "/index.php/login/v2",
             isIdempotent: false)
         request.body = .data(Data())
         let body = try await send(request, credentials: nil)
-        guard let flow = try? JSONDecoder().decode(LoginFlow.self, from: body), URL(string: flow.poll.endpoint) != nil else {
+        guard let flow = try? JSONDecoder().decode(LoginFlow.self, from: body), URL(string: flow.poll.endpoint) != nil
+        else {
             throw NextcloudError(.malformedResponse, path: "/index.php/login/v2", detail: "not a Login Flow v2 answer")
         }
         return flow
@@ -35,7 +39,8 @@ public final class Authenticator: Sendable {
         guard let endpoint = URL(string: flow.poll.endpoint) else {
             throw NextcloudError(.malformedResponse, path: "/index.php/login/v2/poll", detail: "bad poll endpoint")
         }
-        var request = HTTPRequest(method: "POST", url: endpoint, displayPath: "/index.php/login/v2/poll", isIdempotent: false)
+        var request = HTTPRequest(
+            method: "POST", url: endpoint, displayPath: "/index.php/login/v2/poll", isIdempotent: false)
         request.headers = [("Content-Type", "application/x-www-form-urlencoded")]
         request.body = .data(Data(PathEncoding.formBody([("token", flow.poll.token)]).utf8))
         let body: Data
@@ -45,7 +50,8 @@ public final class Authenticator: Sendable {
             return nil
         }
         guard let result = try? JSONDecoder().decode(LoginFlowResult.self, from: body) else {
-            throw NextcloudError(.malformedResponse, path: "/index.php/login/v2/poll", detail: "not a Login Flow v2 result")
+            throw NextcloudError(
+                .malformedResponse, path: "/index.php/login/v2/poll", detail: "not a Login Flow v2 result")
         }
         return result
     }
@@ -72,14 +78,17 @@ public final class Authenticator: Sendable {
     /// request and kept nowhere. A 401 is not retried.
     public func exchangePassword(user: String, password: String) async throws -> Credentials {
         let endpoint = "/ocs/v2.php/core/getapppassword"
-        let request = try NextcloudClient.ocsRequest(base: server, method: "GET", endpoint: endpoint, query: [], form: nil)
+        let request = try NextcloudClient.ocsRequest(
+            base: server, method: "GET", endpoint: endpoint, query: [], form: nil)
         let body = try await send(request, credentials: BasicCredentials(user: user, password: password))
         struct Answer: Decodable { var apppassword: String }
         let answer = try OCSEnvelope.decode(Answer.self, json: body, path: endpoint)
         return Credentials(server: server, user: user, appPassword: answer.apppassword)
     }
 
-    private func send(_ request: HTTPRequest, credentials: BasicCredentials?, secrets: [String] = []) async throws -> Data {
+    private func send(
+        _ request: HTTPRequest, credentials: BasicCredentials?, secrets: [String] = []
+    ) async throws -> Data {
         let sink = DataSink(limit: 1 << 20)
         do {
             _ = try await NextcloudClient.send(

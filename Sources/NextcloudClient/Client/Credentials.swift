@@ -18,7 +18,9 @@ public struct Credentials: Sendable, Hashable, CustomStringConvertible, CustomDe
         self.appPassword = appPassword
     }
 
-    public var description: String { "Credentials(server: \(server.absoluteString), user: \(user), appPassword: <redacted>)" }
+    public var description: String {
+        "Credentials(server: \(server.absoluteString), user: \(user), appPassword: <redacted>)"
+    }
     public var debugDescription: String { description }
 }
 

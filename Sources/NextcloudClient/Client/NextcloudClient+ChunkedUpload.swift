@@ -12,7 +12,8 @@ extension NextcloudClient {
     /// server with the right size are not sent again).
     public func uploadFile(
         at localPath: String, to path: String, modified: Date? = nil, checksum: String? = nil,
-        chunkSize: Int64 = NextcloudClient.defaultChunkSize, singlePutLimit: Int64 = NextcloudClient.defaultSinglePutLimit
+        chunkSize: Int64 = NextcloudClient.defaultChunkSize,
+        singlePutLimit: Int64 = NextcloudClient.defaultSinglePutLimit
     ) async throws -> UploadResult {
         let size = try Self.fileSize(localPath)
         if size <= singlePutLimit {
@@ -37,15 +38,19 @@ extension NextcloudClient {
         precondition(chunkSize > 0, "chunk size must be positive")
         let destination = PathEncoding.normalize(path)
         let destinationURL = try filesURL(destination).absoluteString
-        let id = uploadID ?? Self.uploadID(destination: destination, size: size, modified: modified, chunkSize: chunkSize)
-        let folderPath = "/remote.php/dav/uploads/" + PathEncoding.encodeSegment(credentials.user) + "/"
+        let id =
+            uploadID ?? Self.uploadID(destination: destination, size: size, modified: modified, chunkSize: chunkSize)
+        let folderPath =
+            "/remote.php/dav/uploads/" + PathEncoding.encodeSegment(credentials.user) + "/"
             + PathEncoding.encodeSegment(id)
         let folderURL = try url(folderPath)
         let common = [("Destination", destinationURL), ("OC-Total-Length", String(size))]
         let chunkCount = Int((size + chunkSize - 1) / chunkSize)
 
-        let present = try await uploadedChunks(folderURL: folderURL, folderHref: credentials.server.serverBasePath
-            + "/remote.php/dav/uploads/" + credentials.user + "/" + id, displayPath: destination)
+        let present = try await uploadedChunks(
+            folderURL: folderURL,
+            folderHref: credentials.server.serverBasePath
+                + "/remote.php/dav/uploads/" + credentials.user + "/" + id, displayPath: destination)
         if present == nil {
             var mkcol = HTTPRequest(method: "MKCOL", url: folderURL, displayPath: destination)
             mkcol.headers = [("Destination", destinationURL)]
@@ -67,10 +72,12 @@ extension NextcloudClient {
             put.body = .file(path: localPath, offset: offset, length: max(length, 0))
             _ = try await send(put)
             logger.debug(
-                "chunk uploaded", metadata: ["nc.path": "\(destination)", "chunk.index": "\(index)", "chunk.count": "\(chunkCount)"])
+                "chunk uploaded",
+                metadata: ["nc.path": "\(destination)", "chunk.index": "\(index)", "chunk.count": "\(chunkCount)"])
         }
         if skipped > 0 {
-            logger.info("chunked upload resumed", metadata: ["nc.path": "\(destination)", "chunks.skipped": "\(skipped)"])
+            logger.info(
+                "chunked upload resumed", metadata: ["nc.path": "\(destination)", "chunks.skipped": "\(skipped)"])
         }
         var move = HTTPRequest(method: "MOVE", url: try url(folderPath + "/.file"), displayPath: destination)
         move.headers = common

@@ -49,7 +49,9 @@ extension NextcloudClient {
         return (sink.data, info)
     }
 
-    static func downloadInfo(_ outcome: CurlTransfer.Outcome, requested: ByteRange?, path: String) throws -> DownloadInfo {
+    static func downloadInfo(
+        _ outcome: CurlTransfer.Outcome, requested: ByteRange?, path: String
+    ) throws -> DownloadInfo {
         let headers = outcome.head.headers
         var info = DownloadInfo(
             status: outcome.head.status, etag: headers["OC-ETag"] ?? headers["ETag"], range: nil, totalSize: nil,

@@ -27,7 +27,9 @@ extension NextcloudClient {
     }
 
     /// Shares `path` with the user `recipient` (share type 0).
-    public func createUserShare(of path: String, with recipient: String, permissions: SharePermissions) async throws
+    public func createUserShare(
+        of path: String, with recipient: String, permissions: SharePermissions
+    ) async throws
         -> Share
     {
         try await ocs(
@@ -52,7 +54,8 @@ extension NextcloudClient {
 
     /// An OCS call: always `OCS-APIRequest: true` and `format=json`.
     func ocs<T: Decodable>(
-        _ type: T.Type, method: String, endpoint: String, query: [(String, String)] = [], form: [(String, String)]? = nil
+        _ type: T.Type, method: String, endpoint: String, query: [(String, String)] = [],
+        form: [(String, String)]? = nil
     ) async throws -> T {
         let request = try Self.ocsRequest(
             base: credentials.server, method: method, endpoint: endpoint, query: query, form: form)
@@ -64,7 +67,8 @@ extension NextcloudClient {
         base: URL, method: String, endpoint: String, query: [(String, String)], form: [(String, String)]?
     ) throws -> HTTPRequest {
         let queryText = PathEncoding.formBody(query + [("format", "json")])
-        var request = HTTPRequest(method: method, url: try url(base: base, endpoint + "?" + queryText), displayPath: endpoint)
+        var request = HTTPRequest(
+            method: method, url: try url(base: base, endpoint + "?" + queryText), displayPath: endpoint)
         request.headers = [("OCS-APIRequest", "true"), ("Accept", "application/json")]
         if let form {
             request.headers.append(("Content-Type", "application/x-www-form-urlencoded"))

@@ -55,7 +55,8 @@ extension NextcloudClient {
     /// parent is missing (409).
     public func makeFolder(_ path: String) async throws {
         let normalized = PathEncoding.normalize(path)
-        _ = try await send(HTTPRequest(method: "MKCOL", url: try filesURL(normalized, folder: true), displayPath: normalized))
+        _ = try await send(
+            HTTPRequest(method: "MKCOL", url: try filesURL(normalized, folder: true), displayPath: normalized))
     }
 
     /// DELETE of a file or (non-empty) folder.
@@ -97,7 +98,8 @@ extension NextcloudClient {
         _ body: RequestBody, to path: String, modified: Date?, checksum: String?, ifMatch: String?
     ) async throws -> UploadResult {
         let normalized = PathEncoding.normalize(path)
-        var request = HTTPRequest(method: "PUT", url: try filesURL(normalized), displayPath: normalized, isIdempotent: true)
+        var request = HTTPRequest(
+            method: "PUT", url: try filesURL(normalized), displayPath: normalized, isIdempotent: true)
         request.body = body
         request.headers = [("Content-Type", "application/octet-stream")]
         if let modified { request.headers.append(("X-OC-Mtime", String(Int64(modified.timeIntervalSince1970)))) }
@@ -109,7 +111,8 @@ extension NextcloudClient {
 
     static func uploadResult(_ head: ResponseHead) -> UploadResult {
         let fileID = head.headers["OC-FileId"].flatMap { Int64($0.prefix(while: { $0.isNumber })) }
-        return UploadResult(fileID: fileID, etag: head.headers["OC-ETag"] ?? head.headers["ETag"], created: head.status == 201)
+        return UploadResult(
+            fileID: fileID, etag: head.headers["OC-ETag"] ?? head.headers["ETag"], created: head.status == 201)
     }
 }
 

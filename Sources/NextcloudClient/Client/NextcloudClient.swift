@@ -78,7 +78,10 @@ public final class NextcloudClient: Sendable {
         } catch let error as NextcloudError {
             logger.debug(
                 "request failed",
-                metadata: ["http.method": "\(request.method)", "nc.path": "\(request.displayPath)", "error.kind": "\(error.kind)"])
+                metadata: [
+                    "http.method": "\(request.method)", "nc.path": "\(request.displayPath)",
+                    "error.kind": "\(error.kind)",
+                ])
             throw error.redacting(secrets)
         }
         let status = outcome.head.status

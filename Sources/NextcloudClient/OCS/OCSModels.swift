@@ -128,5 +128,7 @@ public struct LoginFlowResult: Sendable, Hashable, Decodable, CustomStringConver
     /// The new app password; never logged or printed.
     public var appPassword: String
 
-    public var description: String { "LoginFlowResult(server: \(server), loginName: \(loginName), appPassword: <redacted>)" }
+    public var description: String {
+        "LoginFlowResult(server: \(server), loginName: \(loginName), appPassword: <redacted>)"
+    }
 }

@@ -1,5 +1,6 @@
-public import struct Foundation.Data
 internal import Synchronization
+
+public import struct Foundation.Data
 
 #if canImport(Glibc)
     internal import Glibc
@@ -59,7 +60,8 @@ public final class FileRangeSink: ByteSink {
                 let n = pwrite(descriptor, base + done, bytes.count - done, off_t(offset) + off_t(done))
                 if n < 0 {
                     if errno == EINTR { continue }
-                    throw NextcloudError(.localIO, detail: "cannot write the download: \(String(cString: strerror(errno)))")
+                    throw NextcloudError(
+                        .localIO, detail: "cannot write the download: \(String(cString: strerror(errno)))")
                 }
                 done += n
             }

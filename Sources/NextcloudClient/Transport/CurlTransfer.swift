@@ -148,8 +148,9 @@ private let readCallback: @convention(c) (UnsafeMutablePointer<CChar>?, Int, Int
     return context.provideUpload(into: target) ?? Int(CURL_READFUNC_ABORT)
 }
 
-private let progressCallback: @convention(c) (UnsafeMutableRawPointer?, curl_off_t, curl_off_t, curl_off_t, curl_off_t) -> Int32 = {
-    userData, _, _, _, _ in
-    guard let context = context(userData) else { return 1 }
-    return context.cancellation.isCancelled ? 1 : 0
-}
+private let progressCallback:
+    @convention(c) (UnsafeMutableRawPointer?, curl_off_t, curl_off_t, curl_off_t, curl_off_t) -> Int32 = {
+        userData, _, _, _, _ in
+        guard let context = context(userData) else { return 1 }
+        return context.cancellation.isCancelled ? 1 : 0
+    }

@@ -33,7 +33,8 @@ final class CurlTransport: Sendable {
         let cancellation = CancellationFlag()
         let options = self.options
         return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<CurlTransfer.Outcome, any Error>) in
+            try await withCheckedThrowingContinuation {
+                (continuation: CheckedContinuation<CurlTransfer.Outcome, any Error>) in
                 workers.submit { handle in
                     if cancellation.isCancelled {
                         continuation.resume(throwing: CancellationError())

@@ -9,7 +9,8 @@ enum TestClients {
     /// Options with fast retries and short timeouts for loopback tests.
     static func options(attempts: Int = 4) -> TransportOptions {
         var options = TransportOptions(environment: [:])
-        options.retry = RetryPolicy(maximumAttempts: attempts, baseDelay: .milliseconds(2), maximumDelay: .milliseconds(20))
+        options.retry = RetryPolicy(
+            maximumAttempts: attempts, baseDelay: .milliseconds(2), maximumDelay: .milliseconds(20))
         options.connectTimeoutMilliseconds = 5_000
         options.lowSpeedSeconds = 30
         return options

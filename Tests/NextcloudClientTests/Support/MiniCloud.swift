@@ -27,14 +27,17 @@ final class MiniCloud: Sendable {
         let path = request.target.split(separator: "?").first.map(String.init) ?? request.target
         // Public endpoints.
         if path == "/index.php/login/v2" {
-            let body = #"{"poll":{"token":"poll-secret-token","endpoint":"ENDPOINT/index.php/login/v2/poll"},"login":"ENDPOINT/index.php/login/v2/flow/abc"}"#
+            let body =
+                #"{"poll":{"token":"poll-secret-token","endpoint":"ENDPOINT/index.php/login/v2/poll"},"login":"ENDPOINT/index.php/login/v2/flow/abc"}"#
             let host = "http://" + (request.headers["Host"] ?? "")
             return .respond(
                 200, headers: [("Content-Type", "application/json")],
                 body: Array(body.replacingOccurrences(of: "ENDPOINT", with: host).utf8))
         }
         if path == "/index.php/login/v2/poll" {
-            let n = state.withLock { $0.polls += 1; return $0.polls }
+            let n = state.withLock {
+                $0.polls += 1; return $0.polls
+            }
             guard String(decoding: request.body, as: UTF8.self) == "token=poll-secret-token", n >= 2 else {
                 return .respond(404, body: Array("[]".utf8))
             }
@@ -63,13 +66,16 @@ final class MiniCloud: Sendable {
         let ok = #"{"ocs":{"meta":{"status":"ok","statuscode":200,"message":"OK"},"data":DATA}}"#
         switch (request.method, path) {
         case ("GET", "/ocs/v2.php/cloud/user"):
-            let data = #"{"id":"alice","displayname":"Alice Example","quota":{"free":100,"used":5,"total":105,"relative":4.76,"quota":105}}"#
+            let data =
+                #"{"id":"alice","displayname":"Alice Example","quota":{"free":100,"used":5,"total":105,"relative":4.76,"quota":105}}"#
             return .respond(200, body: Array(ok.replacingOccurrences(of: "DATA", with: data).utf8))
         case ("DELETE", "/ocs/v2.php/core/apppassword"):
             state.withLock { $0.revoked = true }
             return .respond(200, body: Array(ok.replacingOccurrences(of: "DATA", with: "[]").utf8))
         default:
-            return .respond(404, body: Array(#"{"ocs":{"meta":{"status":"failure","statuscode":404,"message":"nope"},"data":[]}}"#.utf8))
+            return .respond(
+                404,
+                body: Array(#"{"ocs":{"meta":{"status":"failure","statuscode":404,"message":"nope"},"data":[]}}"#.utf8))
         }
     }
 
@@ -85,9 +91,11 @@ final class MiniCloud: Sendable {
             guard let chunks = state.withLock({ $0.chunks[id] }) else {
                 return .closeDelimited(404, body: Array(sabreError("NotFound", "no upload").utf8Bytes))
             }
-            var xml = #"<?xml version="1.0"?><d:multistatus xmlns:d="DAV:"><d:response><d:href>/remote.php/dav/uploads/alice/\#(id)/</d:href><d:propstat><d:prop><d:resourcetype><d:collection/></d:resourcetype></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>"#
+            var xml =
+                #"<?xml version="1.0"?><d:multistatus xmlns:d="DAV:"><d:response><d:href>/remote.php/dav/uploads/alice/\#(id)/</d:href><d:propstat><d:prop><d:resourcetype><d:collection/></d:resourcetype></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>"#
             for (n, bytes) in chunks.sorted(by: { $0.key < $1.key }) {
-                xml += #"<d:response><d:href>/remote.php/dav/uploads/alice/\#(id)/\#(n)</d:href><d:propstat><d:prop><d:getcontentlength>\#(bytes.count)</d:getcontentlength><d:resourcetype/></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>"#
+                xml +=
+                    #"<d:response><d:href>/remote.php/dav/uploads/alice/\#(id)/\#(n)</d:href><d:propstat><d:prop><d:getcontentlength>\#(bytes.count)</d:getcontentlength><d:resourcetype/></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>"#
             }
             xml += "</d:multistatus>"
             return .respond(207, body: Array(xml.utf8))
@@ -116,7 +124,8 @@ final class MiniCloud: Sendable {
                 $0.files[destination] = assembled
                 $0.chunks[id] = nil
             }
-            return .respond(201, headers: [("OC-FileId", "00000042ocabc"), ("OC-ETag", "\"new\""), ("X-OC-MTime", "accepted")])
+            return .respond(
+                201, headers: [("OC-FileId", "00000042ocabc"), ("OC-ETag", "\"new\""), ("X-OC-MTime", "accepted")])
         default:
             return .respond(405)
         }

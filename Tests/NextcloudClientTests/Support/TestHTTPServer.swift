@@ -103,6 +103,12 @@ private final class RawHTTPHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
         buffer += bytes.readBytes(length: bytes.readableBytes) ?? []
+        // A TLS ClientHello (record type 0x16) to this plain-HTTP server: hang up, as a
+        // misconfigured server would.
+        if buffer.first == 0x16 {
+            context.close(promise: nil)
+            return
+        }
         while !stalled, let request = nextRequest() {
             reply(server.handle(request), context: context)
         }
@@ -130,13 +136,15 @@ private final class RawHTTPHandler: ChannelInboundHandler {
     private func reply(_ reply: TestHTTPServer.Reply, context: ChannelHandlerContext) {
         switch reply {
         case .respond(let status, let headers, let body):
-            write(status: status, headers: headers + [("Content-Length", "\(body.count)")], body: body, context: context)
+            write(
+                status: status, headers: headers + [("Content-Length", "\(body.count)")], body: body, context: context)
         case .closeDelimited(let status, let headers, let body):
             write(status: status, headers: headers + [("Connection", "close")], body: body, context: context)
             context.close(promise: nil)
             stalled = true
         case .stall(let status, let headers, let announced, let first):
-            write(status: status, headers: headers + [("Content-Length", "\(announced)")], body: first, context: context)
+            write(
+                status: status, headers: headers + [("Content-Length", "\(announced)")], body: first, context: context)
             stalled = true
         case .drop:
             context.close(promise: nil)
