@@ -214,12 +214,13 @@
 
         @Test func repeatedWrongPasswordsAreThrottledAndTheClientSaysSo() async throws {
             let cloud = try await DevCloudFixture.start()
-            let wrong = NextcloudClient(
-                credentials: Credentials(server: cloud.base, user: "alice", appPassword: "wrong-Pass-4711"),
-                options: TestClients.options(), logger: cloud.logs.logger)
             var kinds: [NextcloudError.Kind] = []
             var errors: [String] = []
+            // A new client each time, like repeated runs of harp-cli: one client stops after its first 401.
             for _ in 0..<13 {
+                let wrong = NextcloudClient(
+                    credentials: Credentials(server: cloud.base, user: "alice", appPassword: "wrong-Pass-4711"),
+                    options: TestClients.options(), logger: cloud.logs.logger)
                 do {
                     _ = try await wrong.item(at: "/Footage")
                 } catch let error as NextcloudError {

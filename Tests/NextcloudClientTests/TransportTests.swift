@@ -177,6 +177,28 @@ struct TransportTests {
         #expect(server.requests.count == 1)
     }
 
+    @Test func afterA401NothingMoreIsSentWithTheSameCredentials() async throws {
+        let server = TestHTTPServer { _ in .respond(401) }
+        let base = try await server.start()
+        defer { Task { await server.stop() } }
+        let client = TestClients.client(base)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<5 {
+                group.addTask {
+                    await #expect(throws: NextcloudError.self) { _ = try await client.item(at: "/a") }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let sentInParallel = server.requests.count
+        #expect(client.credentialsWereRejected)
+        for _ in 0..<5 {
+            await #expect(throws: NextcloudError.self) { _ = try await client.data(at: "/b") }
+        }
+        #expect(server.requests.count == sentInParallel)
+        #expect(sentInParallel <= 5)
+    }
+
     @Test func throttlingIsReportedAndNotRetried() async throws {
         let body = try Fixture.named("126").body
         let server = TestHTTPServer { _ in .closeDelimited(429, body: Array(body)) }

@@ -1,5 +1,6 @@
 internal import Foundation
 public import Logging
+internal import Synchronization
 
 /// An async client for one Nextcloud account: WebDAV (PROPFIND, Range GET, PUT, chunked
 /// upload v2, MKCOL) and OCS (user, capabilities, shares), over libcurl.
@@ -14,6 +15,8 @@ public final class NextcloudClient: Sendable {
     public let credentials: Credentials
     let transport: CurlTransport
     let logger: Logger
+    /// Set by the first 401: from then on this client refuses to send its credentials again.
+    private let credentialsRejected = Atomic<Bool>(false)
 
     /// A client for `credentials`. Logs go to `logger` (structured, never a secret).
     public init(
@@ -63,9 +66,29 @@ public final class NextcloudClient: Sendable {
     }
 
     /// Sends `request` with the body going into `sink` on success; errors become `NextcloudError`.
+    ///
+    /// After a 401 the client sends nothing more with the same credentials and fails at once:
+    /// Nextcloud counts every rejected login towards locking out the whole address, and a swarm
+    /// engine with many requests in flight would otherwise use up that budget in a moment.
     func send(_ request: HTTPRequest, sink: any ByteSink) async throws -> CurlTransfer.Outcome {
-        try await Self.send(request, credentials: basic, sink: sink, transport: transport, logger: logger)
+        guard !credentialsRejected.load(ordering: .relaxed) else {
+            throw NextcloudError(
+                .badCredentials, status: 401, path: request.displayPath,
+                detail: "not sent: the server already rejected these credentials")
+        }
+        do {
+            return try await Self.send(request, credentials: basic, sink: sink, transport: transport, logger: logger)
+        } catch let error as NextcloudError where error.kind == .badCredentials {
+            if !credentialsRejected.exchange(true, ordering: .relaxed) {
+                logger.warning(
+                    "credentials rejected; no further requests", metadata: ["nc.path": "\(request.displayPath)"])
+            }
+            throw error
+        }
     }
+
+    /// True once the server answered 401 to this client.
+    public var credentialsWereRejected: Bool { credentialsRejected.load(ordering: .relaxed) }
 
     static func send(
         _ request: HTTPRequest, credentials: BasicCredentials?, sink: any ByteSink, transport: CurlTransport,
