@@ -16,6 +16,7 @@ struct LoginCommand: AsyncParsableCommand {
             Examples:
               harp-cli login https://cloud.example.com
               harp-cli login https://cloud.example.com --user alice --app-password "$APP_PASSWORD"
+              printf '%s\n' "$PASSWORD" | harp-cli login https://cloud.example.com --user alice --password -
             """)
 
     @Argument(help: ArgumentHelp("The server's base URL, e.g. https://cloud.example.com.", valueName: "url"))
@@ -27,7 +28,10 @@ struct LoginCommand: AsyncParsableCommand {
     @Option(name: .customLong("app-password"), help: "An existing app password to store (checked first).")
     var appPassword: String?
 
-    @Option(help: "The account password, exchanged once for an app password and not stored.")
+    @Option(
+        help:
+            "The account password, exchanged once for an app password and not stored; `-` reads it from standard input."
+    )
     var password: String?
 
     @Option(help: "Give up the browser login after this many seconds.")
@@ -44,7 +48,9 @@ struct LoginCommand: AsyncParsableCommand {
             case (let user?, let appPassword?, nil):
                 credentials = Credentials(server: url, user: user, appPassword: appPassword)
             case (let user?, nil, let password?):
-                credentials = try await authenticator(url).exchangePassword(user: user, password: password)
+                let secret = password == "-" ? (readLine(strippingNewline: true) ?? "") : password
+                guard !secret.isEmpty else { throw UsageError(description: "the password is empty") }
+                credentials = try await authenticator(url).exchangePassword(user: user, password: secret)
             case (nil, nil, nil):
                 credentials = try await loginFlow(url)
             default:
