@@ -240,6 +240,16 @@ struct TransportTests {
         }
     }
 
+    @Test func onlyHTTPAndHTTPSAreSpoken() async throws {
+        let client = TestClients.client("file:///etc")
+        do {
+            _ = try await client.data(at: "/passwd")
+            Issue.record("a file:// URL was read")
+        } catch let error as NextcloudError {
+            #expect(error.kind == .malformedResponse)
+        }
+    }
+
     @Test func caBundleComesFromTheCurlEnvironment() {
         #expect(
             TransportOptions(environment: ["CURL_CA_BUNDLE": "/a.pem", "SSL_CERT_FILE": "/b.pem"]).caBundle == "/a.pem")

@@ -36,7 +36,7 @@ public final class Authenticator: Sendable {
 
     /// Polls once: the credentials once the user granted access, nil while waiting (404).
     public func pollLoginFlow(_ flow: LoginFlow) async throws -> LoginFlowResult? {
-        guard let endpoint = URL(string: flow.poll.endpoint) else {
+        guard Self.isHTTP(flow.poll.endpoint), let endpoint = URL(string: flow.poll.endpoint) else {
             throw NextcloudError(.malformedResponse, path: "/index.php/login/v2/poll", detail: "bad poll endpoint")
         }
         var request = HTTPRequest(
@@ -84,6 +84,11 @@ public final class Authenticator: Sendable {
         struct Answer: Decodable { var apppassword: String }
         let answer = try OCSEnvelope.decode(Answer.self, json: body, path: endpoint)
         return Credentials(server: server, user: user, appPassword: answer.apppassword)
+    }
+
+    private static func isHTTP(_ text: String) -> Bool {
+        guard let scheme = URL(string: text)?.scheme?.lowercased() else { return false }
+        return scheme == "http" || scheme == "https"
     }
 
     private func send(

@@ -34,6 +34,8 @@ enum CurlTransfer {
             harp_curl_easy_setopt_string(handle, CURLOPT_URL, request.url.absoluteString)
             harp_curl_easy_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
             harp_curl_easy_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0)
+            // Only HTTP(S), whatever URL a server hands out (e.g. a Login Flow poll endpoint).
+            harp_curl_easy_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https")
             harp_curl_easy_setopt_long(handle, CURLOPT_TCP_KEEPALIVE, 1)
             harp_curl_easy_setopt_long(handle, CURLOPT_HTTP_VERSION, harp_curl_http_version_2tls())
             harp_curl_easy_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, options.connectTimeoutMilliseconds)
