@@ -105,6 +105,8 @@ struct ClientFlowTests {
         _ = try await good.uploadFile(at: path, to: "/a.bin", chunkSize: 1024, singlePutLimit: 10)
         let auth = Authenticator(server: URL(string: base)!, options: TestClients.options(), logger: logs.logger)
         let flow = try await auth.startLoginFlow()
+        errors.append("\(flow)")
+        errors.append(String(reflecting: flow))
         let granted = try await auth.waitForLoginFlow(flow, interval: .milliseconds(1))
         errors.append("\(granted)")
         errors.append("\(good.credentials)")

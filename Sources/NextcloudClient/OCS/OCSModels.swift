@@ -109,16 +109,21 @@ public struct Share: Sendable, Hashable, Codable {
 }
 
 /// The start of a Login Flow v2: open `login` in a browser, then poll.
-public struct LoginFlow: Sendable, Hashable, Decodable {
-    public struct Poll: Sendable, Hashable, Decodable {
+public struct LoginFlow: Sendable, Hashable, Decodable, CustomStringConvertible {
+    public struct Poll: Sendable, Hashable, Decodable, CustomStringConvertible {
         /// The secret poll token; never logged or printed.
         public var token: String
         /// Where to POST `token=…`.
         public var endpoint: String
+
+        public var description: String { "Poll(endpoint: \(endpoint), token: <redacted>)" }
     }
     public var poll: Poll
     /// The URL the user opens in a browser.
     public var login: String
+
+    /// Shows the login URL and the endpoint, never the poll token.
+    public var description: String { "LoginFlow(login: \(login), poll: \(poll.endpoint), token: <redacted>)" }
 }
 
 /// The result of a granted Login Flow v2.
