@@ -296,6 +296,23 @@ struct TransportTests {
         #expect(sink.inner.data.count == 4)
     }
 
+    @Test func aStalledTransferTimesOut() async throws {
+        let server = TestHTTPServer { _ in .stall(200, announcedLength: 1 << 20, first: [9]) }
+        let base = try await server.start()
+        defer { Task { await server.stop() } }
+        var options = TestClients.options(attempts: 1)
+        options.lowSpeedSeconds = 1
+        let client = NextcloudClient(
+            credentials: Credentials(server: URL(string: base)!, user: "alice", appPassword: "x"), options: options)
+        do {
+            _ = try await client.data(at: "/slow")
+            Issue.record("a stalled transfer completed")
+        } catch let error as NextcloudError {
+            #expect(error.kind == .network)
+            #expect(error.detail?.hasPrefix("timed out") == true)
+        }
+    }
+
     @Test func closeDelimitedErrorBodiesAreRead() async throws {
         let body = try Fixture.named("011").body
         let server = TestHTTPServer { _ in

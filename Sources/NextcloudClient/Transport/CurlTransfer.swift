@@ -95,7 +95,8 @@ enum CurlTransfer {
         if let uploadError = context.uploadError { throw uploadError }
         guard code == CURLE_OK else {
             let curlText = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            let detail = curlText.isEmpty ? String(cString: curl_easy_strerror(code)) : curlText
+            let text = curlText.isEmpty ? String(cString: curl_easy_strerror(code)) : curlText
+            let detail = code == CURLE_OPERATION_TIMEDOUT ? "timed out: " + text : text
             throw NextcloudError(classify(code), path: request.displayPath, detail: detail)
         }
         return Outcome(
