@@ -43,7 +43,7 @@ struct LoginCommand: AsyncParsableCommand {
     func run() async throws {
         try await runReportingErrors {
             let url = try Credentials.parseServerURL(server)
-            let credentials: Credentials
+            var credentials: Credentials
             switch (user, appPassword, password) {
             case (let user?, let appPassword?, nil):
                 credentials = Credentials(server: url, user: user, appPassword: appPassword)
@@ -61,6 +61,8 @@ struct LoginCommand: AsyncParsableCommand {
             let client = NextcloudClient(
                 credentials: credentials, options: config.transportOptions, logger: config.logger)
             let who = try await client.currentUser()
+            // WebDAV paths use the user id, which differs from the login name on some servers.
+            credentials.userID = who.id
             try config.store.save(credentials)
             if output.json {
                 printJSONLine([

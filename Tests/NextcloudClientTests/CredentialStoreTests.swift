@@ -29,6 +29,26 @@ struct CredentialStoreTests {
         #expect(try store.load() == StoredLogin())
     }
 
+    @Test func userIDIsStoredWhenItDiffersFromTheLoginName() throws {
+        let root = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let store = CredentialStore(directory: root)
+        let server = try #require(URL(string: "https://h.example"))
+        try store.save(Credentials(server: server, user: "alice@example.com", appPassword: "pw", userID: "uid-42"))
+        let loaded = try store.load()
+        #expect(loaded.userID == "uid-42")
+        let resolved = try Credentials.resolve(
+            server: nil, user: nil, appPassword: nil, environment: [:], stored: loaded)
+        #expect(resolved.userID == "uid-42")
+        #expect(resolved.user == "alice@example.com")
+        // Another login name given by flag: the stored id does not belong to it.
+        let other = try Credentials.resolve(
+            server: nil, user: "bob", appPassword: nil, environment: [:], stored: loaded)
+        #expect(other.userID == "bob")
+        try store.save(Credentials(server: server, user: "carol", appPassword: "pw"))
+        #expect(try String(contentsOf: store.fileURL, encoding: .utf8).contains("user_id") == false)
+    }
+
     @Test func directoryResolution() {
         #expect(
             CredentialStore(environment: ["HARP_CONFIG_DIR": "/a", "XDG_CONFIG_HOME": "/b"]).directory.path == "/a")

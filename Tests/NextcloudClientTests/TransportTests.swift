@@ -53,6 +53,27 @@ struct TransportTests {
         #expect(server.connectionCount == 1)
     }
 
+    @Test func pathsUseTheUserIDAndAuthUsesTheLoginName() async throws {
+        let body = try Fixture.named("004").body
+        let server = TestHTTPServer { request in
+            let xml = String(decoding: body, as: UTF8.self).replacingOccurrences(
+                of: "/files/alice/", with: "/files/uid-42/")
+            return .respond(207, body: Array(xml.utf8))
+        }
+        let base = try await server.start()
+        defer { Task { await server.stop() } }
+        let client = NextcloudClient(
+            credentials: Credentials(
+                server: URL(string: base)!, user: "alice@example.com", appPassword: "pw", userID: "uid-42"),
+            options: TestClients.options())
+        let (folder, children) = try await client.list("/Footage")
+        #expect(folder.path == "/Footage")
+        #expect(children.count == 2)
+        let request = try #require(server.requests.first)
+        #expect(request.target == "/remote.php/dav/files/uid-42/Footage")
+        #expect(request.basicAuth?.user == "alice@example.com")
+    }
+
     @Test func rangeEndPastEndOfFileIsClipped() async throws {
         let server = Self.rangeServer()
         let base = try await server.start()

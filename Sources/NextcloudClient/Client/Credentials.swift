@@ -6,20 +6,25 @@ public import struct Foundation.URL
 public struct Credentials: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible {
     /// The server's base URL, e.g. `https://cloud.example.com` or `https://example.com/nextcloud`.
     public var server: URL
-    /// The login name (also the WebDAV user id in paths).
+    /// The login name, sent with the app password.
     public var user: String
     /// An app password (never the account password, which costs the server ten times more per request).
     public var appPassword: String
+    /// The user id in WebDAV paths (`/remote.php/dav/files/<userID>/`). Usually the login name;
+    /// it differs where users log in with an e-mail address or an LDAP name (`cloud/user` tells).
+    public var userID: String
 
-    /// New credentials.
-    public init(server: URL, user: String, appPassword: String) {
+    /// New credentials; `userID` defaults to the login name.
+    public init(server: URL, user: String, appPassword: String, userID: String? = nil) {
         self.server = server
         self.user = user
         self.appPassword = appPassword
+        self.userID = userID.flatMap { $0.isEmpty ? nil : $0 } ?? user
     }
 
     public var description: String {
-        "Credentials(server: \(server.absoluteString), user: \(user), appPassword: <redacted>)"
+        "Credentials(server: \(server.absoluteString), user: \(user)"
+            + (userID == user ? "" : ", userID: \(userID)") + ", appPassword: <redacted>)"
     }
     public var debugDescription: String { description }
 }

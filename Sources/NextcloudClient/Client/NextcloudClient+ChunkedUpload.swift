@@ -41,7 +41,7 @@ extension NextcloudClient {
         let id =
             uploadID ?? Self.uploadID(destination: destination, size: size, modified: modified, chunkSize: chunkSize)
         let folderPath =
-            "/remote.php/dav/uploads/" + PathEncoding.encodeSegment(credentials.user) + "/"
+            "/remote.php/dav/uploads/" + PathEncoding.encodeSegment(credentials.userID) + "/"
             + PathEncoding.encodeSegment(id)
         let folderURL = try url(folderPath)
         let common = [("Destination", destinationURL), ("OC-Total-Length", String(size))]
@@ -50,7 +50,7 @@ extension NextcloudClient {
         let present = try await uploadedChunks(
             folderURL: folderURL,
             folderHref: credentials.server.serverBasePath
-                + "/remote.php/dav/uploads/" + credentials.user + "/" + id, displayPath: destination)
+                + "/remote.php/dav/uploads/" + credentials.userID + "/" + id, displayPath: destination)
         if present == nil {
             var mkcol = HTTPRequest(method: "MKCOL", url: folderURL, displayPath: destination)
             mkcol.headers = [("Destination", destinationURL)]

@@ -34,14 +34,14 @@ public final class NextcloudClient: Sendable {
 
     /// The percent-decoded href that stands for the user's root folder.
     var filesRootHref: String {
-        credentials.server.serverBasePath + "/remote.php/dav/files/" + credentials.user
+        credentials.server.serverBasePath + "/remote.php/dav/files/" + credentials.userID
     }
 
     /// The WebDAV URL of `path` (relative to the user's root).
     func filesURL(_ path: String, folder: Bool = false) throws(NextcloudError) -> URL {
         let encoded = PathEncoding.encodePath(path)
         return try url(
-            "/remote.php/dav/files/" + PathEncoding.encodeSegment(credentials.user)
+            "/remote.php/dav/files/" + PathEncoding.encodeSegment(credentials.userID)
                 + (encoded.isEmpty ? "/" : encoded + (folder ? "/" : "")))
     }
 

@@ -38,15 +38,16 @@ public struct CredentialStore: Sendable {
             throw .unreadable(fileURL.path)
         }
         let table = try SimpleTOML.parse(String(decoding: data, as: UTF8.self), file: fileURL.path)
-        return StoredLogin(server: table["server"], user: table["user"], appPassword: table["app_password"])
+        return StoredLogin(
+            server: table["server"], user: table["user"], appPassword: table["app_password"], userID: table["user_id"])
     }
 
     /// Writes the credentials: the file is created 0600 before any secret goes into it.
     public func save(_ credentials: Credentials) throws(CredentialStoreError) {
-        let text = SimpleTOML.render([
-            ("server", credentials.server.absoluteString), ("user", credentials.user),
-            ("app_password", credentials.appPassword),
-        ])
+        var fields = [("server", credentials.server.absoluteString), ("user", credentials.user)]
+        if credentials.userID != credentials.user { fields.append(("user_id", credentials.userID)) }
+        fields.append(("app_password", credentials.appPassword))
+        let text = SimpleTOML.render(fields)
         do {
             try FileManager.default.createDirectory(
                 at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -79,11 +80,14 @@ public struct StoredLogin: Sendable, Hashable, CustomStringConvertible {
     public var server: String?
     public var user: String?
     public var appPassword: String?
+    /// The WebDAV user id, when it differs from the login name.
+    public var userID: String?
 
-    public init(server: String? = nil, user: String? = nil, appPassword: String? = nil) {
+    public init(server: String? = nil, user: String? = nil, appPassword: String? = nil, userID: String? = nil) {
         self.server = server
         self.user = user
         self.appPassword = appPassword
+        self.userID = userID
     }
 
     public var description: String {
@@ -127,7 +131,10 @@ extension Credentials {
         if userText == nil { missing.append("user") }
         if password == nil { missing.append("app password") }
         guard let serverText, let userText, let password else { throw .notLoggedIn(missing: missing) }
-        return Credentials(server: try parseServerURL(serverText), user: userText, appPassword: password)
+        // The stored user id belongs to the stored login name only.
+        let userID = userText == stored.user ? stored.userID : nil
+        return Credentials(
+            server: try parseServerURL(serverText), user: userText, appPassword: password, userID: userID)
     }
 
     /// An http(s) URL without user info, query or fragment.
