@@ -122,7 +122,18 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "SignalingTests", dependencies: ["Signaling"], swiftSettings: swiftSettings),
-        .testTarget(name: "NextcloudClientTests", dependencies: ["NextcloudClient", "DevCloud"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "NextcloudClientTests",
+            dependencies: [
+                "NextcloudClient",
+                "DevCloud",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            resources: [.copy("Fixtures")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "EndToEndTests", dependencies: ["ChunkStore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "DevCloudTests",

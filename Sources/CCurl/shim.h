@@ -15,3 +15,8 @@ static inline CURLcode harp_curl_easy_getinfo_long(CURL *h, CURLINFO i, long *v)
 static inline CURLcode harp_curl_easy_getinfo_off(CURL *h, CURLINFO i, curl_off_t *v) { return curl_easy_getinfo(h, i, v); }
 static inline CURLcode harp_curl_easy_getinfo_string(CURL *h, CURLINFO i, char **v) { return curl_easy_getinfo(h, i, v); }
 static inline CURLMcode harp_curl_multi_setopt_long(CURLM *m, CURLMoption o, long v) { return curl_multi_setopt(m, o, v); }
+
+/* Constants that are function-like macros in curl.h and so are not imported into Swift. */
+static inline long harp_curlauth_basic(void) { return (long)CURLAUTH_BASIC; }
+static inline long harp_curl_http_version_2tls(void) { return (long)CURL_HTTP_VERSION_2TLS; }
+static inline long harp_curl_global_all(void) { return (long)CURL_GLOBAL_ALL; }

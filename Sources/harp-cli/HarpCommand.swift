@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 /// The `harp-cli` command tree.
 @main
@@ -6,6 +7,31 @@ struct HarpCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "harp-cli",
         abstract: "A peer-to-peer file swarm client for Nextcloud.",
-        subcommands: [IndexCommand.self, DevCloudCommand.self, DebugDownloadCommand.self]
+        subcommands: [
+            LoginCommand.self, LogoutCommand.self, WhoamiCommand.self, LsCommand.self, IndexCommand.self,
+            DevCloudCommand.self, DebugDownloadCommand.self,
+        ]
     )
+
+    /// Parses and runs a command; a usage error the argument parser finds exits with 2 (as documented), not with
+    /// the parser's own 64.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            let code = exitCode(for: error)
+            let message = fullMessage(for: error)
+            if code == .success {
+                if !message.isEmpty { print(message) }
+                Foundation.exit(0)
+            }
+            if !message.isEmpty { FileHandle.standardError.write(Data((message + "\n").utf8)) }
+            Foundation.exit(code == .validationFailure ? HarpExitCode.usage.rawValue : code.rawValue)
+        }
+    }
 }

@@ -1,0 +1,74 @@
+import ArgumentParser
+import Foundation
+import Logging
+import NextcloudClient
+
+/// Which Nextcloud account to use. Each value is taken from the flag, else the environment
+/// (HARP_SERVER, HARP_USER, HARP_APP_PASSWORD), else the stored login.
+struct AccountOptions: ParsableArguments {
+    @Option(
+        help: ArgumentHelp("Nextcloud server URL (default: $HARP_SERVER, then the stored login).", valueName: "url"))
+    var server: String?
+
+    @Option(help: ArgumentHelp("Nextcloud user name (default: $HARP_USER, then the stored login).", valueName: "user"))
+    var user: String?
+
+    @Option(
+        name: .customLong("app-password"),
+        help: ArgumentHelp(
+            "App password (default: $HARP_APP_PASSWORD, then the stored login). Prefer the environment: flags show up in `ps`.",
+            valueName: "password"))
+    var appPassword: String?
+}
+
+/// Where the configuration lives and how much to log.
+struct ConfigOptions: ParsableArguments {
+    @Option(
+        name: .customLong("config-dir"),
+        help: ArgumentHelp(
+            "Configuration folder (default: $HARP_CONFIG_DIR, else $XDG_CONFIG_HOME/harp, else ~/.config/harp).",
+            valueName: "dir"))
+    var configDirectory: String?
+
+    @Flag(name: .shortAndLong, help: "Log requests to standard error (never with credentials).")
+    var verbose = false
+
+    var store: CredentialStore {
+        configDirectory.map { CredentialStore(directory: URL(fileURLWithPath: $0)) } ?? CredentialStore()
+    }
+
+    var logger: Logger {
+        var logger = Logger(label: "harp") { StreamLogHandler.standardError(label: $0) }
+        logger.logLevel = verbose ? .debug : .warning
+        return logger
+    }
+
+    var transportOptions: TransportOptions {
+        var options = TransportOptions()
+        options.userAgent = "harp-cli (\(ProcessInfo.processInfo.hostName))"
+        return options
+    }
+}
+
+/// `--json`: one JSON object per line instead of text.
+struct OutputOptions: ParsableArguments {
+    @Flag(help: "Print one JSON object per line.")
+    var json = false
+}
+
+extension ConfigOptions {
+    /// A client for the account the flags, environment and stored login describe.
+    func client(_ account: AccountOptions) throws -> NextcloudClient {
+        let credentials = try Credentials.resolve(
+            server: account.server, user: account.user, appPassword: account.appPassword, stored: try store.load())
+        return NextcloudClient(credentials: credentials, options: transportOptions, logger: logger)
+    }
+}
+
+/// Writes one JSON object as a line on standard output.
+func printJSONLine(_ object: [String: Any]) {
+    guard
+        let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+    else { return }
+    print(String(decoding: data, as: UTF8.self))
+}

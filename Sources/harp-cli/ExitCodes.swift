@@ -1,0 +1,66 @@
+import ArgumentParser
+import Foundation
+import NextcloudClient
+
+/// The exit codes of `harp-cli`, in one place (documented in docs/nextcloud.md).
+enum HarpExitCode: Int32 {
+    /// Success.
+    case ok = 0
+    /// Any failure without a more specific code (locked, quota, conflict, changed file, bad answer, local I/O).
+    case failure = 1
+    /// Wrong usage: a bad argument or option.
+    case usage = 2
+    /// Authentication failed: bad or revoked app password, throttled address, or not logged in.
+    case authFailure = 3
+    /// Not found, or no access (Nextcloud answers 404 for both), or forbidden.
+    case notFoundOrNoAccess = 4
+    /// A transfer ended before all bytes arrived.
+    case partialTransfer = 5
+    /// Downloaded bytes did not match what they were supposed to be.
+    case verificationFailure = 6
+    /// The server could not be reached, TLS failed, or it kept failing with 5xx.
+    case networkFailure = 7
+
+    /// The code for an error thrown by a command.
+    static func code(for error: any Error) -> HarpExitCode {
+        switch error {
+        case let error as NextcloudError:
+            switch error.kind {
+            case .badCredentials, .throttled: .authFailure
+            case .notFoundOrNoAccess, .forbidden: .notFoundOrNoAccess
+            case .network, .tls, .serverError: .networkFailure
+            case .locked, .quotaExceeded, .preconditionFailed, .conflict, .rangeNotSatisfiable, .malformedResponse,
+                .localIO, .unexpectedStatus:
+                .failure
+            }
+        case let error as CredentialStoreError:
+            switch error {
+            case .notLoggedIn: .authFailure
+            case .invalidServerURL: .usage
+            case .unreadable, .unwritable, .malformed: .failure
+            }
+        case is UsageError: .usage
+        default: .failure
+        }
+    }
+}
+
+/// A usage problem found while running (exit code 2).
+struct UsageError: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// Runs a command body: on error prints one line to standard error and exits with the
+/// error's code. Cancellation (Ctrl-C) is passed through.
+func runReportingErrors(_ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch let error as CancellationError {
+        throw error
+    } catch let error as ExitCode {
+        throw error
+    } catch {
+        FileHandle.standardError.write(Data("harp-cli: \(error)\n".utf8))
+        throw ExitCode(HarpExitCode.code(for: error).rawValue)
+    }
+}
