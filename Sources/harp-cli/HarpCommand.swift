@@ -6,6 +6,6 @@ struct HarpCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "harp-cli",
         abstract: "A peer-to-peer file swarm client for Nextcloud.",
-        subcommands: [IndexCommand.self]
+        subcommands: [IndexCommand.self, SignalCommand.self]
     )
 }
