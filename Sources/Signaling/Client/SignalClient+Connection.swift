@@ -9,18 +9,21 @@ extension SignalClient {
     func connectOnce() async -> Bool {
         do {
             var tls: TLSConfiguration?
+            var wsConfiguration = WebSocketClientConfiguration(
+                maxFrameSize: configuration.maxFrameSize, closeTimeout: .seconds(2))
             if let pin = configuration.pinnedCertificateSHA256 {
                 guard let url = URL(string: configuration.url), let host = url.host else { throw SignalClientError.badPin }
                 tls = try await CertificatePinning.tlsConfiguration(host: host, port: url.port ?? 443, fingerprint: pin)
+                // SNI cannot carry an IP address; with a pin the name is not checked, so any name will do.
+                if host.allSatisfy({ $0.isNumber || $0 == "." || $0 == ":" }) { wsConfiguration.sniHostname = "localhost" }
             }
-            let wsConfiguration = WebSocketClientConfiguration(maxFrameSize: configuration.maxFrameSize)
             try await WebSocketClient.connect(
                 url: configuration.url, configuration: wsConfiguration, tlsConfiguration: tls, logger: logger
             ) { inbound, outbound, _ in
                 try await self.serve(inbound: inbound, outbound: outbound)
             }
         } catch {
-            logger.debug("connection ended", metadata: ["error.type": "\(String(reflecting: type(of: error)))"])
+            logger.debug("connection ended", metadata: ["error": "\(error)"])
         }
         return detach()
     }
