@@ -33,7 +33,7 @@ struct SessionReader: Sendable {
                     }
                     if let exit = try await handle(decoded) { return exit }
                 case .binary(let buffer):
-                    if let exit = try await relay(buffer) { return exit }
+                    if let exit = try await relay(buffer, rate: &rate) { return exit }
                 }
             }
             return .peerClosed
@@ -61,6 +61,9 @@ struct SessionReader: Sendable {
             switch state.withLock({ $0.hello(hello) }) {
             case .protocolViolation:
                 return .violation(.unexpected, "hello was already accepted")
+            case .refuse(.unsupportedVersion):
+                // An old or newer client is not an attacker: refused without counting against the address.
+                return .violation(.unsupportedVersion, "this server speaks protocol version \(Signaling.protocolVersion)")
             case .refuse(let code):
                 return await refuse(code, id: nil, closes: true)
             case .accept(let device):
@@ -157,15 +160,18 @@ struct SessionReader: Sendable {
 
     /// A binary relay frame: `stream id (4 bytes, big endian) || payload`, forwarded under the relay's and the
     /// global byte-rate limits. Waiting for tokens pauses this reader, which is the backpressure.
-    private func relay(_ buffer: ByteBuffer) async throws -> SessionExit? {
+    private func relay(_ buffer: ByteBuffer, rate: inout TokenBucket) async throws -> SessionExit? {
         guard case .proceed(let handle) = state.withLock({ $0.request() }) else {
             return .violation(.unexpected, "relay data before hello")
         }
         guard let stream = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else {
             return .violation(.badMessage, "relay frame shorter than its header")
         }
-        // Data for a stream that just closed is dropped: the close message is on its way to the sender.
-        guard let (relay, target) = await context.hub.route(stream, from: handle) else { return nil }
+        // Data for a stream that just closed is dropped (the close message is on its way to the sender), but it
+        // counts against the message rate so a flood of frames for no stream is cut off like any other flood.
+        guard let (relay, target) = await context.hub.route(stream, from: handle) else {
+            return rate.tryTake() ? nil : .violation(.rateLimited, "too many frames for closed streams")
+        }
         let payloadBytes = buffer.readableBytes - RelayFrame.headerSize
         let wait = max(relay.bucket.take(payloadBytes), context.globalRelayBucket.take(payloadBytes))
         if wait > .zero { try await Task.sleep(for: wait) }

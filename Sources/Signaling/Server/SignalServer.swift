@@ -102,28 +102,44 @@ public final class SignalServer: Service, Sendable {
     }
 }
 
-/// A value that becomes available once; waiters suspend until then (or until it fails).
+/// A value that becomes available once; waiters suspend until then, until it fails, or until they are cancelled.
 final class OneShot<Value: Sendable>: Sendable {
     private enum State {
-        case waiting([CheckedContinuation<Value, any Error>])
+        case waiting([UInt64: CheckedContinuation<Value, any Error>], next: UInt64)
         case done(Result<Value, any Error>)
     }
 
-    private let state = Mutex(State.waiting([]))
+    private let state = Mutex(State.waiting([:], next: 0))
 
     func value() async throws -> Value {
-        try await withCheckedThrowingContinuation { continuation in
-            let ready: Result<Value, any Error>? = state.withLock { state in
-                switch state {
-                case .waiting(var waiters):
-                    waiters.append(continuation)
-                    state = .waiting(waiters)
-                    return nil
-                case .done(let result):
-                    return result
+        let token = state.withLock { state -> UInt64 in
+            guard case .waiting(let waiters, let next) = state else { return 0 }
+            state = .waiting(waiters, next: next + 1)
+            return next + 1
+        }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                let ready: Result<Value, any Error>? = state.withLock { state in
+                    switch state {
+                    case .waiting(var waiters, let next):
+                        if Task.isCancelled { return .failure(CancellationError()) }
+                        waiters[token] = continuation
+                        state = .waiting(waiters, next: next)
+                        return nil
+                    case .done(let result):
+                        return result
+                    }
                 }
+                if let ready { continuation.resume(with: ready) }
             }
-            if let ready { continuation.resume(with: ready) }
+        } onCancel: {
+            let waiter = state.withLock { state -> CheckedContinuation<Value, any Error>? in
+                guard case .waiting(var waiters, let next) = state else { return nil }
+                let waiter = waiters.removeValue(forKey: token)
+                state = .waiting(waiters, next: next)
+                return waiter
+            }
+            waiter?.resume(throwing: CancellationError())
         }
     }
 
@@ -132,14 +148,13 @@ final class OneShot<Value: Sendable>: Sendable {
 
     private func complete(_ result: Result<Value, any Error>) {
         let waiters = state.withLock { state -> [CheckedContinuation<Value, any Error>] in
-            guard case .waiting(let waiters) = state else { return [] }
+            guard case .waiting(let waiters, _) = state else { return [] }
             state = .done(result)
-            return waiters
+            return Array(waiters.values)
         }
         for waiter in waiters { waiter.resume(with: result) }
     }
 }
-
 extension SignalServer {
     /// Runs the server until SIGINT or SIGTERM, then shuts down gracefully (open WebSockets get a close frame).
     public func runUntilSignalled() async throws {
