@@ -15,16 +15,16 @@ struct SessionContext: Sendable {
 
 /// Why a session ended, decided by the first of its child tasks to finish.
 enum SessionExit: Sendable {
-    case helloDeadlinePassedAuthenticated
     case peerClosed
     case outboxFinished
     case violation(SignalErrorCode, String, retryAfter: Double? = nil)
 }
 
-/// One WebSocket connection: a reader that runs the protocol, a writer that drains the outbox, and the hello
-/// deadline, as three child tasks; the first to end (other than a deadline already met) ends the others.
+/// One WebSocket connection: a reader that runs the protocol and a writer that drains the outbox, as two child
+/// tasks; the first to end ends the other. The hello deadline is a timer on the connection's event loop.
 struct Session: Sendable {
     let context: SessionContext
+    let eventLoop: any EventLoop
     let remoteAddress: String
     let logger: Logger
 
@@ -49,27 +49,22 @@ struct Session: Sendable {
             bufferingPolicy: .bufferingOldest(context.configuration.outboxLimit))
         continuation.yield(.message(.challenge(.init(version: Signaling.protocolVersion, nonce: HexBytes(nonce)))))
 
+        // The hello deadline is an event-loop timer that posts into the outbox (no task sleeps for it); the state
+        // machine decides at that moment whether it still matters.
+        let deadline = eventLoop.scheduleTask(in: .nanoseconds(Int64(context.configuration.helloTimeout.seconds * 1e9))) {
+            continuation.yield(.helloDeadline)
+        }
+        defer { deadline.cancel() }
+
         let exit = await withTaskGroup(of: SessionExit.self) { group -> SessionExit in
-            group.addTask { await Self.writeLoop(outbox, outbound: outbound) }
-            group.addTask { [timeout = context.configuration.helloTimeout] in
-                do { try await Task.sleep(for: timeout) } catch { return .helloDeadlinePassedAuthenticated }
-                switch state.withLock({ $0.deadline() }) {
-                case .close: return .violation(.timeout, "no hello within the time limit")
-                case .none: return .helloDeadlinePassedAuthenticated
-                }
-            }
+            group.addTask { await Self.writeLoop(outbox, outbound: outbound, state: state) }
             group.addTask {
                 await SessionReader(
                     context: context, remoteAddress: remoteAddress, logger: logger, state: state,
                     outbox: continuation, outbound: outbound
                 ).run(inbound)
             }
-            var exit = SessionExit.peerClosed
-            while let next = await group.next() {
-                if case .helloDeadlinePassedAuthenticated = next { continue }
-                exit = next
-                break
-            }
+            let exit = await group.next() ?? .peerClosed
             group.cancelAll()
             return exit
         }
@@ -91,15 +86,21 @@ struct Session: Sendable {
             let error = Message.ErrorMessage(id: nil, code: code, message: reason, retryAfter: retryAfter)
             try? await outbound.write(.text(MessageCodec.encode(.error(error))))
             try? await outbound.close(code == .tooLarge ? .messageTooLarge : .policyViolation, reason: code.rawValue)
-        case .peerClosed, .outboxFinished, .helloDeadlinePassedAuthenticated:
+        case .peerClosed, .outboxFinished:
             try? await outbound.close(.normalClosure, reason: nil)
         }
     }
 
     /// Writes queued control messages in order until the outbox ends or asks to close.
-    private static func writeLoop(_ outbox: AsyncStream<Outgoing>, outbound: WebSocketOutboundWriter) async -> SessionExit {
+    private static func writeLoop(
+        _ outbox: AsyncStream<Outgoing>, outbound: WebSocketOutboundWriter, state: Locked<SessionStateMachine>
+    ) async -> SessionExit {
         for await item in outbox {
             switch item {
+            case .helloDeadline:
+                if case .close = state.withLock({ $0.deadline() }) {
+                    return .violation(.timeout, "no hello within the time limit")
+                }
             case .message(let message):
                 do { try await outbound.write(.text(MessageCodec.encode(message))) } catch { return .peerClosed }
             case .closeWithError(let code, let reason):

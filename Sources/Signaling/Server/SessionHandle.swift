@@ -4,6 +4,8 @@ import NIOCore
 enum Outgoing: Sendable {
     case message(Message)
     case closeWithError(SignalErrorCode, String)
+    /// The hello timer fired: the writer asks the state machine whether the session must close.
+    case helloDeadline
 }
 
 /// How the hub and other sessions reach one authenticated connection.

@@ -77,7 +77,7 @@ public final class SignalServer: Service, Sendable {
             return .upgrade([:]) { inbound, outbound, _ in
                 var sessionLogger = logger
                 sessionLogger[metadataKey: "remote.address"] = "\(remote)"
-                await Session(context: context, remoteAddress: remote, logger: sessionLogger)
+                await Session(context: context, eventLoop: channel.eventLoop, remoteAddress: remote, logger: sessionLogger)
                     .run(inbound: inbound, outbound: outbound)
             }
         }
