@@ -84,11 +84,14 @@ struct ProtocolTests {
         guard case .refuse(.unsupportedVersion) = machine.hello(oldVersion) else { Issue.record("version"); return }
         guard case .accept(let accepted) = machine.hello(withProof) else { Issue.record("good hello refused"); return }
         #expect(accepted == device.publicKey)
-        #expect(machine.deadline() == .close)
+        var expired = machine
+        let expiredAction = expired.deadline()
+        #expect(expiredAction == .close)
         let (_, continuation) = AsyncStream<Outgoing>.makeStream()
         machine.authenticated(
             SessionHandle(id: 1, device: accepted, remoteAddress: "x", outbox: continuation, binaryWriter: { _ in }))
-        #expect(machine.deadline() == .none)
+        let laterAction = machine.deadline()
+        #expect(laterAction == .none)
         guard case .protocolViolation = machine.hello(withProof) else { Issue.record("second hello"); return }
         let swarm = Ed25519Signer()
         let joinSignature = try swarm.sign(Proofs.joinMessage(nonce: nonce, device: accepted, swarm: swarm.publicKey))

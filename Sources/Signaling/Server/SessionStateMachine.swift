@@ -93,10 +93,15 @@ struct SessionStateMachine {
         return .proceed(handle)
     }
 
-    /// The hello deadline passed.
-    func deadline() -> DeadlineAction {
-        if case .awaitingHello = state { return .close }
-        return .none
+    /// The hello deadline passed: a session still awaiting hello closes.
+    mutating func deadline() -> DeadlineAction {
+        switch state {
+        case .awaitingHello:
+            state = .closed
+            return .close
+        case .authenticated, .closed:
+            return .none
+        }
     }
 
     mutating func close() {
