@@ -45,6 +45,10 @@ public struct SignalServerConfiguration: Sendable {
     public var failureWindow: Duration = .seconds(3600)
     public var banDuration: Duration = .seconds(3600)
 
+    /// Pending-connection queue of the listener (the kernel caps it at net.core.somaxconn). Large, because after a
+    /// restart every peer reconnects within a few hundred milliseconds.
+    public var backlog: Int = 4096
+
     /// WebSocket ping interval (a peer that does not answer is dropped).
     public var pingInterval: Duration = .seconds(30)
 

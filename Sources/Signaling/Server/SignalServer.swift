@@ -86,7 +86,9 @@ public final class SignalServer: Service, Sendable {
         let app = Application(
             router: router,
             server: server,
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
+            configuration: .init(
+                address: .hostname(configuration.host, port: configuration.port), serverName: nil,
+                backlog: configuration.backlog),
             onServerRunning: { channel in
                 listening.fulfil(channel.localAddress?.port ?? 0)
             },
