@@ -76,23 +76,38 @@ struct ProtocolTests {
         let device = Ed25519Signer()
         let signature = try device.sign(Proofs.helloMessage(nonce: nonce, device: device.publicKey))
         let noProof = Message.Hello(version: 1, device: device.publicKey, signature: HexBytes(signature), joinProof: nil)
-        guard case .refuse(.badJoinKey) = machine.hello(noProof) else { Issue.record("hello without join key accepted"); return }
+        let (_, continuation) = AsyncStream<Outgoing>.makeStream()
+        let makeHandle = { (device: DeviceID) in
+            SessionHandle(id: 1, device: device, remoteAddress: "x", outbox: continuation, binaryWriter: { _ in })
+        }
+        guard case .refuse(.badJoinKey) = machine.hello(noProof, makeHandle: makeHandle) else {
+            Issue.record("hello without join key accepted")
+            return
+        }
         var withProof = noProof
         withProof.joinProof = HexBytes(Proofs.joinKeyProof(joinKey: Array("org".utf8), nonce: nonce, device: device.publicKey))
         var oldVersion = withProof
         oldVersion.version = 0
-        guard case .refuse(.unsupportedVersion) = machine.hello(oldVersion) else { Issue.record("version"); return }
-        guard case .accept(let accepted) = machine.hello(withProof) else { Issue.record("good hello refused"); return }
-        #expect(accepted == device.publicKey)
+        guard case .refuse(.unsupportedVersion) = machine.hello(oldVersion, makeHandle: makeHandle) else {
+            Issue.record("version")
+            return
+        }
         var expired = machine
         let expiredAction = expired.deadline()
         #expect(expiredAction == .close)
-        let (_, continuation) = AsyncStream<Outgoing>.makeStream()
-        machine.authenticated(
-            SessionHandle(id: 1, device: accepted, remoteAddress: "x", outbox: continuation, binaryWriter: { _ in }))
+        guard case .protocolViolation = expired.hello(withProof, makeHandle: makeHandle) else {
+            Issue.record("hello accepted after the deadline closed the session")
+            return
+        }
+        guard case .accept(let handle) = machine.hello(withProof, makeHandle: makeHandle) else {
+            Issue.record("good hello refused")
+            return
+        }
+        let accepted = handle.device
+        #expect(accepted == device.publicKey)
         let laterAction = machine.deadline()
         #expect(laterAction == .none)
-        guard case .protocolViolation = machine.hello(withProof) else { Issue.record("second hello"); return }
+        guard case .protocolViolation = machine.hello(withProof, makeHandle: makeHandle) else { Issue.record("second hello"); return }
         let swarm = Ed25519Signer()
         let joinSignature = try swarm.sign(Proofs.joinMessage(nonce: nonce, device: accepted, swarm: swarm.publicKey))
         let join = Message.Join(id: 1, swarm: swarm.publicKey, signature: HexBytes(joinSignature), addresses: ["a:1"])

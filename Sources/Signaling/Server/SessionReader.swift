@@ -58,7 +58,16 @@ struct SessionReader: Sendable {
     private func handle(_ message: Message) async throws -> SessionExit? {
         switch message {
         case .hello(let hello):
-            switch state.withLock({ $0.hello(hello) }) {
+            let writer = outbound
+            let (outbox, remoteAddress, metrics) = (self.outbox, self.remoteAddress, context.metrics)
+            let action = state.withLock { machine in
+                machine.hello(hello) { device in
+                    SessionHandle(
+                        id: metrics.nextConnectionID.wrappingAdd(1, ordering: .relaxed).oldValue, device: device,
+                        remoteAddress: remoteAddress, outbox: outbox, binaryWriter: { try await writer.write(.binary($0)) })
+                }
+            }
+            switch action {
             case .protocolViolation:
                 return .violation(.unexpected, "hello was already accepted")
             case .refuse(.unsupportedVersion):
@@ -66,17 +75,11 @@ struct SessionReader: Sendable {
                 return .violation(.unsupportedVersion, "this server speaks protocol version \(Signaling.protocolVersion)")
             case .refuse(let code):
                 return await refuse(code, id: nil, closes: true)
-            case .accept(let device):
-                let id = context.metrics.nextConnectionID.wrappingAdd(1, ordering: .relaxed).oldValue
-                let writer = outbound
-                let handle = SessionHandle(
-                    id: id, device: device, remoteAddress: remoteAddress, outbox: outbox,
-                    binaryWriter: { try await writer.write(.binary($0)) })
-                state.withLock { $0.authenticated(handle) }
+            case .accept(let handle):
                 context.metrics.increment(.authenticated)
                 await context.hub.register(handle)
-                send(.welcome(.init(device: device)))
-                logger.debug("peer authenticated", metadata: ["peer.id": "\(device.hex)"])
+                send(.welcome(.init(device: handle.device)))
+                logger.debug("peer authenticated", metadata: ["peer.id": "\(handle.device.hex)"])
                 return nil
             }
         case .join(let join):

@@ -8,8 +8,8 @@ struct SessionStateMachine {
     }
 
     enum HelloAction {
-        /// Proofs hold: register the device.
-        case accept(DeviceID)
+        /// Proofs hold: the session is authenticated; register the handle with the hub.
+        case accept(SessionHandle)
         /// Count a failure for the address, answer with the code and close.
         case refuse(SignalErrorCode)
         /// Not acceptable in this state (a second hello, or after close): close without counting.
@@ -51,7 +51,9 @@ struct SessionStateMachine {
     }
 
     /// Checks `hello`: the device signature over the challenge, then the join-key proof when one is configured.
-    func hello(_ hello: Message.Hello) -> HelloAction {
+    /// On success the session becomes authenticated with the handle `makeHandle` builds, in the same step, so the
+    /// hello deadline cannot fall between the check and the transition.
+    mutating func hello(_ hello: Message.Hello, makeHandle: (DeviceID) -> SessionHandle) -> HelloAction {
         guard case .awaitingHello(let nonce) = state else { return .protocolViolation }
         guard hello.version == Signaling.protocolVersion else { return .refuse(.unsupportedVersion) }
         let message = Proofs.helloMessage(nonce: nonce, device: hello.device)
@@ -63,15 +65,9 @@ struct SessionStateMachine {
                 Proofs.checkJoinKeyProof(proof, joinKey: joinKey, nonce: nonce, device: hello.device)
             else { return .refuse(.badJoinKey) }
         }
-        return .accept(hello.device)
-    }
-
-    /// Records the registered handle after an accepted hello.
-    mutating func authenticated(_ handle: SessionHandle) {
-        guard case .awaitingHello(let nonce) = state else {
-            preconditionFailure("authenticated twice")
-        }
+        let handle = makeHandle(hello.device)
         state = .authenticated(nonce: nonce, handle: handle)
+        return .accept(handle)
     }
 
     /// Checks `join`: the swarm-key signature over the challenge, the device key and the swarm id; the addresses.
