@@ -141,7 +141,8 @@ struct Peer: Sendable {
 
 /// Runs `count` clients (each with its own device key) against `url` while `body` runs.
 func withPeers<T: Sendable>(
-    _ count: Int, url: String, configure: @Sendable (inout SignalClient.Configuration) -> Void = { _ in },
+    _ count: Int, url: String, devices: [Ed25519Signer]? = nil,
+    configure: @Sendable (inout SignalClient.Configuration) -> Void = { _ in },
     _ body: @escaping @Sendable ([Peer]) async throws -> T
 ) async throws -> T {
     let peers = (0..<count).map { index -> Peer in
@@ -149,7 +150,7 @@ func withPeers<T: Sendable>(
         configuration.initialBackoff = .milliseconds(50)
         configuration.maxBackoff = .milliseconds(500)
         configure(&configuration)
-        let device = Ed25519Signer()
+        let device = devices?[index] ?? Ed25519Signer()
         return Peer(
             client: SignalClient(configuration: configuration, device: device, logger: testLogger("test.client.\(index)")),
             device: device, log: EventLog())

@@ -158,6 +158,7 @@ extension SignalClient {
             if error.code == .banned, let seconds = error.retryAfter, seconds.isFinite, seconds > 0 {
                 retryAfter = .seconds(min(seconds, 86_400))
             }
+            if error.code == .replaced { replaced = true }
             emit(.serverError(code: error.code, message: error.message))
         }
     }

@@ -56,7 +56,8 @@ public actor SignalClient {
         case peerLeft(swarm: SwarmID, device: DeviceID)
         /// Another member opened a relay stream to us; it is open already: use it, or close it.
         case relayIncoming(RelayStream)
-        /// The server sent an error not tied to a request (ban, timeout, replaced); the connection closes.
+        /// The server sent an error not tied to a request (ban, timeout, replaced); the connection closes. After
+        /// `replaced` (another client connected with the same device key) this client stops: ``run()`` returns.
         case serverError(code: SignalErrorCode, message: String)
     }
 
@@ -78,6 +79,8 @@ public actor SignalClient {
     var relayRequestTargets: [UInt64: (swarm: SwarmID, peer: DeviceID)] = [:]
     /// Set by a `banned` error: the next reconnect waits at least this long.
     var retryAfter: Duration?
+    /// Set by a `replaced` error: another client with this device key took over, so this one stops.
+    var replaced = false
 
     struct Membership {
         let signer: any SignalSigner
@@ -96,12 +99,13 @@ public actor SignalClient {
         eventSink.yield(event)
     }
 
-    /// Keeps the connection up until the calling task is cancelled; then finishes ``events``.
+    /// Keeps the connection up until the calling task is cancelled (or another client with the same device key
+    /// replaces this one); then finishes ``events``.
     public func run() async {
         var failures = 0
         while !Task.isCancelled {
             let wasAuthenticated = await connectOnce()
-            if Task.isCancelled { break }
+            if Task.isCancelled || replaced { break }
             failures = wasAuthenticated ? 0 : failures + 1
             var delay = Self.backoff(attempt: failures, initial: configuration.initialBackoff, max: configuration.maxBackoff)
             if let retryAfter {
