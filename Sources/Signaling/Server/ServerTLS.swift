@@ -33,8 +33,10 @@ struct ServerTLS {
         let chain = try NIOSSLCertificate.fromPEMBytes(certificatePEM)
         guard let leaf = chain.first else { throw SignalServerError.tls("no certificate in the PEM file") }
         let key = try NIOSSLPrivateKey(bytes: keyPEM, format: .pem)
-        let configuration = TLSConfiguration.makeServerConfiguration(
+        var configuration = TLSConfiguration.makeServerConfiguration(
             certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+        // A peer that vanishes without close_notify holds its socket this long at most (NIOSSL's default is 5 s).
+        configuration.shutdownTimeout = .seconds(1)
         return ServerTLS(configuration: configuration, fingerprint: try fingerprint(of: leaf))
     }
 
