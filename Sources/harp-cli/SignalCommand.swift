@@ -52,7 +52,9 @@ struct SignalCommand: AsyncParsableCommand {
         func validate() throws {
             guard parseListen() != nil else { throw ValidationError("--listen must be HOST:PORT, got '\(listen)'") }
             if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
-            if tlsCert != nil, tlsSelfSigned { throw ValidationError("choose --tls-cert/--tls-key or --tls-self-signed") }
+            if tlsCert != nil, tlsSelfSigned {
+                throw ValidationError("choose --tls-cert/--tls-key or --tls-self-signed")
+            }
             if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("unknown --log-level '\(logLevel)'") }
         }
 
@@ -60,7 +62,8 @@ struct SignalCommand: AsyncParsableCommand {
             guard let colon = listen.lastIndex(of: ":") else { return nil }
             var host = String(listen[..<colon])
             if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-            guard !host.isEmpty, let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
+            guard !host.isEmpty, let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port)
+            else {
                 return nil
             }
             return (host, port)

@@ -29,7 +29,9 @@ struct LoadPeer: Sendable {
                     else { continue }
                     switch (step, type) {
                     case (.awaitingChallenge, "challenge"):
-                        guard let hex = object["nonce"] as? String, let bytes = Self.unhex(hex) else { throw LoadError.protocol }
+                        guard let hex = object["nonce"] as? String, let bytes = Self.unhex(hex) else {
+                            throw LoadError.protocol
+                        }
                         nonce = bytes
                         let signature = try device.sign(Proofs.helloMessage(nonce: nonce, device: device.publicKey))
                         try await outbound.write(

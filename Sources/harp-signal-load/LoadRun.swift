@@ -32,7 +32,9 @@ final class LoadRun: Sendable {
         self.logger = logger
     }
 
-    func execute(url: String, swarmKeys: [Ed25519Signer], connectRate: Double, joinRate: Double, serverPID: Int32?)
+    func execute(
+        url: String, swarmKeys: [Ed25519Signer], connectRate: Double, joinRate: Double, serverPID: Int32?
+    )
         async throws
     {
         let start = ContinuousClock.now
@@ -124,7 +126,9 @@ final class LoadRun: Sendable {
             "join_p50_ms": percentile(0.50), "join_p99_ms": percentile(0.99), "join_max_ms": sorted.last ?? .nan,
             "join_phase_s": snapshot.joinPhaseSeconds, "elapsed_s": elapsed.seconds,
         ]
-        if let connected = snapshot.connectedStats { fields["server_rss_connected_mib"] = Double(connected.rssKiB) / 1024 }
+        if let connected = snapshot.connectedStats {
+            fields["server_rss_connected_mib"] = Double(connected.rssKiB) / 1024
+        }
         if let joined = snapshot.joinedStats {
             fields["server_rss_joined_mib"] = Double(joined.rssKiB) / 1024
             if let connected = snapshot.connectedStats {

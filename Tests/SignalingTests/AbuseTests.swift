@@ -1,12 +1,13 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import NIOCore
 import NIOWebSocket
 import Testing
 
 @testable import Signaling
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
 
 @Suite("Brute force, limits and garbage")
 struct AbuseTests {
@@ -66,7 +67,9 @@ struct AbuseTests {
                 #expect(garbage.closeCode == .policyViolation)
 
                 let unknownType = try await withTimeout("unknown type") {
-                    try await rawSession(url: url) { _, outbound in try await outbound.write(.text(#"{"type":"gimme"}"#)) }
+                    try await rawSession(url: url) { _, outbound in
+                        try await outbound.write(.text(#"{"type":"gimme"}"#))
+                    }
                 }
                 #expect(unknownType.errorCodes == [.badMessage])
 

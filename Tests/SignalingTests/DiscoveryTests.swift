@@ -25,7 +25,11 @@ struct DiscoveryTests {
 
                 await b.client.leave(swarm: swarm.publicKey)
                 try await a.log.wait("a hears b left") {
-                    if case .peerLeft(let s, let device) = $0 { s == swarm.publicKey && device == b.device.publicKey } else { false }
+                    if case .peerLeft(let s, let device) = $0 {
+                        s == swarm.publicKey && device == b.device.publicKey
+                    } else {
+                        false
+                    }
                 }
             }
         }
@@ -90,19 +94,29 @@ struct DiscoveryTests {
             try await withPeers(1, url: url) { watchers in
                 let watcher = watchers[0]
                 let swarm = Ed25519Signer()
-                _ = try await withTimeout("watcher joins") { try await watcher.client.join(swarm: swarm, addresses: []) }
+                _ = try await withTimeout("watcher joins") {
+                    try await watcher.client.join(swarm: swarm, addresses: [])
+                }
                 let device = Ed25519Signer()
                 try await withPeers(1, url: url, devices: [device]) { first in
-                    _ = try await withTimeout("first joins") { try await first[0].client.join(swarm: swarm, addresses: ["a:1"]) }
+                    _ = try await withTimeout("first joins") {
+                        try await first[0].client.join(swarm: swarm, addresses: ["a:1"])
+                    }
                     try await withPeers(1, url: url, devices: [device]) { second in
                         try await first[0].log.wait("old connection replaced") { $0.serverErrorCode == .replaced }
                         try await watcher.log.wait("replaced member left") {
                             if case .peerLeft(_, let left) = $0 { left == device.publicKey } else { false }
                         }
                         // The replaced client stops instead of fighting for the device key.
-                        try await first[0].log.wait("replaced client stopped") { if case .disconnected = $0 { true } else { false } }
-                        _ = try await withTimeout("second joins") { try await second[0].client.join(swarm: swarm, addresses: ["b:2"]) }
-                        try await watcher.log.wait(count: 2, "member joined again") { $0.peerJoined(swarm.publicKey, device.publicKey) }
+                        try await first[0].log.wait("replaced client stopped") {
+                            if case .disconnected = $0 { true } else { false }
+                        }
+                        _ = try await withTimeout("second joins") {
+                            try await second[0].client.join(swarm: swarm, addresses: ["b:2"])
+                        }
+                        try await watcher.log.wait(count: 2, "member joined again") {
+                            $0.peerJoined(swarm.publicKey, device.publicKey)
+                        }
                     }
                 }
                 // The second client was stopped (its connection closed): the watcher hears the member left.

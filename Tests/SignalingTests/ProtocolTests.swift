@@ -12,7 +12,8 @@ struct ProtocolTests {
             .challenge(.init(version: 1, nonce: HexBytes([UInt8](repeating: 9, count: 32)))),
             .hello(.init(version: 1, device: key, signature: HexBytes([1, 2]), joinProof: HexBytes([3]))),
             .welcome(.init(device: key)),
-            .join(.init(id: 7, swarm: key, signature: HexBytes([4]), addresses: ["192.0.2.1:7448", "[2001:db8::1]:7448"])),
+            .join(
+                .init(id: 7, swarm: key, signature: HexBytes([4]), addresses: ["192.0.2.1:7448", "[2001:db8::1]:7448"])),
             .joined(.init(id: 7, swarm: key, peers: [PeerInfo(device: key, addresses: [])])),
             .peerJoined(.init(swarm: key, peer: PeerInfo(device: key, addresses: ["h:1"]))),
             .peerLeft(.init(swarm: key, device: key)),
@@ -31,14 +32,16 @@ struct ProtocolTests {
         }
     }
 
-    @Test("malformed keys, unknown types and oversized text are refused", arguments: [
-        #"{"type":"welcome","device":"zz"}"#,
-        #"{"type":"welcome","device":"00"}"#,
-        #"{"type":"nope"}"#,
-        #"{"device":"00"}"#,
-        #"[1,2,3]"#,
-        "",
-    ])
+    @Test(
+        "malformed keys, unknown types and oversized text are refused",
+        arguments: [
+            #"{"type":"welcome","device":"zz"}"#,
+            #"{"type":"welcome","device":"00"}"#,
+            #"{"type":"nope"}"#,
+            #"{"device":"00"}"#,
+            #"[1,2,3]"#,
+            "",
+        ])
     func malformed(_ text: String) {
         #expect(throws: MessageCodec.DecodeError.malformed) { try MessageCodec.decode(text, maxBytes: 4096) }
     }
@@ -75,7 +78,8 @@ struct ProtocolTests {
         var machine = SessionStateMachine(nonce: nonce, configuration: configuration)
         let device = Ed25519Signer()
         let signature = try device.sign(Proofs.helloMessage(nonce: nonce, device: device.publicKey))
-        let noProof = Message.Hello(version: 1, device: device.publicKey, signature: HexBytes(signature), joinProof: nil)
+        let noProof = Message.Hello(
+            version: 1, device: device.publicKey, signature: HexBytes(signature), joinProof: nil)
         let (_, continuation) = AsyncStream<Outgoing>.makeStream()
         let makeHandle = { (device: DeviceID) in
             SessionHandle(id: 1, device: device, remoteAddress: "x", outbox: continuation, binaryWriter: { _ in })
@@ -85,7 +89,8 @@ struct ProtocolTests {
             return
         }
         var withProof = noProof
-        withProof.joinProof = HexBytes(Proofs.joinKeyProof(joinKey: Array("org".utf8), nonce: nonce, device: device.publicKey))
+        withProof.joinProof = HexBytes(
+            Proofs.joinKeyProof(joinKey: Array("org".utf8), nonce: nonce, device: device.publicKey))
         var oldVersion = withProof
         oldVersion.version = 0
         guard case .refuse(.unsupportedVersion) = machine.hello(oldVersion, makeHandle: makeHandle) else {
@@ -107,17 +112,23 @@ struct ProtocolTests {
         #expect(accepted == device.publicKey)
         let laterAction = machine.deadline()
         #expect(laterAction == .none)
-        guard case .protocolViolation = machine.hello(withProof, makeHandle: makeHandle) else { Issue.record("second hello"); return }
+        guard case .protocolViolation = machine.hello(withProof, makeHandle: makeHandle) else {
+            Issue.record("second hello"); return
+        }
         let swarm = Ed25519Signer()
         let joinSignature = try swarm.sign(Proofs.joinMessage(nonce: nonce, device: accepted, swarm: swarm.publicKey))
         let join = Message.Join(id: 1, swarm: swarm.publicKey, signature: HexBytes(joinSignature), addresses: ["a:1"])
         guard case .accept = machine.join(join) else { Issue.record("good join refused"); return }
         var tooMany = join
         tooMany.addresses = Array(repeating: "a:1", count: 17)
-        guard case .refuse(.badAddresses, countsAsFailure: false) = machine.join(tooMany) else { Issue.record("addresses"); return }
+        guard case .refuse(.badAddresses, countsAsFailure: false) = machine.join(tooMany) else {
+            Issue.record("addresses"); return
+        }
         var forged = join
         forged.swarm = Ed25519Signer().publicKey
-        guard case .refuse(.badSwarmProof, countsAsFailure: true) = machine.join(forged) else { Issue.record("forged join"); return }
+        guard case .refuse(.badSwarmProof, countsAsFailure: true) = machine.join(forged) else {
+            Issue.record("forged join"); return
+        }
     }
 
     @Test("token buckets allow the burst, then charge time")

@@ -51,7 +51,10 @@ func rawSession(
 func badHello() -> Message {
     let device = Ed25519Signer()
     let signature = (try? device.sign(Array("not the challenge".utf8))) ?? []
-    return .hello(.init(version: Signaling.protocolVersion, device: device.publicKey, signature: HexBytes(signature), joinProof: nil))
+    return .hello(
+        .init(
+            version: Signaling.protocolVersion, device: device.publicKey, signature: HexBytes(signature), joinProof: nil
+        ))
 }
 
 /// A correct hello for `challenge`.

@@ -7,7 +7,8 @@ struct RestartTests {
     @Test("a server restarted while two clients are joined sees them rejoin")
     func clientsRejoinAfterRestart() async throws {
         let directory = try temporaryDirectory()
-        let first = try SignalServer(configuration: testConfiguration(dataDirectory: directory), logger: testLogger("test.server.1"))
+        let first = try SignalServer(
+            configuration: testConfiguration(dataDirectory: directory), logger: testLogger("test.server.1"))
         let stopFirst = OneShot<Void>()
         let secondServer = OneShot<SignalServer>()
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -28,8 +29,12 @@ struct RestartTests {
             let url = "ws://127.0.0.1:\(port)\(Signaling.webSocketPath)"
             try await withPeers(2, url: url) { peers in
                 let swarm = Ed25519Signer()
-                _ = try await withTimeout("a joins") { try await peers[0].client.join(swarm: swarm, addresses: ["127.0.0.1:1"]) }
-                _ = try await withTimeout("b joins") { try await peers[1].client.join(swarm: swarm, addresses: ["127.0.0.1:2"]) }
+                _ = try await withTimeout("a joins") {
+                    try await peers[0].client.join(swarm: swarm, addresses: ["127.0.0.1:1"])
+                }
+                _ = try await withTimeout("b joins") {
+                    try await peers[1].client.join(swarm: swarm, addresses: ["127.0.0.1:2"])
+                }
                 stopFirst.fulfil(())
                 for peer in peers {
                     try await peer.log.wait("disconnect noticed") { if case .disconnected = $0 { true } else { false } }
@@ -42,10 +47,12 @@ struct RestartTests {
                 // After the rejoin each knows the other again, from the candidate list or a peer-joined event.
                 let (a, b) = (peers[0].device.publicKey, peers[1].device.publicKey)
                 try await peers[0].log.wait(count: 2, "a knows b") { event in
-                    event.peerJoined(swarm.publicKey, b) || (event.joined(swarm.publicKey)?.contains { $0.device == b } ?? false)
+                    event.peerJoined(swarm.publicKey, b)
+                        || (event.joined(swarm.publicKey)?.contains { $0.device == b } ?? false)
                 }
                 try await peers[1].log.wait(count: 2, "b knows a") { event in
-                    event.peerJoined(swarm.publicKey, a) || (event.joined(swarm.publicKey)?.contains { $0.device == a } ?? false)
+                    event.peerJoined(swarm.publicKey, a)
+                        || (event.joined(swarm.publicKey)?.contains { $0.device == a } ?? false)
                 }
             }
             group.cancelAll()
@@ -61,7 +68,9 @@ struct RestartTests {
             #expect(url.hasPrefix("wss://"))
             try await withPeers(1, url: url, configure: { $0.pinnedCertificateSHA256 = fingerprint }) { peers in
                 let swarm = Ed25519Signer()
-                let found = try await withTimeout("join over TLS") { try await peers[0].client.join(swarm: swarm, addresses: []) }
+                let found = try await withTimeout("join over TLS") {
+                    try await peers[0].client.join(swarm: swarm, addresses: [])
+                }
                 #expect(found.isEmpty)
             }
             let wrong = String(repeating: "ab", count: 32)

@@ -30,7 +30,8 @@ func withTimeout<T: Sendable>(
 
 func testLogger(_ label: String) -> Logger {
     var logger = Logger(label: label) { StreamLogHandler.standardError(label: $0) }
-    logger.logLevel = ProcessInfo.processInfo.environment["HARP_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
+    logger.logLevel =
+        ProcessInfo.processInfo.environment["HARP_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
     return logger
 }
 
@@ -106,7 +107,10 @@ final class EventLog: Sendable {
     }
 
     /// Waits until at least `count` recorded events match.
-    func wait(count: Int = 1, _ what: String, seconds: Double = 15, where predicate: @escaping @Sendable (SignalClient.Event) -> Bool)
+    func wait(
+        count: Int = 1, _ what: String, seconds: Double = 15,
+        where predicate: @escaping @Sendable (SignalClient.Event) -> Bool
+    )
         async throws
     {
         try await withTimeout(what, seconds: seconds) {
@@ -152,7 +156,8 @@ func withPeers<T: Sendable>(
         configure(&configuration)
         let device = devices?[index] ?? Ed25519Signer()
         return Peer(
-            client: SignalClient(configuration: configuration, device: device, logger: testLogger("test.client.\(index)")),
+            client: SignalClient(
+                configuration: configuration, device: device, logger: testLogger("test.client.\(index)")),
             device: device, log: EventLog())
     }
     return try await withThrowingTaskGroup(of: T?.self) { group in

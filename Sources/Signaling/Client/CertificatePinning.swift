@@ -19,7 +19,9 @@ public enum CertificatePinning {
         return configuration
     }
 
-    static func fetchCertificate(host: String, port: Int, fingerprint: String, timeout: Duration) async throws
+    static func fetchCertificate(
+        host: String, port: Int, fingerprint: String, timeout: Duration
+    ) async throws
         -> NIOSSLCertificate
     {
         guard let pin = Hex.decode(fingerprint), pin.count == 32 else { throw SignalClientError.badPin }

@@ -12,10 +12,14 @@ extension SignalClient {
             var wsConfiguration = WebSocketClientConfiguration(
                 maxFrameSize: configuration.maxFrameSize, closeTimeout: .seconds(2))
             if let pin = configuration.pinnedCertificateSHA256 {
-                guard let url = URL(string: configuration.url), let host = url.host else { throw SignalClientError.badPin }
+                guard let url = URL(string: configuration.url), let host = url.host else {
+                    throw SignalClientError.badPin
+                }
                 tls = try await CertificatePinning.tlsConfiguration(host: host, port: url.port ?? 443, fingerprint: pin)
                 // SNI cannot carry an IP address; with a pin the name is not checked, so any name will do.
-                if host.allSatisfy({ $0.isNumber || $0 == "." || $0 == ":" }) { wsConfiguration.sniHostname = "localhost" }
+                if host.allSatisfy({ $0.isNumber || $0 == "." || $0 == ":" }) {
+                    wsConfiguration.sniHostname = "localhost"
+                }
             }
             try await WebSocketClient.connect(
                 url: configuration.url, configuration: wsConfiguration, tlsConfiguration: tls, logger: logger
@@ -81,7 +85,8 @@ extension SignalClient {
         guard let (_, nonce) = link.ready, let membership = memberships[swarm] else { return }
         let signature: [UInt8]
         do {
-            signature = try membership.signer.sign(Proofs.joinMessage(nonce: nonce, device: device.publicKey, swarm: swarm))
+            signature = try membership.signer.sign(
+                Proofs.joinMessage(nonce: nonce, device: device.publicKey, swarm: swarm))
         } catch {
             logger.error("swarm signer failed", metadata: ["swarm.id": "\(swarm.hex)"])
             return

@@ -107,7 +107,8 @@ public actor SignalClient {
             let wasAuthenticated = await connectOnce()
             if Task.isCancelled || replaced { break }
             failures = wasAuthenticated ? 0 : failures + 1
-            var delay = Self.backoff(attempt: failures, initial: configuration.initialBackoff, max: configuration.maxBackoff)
+            var delay = Self.backoff(
+                attempt: failures, initial: configuration.initialBackoff, max: configuration.maxBackoff)
             if let retryAfter {
                 delay = Swift.max(delay, retryAfter)
                 self.retryAfter = nil

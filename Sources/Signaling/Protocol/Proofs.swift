@@ -38,7 +38,8 @@ public enum Proofs {
     /// Constant-time comparison of the expected and presented join-key proofs.
     static func checkJoinKeyProof(_ proof: [UInt8], joinKey: [UInt8], nonce: [UInt8], device: DeviceID) -> Bool {
         let message = Array(joinKeyDomain.utf8) + [0] + nonce + device.bytes
-        return HMAC<SHA256>.isValidAuthenticationCode(proof, authenticating: message, using: SymmetricKey(data: joinKey))
+        return HMAC<SHA256>.isValidAuthenticationCode(
+            proof, authenticating: message, using: SymmetricKey(data: joinKey))
     }
 }
 

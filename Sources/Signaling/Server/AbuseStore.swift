@@ -88,9 +88,12 @@ final class AbuseStore: Sendable {
     /// Counts one failure for `address` in one transaction and says what to do.
     func recordFailure(_ address: String, reason: SignalErrorCode, now: Date = Date()) async throws -> Verdict {
         let timestamp = now.timeIntervalSince1970
-        let (window, banThreshold, delayThreshold, banDuration) = (failureWindow, self.banThreshold, self.delayThreshold, self.banDuration)
+        let (window, banThreshold, delayThreshold, banDuration) = (
+            failureWindow, self.banThreshold, self.delayThreshold, self.banDuration
+        )
         let count: Int = try await pool.write { db in
-            let row = try Row.fetchOne(db, sql: "SELECT count, lastAt FROM failure WHERE address = ?", arguments: [address])
+            let row = try Row.fetchOne(
+                db, sql: "SELECT count, lastAt FROM failure WHERE address = ?", arguments: [address])
             var count = 1
             if let row, timestamp - (row["lastAt"] as Double) < window {
                 count = (row["count"] as Int) + 1
@@ -132,7 +135,8 @@ final class AbuseStore: Sendable {
     func setConfig(_ key: String, _ value: String) throws {
         try pool.write { db in
             try db.execute(
-                sql: "INSERT INTO config(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                sql:
+                    "INSERT INTO config(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 arguments: [key, value])
         }
     }

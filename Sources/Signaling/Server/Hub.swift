@@ -62,7 +62,8 @@ actor Hub {
         swarms[swarm] = members
         let event = Message.peerJoined(.init(swarm: swarm, peer: PeerInfo(device: handle.device, addresses: addresses)))
         for member in others { sessions[member]?.handle.send(event) }
-        let sample = others.count <= limits.maxCandidates ? Array(others) : Array(others.shuffled().prefix(limits.maxCandidates))
+        let sample =
+            others.count <= limits.maxCandidates ? Array(others) : Array(others.shuffled().prefix(limits.maxCandidates))
         let peers = sample.compactMap { device -> PeerInfo? in
             guard let addresses = sessions[device]?.swarms[swarm] else { return nil }
             return PeerInfo(device: device, addresses: addresses)
@@ -86,7 +87,8 @@ actor Hub {
         guard peer != handle.device, let target = sessions[peer], target.swarms[swarm] != nil else {
             return .failure(.noSuchPeer)
         }
-        guard entry.relays.count < limits.maxRelaysPerConnection, target.relays.count < limits.maxRelaysPerConnection else {
+        guard entry.relays.count < limits.maxRelaysPerConnection, target.relays.count < limits.maxRelaysPerConnection
+        else {
             return .failure(.tooManyRelays)
         }
         var stream = nextStream

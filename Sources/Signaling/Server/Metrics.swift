@@ -70,13 +70,28 @@ final class ServerMetrics: Sendable {
             ("harp_signal_swarms", "gauge", "Swarms with at least one member.", swarms),
             ("harp_signal_swarm_memberships", "gauge", "Joined (peer, swarm) pairs.", members),
             ("harp_signal_joins_total", "counter", "Successful joins.", load(.joins)),
-            ("harp_signal_refused_proofs_total", "counter", "Refused device-key proofs in hello.", load(.refusedProofs)),
-            ("harp_signal_refused_join_keys_total", "counter", "Refused organisation join-key proofs.", load(.refusedJoinKeys)),
-            ("harp_signal_refused_swarm_proofs_total", "counter", "Refused swarm-key proofs in join.", load(.refusedSwarmProofs)),
+            (
+                "harp_signal_refused_proofs_total", "counter", "Refused device-key proofs in hello.",
+                load(.refusedProofs)
+            ),
+            (
+                "harp_signal_refused_join_keys_total", "counter", "Refused organisation join-key proofs.",
+                load(.refusedJoinKeys)
+            ),
+            (
+                "harp_signal_refused_swarm_proofs_total", "counter", "Refused swarm-key proofs in join.",
+                load(.refusedSwarmProofs)
+            ),
             ("harp_signal_bans_total", "counter", "Addresses banned since start.", load(.bans)),
             ("harp_signal_bans_active", "gauge", "Addresses banned now.", activeBans),
-            ("harp_signal_banned_connections_total", "counter", "Connections refused because the address is banned.", load(.bannedConnections)),
-            ("harp_signal_closed_for_abuse_total", "counter", "Connections closed for size, rate, timeout or garbage.", load(.closedForAbuse)),
+            (
+                "harp_signal_banned_connections_total", "counter", "Connections refused because the address is banned.",
+                load(.bannedConnections)
+            ),
+            (
+                "harp_signal_closed_for_abuse_total", "counter",
+                "Connections closed for size, rate, timeout or garbage.", load(.closedForAbuse)
+            ),
             ("harp_signal_relay_streams_total", "counter", "Relay streams opened.", load(.relayStreams)),
             ("harp_signal_relay_streams_open", "gauge", "Relay streams open now.", openRelays),
             ("harp_signal_relayed_bytes_total", "counter", "Payload bytes forwarded by relays.", load(.relayedBytes)),

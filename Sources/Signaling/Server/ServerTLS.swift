@@ -19,7 +19,9 @@ struct ServerTLS {
         case .selfSigned:
             let certificatePath = dataDirectory + "/tls-cert.pem"
             let keyPath = dataDirectory + "/tls-key.pem"
-            if !FileManager.default.fileExists(atPath: certificatePath) || !FileManager.default.fileExists(atPath: keyPath) {
+            if !FileManager.default.fileExists(atPath: certificatePath)
+                || !FileManager.default.fileExists(atPath: keyPath)
+            {
                 let (certificatePEM, keyPEM) = try makeSelfSigned()
                 try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
                 try write(keyPEM, to: keyPath, permissions: 0o600)
@@ -81,7 +83,10 @@ struct ServerTLS {
     }
 
     private static func write(_ text: String, to path: String, permissions: Int) throws {
-        guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: permissions]) else {
+        guard
+            FileManager.default.createFile(
+                atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: permissions])
+        else {
             throw SignalServerError.tls("cannot write \(path)")
         }
     }

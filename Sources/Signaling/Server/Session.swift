@@ -51,7 +51,8 @@ struct Session: Sendable {
 
         // The hello deadline is an event-loop timer that posts into the outbox (no task sleeps for it); the state
         // machine decides at that moment whether it still matters.
-        let deadline = eventLoop.scheduleTask(in: .nanoseconds(Int64(context.configuration.helloTimeout.seconds * 1e9))) {
+        let deadline = eventLoop.scheduleTask(in: .nanoseconds(Int64(context.configuration.helloTimeout.seconds * 1e9)))
+        {
             continuation.yield(.helloDeadline)
         }
         defer { deadline.cancel() }

@@ -56,7 +56,10 @@ final class Relay: Sendable {
     let acceptor: SessionHandle
     let bucket: SharedTokenBucket
 
-    init(id: UInt32, swarm: SwarmID, opener: SessionHandle, acceptor: SessionHandle, bytesPerSecond: Double, burst: Double) {
+    init(
+        id: UInt32, swarm: SwarmID, opener: SessionHandle, acceptor: SessionHandle, bytesPerSecond: Double,
+        burst: Double
+    ) {
         self.id = id
         self.swarm = swarm
         self.opener = opener

@@ -64,7 +64,8 @@ struct SessionReader: Sendable {
                 machine.hello(hello) { device in
                     SessionHandle(
                         id: metrics.nextConnectionID.wrappingAdd(1, ordering: .relaxed).oldValue, device: device,
-                        remoteAddress: remoteAddress, outbox: outbox, binaryWriter: { try await writer.write(.binary($0)) })
+                        remoteAddress: remoteAddress, outbox: outbox,
+                        binaryWriter: { try await writer.write(.binary($0)) })
                 }
             }
             switch action {
@@ -72,7 +73,8 @@ struct SessionReader: Sendable {
                 return .violation(.unexpected, "hello was already accepted")
             case .refuse(.unsupportedVersion):
                 // An old or newer client is not an attacker: refused without counting against the address.
-                return .violation(.unsupportedVersion, "this server speaks protocol version \(Signaling.protocolVersion)")
+                return .violation(
+                    .unsupportedVersion, "this server speaks protocol version \(Signaling.protocolVersion)")
             case .refuse(let code):
                 return await refuse(code, id: nil, closes: true)
             case .accept(let handle):
@@ -138,7 +140,8 @@ struct SessionReader: Sendable {
         case .badSwarmProof: metrics.increment(.refusedSwarmProofs)
         default: break
         }
-        logger.info("proof refused", metadata: ["error.code": "\(code.rawValue)", "remote.address": "\(remoteAddress)"])
+        logger.info(
+            "proof refused", metadata: ["error.code": "\(code.rawValue)", "remote.address": "\(remoteAddress)"])
         let verdict: AbuseStore.Verdict
         do {
             verdict = try await context.store.recordFailure(remoteAddress, reason: code)
@@ -154,7 +157,8 @@ struct SessionReader: Sendable {
         case .banned(let until):
             metrics.increment(.bans)
             logger.notice("address banned", metadata: ["remote.address": "\(remoteAddress)", "ban.until": "\(until)"])
-            return .violation(.banned, "too many failed proofs from this address", retryAfter: until.timeIntervalSinceNow)
+            return .violation(
+                .banned, "too many failed proofs from this address", retryAfter: until.timeIntervalSinceNow)
         }
         if closes { return .violation(code, "proof refused") }
         reply(id, code, "proof refused")

@@ -58,7 +58,8 @@ public final class SignalServer: Service, Sendable {
         router.get("/metrics") { _, _ -> Response in
             let stats = await hub.stats()
             let text = metrics.render(
-                swarms: stats.swarms, members: stats.members, openRelays: stats.relays, activeBans: store.activeBanCount)
+                swarms: stats.swarms, members: stats.members, openRelays: stats.relays, activeBans: store.activeBanCount
+            )
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                 body: .init(byteBuffer: ByteBuffer(string: text)))
@@ -77,8 +78,10 @@ public final class SignalServer: Service, Sendable {
             return .upgrade([:]) { inbound, outbound, _ in
                 var sessionLogger = logger
                 sessionLogger[metadataKey: "remote.address"] = "\(remote)"
-                await Session(context: context, eventLoop: channel.eventLoop, remoteAddress: remote, logger: sessionLogger)
-                    .run(inbound: inbound, outbound: outbound)
+                await Session(
+                    context: context, eventLoop: channel.eventLoop, remoteAddress: remote, logger: sessionLogger
+                )
+                .run(inbound: inbound, outbound: outbound)
             }
         }
         let server: HTTPServerBuilder = try tls.map { try .tls(upgrade, tlsConfiguration: $0.configuration) } ?? upgrade
