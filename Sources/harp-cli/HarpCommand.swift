@@ -9,7 +9,7 @@ struct HarpCommand: AsyncParsableCommand {
         abstract: "A peer-to-peer file swarm client for Nextcloud.",
         subcommands: [
             LoginCommand.self, LogoutCommand.self, WhoamiCommand.self, LsCommand.self, IndexCommand.self,
-            DevCloudCommand.self, DebugDownloadCommand.self,
+            SignalCommand.self, DevCloudCommand.self, DebugDownloadCommand.self,
         ]
     )
 

@@ -1,0 +1,198 @@
+import Foundation
+import HummingbirdWSClient
+import Logging
+import NIOCore
+import NIOSSL
+
+extension SignalClient {
+    /// One connection attempt, served until it ends. Returns whether the connection got authenticated.
+    func connectOnce() async -> Bool {
+        do {
+            var tls: TLSConfiguration?
+            var wsConfiguration = WebSocketClientConfiguration(
+                maxFrameSize: configuration.maxFrameSize, closeTimeout: .seconds(2))
+            if let pin = configuration.pinnedCertificateSHA256 {
+                guard let url = URL(string: configuration.url), let host = url.host else {
+                    throw SignalClientError.badPin
+                }
+                tls = try await CertificatePinning.tlsConfiguration(host: host, port: url.port ?? 443, fingerprint: pin)
+                // SNI cannot carry an IP address; with a pin the name is not checked, so any name will do.
+                if host.allSatisfy({ $0.isNumber || $0 == "." || $0 == ":" }) {
+                    wsConfiguration.sniHostname = "localhost"
+                }
+            }
+            try await WebSocketClient.connect(
+                url: configuration.url, configuration: wsConfiguration, tlsConfiguration: tls, logger: logger
+            ) { inbound, outbound, _ in
+                try await self.serve(inbound: inbound, outbound: outbound)
+            }
+        } catch {
+            logger.debug("connection ended", metadata: ["error": "\(error)"])
+        }
+        return detach()
+    }
+
+    /// Reads the connection: control messages go to the actor, relay bytes to their stream's queue (waiting when
+    /// that queue is full, which stops reading the socket).
+    nonisolated func serve(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async throws {
+        await attach(outbound)
+        for try await message in inbound.messages(maxSize: configuration.maxFrameSize) {
+            switch message {
+            case .text(let text):
+                guard let decoded = try? MessageCodec.decode(text, maxBytes: configuration.maxFrameSize) else {
+                    throw SignalClientError.badServerMessage
+                }
+                await receive(decoded)
+            case .binary(var buffer):
+                guard let stream = buffer.readInteger(as: UInt32.self) else { throw SignalClientError.badServerMessage }
+                if let queue = await relayQueue(stream) { await queue.push(buffer) }
+            }
+        }
+    }
+
+    private func attach(_ outbound: WebSocketOutboundWriter) {
+        link.attached(outbound)
+    }
+
+    private func relayQueue(_ stream: UInt32) -> ByteQueue? {
+        relays[stream]?.queue
+    }
+
+    /// Cleans up after a connection: pending requests fail, relay streams end, joins will be re-sent.
+    private func detach() -> Bool {
+        let wasReady = link.detached()
+        pendingJoins.removeAll()
+        pendingRelayRequests.removeAll()
+        relayRequestTargets.removeAll()
+        requestWaiters.failAll(SignalClientError.disconnected)
+        for relay in relays.values { relay.queue.finish() }
+        relays.removeAll()
+        if wasReady { emit(.disconnected) }
+        return wasReady
+    }
+
+    func send(_ message: Message) async {
+        guard let outbound = link.outbound else { return }
+        do {
+            try await outbound.write(.text(MessageCodec.encode(message)))
+        } catch {
+            logger.debug("write failed", metadata: ["message.type": "\(message.type)"])
+        }
+    }
+
+    /// Sends the join for `swarm` if connected (otherwise it goes out after the next welcome).
+    func sendJoin(_ swarm: SwarmID) async {
+        guard let (_, nonce) = link.ready, let membership = memberships[swarm] else { return }
+        let signature: [UInt8]
+        do {
+            signature = try membership.signer.sign(
+                Proofs.joinMessage(nonce: nonce, device: device.publicKey, swarm: swarm))
+        } catch {
+            logger.error("swarm signer failed", metadata: ["swarm.id": "\(swarm.hex)"])
+            return
+        }
+        let id = nextRequestID
+        nextRequestID += 1
+        pendingJoins[id] = swarm
+        await send(.join(.init(id: id, swarm: swarm, signature: HexBytes(signature), addresses: membership.addresses)))
+    }
+
+    /// One control message from the server.
+    func receive(_ message: Message) async {
+        switch message {
+        case .challenge(let challenge):
+            guard challenge.version == Signaling.protocolVersion,
+                case .send(let outbound, let nonce) = link.challenge(nonce: challenge.nonce.bytes)
+            else { return await protocolError("unexpected challenge") }
+            do {
+                let me = device.publicKey
+                let signature = try device.sign(Proofs.helloMessage(nonce: nonce, device: me))
+                let proof = configuration.joinKey.map { Proofs.joinKeyProof(joinKey: $0, nonce: nonce, device: me) }
+                let hello = Message.Hello(
+                    version: Signaling.protocolVersion, device: me, signature: HexBytes(signature),
+                    joinProof: proof.map(HexBytes.init))
+                try await outbound.write(.text(MessageCodec.encode(.hello(hello))))
+            } catch {
+                logger.error("hello not sent", metadata: ["error.type": "\(String(reflecting: type(of: error)))"])
+            }
+        case .welcome:
+            guard case .send = link.welcome() else { return await protocolError("unexpected welcome") }
+            logger.debug("connected to signaling server")
+            emit(.connected)
+            for swarm in memberships.keys { await sendJoin(swarm) }
+        case .joined(let joined):
+            guard pendingJoins.removeValue(forKey: joined.id) == joined.swarm, memberships[joined.swarm] != nil else {
+                return
+            }
+            emit(.joined(swarm: joined.swarm, peers: joined.peers))
+            joinWaiters.resume(joined.swarm, with: .success(joined.peers))
+        case .peerJoined(let event):
+            if memberships[event.swarm] != nil { emit(.peerJoined(swarm: event.swarm, peer: event.peer)) }
+        case .peerLeft(let event):
+            if memberships[event.swarm] != nil { emit(.peerLeft(swarm: event.swarm, device: event.device)) }
+        case .relayOpened(let opened):
+            guard pendingRelayRequests.remove(opened.id) != nil,
+                let target = relayRequestTargets.removeValue(forKey: opened.id)
+            else { return }
+            relays[opened.stream] = makeRelay(opened.stream, swarm: target.swarm, peer: target.peer)
+            requestWaiters.resume(opened.id, with: .success(opened.stream))
+        case .relayIncoming(let incoming):
+            let relay = makeRelay(incoming.stream, swarm: incoming.swarm, peer: incoming.peer)
+            relays[incoming.stream] = relay
+            emit(.relayIncoming(relay))
+        case .relayClosed(let ref):
+            relays.removeValue(forKey: ref.stream)?.queue.finish()
+        case .error(let error):
+            handleError(error)
+        case .hello, .join, .leave, .relayOpen, .relayClose:
+            await protocolError("client message sent by the server")
+        }
+    }
+
+    private func handleError(_ error: Message.ErrorMessage) {
+        if let id = error.id, let swarm = pendingJoins.removeValue(forKey: id) {
+            memberships[swarm] = nil
+            logger.info("join refused", metadata: ["swarm.id": "\(swarm.hex)", "error.code": "\(error.code.rawValue)"])
+            emit(.refused(swarm: swarm, code: error.code))
+            joinWaiters.resume(swarm, with: .failure(SignalClientError.refused(error.code)))
+        } else if let id = error.id, pendingRelayRequests.remove(id) != nil {
+            relayRequestTargets[id] = nil
+            requestWaiters.resume(id, with: .failure(SignalClientError.refused(error.code)))
+        } else {
+            logger.info("server error", metadata: ["error.code": "\(error.code.rawValue)"])
+            if error.code == .banned, let seconds = error.retryAfter, seconds.isFinite, seconds > 0 {
+                retryAfter = .seconds(min(seconds, 86_400))
+            }
+            if error.code == .replaced { replaced = true }
+            emit(.serverError(code: error.code, message: error.message))
+        }
+    }
+
+    private func protocolError(_ reason: String) async {
+        logger.warning("protocol error from server", metadata: ["reason": "\(reason)"])
+        try? await link.outbound?.close(.protocolError, reason: nil)
+    }
+
+    private func makeRelay(_ stream: UInt32, swarm: SwarmID, peer: DeviceID) -> RelayStream {
+        RelayStream(
+            id: stream, swarm: swarm, peer: peer, bufferLimit: configuration.relayBufferBytes,
+            maxPayload: configuration.maxFrameSize - RelayFrame.headerSize,
+            sender: { stream, payload in try await self.sendRelay(stream, payload) },
+            closer: { stream in await self.closeRelay(stream) })
+    }
+
+    private func sendRelay(_ stream: UInt32, _ payload: ByteBuffer) async throws {
+        guard relays[stream] != nil, let (outbound, _) = link.ready else { throw SignalClientError.relayClosed }
+        var frame = ByteBuffer()
+        frame.reserveCapacity(RelayFrame.headerSize + payload.readableBytes)
+        frame.writeInteger(stream)
+        frame.writeImmutableBuffer(payload)
+        try await outbound.write(.binary(frame))
+    }
+
+    private func closeRelay(_ stream: UInt32) async {
+        guard let relay = relays.removeValue(forKey: stream) else { return }
+        relay.queue.finish()
+        await send(.relayClose(.init(stream: stream)))
+    }
+}

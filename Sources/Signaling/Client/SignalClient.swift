@@ -1,0 +1,165 @@
+import Foundation
+import HummingbirdWSClient
+public import Logging
+import NIOCore
+import NIOSSL
+
+/// The client of a signaling server: one WebSocket for any number of swarms, kept open by ``run()``, which
+/// reconnects with jittered exponential backoff and rejoins every swarm it was asked to be in.
+///
+/// ```swift
+/// let client = SignalClient(configuration: .init(url: "wss://signal.example:7447/v1/ws", pin: fp),
+///                           device: deviceSigner, logger: logger)
+/// try await withThrowingDiscardingTaskGroup { group in
+///     group.addTask { await client.run() }
+///     let peers = try await client.join(swarm: swarmSigner, addresses: ["192.0.2.7:7448"])
+///     for await event in client.events { ... }   // .peerJoined, .peerLeft, .relayIncoming(stream), ...
+/// }
+/// ```
+public actor SignalClient {
+    /// Where and how to connect.
+    public struct Configuration: Sendable {
+        /// `ws://HOST:PORT/v1/ws` or `wss://HOST:PORT/v1/ws`.
+        public var url: String
+        /// SHA-256 fingerprint (hex) of the server's certificate; when set, only that certificate is trusted.
+        public var pinnedCertificateSHA256: String?
+        /// The organisation join key, if the server requires one.
+        public var joinKey: [UInt8]?
+        /// Reconnect delays: the n-th failed attempt waits a random time in [d/2, d], d = min(max, initial · 2ⁿ).
+        public var initialBackoff: Duration = .milliseconds(200)
+        public var maxBackoff: Duration = .seconds(30)
+        /// Must not exceed the server's frame limit.
+        public var maxFrameSize: Int = 64 * 1024
+        /// Bytes buffered per incoming relay stream before the connection stops reading.
+        public var relayBufferBytes: Int = 1 << 20
+
+        public init(url: String, pinnedCertificateSHA256: String? = nil, joinKey: [UInt8]? = nil) {
+            self.url = url
+            self.pinnedCertificateSHA256 = pinnedCertificateSHA256
+            self.joinKey = joinKey
+        }
+    }
+
+    /// What the client tells its user.
+    public enum Event: Sendable {
+        /// Authenticated to the server (again); joins follow.
+        case connected
+        /// The connection dropped; the client reconnects by itself. Relay streams of that connection are closed.
+        case disconnected
+        /// The server accepted a join (also after every rejoin) and named these candidate peers.
+        case joined(swarm: SwarmID, peers: [PeerInfo])
+        /// The server refused a join; the client stops asking for this swarm.
+        case refused(swarm: SwarmID, code: SignalErrorCode)
+        /// Another member joined (or re-announced its addresses).
+        case peerJoined(swarm: SwarmID, peer: PeerInfo)
+        /// A member left or disconnected.
+        case peerLeft(swarm: SwarmID, device: DeviceID)
+        /// Another member opened a relay stream to us; it is open already: use it, or close it.
+        case relayIncoming(RelayStream)
+        /// The server sent an error not tied to a request (ban, timeout, replaced); the connection closes. After
+        /// `replaced` (another client connected with the same device key) this client stops: ``run()`` returns.
+        case serverError(code: SignalErrorCode, message: String)
+    }
+
+    /// The event stream (one consumer).
+    public nonisolated let events: AsyncStream<Event>
+    private let eventSink: AsyncStream<Event>.Continuation
+    let configuration: Configuration
+    let device: any SignalSigner
+    let logger: Logger
+
+    var link = ClientLinkState()
+    var memberships: [SwarmID: Membership] = [:]
+    var pendingJoins: [UInt64: SwarmID] = [:]
+    var relays: [UInt32: RelayStream] = [:]
+    var nextRequestID: UInt64 = 1
+    let joinWaiters = Waiters<SwarmID, [PeerInfo]>()
+    let requestWaiters = Waiters<UInt64, UInt32>()
+    var pendingRelayRequests: Set<UInt64> = []
+    var relayRequestTargets: [UInt64: (swarm: SwarmID, peer: DeviceID)] = [:]
+    /// Set by a `banned` error: the next reconnect waits at least this long.
+    var retryAfter: Duration?
+    /// Set by a `replaced` error: another client with this device key took over, so this one stops.
+    var replaced = false
+
+    struct Membership {
+        let signer: any SignalSigner
+        var addresses: [String]
+    }
+
+    /// Creates a client; nothing happens until ``run()``.
+    public init(configuration: Configuration, device: any SignalSigner, logger: Logger) {
+        self.configuration = configuration
+        self.device = device
+        self.logger = logger
+        (events, eventSink) = AsyncStream<Event>.makeStream()
+    }
+
+    func emit(_ event: Event) {
+        eventSink.yield(event)
+    }
+
+    /// Keeps the connection up until the calling task is cancelled (or another client with the same device key
+    /// replaces this one); then finishes ``events``.
+    public func run() async {
+        var failures = 0
+        while !Task.isCancelled {
+            let wasAuthenticated = await connectOnce()
+            if Task.isCancelled || replaced { break }
+            failures = wasAuthenticated ? 0 : failures + 1
+            var delay = Self.backoff(
+                attempt: failures, initial: configuration.initialBackoff, max: configuration.maxBackoff)
+            if let retryAfter {
+                delay = Swift.max(delay, retryAfter)
+                self.retryAfter = nil
+            }
+            logger.debug("reconnecting", metadata: ["delay.ms": "\(Int(delay.seconds * 1000))"])
+            do { try await Task.sleep(for: delay) } catch { break }
+        }
+        joinWaiters.failAll(CancellationError())
+        eventSink.finish()
+    }
+
+    /// Jittered exponential backoff: uniform in [d/2, d] with d = min(max, initial · 2^attempt).
+    static func backoff(attempt: Int, initial: Duration, max: Duration) -> Duration {
+        let ceiling = Swift.min(max.seconds, initial.seconds * pow(2, Double(Swift.min(attempt, 20))))
+        return .nanoseconds(Int64(Double.random(in: ceiling / 2...ceiling) * 1e9))
+    }
+
+    /// Joins swarm `swarm.publicKey`, proving knowledge of its key by signing the server's challenge with it, and
+    /// announces `addresses`. Returns the candidate peers once the server accepts; the membership is kept (and
+    /// renewed after every reconnect) until ``leave(swarm:)``. Throws ``SignalClientError/refused(_:)`` if the
+    /// server refuses. If not connected, waits for the connection; cancel the calling task to stop waiting.
+    public func join(swarm: any SignalSigner, addresses: [String]) async throws -> [PeerInfo] {
+        let id = swarm.publicKey
+        memberships[id] = Membership(signer: swarm, addresses: addresses)
+        let token = joinWaiters.register(id)
+        await sendJoin(id)
+        return try await joinWaiters.wait(token)
+    }
+
+    /// Leaves a swarm (and stops rejoining it).
+    public func leave(swarm: SwarmID) async {
+        guard memberships.removeValue(forKey: swarm) != nil else { return }
+        joinWaiters.resume(swarm, with: .failure(CancellationError()))
+        await send(.leave(.init(swarm: swarm)))
+    }
+
+    /// Asks the server for a relay stream to `peer` in `swarm` (both must be joined). Needs a live connection.
+    public func openRelay(swarm: SwarmID, to peer: DeviceID) async throws -> RelayStream {
+        guard link.isReady else { throw SignalClientError.notConnected }
+        let id = nextRequestID
+        nextRequestID += 1
+        pendingRelayRequests.insert(id)
+        relayRequestTargets[id] = (swarm, peer)
+        let token = requestWaiters.register(id)
+        await send(.relayOpen(.init(id: id, swarm: swarm, peer: peer)))
+        let stream = try await requestWaiters.wait(token)
+        if let relay = relays[stream] { return relay }
+        // Opened, then closed by the peer before this task resumed.
+        throw SignalClientError.relayClosed
+    }
+
+    /// The swarms this client is asked to be in.
+    public var joinedSwarms: [SwarmID] { Array(memberships.keys) }
+}

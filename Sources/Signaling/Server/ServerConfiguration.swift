@@ -1,0 +1,78 @@
+import Foundation
+public import NIOCore
+
+/// Everything that tunes a ``SignalServer``. Defaults suit an internet-facing server; tests shorten the times.
+public struct SignalServerConfiguration: Sendable {
+    /// Address to listen on; port 0 picks a free port (read it from ``SignalServer/waitUntilListening()``).
+    public var host: String = "127.0.0.1"
+    public var port: Int = 7447
+    /// Directory of the SQLite database (bans, failure counts, configuration) and the self-signed certificate.
+    public var dataDirectory: String
+    /// TLS, if any.
+    public var tls: TLSMode = .none
+    /// The organisation join key; when set, every `hello` must carry a proof of it.
+    public var joinKey: [UInt8]?
+
+    /// Largest WebSocket frame accepted (a bigger one closes the connection with 1009).
+    public var maxFrameSize: Int = 64 * 1024
+    /// Largest JSON text message accepted.
+    public var maxJSONBytes: Int = 8 * 1024
+    /// Time a connection has to complete `hello` before it is closed.
+    public var helloTimeout: Duration = .seconds(10)
+    /// Text messages per second a connection may send, with a burst allowance; more closes it.
+    public var messagesPerSecond: Double = 20
+    public var messageBurst: Double = 60
+    /// Limits per connection.
+    public var maxSwarmsPerConnection: Int = 1024
+    public var maxRelaysPerConnection: Int = 16
+    public var maxAddresses: Int = 16
+    public var maxAddressLength: Int = 255
+    /// Candidate peers returned by `joined` (a random sample when the swarm is larger).
+    public var maxCandidates: Int = 64
+    /// Control messages queued for a slow connection before it is closed.
+    public var outboxLimit: Int = 4096
+
+    /// Byte rate of one relay stream (each direction shares it) and of all relays together.
+    public var relayBytesPerSecond: Double = 4 * 1024 * 1024
+    public var globalRelayBytesPerSecond: Double = 64 * 1024 * 1024
+
+    /// Brute-force protection: failures (bad hello proof, bad join key, bad swarm proof) per address within
+    /// `failureWindow`; from `delayThreshold` on each refusal is delayed by `failureDelay`; at `banThreshold`
+    /// the address is banned for `banDuration`.
+    public var delayThreshold: Int = 5
+    public var failureDelay: Duration = .seconds(1)
+    public var banThreshold: Int = 20
+    public var failureWindow: Duration = .seconds(3600)
+    public var banDuration: Duration = .seconds(3600)
+
+    /// Pending-connection queue of the listener (the kernel caps it at net.core.somaxconn). Large, because after a
+    /// restart every peer reconnects within a few hundred milliseconds.
+    public var backlog: Int = 4096
+
+    /// WebSocket ping interval (a peer that does not answer is dropped).
+    public var pingInterval: Duration = .seconds(30)
+
+    /// Test hook: called with every relayed payload (after the stream id) as the server forwards it.
+    public var relayObserver: (@Sendable (UInt32, ByteBuffer) -> Void)?
+
+    public init(dataDirectory: String) {
+        self.dataDirectory = dataDirectory
+    }
+}
+
+/// How the server speaks TLS.
+public enum TLSMode: Sendable, Equatable {
+    /// Plain `ws://` (for loopback, or behind a TLS-terminating proxy).
+    case none
+    /// PEM certificate chain and private key files.
+    case files(certificate: String, key: String)
+    /// A self-signed certificate created on first start and kept in the data directory.
+    case selfSigned
+}
+
+extension Duration {
+    var seconds: Double {
+        let parts = components
+        return Double(parts.seconds) + Double(parts.attoseconds) / 1e18
+    }
+}

@@ -1,0 +1,108 @@
+import Crypto
+import Foundation
+import NIOSSL
+import X509
+
+/// The server's TLS material: loaded from PEM files, or a self-signed certificate made on first start and kept in
+/// the data directory (`tls-cert.pem`, `tls-key.pem`, the key file 0600).
+struct ServerTLS {
+    let configuration: TLSConfiguration
+    /// SHA-256 of the leaf certificate's DER bytes, in lowercase hex: the value clients pin.
+    let fingerprint: String
+
+    static func load(_ mode: TLSMode, dataDirectory: String) throws -> ServerTLS? {
+        switch mode {
+        case .none:
+            return nil
+        case .files(let certificatePath, let keyPath):
+            return try make(certificatePEM: read(certificatePath), keyPEM: read(keyPath))
+        case .selfSigned:
+            let certificatePath = dataDirectory + "/tls-cert.pem"
+            let keyPath = dataDirectory + "/tls-key.pem"
+            if !FileManager.default.fileExists(atPath: certificatePath)
+                || !FileManager.default.fileExists(atPath: keyPath)
+            {
+                let (certificatePEM, keyPEM) = try makeSelfSigned()
+                try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
+                try write(keyPEM, to: keyPath, permissions: 0o600)
+                try write(certificatePEM, to: certificatePath, permissions: 0o644)
+            }
+            return try make(certificatePEM: read(certificatePath), keyPEM: read(keyPath))
+        }
+    }
+
+    private static func make(certificatePEM: [UInt8], keyPEM: [UInt8]) throws -> ServerTLS {
+        let chain = try NIOSSLCertificate.fromPEMBytes(certificatePEM)
+        guard let leaf = chain.first else { throw SignalServerError.tls("no certificate in the PEM file") }
+        let key = try NIOSSLPrivateKey(bytes: keyPEM, format: .pem)
+        var configuration = TLSConfiguration.makeServerConfiguration(
+            certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+        // A peer that vanishes without close_notify holds its socket this long at most (NIOSSL's default is 5 s).
+        configuration.shutdownTimeout = .seconds(1)
+        return ServerTLS(configuration: configuration, fingerprint: try fingerprint(of: leaf))
+    }
+
+    static func fingerprint(of certificate: NIOSSLCertificate) throws -> String {
+        Hex.encode(Array(SHA256.hash(data: try certificate.toDERBytes())))
+    }
+
+    /// A P-256 certificate for `localhost`, valid for ten years; clients pin its fingerprint rather than its name.
+    static func makeSelfSigned() throws -> (certificate: String, key: String) {
+        let key = P256.Signing.PrivateKey()
+        let name = try DistinguishedName {
+            CommonName("harp signaling server")
+            OrganizationName("harp")
+        }
+        let now = Date()
+        var serial = [UInt8](repeating: 0, count: 16)
+        var rng = SystemRandomNumberGenerator()
+        for index in serial.indices { serial[index] = rng.next() }
+        serial[0] &= 0x7f
+        let certificate = try Certificate(
+            version: .v3,
+            serialNumber: Certificate.SerialNumber(bytes: serial),
+            publicKey: Certificate.PublicKey(key.publicKey),
+            notValidBefore: now.addingTimeInterval(-3600),
+            notValidAfter: now.addingTimeInterval(10 * 365 * 24 * 3600),
+            issuer: name,
+            subject: name,
+            extensions: try Certificate.Extensions {
+                Critical(BasicConstraints.notCertificateAuthority)
+                SubjectAlternativeNames([.dnsName("localhost")])
+            },
+            issuerPrivateKey: Certificate.PrivateKey(key)
+        )
+        return (try certificate.serializeAsPEM().pemString, key.pemRepresentation)
+    }
+
+    private static func read(_ path: String) throws -> [UInt8] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw SignalServerError.tls("cannot read \(path)")
+        }
+        return Array(data)
+    }
+
+    private static func write(_ text: String, to path: String, permissions: Int) throws {
+        guard
+            FileManager.default.createFile(
+                atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: permissions])
+        else {
+            throw SignalServerError.tls("cannot write \(path)")
+        }
+    }
+}
+
+/// Why a ``SignalServer`` could not start.
+public enum SignalServerError: Error, CustomStringConvertible {
+    /// The TLS certificate or key could not be read, made or parsed.
+    case tls(String)
+    /// The server stopped before it was listening.
+    case notListening
+
+    public var description: String {
+        switch self {
+        case .tls(let detail): "TLS: \(detail)"
+        case .notListening: "the server stopped before it was listening"
+        }
+    }
+}

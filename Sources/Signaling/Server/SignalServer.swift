@@ -1,0 +1,171 @@
+import Foundation
+import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+import HummingbirdWebSocket
+public import Logging
+import NIOCore
+public import ServiceLifecycle
+import Synchronization
+
+/// The signaling server: WebSocket peers on ``Signaling/webSocketPath``, `GET /healthz`, `GET /metrics`.
+///
+/// Run it as a swift-service-lifecycle `Service` (it stops gracefully on the group's shutdown) or call ``run()``
+/// in a task and cancel it. ``waitUntilListening()`` returns the bound port, useful with port 0.
+public final class SignalServer: Service, Sendable {
+    private let configuration: SignalServerConfiguration
+    private let logger: Logger
+    private let context: SessionContext
+    private let tls: ServerTLS?
+    private let listening = OneShot<Int>()
+
+    /// Opens (or creates) the database under the data directory and prepares TLS.
+    public init(configuration: SignalServerConfiguration, logger: Logger) throws {
+        self.configuration = configuration
+        self.logger = logger
+        let store = try AbuseStore(directory: configuration.dataDirectory, configuration: configuration)
+        try store.prune()
+        tls = try ServerTLS.load(configuration.tls, dataDirectory: configuration.dataDirectory)
+        if let tls { try store.setConfig("tls.fingerprint", tls.fingerprint) }
+        context = SessionContext(
+            configuration: configuration,
+            hub: Hub(limits: configuration),
+            store: store,
+            metrics: ServerMetrics(),
+            globalRelayBucket: SharedTokenBucket(
+                rate: configuration.globalRelayBytesPerSecond,
+                burst: max(configuration.globalRelayBytesPerSecond, Double(configuration.maxFrameSize))))
+    }
+
+    /// The SHA-256 fingerprint (hex) of the TLS certificate, for clients to pin; `nil` without TLS.
+    public var certificateFingerprint: String? { tls?.fingerprint }
+
+    /// `ws` or `wss`.
+    public var scheme: String { tls == nil ? "ws" : "wss" }
+
+    /// Waits until the listener is bound and returns its port.
+    public func waitUntilListening() async throws -> Int {
+        try await listening.value()
+    }
+
+    /// Serves until cancelled or until graceful shutdown.
+    public func run() async throws {
+        let router = Router()
+        let metrics = context.metrics
+        let hub = context.hub
+        let store = context.store
+        router.get("/healthz") { _, _ in "ok\n" }
+        router.get("/metrics") { _, _ -> Response in
+            let stats = await hub.stats()
+            let text = metrics.render(
+                swarms: stats.swarms, members: stats.members, openRelays: stats.relays, activeBans: store.activeBanCount
+            )
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                body: .init(byteBuffer: ByteBuffer(string: text)))
+        }
+        let context = self.context
+        let logger = self.logger
+        let upgrade = HTTPServerBuilder.http1WebSocketUpgrade(
+            configuration: .init(
+                ws: .init(
+                    maxFrameSize: configuration.maxFrameSize,
+                    autoPing: .enabled(timePeriod: configuration.pingInterval),
+                    closeTimeout: .seconds(5)))
+        ) { request, channel, _ in
+            guard request.path == Signaling.webSocketPath else { return .dontUpgrade }
+            let remote = channel.remoteAddress?.ipAddress ?? "unknown"
+            return .upgrade([:]) { inbound, outbound, _ in
+                var sessionLogger = logger
+                sessionLogger[metadataKey: "remote.address"] = "\(remote)"
+                await Session(
+                    context: context, eventLoop: channel.eventLoop, remoteAddress: remote, logger: sessionLogger
+                )
+                .run(inbound: inbound, outbound: outbound)
+            }
+        }
+        let server: HTTPServerBuilder = try tls.map { try .tls(upgrade, tlsConfiguration: $0.configuration) } ?? upgrade
+        let listening = self.listening
+        let app = Application(
+            router: router,
+            server: server,
+            configuration: .init(
+                address: .hostname(configuration.host, port: configuration.port), serverName: nil,
+                backlog: configuration.backlog),
+            onServerRunning: { channel in
+                listening.fulfil(channel.localAddress?.port ?? 0)
+            },
+            logger: logger
+        )
+        do {
+            try await app.run()
+            listening.fail(SignalServerError.notListening)
+        } catch {
+            listening.fail(error)
+            throw error
+        }
+    }
+}
+
+/// A value that becomes available once; waiters suspend until then, until it fails, or until they are cancelled.
+final class OneShot<Value: Sendable>: Sendable {
+    private enum State {
+        case waiting([UInt64: CheckedContinuation<Value, any Error>], next: UInt64)
+        case done(Result<Value, any Error>)
+    }
+
+    private let state = Mutex(State.waiting([:], next: 0))
+
+    func value() async throws -> Value {
+        let token = state.withLock { state -> UInt64 in
+            guard case .waiting(let waiters, let next) = state else { return 0 }
+            state = .waiting(waiters, next: next + 1)
+            return next + 1
+        }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                let ready: Result<Value, any Error>? = state.withLock { state in
+                    switch state {
+                    case .waiting(var waiters, let next):
+                        if Task.isCancelled { return .failure(CancellationError()) }
+                        waiters[token] = continuation
+                        state = .waiting(waiters, next: next)
+                        return nil
+                    case .done(let result):
+                        return result
+                    }
+                }
+                if let ready { continuation.resume(with: ready) }
+            }
+        } onCancel: {
+            let waiter = state.withLock { state -> CheckedContinuation<Value, any Error>? in
+                guard case .waiting(var waiters, let next) = state else { return nil }
+                let waiter = waiters.removeValue(forKey: token)
+                state = .waiting(waiters, next: next)
+                return waiter
+            }
+            waiter?.resume(throwing: CancellationError())
+        }
+    }
+
+    func fulfil(_ value: Value) { complete(.success(value)) }
+    func fail(_ error: any Error) { complete(.failure(error)) }
+
+    private func complete(_ result: Result<Value, any Error>) {
+        let waiters = state.withLock { state -> [CheckedContinuation<Value, any Error>] in
+            guard case .waiting(let waiters, _) = state else { return [] }
+            state = .done(result)
+            return Array(waiters.values)
+        }
+        for waiter in waiters { waiter.resume(with: result) }
+    }
+}
+extension SignalServer {
+    /// Runs the server until SIGINT or SIGTERM, then shuts down gracefully (open WebSockets get a close frame).
+    public func runUntilSignalled() async throws {
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: self)], gracefulShutdownSignals: [.sigint, .sigterm], logger: logger))
+        try await group.run()
+    }
+}
