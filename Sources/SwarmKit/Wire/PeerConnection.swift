@@ -1,0 +1,90 @@
+public import NIOCore
+public import NIOPosix
+
+/// An open, encrypted, authenticated connection to one peer.
+///
+/// Use it like any `NIOAsyncChannel`: `try await connection.channel.executeThenClose { inbound, outbound in ... }`.
+/// The inbound sequence yields the peer's messages (never `hello` or keep-alives) and throws the
+/// `WireProtocolError` that closed the connection, if any; the outbound writer suspends while the
+/// socket cannot take more, so a slow reader never makes the sender buffer a file. End with
+/// `outbound.write(.goodbye(.normal))`: the connection closes once it is written.
+public struct PeerConnection: Sendable {
+    /// Who the peer is.
+    public let session: PeerSession
+    /// The message channel.
+    public let channel: NIOAsyncChannel<WireMessage, WireMessage>
+
+    /// Connects to `host:port` as initiator and returns once the handshake and hello exchange are done.
+    ///
+    /// - Throws: `NoiseError` (wrong swarm key, forged device key, …), `PeerConnectionError`,
+    ///   `WireProtocolError`, or a socket error.
+    public static func connect(
+        host: String, port: Int, configuration: PeerConfiguration,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> PeerConnection {
+        let (channel, ready) = try await ClientBootstrap(group: group)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connect(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let ready = try PeerChannel.addHandlers(to: channel, role: .initiator, configuration: configuration)
+                    let wrapped = try NIOAsyncChannel<WireMessage, WireMessage>(wrappingChannelSynchronously: channel)
+                    return (wrapped, ready)
+                }
+            }
+        do {
+            return PeerConnection(session: try await ready.get(), channel: channel)
+        } catch {
+            try? await channel.channel.close()
+            throw error
+        }
+    }
+}
+
+/// A listening socket that accepts peer connections as responder.
+public struct PeerListener: Sendable {
+    private let server: NIOAsyncChannel<(NIOAsyncChannel<WireMessage, WireMessage>, EventLoopFuture<PeerSession>), Never>
+    /// The bound address (use port 0 to let the system choose, then read it here).
+    public var localAddress: SocketAddress? { server.channel.localAddress }
+
+    /// Binds `host:port` (port 0 picks a free port).
+    public static func bind(
+        host: String, port: Int, configuration: PeerConfiguration,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> PeerListener {
+        let server = try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .bind(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let ready = try PeerChannel.addHandlers(to: channel, role: .responder, configuration: configuration)
+                    let wrapped = try NIOAsyncChannel<WireMessage, WireMessage>(wrappingChannelSynchronously: channel)
+                    return (wrapped, ready)
+                }
+            }
+        return PeerListener(server: server)
+    }
+
+    /// Accepts connections until the listener is closed, running `handler` for each one that completes
+    /// its handshake, in a discarding task group (one child task per connection). Connections that fail
+    /// the handshake are closed and skipped (the failure is logged by the connection).
+    public func run(_ handler: @escaping @Sendable (PeerConnection) async throws -> Void) async throws {
+        try await server.executeThenClose { inbound in
+            try await withThrowingDiscardingTaskGroup { group in
+                for try await (channel, ready) in inbound {
+                    group.addTask {
+                        guard let session = try? await ready.get() else {
+                            try? await channel.channel.close()
+                            return
+                        }
+                        try? await handler(PeerConnection(session: session, channel: channel))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stops listening; `run` returns after the connections it runs have ended.
+    public func close() async throws {
+        try await server.channel.close()
+    }
+}
