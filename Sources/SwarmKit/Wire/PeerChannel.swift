@@ -33,8 +33,8 @@ public struct PeerConfiguration: Sendable {
 }
 
 /// Sets up the peer protocol's handlers on a channel (docs/protocol.md §4-6). The pipeline, from the
-/// socket up: `FrameDecoder` → `NoiseHandler` → `MessageDecoder`/`MessageEncoder` → `IdleStateHandler`
-/// → `PeerProtocolHandler` → (the application, usually through `NIOAsyncChannel`).
+/// socket up: `FrameDecoder` → `NoiseHandler` → `MessageDecoder`/`MessageEncoder` →
+/// `PeerProtocolHandler` → (the application, usually through `NIOAsyncChannel`).
 public enum PeerChannel {
     /// Which end of the handshake this side plays.
     public enum Role: Sendable { case initiator, responder }
@@ -64,10 +64,10 @@ public enum PeerChannel {
         try sync.addHandler(NoiseHandler(handshake: handshake, handshakeTimeout: configuration.handshakeTimeout, logger: logger))
         try sync.addHandler(ByteToMessageHandler(MessageDecoder()))
         try sync.addHandler(MessageEncoder())
-        try sync.addHandler(IdleStateHandler(readTimeout: configuration.idleTimeout, writeTimeout: configuration.keepAliveInterval))
         try sync.addHandler(PeerProtocolHandler(
             localDeviceKey: configuration.identity.publicKey, listenPort: configuration.listenPort,
-            enforceAnnouncements: configuration.enforceAnnouncements, ready: ready, logger: logger))
+            enforceAnnouncements: configuration.enforceAnnouncements, idleTimeout: configuration.idleTimeout,
+            keepAliveInterval: configuration.keepAliveInterval, ready: ready, logger: logger))
         // The hello exchange shares the handshake deadline.
         let deadline = channel.eventLoop.scheduleTask(in: configuration.handshakeTimeout) {
             ready.fail(PeerConnectionError.handshakeTimeout(configuration.handshakeTimeout))

@@ -19,9 +19,17 @@ final class PeerProtocolHandler: ChannelDuplexHandler {
     private var logger: Logger
     /// How long a goodbye may take to leave before the connection is closed anyway.
     private let goodbyeGrace: TimeAmount = .seconds(2)
+    private let idleTimeout: TimeAmount
+    private let keepAliveInterval: TimeAmount
+    private var lastRead = NIODeadline.distantPast
+    private var lastWrite = NIODeadline.distantPast
+    private var idleCheck: Scheduled<Void>?
 
     init(localDeviceKey: [UInt8], listenPort: UInt16, enforceAnnouncements: Bool,
+         idleTimeout: TimeAmount, keepAliveInterval: TimeAmount,
          ready: EventLoopPromise<PeerSession>, logger: Logger) {
+        self.idleTimeout = idleTimeout
+        self.keepAliveInterval = keepAliveInterval
         self.machine = PeerSessionStateMachine(enforceAnnouncements: enforceAnnouncements)
         self.localDeviceKey = localDeviceKey
         self.localHello = { Hello(deviceKey: $0, listenPort: listenPort) }
@@ -33,18 +41,10 @@ final class PeerProtocolHandler: ChannelDuplexHandler {
         if let completed = event as? NoiseHandshakeCompleted {
             logger[metadataKey: "peer.fingerprint"] = "\(DeviceIdentity.fingerprint(of: completed.remoteDeviceKey))"
             machine.handshakeCompleted(completed)
+            lastRead = context.eventLoop.now
             send(context: context, .hello(localHello(localDeviceKey)), promise: nil)
             context.flush()
-        } else if let idle = event as? IdleStateHandler.IdleStateEvent {
-            switch idle {
-            case .read:
-                violation(context: context, WireProtocolError(.idleTimeout, "nothing received within the idle timeout"))
-            case .write where machine.transportEstablished && !machine.isClosing:
-                send(context: context, .keepAlive, promise: nil)
-                context.flush()
-            default:
-                break
-            }
+            scheduleIdleCheck(context: context)
         } else {
             context.fireUserInboundEventTriggered(event)
         }
@@ -52,6 +52,7 @@ final class PeerProtocolHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let message = Self.unwrapInboundIn(data)
+        lastRead = context.eventLoop.now
         switch machine.receive(message) {
         case .forward(let message):
             context.fireChannelRead(Self.wrapInboundOut(message))
@@ -79,6 +80,7 @@ final class PeerProtocolHandler: ChannelDuplexHandler {
     }
 
     private func send(context: ChannelHandlerContext, _ message: WireMessage, promise: EventLoopPromise<Void>?) {
+        lastWrite = context.eventLoop.now
         if machine.willSend(message) {
             // An outbound goodbye: close once it has been written.
             let written = promise ?? context.eventLoop.makePromise()
@@ -106,6 +108,7 @@ final class PeerProtocolHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        idleCheck?.cancel()
         failReady(machine.transportEstablished ? PeerConnectionError.closedBeforeHello : PeerConnectionError.closedDuringHandshake)
         context.fireChannelInactive()
     }
@@ -129,6 +132,30 @@ final class PeerProtocolHandler: ChannelDuplexHandler {
             fallback.cancel()
             loopBound.value.close(promise: nil)
         }
+    }
+
+    /// Idleness, on the event loop's clock (so virtual time works in tests): nothing read for
+    /// `idleTimeout` is a goodbye `idle-timeout`; nothing written for `keepAliveInterval` sends a keep-alive.
+    private func scheduleIdleCheck(context: ChannelHandlerContext) {
+        let next = min(lastRead + idleTimeout, lastWrite + keepAliveInterval)
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        idleCheck = context.eventLoop.scheduleTask(deadline: next) {
+            handler.value.idleCheckFired(context: loopBound.value)
+        }
+    }
+
+    private func idleCheckFired(context: ChannelHandlerContext) {
+        guard !machine.isClosing, context.channel.isActive else { return }
+        let now = context.eventLoop.now
+        if now >= lastRead + idleTimeout {
+            return violation(context: context, WireProtocolError(.idleTimeout, "nothing received within the idle timeout"))
+        }
+        if now >= lastWrite + keepAliveInterval {
+            send(context: context, .keepAlive, promise: nil)
+            context.flush()
+        }
+        scheduleIdleCheck(context: context)
     }
 
     private func failReady(_ error: any Error) {
