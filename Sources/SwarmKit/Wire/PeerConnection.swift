@@ -5,14 +5,30 @@ public import NIOPosix
 ///
 /// Use it like any `NIOAsyncChannel`: `try await connection.channel.executeThenClose { inbound, outbound in ... }`.
 /// The inbound sequence yields the peer's messages (never `hello` or keep-alives) and throws the
-/// `WireProtocolError` that closed the connection, if any; the outbound writer suspends while the
-/// socket cannot take more, so a slow reader never makes the sender buffer a file. End with
-/// `outbound.write(.goodbye(.normal))`: the connection closes once it is written.
+/// `WireProtocolError` that closed the connection, if any. For bulk data (pieces) send through
+/// `sender`, which bounds what a slow reader can make this side buffer; the outbound writer of
+/// `NIOAsyncChannel` is fine for control messages. End with `finish(reason:)`, which sends goodbye and
+/// waits until it has left (leaving `executeThenClose` right after a write may drop what is queued).
 public struct PeerConnection: Sendable {
     /// Who the peer is.
     public let session: PeerSession
     /// The message channel.
     public let channel: NIOAsyncChannel<WireMessage, WireMessage>
+    /// A bounded sender for this connection (4 MiB of queued messages at most).
+    public let sender: PeerSender
+
+    init(session: PeerSession, channel: NIOAsyncChannel<WireMessage, WireMessage>) {
+        self.session = session
+        self.channel = channel
+        self.sender = PeerSender(channel: channel.channel)
+    }
+
+    /// Sends `goodbye(reason)` after everything queued in `sender`, and waits until the connection has
+    /// closed (the protocol handler closes it once the goodbye is written).
+    public func finish(reason: GoodbyeReason = .normal) async throws {
+        try await sender.send(.goodbye(reason))
+        try await channel.channel.closeFuture.get()
+    }
 
     /// Connects to `host:port` as initiator and returns once the handshake and hello exchange are done.
     ///
