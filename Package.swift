@@ -78,6 +78,7 @@ let package = Package(
             name: "harp-wire-bench",
             dependencies: [
                 "SwarmKit",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

@@ -40,6 +40,19 @@ public struct NoiseTransport: Sendable {
         self.init(send: send, receive: receive, rekeyInterval: rekeyInterval)
     }
 
+    /// Both ends of a session made by a real in-memory handshake between two fresh identities (for
+    /// benchmarks and tools that measure the transport without sockets).
+    public static func makeInMemoryPair(cipher: NoiseCipher) throws -> (initiator: NoiseTransport, responder: NoiseTransport) {
+        let key = Sodium.randomBytes(32)
+        var initiator = PeerHandshake(initiator: .generate(), swarmKey: key, cipher: cipher)
+        var responder = PeerHandshake(responder: .generate(), swarmKey: key)
+        guard case .send(let second) = try responder.receive(try initiator.start()),
+              case .sendAndComplete(let third, let initiatorResult) = try initiator.receive(second),
+              case .complete(let responderResult) = try responder.receive(third)
+        else { preconditionFailure("an in-memory handshake between two honest ends cannot take another path") }
+        return (initiatorResult.transport, responderResult.transport)
+    }
+
     /// Encrypts one frame: `out.count` must be `plaintext.count + 16`, `plaintext.count` at most
     /// `maxPlaintextLength`. The associated data is empty.
     public mutating func seal(_ plaintext: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer) throws(NoiseError) {

@@ -23,6 +23,10 @@ public struct PeerConfiguration: Sendable {
     public var enforceAnnouncements = true
     /// Messages per direction between Noise rekeys.
     public var rekeyInterval: UInt64 = NoiseTransport.defaultRekeyInterval
+    /// Inbound messages buffered for the application before reading from the socket pauses (high), and
+    /// resumes (low). At most 128 KiB each, so the default holds at most 4 MiB per connection.
+    public var inboundLowWatermark = 8
+    public var inboundHighWatermark = 32
     /// Where the connection logs; metadata only, never key material.
     public var logger = Logger(label: "harp.peer")
 

@@ -43,7 +43,8 @@ public struct PeerConnection: Sendable {
             .connect(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let ready = try PeerChannel.addHandlers(to: channel, role: .initiator, configuration: configuration)
-                    let wrapped = try NIOAsyncChannel<WireMessage, WireMessage>(wrappingChannelSynchronously: channel)
+                    let wrapped = try NIOAsyncChannel<WireMessage, WireMessage>(
+                        wrappingChannelSynchronously: channel, configuration: configuration.asyncChannelConfiguration)
                     return (wrapped, ready)
                 }
             }
@@ -73,7 +74,8 @@ public struct PeerListener: Sendable {
             .bind(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let ready = try PeerChannel.addHandlers(to: channel, role: .responder, configuration: configuration)
-                    let wrapped = try NIOAsyncChannel<WireMessage, WireMessage>(wrappingChannelSynchronously: channel)
+                    let wrapped = try NIOAsyncChannel<WireMessage, WireMessage>(
+                        wrappingChannelSynchronously: channel, configuration: configuration.asyncChannelConfiguration)
                     return (wrapped, ready)
                 }
             }
@@ -102,5 +104,11 @@ public struct PeerListener: Sendable {
     /// Stops listening; `run` returns after the connections it runs have ended.
     public func close() async throws {
         try await server.channel.close()
+    }
+}
+
+extension PeerConfiguration {
+    var asyncChannelConfiguration: NIOAsyncChannel<WireMessage, WireMessage>.Configuration {
+        .init(backPressureStrategy: .init(lowWatermark: inboundLowWatermark, highWatermark: inboundHighWatermark))
     }
 }
