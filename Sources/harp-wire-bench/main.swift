@@ -28,7 +28,8 @@ struct WireBench {
     }
 
     static func usage() -> Never {
-        FileHandle.standardError.write(Data("usage: harp-wire-bench aead [seconds] | receive noise|plain | send noise|plain PORT BYTES\n".utf8))
+        FileHandle.standardError.write(
+            Data("usage: harp-wire-bench aead [seconds] | receive noise|plain | send noise|plain PORT BYTES\n".utf8))
         exit(2)
     }
 
@@ -46,20 +47,26 @@ struct WireBench {
             var elapsed: UInt64 = 0
             while elapsed < UInt64(seconds * 1e9) {
                 for _ in 0..<64 {
-                    try frame.withUnsafeBytes { p in try sealed.withUnsafeMutableBytes { try sender.seal(p, into: $0) } }
-                    try sealed.withUnsafeBytes { c in try opened.withUnsafeMutableBytes { try receiver.open(c, into: $0) } }
+                    try frame.withUnsafeBytes { p in try sealed.withUnsafeMutableBytes { try sender.seal(p, into: $0) }
+                    }
+                    try sealed.withUnsafeBytes { c in
+                        try opened.withUnsafeMutableBytes { try receiver.open(c, into: $0) }
+                    }
                 }
                 frames += 64
                 elapsed = DispatchTime.now().uptimeNanoseconds - start
             }
             let mbps = Double(frames * frame.count) / Double(elapsed) * 1e3
-            emit("aead \(cipher.rawValue) seal+open \(String(format: "%.0f", mbps)) MB/s (frames of \(frame.count) bytes)")
+            emit(
+                "aead \(cipher.rawValue) seal+open \(String(format: "%.0f", mbps)) MB/s (frames of \(frame.count) bytes)"
+            )
             var sealOnly = 0
             let sealStart = DispatchTime.now().uptimeNanoseconds
             var sealElapsed: UInt64 = 0
             while sealElapsed < UInt64(seconds * 1e9) {
                 for _ in 0..<64 {
-                    try frame.withUnsafeBytes { p in try sealed.withUnsafeMutableBytes { try sender.seal(p, into: $0) } }
+                    try frame.withUnsafeBytes { p in try sealed.withUnsafeMutableBytes { try sender.seal(p, into: $0) }
+                    }
                 }
                 sealOnly += 64
                 sealElapsed = DispatchTime.now().uptimeNanoseconds - sealStart
@@ -82,7 +89,8 @@ struct WireBench {
                 count += 64
                 elapsed = DispatchTime.now().uptimeNanoseconds - start
             }
-            emit("aead \(name) seal \(String(format: "%.0f", Double(count * frame.count) / Double(elapsed) * 1e3)) MB/s")
+            emit(
+                "aead \(name) seal \(String(format: "%.0f", Double(count * frame.count) / Double(elapsed) * 1e3)) MB/s")
         }
         emit("aead preferred \(NoiseCipher.preferred.rawValue)")
     }
@@ -133,7 +141,9 @@ struct WireBench {
 
     static func report(bytes: Int, since start: UInt64, label: String) {
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        emit("transfer \(label) \(bytes) bytes \(String(format: "%.3f", seconds)) s \(String(format: "%.0f", Double(bytes) / seconds / 1e6)) MB/s")
+        emit(
+            "transfer \(label) \(bytes) bytes \(String(format: "%.3f", seconds)) s \(String(format: "%.0f", Double(bytes) / seconds / 1e6)) MB/s"
+        )
     }
 
     static func send(noise: Bool, port: Int, bytes: Int) async throws {
@@ -142,10 +152,14 @@ struct WireBench {
         let blocks = (bytes + blockSize - 1) / blockSize
         if noise {
             let configuration = PeerConfiguration(identity: .generate(), swarmKey: benchKey)
-            let connection = try await PeerConnection.connect(host: "127.0.0.1", port: port, configuration: configuration)
+            let connection = try await PeerConnection.connect(
+                host: "127.0.0.1", port: port, configuration: configuration)
             try await connection.channel.executeThenClose { _, _ in
                 for index in 0..<blocks {
-                    try await connection.sender.send(.piece(Piece(chunk: UInt32(index / 8), offset: UInt32(index % 8) * UInt32(blockSize), data: block)))
+                    try await connection.sender.send(
+                        .piece(
+                            Piece(chunk: UInt32(index / 8), offset: UInt32(index % 8) * UInt32(blockSize), data: block))
+                    )
                 }
                 try await connection.finish()
             }

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOEmbedded
+
 @testable import SwarmKit
 
 /// Two peer pipelines on embedded channels, wired back to back by `pump()`; virtual time only.
@@ -14,8 +15,10 @@ final class EmbeddedPair {
     /// Errors that reached the end of either pipeline (forwarded to the application).
     var errors: [any Error] = []
 
-    init(initiatorKey: SecureBytes = PeerHandshakeTests.keyA, responderKey: SecureBytes = PeerHandshakeTests.keyA,
-         configure: (inout PeerConfiguration) -> Void = { _ in }) throws {
+    init(
+        initiatorKey: SecureBytes = PeerHandshakeTests.keyA, responderKey: SecureBytes = PeerHandshakeTests.keyA,
+        configure: (inout PeerConfiguration) -> Void = { _ in }
+    ) throws {
         var a = PeerConfiguration(identity: initiatorIdentity, swarmKey: initiatorKey)
         a.cipher = .chaChaPoly
         a.logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })

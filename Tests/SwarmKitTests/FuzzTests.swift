@@ -1,5 +1,6 @@
 import NIOCore
 import Testing
+
 @testable import SwarmKit
 
 /// Seeded random-input fuzzing of the frame and message parsers (docs/fuzzing.md). Each input is either
@@ -20,8 +21,10 @@ import Testing
                 bytes.removeLast(Int(rng.next() % UInt64(bytes.count)))
             case 2 where bytes.count >= 4:
                 // Rewrite the length prefix: small, near the limit, or huge.
-                let choices: [UInt32] = [0, 1, 2, 3, UInt32(WireLimits.maxMessageLength), UInt32(WireLimits.maxMessageLength + 1),
-                                         .max, UInt32(truncatingIfNeeded: rng.next() % 512)]
+                let choices: [UInt32] = [
+                    0, 1, 2, 3, UInt32(WireLimits.maxMessageLength), UInt32(WireLimits.maxMessageLength + 1),
+                    .max, UInt32(truncatingIfNeeded: rng.next() % 512),
+                ]
                 let length = choices[Int(rng.next() % UInt64(choices.count))]
                 bytes[0] = UInt8(length >> 24); bytes[1] = UInt8(truncatingIfNeeded: length >> 16)
                 bytes[2] = UInt8(truncatingIfNeeded: length >> 8); bytes[3] = UInt8(truncatingIfNeeded: length)
@@ -68,7 +71,9 @@ import Testing
             var frames = buffer
             do {
                 while let frame = try frameParser.parse(&frames) {
-                    #expect(frame.readableBytes >= frameParser.minimumLength && frame.readableBytes <= frameParser.maximumLength)
+                    #expect(
+                        frame.readableBytes >= frameParser.minimumLength
+                            && frame.readableBytes <= frameParser.maximumLength)
                 }
             } catch {
                 refused += 1

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import SwarmKit
 
 @Suite struct IdentityTests {
@@ -68,6 +69,7 @@ import Testing
 
     @Test func noiseStaticKeyIsTheConvertedDeviceKey() {
         let identity = DeviceIdentity.generate()
-        #expect(DeviceIdentity.noiseStaticPublicKey(forDeviceKey: identity.publicKey) == identity.noiseStaticKey.publicKey)
+        #expect(
+            DeviceIdentity.noiseStaticPublicKey(forDeviceKey: identity.publicKey) == identity.noiseStaticKey.publicKey)
     }
 }

@@ -3,11 +3,14 @@ import NIOCore
 import NIOPosix
 import Synchronization
 import Testing
+
 @testable import SwarmKit
 
 /// Two peers over real loopback TCP (port 0): handshake, messages both ways, wrong K, backpressure.
 @Suite struct LoopbackTests {
-    static func configuration(_ identity: DeviceIdentity = .generate(), key: SecureBytes = PeerHandshakeTests.keyA) -> PeerConfiguration {
+    static func configuration(
+        _ identity: DeviceIdentity = .generate(), key: SecureBytes = PeerHandshakeTests.keyA
+    ) -> PeerConfiguration {
         var configuration = PeerConfiguration(identity: identity, swarmKey: key)
         configuration.logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
         return configuration
@@ -19,7 +22,8 @@ import Testing
 
     @Test func handshakeAndMessagesOverTCP() async throws {
         let server = DeviceIdentity.generate(), client = DeviceIdentity.generate()
-        let listener = try await PeerListener.bind(host: "127.0.0.1", port: 0, configuration: Self.configuration(server))
+        let listener = try await PeerListener.bind(
+            host: "127.0.0.1", port: 0, configuration: Self.configuration(server))
         let port = try Self.port(listener)
         async let serving: Void = listener.run { connection in
             #expect(connection.session.remoteDeviceKey == client.publicKey)
@@ -50,7 +54,12 @@ import Testing
             #expect(try await iterator.next() == .have(chunk: 7))
             try await outbound.write(.request(BlockRequest(chunk: 7, offset: 0, length: WireLimits.maxBlockLength)))
             let piece = try await iterator.next()
-            #expect(piece == .piece(Piece(chunk: 7, offset: 0, data: ByteBuffer(repeating: 7, count: Int(WireLimits.maxBlockLength)))))
+            #expect(
+                piece
+                    == .piece(
+                        Piece(
+                            chunk: 7, offset: 0, data: ByteBuffer(repeating: 7, count: Int(WireLimits.maxBlockLength))))
+            )
             try await connection.finish()
         }
         try await listener.close()
@@ -62,8 +71,9 @@ import Testing
         let port = try Self.port(listener)
         async let serving: Void = listener.run { _ in Issue.record("a peer without K got through") }
         await #expect(throws: (any Error).self) {
-            _ = try await PeerConnection.connect(host: "127.0.0.1", port: port,
-                                                 configuration: Self.configuration(key: PeerHandshakeTests.keyB))
+            _ = try await PeerConnection.connect(
+                host: "127.0.0.1", port: port,
+                configuration: Self.configuration(key: PeerHandshakeTests.keyB))
         }
         try await listener.close()
         try await serving
@@ -83,11 +93,14 @@ import Testing
             try await connection.channel.executeThenClose { inbound, _ in
                 for await _ in startReading { break }
                 for try await message in inbound {
-                    if case .piece(let piece) = message { received.value.add(piece.data.readableBytes, ordering: .relaxed) }
+                    if case .piece(let piece) = message {
+                        received.value.add(piece.data.readableBytes, ordering: .relaxed)
+                    }
                 }
             }
         }
-        let connection = try await PeerConnection.connect(host: "127.0.0.1", port: port, configuration: Self.configuration())
+        let connection = try await PeerConnection.connect(
+            host: "127.0.0.1", port: port, configuration: Self.configuration())
         let written = Counter()
         try await connection.channel.executeThenClose { _, _ in
             async let writing: Void = {
@@ -111,7 +124,8 @@ import Testing
                 rounds += 1
             }
             let aheadBytes = written.value.load(ordering: .relaxed) * block.readableBytes
-            #expect(aheadBytes < 64 * 1024 * 1024, "writer got \(aheadBytes) bytes ahead of a reader that reads nothing")
+            #expect(
+                aheadBytes < 64 * 1024 * 1024, "writer got \(aheadBytes) bytes ahead of a reader that reads nothing")
             startReadingContinuation.yield()
             startReadingContinuation.finish()
             try await writing

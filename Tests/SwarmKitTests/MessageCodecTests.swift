@@ -2,6 +2,7 @@ import NIOCore
 import NIOEmbedded
 import NIOTestUtils
 import Testing
+
 @testable import SwarmKit
 
 @Suite struct MessageCodecTests {
@@ -47,7 +48,9 @@ import Testing
         }
         // Through the handler: the error comes with only the prefix buffered.
         let channel = EmbeddedChannel(handler: ByteToMessageHandler(MessageDecoder()))
-        #expect(throws: WireProtocolError.self) { try channel.writeInbound(ByteBuffer(bytes: [0x7F, 0xFF, 0xFF, 0xFF])) }
+        #expect(throws: WireProtocolError.self) {
+            try channel.writeInbound(ByteBuffer(bytes: [0x7F, 0xFF, 0xFF, 0xFF]))
+        }
     }
 
     @Test func shortInputLeavesTheReaderIndex() throws {
@@ -66,7 +69,8 @@ import Testing
         #expect(reason([0, 0, 0, 2, 2, 0x03]) == .unsupportedVersion)
         #expect(reason([0, 0, 0, 1, 1]) == .malformedMessage)  // length under 2
         #expect(reason([0, 0, 0, 3, 1, 0x03, 0]) == .malformedMessage)  // choke with a body
-        #expect(reason([0, 0, 0, 14, 1, 0x09, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]) == .malformedMessage)  // request length 0
+        // A request for 0 bytes.
+        #expect(reason([0, 0, 0, 14, 1, 0x09, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]) == .malformedMessage)
         #expect(reason([0, 0, 0, 7, 1, 0x07, 0, 0, 0, 1, 0x7F]) == .malformedMessage)  // bitfield padding bit set
         #expect(reason([0, 0, 0, 10, 1, 0x0A, 0, 0, 0, 1, 0, 0, 0, 0]) == .malformedMessage)  // empty piece
         #expect(reason([0, 0, 0, 4, 1, 0x0E, 1, 5]) == .malformedMessage)  // address family 5

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import SwarmKit
 
 /// Every handshake message, the handshake hash and the transport messages of the published vectors,
@@ -14,7 +15,9 @@ import Testing
         if cipher == .aesGCM && !cipher.isAvailable { return }
         let initPSK = vector.init_psks?.first.map { SecureBytes(copying: Hex.decode($0)) }
         let respPSK = vector.resp_psks?.first.map { SecureBytes(copying: Hex.decode($0)) }
-        func keyPair(_ hex: String) -> X25519KeyPair { X25519KeyPair(privateKey: SecureBytes(copying: Hex.decode(hex))) }
+        func keyPair(_ hex: String) -> X25519KeyPair {
+            X25519KeyPair(privateKey: SecureBytes(copying: Hex.decode(hex)))
+        }
 
         var initiator = NoiseHandshakeState(
             pattern: pattern, cipher: cipher, initiator: true, prologue: Hex.decode(vector.init_prologue),
@@ -78,11 +81,13 @@ import Testing
     func rekeyKeepsBothSidesInStep(_ cipher: NoiseCipher) throws {
         guard cipher.isAvailable else { return }
         let key = SecureBytes(copying: [UInt8](repeating: 7, count: 32))
-        var sender = NoiseTransport(send: NoiseCipherState(cipher: cipher, key: key),
-                                    receive: NoiseCipherState(cipher: cipher, key: key), rekeyInterval: 3)
+        var sender = NoiseTransport(
+            send: NoiseCipherState(cipher: cipher, key: key),
+            receive: NoiseCipherState(cipher: cipher, key: key), rekeyInterval: 3)
         var receiver = sender
-        var plain = NoiseTransport(send: NoiseCipherState(cipher: cipher, key: key),
-                                   receive: NoiseCipherState(cipher: cipher, key: key), rekeyInterval: .max)
+        var plain = NoiseTransport(
+            send: NoiseCipherState(cipher: cipher, key: key),
+            receive: NoiseCipherState(cipher: cipher, key: key), rekeyInterval: .max)
         var sealedWithoutRekey: [[UInt8]] = []
         for index in 0..<10 {
             let message = [UInt8](repeating: UInt8(index), count: 100)

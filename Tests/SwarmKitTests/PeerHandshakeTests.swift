@@ -1,4 +1,5 @@
 import Testing
+
 @testable import SwarmKit
 
 /// The harp handshake as a pure state machine: success, wrong K, every flipped byte, replay, and the
@@ -34,7 +35,9 @@ import Testing
         tamper(2, &m3)
         transcript.messages.append(m3)
         transcript.initiatorResult = initiatorResult
-        guard case .complete(let responderResult) = try r.receive(m3) else { Issue.record("expected completion"); return transcript }
+        guard case .complete(let responderResult) = try r.receive(m3) else {
+            Issue.record("expected completion"); return transcript
+        }
         transcript.responderResult = responderResult
         return transcript
     }
@@ -74,7 +77,9 @@ import Testing
                         }
                         // A flip is only harmless if it cannot be: every byte is covered by a MAC or the
                         // ephemeral key's hash; so reaching completion on both sides is a failure.
-                        Issue.record("message \(messageIndex) byte \(byteIndex) bit \(bit) accepted: \(transcript.responderResult != nil)")
+                        Issue.record(
+                            "message \(messageIndex) byte \(byteIndex) bit \(bit) accepted: \(transcript.responderResult != nil)"
+                        )
                     } catch {
                         // expected
                     }
@@ -103,9 +108,10 @@ import Testing
         var i = PeerHandshake(initiator: .generate(), swarmKey: Self.keyA, cipher: .chaChaPoly)
         let m1 = try i.start()
         // Build Mallory's responder by hand: her Noise static key, Bob's Ed25519 key in the payload.
-        var noise = NoiseHandshakeState(pattern: .xxPSK3, cipher: .chaChaPoly, initiator: false,
-                                        prologue: PeerHandshake.prologueLabel + [1],
-                                        localStatic: mallory.noiseStaticKey, psk: Self.keyA)
+        var noise = NoiseHandshakeState(
+            pattern: .xxPSK3, cipher: .chaChaPoly, initiator: false,
+            prologue: PeerHandshake.prologueLabel + [1],
+            localStatic: mallory.noiseStaticKey, psk: Self.keyA)
         _ = try noise.readMessage(Array(m1.dropFirst()))
         let forged = try noise.writeMessage(payload: [PeerHandshake.payloadVersion] + bob.publicKey)
         #expect(throws: NoiseError.deviceKeyMismatch) { try i.receive(forged) }
@@ -113,8 +119,9 @@ import Testing
 
     @Test func expectedRemoteKeyIsEnforced() throws {
         let bob = DeviceIdentity.generate()
-        var i = PeerHandshake(initiator: .generate(), swarmKey: Self.keyA, cipher: .chaChaPoly,
-                              expectedRemoteKey: DeviceIdentity.generate().publicKey)
+        var i = PeerHandshake(
+            initiator: .generate(), swarmKey: Self.keyA, cipher: .chaChaPoly,
+            expectedRemoteKey: DeviceIdentity.generate().publicKey)
         var r = PeerHandshake(responder: bob, swarmKey: Self.keyA)
         guard case .send(let m2) = try r.receive(try i.start()) else { Issue.record("no reply"); return }
         #expect(throws: NoiseError.deviceKeyMismatch) { try i.receive(m2) }

@@ -1,6 +1,7 @@
 import NIOCore
 import NIOEmbedded
 import Testing
+
 @testable import SwarmKit
 
 /// The whole handler stack on embedded channels: handshake, hello, messages, and every way a peer can
@@ -21,9 +22,13 @@ import Testing
         pair.pump()
         #expect(pair.received(on: pair.initiator) == [.bitfield(bitfield)])
         let big = ByteBuffer(bytes: (0..<Int(WireLimits.maxBlockLength)).map { UInt8(truncatingIfNeeded: $0) })
-        try pair.initiator.writeOutbound(WireMessage.request(BlockRequest(chunk: 2, offset: 0, length: WireLimits.maxBlockLength)))
+        try pair.initiator.writeOutbound(
+            WireMessage.request(BlockRequest(chunk: 2, offset: 0, length: WireLimits.maxBlockLength)))
         pair.pump()
-        #expect(pair.received(on: pair.responder) == [.request(BlockRequest(chunk: 2, offset: 0, length: WireLimits.maxBlockLength))])
+        #expect(
+            pair.received(on: pair.responder) == [
+                .request(BlockRequest(chunk: 2, offset: 0, length: WireLimits.maxBlockLength))
+            ])
         try pair.responder.writeOutbound(WireMessage.piece(Piece(chunk: 2, offset: 0, data: big)))
         try pair.responder.writeOutbound(WireMessage.have(chunk: 3))
         pair.pump()

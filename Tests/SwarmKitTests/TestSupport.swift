@@ -1,4 +1,5 @@
 import Foundation
+
 @testable import SwarmKit
 
 /// Hex helpers and the Noise vectors copied from ../shared/vectors/noise.json (see Vectors/README.md).

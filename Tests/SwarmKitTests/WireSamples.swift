@@ -1,4 +1,5 @@
 import NIOCore
+
 @testable import SwarmKit
 
 /// One message of every kind, with fields near their limits.
@@ -7,7 +8,9 @@ enum WireSamples {
         var bitfield = Bitfield(chunkCount: 13)
         bitfield.insert(0)
         bitfield.insert(12)
-        let entries = (0..<3).map { ManifestEntry(hash: [UInt8](repeating: UInt8($0), count: 32), length: 1_048_576 + UInt32($0)) }
+        let entries = (0..<3).map {
+            ManifestEntry(hash: [UInt8](repeating: UInt8($0), count: 32), length: 1_048_576 + UInt32($0))
+        }
         return [
             .hello(Hello(capabilities: 0x8000_0000_0000_0001, deviceKey: Array(0..<32), listenPort: 7448)),
             .keepAlive,

@@ -1,8 +1,9 @@
 internal import CSodium
+
 #if canImport(Glibc)
-internal import Glibc
+    internal import Glibc
 #elseif canImport(Darwin)
-internal import Darwin
+    internal import Darwin
 #endif
 
 /// Why the device key file could not be used.
@@ -62,7 +63,9 @@ extension DeviceIdentity {
         }
         defer { close(fd) }
         var info = stat()
-        guard fstat(fd, &info) == 0 else { throw DeviceIdentityError(path: path, reason: "cannot stat: \(errnoText())") }
+        guard fstat(fd, &info) == 0 else {
+            throw DeviceIdentityError(path: path, reason: "cannot stat: \(errnoText())")
+        }
         guard info.st_mode & 0o077 == 0 else {
             throw DeviceIdentityError(path: path, reason: "readable by group or others; run chmod 600 on it")
         }

@@ -79,8 +79,9 @@ public struct DeviceIdentity: Sendable {
     static func sign(_ message: [UInt8], secretKey: SecureBytes) -> [UInt8] {
         var signature = [UInt8](repeating: 0, count: 64)
         let rc = secretKey.withUnsafeBytes { sk in
-            crypto_sign_detached(&signature, nil, message, UInt64(message.count),
-                                 sk.baseAddress!.assumingMemoryBound(to: UInt8.self))
+            crypto_sign_detached(
+                &signature, nil, message, UInt64(message.count),
+                sk.baseAddress!.assumingMemoryBound(to: UInt8.self))
         }
         precondition(rc == 0, "crypto_sign_detached failed")
         return signature

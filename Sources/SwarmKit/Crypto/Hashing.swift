@@ -20,22 +20,28 @@ enum NoiseHash {
     }
 
     /// HMAC-SHA256(key, parts...) written into `out` (32 bytes). The HMAC state is wiped afterwards.
-    static func hmac(key: UnsafeRawBufferPointer, _ parts: [UnsafeRawBufferPointer], into out: UnsafeMutableRawBufferPointer) {
+    static func hmac(
+        key: UnsafeRawBufferPointer, _ parts: [UnsafeRawBufferPointer], into out: UnsafeMutableRawBufferPointer
+    ) {
         precondition(out.count == hashLength)
         Sodium.ensureInitialised()
         var state = crypto_auth_hmacsha256_state()
         _ = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1) { empty in
-            crypto_auth_hmacsha256_init(&state, key.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? UnsafePointer(empty.baseAddress!), key.count)
+            crypto_auth_hmacsha256_init(
+                &state, key.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? UnsafePointer(empty.baseAddress!),
+                key.count)
         }
         for part in parts where part.count > 0 {
-            crypto_auth_hmacsha256_update(&state, part.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt64(part.count))
+            crypto_auth_hmacsha256_update(
+                &state, part.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt64(part.count))
         }
         crypto_auth_hmacsha256_final(&state, out.baseAddress!.assumingMemoryBound(to: UInt8.self))
         withUnsafeMutableBytes(of: &state) { sodium_memzero($0.baseAddress!, $0.count) }
     }
 
     /// Noise `HKDF(chaining_key, input_key_material, num_outputs)` with HASHLEN = 32.
-    static func hkdf(chainingKey: SecureBytes, inputKeyMaterial: UnsafeRawBufferPointer, outputs: Int) -> [SecureBytes] {
+    static func hkdf(chainingKey: SecureBytes, inputKeyMaterial: UnsafeRawBufferPointer, outputs: Int) -> [SecureBytes]
+    {
         precondition(outputs == 2 || outputs == 3)
         let tempKey = chainingKey.withUnsafeBytes { ck in
             SecureBytes(count: hashLength) { hmac(key: ck, [inputKeyMaterial], into: $0) }

@@ -75,20 +75,20 @@ public enum NoiseCipher: String, Sendable, CaseIterable {
         // An empty plaintext still gets a valid pointer: libsodium writes `mlen` = 0 bytes through it.
         let rc = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1) { scratch in
             key.withUnsafeBytes { k in
-            withNonce(nonce) { np in
-                let mp = out.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? scratch.baseAddress!
-                let c = ciphertext.baseAddress!.assumingMemoryBound(to: UInt8.self)
-                let a = ad.baseAddress?.assumingMemoryBound(to: UInt8.self)
-                let kp = k.baseAddress!.assumingMemoryBound(to: UInt8.self)
-                switch self {
-                case .chaChaPoly:
-                    return crypto_aead_chacha20poly1305_ietf_decrypt(
-                        mp, &written, nil, c, UInt64(ciphertext.count), a, UInt64(ad.count), np, kp)
-                case .aesGCM:
-                    return crypto_aead_aes256gcm_decrypt(
-                        mp, &written, nil, c, UInt64(ciphertext.count), a, UInt64(ad.count), np, kp)
+                withNonce(nonce) { np in
+                    let mp = out.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? scratch.baseAddress!
+                    let c = ciphertext.baseAddress!.assumingMemoryBound(to: UInt8.self)
+                    let a = ad.baseAddress?.assumingMemoryBound(to: UInt8.self)
+                    let kp = k.baseAddress!.assumingMemoryBound(to: UInt8.self)
+                    switch self {
+                    case .chaChaPoly:
+                        return crypto_aead_chacha20poly1305_ietf_decrypt(
+                            mp, &written, nil, c, UInt64(ciphertext.count), a, UInt64(ad.count), np, kp)
+                    case .aesGCM:
+                        return crypto_aead_aes256gcm_decrypt(
+                            mp, &written, nil, c, UInt64(ciphertext.count), a, UInt64(ad.count), np, kp)
+                    }
                 }
-            }
             }
         }
         guard rc == 0 else { throw .decryptionFailed }

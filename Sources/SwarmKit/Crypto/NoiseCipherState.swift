@@ -98,8 +98,9 @@ public struct NoiseCipherState: Sendable {
         let newKey = SecureBytes(count: 32) { out in
             withUnsafeTemporaryAllocation(byteCount: 48, alignment: 16) { sealed in
                 zeros.withUnsafeBytes { z in
-                    cipher.seal(key: key, nonce: .max, ad: UnsafeRawBufferPointer(start: nil, count: 0),
-                                plaintext: z, into: sealed)
+                    cipher.seal(
+                        key: key, nonce: .max, ad: UnsafeRawBufferPointer(start: nil, count: 0),
+                        plaintext: z, into: sealed)
                 }
                 out.copyMemory(from: UnsafeRawBufferPointer(rebasing: sealed[0..<32]))
                 sealed.initializeMemory(as: UInt8.self, repeating: 0)

@@ -52,7 +52,8 @@ public struct NoiseHandshakeState: Sendable {
     ) {
         precondition(pattern.usesPSK == (psk != nil), "XXpsk3 needs exactly one PSK, XX none")
         precondition(psk == nil || psk?.count == 32)
-        var state = NoiseSymmetricState(protocolName: Self.protocolName(pattern: pattern, cipher: cipher), cipher: cipher)
+        var state = NoiseSymmetricState(
+            protocolName: Self.protocolName(pattern: pattern, cipher: cipher), cipher: cipher)
         state.mixHash(prologue)
         self.symmetric = state
         self.isInitiator = initiator

@@ -42,29 +42,35 @@ public struct NoiseTransport: Sendable {
 
     /// Both ends of a session made by a real in-memory handshake between two fresh identities (for
     /// benchmarks and tools that measure the transport without sockets).
-    public static func makeInMemoryPair(cipher: NoiseCipher) throws -> (initiator: NoiseTransport, responder: NoiseTransport) {
+    public static func makeInMemoryPair(
+        cipher: NoiseCipher
+    ) throws -> (initiator: NoiseTransport, responder: NoiseTransport) {
         let key = Sodium.randomBytes(32)
         var initiator = PeerHandshake(initiator: .generate(), swarmKey: key, cipher: cipher)
         var responder = PeerHandshake(responder: .generate(), swarmKey: key)
         guard case .send(let second) = try responder.receive(try initiator.start()),
-              case .sendAndComplete(let third, let initiatorResult) = try initiator.receive(second),
-              case .complete(let responderResult) = try responder.receive(third)
+            case .sendAndComplete(let third, let initiatorResult) = try initiator.receive(second),
+            case .complete(let responderResult) = try responder.receive(third)
         else { preconditionFailure("an in-memory handshake between two honest ends cannot take another path") }
         return (initiatorResult.transport, responderResult.transport)
     }
 
     /// Encrypts one frame: `out.count` must be `plaintext.count + 16`, `plaintext.count` at most
     /// `maxPlaintextLength`. The associated data is empty.
-    public mutating func seal(_ plaintext: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer) throws(NoiseError) {
+    public mutating func seal(
+        _ plaintext: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer
+    ) throws(NoiseError) {
         precondition(plaintext.count <= Self.maxPlaintextLength, "frame plaintext over the limit")
         if send.nonce != 0, send.nonce % rekeyInterval == 0 { send.rekey() }
         try send.encryptWithAd(UnsafeRawBufferPointer(start: nil, count: 0), plaintext: plaintext, into: out)
     }
 
     /// Decrypts one frame into `out` (`ciphertext.count - 16` bytes). A failure is fatal for the session.
-    public mutating func open(_ ciphertext: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer) throws(NoiseError) {
+    public mutating func open(
+        _ ciphertext: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer
+    ) throws(NoiseError) {
         guard ciphertext.count >= NoiseCipher.tagLength, ciphertext.count <= NoiseHandshakeState.maxMessageLength,
-              out.count == ciphertext.count - NoiseCipher.tagLength
+            out.count == ciphertext.count - NoiseCipher.tagLength
         else { throw .invalidMessageLength }
         if receive.nonce != 0, receive.nonce % rekeyInterval == 0 { receive.rekey() }
         try receive.decryptWithAd(UnsafeRawBufferPointer(start: nil, count: 0), ciphertext: ciphertext, into: out)

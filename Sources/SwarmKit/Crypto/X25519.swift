@@ -11,7 +11,9 @@ public struct X25519KeyPair: Sendable {
         precondition(privateKey.count == 32)
         Sodium.ensureInitialised()
         var pub = [UInt8](repeating: 0, count: 32)
-        let rc = privateKey.withUnsafeBytes { crypto_scalarmult_base(&pub, $0.baseAddress!.assumingMemoryBound(to: UInt8.self)) }
+        let rc = privateKey.withUnsafeBytes {
+            crypto_scalarmult_base(&pub, $0.baseAddress!.assumingMemoryBound(to: UInt8.self))
+        }
         precondition(rc == 0, "crypto_scalarmult_base failed")
         self.privateKey = privateKey
         self.publicKey = pub
@@ -30,10 +32,11 @@ public struct X25519KeyPair: Sendable {
         var failed = false
         let secret = privateKey.withUnsafeBytes { sk in
             SecureBytes(count: 32) { out in
-                failed = crypto_scalarmult(
-                    out.baseAddress!.assumingMemoryBound(to: UInt8.self),
-                    sk.baseAddress!.assumingMemoryBound(to: UInt8.self),
-                    remotePublicKey) != 0
+                failed =
+                    crypto_scalarmult(
+                        out.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                        sk.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                        remotePublicKey) != 0
             }
         }
         if failed { throw .invalidPublicKey }

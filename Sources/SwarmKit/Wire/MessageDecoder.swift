@@ -25,8 +25,8 @@ public struct MessageParser: Sendable {
         guard length >= 2 else { throw WireProtocolError(.malformedMessage, "message length \(length) under 2") }
         guard buffer.readableBytes >= 4 + Int(length) else { return nil }
         guard let version = buffer.getInteger(at: start + 4, as: UInt8.self),
-              let typeCode = buffer.getInteger(at: start + 5, as: UInt8.self),
-              let body = buffer.getSlice(at: start + 6, length: Int(length) - 2)
+            let typeCode = buffer.getInteger(at: start + 5, as: UInt8.self),
+            let body = buffer.getSlice(at: start + 6, length: Int(length) - 2)
         else { preconditionFailure("bytes checked above") }
         guard version == SwarmKit.protocolVersion else {
             throw WireProtocolError(.unsupportedVersion, "message version \(version)")
@@ -52,7 +52,9 @@ public struct MessageDecoder: ByteToMessageDecoder {
         return .continue
     }
 
-    public mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+    public mutating func decodeLast(
+        context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool
+    ) throws -> DecodingState {
         try decode(context: context, buffer: &buffer)
     }
 }

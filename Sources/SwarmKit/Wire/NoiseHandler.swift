@@ -1,5 +1,5 @@
-internal import NIOCore
 internal import Logging
+internal import NIOCore
 
 /// Fired down the pipeline when the Noise handshake has completed on this side.
 struct NoiseHandshakeCompleted {
@@ -97,20 +97,23 @@ final class NoiseHandler: ChannelDuplexHandler {
             if dropInbound { return }
             let plainCount = frame.readableBytes - NoiseCipher.tagLength
             guard plainCount >= 0 else {
-                return transportFailed(context: context, WireProtocolError(.malformedMessage, "frame shorter than a tag"))
+                return transportFailed(
+                    context: context, WireProtocolError(.malformedMessage, "frame shorter than a tag"))
             }
             var plaintext = context.channel.allocator.buffer(capacity: plainCount)
             do {
                 _ = try frame.withUnsafeReadableBytes { ciphertext in
                     try plaintext.writeWithUnsafeMutableBytes(minimumWritableBytes: plainCount) { out in
-                        try transport.open(ciphertext, into: UnsafeMutableRawBufferPointer(rebasing: out[0..<plainCount]))
+                        try transport.open(
+                            ciphertext, into: UnsafeMutableRawBufferPointer(rebasing: out[0..<plainCount]))
                         return plainCount
                     }
                 }
                 state = .established(transport)
                 context.fireChannelRead(Self.wrapInboundOut(plaintext))
             } catch {
-                transportFailed(context: context, WireProtocolError(.decryptionFailed, "transport frame did not decrypt"))
+                transportFailed(
+                    context: context, WireProtocolError(.decryptionFailed, "transport frame did not decrypt"))
             }
         case .failed:
             break
@@ -120,12 +123,15 @@ final class NoiseHandler: ChannelDuplexHandler {
     private func complete(context: ChannelHandlerContext, _ result: PeerHandshakeResult) {
         timeout?.cancel()
         state = .established(result.transport)
-        logger.debug("noise handshake complete", metadata: [
-            "peer.fingerprint": "\(DeviceIdentity.fingerprint(of: result.remoteDeviceKey))",
-            "noise.cipher": "\(result.cipher.rawValue)",
-        ])
-        context.fireUserInboundEventTriggered(NoiseHandshakeCompleted(
-            remoteDeviceKey: result.remoteDeviceKey, handshakeHash: result.handshakeHash, cipher: result.cipher))
+        logger.debug(
+            "noise handshake complete",
+            metadata: [
+                "peer.fingerprint": "\(DeviceIdentity.fingerprint(of: result.remoteDeviceKey))",
+                "noise.cipher": "\(result.cipher.rawValue)",
+            ])
+        context.fireUserInboundEventTriggered(
+            NoiseHandshakeCompleted(
+                remoteDeviceKey: result.remoteDeviceKey, handshakeHash: result.handshakeHash, cipher: result.cipher))
         flush(context: context)
     }
 
@@ -202,7 +208,8 @@ final class NoiseHandler: ChannelDuplexHandler {
         do {
             _ = try plaintext.withUnsafeReadableBytes { input in
                 try frame.writeWithUnsafeMutableBytes(minimumWritableBytes: count + NoiseCipher.tagLength) { out in
-                    try transport.seal(input, into: UnsafeMutableRawBufferPointer(rebasing: out[0..<(count + NoiseCipher.tagLength)]))
+                    try transport.seal(
+                        input, into: UnsafeMutableRawBufferPointer(rebasing: out[0..<(count + NoiseCipher.tagLength)]))
                     return count + NoiseCipher.tagLength
                 }
             }

@@ -1,5 +1,5 @@
-public import NIOCore
 public import Logging
+public import NIOCore
 
 /// How one side of a peer connection behaves.
 public struct PeerConfiguration: Sendable {
@@ -52,26 +52,30 @@ public enum PeerChannel {
         let handshake: PeerHandshake
         switch role {
         case .initiator:
-            handshake = PeerHandshake(initiator: configuration.identity, swarmKey: configuration.swarmKey,
-                                      cipher: configuration.cipher,
-                                      expectedRemoteKey: configuration.expectedRemoteDeviceKey,
-                                      rekeyInterval: configuration.rekeyInterval)
+            handshake = PeerHandshake(
+                initiator: configuration.identity, swarmKey: configuration.swarmKey,
+                cipher: configuration.cipher,
+                expectedRemoteKey: configuration.expectedRemoteDeviceKey,
+                rekeyInterval: configuration.rekeyInterval)
         case .responder:
-            handshake = PeerHandshake(responder: configuration.identity, swarmKey: configuration.swarmKey,
-                                      rekeyInterval: configuration.rekeyInterval)
+            handshake = PeerHandshake(
+                responder: configuration.identity, swarmKey: configuration.swarmKey,
+                rekeyInterval: configuration.rekeyInterval)
         }
         var logger = configuration.logger
         logger[metadataKey: "peer.role"] = "\(role)"
         let ready = channel.eventLoop.makePromise(of: PeerSession.self)
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(ByteToMessageHandler(FrameDecoder()))
-        try sync.addHandler(NoiseHandler(handshake: handshake, handshakeTimeout: configuration.handshakeTimeout, logger: logger))
+        try sync.addHandler(
+            NoiseHandler(handshake: handshake, handshakeTimeout: configuration.handshakeTimeout, logger: logger))
         try sync.addHandler(ByteToMessageHandler(MessageDecoder()))
         try sync.addHandler(MessageEncoder())
-        try sync.addHandler(PeerProtocolHandler(
-            localDeviceKey: configuration.identity.publicKey, listenPort: configuration.listenPort,
-            enforceAnnouncements: configuration.enforceAnnouncements, idleTimeout: configuration.idleTimeout,
-            keepAliveInterval: configuration.keepAliveInterval, ready: ready, logger: logger))
+        try sync.addHandler(
+            PeerProtocolHandler(
+                localDeviceKey: configuration.identity.publicKey, listenPort: configuration.listenPort,
+                enforceAnnouncements: configuration.enforceAnnouncements, idleTimeout: configuration.idleTimeout,
+                keepAliveInterval: configuration.keepAliveInterval, ready: ready, logger: logger))
         // The hello exchange shares the handshake deadline.
         let deadline = channel.eventLoop.scheduleTask(in: configuration.handshakeTimeout) {
             ready.fail(PeerConnectionError.handshakeTimeout(configuration.handshakeTimeout))

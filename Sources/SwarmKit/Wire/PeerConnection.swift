@@ -59,7 +59,8 @@ public struct PeerConnection: Sendable {
 
 /// A listening socket that accepts peer connections as responder.
 public struct PeerListener: Sendable {
-    private let server: NIOAsyncChannel<(NIOAsyncChannel<WireMessage, WireMessage>, EventLoopFuture<PeerSession>), Never>
+    private let server:
+        NIOAsyncChannel<(NIOAsyncChannel<WireMessage, WireMessage>, EventLoopFuture<PeerSession>), Never>
     /// The bound address (use port 0 to let the system choose, then read it here).
     public var localAddress: SocketAddress? { server.channel.localAddress }
 

@@ -55,19 +55,24 @@ struct PeerHandshake {
         }
     }
 
-    init(initiator identity: DeviceIdentity, swarmKey: SecureBytes, cipher: NoiseCipher,
-         expectedRemoteKey: [UInt8]? = nil, rekeyInterval: UInt64 = NoiseTransport.defaultRekeyInterval) {
+    init(
+        initiator identity: DeviceIdentity, swarmKey: SecureBytes, cipher: NoiseCipher,
+        expectedRemoteKey: [UInt8]? = nil, rekeyInterval: UInt64 = NoiseTransport.defaultRekeyInterval
+    ) {
         precondition(cipher.isAvailable, "cipher not available on this CPU")
         self.isInitiator = true
         self.identity = identity
         self.swarmKey = swarmKey
         self.expectedRemoteKey = expectedRemoteKey
         self.rekeyInterval = rekeyInterval
-        self.state = .initiatorReady(Self.noiseState(cipher: cipher, initiator: true, identity: identity, psk: swarmKey))
+        self.state = .initiatorReady(
+            Self.noiseState(cipher: cipher, initiator: true, identity: identity, psk: swarmKey))
     }
 
-    init(responder identity: DeviceIdentity, swarmKey: SecureBytes,
-         rekeyInterval: UInt64 = NoiseTransport.defaultRekeyInterval) {
+    init(
+        responder identity: DeviceIdentity, swarmKey: SecureBytes,
+        rekeyInterval: UInt64 = NoiseTransport.defaultRekeyInterval
+    ) {
         self.isInitiator = false
         self.identity = identity
         self.swarmKey = swarmKey
@@ -76,10 +81,13 @@ struct PeerHandshake {
         self.state = .responderAwaitingFirst
     }
 
-    private static func noiseState(cipher: NoiseCipher, initiator: Bool, identity: DeviceIdentity, psk: SecureBytes) -> NoiseHandshakeState {
-        NoiseHandshakeState(pattern: .xxPSK3, cipher: cipher, initiator: initiator,
-                            prologue: prologueLabel + [suiteByte(cipher)],
-                            localStatic: identity.noiseStaticKey, psk: psk)
+    private static func noiseState(
+        cipher: NoiseCipher, initiator: Bool, identity: DeviceIdentity, psk: SecureBytes
+    ) -> NoiseHandshakeState {
+        NoiseHandshakeState(
+            pattern: .xxPSK3, cipher: cipher, initiator: initiator,
+            prologue: prologueLabel + [suiteByte(cipher)],
+            localStatic: identity.noiseStaticKey, psk: psk)
     }
 
     private var payload: [UInt8] { [Self.payloadVersion] + identity.publicKey }
@@ -121,8 +129,9 @@ struct PeerHandshake {
     }
 
     private func result(_ noise: NoiseHandshakeState, _ remoteKey: [UInt8]) -> PeerHandshakeResult {
-        PeerHandshakeResult(transport: NoiseTransport(handshake: noise, rekeyInterval: rekeyInterval),
-                            remoteDeviceKey: remoteKey, handshakeHash: noise.handshakeHash, cipher: noise.cipher)
+        PeerHandshakeResult(
+            transport: NoiseTransport(handshake: noise, rekeyInterval: rekeyInterval),
+            remoteDeviceKey: remoteKey, handshakeHash: noise.handshakeHash, cipher: noise.cipher)
     }
 
     /// The payload is `version (1) || Ed25519 device key (32)`; the key must convert to the static key
@@ -131,7 +140,7 @@ struct PeerHandshake {
         guard payload.count == 33, payload[0] == payloadVersion else { throw .invalidPayload }
         let deviceKey = Array(payload[1...])
         guard let converted = DeviceIdentity.noiseStaticPublicKey(forDeviceKey: deviceKey),
-              let remoteStatic = noise.remoteStatic, converted == remoteStatic
+            let remoteStatic = noise.remoteStatic, converted == remoteStatic
         else { throw .deviceKeyMismatch }
         return deviceKey
     }

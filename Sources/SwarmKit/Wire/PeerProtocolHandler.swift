@@ -1,5 +1,5 @@
-internal import NIOCore
 internal import Logging
+internal import NIOCore
 
 /// The top of the peer pipeline: sends `hello` after the handshake, checks the peer's `hello`,
 /// enforces the protocol rules of docs/protocol.md §5.3 and §6, answers idleness (keep-alive when this
@@ -25,9 +25,11 @@ final class PeerProtocolHandler: ChannelDuplexHandler {
     private var lastWrite = NIODeadline.distantPast
     private var idleCheck: Scheduled<Void>?
 
-    init(localDeviceKey: [UInt8], listenPort: UInt16, enforceAnnouncements: Bool,
-         idleTimeout: TimeAmount, keepAliveInterval: TimeAmount,
-         ready: EventLoopPromise<PeerSession>, logger: Logger) {
+    init(
+        localDeviceKey: [UInt8], listenPort: UInt16, enforceAnnouncements: Bool,
+        idleTimeout: TimeAmount, keepAliveInterval: TimeAmount,
+        ready: EventLoopPromise<PeerSession>, logger: Logger
+    ) {
         self.idleTimeout = idleTimeout
         self.keepAliveInterval = keepAliveInterval
         self.machine = PeerSessionStateMachine(enforceAnnouncements: enforceAnnouncements)
@@ -109,7 +111,9 @@ final class PeerProtocolHandler: ChannelDuplexHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         idleCheck?.cancel()
-        failReady(machine.transportEstablished ? PeerConnectionError.closedBeforeHello : PeerConnectionError.closedDuringHandshake)
+        failReady(
+            machine.transportEstablished
+                ? PeerConnectionError.closedBeforeHello : PeerConnectionError.closedDuringHandshake)
         context.fireChannelInactive()
     }
 
@@ -118,9 +122,11 @@ final class PeerProtocolHandler: ChannelDuplexHandler {
     private func violation(context: ChannelHandlerContext, _ error: WireProtocolError) {
         guard !machine.isClosing else { return }
         let canSayGoodbye = machine.close()
-        logger.warning("peer protocol violation", metadata: [
-            "goodbye.reason": "\(error.reason)", "error.detail": "\(error.detail)",
-        ])
+        logger.warning(
+            "peer protocol violation",
+            metadata: [
+                "goodbye.reason": "\(error.reason)", "error.detail": "\(error.detail)",
+            ])
         failReady(error)
         if readyDone { context.fireErrorCaught(error) }
         let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
@@ -149,7 +155,8 @@ final class PeerProtocolHandler: ChannelDuplexHandler {
         guard !machine.isClosing, context.channel.isActive else { return }
         let now = context.eventLoop.now
         if now >= lastRead + idleTimeout {
-            return violation(context: context, WireProtocolError(.idleTimeout, "nothing received within the idle timeout"))
+            return violation(
+                context: context, WireProtocolError(.idleTimeout, "nothing received within the idle timeout"))
         }
         if now >= lastWrite + keepAliveInterval {
             send(context: context, .keepAlive, promise: nil)

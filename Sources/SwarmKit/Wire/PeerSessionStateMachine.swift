@@ -86,8 +86,9 @@ struct PeerSessionStateMachine {
                 guard hello.deviceKey == info.remoteDeviceKey else {
                     return violation(WireProtocolError(.deviceKeyMismatch, "hello names another device key"))
                 }
-                let session = PeerSession(remoteDeviceKey: info.remoteDeviceKey, remoteHello: hello,
-                                          handshakeHash: info.handshakeHash, cipher: info.cipher)
+                let session = PeerSession(
+                    remoteDeviceKey: info.remoteDeviceKey, remoteHello: hello,
+                    handshakeHash: info.handshakeHash, cipher: info.cipher)
                 state = .open(session)
                 return .ready(session)
             default:

@@ -32,7 +32,9 @@ extension WireMessage {
             return .goodbye(GoodbyeReason(rawValue: try read(&body, kind)))
         case .bitfield:
             let count: UInt32 = try read(&body, kind)
-            guard count <= WireLimits.maxBitfieldChunks else { throw .malformed(kind, "chunk count \(count) too large") }
+            guard count <= WireLimits.maxBitfieldChunks else {
+                throw .malformed(kind, "chunk count \(count) too large")
+            }
             let bytes = try readBytes(&body, Int((UInt64(count) + 7) / 8), kind)
             guard let bitfield = Bitfield(chunkCount: count, bytes: bytes) else {
                 throw .malformed(kind, "padding bits set")
@@ -43,7 +45,8 @@ extension WireMessage {
         case .manifestRequest:
             return .manifestRequest(page: try read(&body, kind))
         case .request, .cancel:
-            let block = BlockRequest(chunk: try read(&body, kind), offset: try read(&body, kind), length: try read(&body, kind))
+            let block = BlockRequest(
+                chunk: try read(&body, kind), offset: try read(&body, kind), length: try read(&body, kind))
             guard block.length >= 1, block.length <= WireLimits.maxBlockLength else {
                 throw .malformed(kind, "block length \(block.length) out of range")
             }
@@ -52,7 +55,7 @@ extension WireMessage {
             let chunk: UInt32 = try read(&body, kind)
             let offset: UInt32 = try read(&body, kind)
             guard body.readableBytes >= 1, body.readableBytes <= Int(WireLimits.maxBlockLength),
-                  let data = body.readSlice(length: body.readableBytes)
+                let data = body.readSlice(length: body.readableBytes)
             else { throw .malformed(kind, "block length \(body.readableBytes) out of range") }
             return .piece(Piece(chunk: chunk, offset: offset, data: data))
         case .manifestPage:
@@ -89,15 +92,20 @@ extension WireMessage {
         for _ in 0..<entryCount {
             entries.append(ManifestEntry(hash: try readBytes(&body, 32, kind), length: try read(&body, kind)))
         }
-        return ManifestPage(page: page, pageCount: pageCount, fileSize: fileSize, chunkCount: chunkCount, entries: entries)
+        return ManifestPage(
+            page: page, pageCount: pageCount, fileSize: fileSize, chunkCount: chunkCount, entries: entries)
     }
 
-    private static func read<T: FixedWidthInteger>(_ body: inout ByteBuffer, _ kind: Kind) throws(WireProtocolError) -> T {
+    private static func read<T: FixedWidthInteger>(
+        _ body: inout ByteBuffer, _ kind: Kind
+    ) throws(WireProtocolError) -> T {
         guard let value = body.readInteger(as: T.self) else { throw .malformed(kind, "body too short") }
         return value
     }
 
-    private static func readBytes(_ body: inout ByteBuffer, _ count: Int, _ kind: Kind) throws(WireProtocolError) -> [UInt8] {
+    private static func readBytes(
+        _ body: inout ByteBuffer, _ count: Int, _ kind: Kind
+    ) throws(WireProtocolError) -> [UInt8] {
         guard let bytes = body.readBytes(length: count) else { throw .malformed(kind, "body too short") }
         return bytes
     }

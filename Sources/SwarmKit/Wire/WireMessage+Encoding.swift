@@ -25,8 +25,9 @@ extension WireMessage {
         case .request(let block), .cancel(let block):
             precondition(block.length >= 1 && block.length <= WireLimits.maxBlockLength, "block length out of range")
         case .piece(let piece):
-            precondition(piece.data.readableBytes >= 1 && piece.data.readableBytes <= WireLimits.maxBlockLength,
-                         "piece length out of range")
+            precondition(
+                piece.data.readableBytes >= 1 && piece.data.readableBytes <= WireLimits.maxBlockLength,
+                "piece length out of range")
         case .manifestPage(let page):
             precondition(page.entries.count <= WireLimits.maxManifestPageEntries, "too many manifest entries")
         case .peerExchange(let addresses):

@@ -84,8 +84,10 @@ public struct Hello: Equatable, Sendable {
     /// The TCP port the sender accepts peer connections on, or 0.
     public var listenPort: UInt16
 
-    public init(protocolVersion: UInt16 = UInt16(SwarmKit.protocolVersion), capabilities: UInt64 = 0,
-                deviceKey: [UInt8], listenPort: UInt16 = 0) {
+    public init(
+        protocolVersion: UInt16 = UInt16(SwarmKit.protocolVersion), capabilities: UInt64 = 0,
+        deviceKey: [UInt8], listenPort: UInt16 = 0
+    ) {
         self.protocolVersion = protocolVersion
         self.capabilities = capabilities
         self.deviceKey = deviceKey
@@ -220,9 +222,11 @@ public struct GoodbyeReason: RawRepresentable, Hashable, Sendable, CustomStringC
     public static let internalError = GoodbyeReason(rawValue: 13)
 
     public var description: String {
-        let names = ["normal", "malformed-message", "decryption-failed", "unknown-message", "oversized",
-                     "chunk-not-announced", "idle-timeout", "unsupported-version", "device-key-mismatch",
-                     "hello-required", "shutting-down", "duplicate-connection", "bad-chunk", "internal-error"]
+        let names = [
+            "normal", "malformed-message", "decryption-failed", "unknown-message", "oversized",
+            "chunk-not-announced", "idle-timeout", "unsupported-version", "device-key-mismatch",
+            "hello-required", "shutting-down", "duplicate-connection", "bad-chunk", "internal-error",
+        ]
         return Int(rawValue) < names.count ? names[Int(rawValue)] : "code-\(rawValue)"
     }
 }
