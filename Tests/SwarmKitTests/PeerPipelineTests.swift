@@ -68,6 +68,24 @@ import Testing
         #expect(!pair.responder.isActive)
     }
 
+    @Test func violationIsLoggedWithReasonAndWithoutSecrets() throws {
+        let capture = LogCapture()
+        let pair = try EmbeddedPair { $0.logger = capture.logger() }
+        pair.pump()
+        _ = try pair.responderReady.wait()
+        try pair.initiator.writeOutbound(WireMessage.request(BlockRequest(chunk: 9, offset: 0, length: 1)))
+        pair.pump()
+        let violations = capture.records.filter { $0.message == "peer protocol violation" }
+        #expect(violations.count == 1)
+        #expect(violations.first?.level == .warning)
+        #expect(violations.first?.metadata["goodbye.reason"] == "chunk-not-announced")
+        #expect(violations.first?.metadata["peer.fingerprint"] == pair.initiatorIdentity.fingerprint)
+        let keyHex = Hex.encode(PeerHandshakeTests.keyA.bytes)
+        for record in capture.records {
+            #expect(!record.message.contains(keyHex) && !record.metadata.values.contains { $0.contains(keyHex) })
+        }
+    }
+
     @Test func tamperedTransportFrameSaysGoodbye() throws {
         let pair = try EmbeddedPair()
         pair.pump()
