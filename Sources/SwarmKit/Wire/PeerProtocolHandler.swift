@@ -15,7 +15,10 @@ final class PeerProtocolHandler: ChannelDuplexHandler {
     private let localHello: (_ deviceKey: [UInt8]) -> Hello
     private let localDeviceKey: [UInt8]
     private let ready: EventLoopPromise<PeerSession>
+    /// The ready promise has been completed (either way).
     private var readyDone = false
+    /// The application has the connection: errors and goodbyes go to it from now on.
+    private var sessionOpen = false
     private var logger: Logger
     /// How long a goodbye may take to leave before the connection is closed anyway.
     private let goodbyeGrace: TimeAmount = .seconds(2)
@@ -63,12 +66,13 @@ final class PeerProtocolHandler: ChannelDuplexHandler {
         case .ready(let session):
             logger.debug("peer ready", metadata: ["peer.listen_port": "\(session.remoteHello.listenPort)"])
             readyDone = true
+            sessionOpen = true
             ready.succeed(session)
         case .violation(let error):
             violation(context: context, error)
         case .goodbye(let reason):
             logger.info("peer said goodbye", metadata: ["goodbye.reason": "\(reason)"])
-            if readyDone {
+            if sessionOpen {
                 context.fireChannelRead(Self.wrapInboundOut(.goodbye(reason)))
             } else {
                 failReady(PeerConnectionError.peerSaidGoodbye(reason))
@@ -100,11 +104,11 @@ final class PeerProtocolHandler: ChannelDuplexHandler {
         } else if error is NoiseError || error is PeerConnectionError {
             // Handshake failures: NoiseHandler has logged and is closing; no goodbye without keys.
             failReady(error)
-            if readyDone { context.fireErrorCaught(error) }
+            if sessionOpen { context.fireErrorCaught(error) }
         } else {
             logger.info("peer connection error", metadata: ["error": "\(error)"])
             failReady(error)
-            context.fireErrorCaught(error)
+            if sessionOpen { context.fireErrorCaught(error) }
             context.close(promise: nil)
         }
     }
@@ -128,7 +132,7 @@ final class PeerProtocolHandler: ChannelDuplexHandler {
                 "goodbye.reason": "\(error.reason)", "error.detail": "\(error.detail)",
             ])
         failReady(error)
-        if readyDone { context.fireErrorCaught(error) }
+        if sessionOpen { context.fireErrorCaught(error) }
         let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
         guard canSayGoodbye else { return context.close(promise: nil) }
         let written = context.eventLoop.makePromise(of: Void.self)
