@@ -20,6 +20,18 @@ extension DeviceIdentity {
     /// The file's first 8 bytes; the next 32 are the Ed25519 seed. Total size 40 bytes.
     static let fileMagic: [UInt8] = Array("harpdk1\n".utf8)
 
+    /// The usual key file: `$XDG_CONFIG_HOME/harp/device.key`, else `$HOME/.config/harp/device.key`;
+    /// nil when neither variable is set.
+    public static var defaultPath: String? {
+        if let config = getenv("XDG_CONFIG_HOME"), config.pointee != 0 {
+            return String(cString: config) + "/harp/device.key"
+        }
+        if let home = getenv("HOME"), home.pointee != 0 {
+            return String(cString: home) + "/.config/harp/device.key"
+        }
+        return nil
+    }
+
     /// Loads the device key from `path`, creating it (and missing parent directories, mode 0700) on
     /// first use.
     ///

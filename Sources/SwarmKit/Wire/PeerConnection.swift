@@ -1,3 +1,4 @@
+internal import Logging
 public import NIOCore
 public import NIOPosix
 
@@ -61,6 +62,7 @@ public struct PeerConnection: Sendable {
 public struct PeerListener: Sendable {
     private let server:
         NIOAsyncChannel<(NIOAsyncChannel<WireMessage, WireMessage>, EventLoopFuture<PeerSession>), Never>
+    private let logger: Logger
     /// The bound address (use port 0 to let the system choose, then read it here).
     public var localAddress: SocketAddress? { server.channel.localAddress }
 
@@ -80,13 +82,15 @@ public struct PeerListener: Sendable {
                     return (wrapped, ready)
                 }
             }
-        return PeerListener(server: server)
+        return PeerListener(server: server, logger: configuration.logger)
     }
 
     /// Accepts connections until the listener is closed, running `handler` for each one that completes
     /// its handshake, in a discarding task group (one child task per connection). Connections that fail
-    /// the handshake are closed and skipped (the failure is logged by the connection).
+    /// the handshake are closed and skipped (the failure is logged by the connection); an error thrown
+    /// by `handler` ends only that connection and is logged at debug level.
     public func run(_ handler: @escaping @Sendable (PeerConnection) async throws -> Void) async throws {
+        let logger = self.logger
         try await server.executeThenClose { inbound in
             try await withThrowingDiscardingTaskGroup { group in
                 for try await (channel, ready) in inbound {
@@ -95,7 +99,16 @@ public struct PeerListener: Sendable {
                             try? await channel.channel.close()
                             return
                         }
-                        try? await handler(PeerConnection(session: session, channel: channel))
+                        do {
+                            try await handler(PeerConnection(session: session, channel: channel))
+                        } catch {
+                            logger.debug(
+                                "peer connection handler ended with an error",
+                                metadata: [
+                                    "peer.fingerprint": "\(session.remoteFingerprint)", "error": "\(error)",
+                                ])
+                            try? await channel.channel.close()
+                        }
                     }
                 }
             }
