@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "Signaling", targets: ["Signaling"]),
         .library(name: "NextcloudClient", targets: ["NextcloudClient"]),
         .library(name: "DevCloud", targets: ["DevCloud"]),
+        .executable(name: "harp-wire-bench", targets: ["harp-wire-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -79,10 +80,18 @@ let package = Package(
             dependencies: [
                 "ChunkStore",
                 "CSodium",
-                "NextcloudClient",
-                "Signaling",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "harp-wire-bench",
+            dependencies: [
+                "SwarmKit",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
@@ -126,10 +135,13 @@ let package = Package(
             name: "SwarmKitTests",
             dependencies: [
                 "SwarmKit",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
             ],
+            resources: [.copy("Vectors")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

@@ -1,5 +1,10 @@
 /// SwarmKit: device identity and peer crypto (libsodium), the Noise-encrypted wire protocol over SwiftNIO,
-/// and the swarm engine (piece picking, pipelining, choking, the Nextcloud server as web seed), and seeding.
+/// and (later) the swarm engine.
 ///
-/// The wire protocol and crypto arrive with issue 5, the engine with issue 7.
-public enum SwarmKit {}
+/// - `DeviceIdentity`, `SwarmKeys`: who a peer is and which swarm it may join (docs/protocol.md §2).
+/// - `NoiseHandshakeState`, `NoiseCipherState`: Noise revision 34, checked against published vectors.
+/// - `WireMessage`, `FrameDecoder`, `MessageDecoder`, `PeerChannel`: the peer wire protocol over SwiftNIO.
+public enum SwarmKit {
+    /// The wire protocol version carried in every message header and in `hello`.
+    public static let protocolVersion: UInt8 = 1
+}

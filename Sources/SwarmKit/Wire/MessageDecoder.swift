@@ -1,0 +1,81 @@
+public import NIOCore
+
+/// Splits the decrypted byte stream into wire messages (docs/protocol.md §5.1):
+///
+/// > `u32 length | u8 version | u8 type | body`, where `length` counts version, type and body and lies
+/// > in 2 ... `WireLimits.maxMessageLength`. Version 1 is the only one; any other closes the connection.
+///
+/// The length is checked before anything is buffered for the body, so a peer cannot make us hold more
+/// than `maximumLength` bytes for one message. Short input returns nil and leaves the reader index.
+public struct MessageParser: Sendable {
+    public let maximumLength: Int
+
+    public init(maximumLength: Int = WireLimits.maxMessageLength) {
+        precondition(maximumLength >= 2)
+        self.maximumLength = maximumLength
+    }
+
+    /// Reads one message out of `buffer`, or returns nil when more bytes are needed.
+    public func parse(_ buffer: inout ByteBuffer) throws(WireProtocolError) -> WireMessage? {
+        let start = buffer.readerIndex
+        guard let length = buffer.getInteger(at: start, as: UInt32.self) else { return nil }
+        guard length <= UInt32(maximumLength) else {
+            throw WireProtocolError(.oversized, "message length \(length) over \(maximumLength)")
+        }
+        guard length >= 2 else { throw WireProtocolError(.malformedMessage, "message length \(length) under 2") }
+        guard buffer.readableBytes >= 4 + Int(length) else { return nil }
+        guard let version = buffer.getInteger(at: start + 4, as: UInt8.self),
+            let typeCode = buffer.getInteger(at: start + 5, as: UInt8.self),
+            let body = buffer.getSlice(at: start + 6, length: Int(length) - 2)
+        else { preconditionFailure("bytes checked above") }
+        guard version == SwarmKit.protocolVersion else {
+            throw WireProtocolError(.unsupportedVersion, "message version \(version)")
+        }
+        let message = try WireMessage.decode(typeCode: typeCode, body: body)
+        buffer.moveReaderIndex(forwardBy: 4 + Int(length))
+        return message
+    }
+}
+
+/// The `ByteToMessageDecoder` around `MessageParser`.
+public struct MessageDecoder: ByteToMessageDecoder {
+    public typealias InboundOut = WireMessage
+    private let parser: MessageParser
+
+    public init(parser: MessageParser = MessageParser()) {
+        self.parser = parser
+    }
+
+    public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        guard let message = try parser.parse(&buffer) else { return .needMoreData }
+        context.fireChannelRead(Self.wrapInboundOut(message))
+        return .continue
+    }
+
+    public mutating func decodeLast(
+        context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool
+    ) throws -> DecodingState {
+        try decode(context: context, buffer: &buffer)
+    }
+}
+
+/// Encodes outbound `WireMessage`s. A `piece` goes out as two writes, its header and then its block
+/// bytes unchanged, so blocks are not copied here.
+public final class MessageEncoder: ChannelOutboundHandler, Sendable {
+    public typealias OutboundIn = WireMessage
+    public typealias OutboundOut = ByteBuffer
+
+    public init() {}
+
+    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let message = Self.unwrapOutboundIn(data)
+        var header = context.channel.allocator.buffer(capacity: message.kind == .piece ? 14 : 6 + message.bodyLength)
+        message.writeHeaderAndBody(into: &header, includingPieceData: false)
+        if case .piece(let piece) = message {
+            context.write(Self.wrapOutboundOut(header), promise: nil)
+            context.write(Self.wrapOutboundOut(piece.data), promise: promise)
+        } else {
+            context.write(Self.wrapOutboundOut(header), promise: promise)
+        }
+    }
+}

@@ -1,0 +1,87 @@
+public import Logging
+public import NIOCore
+
+/// How one side of a peer connection behaves.
+public struct PeerConfiguration: Sendable {
+    /// This device's identity (its key is the Noise static key).
+    public var identity: DeviceIdentity
+    /// The swarm key K of the version both peers want (the Noise PSK).
+    public var swarmKey: SecureBytes
+    /// The cipher this side proposes as initiator (the responder follows the initiator's choice).
+    public var cipher: NoiseCipher = .preferred
+    /// As initiator: the device key the peer must have (from signaling), or nil to accept any member.
+    public var expectedRemoteDeviceKey: [UInt8]?
+    /// The port this side accepts peer connections on, told to the peer in `hello` (0: none).
+    public var listenPort: UInt16 = 0
+    /// The handshake and the `hello` exchange must finish within this time.
+    public var handshakeTimeout: TimeAmount = .seconds(10)
+    /// Close with goodbye `idle-timeout` when nothing arrives for this long.
+    public var idleTimeout: TimeAmount = .seconds(120)
+    /// Send a keep-alive when nothing was sent for this long.
+    public var keepAliveInterval: TimeAmount = .seconds(30)
+    /// Refuse requests for chunks this side never announced (docs/protocol.md §6).
+    public var enforceAnnouncements = true
+    /// Messages per direction between Noise rekeys.
+    public var rekeyInterval: UInt64 = NoiseTransport.defaultRekeyInterval
+    /// Inbound messages buffered for the application before reading from the socket pauses (high), and
+    /// resumes (low). At most 128 KiB each, so the default holds at most 4 MiB per connection.
+    public var inboundLowWatermark = 8
+    public var inboundHighWatermark = 32
+    /// Where the connection logs; metadata only, never key material.
+    public var logger = Logger(label: "harp.peer")
+
+    public init(identity: DeviceIdentity, swarmKey: SecureBytes) {
+        self.identity = identity
+        self.swarmKey = swarmKey
+    }
+}
+
+/// Sets up the peer protocol's handlers on a channel (docs/protocol.md §4-6). The pipeline, from the
+/// socket up: `FrameDecoder` → `NoiseHandler` → `MessageDecoder`/`MessageEncoder` →
+/// `PeerProtocolHandler` → (the application, usually through `NIOAsyncChannel`).
+public enum PeerChannel {
+    /// Which end of the handshake this side plays.
+    public enum Role: Sendable { case initiator, responder }
+
+    /// Adds the handlers synchronously (call on the channel's event loop, e.g. from a bootstrap's
+    /// channel initializer). The returned future succeeds with the peer's session once the handshake
+    /// and the `hello` exchange are done, and fails with the reason otherwise (the channel is then closed).
+    public static func addHandlers(
+        to channel: any Channel, role: Role, configuration: PeerConfiguration
+    ) throws -> EventLoopFuture<PeerSession> {
+        let handshake: PeerHandshake
+        switch role {
+        case .initiator:
+            handshake = PeerHandshake(
+                initiator: configuration.identity, swarmKey: configuration.swarmKey,
+                cipher: configuration.cipher,
+                expectedRemoteKey: configuration.expectedRemoteDeviceKey,
+                rekeyInterval: configuration.rekeyInterval)
+        case .responder:
+            handshake = PeerHandshake(
+                responder: configuration.identity, swarmKey: configuration.swarmKey,
+                rekeyInterval: configuration.rekeyInterval)
+        }
+        var logger = configuration.logger
+        logger[metadataKey: "peer.role"] = "\(role)"
+        let ready = channel.eventLoop.makePromise(of: PeerSession.self)
+        let sync = channel.pipeline.syncOperations
+        try sync.addHandler(ByteToMessageHandler(FrameDecoder()))
+        try sync.addHandler(
+            NoiseHandler(handshake: handshake, handshakeTimeout: configuration.handshakeTimeout, logger: logger))
+        try sync.addHandler(ByteToMessageHandler(MessageDecoder()))
+        try sync.addHandler(MessageEncoder())
+        try sync.addHandler(
+            PeerProtocolHandler(
+                localDeviceKey: configuration.identity.publicKey, listenPort: configuration.listenPort,
+                enforceAnnouncements: configuration.enforceAnnouncements, idleTimeout: configuration.idleTimeout,
+                keepAliveInterval: configuration.keepAliveInterval, ready: ready, logger: logger))
+        // The hello exchange shares the handshake deadline.
+        let deadline = channel.eventLoop.scheduleTask(in: configuration.handshakeTimeout) {
+            ready.fail(PeerConnectionError.handshakeTimeout(configuration.handshakeTimeout))
+            channel.close(promise: nil)
+        }
+        ready.futureResult.whenComplete { _ in deadline.cancel() }
+        return ready.futureResult
+    }
+}

@@ -1,0 +1,128 @@
+internal import Logging
+public import NIOCore
+public import NIOPosix
+
+/// An open, encrypted, authenticated connection to one peer.
+///
+/// Use it like any `NIOAsyncChannel`: `try await connection.channel.executeThenClose { inbound, outbound in ... }`.
+/// The inbound sequence yields the peer's messages (never `hello` or keep-alives) and throws the
+/// `WireProtocolError` that closed the connection, if any. For bulk data (pieces) send through
+/// `sender`, which bounds what a slow reader can make this side buffer; the outbound writer of
+/// `NIOAsyncChannel` is fine for control messages. End with `finish(reason:)`, which sends goodbye and
+/// waits until it has left (leaving `executeThenClose` right after a write may drop what is queued).
+public struct PeerConnection: Sendable {
+    /// Who the peer is.
+    public let session: PeerSession
+    /// The message channel.
+    public let channel: NIOAsyncChannel<WireMessage, WireMessage>
+    /// A bounded sender for this connection (4 MiB of queued messages at most).
+    public let sender: PeerSender
+
+    init(session: PeerSession, channel: NIOAsyncChannel<WireMessage, WireMessage>) {
+        self.session = session
+        self.channel = channel
+        self.sender = PeerSender(channel: channel.channel)
+    }
+
+    /// Sends `goodbye(reason)` after everything queued in `sender`, and waits until the connection has
+    /// closed (the protocol handler closes it once the goodbye is written).
+    public func finish(reason: GoodbyeReason = .normal) async throws {
+        try await sender.send(.goodbye(reason))
+        try await channel.channel.closeFuture.get()
+    }
+
+    /// Connects to `host:port` as initiator and returns once the handshake and hello exchange are done.
+    ///
+    /// - Throws: `NoiseError` (wrong swarm key, forged device key, …), `PeerConnectionError`,
+    ///   `WireProtocolError`, or a socket error.
+    public static func connect(
+        host: String, port: Int, configuration: PeerConfiguration,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> PeerConnection {
+        let (channel, ready) = try await ClientBootstrap(group: group)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connect(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let ready = try PeerChannel.addHandlers(to: channel, role: .initiator, configuration: configuration)
+                    let wrapped = try NIOAsyncChannel<WireMessage, WireMessage>(
+                        wrappingChannelSynchronously: channel, configuration: configuration.asyncChannelConfiguration)
+                    return (wrapped, ready)
+                }
+            }
+        do {
+            return PeerConnection(session: try await ready.get(), channel: channel)
+        } catch {
+            try? await channel.channel.close()
+            throw error
+        }
+    }
+}
+
+/// A listening socket that accepts peer connections as responder.
+public struct PeerListener: Sendable {
+    private let server:
+        NIOAsyncChannel<(NIOAsyncChannel<WireMessage, WireMessage>, EventLoopFuture<PeerSession>), Never>
+    private let logger: Logger
+    /// The bound address (use port 0 to let the system choose, then read it here).
+    public var localAddress: SocketAddress? { server.channel.localAddress }
+
+    /// Binds `host:port` (port 0 picks a free port).
+    public static func bind(
+        host: String, port: Int, configuration: PeerConfiguration,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> PeerListener {
+        let server = try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .bind(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let ready = try PeerChannel.addHandlers(to: channel, role: .responder, configuration: configuration)
+                    let wrapped = try NIOAsyncChannel<WireMessage, WireMessage>(
+                        wrappingChannelSynchronously: channel, configuration: configuration.asyncChannelConfiguration)
+                    return (wrapped, ready)
+                }
+            }
+        return PeerListener(server: server, logger: configuration.logger)
+    }
+
+    /// Accepts connections until the listener is closed, running `handler` for each one that completes
+    /// its handshake, in a discarding task group (one child task per connection). Connections that fail
+    /// the handshake are closed and skipped (the failure is logged by the connection); an error thrown
+    /// by `handler` ends only that connection and is logged at debug level.
+    public func run(_ handler: @escaping @Sendable (PeerConnection) async throws -> Void) async throws {
+        let logger = self.logger
+        try await server.executeThenClose { inbound in
+            try await withThrowingDiscardingTaskGroup { group in
+                for try await (channel, ready) in inbound {
+                    group.addTask {
+                        guard let session = try? await ready.get() else {
+                            try? await channel.channel.close()
+                            return
+                        }
+                        do {
+                            try await handler(PeerConnection(session: session, channel: channel))
+                        } catch {
+                            logger.debug(
+                                "peer connection handler ended with an error",
+                                metadata: [
+                                    "peer.fingerprint": "\(session.remoteFingerprint)", "error": "\(error)",
+                                ])
+                            try? await channel.channel.close()
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stops listening; `run` returns after the connections it runs have ended.
+    public func close() async throws {
+        try await server.channel.close()
+    }
+}
+
+extension PeerConfiguration {
+    var asyncChannelConfiguration: NIOAsyncChannel<WireMessage, WireMessage>.Configuration {
+        .init(backPressureStrategy: .init(lowWatermark: inboundLowWatermark, highWatermark: inboundHighWatermark))
+    }
+}

@@ -1,0 +1,142 @@
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+import Testing
+
+@testable import SwarmKit
+
+/// Two peers over real loopback TCP (port 0): handshake, messages both ways, wrong K, backpressure.
+@Suite struct LoopbackTests {
+    static func configuration(
+        _ identity: DeviceIdentity = .generate(), key: SecureBytes = PeerHandshakeTests.keyA
+    ) -> PeerConfiguration {
+        var configuration = PeerConfiguration(identity: identity, swarmKey: key)
+        configuration.logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+        return configuration
+    }
+
+    static func port(_ listener: PeerListener) throws -> Int {
+        try #require(listener.localAddress?.port)
+    }
+
+    @Test func handshakeAndMessagesOverTCP() async throws {
+        let server = DeviceIdentity.generate(), client = DeviceIdentity.generate()
+        let listener = try await PeerListener.bind(
+            host: "127.0.0.1", port: 0, configuration: Self.configuration(server))
+        let port = try Self.port(listener)
+        async let serving: Void = listener.run { connection in
+            #expect(connection.session.remoteDeviceKey == client.publicKey)
+            try await connection.channel.executeThenClose { inbound, outbound in
+                for try await message in inbound {
+                    switch message {
+                    case .interested:
+                        try await outbound.write(.unchoke)
+                        try await outbound.write(.have(chunk: 7))
+                    case .request(let block):
+                        let data = ByteBuffer(repeating: UInt8(block.chunk), count: Int(block.length))
+                        try await outbound.write(.piece(Piece(chunk: block.chunk, offset: block.offset, data: data)))
+                    default:
+                        break
+                    }
+                }
+            }
+        }
+        var configuration = Self.configuration(client)
+        configuration.expectedRemoteDeviceKey = server.publicKey
+        let connection = try await PeerConnection.connect(host: "127.0.0.1", port: port, configuration: configuration)
+        #expect(connection.session.remoteDeviceKey == server.publicKey)
+        #expect(connection.session.cipher == .preferred)
+        try await connection.channel.executeThenClose { inbound, outbound in
+            var iterator = inbound.makeAsyncIterator()
+            try await outbound.write(.interested)
+            #expect(try await iterator.next() == .unchoke)
+            #expect(try await iterator.next() == .have(chunk: 7))
+            try await outbound.write(.request(BlockRequest(chunk: 7, offset: 0, length: WireLimits.maxBlockLength)))
+            let piece = try await iterator.next()
+            #expect(
+                piece
+                    == .piece(
+                        Piece(
+                            chunk: 7, offset: 0, data: ByteBuffer(repeating: 7, count: Int(WireLimits.maxBlockLength))))
+            )
+            try await connection.finish()
+        }
+        try await listener.close()
+        try await serving
+    }
+
+    @Test func wrongSwarmKeyFailsOverTCP() async throws {
+        let listener = try await PeerListener.bind(host: "127.0.0.1", port: 0, configuration: Self.configuration())
+        let port = try Self.port(listener)
+        async let serving: Void = listener.run { _ in Issue.record("a peer without K got through") }
+        await #expect(throws: (any Error).self) {
+            _ = try await PeerConnection.connect(
+                host: "127.0.0.1", port: port,
+                configuration: Self.configuration(key: PeerHandshakeTests.keyB))
+        }
+        try await listener.close()
+        try await serving
+    }
+
+    /// A reader that does not read must stop the writer long before the whole "file" is buffered.
+    @Test func slowReaderStopsTheWriter() async throws {
+        let blockCount = 2048  // 256 MiB of 128 KiB blocks
+        let block = ByteBuffer(repeating: 0x5A, count: Int(WireLimits.maxBlockLength))
+        let (startReading, startReadingContinuation) = AsyncStream<Void>.makeStream()
+        var serverConfiguration = Self.configuration()
+        serverConfiguration.enforceAnnouncements = false
+        let listener = try await PeerListener.bind(host: "127.0.0.1", port: 0, configuration: serverConfiguration)
+        let port = try Self.port(listener)
+        let received = Counter()
+        async let serving: Void = listener.run { connection in
+            try await connection.channel.executeThenClose { inbound, _ in
+                for await _ in startReading { break }
+                for try await message in inbound {
+                    if case .piece(let piece) = message {
+                        received.value.add(piece.data.readableBytes, ordering: .relaxed)
+                    }
+                }
+            }
+        }
+        let connection = try await PeerConnection.connect(
+            host: "127.0.0.1", port: port, configuration: Self.configuration())
+        let written = Counter()
+        try await connection.channel.executeThenClose { _, _ in
+            async let writing: Void = {
+                for index in 0..<blockCount {
+                    try await connection.sender.send(.piece(Piece(chunk: UInt32(index), offset: 0, data: block)))
+                    written.value.add(1, ordering: .relaxed)
+                    let buffered = await connection.sender.bufferedBytes
+                    #expect(buffered <= 4 * 1024 * 1024 + block.readableBytes + 14)
+                }
+                try await connection.finish()
+            }()
+            // Wait (bounded) until the writer stops advancing, then check how far it got.
+            var last = -1
+            var stableRounds = 0
+            var rounds = 0
+            while stableRounds < 20, rounds < 4000 {
+                try await Task.sleep(for: .milliseconds(5))
+                let now = written.value.load(ordering: .relaxed)
+                stableRounds = now == last ? stableRounds + 1 : 0
+                last = now
+                rounds += 1
+            }
+            let aheadBytes = written.value.load(ordering: .relaxed) * block.readableBytes
+            #expect(
+                aheadBytes < 64 * 1024 * 1024, "writer got \(aheadBytes) bytes ahead of a reader that reads nothing")
+            startReadingContinuation.yield()
+            startReadingContinuation.finish()
+            try await writing
+        }
+        try await listener.close()
+        try await serving
+        #expect(received.value.load(ordering: .relaxed) == blockCount * block.readableBytes)
+    }
+}
+
+/// A counter shared between tasks.
+final class Counter: Sendable {
+    let value = Atomic<Int>(0)
+}
