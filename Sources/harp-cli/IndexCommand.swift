@@ -88,7 +88,7 @@ struct IndexCommand: AsyncParsableCommand {
 
     static func row(_ outcome: IndexOutcome) -> String {
         let rate = outcome.reused ? "unchanged" : Format.rate(Double(outcome.size) / max(outcome.seconds, 1e-9))
-        return Format.bytes(outcome.size).padding(toLength: 14, withPad: " ", startingAt: 0)
+        return formatBytes(outcome.size).padding(toLength: 14, withPad: " ", startingAt: 0)
             + String(outcome.chunkCount).padding(toLength: 8, withPad: " ", startingAt: 0)
             + outcome.root.hex + "  " + rate.padding(toLength: 12, withPad: " ", startingAt: 0) + outcome.path
     }

@@ -1,13 +1,17 @@
 import ArgumentParser
 import Foundation
 import NextcloudClient
+import SwarmKit
 
 /// `harp-cli whoami`: who the stored (or given) credentials belong to.
 struct WhoamiCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "whoami",
-        abstract: "Show the server, user, display name and quota of the current login.",
+        abstract: "Show this device's key fingerprint and the server, user, display name and quota of the login.",
         discussion: """
+            The device key (Ed25519) is created on first use as device.key in the configuration folder, mode 0600; \
+            peers know this installation by it.
+
             Examples:
               harp-cli whoami
               HARP_SERVER=https://cloud.example.com HARP_USER=alice HARP_APP_PASSWORD=… harp-cli whoami --json
@@ -19,13 +23,19 @@ struct WhoamiCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runReportingErrors {
+            let keyPath = config.store.directory.appendingPathComponent("device.key").path
+            let device = try DeviceIdentity.loadOrCreate(at: keyPath)
+            if !output.json { print("device:       \(device.fingerprint)") }
             let client = try config.client(account)
             let user = try await client.currentUser()
             let server = client.credentials.server.absoluteString
             let used = user.quota?.used?.integer
             let total = user.quota?.isUnlimited == false ? user.quota?.total?.integer : nil
             if output.json {
-                var object: [String: Any] = ["server": server, "user": user.id, "displayName": user.displayname ?? ""]
+                var object: [String: Any] = [
+                    "device": device.fingerprint, "server": server, "user": user.id,
+                    "displayName": user.displayname ?? "",
+                ]
                 if let used { object["quotaUsed"] = used }
                 object["quotaTotal"] = total ?? NSNull()
                 printJSONLine(object)

@@ -14,6 +14,8 @@ struct CommandLineTests {
         let process = Process()
         process.executableURL = HarpBinary.url
         process.arguments = arguments
+        // The user's own harp settings must not leak into these tests.
+        process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("HARP_") }
         let out = Pipe()
         let err = Pipe()
         process.standardOutput = out
@@ -61,5 +63,18 @@ struct CommandLineTests {
         let missing = try run(["index", dir + "/nope", "--store", dir + "/s.sqlite"])
         #expect(missing.status == 4)
         #expect(missing.stderr.contains("no such file"))
+    }
+
+    @Test func whoamiCreatesOneDeviceKeyWithPrivatePermissions() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("harp-cfg-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let first = try run(["whoami", "--config-dir", dir])
+        #expect(first.status == 3)  // not logged in
+        #expect(first.stderr.contains("Not logged in"))
+        let line = try #require(first.stdout.split(separator: "\n").first { $0.hasPrefix("device:") })
+        let attributes = try FileManager.default.attributesOfItem(atPath: dir + "/device.key")
+        #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
+        let second = try run(["whoami", "--config-dir", dir])
+        #expect(second.stdout.split(separator: "\n").first { $0.hasPrefix("device:") } == line)
     }
 }
