@@ -120,3 +120,16 @@ struct EnginePiecePickerTests {
         #expect(!picker.nextForServer(limit: 2, includeAvailable: true, using: &rng).isEmpty)
     }
 }
+
+@Suite("Engine: bitfields")
+struct EngineBitfieldTests {
+    @Test(arguments: [0, 1, 7, 8, 9, 100])
+    func chunkSetAndBitfieldConvert(count: Int) {
+        let set = ChunkSet(count: count, indexes: stride(from: 0, to: count, by: 3))
+        let bitfield = set.bitfield
+        #expect(bitfield.chunkCount == UInt32(count))
+        #expect((0..<count).allSatisfy { bitfield.contains(UInt32($0)) == set.contains($0) })
+        #expect(ChunkSet(bitfield) == set)
+        if count > 0 { #expect(bitfield.bytes[0] & 0x80 != 0) }  // chunk 0 is the high bit of byte 0
+    }
+}
