@@ -1,4 +1,4 @@
-// harp-wire-bench: figures for docs/benchmarks-wire.md (driven by bench/wire/run.sh).
+// harp-wire-bench: figures for docs/benchmarks.md ("Wire") (driven by bench/wire/run.sh).
 //
 //   harp-wire-bench aead [seconds]                  seal+open of 64 KiB frames, ChaChaPoly and AESGCM
 //   harp-wire-bench receive noise|plain             listen on 127.0.0.1:0, print the port, count bytes

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Wire benchmarks for docs/benchmarks-wire.md: AEAD throughput on 64 KiB frames (libsodium
+# Wire benchmarks for docs/benchmarks.md ("Wire"): AEAD throughput on 64 KiB frames (libsodium
 # ChaChaPoly and AES-256-GCM, swift-crypto for comparison, openssl speed as the reference), and a
 # 2 GiB loopback TCP transfer between two processes through the full handler stack, against a plain
 # unencrypted NIO transfer, all in one run. Prints every run and the medians and ratios.

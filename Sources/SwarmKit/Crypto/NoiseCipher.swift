@@ -19,7 +19,7 @@ public enum NoiseCipher: String, Sendable, CaseIterable {
     }
 
     /// The transport cipher harp prefers on this machine: AES-256-GCM where the CPU has AES instructions
-    /// (measured faster here, see docs/benchmarks-wire.md), ChaChaPoly otherwise.
+    /// (measured faster here, see docs/benchmarks.md ("Wire")), ChaChaPoly otherwise.
     public static var preferred: NoiseCipher {
         NoiseCipher.aesGCM.isAvailable ? .aesGCM : .chaChaPoly
     }
