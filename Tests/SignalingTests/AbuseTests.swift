@@ -14,7 +14,7 @@ struct AbuseTests {
     @Test("twenty bad proofs from one address get it banned, and the ban survives a restart")
     func banSurvivesRestart() async throws {
         let directory = try temporaryDirectory()
-        var configuration = testConfiguration(dataDirectory: directory)
+        var configuration = makeServerConfiguration(dataDirectory: directory)
         configuration.delayThreshold = 5
         configuration.banThreshold = 20
         try await withServer(configuration) { _, url, _ in
@@ -52,7 +52,7 @@ struct AbuseTests {
 
     @Test("oversized, garbled and out-of-order messages close that connection; others are served")
     func badInputClosesOnlyThatConnection() async throws {
-        var configuration = testConfiguration(dataDirectory: try temporaryDirectory())
+        var configuration = makeServerConfiguration(dataDirectory: try temporaryDirectory())
         configuration.maxFrameSize = 16 * 1024
         configuration.maxJSONBytes = 1024
         try await withServer(configuration) { _, url, port in
@@ -118,7 +118,7 @@ struct AbuseTests {
 
     @Test("a connection that never says hello times out")
     func unauthenticatedTimeout() async throws {
-        var configuration = testConfiguration(dataDirectory: try temporaryDirectory())
+        var configuration = makeServerConfiguration(dataDirectory: try temporaryDirectory())
         configuration.helloTimeout = .milliseconds(200)
         try await withServer(configuration) { _, url, _ in
             let outcome = try await withTimeout("hello timeout", seconds: 10) {
@@ -131,7 +131,7 @@ struct AbuseTests {
 
     @Test("a connection that floods messages is closed")
     func messageRateLimit() async throws {
-        var configuration = testConfiguration(dataDirectory: try temporaryDirectory())
+        var configuration = makeServerConfiguration(dataDirectory: try temporaryDirectory())
         configuration.messagesPerSecond = 1
         configuration.messageBurst = 5
         try await withServer(configuration) { _, url, _ in

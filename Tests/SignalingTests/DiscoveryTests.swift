@@ -6,7 +6,7 @@ import Testing
 struct DiscoveryTests {
     @Test("two clients that know the swarm key find each other")
     func twoClientsFindEachOther() async throws {
-        let configuration = testConfiguration(dataDirectory: try temporaryDirectory())
+        let configuration = makeServerConfiguration(dataDirectory: try temporaryDirectory())
         try await withServer(configuration) { _, url, _ in
             try await withPeers(2, url: url) { peers in
                 let swarm = Ed25519Signer()
@@ -37,7 +37,7 @@ struct DiscoveryTests {
 
     @Test("a client that does not know the swarm key is refused and learns no peers")
     func impostorIsRefused() async throws {
-        let configuration = testConfiguration(dataDirectory: try temporaryDirectory())
+        let configuration = makeServerConfiguration(dataDirectory: try temporaryDirectory())
         try await withServer(configuration) { _, url, _ in
             try await withPeers(2, url: url) { peers in
                 let swarm = Ed25519Signer()
@@ -65,7 +65,7 @@ struct DiscoveryTests {
 
     @Test("a wrong organisation join key is refused; the right one is accepted")
     func joinKey() async throws {
-        var configuration = testConfiguration(dataDirectory: try temporaryDirectory())
+        var configuration = makeServerConfiguration(dataDirectory: try temporaryDirectory())
         configuration.joinKey = Array("correct horse".utf8)
         try await withServer(configuration) { _, url, _ in
             try await withPeers(1, url: url, configure: { $0.joinKey = Array("wrong horse".utf8) }) { peers in
@@ -89,7 +89,7 @@ struct DiscoveryTests {
 
     @Test("a disconnected member is announced as left; a device that connects twice replaces its old connection")
     func disconnectAndReplace() async throws {
-        let configuration = testConfiguration(dataDirectory: try temporaryDirectory())
+        let configuration = makeServerConfiguration(dataDirectory: try temporaryDirectory())
         try await withServer(configuration) { _, url, _ in
             try await withPeers(1, url: url) { watchers in
                 let watcher = watchers[0]

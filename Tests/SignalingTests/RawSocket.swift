@@ -23,7 +23,7 @@ func rawSession(
 ) async throws -> RawOutcome {
     let seen = Mutex(RawOutcome())
     let close = try await WebSocketClient.connect(
-        url: url, configuration: .init(maxFrameSize: 1 << 20), logger: testLogger("test.raw")
+        url: url, configuration: .init(maxFrameSize: 1 << 20), logger: makeTestLogger("test.raw")
     ) { inbound, outbound, _ in
         var first = true
         for try await message in inbound.messages(maxSize: 1 << 20) {

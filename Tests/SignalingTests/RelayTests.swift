@@ -22,7 +22,7 @@ struct RelayTests {
     @Test("a relay stream carries bytes both ways; the server relays only ciphertext")
     func relayCarriesCiphertext() async throws {
         let recorded = Mutex<[UInt8]>([])
-        var configuration = testConfiguration(dataDirectory: try temporaryDirectory())
+        var configuration = makeServerConfiguration(dataDirectory: try temporaryDirectory())
         configuration.relayObserver = { _, payload in recorded.withLock { $0 += Array(payload.readableBytesView) } }
         let marker = "PLAINTEXT-MARKER-7c1f"
         let sealer = Sealer(key: SymmetricKey(size: .bits256))
@@ -71,7 +71,7 @@ struct RelayTests {
 
     @Test("a relay to a peer outside the swarm is refused")
     func relayNeedsCommonSwarm() async throws {
-        let configuration = testConfiguration(dataDirectory: try temporaryDirectory())
+        let configuration = makeServerConfiguration(dataDirectory: try temporaryDirectory())
         try await withServer(configuration) { _, url, _ in
             try await withPeers(2, url: url) { peers in
                 let (a, b) = (peers[0], peers[1])

@@ -8,7 +8,7 @@ struct RestartTests {
     func clientsRejoinAfterRestart() async throws {
         let directory = try temporaryDirectory()
         let first = try SignalServer(
-            configuration: testConfiguration(dataDirectory: directory), logger: testLogger("test.server.1"))
+            configuration: makeServerConfiguration(dataDirectory: directory), logger: makeTestLogger("test.server.1"))
         let stopFirst = OneShot<Void>()
         let secondServer = OneShot<SignalServer>()
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -19,9 +19,9 @@ struct RestartTests {
                     try await stopFirst.value()
                     inner.cancelAll()
                 }
-                var configuration = testConfiguration(dataDirectory: directory)
+                var configuration = makeServerConfiguration(dataDirectory: directory)
                 configuration.port = try await first.waitUntilListening()
-                let second = try SignalServer(configuration: configuration, logger: testLogger("test.server.2"))
+                let second = try SignalServer(configuration: configuration, logger: makeTestLogger("test.server.2"))
                 secondServer.fulfil(second)
                 try await second.run()
             }
@@ -61,7 +61,7 @@ struct RestartTests {
 
     @Test("a self-signed certificate is pinned by its fingerprint")
     func pinnedSelfSignedTLS() async throws {
-        var configuration = testConfiguration(dataDirectory: try temporaryDirectory())
+        var configuration = makeServerConfiguration(dataDirectory: try temporaryDirectory())
         configuration.tls = .selfSigned
         try await withServer(configuration) { server, url, port in
             let fingerprint = try #require(server.certificateFingerprint)
@@ -79,8 +79,8 @@ struct RestartTests {
             }
         }
         // The certificate is kept: a restart presents the same fingerprint.
-        let again = try SignalServer(configuration: configuration, logger: testLogger("test.server.2"))
-        let before = try SignalServer(configuration: configuration, logger: testLogger("test.server.3"))
+        let again = try SignalServer(configuration: configuration, logger: makeTestLogger("test.server.2"))
+        let before = try SignalServer(configuration: configuration, logger: makeTestLogger("test.server.3"))
         #expect(again.certificateFingerprint == before.certificateFingerprint)
     }
 }

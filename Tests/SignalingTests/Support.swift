@@ -28,7 +28,7 @@ func withTimeout<T: Sendable>(
     }
 }
 
-func testLogger(_ label: String) -> Logger {
+func makeTestLogger(_ label: String) -> Logger {
     var logger = Logger(label: label) { StreamLogHandler.standardError(label: $0) }
     logger.logLevel =
         ProcessInfo.processInfo.environment["HARP_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
@@ -42,7 +42,7 @@ func temporaryDirectory() throws -> String {
 }
 
 /// A configuration with the test's fast limits: port 0 on 127.0.0.1, short timeouts, tiny delays.
-func testConfiguration(dataDirectory: String) -> SignalServerConfiguration {
+func makeServerConfiguration(dataDirectory: String) -> SignalServerConfiguration {
     var configuration = SignalServerConfiguration(dataDirectory: dataDirectory)
     configuration.host = "127.0.0.1"
     configuration.port = 0
@@ -58,7 +58,7 @@ func withServer<T: Sendable>(
     _ configuration: SignalServerConfiguration,
     _ body: @escaping @Sendable (SignalServer, _ url: String, _ port: Int) async throws -> T
 ) async throws -> T {
-    let server = try SignalServer(configuration: configuration, logger: testLogger("test.server"))
+    let server = try SignalServer(configuration: configuration, logger: makeTestLogger("test.server"))
     return try await withThrowingTaskGroup(of: T?.self) { group in
         group.addTask {
             try await server.run()
@@ -157,7 +157,7 @@ func withPeers<T: Sendable>(
         let device = devices?[index] ?? Ed25519Signer()
         return Peer(
             client: SignalClient(
-                configuration: configuration, device: device, logger: testLogger("test.client.\(index)")),
+                configuration: configuration, device: device, logger: makeTestLogger("test.client.\(index)")),
             device: device, log: EventLog())
     }
     return try await withThrowingTaskGroup(of: T?.self) { group in
