@@ -5,7 +5,7 @@ import NIOCore
 import Signaling
 
 /// One simulated peer, speaking the protocol of docs/signaling.md directly (JSON by hand, as a second
-/// implementation would): challenge → hello → welcome; at its slot in the join phase, join → joined; then it
+/// implementation would): open → challenge → hello → welcome; at its slot in the join phase, join → joined; then it
 /// stays connected, reading events, until the run ends.
 struct LoadPeer: Sendable {
     let index: Int
@@ -22,6 +22,7 @@ struct LoadPeer: Sendable {
                 var step = Step.awaitingChallenge
                 var iterator = inbound.messages(maxSize: 1 << 16).makeAsyncIterator()
                 var nonce: [UInt8] = []
+                try await outbound.write(.text(#"{"type":"open","version":1}"#))
                 while let message = try await iterator.next() {
                     guard case .text(let text) = message,
                         let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],

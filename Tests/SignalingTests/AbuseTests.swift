@@ -25,7 +25,7 @@ struct AbuseTests {
                 }
                 codes.append(outcome.errorCodes)
             }
-            #expect(codes.prefix(19).allSatisfy { $0 == [.badProof] })
+            #expect(codes.prefix(19).allSatisfy { $0 == [.badProof] }, "\(codes)")
             #expect(codes.last == [.banned])
             // Even a correct hello from the banned address is refused now.
             let device = Ed25519Signer()

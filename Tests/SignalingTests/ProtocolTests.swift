@@ -84,6 +84,25 @@ struct ProtocolTests {
         let makeHandle = { (device: DeviceID) in
             SessionHandle(id: 1, device: device, remoteAddress: "x", outbox: continuation, binaryWriter: { _ in })
         }
+        // Nothing but `open` is accepted first, and `open` only once.
+        guard case .protocolViolation = machine.hello(noProof, makeHandle: makeHandle) else {
+            Issue.record("hello accepted before open")
+            return
+        }
+        var otherVersion = machine
+        guard case .refuse(.unsupportedVersion) = otherVersion.open(.init(version: 2)) else {
+            Issue.record("open of another version accepted")
+            return
+        }
+        guard case .challenge(let challengeNonce) = machine.open(.init(version: 1)) else {
+            Issue.record("open refused")
+            return
+        }
+        #expect(challengeNonce == nonce)
+        guard case .protocolViolation = machine.open(.init(version: 1)) else {
+            Issue.record("second open accepted")
+            return
+        }
         guard case .refuse(.badJoinKey) = machine.hello(noProof, makeHandle: makeHandle) else {
             Issue.record("hello without join key accepted")
             return

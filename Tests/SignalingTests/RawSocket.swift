@@ -25,6 +25,7 @@ func rawSession(
     let close = try await WebSocketClient.connect(
         url: url, configuration: .init(maxFrameSize: 1 << 20), logger: makeTestLogger("test.raw")
     ) { inbound, outbound, _ in
+        try await outbound.write(.text(MessageCodec.encode(.open(.init(version: Signaling.protocolVersion)))))
         var first = true
         for try await message in inbound.messages(maxSize: 1 << 20) {
             guard case .text(let text) = message, let decoded = try? MessageCodec.decode(text, maxBytes: 1 << 20) else {

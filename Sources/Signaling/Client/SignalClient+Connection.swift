@@ -36,6 +36,8 @@ extension SignalClient {
     /// that queue is full, which stops reading the socket).
     nonisolated func serve(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async throws {
         await attach(outbound)
+        // The client speaks first (see Message.Open): the server answers with the challenge.
+        try await outbound.write(.text(MessageCodec.encode(.open(.init(version: Signaling.protocolVersion)))))
         for try await message in inbound.messages(maxSize: configuration.maxFrameSize) {
             switch message {
             case .text(let text):
@@ -144,7 +146,7 @@ extension SignalClient {
             relays.removeValue(forKey: ref.stream)?.queue.finish()
         case .error(let error):
             handleError(error)
-        case .hello, .join, .leave, .relayOpen, .relayClose:
+        case .open, .hello, .join, .leave, .relayOpen, .relayClose:
             await protocolError("client message sent by the server")
         }
     }

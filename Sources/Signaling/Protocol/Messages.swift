@@ -47,12 +47,19 @@ enum Message: Sendable, Equatable {
     case relayClosed(RelayRef)
     case error(ErrorMessage)
     // client → server
+    case open(Open)
     case hello(Hello)
     case join(Join)
     case leave(Leave)
     case relayOpen(RelayOpen)
     case relayClose(RelayRef)
 
+    /// The client's first message. The server writes nothing before it: bytes a server sends right behind its
+    /// `101 Switching Protocols` can arrive in the client's last HTTP read and be lost while the client switches to
+    /// WebSocket framing (seen here with the NIO WebSocket client under load), so the client speaks first.
+    struct Open: Codable, Sendable, Equatable {
+        var version: Int
+    }
     struct Challenge: Codable, Sendable, Equatable {
         var version: Int
         var nonce: HexBytes
@@ -127,6 +134,7 @@ extension Message: Codable {
         case .relayIncoming: "relay-incoming"
         case .relayClosed: "relay-closed"
         case .error: "error"
+        case .open: "open"
         case .hello: "hello"
         case .join: "join"
         case .leave: "leave"
@@ -147,6 +155,7 @@ extension Message: Codable {
         case "relay-incoming": self = .relayIncoming(try RelayIncoming(from: decoder))
         case "relay-closed": self = .relayClosed(try RelayRef(from: decoder))
         case "error": self = .error(try ErrorMessage(from: decoder))
+        case "open": self = .open(try Open(from: decoder))
         case "hello": self = .hello(try Hello(from: decoder))
         case "join": self = .join(try Join(from: decoder))
         case "leave": self = .leave(try Leave(from: decoder))
@@ -170,6 +179,7 @@ extension Message: Codable {
         case .relayIncoming(let body): try body.encode(to: encoder)
         case .relayClosed(let body): try body.encode(to: encoder)
         case .error(let body): try body.encode(to: encoder)
+        case .open(let body): try body.encode(to: encoder)
         case .hello(let body): try body.encode(to: encoder)
         case .join(let body): try body.encode(to: encoder)
         case .leave(let body): try body.encode(to: encoder)

@@ -32,22 +32,13 @@ struct Session: Sendable {
         let metrics = context.metrics
         metrics.increment(.connections)
         defer { metrics.decrement(.connections) }
-        if let until = context.store.bannedUntil(remoteAddress) {
-            metrics.increment(.bannedConnections)
-            let error = Message.ErrorMessage(
-                id: nil, code: .banned, message: "too many failed proofs from this address",
-                retryAfter: max(1, until.timeIntervalSinceNow))
-            try? await outbound.write(.text(MessageCodec.encode(.error(error))))
-            try? await outbound.close(.policyViolation, reason: "banned")
-            return
-        }
         var nonce = [UInt8](repeating: 0, count: 32)
         var rng = SystemRandomNumberGenerator()
         for index in nonce.indices { nonce[index] = rng.next() }
         let state = Locked(SessionStateMachine(nonce: nonce, configuration: context.configuration))
         let (outbox, continuation) = AsyncStream<Outgoing>.makeStream(
             bufferingPolicy: .bufferingOldest(context.configuration.outboxLimit))
-        continuation.yield(.message(.challenge(.init(version: Signaling.protocolVersion, nonce: HexBytes(nonce)))))
+        // Nothing is written before the client's `open` (see Message.Open); the reader sends the challenge then.
 
         // The hello deadline is an event-loop timer that posts into the outbox (no task sleeps for it); the state
         // machine decides at that moment whether it still matters.

@@ -57,6 +57,22 @@ struct SessionReader: Sendable {
     /// One control message; a non-nil result ends the session.
     private func handle(_ message: Message) async throws -> SessionExit? {
         switch message {
+        case .open(let open):
+            switch state.withLock({ $0.open(open) }) {
+            case .protocolViolation:
+                return .violation(.unexpected, "open was already received")
+            case .refuse(let code):
+                return .violation(code, "this server speaks protocol version \(Signaling.protocolVersion)")
+            case .challenge(let nonce):
+                if let until = context.store.bannedUntil(remoteAddress) {
+                    context.metrics.increment(.bannedConnections)
+                    return .violation(
+                        .banned, "too many failed proofs from this address",
+                        retryAfter: max(1, until.timeIntervalSinceNow))
+                }
+                send(.challenge(.init(version: Signaling.protocolVersion, nonce: HexBytes(nonce))))
+                return nil
+            }
         case .hello(let hello):
             let writer = outbound
             let (outbox, remoteAddress, metrics) = (self.outbox, self.remoteAddress, context.metrics)

@@ -1,10 +1,20 @@
-/// The lifecycle of one server-side connection: challenge sent → authenticated → closed. Every decision about
+/// The lifecycle of one server-side connection: awaiting open → challenge sent → authenticated → closed. Every decision about
 /// what a message may do in the current state is made here; the session carries out the returned action.
 struct SessionStateMachine {
     private enum State {
+        case awaitingOpen(nonce: [UInt8])
         case awaitingHello(nonce: [UInt8])
         case authenticated(nonce: [UInt8], handle: SessionHandle)
         case closed
+    }
+
+    enum OpenAction {
+        /// Send the challenge with this nonce.
+        case challenge([UInt8])
+        /// A client of another protocol version: refuse without counting a failure.
+        case refuse(SignalErrorCode)
+        /// A second open, or after close.
+        case protocolViolation
     }
 
     enum HelloAction {
@@ -38,7 +48,7 @@ struct SessionStateMachine {
     private let maxAddressLength: Int
 
     init(nonce: [UInt8], configuration: SignalServerConfiguration) {
-        state = .awaitingHello(nonce: nonce)
+        state = .awaitingOpen(nonce: nonce)
         joinKey = configuration.joinKey
         maxAddresses = configuration.maxAddresses
         maxAddressLength = configuration.maxAddressLength
@@ -48,6 +58,14 @@ struct SessionStateMachine {
     var handle: SessionHandle? {
         if case .authenticated(_, let handle) = state { return handle }
         return nil
+    }
+
+    /// The client's `open`: the server may now speak, starting with the challenge.
+    mutating func open(_ open: Message.Open) -> OpenAction {
+        guard case .awaitingOpen(let nonce) = state else { return .protocolViolation }
+        guard open.version == Signaling.protocolVersion else { return .refuse(.unsupportedVersion) }
+        state = .awaitingHello(nonce: nonce)
+        return .challenge(nonce)
     }
 
     /// Checks `hello`: the device signature over the challenge, then the join-key proof when one is configured.
@@ -89,10 +107,10 @@ struct SessionStateMachine {
         return .proceed(handle)
     }
 
-    /// The hello deadline passed: a session still awaiting hello closes.
+    /// The hello deadline passed: a session still awaiting open or hello closes.
     mutating func deadline() -> DeadlineAction {
         switch state {
-        case .awaitingHello:
+        case .awaitingOpen, .awaitingHello:
             state = .closed
             return .close
         case .authenticated, .closed:
