@@ -96,9 +96,25 @@ extension ChunkStore {
         }
     }
 
-    /// Reads a chunk from an indexed file or from another download (never from `excludingDownload`).
-    func readLocalChunk(_ hash: Hash256, excludingDownload: Int64) throws(ChunkStoreError) -> [UInt8] {
-        try readChunk(hash, verify: true)
+    /// The chunk hashes of `version` that can be read locally: from an indexed file, or recorded by another download.
+    func chunksWithLocalCopies(version: Int64, excludingDownload: Int64) throws(ChunkStoreError) -> Set<Hash256> {
+        try run {
+            try pool.read { db in
+                let blobs = try Data.fetchAll(
+                    db,
+                    sql: """
+                        SELECT DISTINCT vc.chunkHash FROM versionChunk vc
+                        WHERE vc.versionId = ? AND (
+                            EXISTS (SELECT 1 FROM versionChunk other JOIN file ON file.versionId = other.versionId
+                                    WHERE other.chunkHash = vc.chunkHash)
+                            OR EXISTS (SELECT 1 FROM versionChunk other
+                                    JOIN download d ON d.versionId = other.versionId AND d.id != ?
+                                    JOIN downloadChunk dc ON dc.downloadId = d.id AND dc.idx = other.idx
+                                    WHERE other.chunkHash = vc.chunkHash))
+                        """, arguments: [version, excludingDownload])
+                return Set(blobs.compactMap { Hash256(bytes: $0) })
+            }
+        }
     }
 }
 

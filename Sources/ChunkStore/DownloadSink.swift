@@ -166,24 +166,20 @@ public final class DownloadSink: Sendable {
 
     /// Copies into the partial file every missing chunk that the local store already holds (another version or
     /// another file); returns how many chunks were copied.
+    ///
+    /// One query finds which of the missing chunks have a local copy at all, so a version with nothing in common with
+    /// the store costs no per-chunk lookups; each such chunk is read once, however often the version repeats it.
     @discardableResult
     public func adoptLocalChunks() throws(ChunkStoreError) -> Int {
+        let local = try store.chunksWithLocalCopies(version: versionId, excludingDownload: downloadId)
+        var indexesByHash: [Hash256: [Int]] = [:]
+        for index in missing where local.contains(manifest.chunks[index].hash) {
+            indexesByHash[manifest.chunks[index].hash, default: []].append(index)
+        }
         var copied = 0
-        var seen: [Hash256: [UInt8]] = [:]
-        for index in missing {
-            let hash = manifest.chunks[index].hash
-            let bytes: [UInt8]
-            if let cached = seen[hash] {
-                bytes = cached
-            } else {
-                do { bytes = try store.readLocalChunk(hash, excludingDownload: downloadId) } catch { continue }
-                seen[hash] = bytes
-            }
-            do {
-                if try write(index: index, bytes: bytes) { copied += 1 }
-            } catch .chunkMismatch {
-                continue
-            }
+        for (hash, indexes) in indexesByHash {
+            guard let bytes = try? store.readChunk(hash, verify: true) else { continue }
+            for index in indexes where try write(index: index, bytes: bytes) { copied += 1 }
         }
         try flush()
         return copied

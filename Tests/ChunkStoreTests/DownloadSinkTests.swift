@@ -163,6 +163,24 @@ struct DownloadSinkTests {
         #expect([UInt8](try Data(contentsOf: URL(fileURLWithPath: f.destination))) == f.data)
     }
 
+    @Test func aRepeatedLocalChunkFillsEveryPlaceItAppears() throws {
+        let f = try Fixture()
+        let store = try f.store()
+        // Zeros cut into maximum-size chunks that are all the same chunk; a short local file holds one of them.
+        let zeros = [UInt8](repeating: 0, count: 10 * ChunkingParameters.small.maxSize)
+        let chunker = FastCDC(parameters: .small, table: .harpV1)
+        let chunks = chunker.chunks(of: zeros).map {
+            ChunkRef(hash: Hash256.sha256(Array(zeros[$0.offset..<$0.offset + $0.length])), length: $0.length)
+        }
+        #expect(Set(chunks.map(\.hash)).count == 1)
+        let manifest = try Manifest(parameters: .small, chunks: chunks)
+        _ = try store.index(file: try f.dir.write("local.bin", Array(zeros.prefix(40_000))), parameters: .small)
+        let sink = try store.openDownload(manifest: manifest, root: manifest.root, destination: f.destination)
+        #expect(try sink.adoptLocalChunks() == chunks.count)
+        try sink.finish()
+        #expect([UInt8](try Data(contentsOf: URL(fileURLWithPath: f.destination))) == zeros)
+    }
+
     @Test func emptyFileDownload() throws {
         let f = try Fixture()
         let manifest = try Manifest(parameters: .small, chunks: [])
