@@ -1,4 +1,5 @@
 import ArgumentParser
+import ChunkStore
 import Foundation
 import NextcloudClient
 
@@ -39,6 +40,12 @@ enum HarpExitCode: Int32 {
             case .invalidServerURL: .usage
             case .unreadable, .unwritable, .malformed: .failure
             }
+        case let error as ChunkStoreError:
+            switch error {
+            case .chunkMismatch, .rootMismatch, .manifestMismatch: .verificationFailure
+            case .incomplete: .partialTransfer
+            default: .failure
+            }
         case is UsageError: .usage
         default: .failure
         }
@@ -60,7 +67,7 @@ func runReportingErrors(_ body: () async throws -> Void) async throws {
     } catch let error as ExitCode {
         throw error
     } catch {
-        FileHandle.standardError.write(Data("harp-cli: \(error)\n".utf8))
+        printError("harp-cli: \(error)")
         throw ExitCode(HarpExitCode.code(for: error).rawValue)
     }
 }

@@ -30,7 +30,7 @@ struct HarpCommand: AsyncParsableCommand {
                 if !message.isEmpty { print(message) }
                 Foundation.exit(0)
             }
-            if !message.isEmpty { FileHandle.standardError.write(Data((message + "\n").utf8)) }
+            if !message.isEmpty { printError(message) }
             Foundation.exit(code == .validationFailure ? HarpExitCode.usage.rawValue : code.rawValue)
         }
     }

@@ -54,7 +54,7 @@ struct IndexCommand: AsyncParsableCommand {
                 printError("harp-cli index: \(file): \(error)")
             }
         }
-        if failures > 0 { throw ExitCode(1) }
+        if failures > 0 { throw ExitCode(HarpExitCode.failure.rawValue) }
     }
 
     private func collectFiles() throws -> [String] {
@@ -63,7 +63,7 @@ struct IndexCommand: AsyncParsableCommand {
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
                 printError("harp-cli index: \(path): no such file or folder")
-                throw ExitCode(4)
+                throw ExitCode(HarpExitCode.notFoundOrNoAccess.rawValue)
             }
             guard isDirectory.boolValue else {
                 result.append(path)

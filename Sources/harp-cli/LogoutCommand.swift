@@ -25,7 +25,7 @@ struct LogoutCommand: AsyncParsableCommand {
             do {
                 try await client.deleteAppPassword()
             } catch let error as NextcloudError where error.kind == .badCredentials {
-                FileHandle.standardError.write(Data("harp-cli: the server no longer accepts this app password\n".utf8))
+                printError("harp-cli: the server no longer accepts this app password")
             }
             try config.store.delete()
             print("Logged out of \(client.credentials.server.absoluteString); the app password is revoked.")
