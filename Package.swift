@@ -114,6 +114,7 @@ let package = Package(
         .executableTarget(
             name: "harp-cli",
             dependencies: [
+                "CCurl",
                 "ChunkStore",
                 "DevCloud",
                 "NextcloudClient",

@@ -129,6 +129,13 @@ public final class DownloadSink: Sendable {
         return true
     }
 
+    /// The bytes of chunk `index` from the partial file, if it is written (to serve it to peers before the download
+    /// ends); nil if it is not written yet.
+    public func readChunk(_ index: Int) throws(ChunkStoreError) -> [UInt8]? {
+        guard index >= 0, index < manifest.chunks.count, has(index) else { return nil }
+        return try file.readBytes(count: manifest.chunks[index].length, at: manifest.offsets[index])
+    }
+
     /// Writes a chunk given as an array; see `write(index:bytes:)`.
     @discardableResult
     public func write(index: Int, bytes: [UInt8]) throws(ChunkStoreError) -> Bool {

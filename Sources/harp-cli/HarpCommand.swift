@@ -1,4 +1,5 @@
 import ArgumentParser
+import CCurl
 import Foundation
 
 /// The `harp-cli` command tree.
@@ -9,13 +10,15 @@ struct HarpCommand: AsyncParsableCommand {
         abstract: "A peer-to-peer file swarm client for Nextcloud.",
         subcommands: [
             LoginCommand.self, LogoutCommand.self, WhoamiCommand.self, LsCommand.self, IndexCommand.self,
-            SignalCommand.self, DevCloudCommand.self, DebugDownloadCommand.self,
+            GetCommand.self, SignalCommand.self, DevCloudCommand.self, DebugDownloadCommand.self,
         ]
     )
 
     /// Parses and runs a command; a usage error the argument parser finds exits with 2 (as documented), not with
     /// the parser's own 64.
     static func main() async {
+        // One line at a time even into a pipe or file, so scripts and tests see progress as it happens.
+        harp_line_buffer_stdout()
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {

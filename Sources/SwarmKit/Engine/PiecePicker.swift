@@ -85,7 +85,16 @@ public struct PiecePicker<Peer: Hashable & Sendable>: Sendable {
 
     /// Up to `limit` chunks to request from `peer` now, marked in flight. Empty if the peer has nothing useful.
     public mutating func next(for peer: Peer, limit: Int, using rng: inout some RandomNumberGenerator) -> [Int] {
-        guard let theirs = peers[peer], limit > 0 else { return [] }
+        next(for: peer, limit: limit, restrictedTo: nil, using: &rng)
+    }
+
+    /// Like `next(for:limit:using:)`, but only among `offered` (the chunks a super-seeding peer announced, while the
+    /// picker counts it as having every chunk).
+    public mutating func next(
+        for peer: Peer, limit: Int, restrictedTo offered: ChunkSet?, using rng: inout some RandomNumberGenerator
+    ) -> [Int] {
+        guard var theirs = peers[peer], limit > 0 else { return [] }
+        if let offered { theirs = offered }
         var picks: [Int] = []
         while picks.count < limit {
             let pick: Int?

@@ -13,6 +13,8 @@ public struct PeerConfiguration: Sendable {
     public var expectedRemoteDeviceKey: [UInt8]?
     /// The port this side accepts peer connections on, told to the peer in `hello` (0: none).
     public var listenPort: UInt16 = 0
+    /// Capability bits this side announces in `hello` (`Hello.Capability`).
+    public var capabilities: UInt64 = 0
     /// The handshake and the `hello` exchange must finish within this time.
     public var handshakeTimeout: TimeAmount = .seconds(10)
     /// Close with goodbye `idle-timeout` when nothing arrives for this long.
@@ -74,6 +76,7 @@ public enum PeerChannel {
         try sync.addHandler(
             PeerProtocolHandler(
                 localDeviceKey: configuration.identity.publicKey, listenPort: configuration.listenPort,
+                capabilities: configuration.capabilities,
                 enforceAnnouncements: configuration.enforceAnnouncements, idleTimeout: configuration.idleTimeout,
                 keepAliveInterval: configuration.keepAliveInterval, ready: ready, logger: logger))
         // The hello exchange shares the handshake deadline.

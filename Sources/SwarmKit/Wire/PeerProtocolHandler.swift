@@ -29,7 +29,7 @@ final class PeerProtocolHandler: ChannelDuplexHandler {
     private var idleCheck: Scheduled<Void>?
 
     init(
-        localDeviceKey: [UInt8], listenPort: UInt16, enforceAnnouncements: Bool,
+        localDeviceKey: [UInt8], listenPort: UInt16, capabilities: UInt64 = 0, enforceAnnouncements: Bool,
         idleTimeout: TimeAmount, keepAliveInterval: TimeAmount,
         ready: EventLoopPromise<PeerSession>, logger: Logger
     ) {
@@ -37,7 +37,7 @@ final class PeerProtocolHandler: ChannelDuplexHandler {
         self.keepAliveInterval = keepAliveInterval
         self.machine = PeerSessionStateMachine(enforceAnnouncements: enforceAnnouncements)
         self.localDeviceKey = localDeviceKey
-        self.localHello = { Hello(deviceKey: $0, listenPort: listenPort) }
+        self.localHello = { Hello(capabilities: capabilities, deviceKey: $0, listenPort: listenPort) }
         self.ready = ready
         self.logger = logger
     }

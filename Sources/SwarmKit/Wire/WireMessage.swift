@@ -77,8 +77,16 @@ public enum WireLimits {
 public struct Hello: Equatable, Sendable {
     /// The highest protocol version the sender speaks (1).
     public var protocolVersion: UInt16
-    /// Capability bits; unknown bits are ignored. None are defined in version 1.
+    /// Capability bits (`Capability`); unknown bits are ignored.
     public var capabilities: UInt64
+
+    /// The capability bits defined so far.
+    public enum Capability {
+        /// The sender is a complete seeder that is super-seeding: it announces chunks one at a time, but has them
+        /// all. A fetcher counts it as a source of every chunk (so it does not ask the server for them) and requests
+        /// only the chunks it announced.
+        public static let superSeeding: UInt64 = 1 << 0
+    }
     /// The sender's Ed25519 device key; must equal the key proven in the handshake.
     public var deviceKey: [UInt8]
     /// The TCP port the sender accepts peer connections on, or 0.

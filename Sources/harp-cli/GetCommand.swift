@@ -1,0 +1,242 @@
+import ArgumentParser
+import ChunkStore
+import Foundation
+import Logging
+import NextcloudClient
+import SwarmKit
+
+/// `harp-cli get`: fetch files from every peer that has them and from the server only what peers cannot give.
+struct GetCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "get",
+        abstract: "Download Nextcloud files through the swarm (peers first, the server as a last resort).",
+        discussion: """
+            Each file is checked with the server first (a user without read access gets nothing). With a signaling \
+            server and a sidecar published next to the file, its chunks come from every peer that has them, each one \
+            verified before it is written; the server sends only what no peer can give. Without either, the file comes \
+            from the server (parallel Range requests) and a sidecar is published when you may write the folder, so \
+            the next fetcher gets a swarm. An interrupted get (Ctrl-C, kill -9) resumes where it stopped.
+
+            Exit status: 0 only if every file completed and verified; see docs/cli.md for the others.
+
+            Examples:
+              harp-cli get /Footage/raw.mov
+              harp-cli get -R /Footage -o ./footage --signal wss://signal.example.com
+              HARP_SIGNAL=ws://127.0.0.1:7000 harp-cli get /Builds/app.tar --seed
+            """)
+
+    @Argument(help: "Remote paths of files (or folders, with -R).")
+    var paths: [String]
+
+    @Option(
+        name: .shortAndLong,
+        help: ArgumentHelp("Local destination: a file name for one file, else a folder.", valueName: "dest"))
+    var output: String?
+
+    @Flag(name: .shortAndLong, help: "Fetch folders recursively.")
+    var recursive = false
+
+    @Flag(help: "Keep seeding the files after they are fetched, until interrupted.")
+    var seed = false
+
+    @Flag(name: .customLong("no-server"), help: "Never download from the server (peers only).")
+    var noServer = false
+
+    @Option(help: ArgumentHelp("Files fetched at once.", valueName: "n"))
+    var parallel = 3
+
+    @OptionGroup var peers: PeerOptions
+    @OptionGroup var account: AccountOptions
+    @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var config: ConfigOptions
+    @OptionGroup var outputOptions: OutputOptions
+
+    func validate() throws {
+        try peers.validateURL()
+        guard parallel >= 1 else { throw ValidationError("--parallel must be at least 1") }
+    }
+
+    func run() async throws {
+        try await runReportingErrors {
+            let logger = config.logger
+            let client = try config.client(account)
+            let identity = try config.deviceIdentity()
+            let store = try storeOptions.open()
+            let settings = peers.settings
+            let json = outputOptions.json
+            if settings.signalURL == nil, !json {
+                printError("harp-cli: no signaling server (--signal or HARP_SIGNAL): fetching from the server alone")
+            }
+            let node = SwarmNode(identity: identity, settings: settings, logger: logger)
+            await node.start()
+            let board = ProgressBoard()
+            let fetcher = FileFetcher(
+                client: client, store: store, node: node, identity: identity, useServer: !noServer, seedAfter: seed,
+                corruptEvery: peers.corruptEvery, logger: logger, progress: board)
+
+            // Resolve every argument first: access problems end here, before anything is joined.
+            var jobs: [(item: DAVItem, destination: String)] = []
+            for path in paths {
+                let item = try await client.item(at: path)
+                if item.isFolder {
+                    guard recursive else { throw UsageError(description: "\(path) is a folder; use -R") }
+                    let base = output ?? SidecarFolder.name(of: item.path)
+                    for try await child in client.walk(item.path) where !child.isFolder {
+                        let relative = String(child.path.dropFirst(item.path.count)).trimmingPrefix("/")
+                        if relative.split(separator: "/").contains(where: { $0 == Sidecar.folderName }) { continue }
+                        jobs.append((child, base + "/" + relative))
+                    }
+                } else {
+                    jobs.append((item, destination(for: item, count: paths.count)))
+                }
+            }
+            if json {
+                printJSONLine([
+                    "event": "start", "files": jobs.count, "bytes": jobs.reduce(Int64(0)) { $0 + ($1.item.size ?? 0) },
+                ])
+            }
+
+            let printer = Task {
+                guard !json else { return }
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .seconds(2))
+                    for (path, entry) in board.active {
+                        let percent = entry.size > 0 ? Double(entry.have) * 100 / Double(entry.size) : 100
+                        print(
+                            "\(path): \(String(format: "%.0f", percent))% of \(formatBytes(entry.size)), "
+                                + "\(entry.peers) peers, \(formatBytes(Int64(entry.rate)))/s")
+                    }
+                }
+            }
+            let started = ContinuousClock.now
+            var reports: [FetchReport] = []
+            var failures: [(String, any Error)] = []
+            await withTaskGroup(of: (String, Result<FetchReport, any Error>).self) { group in
+                var pending = jobs.makeIterator()
+                func addNext() {
+                    guard let job = pending.next() else { return }
+                    group.addTask {
+                        do {
+                            return (job.item.path, .success(try await fetcher.fetch(job.item, to: job.destination)))
+                        } catch {
+                            return (job.item.path, .failure(error))
+                        }
+                    }
+                }
+                for _ in 0..<parallel { addNext() }
+                for await (path, result) in group {
+                    switch result {
+                    case .success(let report):
+                        reports.append(report)
+                        if json {
+                            printJSONLine(report.json)
+                        } else {
+                            let peersPart =
+                                report.method == "swarm"
+                                ? ", \(formatBytes(report.bytesFromPeers)) from \(report.peersUsed) peers" : ""
+                            print(
+                                "\(report.remotePath) -> \(report.destination): \(formatBytes(report.size)) in "
+                                    + String(format: "%.1f s", report.seconds)
+                                    + "\(peersPart), \(formatBytes(report.bytesFromServer)) from the server")
+                            for note in report.notes { print("  note: \(note)") }
+                        }
+                    case .failure(let error):
+                        failures.append((path, error))
+                        if json {
+                            printJSONLine([
+                                "event": "error", "path": path, "message": "\(error)",
+                                "code": Int(Self.exitCode(for: error).rawValue),
+                            ])
+                        } else {
+                            printError("harp-cli: \(path): \(error)")
+                        }
+                    }
+                    addNext()
+                }
+            }
+            printer.cancel()
+            let elapsed = ContinuousClock.now - started
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+            if json {
+                printJSONLine([
+                    "event": "summary", "files": jobs.count, "completed": reports.count, "failed": failures.count,
+                    "bytesFromPeers": reports.reduce(Int64(0)) { $0 + $1.bytesFromPeers },
+                    "bytesFromServer": reports.reduce(Int64(0)) { $0 + $1.bytesFromServer },
+                    "seconds": (seconds * 1000).rounded() / 1000,
+                ])
+            }
+            if seed, failures.isEmpty {
+                if !json { print("seeding \(reports.count) file(s); Ctrl-C to stop") }
+                await waitForInterrupt()
+            }
+            await node.shutdown()
+            if let (_, error) = failures.first {
+                let code = failures.count == jobs.count ? Self.exitCode(for: error) : .partialTransfer
+                throw ExitCode(code.rawValue)
+            }
+        }
+    }
+
+    private func destination(for item: DAVItem, count: Int) -> String {
+        let name = SidecarFolder.name(of: item.path)
+        guard let output else { return name }
+        var isDirectory: ObjCBool = false
+        if count > 1
+            || (FileManager.default.fileExists(atPath: output, isDirectory: &isDirectory) && isDirectory.boolValue)
+            || output.hasSuffix("/")
+        {
+            return (output.hasSuffix("/") ? String(output.dropLast()) : output) + "/" + name
+        }
+        return output
+    }
+
+    static func exitCode(for error: any Error) -> HarpExitCode {
+        switch error {
+        case let error as FetchError:
+            switch error {
+            case .changedOnServer, .local: .failure
+            case .spotCheckFailed: .verificationFailure
+            case .peersOnly: .partialTransfer
+            }
+        case let error as SwarmError:
+            switch error {
+            case .noManifest: .partialTransfer
+            case .changedOnServer: .failure
+            case .serverRefused: .notFoundOrNoAccess
+            case .server: .networkFailure
+            case .serverMismatch: .verificationFailure
+            case .storage(let inner): HarpExitCode.code(for: inner)
+            }
+        default: HarpExitCode.code(for: error)
+        }
+    }
+}
+
+/// Suspends until SIGINT or SIGTERM.
+func waitForInterrupt() async {
+    signal(SIGINT, SIG_IGN)
+    signal(SIGTERM, SIG_IGN)
+    let sources = [SIGINT, SIGTERM].map { DispatchSource.makeSignalSource(signal: $0, queue: .global()) }
+    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+        let once = OnceFlag()
+        for source in sources {
+            source.setEventHandler {
+                if once.set() { continuation.resume() }
+            }
+            source.resume()
+        }
+    }
+    for source in sources { source.cancel() }
+}
+
+/// True the first time `set` is called.
+final class OnceFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var done = false
+    func set() -> Bool {
+        lock.withLock {
+            defer { done = true }
+            return !done
+        }
+    }
+}

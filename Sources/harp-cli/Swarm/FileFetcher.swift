@@ -1,0 +1,236 @@
+import ChunkStore
+import Foundation
+import Logging
+import NextcloudClient
+import SwarmKit
+
+/// What fetching one file did.
+struct FetchReport: Sendable {
+    var remotePath: String
+    var destination: String
+    var size: Int64
+    var root: Hash256?
+    /// "swarm" (peers and web seed), "server" (the server alone).
+    var method: String
+    var bytesFromPeers: Int64 = 0
+    var bytesFromServer: Int64 = 0
+    var bytesFromLocal: Int64 = 0
+    var peersUsed = 0
+    var badChunks = 0
+    var seconds: Double = 0
+    var notes: [String] = []
+
+    var json: [String: Any] {
+        [
+            "event": "file-done", "path": remotePath, "destination": destination, "size": size,
+            "root": root?.hex ?? NSNull(), "method": method, "bytesFromPeers": bytesFromPeers,
+            "bytesFromServer": bytesFromServer, "bytesFromLocal": bytesFromLocal, "peersUsed": peersUsed,
+            "badChunks": badChunks, "seconds": (seconds * 1000).rounded() / 1000, "notes": notes,
+        ]
+    }
+}
+
+/// A box for the download sink the swarm opens once the manifest is known.
+private final class SinkBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: DownloadSink?
+    var sink: DownloadSink? {
+        get { lock.withLock { value } }
+        set { lock.withLock { value = newValue } }
+    }
+}
+
+/// The flow of `get` for one file (docs/engine.md): check access, read the sidecar, fetch through the swarm (peers
+/// and the server as web seed) or from the server alone, spot-check against the server, rename into place, publish
+/// a sidecar when there was none, and optionally keep seeding.
+struct FileFetcher: Sendable {
+    let client: NextcloudClient
+    let store: ChunkStore
+    let node: SwarmNode?
+    let identity: DeviceIdentity
+    let useServer: Bool
+    let seedAfter: Bool
+    let corruptEvery: Int
+    let logger: Logger
+    let progress: ProgressBoard
+
+    func fetch(_ item: DAVItem, to destination: String) async throws -> FetchReport {
+        let destination = URL(fileURLWithPath: destination).standardizedFileURL.path
+        let started = ContinuousClock.now
+        guard let remote = item.remoteVersion else {
+            throw NextcloudError(.malformedResponse, path: item.path, detail: "no fileid, etag or size in PROPFIND")
+        }
+        var report = FetchReport(remotePath: item.path, destination: destination, size: remote.size, method: "swarm")
+        try FileManager.default.createDirectory(
+            atPath: (destination as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        let sidecars = SidecarFolder(client: client, logger: logger)
+
+        var sidecar: Sidecar?
+        if let node, await node.hasSignaling {
+            let (found, note) = await sidecars.read(forFileAt: item.path, fileID: remote.fileid)
+            if let note { report.notes.append(note) }
+            if let found {
+                switch found.validity(for: remote) {
+                case .valid: sidecar = found
+                case .needsSpotCheck:
+                    sidecar = found
+                    report.notes.append("etag moved but size and mtime did not: using the sidecar, spot-checked")
+                case .stale: report.notes.append("the sidecar is stale (the file changed); using the server")
+                }
+            } else if note == nil {
+                report.notes.append("no sidecar yet: fetching from the server, then publishing one")
+            }
+        } else if node != nil {
+            report.notes.append("no signaling server configured: fetching from the server alone")
+        }
+
+        progress.begin(item.path, size: remote.size)
+        defer { progress.end(item.path) }
+
+        if let sidecar, let node {
+            do {
+                try await fetchThroughSwarm(
+                    item: item, remote: remote, sidecar: sidecar, node: node, destination: destination,
+                    report: &report)
+                if sidecar.etag != remote.etag, await sidecars.mayPublish(nextTo: item.path) {
+                    try? await sidecars.publish(
+                        makeSidecar(
+                            remote: remote, name: SidecarFolder.name(of: item.path), root: sidecar.root,
+                            chunking: sidecar.chunking), nextTo: item.path)
+                }
+                report.seconds = seconds(since: started)
+                return report
+            } catch SwarmError.noManifest {
+                report.notes.append("no peer answered with the manifest in time: using the server")
+                await node.close(root: sidecar.root)
+                guard useServer else { throw FetchError.peersOnly("no peer has this file and --no-server was given") }
+            }
+        }
+        guard useServer else { throw FetchError.peersOnly("no swarm for this file and --no-server was given") }
+
+        report.method = "server"
+        let fetch = ServerFetch(
+            client: client, remotePath: item.path, etag: remote.etag, size: remote.size, destination: destination,
+            logger: logger, progress: { [progress] in progress.add(item.path, server: $0) })
+        do {
+            report.bytesFromServer = try await fetch.run()
+        } catch FetchError.changedOnServer {
+            fetch.discard()
+            throw FetchError.changedOnServer
+        }
+        try fetch.finish()
+        let outcome = try store.index(file: destination)
+        report.root = outcome.root
+        if let sidecar, sidecar.root != outcome.root {
+            report.notes.append("the sidecar's content root differs from the server's bytes: replacing it")
+        }
+        if let node, await node.hasSignaling, sidecar?.root != outcome.root || sidecar == nil {
+            if await sidecars.mayPublish(nextTo: item.path) {
+                do {
+                    try await sidecars.publish(
+                        makeSidecar(
+                            remote: remote, name: SidecarFolder.name(of: item.path), root: outcome.root,
+                            chunking: outcome.parameters),
+                        nextTo: item.path)
+                    report.notes.append("published the sidecar")
+                } catch {
+                    report.notes.append("could not publish the sidecar: \(error)")
+                }
+            } else {
+                report.notes.append("no write access to the folder: no sidecar published")
+            }
+        }
+        if seedAfter, let node, await node.hasSignaling, let manifest = try store.manifest(root: outcome.root) {
+            var options = Swarm.Options()
+            options.superSeed = true
+            options.corruptEveryNthUpload = corruptEvery
+            let swarm = try await node.open(
+                root: outcome.root, chunking: outcome.parameters, expectedSize: remote.size, options: options)
+            try await swarm.seed(manifest: manifest, store: store)
+        }
+        report.seconds = seconds(since: started)
+        return report
+    }
+
+    private func fetchThroughSwarm(
+        item: DAVItem, remote: RemoteVersion, sidecar: Sidecar, node: SwarmNode, destination: String,
+        report: inout FetchReport
+    ) async throws {
+        var options = Swarm.Options()
+        options.useServer = useServer
+        options.corruptEveryNthUpload = corruptEvery
+        let swarm = try await node.open(
+            root: sidecar.root, chunking: sidecar.chunking, expectedSize: remote.size, options: options)
+        let box = SinkBox()
+        let store = self.store
+        let root = sidecar.root
+        let target = Swarm.FetchTarget(
+            openSink: { manifest in
+                let sink = try store.openDownload(manifest: manifest, root: root, destination: destination)
+                box.sink = sink
+                return sink
+            },
+            webSeed: NextcloudWebSeed(client: client, path: item.path, etag: remote.etag))
+        let reporter = Task { [progress] in
+            while !Task.isCancelled {
+                progress.update(item.path, snapshot: await swarm.snapshot)
+                try? await Task.sleep(for: .milliseconds(250))
+            }
+        }
+        defer { reporter.cancel() }
+        let manifest: Manifest
+        do {
+            manifest = try await swarm.fetch(target, knownManifest: try store.manifest(root: sidecar.root))
+        } catch SwarmError.changedOnServer {
+            try? box.sink?.discard()
+            await node.close(root: sidecar.root)
+            throw FetchError.changedOnServer
+        } catch {
+            if case SwarmError.noManifest = error { throw error }
+            await node.close(root: sidecar.root)
+            throw error
+        }
+        guard let sink = box.sink else { throw FetchError.local("the download was not opened") }
+        // DESIGN §4: one randomly chosen chunk against the server's own bytes before renaming.
+        if useServer, !manifest.chunks.isEmpty {
+            let index = Int.random(in: 0..<manifest.chunks.count)
+            let range = manifest.range(of: index)
+            let bytes: [UInt8]
+            do {
+                bytes = try await NextcloudWebSeed(client: client, path: item.path, etag: remote.etag)
+                    .fetch(offset: range.lowerBound, length: Int(range.upperBound - range.lowerBound))
+            } catch WebSeedError.changed {
+                try? sink.discard()
+                await node.close(root: sidecar.root)
+                throw FetchError.changedOnServer
+            }
+            guard Hash256.sha256(bytes) == manifest.chunks[index].hash else {
+                try? sink.discard()
+                await node.close(root: sidecar.root)
+                throw FetchError.spotCheckFailed(chunk: index)
+            }
+        }
+        try sink.finish()
+        await swarm.fetchFinished(store: store)
+        let snapshot = await swarm.snapshot
+        progress.update(item.path, snapshot: snapshot)
+        report.root = sidecar.root
+        report.bytesFromPeers = snapshot.bytesFromPeers
+        report.bytesFromServer = snapshot.bytesFromServer
+        report.bytesFromLocal = snapshot.bytesFromLocal
+        report.peersUsed = snapshot.peersUsed
+        report.badChunks = snapshot.badChunks
+        if !seedAfter { await node.close(root: sidecar.root) }
+    }
+
+    func makeSidecar(remote: RemoteVersion, name: String, root: Hash256, chunking: ChunkingParameters) -> Sidecar {
+        Sidecar(
+            fileid: remote.fileid, etag: remote.etag, name: name, size: remote.size, mtime: remote.mtime,
+            chunking: chunking, root: root, pending: false, writerKey: identity.publicKey, sign: identity.sign)
+    }
+
+    private func seconds(since start: ContinuousClock.Instant) -> Double {
+        let elapsed = ContinuousClock.now - start
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+    }
+}

@@ -1,0 +1,68 @@
+import ArgumentParser
+import Foundation
+import SwarmKit
+
+/// How a command that meets peers finds them. Each value comes from the flag, else the environment.
+struct PeerOptions: ParsableArguments {
+    @Option(
+        name: .customLong("signal"),
+        help: ArgumentHelp(
+            "Signaling server, ws:// or wss:// (default: $HARP_SIGNAL). Without one, get uses the server alone.",
+            valueName: "url"))
+    var signalURL: String?
+
+    @Option(
+        name: .customLong("signal-pin"),
+        help: ArgumentHelp(
+            "SHA-256 fingerprint (hex) of a self-signed signaling server's certificate (default: $HARP_SIGNAL_PIN).",
+            valueName: "hex"))
+    var signalPin: String?
+
+    @Option(
+        name: .customLong("listen"),
+        help: ArgumentHelp(
+            "Local address to accept peer connections on (default: $HARP_LISTEN, else all addresses).",
+            valueName: "host"))
+    var listenHost: String?
+
+    @Option(
+        name: .customLong("advertise"),
+        help: ArgumentHelp(
+            "Address other peers should dial (default: $HARP_ADVERTISE, else the local address of the route to the signaling server).",
+            valueName: "host"))
+    var advertiseHost: String?
+
+    @Option(name: .customLong("debug-corrupt-every"), help: .hidden)
+    var corruptEvery: Int = 0
+
+    /// The settings; the join key comes from $HARP_SIGNAL_JOIN_KEY only (never a flag: flags show in `ps`).
+    var settings: PeerSettings {
+        let environment = ProcessInfo.processInfo.environment
+        func pick(_ flag: String?, _ name: String) -> String? {
+            if let flag, !flag.isEmpty { return flag }
+            if let value = environment[name], !value.isEmpty { return value }
+            return nil
+        }
+        var settings = PeerSettings()
+        settings.signalURL = pick(signalURL, "HARP_SIGNAL")
+        settings.signalPin = pick(signalPin, "HARP_SIGNAL_PIN")
+        settings.joinKey = environment["HARP_SIGNAL_JOIN_KEY"].flatMap { $0.isEmpty ? nil : Array($0.utf8) }
+        settings.listenHost = pick(listenHost, "HARP_LISTEN") ?? "0.0.0.0"
+        settings.advertiseHost = pick(advertiseHost, "HARP_ADVERTISE")
+        return settings
+    }
+
+    func validateURL() throws {
+        guard let url = settings.signalURL else { return }
+        guard url.hasPrefix("ws://") || url.hasPrefix("wss://"), URL(string: url)?.host != nil else {
+            throw ValidationError("--signal must be a ws:// or wss:// URL, not \(url)")
+        }
+    }
+}
+
+extension ConfigOptions {
+    /// This installation's device key (created on first use, 0600).
+    func deviceIdentity() throws -> DeviceIdentity {
+        try DeviceIdentity.loadOrCreate(at: store.directory.appendingPathComponent("device.key").path)
+    }
+}

@@ -1,0 +1,147 @@
+import ChunkStore
+import Foundation
+import Logging
+import NextcloudClient
+import SwarmKit
+
+/// A download from the server alone (no sidecar, no signaling server, or no peer with the manifest): parallel Range
+/// requests with If-Match into `NAME.harp-part`, with the finished blocks recorded next to it (after an fsync) so an
+/// interrupted download resumes. The finished file is renamed into place and then indexed, which gives its content
+/// root R.
+struct ServerFetch {
+    let client: NextcloudClient
+    let remotePath: String
+    let etag: String
+    let size: Int64
+    let destination: String
+    var blockSize: Int64 = 8 << 20
+    var parallel = 4
+    let logger: Logger
+    /// Called with the bytes of each finished block (for progress).
+    var progress: @Sendable (Int64) -> Void = { _ in }
+
+    struct State: Codable {
+        var etag: String
+        var size: Int64
+        var blockSize: Int64
+        var done: [Int]
+    }
+
+    var partPath: String { destination + ".harp-part" }
+    var statePath: String { destination + ".harp-part.server" }
+
+    /// Fetches the whole file; returns how many bytes came from the server in this run.
+    func run() async throws -> Int64 {
+        let blockCount = Int((size + blockSize - 1) / blockSize)
+        var done = Set<Int>()
+        if let data = FileManager.default.contents(atPath: statePath),
+            let state = try? JSONDecoder().decode(State.self, from: data),
+            state.etag == etag, state.size == size, state.blockSize == blockSize,
+            FileManager.default.fileExists(atPath: partPath)
+        {
+            done = Set(state.done.filter { $0 >= 0 && $0 < blockCount })
+            logger.info(
+                "resuming a server download", metadata: ["blocks.done": "\(done.count)", "blocks": "\(blockCount)"])
+        } else {
+            try? FileManager.default.removeItem(atPath: partPath)
+            try? FileManager.default.removeItem(atPath: statePath)
+        }
+        let fd = open(partPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw FetchError.local("cannot open \(partPath): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        guard ftruncate(fd, off_t(size)) == 0 else {
+            throw FetchError.local("cannot size \(partPath): \(String(cString: strerror(errno)))")
+        }
+        let record = BlockRecord(done: done)
+        var fetched: Int64 = 0
+        let todo = (0..<blockCount).filter { !done.contains($0) }
+        try await withThrowingTaskGroup(of: Int64.self) { group in
+            var iterator = todo.makeIterator()
+            func addNext() {
+                guard let block = iterator.next() else { return }
+                group.addTask {
+                    let offset = Int64(block) * blockSize
+                    let length = min(blockSize, size - offset)
+                    guard let range = ByteRange(offset: offset, length: length) else { return 0 }
+                    do {
+                        try await client.download(
+                            remotePath, range: range, ifMatch: etag, into: FileRangeSink(descriptor: fd, offset: offset)
+                        )
+                    } catch let error as NextcloudError where error.kind == .preconditionFailed {
+                        throw FetchError.changedOnServer
+                    }
+                    guard fdatasync(fd) == 0 else {
+                        throw FetchError.local("fdatasync: \(String(cString: strerror(errno)))")
+                    }
+                    try record.add(block, save: { try save($0) })
+                    progress(length)
+                    return length
+                }
+            }
+            for _ in 0..<parallel { addNext() }
+            while let bytes = try await group.next() {
+                fetched += bytes
+                addNext()
+            }
+        }
+        guard fsync(fd) == 0 else { throw FetchError.local("fsync: \(String(cString: strerror(errno)))") }
+        return fetched
+    }
+
+    /// Renames the finished partial file into place and forgets its block record.
+    func finish() throws {
+        guard rename(partPath, destination) == 0 else {
+            throw FetchError.local("cannot rename into \(destination): \(String(cString: strerror(errno)))")
+        }
+        try? FileManager.default.removeItem(atPath: statePath)
+    }
+
+    /// Deletes the partial file and its record (the version changed on the server).
+    func discard() {
+        try? FileManager.default.removeItem(atPath: partPath)
+        try? FileManager.default.removeItem(atPath: statePath)
+    }
+
+    private func save(_ done: Set<Int>) throws {
+        let state = State(etag: etag, size: size, blockSize: blockSize, done: done.sorted())
+        let data = try JSONEncoder().encode(state)
+        let temporary = statePath + ".tmp"
+        guard FileManager.default.createFile(atPath: temporary, contents: data, attributes: [.posixPermissions: 0o600]),
+            rename(temporary, statePath) == 0
+        else { throw FetchError.local("cannot write \(statePath)") }
+    }
+}
+
+/// The finished blocks of a server download, shared by the parallel requests.
+private final class BlockRecord: @unchecked Sendable {
+    private let lock = NSLock()
+    private var done: Set<Int>
+
+    init(done: Set<Int>) { self.done = done }
+
+    func add(_ block: Int, save: (Set<Int>) throws -> Void) throws {
+        try lock.withLock {
+            done.insert(block)
+            try save(done)
+        }
+    }
+}
+
+/// Why fetching one file failed, beyond the Nextcloud and chunk store errors.
+enum FetchError: Error, CustomStringConvertible {
+    case changedOnServer
+    case local(String)
+    case spotCheckFailed(chunk: Int)
+    case peersOnly(String)
+
+    var description: String {
+        switch self {
+        case .changedOnServer:
+            "the file changed on the server during the download; the partial file was discarded, run get again"
+        case .local(let why): why
+        case .spotCheckFailed(let chunk):
+            "chunk \(chunk) does not match the server's bytes: the sidecar does not describe the server's file"
+        case .peersOnly(let why): why
+        }
+    }
+}

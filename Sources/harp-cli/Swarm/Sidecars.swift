@@ -1,0 +1,115 @@
+import ChunkStore
+import Foundation
+import Logging
+import NextcloudClient
+import SwarmKit
+
+/// Reading and publishing the `.harp/` sidecars next to files on the server (docs/engine.md, "Sidecars").
+struct SidecarFolder {
+    let client: NextcloudClient
+    let logger: Logger
+
+    /// `/a/b/file.mov` → `/a/b`.
+    static func parent(of path: String) -> String {
+        let trimmed = path.hasSuffix("/") ? String(path.dropLast()) : path
+        guard let slash = trimmed.lastIndex(of: "/") else { return "/" }
+        let parent = String(trimmed[..<slash])
+        return parent.isEmpty ? "/" : parent
+    }
+
+    static func name(of path: String) -> String {
+        let trimmed = path.hasSuffix("/") ? String(path.dropLast()) : path
+        return trimmed.split(separator: "/").last.map(String.init) ?? trimmed
+    }
+
+    static func folder(for path: String) -> String {
+        let parent = parent(of: path)
+        return (parent == "/" ? "" : parent) + "/" + Sidecar.folderName
+    }
+
+    /// The sidecar of the file at `path` (by its fileid), or nil when there is none, it cannot be read (a single-file
+    /// share cannot see the folder), or it does not verify.
+    func read(forFileAt path: String, fileID: String) async -> (sidecar: Sidecar?, note: String?) {
+        await read(at: Self.folder(for: path) + "/\(fileID).harp")
+    }
+
+    /// The pending sidecar of an upload in progress named `name` in the folder of `path`.
+    func readPending(forFileAt path: String) async -> Sidecar? {
+        await read(at: Self.folder(for: path) + "/pending-\(Self.name(of: path)).harp").sidecar
+    }
+
+    private func read(at sidecarPath: String) async -> (sidecar: Sidecar?, note: String?) {
+        do {
+            let (data, _) = try await client.data(at: sidecarPath, limit: 16 * 1024)
+            do {
+                return (try Sidecar(json: Array(data)), nil)
+            } catch {
+                logger.warning(
+                    "ignoring a sidecar that does not verify",
+                    metadata: ["path": "\(sidecarPath)", "error": "\(error)"])
+                return (nil, "the sidecar does not verify (\(error))")
+            }
+        } catch let error as NextcloudError where error.kind == .notFoundOrNoAccess || error.kind == .forbidden {
+            return (nil, nil)
+        } catch {
+            return (nil, "the sidecar could not be read (\(error))")
+        }
+    }
+
+    /// Whether the user may create files in the folder of `path` (the sidecar goes into its `.harp/`).
+    func mayPublish(nextTo path: String) async -> Bool {
+        guard let folder = try? await client.item(at: Self.parent(of: path)) else { return false }
+        if folder.hasACLList { return false }
+        return folder.permissions?.contains(.createFile) ?? false || folder.permissions?.contains(.write) ?? false
+    }
+
+    /// Writes `sidecar` into the `.harp/` folder next to `path`, creating the folder when needed.
+    func publish(_ sidecar: Sidecar, nextTo path: String) async throws {
+        let folder = Self.folder(for: path)
+        do {
+            try await client.makeFolder(folder)
+        } catch let error as NextcloudError where error.kind == .conflict {
+            // It exists already (405).
+        }
+        _ = try await client.upload(Data(sidecar.encoded()), to: folder + "/" + sidecar.fileName)
+    }
+
+    /// Removes a pending sidecar (after the upload it announced has ended).
+    func removePending(nextTo path: String) async {
+        try? await client.delete(Self.folder(for: path) + "/pending-\(Self.name(of: path)).harp")
+    }
+}
+
+/// The Nextcloud server as the web seed of one file version: Range GETs with If-Match on the version's etag.
+struct NextcloudWebSeed: WebSeed {
+    let client: NextcloudClient
+    let path: String
+    let etag: String
+
+    func fetch(offset: Int64, length: Int) async throws -> [UInt8] {
+        guard let range = ByteRange(offset: offset, length: Int64(length)) else { return [] }
+        do {
+            let (data, _) = try await client.data(at: path, range: range, ifMatch: etag, limit: length)
+            guard data.count == length else {
+                throw NextcloudError(
+                    .malformedResponse, path: path, detail: "short range: \(data.count) of \(length) bytes")
+            }
+            return Array(data)
+        } catch let error as NextcloudError {
+            switch error.kind {
+            case .preconditionFailed: throw WebSeedError.changed
+            case .badCredentials, .forbidden, .notFoundOrNoAccess, .throttled: throw WebSeedError.refused("\(error)")
+            default: throw error
+            }
+        }
+    }
+}
+
+extension DAVItem {
+    /// What the server says about this file now, in the form sidecars are compared with.
+    var remoteVersion: RemoteVersion? {
+        guard let fileID, let etag, let size else { return nil }
+        return RemoteVersion(
+            fileid: String(fileID), etag: etag, size: size, mtime: Int64(modified?.timeIntervalSince1970 ?? 0))
+    }
+}

@@ -1,0 +1,264 @@
+import ChunkStore
+import Foundation
+import Logging
+import NIOCore
+import Signaling
+import SwarmKit
+
+/// Where and how this device meets peers: the signaling server and the local peer port.
+struct PeerSettings: Sendable {
+    /// ws:// or wss:// URL of the signaling server, or nil (no swarm: the server alone).
+    var signalURL: String?
+    /// SHA-256 fingerprint of the signaling server's certificate (hex), for self-signed servers.
+    var signalPin: String?
+    /// The shared join key of a private signaling server.
+    var joinKey: [UInt8]?
+    /// The local address peer listeners bind to.
+    var listenHost = "0.0.0.0"
+    /// The address told to other peers; by default the local address of the route to the signaling server.
+    var advertiseHost: String?
+}
+
+/// Signs signaling challenges with this device's key.
+struct DeviceSigner: SignalSigner {
+    let identity: DeviceIdentity
+    var publicKey: PublicKey32 { PublicKey32(bytes: identity.publicKey)! }
+    func sign(_ message: [UInt8]) throws -> [UInt8] { identity.sign(message) }
+}
+
+/// Signs swarm joins with the swarm signing key derived from K (the server sees S only).
+struct SwarmSigner: SignalSigner {
+    let keys: SwarmKeys
+    var publicKey: PublicKey32 { PublicKey32(bytes: keys.swarmID)! }
+    func sign(_ message: [UInt8]) throws -> [UInt8] { keys.sign(message) }
+}
+
+/// This device's presence in swarms: one signaling connection for all of them, one peer listener per swarm (the
+/// Noise pre-shared key is the swarm's key), and the dialling of the peers that signaling and peer exchange name.
+actor SwarmNode {
+    struct Entry {
+        let swarm: Swarm
+        let keys: SwarmKeys
+        let listener: PeerListener
+        let listenPort: Int
+        let tasks: [Task<Void, Never>]
+        var dialling: Set<String> = []
+    }
+
+    let identity: DeviceIdentity
+    let settings: PeerSettings
+    let logger: Logger
+    private var signal: SignalClient?
+    private var signalTask: Task<Void, Never>?
+    private var entries: [SwarmID: Entry] = [:]
+    /// Swarms this node joined at the signaling server, and the members it reported (for the user's information).
+    private(set) var joins: [SwarmID: Int] = [:]
+
+    init(identity: DeviceIdentity, settings: PeerSettings, logger: Logger) {
+        self.identity = identity
+        self.settings = settings
+        self.logger = logger
+    }
+
+    /// Whether a signaling server is configured.
+    var hasSignaling: Bool { settings.signalURL != nil }
+
+    /// Connects to the signaling server (in the background; it reconnects by itself).
+    func start() {
+        guard signal == nil, let url = settings.signalURL else { return }
+        var configuration = SignalClient.Configuration(
+            url: url, pinnedCertificateSHA256: settings.signalPin, joinKey: settings.joinKey)
+        configuration.maxBackoff = .seconds(10)
+        let client = SignalClient(
+            configuration: configuration, device: DeviceSigner(identity: identity), logger: logger)
+        signal = client
+        signalTask = Task {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await client.run() }
+                group.addTask { [weak self] in
+                    for await event in client.events {
+                        await self?.handle(event)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Leaves every swarm, closes listeners and the signaling connection.
+    func shutdown() async {
+        for id in Array(entries.keys) { await close(id) }
+        signalTask?.cancel()
+        signalTask = nil
+        signal = nil
+    }
+
+    /// Opens the swarm of the version with content root `root`: a listener, the join at the signaling server, and
+    /// connections to the members it names. Returns the swarm (already started).
+    func open(
+        root: Hash256, chunking: ChunkingParameters, expectedSize: Int64?, options: Swarm.Options
+    ) async throws -> Swarm {
+        let keys = SwarmKeys(contentRoot: root.bytes)
+        let id = PublicKey32(bytes: keys.swarmID)!
+        if let existing = entries[id] { return existing.swarm }
+        let swarm = Swarm(
+            root: root, chunking: chunking, expectedSize: expectedSize, identity: identity, options: options,
+            logger: logger)
+        var configuration = PeerConfiguration(identity: identity, swarmKey: keys.swarmKey)
+        configuration.logger = logger
+        if options.superSeed { configuration.capabilities = Hello.Capability.superSeeding }
+        let listener = try await PeerListener.bind(host: settings.listenHost, port: 0, configuration: configuration)
+        let port = listener.localAddress?.port ?? 0
+        let advertised = advertiseHost()
+        if let own = PeerAddress(hostAndPort: "\(advertised):\(port)") { await swarm.setOwnAddresses([own]) }
+        await swarm.start()
+        let listening = Task {
+            _ = try? await listener.run { connection in
+                await swarm.run(connection, initiatedByUs: false, address: nil)
+            }
+        }
+        let exchange = Task { [weak self] in
+            for await address in swarm.discoveries {
+                guard let self else { return }
+                await self.dial(id, host: address.host, port: Int(address.port), expectedKey: nil)
+            }
+        }
+        entries[id] = Entry(
+            swarm: swarm, keys: keys, listener: listener, listenPort: port, tasks: [listening, exchange])
+        if let signal {
+            // The members it names arrive as a `joined` event too (also after every rejoin): dialled there.
+            let peers = try await signal.join(swarm: SwarmSigner(keys: keys), addresses: ["\(advertised):\(port)"])
+            joins[id] = peers.count
+        }
+        return swarm
+    }
+
+    /// Leaves the swarm and closes its listener and connections.
+    func close(_ id: SwarmID) async {
+        guard let entry = entries.removeValue(forKey: id) else { return }
+        if let signal { await signal.leave(swarm: id) }
+        try? await entry.listener.close()
+        await entry.swarm.stop()
+        for task in entry.tasks { task.cancel() }
+    }
+
+    func close(root: Hash256) async {
+        await close(PublicKey32(bytes: SwarmKeys(contentRoot: root.bytes).swarmID)!)
+    }
+
+    private func handle(_ event: SignalClient.Event) {
+        switch event {
+        case .joined(let swarm, let peers):
+            joins[swarm] = peers.count
+            for peer in peers { connect(swarm, to: peer) }
+        case .peerJoined(let swarm, let peer):
+            // The newcomer dials the members; dial it too after a moment in case it cannot (the swarm keeps one
+            // connection per pair when both succeed).
+            Task { [weak self] in
+                try? await Task.sleep(for: .seconds(2))
+                await self?.connectIfNeeded(swarm, to: peer)
+            }
+        case .refused(let swarm, let code):
+            logger.warning("the signaling server refused a join", metadata: ["swarm": "\(swarm)", "code": "\(code)"])
+        case .serverError(let code, let message):
+            logger.warning("signaling server error", metadata: ["code": "\(code)", "message": "\(message)"])
+        case .connected, .disconnected, .peerLeft:
+            break
+        case .relayIncoming(let stream):
+            Task { await stream.close() }
+        }
+    }
+
+    private func connectIfNeeded(_ swarm: SwarmID, to peer: PeerInfo) async {
+        guard let entry = entries[swarm], !(await entry.swarm.isConnected(to: peer.device.bytes)) else { return }
+        connect(swarm, to: peer)
+    }
+
+    private func connect(_ swarm: SwarmID, to peer: PeerInfo) {
+        guard peer.device.bytes != identity.publicKey else { return }
+        for text in peer.addresses {
+            guard let address = PeerAddress(hostAndPort: text) else { continue }
+            Task { await dial(swarm, host: address.host, port: Int(address.port), expectedKey: peer.device.bytes) }
+            return
+        }
+    }
+
+    /// Dials one peer of a swarm; the connection is served by the swarm until it ends.
+    func dial(_ id: SwarmID, host: String, port: Int, expectedKey: [UInt8]?) async {
+        guard var entry = entries[id] else { return }
+        let target = "\(host):\(port)"
+        guard !entry.dialling.contains(target) else { return }
+        if let expectedKey {
+            if await entry.swarm.isConnected(to: expectedKey) { return }
+            if await entry.swarm.isBanned(expectedKey) { return }
+        }
+        entry.dialling.insert(target)
+        entries[id] = entry
+        var configuration = PeerConfiguration(identity: identity, swarmKey: entry.keys.swarmKey)
+        configuration.expectedRemoteDeviceKey = expectedKey
+        configuration.listenPort = UInt16(entry.listenPort)
+        configuration.logger = logger
+        do {
+            let connection = try await PeerConnection.connect(host: host, port: port, configuration: configuration)
+            let swarm = entry.swarm
+            let address = PeerAddress(hostAndPort: target)
+            Task {
+                await swarm.run(connection, initiatedByUs: true, address: address)
+                await self.dialEnded(id, target: target)
+            }
+        } catch {
+            logger.debug("could not connect to a peer", metadata: ["address": "\(target)", "error": "\(error)"])
+            dialEnded(id, target: target)
+        }
+    }
+
+    /// The connection to `target` ended (or never started): it may be dialled again.
+    private func dialEnded(_ id: SwarmID, target: String) {
+        entries[id]?.dialling.remove(target)
+    }
+
+    /// The host other peers should dial: the configured one, else the local address of the route to the signaling
+    /// server (found with a connected UDP socket, which sends nothing), else 127.0.0.1.
+    private func advertiseHost() -> String {
+        if let host = settings.advertiseHost { return host }
+        if settings.listenHost != "0.0.0.0", settings.listenHost != "::" { return settings.listenHost }
+        guard let url = settings.signalURL.flatMap(URL.init(string:)), let host = url.host else { return "127.0.0.1" }
+        return LocalRoute.sourceAddress(toward: host) ?? "127.0.0.1"
+    }
+}
+
+/// The local source address the kernel would use to reach a host.
+enum LocalRoute {
+    static func sourceAddress(toward host: String) -> String? {
+        guard
+            let target = (try? SocketAddress(ipAddress: host, port: 9))
+                ?? (try? SocketAddress.makeAddressResolvingHost(host, port: 9))
+        else { return nil }
+        let fd = socket(Int32(target.protocol.rawValue), Int32(SOCK_DGRAM.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        let connected = target.withSockAddr { address, length in connect(fd, address, socklen_t(length)) }
+        guard connected == 0 else { return nil }
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let named = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        guard named == 0 else { return nil }
+        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
+        let family = Int32(storage.ss_family)
+        let converted: UnsafePointer<CChar>? = withUnsafePointer(to: &storage) { pointer in
+            if family == AF_INET {
+                return pointer.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { v4 in
+                    var address = v4.pointee.sin_addr
+                    return inet_ntop(AF_INET, &address, &text, socklen_t(text.count))
+                }
+            }
+            return pointer.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { v6 in
+                var address = v6.pointee.sin6_addr
+                return inet_ntop(AF_INET6, &address, &text, socklen_t(text.count))
+            }
+        }
+        guard converted != nil else { return nil }
+        return String(cString: text)
+    }
+}
