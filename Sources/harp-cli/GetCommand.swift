@@ -33,7 +33,7 @@ struct GetCommand: AsyncParsableCommand {
         help: ArgumentHelp("Local destination: a file name for one file, else a folder.", valueName: "dest"))
     var output: String?
 
-    @Flag(name: .shortAndLong, help: "Fetch folders recursively.")
+    @Flag(name: [.customShort("R"), .long], help: "Fetch folders recursively.")
     var recursive = false
 
     @Flag(help: "Keep seeding the files after they are fetched, until interrupted.")
@@ -76,8 +76,20 @@ struct GetCommand: AsyncParsableCommand {
 
             // Resolve every argument first: access problems end here, before anything is joined.
             var jobs: [(item: DAVItem, destination: String)] = []
+            var pendingJobs: [(path: String, sidecar: Sidecar, destination: String)] = []
             for path in paths {
-                let item = try await client.item(at: path)
+                let item: DAVItem
+                do {
+                    item = try await client.item(at: path)
+                } catch let error as NextcloudError where error.kind == .notFoundOrNoAccess && settings.signalURL != nil
+                {
+                    // Perhaps an upload still running: its pending sidecar is readable by whoever may read the folder.
+                    guard let sidecar = await SidecarFolder(client: client, logger: logger).readPending(forFileAt: path)
+                    else { throw error }
+                    let name = SidecarFolder.name(of: path)
+                    pendingJobs.append((path, sidecar, output.map { paths.count > 1 ? $0 + "/" + name : $0 } ?? name))
+                    continue
+                }
                 if item.isFolder {
                     guard recursive else { throw UsageError(description: "\(path) is a folder; use -R") }
                     let base = output ?? SidecarFolder.name(of: item.path)
@@ -120,6 +132,20 @@ struct GetCommand: AsyncParsableCommand {
                             return (job.item.path, .success(try await fetcher.fetch(job.item, to: job.destination)))
                         } catch {
                             return (job.item.path, .failure(error))
+                        }
+                    }
+                }
+                for job in pendingJobs {
+                    group.addTask {
+                        do {
+                            return (
+                                job.path,
+                                .success(
+                                    try await fetcher.fetchPending(
+                                        remotePath: job.path, sidecar: job.sidecar, to: job.destination))
+                            )
+                        } catch {
+                            return (job.path, .failure(error))
                         }
                     }
                 }
@@ -171,7 +197,8 @@ struct GetCommand: AsyncParsableCommand {
             }
             await node.shutdown()
             if let (_, error) = failures.first {
-                let code = failures.count == jobs.count ? Self.exitCode(for: error) : .partialTransfer
+                let code =
+                    failures.count == jobs.count + pendingJobs.count ? Self.exitCode(for: error) : .partialTransfer
                 throw ExitCode(code.rawValue)
             }
         }

@@ -147,8 +147,10 @@ public actor Swarm {
         maintenance = Task { [weak self] in
             while !Task.isCancelled {
                 guard let self else { return }
-                await self.tick()
-                try? await Task.sleep(for: .milliseconds(25))
+                let busy = await self.tick()
+                // Fetching: react within a few milliseconds. Seeding: choking and pipelines need little attention,
+                // and a device seeding thousands of files must not spin.
+                try? await Task.sleep(for: .milliseconds(busy ? 25 : 250))
             }
         }
     }
@@ -836,8 +838,10 @@ public actor Swarm {
 
     // MARK: Maintenance
 
-    private func tick() {
+    /// One maintenance round; returns whether the swarm is busy (fetching, or waiting for a manifest).
+    private func tick() -> Bool {
         let t = now
+        defer { if chokeDirty || t - lastChoke >= 10 { rechoke(at: t) } }
         if fetching {
             checkOverdue(at: t)
             for key in links.keys {
@@ -845,14 +849,16 @@ public actor Swarm {
                 fill(key)
             }
             fillServer(at: t)
-        } else if manifest == nil, let assembly = manifestAssembly, t - assembly.startedAt > 5 {
+            return true
+        }
+        if manifest == nil, let assembly = manifestAssembly, t - assembly.startedAt > 5 {
             // That peer does not answer: ask another one.
             manifestAssembly = nil
             if let other = links.keys.first(where: { $0 != assembly.source }) { requestManifest(from: other) }
         } else if manifest == nil, manifestAssembly == nil, let any = links.keys.first {
             requestManifest(from: any)
         }
-        if chokeDirty || t - lastChoke >= 10 { rechoke(at: t) }
+        return manifest == nil
     }
 
     private func checkOverdue(at t: Double) {

@@ -127,11 +127,14 @@ struct FileFetcher: Sendable {
         if let node, await node.hasSignaling, sidecar?.root != outcome.root || sidecar == nil {
             if await sidecars.mayPublish(nextTo: item.path) {
                 do {
-                    try await sidecars.publish(
-                        makeSidecar(
-                            remote: remote, name: SidecarFolder.name(of: item.path), root: outcome.root,
-                            chunking: outcome.parameters),
-                        nextTo: item.path)
+                    let published = makeSidecar(
+                        remote: remote, name: SidecarFolder.name(of: item.path), root: outcome.root,
+                        chunking: outcome.parameters)
+                    // The manifest first: a fetcher that finds the sidecar can then start without any peer.
+                    if let manifest = try store.manifest(root: outcome.root) {
+                        try await sidecars.publishManifest(manifest, for: published, nextTo: item.path)
+                    }
+                    try await sidecars.publish(published, nextTo: item.path)
                     report.notes.append("published the sidecar")
                 } catch {
                     report.notes.append("could not publish the sidecar: \(error)")
@@ -180,7 +183,12 @@ struct FileFetcher: Sendable {
         defer { reporter.cancel() }
         let manifest: Manifest
         do {
-            manifest = try await swarm.fetch(target, knownManifest: try store.manifest(root: sidecar.root))
+            var known = try store.manifest(root: sidecar.root)
+            if known == nil {
+                known = await SidecarFolder(client: client, logger: logger).readManifest(
+                    for: sidecar, nextTo: item.path)
+            }
+            manifest = try await swarm.fetch(target, knownManifest: known)
         } catch SwarmError.changedOnServer {
             try? box.sink?.discard()
             await node.close(root: sidecar.root)
@@ -221,6 +229,59 @@ struct FileFetcher: Sendable {
         report.peersUsed = snapshot.peersUsed
         report.badChunks = snapshot.badChunks
         if !seedAfter { await node.close(root: sidecar.root) }
+    }
+
+    /// Fetches a file whose upload is still running: from its pending sidecar, from peers only (the server does not
+    /// have it yet). The bytes are verified against the sidecar's content root; the server's spot check cannot run.
+    func fetchPending(remotePath: String, sidecar: Sidecar, to destination: String) async throws -> FetchReport {
+        let destination = URL(fileURLWithPath: destination).standardizedFileURL.path
+        let started = ContinuousClock.now
+        guard let node, await node.hasSignaling else {
+            throw NextcloudError(
+                .notFoundOrNoAccess, path: remotePath, detail: "upload in progress; needs a signaling server")
+        }
+        try FileManager.default.createDirectory(
+            atPath: (destination as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        var report = FetchReport(remotePath: remotePath, destination: destination, size: sidecar.size, method: "swarm")
+        report.notes.append("fetched from peers while the upload is running; not checked against the server")
+        progress.begin(remotePath, size: sidecar.size)
+        defer { progress.end(remotePath) }
+        var options = Swarm.Options()
+        options.useServer = false
+        options.manifestTimeout = .seconds(60)
+        let swarm = try await node.open(
+            root: sidecar.root, chunking: sidecar.chunking, expectedSize: sidecar.size, options: options)
+        let box = SinkBox()
+        let store = self.store
+        let root = sidecar.root
+        let target = Swarm.FetchTarget(
+            openSink: { manifest in
+                let sink = try store.openDownload(manifest: manifest, root: root, destination: destination)
+                box.sink = sink
+                return sink
+            }, webSeed: nil)
+        var known = try store.manifest(root: root)
+        if known == nil {
+            known = await SidecarFolder(client: client, logger: logger).readManifest(for: sidecar, nextTo: remotePath)
+        }
+        do {
+            _ = try await swarm.fetch(target, knownManifest: known)
+        } catch {
+            await node.close(root: root)
+            throw error
+        }
+        guard let sink = box.sink else { throw FetchError.local("the download was not opened") }
+        try sink.finish()
+        await swarm.fetchFinished(store: store)
+        let snapshot = await swarm.snapshot
+        report.root = root
+        report.bytesFromPeers = snapshot.bytesFromPeers
+        report.bytesFromLocal = snapshot.bytesFromLocal
+        report.peersUsed = snapshot.peersUsed
+        report.badChunks = snapshot.badChunks
+        if !seedAfter { await node.close(root: root) }
+        report.seconds = seconds(since: started)
+        return report
     }
 
     func makeSidecar(remote: RemoteVersion, name: String, root: Hash256, chunking: ChunkingParameters) -> Sidecar {

@@ -66,17 +66,60 @@ struct SidecarFolder {
     /// Writes `sidecar` into the `.harp/` folder next to `path`, creating the folder when needed.
     func publish(_ sidecar: Sidecar, nextTo path: String) async throws {
         let folder = Self.folder(for: path)
+        try await ensureFolder(folder)
+        _ = try await client.upload(Data(sidecar.encoded()), to: folder + "/" + sidecar.fileName)
+    }
+
+    /// Publishes the manifest of the version next to its sidecar (`.harp/<fileid>.hrpm`, or
+    /// `.harp/pending-<name>.hrpm`), so a fetcher can start when no peer is there to give it; it is verified against
+    /// R before use like a manifest from a peer. It is about 40 bytes per chunk (20 KiB per 512 MiB).
+    func publishManifest(_ manifest: Manifest, for sidecar: Sidecar, nextTo path: String) async throws {
+        let name = String(sidecar.fileName.dropLast(".harp".count)) + ".hrpm"
+        try await ensureFolder(Self.folder(for: path))
+        _ = try await client.upload(Data(manifest.encoded()), to: Self.folder(for: path) + "/" + name)
+    }
+
+    /// The manifest published for `sidecar`, if there is one that verifies against its content root.
+    func readManifest(for sidecar: Sidecar, nextTo path: String) async -> Manifest? {
+        let name = String(sidecar.fileName.dropLast(".harp".count)) + ".hrpm"
+        let limit = 4096 + Int(sidecar.size / Int64(max(sidecar.chunking.minSize, 1)) + 2) * 48
+        guard let (data, _) = try? await client.data(at: Self.folder(for: path) + "/" + name, limit: limit),
+            let manifest = try? Manifest(encoded: Array(data))
+        else { return nil }
+        do {
+            try manifest.verify(root: sidecar.root)
+        } catch {
+            logger.warning(
+                "ignoring a published manifest that does not match the sidecar", metadata: ["path": "\(path)"])
+            return nil
+        }
+        guard manifest.size == sidecar.size, manifest.parameters == sidecar.chunking else { return nil }
+        return manifest
+    }
+
+    /// Creates `folder` unless it exists (MKCOL answers 405 then, reported as a conflict).
+    func ensureFolder(_ folder: String) async throws {
         do {
             try await client.makeFolder(folder)
         } catch let error as NextcloudError where error.kind == .conflict {
-            // It exists already (405).
+            guard (try? await client.item(at: folder))?.isFolder == true else { throw error }
         }
-        _ = try await client.upload(Data(sidecar.encoded()), to: folder + "/" + sidecar.fileName)
+    }
+
+    /// Creates every missing folder on the way to `folder`.
+    func ensureFolders(_ folder: String) async throws {
+        var current = ""
+        for part in folder.split(separator: "/") {
+            current += "/" + part
+            if (try? await client.item(at: current))?.isFolder == true { continue }
+            try await ensureFolder(current)
+        }
     }
 
     /// Removes a pending sidecar (after the upload it announced has ended).
     func removePending(nextTo path: String) async {
         try? await client.delete(Self.folder(for: path) + "/pending-\(Self.name(of: path)).harp")
+        try? await client.delete(Self.folder(for: path) + "/pending-\(Self.name(of: path)).hrpm")
     }
 }
 

@@ -1,0 +1,169 @@
+import ArgumentParser
+import ChunkStore
+import Foundation
+import Logging
+import NextcloudClient
+import SwarmKit
+
+/// `harp-cli put`: upload to Nextcloud while peers can already fetch from the uploader.
+struct PutCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "put",
+        abstract: "Upload files to a Nextcloud folder; peers can fetch them from you before the upload ends.",
+        discussion: """
+            Each file is indexed, a pending sidecar is published in the folder's .harp/ (with a signaling server), this \
+            device starts seeding it, and the bytes go up with Nextcloud's chunked upload v2 (resumable: running put \
+            again continues an interrupted upload). When the upload ends, the sidecar is rewritten with the file's \
+            fileid and etag.
+
+            Examples:
+              harp-cli put raw.mov /Footage
+              harp-cli put -R ./build /Artifacts/1234 --signal wss://signal.example.com --seed
+            """)
+
+    @Argument(help: ArgumentHelp("Local files (or folders, with -R), then the remote folder.", valueName: "paths"))
+    var arguments: [String]
+
+    @Flag(name: [.customShort("R"), .long], help: "Upload folders recursively.")
+    var recursive = false
+
+    @Flag(help: "Keep seeding after the uploads end, until interrupted.")
+    var seed = false
+
+    @OptionGroup var peers: PeerOptions
+    @OptionGroup var account: AccountOptions
+    @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var config: ConfigOptions
+    @OptionGroup var output: OutputOptions
+
+    func validate() throws {
+        try peers.validateURL()
+        guard arguments.count >= 2 else { throw ValidationError("give at least one local path and the remote folder") }
+    }
+
+    func run() async throws {
+        try await runReportingErrors {
+            let logger = config.logger
+            let client = try config.client(account)
+            let identity = try config.deviceIdentity()
+            let store = try storeOptions.open()
+            let settings = peers.settings
+            let remoteFolder = arguments.last!.hasSuffix("/") ? String(arguments.last!.dropLast()) : arguments.last!
+            let folder = try await client.item(at: remoteFolder.isEmpty ? "/" : remoteFolder)
+            guard folder.isFolder else {
+                throw UsageError(description: "\(remoteFolder) is not a folder on the server")
+            }
+            guard folder.permissions?.contains(.createFile) ?? true else {
+                throw NextcloudError(.forbidden, path: folder.path, detail: "you may not create files in this folder")
+            }
+
+            var jobs: [(local: String, remote: String)] = []
+            for argument in arguments.dropLast() {
+                let local = URL(fileURLWithPath: argument).standardizedFileURL.path
+                var isDirectory: ObjCBool = false
+                guard FileManager.default.fileExists(atPath: local, isDirectory: &isDirectory) else {
+                    throw UsageError(description: "\(argument): no such file")
+                }
+                let base = (folder.path == "/" ? "" : folder.path) + "/" + URL(fileURLWithPath: local).lastPathComponent
+                if isDirectory.boolValue {
+                    guard recursive else { throw UsageError(description: "\(argument) is a folder; use -R") }
+                    let enumerator = FileManager.default.enumerator(atPath: local)
+                    while let relative = enumerator?.nextObject() as? String {
+                        var childIsDirectory: ObjCBool = false
+                        let child = local + "/" + relative
+                        if FileManager.default.fileExists(atPath: child, isDirectory: &childIsDirectory),
+                            !childIsDirectory.boolValue, !relative.hasSuffix(".harp-part")
+                        {
+                            jobs.append((child, base + "/" + relative))
+                        }
+                    }
+                } else {
+                    jobs.append((local, base))
+                }
+            }
+
+            let node = SwarmNode(identity: identity, settings: settings, logger: logger)
+            await node.start()
+            if settings.signalURL == nil, !output.json {
+                printError("harp-cli: no signaling server (--signal or HARP_SIGNAL): uploading without seeding")
+            }
+            var failures = 0
+            for job in jobs {
+                do {
+                    let started = ContinuousClock.now
+                    let uploaded = try await upload(
+                        job.local, to: job.remote, client: client, store: store, node: node, identity: identity,
+                        logger: logger)
+                    let elapsed = ContinuousClock.now - started
+                    if output.json {
+                        printJSONLine([
+                            "event": "file-done", "path": job.remote, "local": job.local, "size": uploaded.size,
+                            "root": uploaded.root.hex, "fileid": uploaded.fileID ?? NSNull(),
+                            "seconds": Double(elapsed.components.seconds),
+                        ])
+                    } else {
+                        print("\(job.local) -> \(job.remote): \(formatBytes(uploaded.size)) uploaded")
+                    }
+                } catch {
+                    failures += 1
+                    if output.json {
+                        printJSONLine(["event": "error", "path": job.remote, "message": "\(error)"])
+                    } else {
+                        printError("harp-cli: \(job.local): \(error)")
+                    }
+                    if jobs.count == 1 { throw error }
+                }
+            }
+            if seed, failures == 0, settings.signalURL != nil {
+                if !output.json { print("seeding \(jobs.count) file(s); Ctrl-C to stop") }
+                await waitForInterrupt()
+            }
+            await node.shutdown()
+            if failures > 0 { throw ExitCode(HarpExitCode.partialTransfer.rawValue) }
+        }
+    }
+
+    private func upload(
+        _ local: String, to remote: String, client: NextcloudClient, store: ChunkStore, node: SwarmNode,
+        identity: DeviceIdentity, logger: Logger
+    ) async throws -> (size: Int64, root: Hash256, fileID: Int64?) {
+        let outcome = try store.index(file: local)
+        guard let manifest = try store.manifest(root: outcome.root) else {
+            throw FetchError.local("the index lost the manifest of \(local)")
+        }
+        let sidecars = SidecarFolder(client: client, logger: logger)
+        try await sidecars.ensureFolders(SidecarFolder.parent(of: remote))
+        let name = SidecarFolder.name(of: remote)
+        let attributes = try FileManager.default.attributesOfItem(atPath: local)
+        let modified = attributes[.modificationDate] as? Date ?? Date()
+        let announce = await node.hasSignaling
+        if announce {
+            // The pending sidecar goes first, so teammates can fetch from this device while the upload runs.
+            let pending = Sidecar(
+                fileid: nil, etag: nil, name: name, size: outcome.size, mtime: Int64(modified.timeIntervalSince1970),
+                chunking: outcome.parameters, root: outcome.root, pending: true, writerKey: identity.publicKey,
+                sign: identity.sign)
+            try await sidecars.publishManifest(manifest, for: pending, nextTo: remote)
+            try await sidecars.publish(pending, nextTo: remote)
+            var options = Swarm.Options()
+            options.superSeed = true
+            options.corruptEveryNthUpload = peers.corruptEvery
+            let swarm = try await node.open(
+                root: outcome.root, chunking: outcome.parameters, expectedSize: outcome.size, options: options)
+            try await swarm.seed(manifest: manifest, store: store)
+        }
+        let result = try await client.uploadFile(at: local, to: remote, modified: modified)
+        let item = try await client.item(at: remote)
+        if announce, let version = item.remoteVersion {
+            let final = Sidecar(
+                fileid: version.fileid, etag: version.etag, name: name, size: version.size, mtime: version.mtime,
+                chunking: outcome.parameters, root: outcome.root, pending: false, writerKey: identity.publicKey,
+                sign: identity.sign)
+            try await sidecars.publishManifest(manifest, for: final, nextTo: remote)
+            try await sidecars.publish(final, nextTo: remote)
+            await sidecars.removePending(nextTo: remote)
+        }
+        if announce, !seed { await node.close(root: outcome.root) }
+        return (outcome.size, outcome.root, result.fileID ?? item.fileID)
+    }
+}
