@@ -115,8 +115,8 @@ final class LaunchedProcess: @unchecked Sendable {
 /// with its own configuration folder (device key) and chunk store.
 final class Testbed: @unchecked Sendable {
     let directory: String
-    private(set) var cloud: LaunchedProcess!
-    private(set) var signalServer: LaunchedProcess!
+    let cloud: LaunchedProcess
+    let signalServer: LaunchedProcess
     private(set) var cloudURL = ""
     private(set) var signalURL = ""
     private var processes: [LaunchedProcess] = []
