@@ -40,6 +40,9 @@ struct ConfigOptions: ParsableArguments {
     var logger: Logger {
         var logger = Logger(label: "harp") { StreamLogHandler.standardError(label: $0) }
         logger.logLevel = verbose ? .debug : .warning
+        if let level = ProcessInfo.processInfo.environment["HARP_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) {
+            logger.logLevel = level
+        }
         return logger
     }
 

@@ -68,11 +68,10 @@ struct GetCommand: AsyncParsableCommand {
                 printError("harp-cli: no signaling server (--signal or HARP_SIGNAL): fetching from the server alone")
             }
             let node = SwarmNode(identity: identity, settings: settings, logger: logger)
-            await node.start()
             let board = ProgressBoard()
             let fetcher = FileFetcher(
                 client: client, store: store, node: node, identity: identity, useServer: !noServer, seedAfter: seed,
-                corruptEvery: peers.corruptEvery, logger: logger, progress: board)
+                baseOptions: peers.swarmOptions, logger: logger, progress: board)
 
             // Resolve every argument first: access problems end here, before anything is joined.
             var jobs: [(item: DAVItem, destination: String)] = []
@@ -102,6 +101,8 @@ struct GetCommand: AsyncParsableCommand {
                     jobs.append((item, destination(for: item, count: paths.count)))
                 }
             }
+            // Only now, with access to every file confirmed, meet the signaling server.
+            await node.start()
             if json {
                 printJSONLine([
                     "event": "start", "files": jobs.count, "bytes": jobs.reduce(Int64(0)) { $0 + ($1.item.size ?? 0) },
@@ -109,10 +110,17 @@ struct GetCommand: AsyncParsableCommand {
             }
 
             let printer = Task {
-                guard !json else { return }
                 while !Task.isCancelled {
-                    try? await Task.sleep(for: .seconds(2))
+                    try? await Task.sleep(for: .milliseconds(json ? 500 : 2000))
                     for (path, entry) in board.active {
+                        if json {
+                            printJSONLine([
+                                "event": "progress", "path": path, "bytes": entry.have, "size": entry.size,
+                                "bytesFromPeers": entry.fromPeers, "bytesFromServer": entry.fromServer,
+                                "peers": entry.peers, "rate": Int64(entry.rate),
+                            ])
+                            continue
+                        }
                         let percent = entry.size > 0 ? Double(entry.have) * 100 / Double(entry.size) : 100
                         print(
                             "\(path): \(String(format: "%.0f", percent))% of \(formatBytes(entry.size)), "

@@ -145,9 +145,8 @@ struct PutCommand: AsyncParsableCommand {
                 sign: identity.sign)
             try await sidecars.publishManifest(manifest, for: pending, nextTo: remote)
             try await sidecars.publish(pending, nextTo: remote)
-            var options = Swarm.Options()
+            var options = peers.swarmOptions
             options.superSeed = true
-            options.corruptEveryNthUpload = peers.corruptEvery
             let swarm = try await node.open(
                 root: outcome.root, chunking: outcome.parameters, expectedSize: outcome.size, options: options)
             try await swarm.seed(manifest: manifest, store: store)

@@ -65,7 +65,7 @@ struct SeedCommand: AsyncParsableCommand {
             await node.start()
             let seeder = FolderSeeder(
                 client: client, store: store, node: node, identity: identity, localRoot: local,
-                remoteRoot: folder.path, corruptEvery: peers.corruptEvery, json: output.json, logger: logger)
+                remoteRoot: folder.path, baseOptions: peers.swarmOptions, json: output.json, logger: logger)
             let loop = Task {
                 while !Task.isCancelled {
                     await seeder.scan()
@@ -93,7 +93,7 @@ actor FolderSeeder {
     let identity: DeviceIdentity
     let localRoot: String
     let remoteRoot: String
-    let corruptEvery: Int
+    let baseOptions: Swarm.Options
     let json: Bool
     let logger: Logger
     private var seeded: [String: Seeded] = [:]
@@ -102,7 +102,7 @@ actor FolderSeeder {
 
     init(
         client: NextcloudClient, store: ChunkStore, node: SwarmNode, identity: DeviceIdentity, localRoot: String,
-        remoteRoot: String, corruptEvery: Int, json: Bool, logger: Logger
+        remoteRoot: String, baseOptions: Swarm.Options, json: Bool, logger: Logger
     ) {
         self.client = client
         self.store = store
@@ -110,7 +110,7 @@ actor FolderSeeder {
         self.identity = identity
         self.localRoot = localRoot
         self.remoteRoot = remoteRoot
-        self.corruptEvery = corruptEvery
+        self.baseOptions = baseOptions
         self.json = json
         self.logger = logger
     }
@@ -194,9 +194,8 @@ actor FolderSeeder {
                 }
             }
             if let old = seeded[relative], old.root != outcome.root { await node.close(root: old.root) }
-            var options = Swarm.Options()
+            var options = baseOptions
             options.superSeed = first
-            options.corruptEveryNthUpload = corruptEvery
             let swarm = try await node.open(
                 root: outcome.root, chunking: outcome.parameters, expectedSize: outcome.size, options: options)
             try await swarm.seed(manifest: manifest, store: store)

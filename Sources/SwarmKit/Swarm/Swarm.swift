@@ -28,8 +28,14 @@ public actor Swarm {
         public var useServer = true
         /// When no peer has delivered anything for this long, the server is also asked for chunks peers have.
         public var peerIdleBeforeServer: Double = 1.0
+        /// At the start of a fetch with no peer connected yet, wait this long for peers before asking the server (the
+        /// signaling server's answer and the dials take a moment; without the wait every fetcher starting together
+        /// would take its first chunks from the server).
+        public var serverGrace: Double = 0.75
         /// Most chunks requested from one peer at once.
         public var maxPipelineDepth = 16
+        /// Upload limit of this swarm in bytes per second (nil: none).
+        public var uploadLimit: Int?
         /// Test support: corrupt every n-th chunk this side uploads (0: never). Never set in normal use.
         public var corruptEveryNthUpload = 0
         public init() {}
@@ -105,6 +111,8 @@ public actor Swarm {
     private var serverPausedUntil: Double = 0
     private var lastPeerDelivery: Double = 0
     private var uploadsSinceCorruption = 0
+    private var nextUploadAt: Double = 0
+    private var fetchStartedAt: Double = 0
     private var counters = Snapshot()
     private var downloadMeter = RateMeter()
     private var uploadMeter = RateMeter()
@@ -178,6 +186,11 @@ public actor Swarm {
 
     /// Whether a connection to this device key exists.
     public func isConnected(to deviceKey: [UInt8]) -> Bool { links[PeerKey(deviceKey)] != nil }
+
+    /// Whether a connected peer accepts connections at `address`.
+    public func isConnected(toAddress address: PeerAddress) -> Bool {
+        links.values.contains { $0.listenAddress == address }
+    }
 
     /// Whether this device key was banned in this session.
     public func isBanned(_ deviceKey: [UInt8]) -> Bool { banned.contains(PeerKey(deviceKey)) }
@@ -262,6 +275,7 @@ public actor Swarm {
         }
         self.picker = picker
         lastPeerDelivery = now
+        fetchStartedAt = now
         fetching = true
         for key in links.keys { announce(to: key) }
         logger.info(
@@ -766,9 +780,20 @@ public actor Swarm {
     ) async throws {
         for await block in requests {
             guard let data = await blockToServe(block, to: key, id: id) else { continue }
+            let wait = await uploadDelay(bytes: data.readableBytes)
+            if wait > 0 { try await Task.sleep(for: .milliseconds(Int(wait * 1000))) }
             try await connection.sender.send(.piece(Piece(chunk: block.chunk, offset: block.offset, data: data)))
             await uploaded(block, bytes: data.readableBytes, to: key, id: id)
         }
+    }
+
+    /// Paces uploads to `options.uploadLimit`: the seconds to wait before sending `bytes`.
+    private func uploadDelay(bytes: Int) -> Double {
+        guard let limit = options.uploadLimit, limit > 0 else { return 0 }
+        let t = now
+        let start = max(t, nextUploadAt)
+        nextUploadAt = start + Double(bytes) / Double(limit)
+        return start - t
     }
 
     private func blockToServe(_ block: BlockRequest, to key: PeerKey, id: UInt64) -> ByteBuffer? {
@@ -895,6 +920,7 @@ public actor Swarm {
 
     private func fillServer(at t: Double) {
         guard let webSeed, var picker, let manifest, t >= serverPausedUntil, !picker.isComplete else { return }
+        if links.isEmpty, t - fetchStartedAt < options.serverGrace { return }
         let free = options.serverRequests - serverTasks.count
         guard free > 0 else { return }
         let peersBusy = links.values.contains { !$0.outstanding.isEmpty }
@@ -906,6 +932,15 @@ public actor Swarm {
             limit: free, stripe: stripe, reserve: peersBusy ? members.count * options.serverRequests : 0,
             includeAvailable: !peersBusy && idle, using: &rng)
         self.picker = picker
+        if !picks.isEmpty {
+            logger.trace(
+                "asking the server",
+                metadata: [
+                    "chunks": "\(picks)", "peers.busy": "\(peersBusy)", "peers.idle": "\(idle)",
+                    "unavailable": "\(picker.availability(of: picks[0]) == 0)",
+                    "super.seeders": "\(links.values.filter(\.superSeeding).count)",
+                ])
+        }
         for chunk in picks {
             let range = manifest.range(of: chunk)
             serverTasks[chunk] = Task { [weak self] in

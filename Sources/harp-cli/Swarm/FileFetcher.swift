@@ -50,7 +50,7 @@ struct FileFetcher: Sendable {
     let identity: DeviceIdentity
     let useServer: Bool
     let seedAfter: Bool
-    let corruptEvery: Int
+    let baseOptions: Swarm.Options
     let logger: Logger
     let progress: ProgressBoard
 
@@ -118,6 +118,11 @@ struct FileFetcher: Sendable {
             fetch.discard()
             throw FetchError.changedOnServer
         }
+        // A change that landed after the last Range request started: the etag tells.
+        if let current = try? await client.item(at: item.path), current.etag != remote.etag {
+            fetch.discard()
+            throw FetchError.changedOnServer
+        }
         try fetch.finish()
         let outcome = try store.index(file: destination)
         report.root = outcome.root
@@ -144,9 +149,8 @@ struct FileFetcher: Sendable {
             }
         }
         if seedAfter, let node, await node.hasSignaling, let manifest = try store.manifest(root: outcome.root) {
-            var options = Swarm.Options()
+            var options = baseOptions
             options.superSeed = true
-            options.corruptEveryNthUpload = corruptEvery
             let swarm = try await node.open(
                 root: outcome.root, chunking: outcome.parameters, expectedSize: remote.size, options: options)
             try await swarm.seed(manifest: manifest, store: store)
@@ -159,9 +163,8 @@ struct FileFetcher: Sendable {
         item: DAVItem, remote: RemoteVersion, sidecar: Sidecar, node: SwarmNode, destination: String,
         report: inout FetchReport
     ) async throws {
-        var options = Swarm.Options()
+        var options = baseOptions
         options.useServer = useServer
-        options.corruptEveryNthUpload = corruptEvery
         let swarm = try await node.open(
             root: sidecar.root, chunking: sidecar.chunking, expectedSize: remote.size, options: options)
         let box = SinkBox()
@@ -246,7 +249,7 @@ struct FileFetcher: Sendable {
         report.notes.append("fetched from peers while the upload is running; not checked against the server")
         progress.begin(remotePath, size: sidecar.size)
         defer { progress.end(remotePath) }
-        var options = Swarm.Options()
+        var options = baseOptions
         options.useServer = false
         options.manifestTimeout = .seconds(60)
         let swarm = try await node.open(

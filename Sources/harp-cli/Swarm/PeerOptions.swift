@@ -32,6 +32,13 @@ struct PeerOptions: ParsableArguments {
             valueName: "host"))
     var advertiseHost: String?
 
+    @Option(
+        name: .customLong("upload-limit"),
+        help: ArgumentHelp(
+            "Most bytes per second sent to peers per file, with an optional K, M or G suffix (default: $HARP_UPLOAD_LIMIT, else none).",
+            valueName: "rate"))
+    var uploadLimit: String?
+
     @Option(name: .customLong("debug-corrupt-every"), help: .hidden)
     var corruptEvery: Int = 0
 
@@ -52,7 +59,35 @@ struct PeerOptions: ParsableArguments {
         return settings
     }
 
+    /// The swarm options these flags set (every swarm of the command starts from them).
+    var swarmOptions: Swarm.Options {
+        var options = Swarm.Options()
+        options.uploadLimit = uploadBytesPerSecond
+        options.corruptEveryNthUpload = corruptEvery
+        return options
+    }
+
+    /// The upload limit in bytes per second, if one is set.
+    var uploadBytesPerSecond: Int? {
+        let text = uploadLimit ?? ProcessInfo.processInfo.environment["HARP_UPLOAD_LIMIT"]
+        return text.flatMap(Self.parseRate)
+    }
+
+    /// "500000", "40M", "1.5G" (binary multiples) → bytes.
+    static func parseRate(_ text: String) -> Int? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        guard let last = trimmed.last else { return nil }
+        let multipliers: [Character: Double] = ["K": 1024, "M": 1_048_576, "G": 1_073_741_824]
+        let multiplier = multipliers[Character(last.uppercased())]
+        let number = multiplier == nil ? trimmed : String(trimmed.dropLast())
+        guard let value = Double(number), value > 0 else { return nil }
+        return Int(value * (multiplier ?? 1))
+    }
+
     func validateURL() throws {
+        if let uploadLimit, Self.parseRate(uploadLimit) == nil {
+            throw ValidationError("--upload-limit must be a positive number of bytes per second, like 40M")
+        }
         guard let url = settings.signalURL else { return }
         guard url.hasPrefix("ws://") || url.hasPrefix("wss://"), URL(string: url)?.host != nil else {
             throw ValidationError("--signal must be a ws:// or wss:// URL, not \(url)")

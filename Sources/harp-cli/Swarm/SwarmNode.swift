@@ -41,6 +41,8 @@ actor SwarmNode {
         let keys: SwarmKeys
         let listener: PeerListener
         let listenPort: Int
+        /// Hello capability bits (the same on accepted and dialled connections).
+        let capabilities: UInt64
         let tasks: [Task<Void, Never>]
         var dialling: Set<String> = []
     }
@@ -123,7 +125,8 @@ actor SwarmNode {
             }
         }
         entries[id] = Entry(
-            swarm: swarm, keys: keys, listener: listener, listenPort: port, tasks: [listening, exchange])
+            swarm: swarm, keys: keys, listener: listener, listenPort: port, capabilities: configuration.capabilities,
+            tasks: [listening, exchange])
         if let signal {
             // The members it names arrive as a `joined` event too (also after every rejoin): dialled there.
             let peers = try await signal.join(swarm: SwarmSigner(keys: keys), addresses: ["\(advertised):\(port)"])
@@ -191,11 +194,13 @@ actor SwarmNode {
             if await entry.swarm.isConnected(to: expectedKey) { return }
             if await entry.swarm.isBanned(expectedKey) { return }
         }
+        if let address = PeerAddress(hostAndPort: target), await entry.swarm.isConnected(toAddress: address) { return }
         entry.dialling.insert(target)
         entries[id] = entry
         var configuration = PeerConfiguration(identity: identity, swarmKey: entry.keys.swarmKey)
         configuration.expectedRemoteDeviceKey = expectedKey
         configuration.listenPort = UInt16(entry.listenPort)
+        configuration.capabilities = entry.capabilities
         configuration.logger = logger
         do {
             let connection = try await PeerConnection.connect(host: host, port: port, configuration: configuration)
@@ -203,7 +208,7 @@ actor SwarmNode {
             let address = PeerAddress(hostAndPort: target)
             Task {
                 await swarm.run(connection, initiatedByUs: true, address: address)
-                await self.dialEnded(id, target: target)
+                self.dialEnded(id, target: target)
             }
         } catch {
             logger.debug("could not connect to a peer", metadata: ["address": "\(target)", "error": "\(error)"])
@@ -259,6 +264,6 @@ enum LocalRoute {
             }
         }
         guard converted != nil else { return nil }
-        return String(cString: text)
+        return String(decoding: text.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

@@ -1,0 +1,200 @@
+import ChunkStore
+import Foundation
+import Testing
+
+/// The swarm end to end: DevCloud, the signaling server and every peer as separate `harp-cli` processes on loopback.
+@Suite("Swarm (real processes)", .serialized)
+struct SwarmTests {
+    /// Starts a seeder that fetched `remote` from the server (publishing its sidecar) and waits until it seeds.
+    func startSeeder(
+        _ bed: Testbed, _ name: String, _ remote: String, extra: [String] = []
+    ) async throws
+        -> LaunchedProcess
+    {
+        let seeder = try bed.start(name, ["get", remote, "-o", "copy/", "--seed"] + extra)
+        let ready = await seeder.waitForLine(timeout: 180) { $0.hasPrefix("seeding") }
+        try #require(ready != nil, "the seeder did not start seeding: \(seeder.output) \(seeder.stderr)")
+        return seeder
+    }
+
+    @Test func oneSeederAndFivePeersShareA256MiBFile() async throws {
+        let bed = try await Testbed()
+        defer { bed.shutdown() }
+        let size = 256 << 20
+        let original = try bed.makeFile("big.bin", size: size)
+        try await bed.upload(original)
+        let uploadedBytes = try await bed.cloudBytesSent()
+
+        // The seeder's upload is limited, so the peers must trade with each other.
+        _ = try await startSeeder(bed, "seeder", "/big.bin", extra: ["--upload-limit", "96M"])
+        var fetchers: [LaunchedProcess] = []
+        for index in 1...5 {
+            fetchers.append(try bed.start("peer\(index)", ["get", "/big.bin", "-o", "copy/", "--json"]))
+        }
+        for (index, fetcher) in fetchers.enumerated() {
+            let status = await fetcher.wait()
+            #expect(status == 0, "peer\(index + 1) failed: \(fetcher.stderr.suffix(2000))")
+            let copy = bed.home("peer\(index + 1)") + "/copy/big.bin"
+            #expect(try sameContents(original, copy), "peer\(index + 1)'s copy differs")
+            let done = try #require(fileDone(fetcher))
+            #expect(done["method"] as? String == "swarm")
+            let sources = int64(done["peersUsed"]) + (int64(done["bytesFromServer"]) > 0 ? 1 : 0)
+            #expect(sources >= 2, "peer\(index + 1) received chunks from only \(sources) source(s): \(done)")
+            #expect(int64(done["bytesFromPeers"]) + int64(done["bytesFromServer"]) == Int64(size))
+        }
+        // The server sent one copy to the seeder and little else: under 1.2 copies in total.
+        let egress = try await bed.cloudBytesSent() - uploadedBytes
+        #expect(egress < Int64(Double(size) * 1.2), "the server sent \(Double(egress) / Double(size)) copies")
+        #expect(egress >= Int64(size), "the seeder's own download must have come from the server")
+    }
+
+    @Test func aPeerThatCorruptsChunksIsDetectedAndTheOthersFinish() async throws {
+        let bed = try await Testbed()
+        defer { bed.shutdown() }
+        let size = 48 << 20
+        let original = try bed.makeFile("f.bin", size: size)
+        try await bed.upload(original)
+
+        // An honest seeder with a slow uplink, and a fast liar that corrupts every tenth chunk it sends.
+        _ = try await startSeeder(bed, "honest", "/f.bin", extra: ["--upload-limit", "8M"])
+        _ = try await startSeeder(bed, "liar", "/f.bin", extra: ["--debug-corrupt-every", "10"])
+        var fetchers: [LaunchedProcess] = []
+        for index in 1...3 {
+            fetchers.append(try bed.start("peer\(index)", ["get", "/f.bin", "-o", "copy/", "--json"]))
+        }
+        var badChunks: Int64 = 0
+        for (index, fetcher) in fetchers.enumerated() {
+            let status = await fetcher.wait()
+            #expect(status == 0, "peer\(index + 1) failed: \(fetcher.stderr.suffix(2000))")
+            #expect(try sameContents(original, bed.home("peer\(index + 1)") + "/copy/f.bin"))
+            badChunks += int64(fileDone(fetcher)?["badChunks"])
+        }
+        #expect(badChunks > 0, "no corrupt chunk was ever detected")
+    }
+
+    @Test func killDashNineAtHalfwayResumesWithoutFetchingAgain() async throws {
+        let bed = try await Testbed()
+        defer { bed.shutdown() }
+        let size = 96 << 20
+        let original = try bed.makeFile("f.bin", size: size)
+        try await bed.upload(original)
+        _ = try await startSeeder(bed, "seeder", "/f.bin", extra: ["--upload-limit", "24M"])
+
+        let first = try bed.start("peer", ["get", "/f.bin", "-o", "copy/", "--json"])
+        let halfway = await first.waitForLine(timeout: 120) { line in
+            guard let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any],
+                object["event"] as? String == "progress"
+            else { return false }
+            return int64(object["bytes"]) >= Int64(size / 2)
+        }
+        try #require(halfway != nil, "no progress to 50 %: \(first.stderr.suffix(2000))")
+        first.signal(SIGKILL)
+        await first.wait()
+        #expect(first.process.terminationReason == .uncaughtSignal)
+        let copy = bed.home("peer") + "/copy/f.bin"
+        #expect(!FileManager.default.fileExists(atPath: copy), "a partial file was renamed into place")
+
+        // What the killed process left verified on disk, as the store records it.
+        let reference = try ChunkStore(path: bed.directory + "/reference.sqlite")
+        let root = try reference.index(file: original).root
+        var recordedBytes: Int64 = 0
+        do {
+            let store = try ChunkStore(path: bed.home("peer") + "/store.sqlite")
+            let manifest = try #require(try store.manifest(root: root))
+            let sink = try store.openDownload(manifest: manifest, root: root, destination: copy)
+            recordedBytes = sink.recordedChunks.reduce(Int64(0)) { $0 + Int64(manifest.chunks[$1].length) }
+        }
+        #expect(recordedBytes >= Int64(size / 4), "too little survived the kill: \(recordedBytes)")
+        #expect(recordedBytes < Int64(size))
+
+        let second = try await bed.run("peer", ["get", "/f.bin", "-o", "copy/", "--json"])
+        #expect(second.process.terminationStatus == 0, "\(second.stderr.suffix(2000))")
+        #expect(try sameContents(original, copy))
+        let done = try #require(fileDone(second))
+        let fetchedAgain = int64(done["bytesFromPeers"]) + int64(done["bytesFromServer"])
+        #expect(
+            fetchedAgain == Int64(size) - recordedBytes,
+            "fetched \(fetchedAgain) of \(Int64(size) - recordedBytes) missing bytes")
+    }
+
+    @Test func aUserWithoutAccessIsRefusedAndNeverJoins() async throws {
+        let bed = try await Testbed()
+        defer { bed.shutdown() }
+        let original = try bed.makeFile("secret.bin", size: 8 << 20)
+        try await bed.upload(original, to: "/")
+        _ = try await startSeeder(bed, "seeder", "/secret.bin")
+        let joinsBefore = try await bed.signalMetric("harp_signal_joins_total")
+        let connectedBefore = try await bed.signalMetric("harp_signal_connections")
+        #expect(joinsBefore >= 1)
+
+        let bob = try await bed.run("bob", ["get", "/secret.bin", "-o", "copy/", "--json"], user: "bob")
+        #expect(bob.process.terminationStatus == 4, "\(bob.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: bed.home("bob") + "/copy/secret.bin"))
+        #expect(try await bed.signalMetric("harp_signal_joins_total") == joinsBefore)
+        #expect(try await bed.signalMetric("harp_signal_connections") == connectedBefore)
+    }
+
+    @Test func aFileChangedOnTheServerDuringTheDownloadIsNotRenamedIntoPlace() async throws {
+        // 8 MiB/s from DevCloud, so the 64 MiB download takes about 8 s.
+        let bed = try await Testbed(cloudArguments: ["--egress-limit", "8388608"])
+        defer { bed.shutdown() }
+        let original = try bed.makeFile("f.bin", size: 64 << 20)
+        try await bed.upload(original)
+        let fetcher = try bed.start("peer", ["get", "/f.bin", "-o", "copy/", "--json"])
+        let part = bed.home("peer") + "/copy/f.bin.harp-part"
+        var waited = 0
+        while !FileManager.default.fileExists(atPath: part), waited < 1200 {
+            try await Task.sleep(for: .milliseconds(50))
+            waited += 1
+        }
+        try #require(FileManager.default.fileExists(atPath: part), "the download never started")
+        // A new version with the same name, uploaded while the first is being fetched.
+        try FileManager.default.createDirectory(atPath: bed.directory + "/v2", withIntermediateDirectories: true)
+        try FileManager.default.moveItem(
+            atPath: try bed.makeFile("f2.bin", size: 64 << 20), toPath: bed.directory + "/v2/f.bin")
+        try await bed.upload(bed.directory + "/v2/f.bin")
+
+        let status = await fetcher.wait()
+        #expect(status == 1, "\(fetcher.stderr.suffix(1000))")
+        #expect(fetcher.jsonLines.contains { ($0["message"] as? String)?.contains("changed on the server") == true })
+        #expect(!FileManager.default.fileExists(atPath: bed.home("peer") + "/copy/f.bin"))
+        #expect(!FileManager.default.fileExists(atPath: part))
+    }
+
+    @Test func putThenSeedThenRecursiveGetComesFromPeers() async throws {
+        let bed = try await Testbed()
+        defer { bed.shutdown() }
+        let folder = bed.home("author") + "/Project"
+        try FileManager.default.createDirectory(atPath: folder + "/sub", withIntermediateDirectories: true)
+        let a = try bed.makeFile("a.bin", size: 12 << 20)
+        let b = try bed.makeFile("b.bin", size: 700_000)
+        try FileManager.default.copyItem(atPath: a, toPath: folder + "/a.bin")
+        try FileManager.default.copyItem(atPath: b, toPath: folder + "/sub/b.bin")
+
+        let put = try await bed.run("author", ["put", "-R", "Project", "/", "--json"])
+        #expect(put.process.terminationStatus == 0, "\(put.stderr)")
+        #expect(put.jsonLines.filter { $0["event"] as? String == "file-done" }.count == 2)
+        let seeder = try bed.start("author", ["seed", "Project", "--remote", "/Project", "--json"])
+        for _ in 0..<2 {
+            _ = await seeder.waitForLine(timeout: 120) { _ in
+                seeder.jsonLines.filter { $0["event"] as? String == "seeding" }.count == 2
+            }
+        }
+        #expect(seeder.jsonLines.filter { $0["event"] as? String == "seeding" }.count == 2, "\(seeder.stderr)")
+
+        let before = try await bed.cloudBytesSent()
+        let get = try await bed.run("reader", ["get", "-R", "/Project", "-o", "copy", "--json"])
+        #expect(get.process.terminationStatus == 0, "\(get.stderr)")
+        #expect(try sameContents(a, bed.home("reader") + "/copy/a.bin"))
+        #expect(try sameContents(b, bed.home("reader") + "/copy/sub/b.bin"))
+        let done = get.jsonLines.filter { $0["event"] as? String == "file-done" }
+        #expect(done.count == 2)
+        for file in done {
+            #expect(file["method"] as? String == "swarm")
+            #expect(int64(file["bytesFromServer"]) == 0, "\(file)")
+        }
+        // The server sent sidecars, manifests and two spot-checked chunks, not the files.
+        let sent = try await bed.cloudBytesSent() - before
+        #expect(sent < 12 << 20, "the server sent \(sent) bytes")
+    }
+}
