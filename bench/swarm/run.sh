@@ -363,8 +363,9 @@ for p in peers:
     if "method" not in p and "lastProgress" in p:
         p["bytesFromPeers"] = p["lastProgress"]["bytesFromPeers"]
         p["bytesFromServer"] = p["lastProgress"]["bytesFromServer"]
-        p["method"] = "?(no file-done line; last progress)"
-        p["peersUsed"], p["badChunks"] = p["lastProgress"]["peers"], "?"
+        p["method"] = "?"
+        p["noFileDone"] = True
+        p["peersUsed"], p["badChunks"] = "%s connected" % p["lastProgress"]["peers"], "?"
 result = {"scenario": scenario, "run": int(number), "n": n, "sizeBytes": F, "seconds": seconds,
           "allFinished": finished, "verified": ok, "bound": bound, "nonZeroExit": crashed,
           "ratio": round(seconds / bound, 3) if seconds and finished else None,
@@ -397,9 +398,10 @@ if "methods" in r:
 for p in r["peers"]:
     extra = ""
     if "method" in p:
-        extra = " %s, peers %.1f MiB, server %.1f MiB, %s peers used, %s bad" % (
+        extra = " %s, peers %.1f MiB, server %.1f MiB, %s peers used, %s bad%s" % (
             p["method"], (p["bytesFromPeers"] or 0) / 2**20, (p["bytesFromServer"] or 0) / 2**20,
-            p["peersUsed"], p["badChunks"])
+            p["peersUsed"], p["badChunks"], " (no file-done line: bytes from the last progress line)"
+            if p.get("noFileDone") else "")
     if "error" in p:
         extra += " error: " + p["error"]
     print("   p%-2d rc %-3s done %8s s, exit %8s s %s%s" % (
