@@ -197,4 +197,52 @@ struct SwarmTests {
         let sent = try await bed.cloudBytesSent() - before
         #expect(sent < 12 << 20, "the server sent \(sent) bytes")
     }
+
+    @Test func theTransferCompletesWhenTheSignalingServerGoesDown() async throws {
+        let bed = try await Testbed()
+        defer { bed.shutdown() }
+        let size = 64 << 20
+        let original = try bed.makeFile("f.bin", size: size)
+        try await bed.upload(original)
+        _ = try await startSeeder(bed, "seeder", "/f.bin", extra: ["--upload-limit", "16M"])
+        let fetcher = try bed.start("peer", ["get", "/f.bin", "-o", "copy/", "--json"])
+        let started = await fetcher.waitForLine(timeout: 120) { line in
+            guard let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any],
+                object["event"] as? String == "progress"
+            else { return false }
+            return int64(object["bytesFromPeers"]) > 0
+        }
+        try #require(started != nil, "no bytes from peers: \(fetcher.stderr.suffix(2000))")
+        bed.signalServer.signal(SIGKILL)
+        await bed.signalServer.wait()
+        let status = await fetcher.wait()
+        #expect(status == 0, "\(fetcher.stderr.suffix(2000))")
+        #expect(try sameContents(original, bed.home("peer") + "/copy/f.bin"))
+        let done = try #require(fileDone(fetcher))
+        #expect(int64(done["bytesFromPeers"]) == Int64(size))
+    }
+
+    @Test func aLockThatMovesTheEtagKeepsTheFileInTheSwarm() async throws {
+        let bed = try await Testbed()
+        defer { bed.shutdown() }
+        let size = 16 << 20
+        let original = try bed.makeFile("f.bin", size: size)
+        try await bed.upload(original)
+        _ = try await startSeeder(bed, "seeder", "/f.bin")
+        // A files_lock user lock: Nextcloud (and DevCloud) give the file a new etag, its bytes stay the same.
+        #expect(try await bed.userLock("/f.bin") == 200)
+
+        let first = try await bed.run("peer1", ["get", "/f.bin", "-o", "copy/", "--json"])
+        #expect(first.process.terminationStatus == 0, "\(first.stderr)")
+        let done = try #require(fileDone(first))
+        #expect(done["method"] as? String == "swarm")
+        #expect(int64(done["bytesFromPeers"]) == Int64(size))
+        #expect((done["notes"] as? [String])?.contains { $0.contains("etag moved") } == true, "\(done)")
+        #expect(try sameContents(original, bed.home("peer1") + "/copy/f.bin"))
+        // The sidecar was republished with the new etag: the next fetcher finds it valid.
+        let second = try await bed.run("peer2", ["get", "/f.bin", "-o", "copy/", "--json"])
+        let again = try #require(fileDone(second))
+        #expect(again["method"] as? String == "swarm")
+        #expect((again["notes"] as? [String])?.isEmpty == true, "\(again)")
+    }
 }

@@ -239,6 +239,17 @@ final class Testbed: @unchecked Sendable {
         (try await cloudStats()["bytesSent"] as? NSNumber)?.int64Value ?? -1
     }
 
+    /// Takes a files_lock user lock on `path` (`LOCK` with `X-User-Lock: 1`) as `user`; returns the HTTP status.
+    func userLock(_ path: String, user: String = "alice") async throws -> Int {
+        var request = URLRequest(url: URL(string: cloudURL + "/remote.php/dav/files/\(user)" + path)!)
+        request.httpMethod = "LOCK"
+        request.setValue("1", forHTTPHeaderField: "X-User-Lock")
+        request.setValue(
+            "Basic " + Data("\(user):\(user)-pw".utf8).base64EncodedString(), forHTTPHeaderField: "Authorization")
+        let (_, response) = try await URLSession.shared.data(for: request)
+        return (response as? HTTPURLResponse)?.statusCode ?? -1
+    }
+
     /// One value from the signaling server's Prometheus metrics.
     func signalMetric(_ name: String) async throws -> Double {
         let http = signalURL.replacingOccurrences(of: "ws://", with: "http://").replacingOccurrences(
