@@ -203,6 +203,7 @@ struct GetCommand: AsyncParsableCommand {
                 if !json { print("seeding \(reports.count) file(s); Ctrl-C to stop") }
                 await waitForInterrupt()
             }
+            await reportUploads(node, json: json)
             await node.shutdown()
             if let (_, error) = failures.first {
                 let code =
@@ -244,6 +245,17 @@ struct GetCommand: AsyncParsableCommand {
             }
         default: HarpExitCode.code(for: error)
         }
+    }
+}
+
+/// Prints what this process sent to peers (at the end of a command that seeded).
+func reportUploads(_ node: SwarmNode, json: Bool) async {
+    let totals = await node.totals()
+    guard totals.bytesUploaded > 0 || totals.swarms > 0 else { return }
+    if json {
+        printJSONLine(["event": "uploads", "bytesUploaded": totals.bytesUploaded])
+    } else {
+        print("sent \(formatBytes(totals.bytesUploaded)) to peers")
     }
 }
 

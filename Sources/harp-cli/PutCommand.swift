@@ -49,7 +49,15 @@ struct PutCommand: AsyncParsableCommand {
             let store = try storeOptions.open()
             let settings = peers.settings
             let remoteFolder = arguments.last!.hasSuffix("/") ? String(arguments.last!.dropLast()) : arguments.last!
-            let folder = try await client.item(at: remoteFolder.isEmpty ? "/" : remoteFolder)
+            let remotePath = remoteFolder.isEmpty ? "/" : remoteFolder
+            let folder: DAVItem
+            do {
+                folder = try await client.item(at: remotePath)
+            } catch let error as NextcloudError where error.kind == .notFoundOrNoAccess {
+                // A folder that does not exist yet is created (with its parents), as `mkdir -p` would.
+                try await SidecarFolder(client: client, logger: logger).ensureFolders(remotePath)
+                folder = try await client.item(at: remotePath)
+            }
             guard folder.isFolder else {
                 throw UsageError(description: "\(remoteFolder) is not a folder on the server")
             }
@@ -118,6 +126,7 @@ struct PutCommand: AsyncParsableCommand {
                 if !output.json { print("seeding \(jobs.count) file(s); Ctrl-C to stop") }
                 await waitForInterrupt()
             }
+            await reportUploads(node, json: output.json)
             await node.shutdown()
             if failures > 0 { throw ExitCode(HarpExitCode.partialTransfer.rawValue) }
         }

@@ -74,6 +74,7 @@ struct SeedCommand: AsyncParsableCommand {
             }
             await waitForInterrupt()
             loop.cancel()
+            await reportUploads(node, json: output.json)
             await node.shutdown()
         }
     }

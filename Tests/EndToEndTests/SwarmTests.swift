@@ -245,4 +245,23 @@ struct SwarmTests {
         #expect(again["method"] as? String == "swarm")
         #expect((again["notes"] as? [String])?.isEmpty == true, "\(again)")
     }
+
+    @Test func theDemoRunsEndToEndAndReportsASummary() async throws {
+        let bed = try await Testbed()
+        defer { bed.shutdown() }
+        let demo = try await bed.run("demo", ["demo", "--size", "24", "--peers", "3", "--json"], signal: false)
+        #expect(demo.process.terminationStatus == 0, "\(demo.stderr.suffix(2000))")
+        let summary = try #require(demo.jsonLines.first { $0["event"] as? String == "summary" })
+        #expect(summary["verified"] as? Bool == true)
+        #expect(int64(summary["bytes"]) == 24 << 20)
+        let rows = try #require(summary["peerResults"] as? [[String: Any]])
+        #expect(rows.count == 3)
+        #expect(rows.allSatisfy { $0["verified"] as? Bool == true })
+        #expect(rows.reduce(Int64(0)) { $0 + int64($1["bytesFromPeers"]) } > 24 << 20, "most bytes came from peers")
+        #expect((summary["serverCopies"] as? NSNumber)?.doubleValue ?? 9 < 1.0)
+        #expect((summary["speedUp"] as? NSNumber)?.doubleValue ?? 0 > 0)
+        // The demo removes its folder and stops its processes.
+        let folder = try #require(summary["directory"] as? String)
+        #expect(!FileManager.default.fileExists(atPath: folder))
+    }
 }

@@ -15,6 +15,8 @@ struct FetchReport: Sendable {
     var bytesFromPeers: Int64 = 0
     var bytesFromServer: Int64 = 0
     var bytesFromLocal: Int64 = 0
+    /// Bytes this process sent to other peers while it fetched the file.
+    var bytesUploaded: Int64 = 0
     var peersUsed = 0
     var badChunks = 0
     var seconds: Double = 0
@@ -24,7 +26,8 @@ struct FetchReport: Sendable {
         [
             "event": "file-done", "path": remotePath, "destination": destination, "size": size,
             "root": root?.hex ?? NSNull(), "method": method, "bytesFromPeers": bytesFromPeers,
-            "bytesFromServer": bytesFromServer, "bytesFromLocal": bytesFromLocal, "peersUsed": peersUsed,
+            "bytesFromServer": bytesFromServer, "bytesFromLocal": bytesFromLocal, "bytesUploaded": bytesUploaded,
+            "peersUsed": peersUsed,
             "badChunks": badChunks, "seconds": (seconds * 1000).rounded() / 1000, "notes": notes,
         ]
     }
@@ -229,6 +232,7 @@ struct FileFetcher: Sendable {
         report.bytesFromPeers = snapshot.bytesFromPeers
         report.bytesFromServer = snapshot.bytesFromServer
         report.bytesFromLocal = snapshot.bytesFromLocal
+        report.bytesUploaded = snapshot.bytesUploaded
         report.peersUsed = snapshot.peersUsed
         report.badChunks = snapshot.badChunks
         if !seedAfter { await node.close(root: sidecar.root) }
@@ -280,6 +284,7 @@ struct FileFetcher: Sendable {
         report.root = root
         report.bytesFromPeers = snapshot.bytesFromPeers
         report.bytesFromLocal = snapshot.bytesFromLocal
+        report.bytesUploaded = snapshot.bytesUploaded
         report.peersUsed = snapshot.peersUsed
         report.badChunks = snapshot.badChunks
         if !seedAfter { await node.close(root: root) }

@@ -55,6 +55,8 @@ actor SwarmNode {
     private var entries: [SwarmID: Entry] = [:]
     /// Swarms this node joined at the signaling server, and the members it reported (for the user's information).
     private(set) var joins: [SwarmID: Int] = [:]
+    /// Bytes uploaded by swarms already closed.
+    private var closedUploads: Int64 = 0
 
     init(identity: DeviceIdentity, settings: PeerSettings, logger: Logger) {
         self.identity = identity
@@ -84,6 +86,18 @@ actor SwarmNode {
                 }
             }
         }
+    }
+
+    /// Bytes sent to peers, and peers connected, over every open swarm.
+    func totals() async -> (bytesUploaded: Int64, peers: Int, swarms: Int) {
+        var uploaded: Int64 = 0
+        var peers = 0
+        for entry in entries.values {
+            let snapshot = await entry.swarm.snapshot
+            uploaded += snapshot.bytesUploaded
+            peers += snapshot.peers
+        }
+        return (uploaded + closedUploads, peers, entries.count)
     }
 
     /// Leaves every swarm, closes listeners and the signaling connection.
@@ -138,6 +152,7 @@ actor SwarmNode {
     /// Leaves the swarm and closes its listener and connections.
     func close(_ id: SwarmID) async {
         guard let entry = entries.removeValue(forKey: id) else { return }
+        closedUploads += await entry.swarm.snapshot.bytesUploaded
         if let signal { await signal.leave(swarm: id) }
         try? await entry.listener.close()
         await entry.swarm.stop()
