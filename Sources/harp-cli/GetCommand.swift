@@ -42,8 +42,10 @@ struct GetCommand: AsyncParsableCommand {
     @Flag(name: .customLong("no-server"), help: "Never download from the server (peers only).")
     var noServer = false
 
-    @Option(help: ArgumentHelp("Files fetched at once.", valueName: "n"))
-    var parallel = 3
+    @Option(
+        help: ArgumentHelp(
+            "Files fetched at once (default: limits.parallel_files of config.toml, else 3).", valueName: "n"))
+    var parallel: Int?
 
     @OptionGroup var peers: PeerOptions
     @OptionGroup var account: AccountOptions
@@ -53,16 +55,17 @@ struct GetCommand: AsyncParsableCommand {
 
     func validate() throws {
         try peers.validateURL()
-        guard parallel >= 1 else { throw ValidationError("--parallel must be at least 1") }
+        guard (parallel ?? 1) >= 1 else { throw ValidationError("--parallel must be at least 1") }
     }
 
     func run() async throws {
         try await runReportingErrors {
+            let harpConfig = try config.harpConfig()
             let logger = config.logger
             let client = try config.client(account)
             let identity = try config.deviceIdentity()
-            let store = try storeOptions.open()
-            let settings = peers.settings
+            let store = try storeOptions.open(config: harpConfig)
+            let settings = try peers.settings(config: harpConfig)
             let json = outputOptions.json
             if settings.signalURL == nil, !json {
                 printError("harp-cli: no signaling server (--signal or HARP_SIGNAL): fetching from the server alone")
@@ -71,7 +74,7 @@ struct GetCommand: AsyncParsableCommand {
             let board = ProgressBoard()
             let fetcher = FileFetcher(
                 client: client, store: store, node: node, identity: identity, useServer: !noServer, seedAfter: seed,
-                baseOptions: peers.swarmOptions, logger: logger, progress: board)
+                baseOptions: try peers.swarmOptions(config: harpConfig), logger: logger, progress: board)
 
             // Resolve every argument first: access problems end here, before anything is joined.
             var jobs: [(item: DAVItem, destination: String)] = []
@@ -157,7 +160,7 @@ struct GetCommand: AsyncParsableCommand {
                         }
                     }
                 }
-                for _ in 0..<parallel { addNext() }
+                for _ in 0..<(parallel ?? harpConfig.parallelFiles ?? 3) { addNext() }
                 for await (path, result) in group {
                     switch result {
                     case .success(let report):
@@ -226,26 +229,7 @@ struct GetCommand: AsyncParsableCommand {
         return output
     }
 
-    static func exitCode(for error: any Error) -> HarpExitCode {
-        switch error {
-        case let error as FetchError:
-            switch error {
-            case .changedOnServer, .local: .failure
-            case .spotCheckFailed: .verificationFailure
-            case .peersOnly: .partialTransfer
-            }
-        case let error as SwarmError:
-            switch error {
-            case .noManifest: .partialTransfer
-            case .changedOnServer: .failure
-            case .serverRefused: .notFoundOrNoAccess
-            case .server: .networkFailure
-            case .serverMismatch: .verificationFailure
-            case .storage(let inner): HarpExitCode.code(for: inner)
-            }
-        default: HarpExitCode.code(for: error)
-        }
-    }
+    static func exitCode(for error: any Error) -> HarpExitCode { HarpExitCode.code(for: error) }
 }
 
 /// Prints what this process sent to peers (at the end of a command that seeded).

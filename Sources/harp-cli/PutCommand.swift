@@ -43,11 +43,13 @@ struct PutCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runReportingErrors {
+            let harpConfig = try config.harpConfig()
             let logger = config.logger
             let client = try config.client(account)
             let identity = try config.deviceIdentity()
-            let store = try storeOptions.open()
-            let settings = peers.settings
+            let store = try storeOptions.open(config: harpConfig)
+            let settings = try peers.settings(config: harpConfig)
+            let baseOptions = try peers.swarmOptions(config: harpConfig)
             let remoteFolder = arguments.last!.hasSuffix("/") ? String(arguments.last!.dropLast()) : arguments.last!
             let remotePath = remoteFolder.isEmpty ? "/" : remoteFolder
             let folder: DAVItem
@@ -101,7 +103,7 @@ struct PutCommand: AsyncParsableCommand {
                     let started = ContinuousClock.now
                     let uploaded = try await upload(
                         job.local, to: job.remote, client: client, store: store, node: node, identity: identity,
-                        logger: logger)
+                        baseOptions: baseOptions, logger: logger)
                     let elapsed = ContinuousClock.now - started
                     if output.json {
                         printJSONLine([
@@ -134,7 +136,7 @@ struct PutCommand: AsyncParsableCommand {
 
     private func upload(
         _ local: String, to remote: String, client: NextcloudClient, store: ChunkStore, node: SwarmNode,
-        identity: DeviceIdentity, logger: Logger
+        identity: DeviceIdentity, baseOptions: Swarm.Options, logger: Logger
     ) async throws -> (size: Int64, root: Hash256, fileID: Int64?) {
         let outcome = try store.index(file: local)
         guard let manifest = try store.manifest(root: outcome.root) else {
@@ -154,7 +156,7 @@ struct PutCommand: AsyncParsableCommand {
                 sign: identity.sign)
             try await sidecars.publishManifest(manifest, for: pending, nextTo: remote)
             try await sidecars.publish(pending, nextTo: remote)
-            var options = peers.swarmOptions
+            var options = baseOptions
             options.superSeed = true
             let swarm = try await node.open(
                 root: outcome.root, chunking: outcome.parameters, expectedSize: outcome.size, options: options)

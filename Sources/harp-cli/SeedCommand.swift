@@ -44,14 +44,15 @@ struct SeedCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runReportingErrors {
-            let settings = peers.settings
+            let harpConfig = try config.harpConfig()
+            let settings = try peers.settings(config: harpConfig)
             guard settings.signalURL != nil else {
                 throw UsageError(description: "seed needs a signaling server: --signal URL or HARP_SIGNAL")
             }
             let logger = config.logger
             let client = try config.client(account)
             let identity = try config.deviceIdentity()
-            let store = try storeOptions.open()
+            let store = try storeOptions.open(config: harpConfig)
             let local = URL(fileURLWithPath: directory).standardizedFileURL.path
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: local, isDirectory: &isDirectory), isDirectory.boolValue else {
@@ -65,7 +66,8 @@ struct SeedCommand: AsyncParsableCommand {
             await node.start()
             let seeder = FolderSeeder(
                 client: client, store: store, node: node, identity: identity, localRoot: local,
-                remoteRoot: folder.path, baseOptions: peers.swarmOptions, json: output.json, logger: logger)
+                remoteRoot: folder.path, baseOptions: try peers.swarmOptions(config: harpConfig), json: output.json,
+                logger: logger)
             let loop = Task {
                 while !Task.isCancelled {
                     await seeder.scan()
