@@ -57,6 +57,9 @@ struct ConfigOptions: ParsableArguments {
 struct OutputOptions: ParsableArguments {
     @Flag(help: "Print one JSON object per line.")
     var json = false
+
+    @Flag(name: .shortAndLong, help: "Print nothing but errors.")
+    var quiet = false
 }
 
 extension ConfigOptions {

@@ -67,7 +67,7 @@ struct GetCommand: AsyncParsableCommand {
             let store = try storeOptions.open(config: harpConfig)
             let settings = try peers.settings(config: harpConfig)
             let json = outputOptions.json
-            if settings.signalURL == nil, !json {
+            if settings.signalURL == nil, !json, !outputOptions.quiet {
                 printError("harp-cli: no signaling server (--signal or HARP_SIGNAL): fetching from the server alone")
             }
             let node = SwarmNode(identity: identity, settings: settings, logger: logger)
@@ -112,23 +112,14 @@ struct GetCommand: AsyncParsableCommand {
                 ])
             }
 
+            let live = LiveProgress(board: board, json: json, quiet: outputOptions.quiet)
+            live.setTotal(files: jobs.count + pendingJobs.count)
+            let status = StatusWriter(command: "get", node: node, board: board)
+            await status.start()
             let printer = Task {
                 while !Task.isCancelled {
-                    try? await Task.sleep(for: .milliseconds(json ? 500 : 2000))
-                    for (path, entry) in board.active {
-                        if json {
-                            printJSONLine([
-                                "event": "progress", "path": path, "bytes": entry.have, "size": entry.size,
-                                "bytesFromPeers": entry.fromPeers, "bytesFromServer": entry.fromServer,
-                                "peers": entry.peers, "rate": Int64(entry.rate),
-                            ])
-                            continue
-                        }
-                        let percent = entry.size > 0 ? Double(entry.have) * 100 / Double(entry.size) : 100
-                        print(
-                            "\(path): \(String(format: "%.0f", percent))% of \(formatBytes(entry.size)), "
-                                + "\(entry.peers) peers, \(formatBytes(Int64(entry.rate)))/s")
-                    }
+                    try? await Task.sleep(for: live.interval)
+                    live.tick()
                 }
             }
             let started = ContinuousClock.now
@@ -165,17 +156,19 @@ struct GetCommand: AsyncParsableCommand {
                     switch result {
                     case .success(let report):
                         reports.append(report)
+                        live.fileDone(
+                            bytes: report.size, fromPeers: report.bytesFromPeers, fromServer: report.bytesFromServer)
                         if json {
                             printJSONLine(report.json)
                         } else {
                             let peersPart =
                                 report.method == "swarm"
                                 ? ", \(formatBytes(report.bytesFromPeers)) from \(report.peersUsed) peers" : ""
-                            print(
+                            live.say(
                                 "\(report.remotePath) -> \(report.destination): \(formatBytes(report.size)) in "
                                     + String(format: "%.1f s", report.seconds)
                                     + "\(peersPart), \(formatBytes(report.bytesFromServer)) from the server")
-                            for note in report.notes { print("  note: \(note)") }
+                            for note in report.notes { live.say("  note: \(note)") }
                         }
                     case .failure(let error):
                         failures.append((path, error))
@@ -192,6 +185,7 @@ struct GetCommand: AsyncParsableCommand {
                 }
             }
             printer.cancel()
+            live.finish()
             let elapsed = ContinuousClock.now - started
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
             if json {
@@ -203,10 +197,11 @@ struct GetCommand: AsyncParsableCommand {
                 ])
             }
             if seed, failures.isEmpty {
-                if !json { print("seeding \(reports.count) file(s); Ctrl-C to stop") }
+                if !json && !outputOptions.quiet { print("seeding \(reports.count) file(s); Ctrl-C to stop") }
                 await waitForInterrupt()
             }
-            await reportUploads(node, json: json)
+            if !outputOptions.quiet { await reportUploads(node, json: json) }
+            await status.stop()
             await node.shutdown()
             if let (_, error) = failures.first {
                 let code =

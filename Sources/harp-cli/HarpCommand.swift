@@ -10,7 +10,8 @@ struct HarpCommand: AsyncParsableCommand {
         abstract: "A peer-to-peer file swarm client for Nextcloud.",
         subcommands: [
             LoginCommand.self, LogoutCommand.self, WhoamiCommand.self, LsCommand.self, IndexCommand.self,
-            GetCommand.self, PutCommand.self, SeedCommand.self, DemoCommand.self, SignalCommand.self,
+            GetCommand.self, PutCommand.self, SeedCommand.self, StatusCommand.self, DemoCommand.self,
+            SignalCommand.self,
             DevCloudCommand.self,
             DebugDownloadCommand.self,
         ]

@@ -97,6 +97,8 @@ struct PutCommand: AsyncParsableCommand {
             if settings.signalURL == nil, !output.json {
                 printError("harp-cli: no signaling server (--signal or HARP_SIGNAL): uploading without seeding")
             }
+            let status = StatusWriter(command: "put", node: node, board: ProgressBoard())
+            await status.start()
             var failures = 0
             for job in jobs {
                 do {
@@ -129,6 +131,7 @@ struct PutCommand: AsyncParsableCommand {
                 await waitForInterrupt()
             }
             await reportUploads(node, json: output.json)
+            await status.stop()
             await node.shutdown()
             if failures > 0 { throw ExitCode(HarpExitCode.partialTransfer.rawValue) }
         }

@@ -68,6 +68,8 @@ struct SeedCommand: AsyncParsableCommand {
                 client: client, store: store, node: node, identity: identity, localRoot: local,
                 remoteRoot: folder.path, baseOptions: try peers.swarmOptions(config: harpConfig), json: output.json,
                 logger: logger)
+            let status = StatusWriter(command: "seed", node: node, board: ProgressBoard())
+            await status.start()
             let loop = Task {
                 while !Task.isCancelled {
                     await seeder.scan()
@@ -77,6 +79,7 @@ struct SeedCommand: AsyncParsableCommand {
             await waitForInterrupt()
             loop.cancel()
             await reportUploads(node, json: output.json)
+            await status.stop()
             await node.shutdown()
         }
     }

@@ -264,4 +264,33 @@ struct SwarmTests {
         let folder = try #require(summary["directory"] as? String)
         #expect(!FileManager.default.fileExists(atPath: folder))
     }
+
+    @Test func statusShowsWhatARunningSeederDoes() async throws {
+        let bed = try await Testbed()
+        defer { bed.shutdown() }
+        let original = try bed.makeFile("f.bin", size: 4 << 20)
+        try await bed.upload(original)
+        let seeder = try await startSeeder(bed, "seeder", "/f.bin")
+        var seen: [String: Any]?
+        for _ in 0..<50 {
+            let status = try await bed.run("seeder", ["status", "--json"])
+            let processes = status.jsonLines.first?["processes"] as? [[String: Any]] ?? []
+            if let process = processes.first(where: { int64($0["pid"]) == Int64(seeder.process.processIdentifier) }),
+                int64(process["swarms"]) == 1
+            {
+                seen = status.jsonLines.first
+                break
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let status = try #require(seen, "status never showed the seeder")
+        let store = try #require(status["store"] as? [String: Any])
+        #expect(int64(store["indexedBytes"]) == 4 << 20)
+        #expect(int64(store["files"]) == 1)
+        // Once the seeder has stopped, status no longer lists it.
+        seeder.signal(SIGINT)
+        #expect(await seeder.wait() == 0)
+        let after = try await bed.run("seeder", ["status", "--json"])
+        #expect((after.jsonLines.first?["processes"] as? [[String: Any]])?.isEmpty == true)
+    }
 }

@@ -89,15 +89,21 @@ actor SwarmNode {
     }
 
     /// Bytes sent to peers, and peers connected, over every open swarm.
-    func totals() async -> (bytesUploaded: Int64, peers: Int, swarms: Int) {
+    func totals() async -> (
+        bytesUploaded: Int64, peers: Int, swarms: Int, uploadRate: Double, downloadRate: Double
+    ) {
         var uploaded: Int64 = 0
         var peers = 0
+        var up = 0.0
+        var down = 0.0
         for entry in entries.values {
             let snapshot = await entry.swarm.snapshot
             uploaded += snapshot.bytesUploaded
             peers += snapshot.peers
+            up += snapshot.uploadRate
+            down += snapshot.downloadRate
         }
-        return (uploaded + closedUploads, peers, entries.count)
+        return (uploaded + closedUploads, peers, entries.count, up, down)
     }
 
     /// Leaves every swarm, closes listeners and the signaling connection.

@@ -161,6 +161,7 @@ final class Testbed: @unchecked Sendable {
         try? FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
         environment["HARP_CONFIG_DIR"] = home + "/config"
         environment["HARP_STORE"] = home + "/store.sqlite"
+        environment["XDG_STATE_HOME"] = home + "/state"
         environment["HARP_SERVER"] = cloudURL
         environment["HARP_USER"] = user
         environment["HARP_APP_PASSWORD"] = user + "-pw"
