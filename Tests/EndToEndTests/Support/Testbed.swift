@@ -201,6 +201,8 @@ final class Testbed: @unchecked Sendable {
     /// A file of `size` random bytes in the testbed folder, written in pieces (never whole in memory).
     func makeFile(_ name: String, size: Int) throws -> String {
         let path = directory + "/" + name
+        try FileManager.default.createDirectory(
+            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         _ = FileManager.default.createFile(atPath: path, contents: nil)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
         defer { try? handle.close() }
