@@ -61,7 +61,7 @@ enum HarpExitCode: Int32 {
             }
         case let error as SwarmError:
             switch error {
-            case .noManifest: .partialTransfer
+            case .noManifest, .noSources: .partialTransfer
             case .changedOnServer: .failure
             case .serverRefused: .notFoundOrNoAccess
             case .server: .networkFailure

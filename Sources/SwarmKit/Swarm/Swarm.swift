@@ -32,6 +32,8 @@ public actor Swarm {
         /// signaling server's answer and the dials take a moment; without the wait every fetcher starting together
         /// would take its first chunks from the server).
         public var serverGrace: Double = 0.75
+        /// A fetch with no peer connected and no server to ask gives up after this long without progress.
+        public var stallTimeout: Double = 60
         /// Most chunks requested from one peer at once.
         public var maxPipelineDepth = 16
         /// Upload limit of this swarm in bytes per second (nil: none).
@@ -285,7 +287,17 @@ public actor Swarm {
                 "chunks.local": "\(copied)", "peers": "\(links.count)",
             ])
         defer { fetching = false }
+        var lastCount = have.cardinality
+        var lastProgress = now
         while !(self.picker?.isComplete ?? true) {
+            let count = self.have?.cardinality ?? 0
+            if count != lastCount || !links.isEmpty {
+                lastCount = count
+                lastProgress = now
+            } else if webSeed == nil, now - lastProgress > options.stallTimeout {
+                cancelServerRequests()
+                throw SwarmError.noSources
+            }
             if Task.isCancelled {
                 cancelServerRequests()
                 throw CancellationError()
@@ -1024,6 +1036,9 @@ public enum SwarmError: Error, Sendable, CustomStringConvertible {
     case serverMismatch(chunk: Int)
     /// Writing to the local disk failed.
     case storage(ChunkStoreError)
+    /// No peer has been connected for a while and the server may not be asked (`--no-server`, or an upload in
+    /// progress): nothing can make progress.
+    case noSources
 
     public var description: String {
         switch self {
@@ -1034,6 +1049,7 @@ public enum SwarmError: Error, Sendable, CustomStringConvertible {
         case .serverMismatch(let chunk):
             "chunk \(chunk) from the server does not match the file's content root (a wrong sidecar?)"
         case .storage(let error): "\(error)"
+        case .noSources: "no peer has been reachable for a while and the server may not be used"
         }
     }
 }

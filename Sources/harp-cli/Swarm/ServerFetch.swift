@@ -46,7 +46,7 @@ struct ServerFetch {
             try? FileManager.default.removeItem(atPath: partPath)
             try? FileManager.default.removeItem(atPath: statePath)
         }
-        let fd = open(partPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        let fd = open(partPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw FetchError.local("cannot open \(partPath): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         guard ftruncate(fd, off_t(size)) == 0 else {
