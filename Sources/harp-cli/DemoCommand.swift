@@ -14,9 +14,9 @@ struct DemoCommand: AsyncParsableCommand {
         discussion: """
             The demo starts DevCloud (a small Nextcloud-compatible server whose upload to clients is limited, like a \
             real server's uplink) and a signaling server on loopback ports it picks, generates a file, and uploads it \
-            with `put` from an author who then seeds it. First the peers fetch it from the server alone, one after \
-            the other's bytes share the server's limit; then they fetch it through the swarm. Every copy is compared \
-            with the original. It prints what each peer and the server sent, and the speed-up. Everything it started \
+            with `put` from an author who then seeds it. First the peers fetch it from the server alone, all at once, \
+            sharing the server's limit; then they fetch it through the swarm. Every copy is compared with the \
+            original. It prints what each peer and the server sent, and the speed-up. Everything it started \
             is stopped and its folder removed at the end, also on Ctrl-C.
 
             Examples:

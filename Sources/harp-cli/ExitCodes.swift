@@ -4,7 +4,7 @@ import Foundation
 import NextcloudClient
 import SwarmKit
 
-/// The exit codes of `harp-cli`, in one place (documented in docs/nextcloud.md).
+/// The exit codes of `harp-cli`, in one place (documented in docs/cli.md).
 enum HarpExitCode: Int32 {
     /// Success.
     case ok = 0

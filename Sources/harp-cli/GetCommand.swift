@@ -21,8 +21,8 @@ struct GetCommand: AsyncParsableCommand {
 
             Examples:
               harp-cli get /Footage/raw.mov
-              harp-cli get -R /Footage -o ./footage --signal wss://signal.example.com
-              HARP_SIGNAL=ws://127.0.0.1:7000 harp-cli get /Builds/app.tar --seed
+              harp-cli get -R /Footage -o ./footage --signal wss://signal.example.com/v1/ws
+              HARP_SIGNAL=ws://127.0.0.1:7000/v1/ws harp-cli get /Builds/app.tar --seed
             """)
 
     @Argument(help: "Remote paths of files (or folders, with -R).")
@@ -108,7 +108,8 @@ struct GetCommand: AsyncParsableCommand {
             await node.start()
             if json {
                 printJSONLine([
-                    "event": "start", "files": jobs.count, "bytes": jobs.reduce(Int64(0)) { $0 + ($1.item.size ?? 0) },
+                    "event": "start", "files": jobs.count + pendingJobs.count,
+                    "bytes": jobs.reduce(Int64(0)) { $0 + ($1.item.size ?? 0) },
                 ])
             }
 
@@ -190,13 +191,16 @@ struct GetCommand: AsyncParsableCommand {
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
             if json {
                 printJSONLine([
-                    "event": "summary", "files": jobs.count, "completed": reports.count, "failed": failures.count,
+                    "event": "summary", "files": jobs.count + pendingJobs.count, "completed": reports.count,
+                    "failed": failures.count,
                     "bytesFromPeers": reports.reduce(Int64(0)) { $0 + $1.bytesFromPeers },
                     "bytesFromServer": reports.reduce(Int64(0)) { $0 + $1.bytesFromServer },
                     "seconds": (seconds * 1000).rounded() / 1000,
                 ])
             }
-            if seed, failures.isEmpty {
+            if seed, settings.signalURL == nil {
+                printError("harp-cli: --seed needs a signaling server (--signal or HARP_SIGNAL): not seeding")
+            } else if seed, failures.isEmpty {
                 if !json && !outputOptions.quiet { print("seeding \(reports.count) file(s); Ctrl-C to stop") }
                 await waitForInterrupt()
             }

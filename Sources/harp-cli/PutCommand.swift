@@ -18,7 +18,7 @@ struct PutCommand: AsyncParsableCommand {
 
             Examples:
               harp-cli put raw.mov /Footage
-              harp-cli put -R ./build /Artifacts/1234 --signal wss://signal.example.com --seed
+              harp-cli put -R ./build /Artifacts/1234 --signal wss://signal.example.com/v1/ws --seed
             """)
 
     @Argument(help: ArgumentHelp("Local files (or folders, with -R), then the remote folder.", valueName: "paths"))
@@ -100,6 +100,7 @@ struct PutCommand: AsyncParsableCommand {
             let status = StatusWriter(command: "put", node: node, board: ProgressBoard())
             await status.start()
             var failures = 0
+            var firstError: (any Error)?
             for job in jobs {
                 do {
                     let started = ContinuousClock.now
@@ -110,16 +111,24 @@ struct PutCommand: AsyncParsableCommand {
                     if output.json {
                         printJSONLine([
                             "event": "file-done", "path": job.remote, "local": job.local, "size": uploaded.size,
-                            "root": uploaded.root.hex, "fileid": uploaded.fileID ?? NSNull(),
-                            "seconds": Double(elapsed.components.seconds),
+                            "swarm": SwarmKeys(contentRoot: uploaded.root.bytes).swarmID.hexString,
+                            "fileid": uploaded.fileID ?? NSNull(),
+                            "seconds":
+                                (Double(elapsed.components.attoseconds) * 1e-18 + Double(elapsed.components.seconds)
+                                * 1000)
+                                .rounded() / 1000,
                         ])
-                    } else {
+                    } else if !output.quiet {
                         print("\(job.local) -> \(job.remote): \(formatBytes(uploaded.size)) uploaded")
                     }
                 } catch {
                     failures += 1
+                    if firstError == nil { firstError = error }
                     if output.json {
-                        printJSONLine(["event": "error", "path": job.remote, "message": "\(error)"])
+                        printJSONLine([
+                            "event": "error", "path": job.remote, "message": "\(error)",
+                            "code": Int(HarpExitCode.code(for: error).rawValue),
+                        ])
                     } else {
                         printError("harp-cli: \(job.local): \(error)")
                     }
@@ -127,13 +136,16 @@ struct PutCommand: AsyncParsableCommand {
                 }
             }
             if seed, failures == 0, settings.signalURL != nil {
-                if !output.json { print("seeding \(jobs.count) file(s); Ctrl-C to stop") }
+                if !output.json, !output.quiet { print("seeding \(jobs.count) file(s); Ctrl-C to stop") }
                 await waitForInterrupt()
             }
-            await reportUploads(node, json: output.json)
+            if !output.quiet { await reportUploads(node, json: output.json) }
             await status.stop()
             await node.shutdown()
-            if failures > 0 { throw ExitCode(HarpExitCode.partialTransfer.rawValue) }
+            if failures > 0, let firstError {
+                let code = failures == jobs.count ? HarpExitCode.code(for: firstError) : .partialTransfer
+                throw ExitCode(code.rawValue)
+            }
         }
     }
 

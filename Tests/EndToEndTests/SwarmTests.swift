@@ -293,4 +293,23 @@ struct SwarmTests {
         let after = try await bed.run("seeder", ["status", "--json"])
         #expect((after.jsonLines.first?["processes"] as? [[String: Any]])?.isEmpty == true)
     }
+
+    @Test func anUnreachableSignalingServerDoesNotStallAGet() async throws {
+        let bed = try await Testbed()
+        defer { bed.shutdown() }
+        let original = try bed.makeFile("f.bin", size: 3 << 20)
+        try await bed.upload(original)
+        // A first get publishes the sidecar and the manifest (and exits: no seeder).
+        let first = try await bed.run("first", ["get", "/f.bin"])
+        #expect(first.process.terminationStatus == 0, "\(first.stderr)")
+        var environment = bed.environment(peer: "late")
+        environment["HARP_SIGNAL"] = "ws://127.0.0.1:9/v1/ws"
+        let started = Date()
+        let late = try LaunchedProcess(
+            name: "late", arguments: ["get", "/f.bin", "--json"], environment: environment, directory: bed.home("late"))
+        #expect(await late.wait(timeout: 120) == 0, "\(late.stderr.suffix(1500))")
+        #expect(Date().timeIntervalSince(started) < 60)
+        #expect(try sameContents(original, bed.home("late") + "/f.bin"))
+        #expect(int64(fileDone(late)?["bytesFromServer"]) == 3 << 20)
+    }
 }

@@ -25,7 +25,8 @@ struct FetchReport: Sendable {
     var json: [String: Any] {
         [
             "event": "file-done", "path": remotePath, "destination": destination, "size": size,
-            "root": root?.hex ?? NSNull(), "method": method, "bytesFromPeers": bytesFromPeers,
+            "swarm": root.map { SwarmKeys(contentRoot: $0.bytes).swarmID.hexString } ?? NSNull(), "method": method,
+            "bytesFromPeers": bytesFromPeers,
             "bytesFromServer": bytesFromServer, "bytesFromLocal": bytesFromLocal, "bytesUploaded": bytesUploaded,
             "peersUsed": peersUsed,
             "badChunks": badChunks, "seconds": (seconds * 1000).rounded() / 1000, "notes": notes,
@@ -69,7 +70,10 @@ struct FileFetcher: Sendable {
         let sidecars = SidecarFolder(client: client, logger: logger)
 
         var sidecar: Sidecar?
-        if let node, await node.hasSignaling {
+        // DESIGN §4: a file with its own ACL rules (nc:acl-list) travels from the server only, with no sidecar.
+        let ownACL = item.hasACLList
+        if ownACL { report.notes.append("the file has its own access rules: fetched from the server only") }
+        if let node, !ownACL, await node.hasSignaling {
             let (found, note) = await sidecars.read(forFileAt: item.path, fileID: remote.fileid)
             if let note { report.notes.append(note) }
             if let found {
@@ -132,7 +136,7 @@ struct FileFetcher: Sendable {
         if let sidecar, sidecar.root != outcome.root {
             report.notes.append("the sidecar's content root differs from the server's bytes: replacing it")
         }
-        if let node, await node.hasSignaling, sidecar?.root != outcome.root || sidecar == nil {
+        if let node, !ownACL, await node.hasSignaling, sidecar?.root != outcome.root || sidecar == nil {
             if await sidecars.mayPublish(nextTo: item.path) {
                 do {
                     let published = makeSidecar(
@@ -151,7 +155,8 @@ struct FileFetcher: Sendable {
                 report.notes.append("no write access to the folder: no sidecar published")
             }
         }
-        if seedAfter, let node, await node.hasSignaling, let manifest = try store.manifest(root: outcome.root) {
+        if seedAfter, let node, !ownACL, await node.hasSignaling, let manifest = try store.manifest(root: outcome.root)
+        {
             var options = baseOptions
             options.superSeed = true
             let swarm = try await node.open(

@@ -7,7 +7,7 @@ struct PeerOptions: ParsableArguments {
     @Option(
         name: .customLong("signal"),
         help: ArgumentHelp(
-            "Signaling server, ws:// or wss:// (default: $HARP_SIGNAL). Without one, get uses the server alone.",
+            "Signaling server, ws:// or wss://…/v1/ws (default: $HARP_SIGNAL, then config.toml). Without one there is no swarm.",
             valueName: "url"))
     var signalURL: String?
 
@@ -73,7 +73,8 @@ struct PeerOptions: ParsableArguments {
     /// The swarm options these flags (and config.toml) set: every swarm of the command starts from them.
     func swarmOptions(config: HarpConfig) throws -> Swarm.Options {
         var options = Swarm.Options()
-        let text = uploadLimit ?? ProcessInfo.processInfo.environment["HARP_UPLOAD_LIMIT"] ?? config.uploadLimit
+        let fromEnvironment = ProcessInfo.processInfo.environment["HARP_UPLOAD_LIMIT"].flatMap { $0.isEmpty ? nil : $0 }
+        let text = uploadLimit ?? fromEnvironment ?? config.uploadLimit
         if let text {
             guard let rate = Self.parseRate(text) else {
                 throw UsageError(description: "the upload limit must be a rate like 40M, not \(text)")

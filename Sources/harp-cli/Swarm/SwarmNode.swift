@@ -149,8 +149,27 @@ actor SwarmNode {
             tasks: [listening, exchange])
         if let signal {
             // The members it names arrive as a `joined` event too (also after every rejoin): dialled there.
-            let peers = try await signal.join(swarm: SwarmSigner(keys: keys), addresses: ["\(advertised):\(port)"])
-            joins[id] = peers.count
+            // A signaling server that cannot be reached must not stall the transfer: the swarm goes on with the
+            // peers that peer exchange finds and with the server; the client keeps trying in the background.
+            let signer = SwarmSigner(keys: keys)
+            let addresses = ["\(advertised):\(port)"]
+            let joined = await withTaskGroup(of: Int?.self) { group in
+                group.addTask { (try? await signal.join(swarm: signer, addresses: addresses))?.count }
+                group.addTask {
+                    try? await Task.sleep(for: .seconds(10))
+                    return nil
+                }
+                let first = await group.next() ?? nil
+                group.cancelAll()
+                return first
+            }
+            if let joined {
+                joins[id] = joined
+            } else {
+                logger.warning(
+                    "the signaling server did not answer the join in 10 s; going on without it",
+                    metadata: ["signal.url": "\(settings.signalURL ?? "")"])
+            }
         }
         return swarm
     }
