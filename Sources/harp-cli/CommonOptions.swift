@@ -57,13 +57,26 @@ struct ConfigOptions: ParsableArguments {
 struct OutputOptions: ParsableArguments {
     @Flag(help: "Print one JSON object per line.")
     var json = false
+
+    @Flag(name: .shortAndLong, help: "Print nothing but errors.")
+    var quiet = false
 }
 
 extension ConfigOptions {
-    /// A client for the account the flags, environment and stored login describe.
+    /// config.toml of the configuration folder (empty when there is none).
+    func harpConfig() throws -> HarpConfig {
+        try HarpConfig.load(from: store.directory)
+    }
+
+    /// A client for the account the flags, environment and stored login describe (config.toml's server and user
+    /// fill in what the stored login lacks).
     func client(_ account: AccountOptions) throws -> NextcloudClient {
+        var stored = try store.load()
+        let file = try harpConfig()
+        if stored.server == nil { stored.server = file.server }
+        if stored.user == nil { stored.user = file.user }
         let credentials = try Credentials.resolve(
-            server: account.server, user: account.user, appPassword: account.appPassword, stored: try store.load())
+            server: account.server, user: account.user, appPassword: account.appPassword, stored: stored)
         return NextcloudClient(credentials: credentials, options: transportOptions, logger: logger)
     }
 }

@@ -2,8 +2,9 @@ import ArgumentParser
 import ChunkStore
 import Foundation
 import NextcloudClient
+import SwarmKit
 
-/// The exit codes of `harp-cli`, in one place (documented in docs/nextcloud.md).
+/// The exit codes of `harp-cli`, in one place (documented in docs/cli.md).
 enum HarpExitCode: Int32 {
     /// Success.
     case ok = 0
@@ -47,6 +48,27 @@ enum HarpExitCode: Int32 {
             default: .failure
             }
         case is UsageError: .usage
+        case let error as ConfigError:
+            switch error {
+            case .unreadable, .tooOpen: .failure
+            case .syntax, .unknownKey, .wrongType, .duplicate: .usage
+            }
+        case let error as FetchError:
+            switch error {
+            case .changedOnServer, .local: .failure
+            case .spotCheckFailed: .verificationFailure
+            case .peersOnly: .partialTransfer
+            }
+        case let error as SwarmError:
+            switch error {
+            case .noManifest, .noSources: .partialTransfer
+            case .changedOnServer: .failure
+            case .serverRefused: .notFoundOrNoAccess
+            case .server: .networkFailure
+            case .serverMismatch: .verificationFailure
+            case .storage(let inner): code(for: inner)
+            }
+        case is DeviceIdentityError: .failure
         default: .failure
         }
     }

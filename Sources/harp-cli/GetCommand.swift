@@ -21,8 +21,8 @@ struct GetCommand: AsyncParsableCommand {
 
             Examples:
               harp-cli get /Footage/raw.mov
-              harp-cli get -R /Footage -o ./footage --signal wss://signal.example.com
-              HARP_SIGNAL=ws://127.0.0.1:7000 harp-cli get /Builds/app.tar --seed
+              harp-cli get -R /Footage -o ./footage --signal wss://signal.example.com/v1/ws
+              HARP_SIGNAL=ws://127.0.0.1:7000/v1/ws harp-cli get /Builds/app.tar --seed
             """)
 
     @Argument(help: "Remote paths of files (or folders, with -R).")
@@ -42,8 +42,10 @@ struct GetCommand: AsyncParsableCommand {
     @Flag(name: .customLong("no-server"), help: "Never download from the server (peers only).")
     var noServer = false
 
-    @Option(help: ArgumentHelp("Files fetched at once.", valueName: "n"))
-    var parallel = 3
+    @Option(
+        help: ArgumentHelp(
+            "Files fetched at once (default: limits.parallel_files of config.toml, else 3).", valueName: "n"))
+    var parallel: Int?
 
     @OptionGroup var peers: PeerOptions
     @OptionGroup var account: AccountOptions
@@ -53,25 +55,26 @@ struct GetCommand: AsyncParsableCommand {
 
     func validate() throws {
         try peers.validateURL()
-        guard parallel >= 1 else { throw ValidationError("--parallel must be at least 1") }
+        guard (parallel ?? 1) >= 1 else { throw ValidationError("--parallel must be at least 1") }
     }
 
     func run() async throws {
         try await runReportingErrors {
+            let harpConfig = try config.harpConfig()
             let logger = config.logger
             let client = try config.client(account)
             let identity = try config.deviceIdentity()
-            let store = try storeOptions.open()
-            let settings = peers.settings
+            let store = try storeOptions.open(config: harpConfig)
+            let settings = try peers.settings(config: harpConfig)
             let json = outputOptions.json
-            if settings.signalURL == nil, !json {
+            if settings.signalURL == nil, !json, !outputOptions.quiet {
                 printError("harp-cli: no signaling server (--signal or HARP_SIGNAL): fetching from the server alone")
             }
             let node = SwarmNode(identity: identity, settings: settings, logger: logger)
             let board = ProgressBoard()
             let fetcher = FileFetcher(
                 client: client, store: store, node: node, identity: identity, useServer: !noServer, seedAfter: seed,
-                baseOptions: peers.swarmOptions, logger: logger, progress: board)
+                baseOptions: try peers.swarmOptions(config: harpConfig), logger: logger, progress: board)
 
             // Resolve every argument first: access problems end here, before anything is joined.
             var jobs: [(item: DAVItem, destination: String)] = []
@@ -105,27 +108,19 @@ struct GetCommand: AsyncParsableCommand {
             await node.start()
             if json {
                 printJSONLine([
-                    "event": "start", "files": jobs.count, "bytes": jobs.reduce(Int64(0)) { $0 + ($1.item.size ?? 0) },
+                    "event": "start", "files": jobs.count + pendingJobs.count,
+                    "bytes": jobs.reduce(Int64(0)) { $0 + ($1.item.size ?? 0) },
                 ])
             }
 
+            let live = LiveProgress(board: board, json: json, quiet: outputOptions.quiet)
+            live.setTotal(files: jobs.count + pendingJobs.count)
+            let status = StatusWriter(command: "get", node: node, board: board)
+            await status.start()
             let printer = Task {
                 while !Task.isCancelled {
-                    try? await Task.sleep(for: .milliseconds(json ? 500 : 2000))
-                    for (path, entry) in board.active {
-                        if json {
-                            printJSONLine([
-                                "event": "progress", "path": path, "bytes": entry.have, "size": entry.size,
-                                "bytesFromPeers": entry.fromPeers, "bytesFromServer": entry.fromServer,
-                                "peers": entry.peers, "rate": Int64(entry.rate),
-                            ])
-                            continue
-                        }
-                        let percent = entry.size > 0 ? Double(entry.have) * 100 / Double(entry.size) : 100
-                        print(
-                            "\(path): \(String(format: "%.0f", percent))% of \(formatBytes(entry.size)), "
-                                + "\(entry.peers) peers, \(formatBytes(Int64(entry.rate)))/s")
-                    }
+                    try? await Task.sleep(for: live.interval)
+                    live.tick()
                 }
             }
             let started = ContinuousClock.now
@@ -157,22 +152,24 @@ struct GetCommand: AsyncParsableCommand {
                         }
                     }
                 }
-                for _ in 0..<parallel { addNext() }
+                for _ in 0..<(parallel ?? harpConfig.parallelFiles ?? 3) { addNext() }
                 for await (path, result) in group {
                     switch result {
                     case .success(let report):
                         reports.append(report)
+                        live.fileDone(
+                            bytes: report.size, fromPeers: report.bytesFromPeers, fromServer: report.bytesFromServer)
                         if json {
                             printJSONLine(report.json)
                         } else {
                             let peersPart =
                                 report.method == "swarm"
                                 ? ", \(formatBytes(report.bytesFromPeers)) from \(report.peersUsed) peers" : ""
-                            print(
+                            live.say(
                                 "\(report.remotePath) -> \(report.destination): \(formatBytes(report.size)) in "
                                     + String(format: "%.1f s", report.seconds)
                                     + "\(peersPart), \(formatBytes(report.bytesFromServer)) from the server")
-                            for note in report.notes { print("  note: \(note)") }
+                            for note in report.notes { live.say("  note: \(note)") }
                         }
                     case .failure(let error):
                         failures.append((path, error))
@@ -189,20 +186,26 @@ struct GetCommand: AsyncParsableCommand {
                 }
             }
             printer.cancel()
+            live.finish()
             let elapsed = ContinuousClock.now - started
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
             if json {
                 printJSONLine([
-                    "event": "summary", "files": jobs.count, "completed": reports.count, "failed": failures.count,
+                    "event": "summary", "files": jobs.count + pendingJobs.count, "completed": reports.count,
+                    "failed": failures.count,
                     "bytesFromPeers": reports.reduce(Int64(0)) { $0 + $1.bytesFromPeers },
                     "bytesFromServer": reports.reduce(Int64(0)) { $0 + $1.bytesFromServer },
                     "seconds": (seconds * 1000).rounded() / 1000,
                 ])
             }
-            if seed, failures.isEmpty {
-                if !json { print("seeding \(reports.count) file(s); Ctrl-C to stop") }
+            if seed, settings.signalURL == nil {
+                printError("harp-cli: --seed needs a signaling server (--signal or HARP_SIGNAL): not seeding")
+            } else if seed, failures.isEmpty {
+                if !json && !outputOptions.quiet { print("seeding \(reports.count) file(s); Ctrl-C to stop") }
                 await waitForInterrupt()
             }
+            if !outputOptions.quiet { await reportUploads(node, json: json) }
+            await status.stop()
             await node.shutdown()
             if let (_, error) = failures.first {
                 let code =
@@ -225,25 +228,17 @@ struct GetCommand: AsyncParsableCommand {
         return output
     }
 
-    static func exitCode(for error: any Error) -> HarpExitCode {
-        switch error {
-        case let error as FetchError:
-            switch error {
-            case .changedOnServer, .local: .failure
-            case .spotCheckFailed: .verificationFailure
-            case .peersOnly: .partialTransfer
-            }
-        case let error as SwarmError:
-            switch error {
-            case .noManifest: .partialTransfer
-            case .changedOnServer: .failure
-            case .serverRefused: .notFoundOrNoAccess
-            case .server: .networkFailure
-            case .serverMismatch: .verificationFailure
-            case .storage(let inner): HarpExitCode.code(for: inner)
-            }
-        default: HarpExitCode.code(for: error)
-        }
+    static func exitCode(for error: any Error) -> HarpExitCode { HarpExitCode.code(for: error) }
+}
+
+/// Prints what this process sent to peers (at the end of a command that seeded).
+func reportUploads(_ node: SwarmNode, json: Bool) async {
+    let totals = await node.totals()
+    guard totals.bytesUploaded > 0 || totals.swarms > 0 else { return }
+    if json {
+        printJSONLine(["event": "uploads", "bytesUploaded": totals.bytesUploaded])
+    } else {
+        print("sent \(formatBytes(totals.bytesUploaded)) to peers")
     }
 }
 

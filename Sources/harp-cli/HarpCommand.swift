@@ -8,9 +8,12 @@ struct HarpCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "harp-cli",
         abstract: "A peer-to-peer file swarm client for Nextcloud.",
+        version: "0.1.0",
         subcommands: [
             LoginCommand.self, LogoutCommand.self, WhoamiCommand.self, LsCommand.self, IndexCommand.self,
-            GetCommand.self, PutCommand.self, SeedCommand.self, SignalCommand.self, DevCloudCommand.self,
+            GetCommand.self, PutCommand.self, SeedCommand.self, StatusCommand.self, DemoCommand.self,
+            SignalCommand.self,
+            DevCloudCommand.self,
             DebugDownloadCommand.self,
         ]
     )

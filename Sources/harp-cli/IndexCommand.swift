@@ -28,9 +28,10 @@ struct IndexCommand: AsyncParsableCommand {
     var json = false
 
     @OptionGroup var store: StoreOptions
+    @OptionGroup var config: ConfigOptions
 
     func run() async throws {
-        let chunkStore = try store.open()
+        let chunkStore = try store.open(config: try config.harpConfig())
         let files = try collectFiles()
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

@@ -18,7 +18,7 @@ struct PutCommand: AsyncParsableCommand {
 
             Examples:
               harp-cli put raw.mov /Footage
-              harp-cli put -R ./build /Artifacts/1234 --signal wss://signal.example.com --seed
+              harp-cli put -R ./build /Artifacts/1234 --signal wss://signal.example.com/v1/ws --seed
             """)
 
     @Argument(help: ArgumentHelp("Local files (or folders, with -R), then the remote folder.", valueName: "paths"))
@@ -43,13 +43,23 @@ struct PutCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runReportingErrors {
+            let harpConfig = try config.harpConfig()
             let logger = config.logger
             let client = try config.client(account)
             let identity = try config.deviceIdentity()
-            let store = try storeOptions.open()
-            let settings = peers.settings
+            let store = try storeOptions.open(config: harpConfig)
+            let settings = try peers.settings(config: harpConfig)
+            let baseOptions = try peers.swarmOptions(config: harpConfig)
             let remoteFolder = arguments.last!.hasSuffix("/") ? String(arguments.last!.dropLast()) : arguments.last!
-            let folder = try await client.item(at: remoteFolder.isEmpty ? "/" : remoteFolder)
+            let remotePath = remoteFolder.isEmpty ? "/" : remoteFolder
+            let folder: DAVItem
+            do {
+                folder = try await client.item(at: remotePath)
+            } catch let error as NextcloudError where error.kind == .notFoundOrNoAccess {
+                // A folder that does not exist yet is created (with its parents), as `mkdir -p` would.
+                try await SidecarFolder(client: client, logger: logger).ensureFolders(remotePath)
+                folder = try await client.item(at: remotePath)
+            }
             guard folder.isFolder else {
                 throw UsageError(description: "\(remoteFolder) is not a folder on the server")
             }
@@ -87,27 +97,38 @@ struct PutCommand: AsyncParsableCommand {
             if settings.signalURL == nil, !output.json {
                 printError("harp-cli: no signaling server (--signal or HARP_SIGNAL): uploading without seeding")
             }
+            let status = StatusWriter(command: "put", node: node, board: ProgressBoard())
+            await status.start()
             var failures = 0
+            var firstError: (any Error)?
             for job in jobs {
                 do {
                     let started = ContinuousClock.now
                     let uploaded = try await upload(
                         job.local, to: job.remote, client: client, store: store, node: node, identity: identity,
-                        logger: logger)
+                        baseOptions: baseOptions, logger: logger)
                     let elapsed = ContinuousClock.now - started
                     if output.json {
                         printJSONLine([
                             "event": "file-done", "path": job.remote, "local": job.local, "size": uploaded.size,
-                            "root": uploaded.root.hex, "fileid": uploaded.fileID ?? NSNull(),
-                            "seconds": Double(elapsed.components.seconds),
+                            "swarm": SwarmKeys(contentRoot: uploaded.root.bytes).swarmID.hexString,
+                            "fileid": uploaded.fileID ?? NSNull(),
+                            "seconds":
+                                (Double(elapsed.components.attoseconds) * 1e-18 + Double(elapsed.components.seconds)
+                                * 1000)
+                                .rounded() / 1000,
                         ])
-                    } else {
+                    } else if !output.quiet {
                         print("\(job.local) -> \(job.remote): \(formatBytes(uploaded.size)) uploaded")
                     }
                 } catch {
                     failures += 1
+                    if firstError == nil { firstError = error }
                     if output.json {
-                        printJSONLine(["event": "error", "path": job.remote, "message": "\(error)"])
+                        printJSONLine([
+                            "event": "error", "path": job.remote, "message": "\(error)",
+                            "code": Int(HarpExitCode.code(for: error).rawValue),
+                        ])
                     } else {
                         printError("harp-cli: \(job.local): \(error)")
                     }
@@ -115,17 +136,22 @@ struct PutCommand: AsyncParsableCommand {
                 }
             }
             if seed, failures == 0, settings.signalURL != nil {
-                if !output.json { print("seeding \(jobs.count) file(s); Ctrl-C to stop") }
+                if !output.json, !output.quiet { print("seeding \(jobs.count) file(s); Ctrl-C to stop") }
                 await waitForInterrupt()
             }
+            if !output.quiet { await reportUploads(node, json: output.json) }
+            await status.stop()
             await node.shutdown()
-            if failures > 0 { throw ExitCode(HarpExitCode.partialTransfer.rawValue) }
+            if failures > 0, let firstError {
+                let code = failures == jobs.count ? HarpExitCode.code(for: firstError) : .partialTransfer
+                throw ExitCode(code.rawValue)
+            }
         }
     }
 
     private func upload(
         _ local: String, to remote: String, client: NextcloudClient, store: ChunkStore, node: SwarmNode,
-        identity: DeviceIdentity, logger: Logger
+        identity: DeviceIdentity, baseOptions: Swarm.Options, logger: Logger
     ) async throws -> (size: Int64, root: Hash256, fileID: Int64?) {
         let outcome = try store.index(file: local)
         guard let manifest = try store.manifest(root: outcome.root) else {
@@ -145,7 +171,7 @@ struct PutCommand: AsyncParsableCommand {
                 sign: identity.sign)
             try await sidecars.publishManifest(manifest, for: pending, nextTo: remote)
             try await sidecars.publish(pending, nextTo: remote)
-            var options = peers.swarmOptions
+            var options = baseOptions
             options.superSeed = true
             let swarm = try await node.open(
                 root: outcome.root, chunking: outcome.parameters, expectedSize: outcome.size, options: options)

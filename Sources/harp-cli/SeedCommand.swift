@@ -18,8 +18,8 @@ struct SeedCommand: AsyncParsableCommand {
             changed files are noticed at each rescan. All files share one signaling connection.
 
             Examples:
-              harp-cli seed ~/Footage --remote /Footage --signal wss://signal.example.com
-              HARP_SIGNAL=ws://127.0.0.1:7000 harp-cli seed . --remote /Builds --rescan 10
+              harp-cli seed ~/Footage --remote /Footage --signal wss://signal.example.com/v1/ws
+              HARP_SIGNAL=ws://127.0.0.1:7000/v1/ws harp-cli seed . --remote /Builds --rescan 10
             """)
 
     @Argument(help: ArgumentHelp("Local folder (default: the current folder).", valueName: "dir"))
@@ -44,14 +44,15 @@ struct SeedCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runReportingErrors {
-            let settings = peers.settings
+            let harpConfig = try config.harpConfig()
+            let settings = try peers.settings(config: harpConfig)
             guard settings.signalURL != nil else {
                 throw UsageError(description: "seed needs a signaling server: --signal URL or HARP_SIGNAL")
             }
             let logger = config.logger
             let client = try config.client(account)
             let identity = try config.deviceIdentity()
-            let store = try storeOptions.open()
+            let store = try storeOptions.open(config: harpConfig)
             let local = URL(fileURLWithPath: directory).standardizedFileURL.path
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: local, isDirectory: &isDirectory), isDirectory.boolValue else {
@@ -65,7 +66,10 @@ struct SeedCommand: AsyncParsableCommand {
             await node.start()
             let seeder = FolderSeeder(
                 client: client, store: store, node: node, identity: identity, localRoot: local,
-                remoteRoot: folder.path, baseOptions: peers.swarmOptions, json: output.json, logger: logger)
+                remoteRoot: folder.path, baseOptions: try peers.swarmOptions(config: harpConfig), json: output.json,
+                quiet: output.quiet, logger: logger)
+            let status = StatusWriter(command: "seed", node: node, board: ProgressBoard())
+            await status.start()
             let loop = Task {
                 while !Task.isCancelled {
                     await seeder.scan()
@@ -74,6 +78,8 @@ struct SeedCommand: AsyncParsableCommand {
             }
             await waitForInterrupt()
             loop.cancel()
+            if !output.quiet { await reportUploads(node, json: output.json) }
+            await status.stop()
             await node.shutdown()
         }
     }
@@ -95,6 +101,7 @@ actor FolderSeeder {
     let remoteRoot: String
     let baseOptions: Swarm.Options
     let json: Bool
+    let quiet: Bool
     let logger: Logger
     private var seeded: [String: Seeded] = [:]
     /// Files found not to match the server, by their local size and mtime (not retried until they change).
@@ -102,7 +109,7 @@ actor FolderSeeder {
 
     init(
         client: NextcloudClient, store: ChunkStore, node: SwarmNode, identity: DeviceIdentity, localRoot: String,
-        remoteRoot: String, baseOptions: Swarm.Options, json: Bool, logger: Logger
+        remoteRoot: String, baseOptions: Swarm.Options, json: Bool, quiet: Bool, logger: Logger
     ) {
         self.client = client
         self.store = store
@@ -112,6 +119,7 @@ actor FolderSeeder {
         self.remoteRoot = remoteRoot
         self.baseOptions = baseOptions
         self.json = json
+        self.quiet = quiet
         self.logger = logger
     }
 
@@ -151,6 +159,12 @@ actor FolderSeeder {
 
     private func seedFile(relative: String, path: String, item: DAVItem, mtime: Date) async {
         guard let remote = item.remoteVersion else { return }
+        guard !item.hasACLList else {
+            report(
+                ["event": "skipped", "path": relative, "reason": "the file has its own access rules"],
+                text: "not seeding \(relative): it has its own access rules (server only)")
+            return
+        }
         do {
             let outcome = try store.index(file: path)
             guard let manifest = try store.manifest(root: outcome.root) else { return }
@@ -201,7 +215,10 @@ actor FolderSeeder {
             try await swarm.seed(manifest: manifest, store: store)
             seeded[relative] = Seeded(root: outcome.root, size: outcome.size, mtime: mtime)
             report(
-                ["event": "seeding", "path": relative, "root": outcome.root.hex, "size": outcome.size],
+                [
+                    "event": "seeding", "path": relative,
+                    "swarm": SwarmKeys(contentRoot: outcome.root.bytes).swarmID.hexString, "size": outcome.size,
+                ],
                 text: "seeding \(relative) (\(formatBytes(outcome.size)))")
         } catch {
             report(
@@ -214,7 +231,7 @@ actor FolderSeeder {
             printJSONLine(object)
         } else if object["event"] as? String == "error" {
             printError(text)
-        } else {
+        } else if !quiet {
             print(text)
         }
     }

@@ -8,18 +8,22 @@ struct StoreOptions: ParsableArguments {
     @Option(name: .customLong("store"), help: "Path of the chunk store database (env HARP_STORE).")
     var storePath: String?
 
-    var resolvedPath: String {
+    var resolvedPath: String { resolvedPath(config: nil) }
+
+    /// The flag, else `HARP_STORE`, else `store.path` of config.toml, else the XDG default.
+    func resolvedPath(config: HarpConfig?) -> String {
         if let storePath { return storePath }
         let environment = ProcessInfo.processInfo.environment
         if let fromEnvironment = environment["HARP_STORE"], !fromEnvironment.isEmpty { return fromEnvironment }
+        if let fromFile = config?.storePath, !fromFile.isEmpty { return fromFile }
         let dataHome =
             environment["XDG_DATA_HOME"].flatMap { $0.isEmpty ? nil : $0 }
             ?? (FileManager.default.homeDirectoryForCurrentUser.path + "/.local/share")
         return dataHome + "/harp/store.sqlite"
     }
 
-    func open() throws -> ChunkStore {
-        let path = resolvedPath
+    func open(config: HarpConfig? = nil) throws -> ChunkStore {
+        let path = resolvedPath(config: config)
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
         try FileManager.default.createDirectory(
             at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])

@@ -36,11 +36,25 @@ struct CommandLineTests {
         #expect(try run(["no-such-command"]).status == 2)
     }
 
-    @Test func helpSucceedsAndShowsExamples() throws {
-        let help = try run(["index", "--help"])
+    @Test(
+        arguments: [
+            ["login"], ["logout"], ["whoami"], ["ls"], ["index"], ["get"], ["put"], ["seed"], ["status"], ["demo"],
+            ["signal", "serve"], ["devcloud", "serve"],
+        ])
+    func everyCommandHasHelpWithAnExample(_ command: [String]) throws {
+        let help = try run(command + ["--help"])
         #expect(help.status == 0)
-        #expect(help.stdout.contains("Examples:"))
-        #expect(try run(["--help"]).stdout.contains("index"))
+        #expect(help.stdout.contains("Example"), "\(command.joined(separator: " ")) --help has no example")
+        #expect(help.stdout.contains("harp-cli \(command.joined(separator: " "))"))
+        #expect(try run(["--help"]).stdout.contains(command[0]))
+    }
+
+    @Test(arguments: ["bash", "zsh", "fish"])
+    func completionScriptsAreGenerated(_ shell: String) throws {
+        let script = try run(["--generate-completion-script", shell])
+        #expect(script.status == 0)
+        #expect(script.stdout.contains("harp-cli"))
+        #expect(script.stdout.contains("seed"))
     }
 
     @Test func indexJSONAndMissingFile() throws {

@@ -197,4 +197,119 @@ struct SwarmTests {
         let sent = try await bed.cloudBytesSent() - before
         #expect(sent < 12 << 20, "the server sent \(sent) bytes")
     }
+
+    @Test func theTransferCompletesWhenTheSignalingServerGoesDown() async throws {
+        let bed = try await Testbed()
+        defer { bed.shutdown() }
+        let size = 64 << 20
+        let original = try bed.makeFile("f.bin", size: size)
+        try await bed.upload(original)
+        _ = try await startSeeder(bed, "seeder", "/f.bin", extra: ["--upload-limit", "16M"])
+        let fetcher = try bed.start("peer", ["get", "/f.bin", "-o", "copy/", "--json"])
+        let started = await fetcher.waitForLine(timeout: 120) { line in
+            guard let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any],
+                object["event"] as? String == "progress"
+            else { return false }
+            return int64(object["bytesFromPeers"]) > 0
+        }
+        try #require(started != nil, "no bytes from peers: \(fetcher.stderr.suffix(2000))")
+        bed.signalServer.signal(SIGKILL)
+        await bed.signalServer.wait()
+        let status = await fetcher.wait()
+        #expect(status == 0, "\(fetcher.stderr.suffix(2000))")
+        #expect(try sameContents(original, bed.home("peer") + "/copy/f.bin"))
+        let done = try #require(fileDone(fetcher))
+        #expect(int64(done["bytesFromPeers"]) == Int64(size))
+    }
+
+    @Test func aLockThatMovesTheEtagKeepsTheFileInTheSwarm() async throws {
+        let bed = try await Testbed()
+        defer { bed.shutdown() }
+        let size = 16 << 20
+        let original = try bed.makeFile("f.bin", size: size)
+        try await bed.upload(original)
+        _ = try await startSeeder(bed, "seeder", "/f.bin")
+        // A files_lock user lock: Nextcloud (and DevCloud) give the file a new etag, its bytes stay the same.
+        #expect(try await bed.userLock("/f.bin") == 200)
+
+        let first = try await bed.run("peer1", ["get", "/f.bin", "-o", "copy/", "--json"])
+        #expect(first.process.terminationStatus == 0, "\(first.stderr)")
+        let done = try #require(fileDone(first))
+        #expect(done["method"] as? String == "swarm")
+        #expect(int64(done["bytesFromPeers"]) == Int64(size))
+        #expect((done["notes"] as? [String])?.contains { $0.contains("etag moved") } == true, "\(done)")
+        #expect(try sameContents(original, bed.home("peer1") + "/copy/f.bin"))
+        // The sidecar was republished with the new etag: the next fetcher finds it valid.
+        let second = try await bed.run("peer2", ["get", "/f.bin", "-o", "copy/", "--json"])
+        let again = try #require(fileDone(second))
+        #expect(again["method"] as? String == "swarm")
+        #expect((again["notes"] as? [String])?.isEmpty == true, "\(again)")
+    }
+
+    @Test func theDemoRunsEndToEndAndReportsASummary() async throws {
+        let bed = try await Testbed()
+        defer { bed.shutdown() }
+        let demo = try await bed.run("demo", ["demo", "--size", "24", "--peers", "3", "--json"], signal: false)
+        #expect(demo.process.terminationStatus == 0, "\(demo.stderr.suffix(2000))")
+        let summary = try #require(demo.jsonLines.first { $0["event"] as? String == "summary" })
+        #expect(summary["verified"] as? Bool == true)
+        #expect(int64(summary["bytes"]) == 24 << 20)
+        let rows = try #require(summary["peerResults"] as? [[String: Any]])
+        #expect(rows.count == 3)
+        #expect(rows.allSatisfy { $0["verified"] as? Bool == true })
+        #expect(rows.reduce(Int64(0)) { $0 + int64($1["bytesFromPeers"]) } > 24 << 20, "most bytes came from peers")
+        #expect((summary["serverCopies"] as? NSNumber)?.doubleValue ?? 9 < 1.0)
+        #expect((summary["speedUp"] as? NSNumber)?.doubleValue ?? 0 > 0)
+        // The demo removes its folder and stops its processes.
+        let folder = try #require(summary["directory"] as? String)
+        #expect(!FileManager.default.fileExists(atPath: folder))
+    }
+
+    @Test func statusShowsWhatARunningSeederDoes() async throws {
+        let bed = try await Testbed()
+        defer { bed.shutdown() }
+        let original = try bed.makeFile("f.bin", size: 4 << 20)
+        try await bed.upload(original)
+        let seeder = try await startSeeder(bed, "seeder", "/f.bin")
+        var seen: [String: Any]?
+        for _ in 0..<50 {
+            let status = try await bed.run("seeder", ["status", "--json"])
+            let processes = status.jsonLines.first?["processes"] as? [[String: Any]] ?? []
+            if let process = processes.first(where: { int64($0["pid"]) == Int64(seeder.process.processIdentifier) }),
+                int64(process["swarms"]) == 1
+            {
+                seen = status.jsonLines.first
+                break
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let status = try #require(seen, "status never showed the seeder")
+        let store = try #require(status["store"] as? [String: Any])
+        #expect(int64(store["indexedBytes"]) == 4 << 20)
+        #expect(int64(store["files"]) == 1)
+        // Once the seeder has stopped, status no longer lists it.
+        seeder.signal(SIGINT)
+        #expect(await seeder.wait() == 0)
+        let after = try await bed.run("seeder", ["status", "--json"])
+        #expect((after.jsonLines.first?["processes"] as? [[String: Any]])?.isEmpty == true)
+    }
+
+    @Test func anUnreachableSignalingServerDoesNotStallAGet() async throws {
+        let bed = try await Testbed()
+        defer { bed.shutdown() }
+        let original = try bed.makeFile("f.bin", size: 3 << 20)
+        try await bed.upload(original)
+        // A first get publishes the sidecar and the manifest (and exits: no seeder).
+        let first = try await bed.run("first", ["get", "/f.bin"])
+        #expect(first.process.terminationStatus == 0, "\(first.stderr)")
+        var environment = bed.environment(peer: "late")
+        environment["HARP_SIGNAL"] = "ws://127.0.0.1:9/v1/ws"
+        let started = Date()
+        let late = try LaunchedProcess(
+            name: "late", arguments: ["get", "/f.bin", "--json"], environment: environment, directory: bed.home("late"))
+        #expect(await late.wait(timeout: 120) == 0, "\(late.stderr.suffix(1500))")
+        #expect(Date().timeIntervalSince(started) < 60)
+        #expect(try sameContents(original, bed.home("late") + "/f.bin"))
+        #expect(int64(fileDone(late)?["bytesFromServer"]) == 3 << 20)
+    }
 }

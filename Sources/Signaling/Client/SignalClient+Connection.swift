@@ -165,7 +165,9 @@ extension SignalClient {
             if error.code == .banned, let seconds = error.retryAfter, seconds.isFinite, seconds > 0 {
                 retryAfter = .seconds(min(seconds, 86_400))
             }
-            if error.code == .replaced { replaced = true }
+            // Another client took over, or this client's join key is wrong: retrying cannot help (and failed
+            // join-key proofs get the address banned), so the client stops.
+            if error.code == .replaced || error.code == .badJoinKey { replaced = true }
             emit(.serverError(code: error.code, message: error.message))
         }
     }

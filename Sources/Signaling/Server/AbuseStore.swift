@@ -21,7 +21,8 @@ final class AbuseStore: Sendable {
     private let banDuration: TimeInterval
 
     init(directory: String, configuration: SignalServerConfiguration) throws {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         var dbConfiguration = Configuration()
         dbConfiguration.busyMode = .timeout(5)
         pool = try DatabasePool(path: directory + "/signal.sqlite", configuration: dbConfiguration)

@@ -23,7 +23,8 @@ struct ServerTLS {
                 || !FileManager.default.fileExists(atPath: keyPath)
             {
                 let (certificatePEM, keyPEM) = try makeSelfSigned()
-                try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
+                try FileManager.default.createDirectory(
+                    atPath: dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
                 try write(keyPEM, to: keyPath, permissions: 0o600)
                 try write(certificatePEM, to: certificatePath, permissions: 0o644)
             }

@@ -32,6 +32,8 @@ public actor Swarm {
         /// signaling server's answer and the dials take a moment; without the wait every fetcher starting together
         /// would take its first chunks from the server).
         public var serverGrace: Double = 0.75
+        /// A fetch with no peer connected and no server to ask gives up after this long without progress.
+        public var stallTimeout: Double = 60
         /// Most chunks requested from one peer at once.
         public var maxPipelineDepth = 16
         /// Upload limit of this swarm in bytes per second (nil: none).
@@ -285,7 +287,17 @@ public actor Swarm {
                 "chunks.local": "\(copied)", "peers": "\(links.count)",
             ])
         defer { fetching = false }
+        var lastCount = have.cardinality
+        var lastProgress = now
         while !(self.picker?.isComplete ?? true) {
+            let count = self.have?.cardinality ?? 0
+            if count != lastCount || !links.isEmpty {
+                lastCount = count
+                lastProgress = now
+            } else if webSeed == nil, now - lastProgress > options.stallTimeout {
+                cancelServerRequests()
+                throw SwarmError.noSources
+            }
             if Task.isCancelled {
                 cancelServerRequests()
                 throw CancellationError()
@@ -320,9 +332,11 @@ public actor Swarm {
     /// requests and carries ours. `address` is where the peer accepts connections, if known (for peer exchange).
     public nonisolated func run(_ connection: PeerConnection, initiatedByUs: Bool, address: PeerAddress?) async {
         let (requests, requestSink) = AsyncStream.makeStream(of: BlockRequest.self)
-        guard let id = await admit(connection, initiatedByUs: initiatedByUs, address: address, requests: requestSink)
-        else {
-            try? await connection.finish(reason: .duplicateConnection)
+        let id: UInt64
+        switch await admit(connection, initiatedByUs: initiatedByUs, address: address, requests: requestSink) {
+        case .success(let admitted): id = admitted
+        case .failure(let refusal):
+            try? await connection.finish(reason: refusal.reason)
             return
         }
         let key = PeerKey(connection.session.remoteDeviceKey)
@@ -348,15 +362,21 @@ public actor Swarm {
     private func admit(
         _ connection: PeerConnection, initiatedByUs: Bool, address: PeerAddress?,
         requests: AsyncStream<BlockRequest>.Continuation
-    ) -> UInt64? {
+    ) -> Result<UInt64, Refusal> {
         let key = PeerKey(connection.session.remoteDeviceKey)
-        if banned.contains(key) || key.bytes == identity.publicKey { return nil }
+        if banned.contains(key) { return .failure(Refusal(reason: .badChunk)) }
+        if key.bytes == identity.publicKey { return .failure(Refusal(reason: .duplicateConnection)) }
         if let existing = links[key] {
-            // Both sides dialled each other: keep the connection whose initiator has the smaller device key, the
-            // same choice on both ends.
-            let newInitiator = initiatedByUs ? identity.publicKey : key.bytes
-            let oldInitiator = existing.initiatedByUs ? identity.publicKey : key.bytes
-            guard newInitiator.lexicographicallyPrecedes(oldInitiator) else { return nil }
+            // The same side dialled again: the old connection is stale (the peer restarted or lost it), replace it.
+            // Both sides dialled each other: keep the connection whose initiator has the smaller device key, the same
+            // choice on both ends.
+            if existing.initiatedByUs != initiatedByUs {
+                let newInitiator = initiatedByUs ? identity.publicKey : key.bytes
+                let oldInitiator = existing.initiatedByUs ? identity.publicKey : key.bytes
+                guard newInitiator.lexicographicallyPrecedes(oldInitiator) else {
+                    return .failure(Refusal(reason: .duplicateConnection))
+                }
+            }
             dropLink(key, reason: .duplicateConnection, fault: false)
         }
         nextLinkID += 1
@@ -373,7 +393,7 @@ public actor Swarm {
             listenAddress: address, requests: requests,
             pipeline: RequestPipeline(maxDepth: options.maxPipelineDepth))
         links[key] = link
-        chokeDirty = true
+        rechoke(at: now)
         logger.debug(
             "peer connected",
             metadata: [
@@ -382,7 +402,7 @@ public actor Swarm {
         announce(to: key)
         if manifest == nil { requestManifest(from: key) }
         exchangePeers(newcomer: key)
-        return nextLinkID
+        return .success(nextLinkID)
     }
 
     private func detach(_ key: PeerKey, id: UInt64) {
@@ -392,7 +412,7 @@ public actor Swarm {
         picker?.peerLeft(key)
         superSeeder?.withdraw(key)
         if manifestAssembly?.source == key { manifestAssembly = nil }
-        chokeDirty = true
+        rechoke(at: now)
         logger.debug("peer disconnected", metadata: ["peer": "\(key)", "peers": "\(links.count)"])
     }
 
@@ -410,7 +430,7 @@ public actor Swarm {
                 logger.warning("peer banned for this session", metadata: ["peer": "\(key)"])
             }
         }
-        chokeDirty = true
+        rechoke(at: now)
         let connection = link.connection
         Task { try? await connection.finish(reason: reason) }
     }
@@ -478,11 +498,11 @@ public actor Swarm {
         case .interested:
             link.peerInterested = true
             links[key] = link
-            chokeDirty = true
+            rechoke(at: now)
         case .notInterested:
             link.peerInterested = false
             links[key] = link
-            chokeDirty = true
+            rechoke(at: now)
         case .request(let block):
             guard !link.amChoking else { return }
             guard link.queuedRequests < 2048 else {
@@ -867,7 +887,7 @@ public actor Swarm {
     private func tick() -> Bool {
         let t = now
         defer { if chokeDirty || t - lastChoke >= 10 { rechoke(at: t) } }
-        if fetching {
+        if fetching, fatal == nil {
             checkOverdue(at: t)
             for key in links.keys {
                 updateInterest(key)
@@ -1016,6 +1036,9 @@ public enum SwarmError: Error, Sendable, CustomStringConvertible {
     case serverMismatch(chunk: Int)
     /// Writing to the local disk failed.
     case storage(ChunkStoreError)
+    /// No peer has been connected for a while and the server may not be asked (`--no-server`, or an upload in
+    /// progress): nothing can make progress.
+    case noSources
 
     public var description: String {
         switch self {
@@ -1026,8 +1049,14 @@ public enum SwarmError: Error, Sendable, CustomStringConvertible {
         case .serverMismatch(let chunk):
             "chunk \(chunk) from the server does not match the file's content root (a wrong sidecar?)"
         case .storage(let error): "\(error)"
+        case .noSources: "no peer has been reachable for a while and the server may not be used"
         }
     }
+}
+
+/// Why a connection was not admitted.
+struct Refusal: Error {
+    let reason: GoodbyeReason
 }
 
 /// A peer's device key, as the engine's name for it.

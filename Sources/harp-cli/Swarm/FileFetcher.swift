@@ -15,6 +15,8 @@ struct FetchReport: Sendable {
     var bytesFromPeers: Int64 = 0
     var bytesFromServer: Int64 = 0
     var bytesFromLocal: Int64 = 0
+    /// Bytes this process sent to other peers while it fetched the file.
+    var bytesUploaded: Int64 = 0
     var peersUsed = 0
     var badChunks = 0
     var seconds: Double = 0
@@ -23,8 +25,10 @@ struct FetchReport: Sendable {
     var json: [String: Any] {
         [
             "event": "file-done", "path": remotePath, "destination": destination, "size": size,
-            "root": root?.hex ?? NSNull(), "method": method, "bytesFromPeers": bytesFromPeers,
-            "bytesFromServer": bytesFromServer, "bytesFromLocal": bytesFromLocal, "peersUsed": peersUsed,
+            "swarm": root.map { SwarmKeys(contentRoot: $0.bytes).swarmID.hexString } ?? NSNull(), "method": method,
+            "bytesFromPeers": bytesFromPeers,
+            "bytesFromServer": bytesFromServer, "bytesFromLocal": bytesFromLocal, "bytesUploaded": bytesUploaded,
+            "peersUsed": peersUsed,
             "badChunks": badChunks, "seconds": (seconds * 1000).rounded() / 1000, "notes": notes,
         ]
     }
@@ -66,7 +70,10 @@ struct FileFetcher: Sendable {
         let sidecars = SidecarFolder(client: client, logger: logger)
 
         var sidecar: Sidecar?
-        if let node, await node.hasSignaling {
+        // DESIGN §4: a file with its own ACL rules (nc:acl-list) travels from the server only, with no sidecar.
+        let ownACL = item.hasACLList
+        if ownACL { report.notes.append("the file has its own access rules: fetched from the server only") }
+        if let node, !ownACL, await node.hasSignaling {
             let (found, note) = await sidecars.read(forFileAt: item.path, fileID: remote.fileid)
             if let note { report.notes.append(note) }
             if let found {
@@ -129,7 +136,7 @@ struct FileFetcher: Sendable {
         if let sidecar, sidecar.root != outcome.root {
             report.notes.append("the sidecar's content root differs from the server's bytes: replacing it")
         }
-        if let node, await node.hasSignaling, sidecar?.root != outcome.root || sidecar == nil {
+        if let node, !ownACL, await node.hasSignaling, sidecar?.root != outcome.root || sidecar == nil {
             if await sidecars.mayPublish(nextTo: item.path) {
                 do {
                     let published = makeSidecar(
@@ -148,7 +155,8 @@ struct FileFetcher: Sendable {
                 report.notes.append("no write access to the folder: no sidecar published")
             }
         }
-        if seedAfter, let node, await node.hasSignaling, let manifest = try store.manifest(root: outcome.root) {
+        if seedAfter, let node, !ownACL, await node.hasSignaling, let manifest = try store.manifest(root: outcome.root)
+        {
             var options = baseOptions
             options.superSeed = true
             let swarm = try await node.open(
@@ -229,6 +237,7 @@ struct FileFetcher: Sendable {
         report.bytesFromPeers = snapshot.bytesFromPeers
         report.bytesFromServer = snapshot.bytesFromServer
         report.bytesFromLocal = snapshot.bytesFromLocal
+        report.bytesUploaded = snapshot.bytesUploaded
         report.peersUsed = snapshot.peersUsed
         report.badChunks = snapshot.badChunks
         if !seedAfter { await node.close(root: sidecar.root) }
@@ -280,6 +289,7 @@ struct FileFetcher: Sendable {
         report.root = root
         report.bytesFromPeers = snapshot.bytesFromPeers
         report.bytesFromLocal = snapshot.bytesFromLocal
+        report.bytesUploaded = snapshot.bytesUploaded
         report.peersUsed = snapshot.peersUsed
         report.badChunks = snapshot.badChunks
         if !seedAfter { await node.close(root: root) }

@@ -7,7 +7,7 @@ struct PeerOptions: ParsableArguments {
     @Option(
         name: .customLong("signal"),
         help: ArgumentHelp(
-            "Signaling server, ws:// or wss:// (default: $HARP_SIGNAL). Without one, get uses the server alone.",
+            "Signaling server, ws:// or wss://…/v1/ws (default: $HARP_SIGNAL, then config.toml). Without one there is no swarm.",
             valueName: "url"))
     var signalURL: String?
 
@@ -42,35 +42,47 @@ struct PeerOptions: ParsableArguments {
     @Option(name: .customLong("debug-corrupt-every"), help: .hidden)
     var corruptEvery: Int = 0
 
-    /// The settings; the join key comes from $HARP_SIGNAL_JOIN_KEY only (never a flag: flags show in `ps`).
-    var settings: PeerSettings {
+    /// The settings, each from the flag, else the environment, else config.toml. The join key comes from
+    /// $HARP_SIGNAL_JOIN_KEY or the file config.toml names (never a flag: flags show in `ps`).
+    func settings(config: HarpConfig) throws -> PeerSettings {
         let environment = ProcessInfo.processInfo.environment
-        func pick(_ flag: String?, _ name: String) -> String? {
+        func pick(_ flag: String?, _ name: String, _ file: String?) -> String? {
             if let flag, !flag.isEmpty { return flag }
             if let value = environment[name], !value.isEmpty { return value }
+            if let file, !file.isEmpty { return file }
             return nil
         }
         var settings = PeerSettings()
-        settings.signalURL = pick(signalURL, "HARP_SIGNAL")
-        settings.signalPin = pick(signalPin, "HARP_SIGNAL_PIN")
-        settings.joinKey = environment["HARP_SIGNAL_JOIN_KEY"].flatMap { $0.isEmpty ? nil : Array($0.utf8) }
-        settings.listenHost = pick(listenHost, "HARP_LISTEN") ?? "0.0.0.0"
-        settings.advertiseHost = pick(advertiseHost, "HARP_ADVERTISE")
+        settings.signalURL = pick(signalURL, "HARP_SIGNAL", config.signalURL)
+        settings.signalPin = pick(signalPin, "HARP_SIGNAL_PIN", config.signalPin)
+        if let key = environment["HARP_SIGNAL_JOIN_KEY"], !key.isEmpty {
+            settings.joinKey = Array(key.utf8)
+        } else {
+            settings.joinKey = try config.joinKey()
+        }
+        settings.listenHost = pick(listenHost, "HARP_LISTEN", config.listen) ?? "0.0.0.0"
+        settings.advertiseHost = pick(advertiseHost, "HARP_ADVERTISE", config.advertise)
+        if let url = settings.signalURL,
+            !(url.hasPrefix("ws://") || url.hasPrefix("wss://")) || URL(string: url)?.host == nil
+        {
+            throw UsageError(description: "the signaling server must be a ws:// or wss:// URL, not \(url)")
+        }
         return settings
     }
 
-    /// The swarm options these flags set (every swarm of the command starts from them).
-    var swarmOptions: Swarm.Options {
+    /// The swarm options these flags (and config.toml) set: every swarm of the command starts from them.
+    func swarmOptions(config: HarpConfig) throws -> Swarm.Options {
         var options = Swarm.Options()
-        options.uploadLimit = uploadBytesPerSecond
+        let fromEnvironment = ProcessInfo.processInfo.environment["HARP_UPLOAD_LIMIT"].flatMap { $0.isEmpty ? nil : $0 }
+        let text = uploadLimit ?? fromEnvironment ?? config.uploadLimit
+        if let text {
+            guard let rate = Self.parseRate(text) else {
+                throw UsageError(description: "the upload limit must be a rate like 40M, not \(text)")
+            }
+            options.uploadLimit = rate
+        }
         options.corruptEveryNthUpload = corruptEvery
         return options
-    }
-
-    /// The upload limit in bytes per second, if one is set.
-    var uploadBytesPerSecond: Int? {
-        let text = uploadLimit ?? ProcessInfo.processInfo.environment["HARP_UPLOAD_LIMIT"]
-        return text.flatMap(Self.parseRate)
     }
 
     /// "500000", "40M", "1.5G" (binary multiples) → bytes.
@@ -88,7 +100,7 @@ struct PeerOptions: ParsableArguments {
         if let uploadLimit, Self.parseRate(uploadLimit) == nil {
             throw ValidationError("--upload-limit must be a positive number of bytes per second, like 40M")
         }
-        guard let url = settings.signalURL else { return }
+        guard let url = signalURL else { return }
         guard url.hasPrefix("ws://") || url.hasPrefix("wss://"), URL(string: url)?.host != nil else {
             throw ValidationError("--signal must be a ws:// or wss:// URL, not \(url)")
         }

@@ -17,7 +17,7 @@ struct ServerFetch {
     var blockSize: Int64 = 8 << 20
     var parallel = 4
     let logger: Logger
-    /// Called with the bytes of each finished block (for progress).
+    /// Called with the bytes as they arrive (for progress).
     var progress: @Sendable (Int64) -> Void = { _ in }
 
     struct State: Codable {
@@ -46,13 +46,15 @@ struct ServerFetch {
             try? FileManager.default.removeItem(atPath: partPath)
             try? FileManager.default.removeItem(atPath: statePath)
         }
-        let fd = open(partPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        let fd = open(partPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw FetchError.local("cannot open \(partPath): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         guard ftruncate(fd, off_t(size)) == 0 else {
             throw FetchError.local("cannot size \(partPath): \(String(cString: strerror(errno)))")
         }
         let record = BlockRecord(done: done)
+        // What an earlier run fetched counts as progress from the start.
+        progress(done.reduce(Int64(0)) { total, block in total + min(blockSize, size - Int64(block) * blockSize) })
         var fetched: Int64 = 0
         let todo = (0..<blockCount).filter { !done.contains($0) }
         try await withThrowingTaskGroup(of: Int64.self) { group in
@@ -65,8 +67,8 @@ struct ServerFetch {
                     guard let range = ByteRange(offset: offset, length: length) else { return 0 }
                     do {
                         try await client.download(
-                            remotePath, range: range, ifMatch: etag, into: FileRangeSink(descriptor: fd, offset: offset)
-                        )
+                            remotePath, range: range, ifMatch: etag,
+                            into: CountingSink(inner: FileRangeSink(descriptor: fd, offset: offset), count: progress))
                     } catch let error as NextcloudError where error.kind == .preconditionFailed {
                         throw FetchError.changedOnServer
                     }
@@ -74,7 +76,6 @@ struct ServerFetch {
                         throw FetchError.local("fdatasync: \(String(cString: strerror(errno)))")
                     }
                     try record.add(block, save: { try save($0) })
-                    progress(length)
                     return length
                 }
             }
@@ -109,6 +110,17 @@ struct ServerFetch {
         guard FileManager.default.createFile(atPath: temporary, contents: data, attributes: [.posixPermissions: 0o600]),
             rename(temporary, statePath) == 0
         else { throw FetchError.local("cannot write \(statePath)") }
+    }
+}
+
+/// Passes bytes on and counts them as they arrive (for progress).
+private struct CountingSink: ByteSink {
+    let inner: any ByteSink
+    let count: @Sendable (Int64) -> Void
+
+    func write(_ bytes: UnsafeRawBufferPointer) throws {
+        try inner.write(bytes)
+        count(Int64(bytes.count))
     }
 }
 

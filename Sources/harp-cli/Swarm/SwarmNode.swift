@@ -55,6 +55,8 @@ actor SwarmNode {
     private var entries: [SwarmID: Entry] = [:]
     /// Swarms this node joined at the signaling server, and the members it reported (for the user's information).
     private(set) var joins: [SwarmID: Int] = [:]
+    /// Bytes uploaded by swarms already closed.
+    private var closedUploads: Int64 = 0
 
     init(identity: DeviceIdentity, settings: PeerSettings, logger: Logger) {
         self.identity = identity
@@ -84,6 +86,24 @@ actor SwarmNode {
                 }
             }
         }
+    }
+
+    /// Bytes sent to peers, and peers connected, over every open swarm.
+    func totals() async -> (
+        bytesUploaded: Int64, peers: Int, swarms: Int, uploadRate: Double, downloadRate: Double
+    ) {
+        var uploaded: Int64 = 0
+        var peers = 0
+        var up = 0.0
+        var down = 0.0
+        for entry in entries.values {
+            let snapshot = await entry.swarm.snapshot
+            uploaded += snapshot.bytesUploaded
+            peers += snapshot.peers
+            up += snapshot.uploadRate
+            down += snapshot.downloadRate
+        }
+        return (uploaded + closedUploads, peers, entries.count, up, down)
     }
 
     /// Leaves every swarm, closes listeners and the signaling connection.
@@ -129,8 +149,27 @@ actor SwarmNode {
             tasks: [listening, exchange])
         if let signal {
             // The members it names arrive as a `joined` event too (also after every rejoin): dialled there.
-            let peers = try await signal.join(swarm: SwarmSigner(keys: keys), addresses: ["\(advertised):\(port)"])
-            joins[id] = peers.count
+            // A signaling server that cannot be reached must not stall the transfer: the swarm goes on with the
+            // peers that peer exchange finds and with the server; the client keeps trying in the background.
+            let signer = SwarmSigner(keys: keys)
+            let addresses = ["\(advertised):\(port)"]
+            let joined = await withTaskGroup(of: Int?.self) { group in
+                group.addTask { (try? await signal.join(swarm: signer, addresses: addresses))?.count }
+                group.addTask {
+                    try? await Task.sleep(for: .seconds(10))
+                    return nil
+                }
+                let first = await group.next() ?? nil
+                group.cancelAll()
+                return first
+            }
+            if let joined {
+                joins[id] = joined
+            } else {
+                logger.warning(
+                    "the signaling server did not answer the join in 10 s; going on without it",
+                    metadata: ["signal.url": "\(settings.signalURL ?? "")"])
+            }
         }
         return swarm
     }
@@ -138,6 +177,7 @@ actor SwarmNode {
     /// Leaves the swarm and closes its listener and connections.
     func close(_ id: SwarmID) async {
         guard let entry = entries.removeValue(forKey: id) else { return }
+        closedUploads += await entry.swarm.snapshot.bytesUploaded
         if let signal { await signal.leave(swarm: id) }
         try? await entry.listener.close()
         await entry.swarm.stop()

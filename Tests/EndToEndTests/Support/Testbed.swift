@@ -161,6 +161,7 @@ final class Testbed: @unchecked Sendable {
         try? FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
         environment["HARP_CONFIG_DIR"] = home + "/config"
         environment["HARP_STORE"] = home + "/store.sqlite"
+        environment["XDG_STATE_HOME"] = home + "/state"
         environment["HARP_SERVER"] = cloudURL
         environment["HARP_USER"] = user
         environment["HARP_APP_PASSWORD"] = user + "-pw"
@@ -200,6 +201,8 @@ final class Testbed: @unchecked Sendable {
     /// A file of `size` random bytes in the testbed folder, written in pieces (never whole in memory).
     func makeFile(_ name: String, size: Int) throws -> String {
         let path = directory + "/" + name
+        try FileManager.default.createDirectory(
+            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         _ = FileManager.default.createFile(atPath: path, contents: nil)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
         defer { try? handle.close() }
@@ -237,6 +240,17 @@ final class Testbed: @unchecked Sendable {
     /// Bytes DevCloud has sent in file bodies so far.
     func cloudBytesSent() async throws -> Int64 {
         (try await cloudStats()["bytesSent"] as? NSNumber)?.int64Value ?? -1
+    }
+
+    /// Takes a files_lock user lock on `path` (`LOCK` with `X-User-Lock: 1`) as `user`; returns the HTTP status.
+    func userLock(_ path: String, user: String = "alice") async throws -> Int {
+        var request = URLRequest(url: URL(string: cloudURL + "/remote.php/dav/files/\(user)" + path)!)
+        request.httpMethod = "LOCK"
+        request.setValue("1", forHTTPHeaderField: "X-User-Lock")
+        request.setValue(
+            "Basic " + Data("\(user):\(user)-pw".utf8).base64EncodedString(), forHTTPHeaderField: "Authorization")
+        let (_, response) = try await URLSession.shared.data(for: request)
+        return (response as? HTTPURLResponse)?.statusCode ?? -1
     }
 
     /// One value from the signaling server's Prometheus metrics.
