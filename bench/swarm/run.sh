@@ -136,8 +136,9 @@ cleanup() {
     [ -n "$jobs_left" ] && kill -TERM $jobs_left 2>/dev/null
     teardown_ns
     wait 2>/dev/null
-    rm -rf "$WORK/data" "$WORK/btseed" "$WORK"/run*/p*/out "$WORK"/run*/p*/store "$WORK"/run*/seeder "$WORK"/run*/origin/dc \
-        "$WORK"/run*/prep 2>/dev/null
+    rm -rf "$WORK/data" "$WORK/btseed" "$WORK"/run*/p*/out "$WORK"/run*/p*/store "$WORK"/run*/seeder*/out \
+        "$WORK"/run*/seeder*/store "$WORK"/run*/origin/dc \
+        "$WORK"/run*/prep/out "$WORK"/run*/prep/store 2>/dev/null
     [ -d "$WORK" ] && echo "logs and results: $WORK" >&2
     exit "$status"
 }
@@ -414,28 +415,45 @@ scenario_harp() {  # seeder|noseeder run-dir run-number
     local mode=$1 run=$2 number=$3 seeder_pid="" l2a l2b dca dcb
     start_origin "$run"
     if [ "$mode" = seeder ]; then
-        local s=$run/seeder
-        mkdir -p "$s/out" "$s/store" "$s/config"
-        # shellcheck disable=SC2046
-        ip netns exec "$PREFIX-srv" env $(harp_env "$s") "$HARP" get /f.bin -o "$s/out/" --seed --listen 0.0.0.0 --advertise "$SRV_IP" \
-            "${V[@]}" >"$s/stdout" 2>"$s/stderr" &
-        seeder_pid=$!
-        if ! wait_line "$s/stdout" '^seeding' 900 "$seeder_pid"; then
-            tail -n 20 "$s/stdout" "$s/stderr" >&2
-            echo "the seeder did not reach 'seeding'" >&2
-            exit 1
-        fi
+        # A seeder that dies before it is ready (seen: a crash right after its download) is started again, up to
+        # three times; the earlier attempts' logs stay in seeder-attemptN/.
+        local s=$run/seeder attempt
+        for attempt in 1 2 3; do
+            rm -rf "$s"
+            mkdir -p "$s/out" "$s/store" "$s/config"
+            # shellcheck disable=SC2046
+            ip netns exec "$PREFIX-srv" env $(harp_env "$s") "$HARP" get /f.bin -o "$s/out/" --seed --listen 0.0.0.0 \
+                --advertise "$SRV_IP" "${V[@]}" >"$s/stdout" 2>"$s/stderr" &
+            seeder_pid=$!
+            if wait_line "$s/stdout" '^seeding' 900 "$seeder_pid"; then break; fi
+            local rc=0
+            wait "$seeder_pid" 2>/dev/null || rc=$?
+            seeder_pid=""
+            echo "   seeder attempt $attempt exited with status $rc before 'seeding' (logs in $run/seeder-attempt$attempt)"
+            rm -rf "$s/out" "$s/store"
+            mv "$s" "$run/seeder-attempt$attempt"
+            if [ "$attempt" = 3 ]; then echo "the seeder did not reach 'seeding'" >&2; exit 1; fi
+        done
         echo "   seeder: $(grep -m1 -- ' -> ' "$s/stdout" || true) / $(grep -m1 '^seeding' "$s/stdout")"
     else
-        local s=$run/prep
-        mkdir -p "$s/out" "$s/store" "$s/config"
-        # shellcheck disable=SC2046
-        nsx srv env $(harp_env "$s") "$HARP" get /f.bin -o "$s/out/" --listen 0.0.0.0 --advertise "$SRV_IP" \
-            "${V[@]}" >"$s/stdout" 2>"$s/stderr" || { cat "$s/stderr" >&2; echo "preparing the sidecar failed" >&2; exit 1; }
-        rm -rf "$s/out" "$s/store"
-        local listing
-        listing=$(nsx srv curl -sS -u alice:pw -X PROPFIND -H 'Depth: 1' "$DC_URL/remote.php/dav/files/alice/.harp/" || true)
-        echo "   sidecar on DevCloud: $(echo "$listing" | grep -o '\.harp/[^<]*\.harp' | head -n 1 || echo none)"
+        # The sidecar comes from one plain get in the origin namespace. Its exit status is not trusted on its own
+        # (seen: a crash after the file was in place): what counts is a sidecar on DevCloud. Up to three attempts.
+        local s=$run/prep attempt listing sidecar="" rc
+        for attempt in 1 2 3; do
+            rm -rf "$s"
+            mkdir -p "$s/out" "$s/store" "$s/config"
+            rc=0
+            # shellcheck disable=SC2046
+            nsx srv env $(harp_env "$s") "$HARP" get /f.bin -o "$s/out/" --listen 0.0.0.0 --advertise "$SRV_IP" \
+                "${V[@]}" >"$s/stdout" 2>"$s/stderr" || rc=$?
+            rm -rf "$s/out" "$s/store"
+            listing=$(nsx srv curl -sS -u alice:pw -X PROPFIND -H 'Depth: 1' "$DC_URL/remote.php/dav/files/alice/.harp/" || true)
+            sidecar=$(echo "$listing" | grep -o '\.harp/[^<]*\.harp' | head -n 1 || true)
+            [ "$rc" = 0 ] || echo "   sidecar get, attempt $attempt: exit status $rc (logs in $s)"
+            if [ -n "$sidecar" ]; then break; fi
+        done
+        [ -n "$sidecar" ] || { echo "no sidecar on DevCloud after three attempts" >&2; exit 1; }
+        echo "   sidecar on DevCloud: $sidecar"
     fi
     l2a=$(origin_l2)
     dca=$(devcloud_sent)
@@ -445,6 +463,7 @@ scenario_harp() {  # seeder|noseeder run-dir run-number
     if [ -n "$seeder_pid" ]; then
         kill -TERM "$seeder_pid" 2>/dev/null || true
         wait "$seeder_pid" 2>/dev/null || true
+        echo "   seeder on exit: $(grep -m1 '^sent' "$run/seeder/stdout" || echo 'no "sent" line')"
     fi
     stop_origin
     record "harp-$mode" "$run" "$number" $((l2b - l2a)) $((dcb - dca))
