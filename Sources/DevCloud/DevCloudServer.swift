@@ -5,8 +5,8 @@ internal import NIOCore
 internal import Synchronization
 
 /// A small Nextcloud-compatible server (WebDAV, OCS, chunked upload v2, Login Flow v2, shares, versions, locks,
-/// brute-force lockout) for harp's tests and the local demo. Never for production: it binds to loopback only and
-/// keeps passwords as plain salted hashes.
+/// brute-force lockout) for harp's tests and the local demo. Never for production: it binds to loopback only (unless
+/// `start(allowNonLoopback:)` opts in, for testbeds in network namespaces) and keeps passwords as plain salted hashes.
 ///
 /// ```swift
 /// let server = DevCloudServer(configuration: config, logger: logger)
@@ -98,13 +98,22 @@ public final class DevCloudServer: Sendable {
 
     /// Binds to `host:port` (port 0 picks a free port), returns the bound port once the server is listening.
     /// Calling it again while running returns the same port.
-    public func start(host: String = "127.0.0.1", port: Int = 0) async throws -> Int {
+    ///
+    /// `host` must be a loopback address unless `allowNonLoopback` is true. That opt-in is for testbeds in network
+    /// namespaces only (bench/swarm binds DevCloud to 0.0.0.0 inside a namespace of its own, reachable from peers in
+    /// other namespaces); DevCloud is never for production. The admin endpoints under `/harp-devcloud/` still answer
+    /// loopback peers only.
+    public func start(host: String = "127.0.0.1", port: Int = 0, allowNonLoopback: Bool = false) async throws -> Int {
         if openFailed { throw DevCloudError.dataDirectoryUnusable(configuration.dataDirectory) }
         let problems = seedProblems.withLock { $0 }
         if !problems.isEmpty { throw DevCloudError.invalidConfiguration(problems.joined(separator: "; ")) }
         if let running = runtime.withLock({ $0?.port }) { return running }
-        guard host == "127.0.0.1" || host == "::1" || host == "localhost" else {
+        guard allowNonLoopback || host == "127.0.0.1" || host == "::1" || host == "localhost" else {
             throw DevCloudError.notLoopback(host)
+        }
+        if allowNonLoopback {
+            logger.warning(
+                "devcloud.non-loopback", metadata: ["host": "\(host)", "note": "for testbeds in network namespaces only"])
         }
         let (stream, continuation) = AsyncStream<Int>.makeStream()
         let app = Application(
@@ -265,7 +274,8 @@ public enum DevCloudError: Error, CustomStringConvertible {
     public var description: String {
         switch self {
         case .dataDirectoryUnusable(let path): "DevCloud cannot use its data directory \(path)"
-        case .notLoopback(let host): "DevCloud listens on loopback only, not on \(host)"
+        case .notLoopback(let host):
+            "DevCloud listens on loopback only, not on \(host) (--allow-non-loopback is for network-namespace testbeds)"
         case .couldNotListen(let host, let port): "DevCloud could not listen on \(host):\(port)"
         case .noSuchPath(let owner, let path): "\(owner) has no file or folder \(path) to share"
         case .noSuchUser(let user): "no DevCloud user \(user)"

@@ -30,8 +30,18 @@ struct DevCloudCommand: AsyncParsableCommand {
             help: "Data directory (files, versions, uploads and devcloud.sqlite). Overrides the config file's.")
         var data: String?
 
-        @Option(name: .long, help: "Address to listen on, HOST:PORT; loopback only, port 0 picks a free port.")
+        @Option(
+            name: .long,
+            help: "Address to listen on, HOST:PORT; loopback only (see --allow-non-loopback), port 0 picks a free port.")
         var listen: String = "127.0.0.1:0"
+
+        @Flag(
+            name: .customLong("allow-non-loopback"),
+            help: """
+                Allow a --listen address other than loopback (e.g. 0.0.0.0). For testbeds in network namespaces only \
+                (bench/swarm); the admin endpoints still answer loopback peers only.
+                """)
+        var allowNonLoopback = false
 
         @Option(name: .long, help: "A JSON configuration file (DevCloudConfiguration).")
         var config: String?
@@ -95,7 +105,7 @@ struct DevCloudCommand: AsyncParsableCommand {
             let logger = Logger(label: "devcloud") { StreamLogHandler.standardError(label: $0) }
             let server = DevCloudServer(configuration: configuration, logger: logger)
             let (host, port) = Self.splitListen(listen) ?? ("127.0.0.1", 0)
-            _ = try await server.start(host: host, port: port)
+            _ = try await server.start(host: host, port: port, allowNonLoopback: allowNonLoopback)
             // Unbuffered, so a parent process reading the first line sees it at once.
             FileHandle.standardOutput.write(Data((server.baseURL + "\n").utf8))
             await Self.waitForTermination()
