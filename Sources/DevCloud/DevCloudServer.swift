@@ -113,7 +113,8 @@ public final class DevCloudServer: Sendable {
         }
         if allowNonLoopback {
             logger.warning(
-                "devcloud.non-loopback", metadata: ["host": "\(host)", "note": "for testbeds in network namespaces only"])
+                "devcloud.non-loopback",
+                metadata: ["host": "\(host)", "note": "for testbeds in network namespaces only"])
         }
         let (stream, continuation) = AsyncStream<Int>.makeStream()
         let app = Application(

@@ -32,7 +32,8 @@ struct DevCloudCommand: AsyncParsableCommand {
 
         @Option(
             name: .long,
-            help: "Address to listen on, HOST:PORT; loopback only (see --allow-non-loopback), port 0 picks a free port.")
+            help: "Address to listen on, HOST:PORT; loopback only (see --allow-non-loopback), port 0 picks a free port."
+        )
         var listen: String = "127.0.0.1:0"
 
         @Flag(

@@ -126,63 +126,70 @@ struct GetCommand: AsyncParsableCommand {
             let started = ContinuousClock.now
             var reports: [FetchReport] = []
             var failures: [(String, any Error)] = []
-            await withTaskGroup(of: (String, Result<FetchReport, any Error>).self) { group in
+            // The children hand their results over through `outcomes`, not as the group's element: a payload-carrying
+            // task group crashed in the concurrency runtime in release builds (a tuple copied while the group's waiting
+            // task was resumed), and a Void group sidesteps that.
+            let outcomes = OutcomeQueue()
+            await withTaskGroup(of: Void.self) { group in
                 var pending = jobs.makeIterator()
                 func addNext() {
                     guard let job = pending.next() else { return }
                     group.addTask {
                         do {
-                            return (job.item.path, .success(try await fetcher.fetch(job.item, to: job.destination)))
+                            outcomes.push(
+                                job.item.path, .success(try await fetcher.fetch(job.item, to: job.destination)))
                         } catch {
-                            return (job.item.path, .failure(error))
+                            outcomes.push(job.item.path, .failure(error))
                         }
                     }
                 }
                 for job in pendingJobs {
                     group.addTask {
                         do {
-                            return (
+                            outcomes.push(
                                 job.path,
                                 .success(
                                     try await fetcher.fetchPending(
-                                        remotePath: job.path, sidecar: job.sidecar, to: job.destination))
-                            )
+                                        remotePath: job.path, sidecar: job.sidecar, to: job.destination)))
                         } catch {
-                            return (job.path, .failure(error))
+                            outcomes.push(job.path, .failure(error))
                         }
                     }
                 }
                 for _ in 0..<(parallel ?? harpConfig.parallelFiles ?? 3) { addNext() }
-                for await (path, result) in group {
-                    switch result {
-                    case .success(let report):
-                        reports.append(report)
-                        live.fileDone(
-                            bytes: report.size, fromPeers: report.bytesFromPeers, fromServer: report.bytesFromServer)
-                        if json {
-                            printJSONLine(report.json)
-                        } else {
-                            let peersPart =
-                                report.method == "swarm"
-                                ? ", \(formatBytes(report.bytesFromPeers)) from \(report.peersUsed) peers" : ""
-                            live.say(
-                                "\(report.remotePath) -> \(report.destination): \(formatBytes(report.size)) in "
-                                    + String(format: "%.1f s", report.seconds)
-                                    + "\(peersPart), \(formatBytes(report.bytesFromServer)) from the server")
-                            for note in report.notes { live.say("  note: \(note)") }
+                for await _ in group {
+                    for (path, result) in outcomes.drain() {
+                        switch result {
+                        case .success(let report):
+                            reports.append(report)
+                            live.fileDone(
+                                bytes: report.size, fromPeers: report.bytesFromPeers, fromServer: report.bytesFromServer
+                            )
+                            if json {
+                                printJSONLine(report.json)
+                            } else {
+                                let peersPart =
+                                    report.method == "swarm"
+                                    ? ", \(formatBytes(report.bytesFromPeers)) from \(report.peersUsed) peers" : ""
+                                live.say(
+                                    "\(report.remotePath) -> \(report.destination): \(formatBytes(report.size)) in "
+                                        + String(format: "%.1f s", report.seconds)
+                                        + "\(peersPart), \(formatBytes(report.bytesFromServer)) from the server")
+                                for note in report.notes { live.say("  note: \(note)") }
+                            }
+                        case .failure(let error):
+                            failures.append((path, error))
+                            if json {
+                                printJSONLine([
+                                    "event": "error", "path": path, "message": "\(error)",
+                                    "code": Int(Self.exitCode(for: error).rawValue),
+                                ])
+                            } else {
+                                printError("harp-cli: \(path): \(error)")
+                            }
                         }
-                    case .failure(let error):
-                        failures.append((path, error))
-                        if json {
-                            printJSONLine([
-                                "event": "error", "path": path, "message": "\(error)",
-                                "code": Int(Self.exitCode(for: error).rawValue),
-                            ])
-                        } else {
-                            printError("harp-cli: \(path): \(error)")
-                        }
+                        addNext()
                     }
-                    addNext()
                 }
             }
             printer.cancel()
@@ -239,6 +246,23 @@ func reportUploads(_ node: SwarmNode, json: Bool) async {
         printJSONLine(["event": "uploads", "bytesUploaded": totals.bytesUploaded])
     } else {
         print("sent \(formatBytes(totals.bytesUploaded)) to peers")
+    }
+}
+
+/// Results of finished fetches, handed from the children of a task group to its body.
+final class OutcomeQueue: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [(String, Result<FetchReport, any Error>)] = []
+
+    func push(_ path: String, _ result: Result<FetchReport, any Error>) {
+        lock.withLock { items.append((path, result)) }
+    }
+
+    func drain() -> [(String, Result<FetchReport, any Error>)] {
+        lock.withLock {
+            defer { items.removeAll() }
+            return items
+        }
     }
 }
 

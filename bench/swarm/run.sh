@@ -50,8 +50,9 @@ SCENARIOS=${SCENARIOS:-"harp-seeder harp-noseeder bittorrent curl"}
 VERBOSE=${VERBOSE:-0}
 WORK=${WORK:-/var/tmp/harp-swarm-bench}
 INSTALL=${INSTALL:-1}
-PREFIX=hsb
-SRV_IP=10.77.0.1
+PREFIX=${PREFIX:-hsb}          # namespace, bridge and veth names start with it
+NET=${NET:-10.77.0}            # the testbed's /24
+SRV_IP=$NET.1
 DC_PORT=8080
 SIG_PORT=7000
 TRACKER_PORT=6969
@@ -154,7 +155,7 @@ fi
 
 # Foreground commands only: a background `nsx ... &` would be a subshell, and $! its pid rather than the command's.
 nsx() { local ns=$1; shift; ip netns exec "$PREFIX-$ns" "$@"; }
-peer_ip() { echo "10.77.0.$((10 + $1))"; }
+peer_ip() { echo "$NET.$((10 + $1))"; }
 
 setup_ns() {
     ip netns add "$PREFIX-br"

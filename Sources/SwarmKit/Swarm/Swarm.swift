@@ -115,6 +115,7 @@ public actor Swarm {
     private var uploadsSinceCorruption = 0
     private var nextUploadAt: Double = 0
     private var fetchStartedAt: Double = 0
+    private var originOnlyCache: (at: Double, chunks: ChunkSet)?
     private var counters = Snapshot()
     private var downloadMeter = RateMeter()
     private var uploadMeter = RateMeter()
@@ -596,8 +597,13 @@ public actor Swarm {
         else { return }
         let room = link.pipeline.depth(chunkSize: manifest.averageChunkLength) - link.outstanding.count
         guard room > 0 else { return }
-        let picks = picker.next(
-            for: key, limit: room, restrictedTo: link.superSeeding ? theirs : nil, using: &rng)
+        var restricted: ChunkSet? = link.superSeeding ? theirs : nil
+        if link.superSeeding, links.values.contains(where: { !$0.superSeeding && $0.theirs != nil }) {
+            // The origin (a super-seeder) is asked only for chunks no other connected peer has, so that its uplink,
+            // the scarce one, sends each chunk about once; the others are traded between peers.
+            restricted = originOnlyChunks(among: theirs, picker: picker)
+        }
+        let picks = picker.next(for: key, limit: room, restrictedTo: restricted, using: &rng)
         self.picker = picker
         guard !picks.isEmpty else { return }
         let channel = link.connection.channel.channel
@@ -619,6 +625,21 @@ public actor Swarm {
         }
         channel.flush()
         links[key] = link
+    }
+
+    /// The chunks of `offered` that only super-seeding peers have (cached for 50 ms: this runs at every arrival).
+    private func originOnlyChunks(among offered: ChunkSet, picker: PiecePicker<PeerKey>) -> ChunkSet {
+        let t = now
+        let supers = links.values.filter(\.superSeeding).count
+        if originOnlyCache == nil || t - originOnlyCache!.at > 0.05 {
+            var only = ChunkSet(count: picker.chunkCount)
+            for index in 0..<picker.chunkCount where picker.availability(of: index) <= supers {
+                _ = only.insert(index)
+            }
+            originOnlyCache = (t, only)
+        }
+        let only = originOnlyCache!.chunks
+        return ChunkSet(count: offered.count, indexes: offered.lazy.filter { only.contains($0) })
     }
 
     private func receivePiece(_ piece: Piece, from key: PeerKey) {
