@@ -57,6 +57,7 @@ DC_PORT=8080
 SIG_PORT=7000
 TRACKER_PORT=6969
 F=$((SIZE_MIB * 1024 * 1024))
+export HSB_RATE_BPS=$((RATE_MBIT * 1000000 / 8))
 [ "$N" -ge 1 ] && [ "$N" -le 200 ] || { echo "N must be 1..200" >&2; exit 1; }
 
 # The lower bound and the default timeout, with rates in bytes per second as tc counts them (1 mbit = 10^6 bit).
@@ -240,6 +241,15 @@ fetch_phase() {  # kind run-dir
         mkdir -p "$d/out" "$d/store" "$d/config"
     done
     T_START=$(now)
+    # The origin's uplink over time: cumulative L2 bytes every 0.5 s, for seeing where its capacity went unused.
+    (
+        set +e
+        while :; do
+            echo "$(now) $(origin_l2)"
+            sleep 0.5
+        done
+    ) >"$run/origin-l2.txt" 2>/dev/null &
+    local sampler=$!
     for i in $(seq 1 "$N"); do
         d=$run/p$i
         ip=$(peer_ip "$i")
@@ -310,6 +320,8 @@ fetch_phase() {  # kind run-dir
     else
         wait "${pids[@]}" 2>/dev/null || true
     fi
+    kill "$sampler" 2>/dev/null || true
+    wait "$sampler" 2>/dev/null || true
 }
 
 # Writes one result line (JSON) for the fetch phase just done to RESULTS and prints it readably.
@@ -367,7 +379,7 @@ for p in peers:
         p["bytesFromServer"] = p["lastProgress"]["bytesFromServer"]
         p["method"] = "?"
         p["noFileDone"] = True
-        p["peersUsed"], p["badChunks"] = "%s connected" % p["lastProgress"]["peers"], "?"
+        p["peersUsed"], p["badChunks"] = "(%s connected at the end)" % p["lastProgress"]["peers"], "?"
 result = {"scenario": scenario, "run": int(number), "n": n, "sizeBytes": F, "seconds": seconds,
           "allFinished": finished, "verified": ok, "bound": bound, "nonZeroExit": crashed,
           "ratio": round(seconds / bound, 3) if seconds and finished else None,
@@ -381,6 +393,22 @@ if methods:
     result["methods"] = methods
     result["fromPeersCopies"] = round(sum(p.get("bytesFromPeers") or 0 for p in peers) / F, 3)
     result["fromServerCopies"] = round(sum(p.get("bytesFromServer") or 0 for p in peers) / F, 3)
+# Origin uplink use: seconds of its capacity left unused while fetchers ran (time − L2 bytes / rate), and how much of
+# that was in the first 10 s and after the origin's last 1 %.
+try:
+    rate = float(os.environ["HSB_RATE_BPS"])
+    samples = [tuple(map(float, line.split())) for line in open(os.path.join(run, "origin-l2.txt")) if len(line.split()) == 2]
+    if samples and seconds:
+        base = samples[0][1]
+        pts = [(t - t0, b - base) for t, b in samples]
+        total = pts[-1][1]
+        at = lambda x: max([b for t, b in pts if t <= x] or [0])
+        late = next((t for t, b in pts if b >= 0.99 * total), None)
+        result["originUnusedSeconds"] = round(seconds - int(l2) / rate, 1)
+        result["originFirst10sShare"] = round(at(10) / (10 * rate), 3)
+        result["origin99PercentAt"] = round(late, 1) if late is not None else None
+except (OSError, ValueError, KeyError):
+    pass
 print(json.dumps(result))
 PY
 )
@@ -392,6 +420,9 @@ print("== %s, run %d: %s s for all %d (%s), bound %.1f s, ratio %s; verified %d/
     r["scenario"], r["run"], r["seconds"], r["n"], "all finished" if r["allFinished"] else "NOT ALL FINISHED",
     r["bound"], r["ratio"], r["verified"], r["n"], r["originL2Copies"],
     "" if r["devcloudCopies"] is None else ", DevCloud file bodies %.3f F" % r["devcloudCopies"]))
+if "originUnusedSeconds" in r:
+    print("   origin uplink: %.1f s of its capacity unused; %.0f %% used in the first 10 s; 99 %% of its bytes sent by %s s" % (
+        r["originUnusedSeconds"], 100 * r["originFirst10sShare"], r["origin99PercentAt"]))
 if r["nonZeroExit"]:
     print("   non-zero exit status (after the file was in place, if a time is shown): peers %s" % r["nonZeroExit"])
 if "methods" in r:
