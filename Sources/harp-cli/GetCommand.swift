@@ -182,7 +182,7 @@ struct GetCommand: AsyncParsableCommand {
                             if json {
                                 printJSONLine([
                                     "event": "error", "path": path, "message": "\(error)",
-                                    "code": Int(Self.exitCode(for: error).rawValue),
+                                    "code": Int(HarpExitCode.code(for: error).rawValue),
                                 ])
                             } else {
                                 printError("harp-cli: \(path): \(error)")
@@ -216,7 +216,7 @@ struct GetCommand: AsyncParsableCommand {
             await node.shutdown()
             if let (_, error) = failures.first {
                 let code =
-                    failures.count == jobs.count + pendingJobs.count ? Self.exitCode(for: error) : .partialTransfer
+                    failures.count == jobs.count + pendingJobs.count ? HarpExitCode.code(for: error) : .partialTransfer
                 throw ExitCode(code.rawValue)
             }
         }
@@ -235,7 +235,6 @@ struct GetCommand: AsyncParsableCommand {
         return output
     }
 
-    static func exitCode(for error: any Error) -> HarpExitCode { HarpExitCode.code(for: error) }
 }
 
 /// Prints what this process sent to peers (at the end of a command that seeded).

@@ -407,23 +407,26 @@ public actor Swarm {
     }
 
     private func detach(_ key: PeerKey, id: UInt64) {
-        guard let link = links[key], link.id == id else { return }
+        guard links[key]?.id == id, forget(key) != nil else { return }
+        logger.debug("peer disconnected", metadata: ["peer": "\(key)", "peers": "\(links.count)"])
+    }
+
+    /// Removes a link and everything that counted on it (availability, requests, offers, the manifest source), then
+    /// rechokes. Returns the removed link.
+    @discardableResult
+    private func forget(_ key: PeerKey) -> PeerLink? {
+        guard let link = links.removeValue(forKey: key) else { return nil }
         link.requests.finish()
-        links[key] = nil
         picker?.peerLeft(key)
         superSeeder?.withdraw(key)
         if manifestAssembly?.source == key { manifestAssembly = nil }
         rechoke(at: now)
-        logger.debug("peer disconnected", metadata: ["peer": "\(key)", "peers": "\(links.count)"])
+        return link
     }
 
     /// Closes a link after a fault; a peer with repeated faults is banned for the session.
     private func dropLink(_ key: PeerKey, reason: GoodbyeReason, fault: Bool) {
-        guard let link = links.removeValue(forKey: key) else { return }
-        link.requests.finish()
-        picker?.peerLeft(key)
-        superSeeder?.withdraw(key)
-        if manifestAssembly?.source == key { manifestAssembly = nil }
+        guard let link = forget(key) else { return }
         if fault {
             faults[key, default: 0] += 1
             if faults[key]! >= options.faultsBeforeBan {
@@ -431,7 +434,6 @@ public actor Swarm {
                 logger.warning("peer banned for this session", metadata: ["peer": "\(key)"])
             }
         }
-        rechoke(at: now)
         let connection = link.connection
         Task { try? await connection.finish(reason: reason) }
     }
@@ -655,8 +657,9 @@ public actor Swarm {
             return
         }
         let offset = Int(piece.offset)
-        let expected = min(Int(WireLimits.maxBlockLength), assembly.length - offset)
-        guard length == expected else { return dropLink(key, reason: .malformedMessage, fault: true) }
+        guard length == assembly.blockLength(at: offset) else {
+            return dropLink(key, reason: .malformedMessage, fault: true)
+        }
         if assembly.buffer.isEmpty { assembly.buffer = [UInt8](repeating: 0, count: assembly.length) }
         assembly.buffer.withUnsafeMutableBytes { target in
             piece.data.withUnsafeReadableBytes { source in
@@ -730,11 +733,8 @@ public actor Swarm {
             serverTasks.removeValue(forKey: chunk)?.cancel()
         case .peer(let key):
             guard var link = links[key], let assembly = link.outstanding.removeValue(forKey: chunk) else { return }
-            for offset in assembly.pending {
-                let length = min(Int(WireLimits.maxBlockLength), assembly.length - Int(offset))
-                link.connection.channel.channel.write(
-                    WireMessage.cancel(BlockRequest(chunk: UInt32(chunk), offset: offset, length: UInt32(length))),
-                    promise: nil)
+            for block in assembly.pendingBlocks(of: chunk) {
+                link.connection.channel.channel.write(WireMessage.cancel(block), promise: nil)
             }
             link.connection.channel.channel.flush()
             links[key] = link
@@ -944,11 +944,8 @@ public actor Swarm {
             for chunk in overdue {
                 let assembly = link.outstanding.removeValue(forKey: chunk)!
                 picker.failed(chunk, from: .peer(key))
-                for offset in assembly.pending {
-                    let length = min(Int(WireLimits.maxBlockLength), assembly.length - Int(offset))
-                    link.connection.channel.channel.write(
-                        WireMessage.cancel(BlockRequest(chunk: UInt32(chunk), offset: offset, length: UInt32(length))),
-                        promise: nil)
+                for block in assembly.pendingBlocks(of: chunk) {
+                    link.connection.channel.channel.write(WireMessage.cancel(block), promise: nil)
                 }
             }
             link.connection.channel.channel.flush()
@@ -1093,6 +1090,14 @@ struct Assembly {
     var length: Int
     var pending: Set<UInt32>
     var buffer: [UInt8] = []
+
+    /// The length of the block at `offset` (the last block of a chunk may be short).
+    func blockLength(at offset: Int) -> Int { min(Int(WireLimits.maxBlockLength), length - offset) }
+
+    /// The requests of the blocks not yet received (to cancel them).
+    func pendingBlocks(of chunk: Int) -> [BlockRequest] {
+        pending.map { BlockRequest(chunk: UInt32(chunk), offset: $0, length: UInt32(blockLength(at: Int($0)))) }
+    }
 }
 
 /// A manifest being received page by page from one peer.
