@@ -198,4 +198,25 @@ struct EngineSchedulingTests {
         #expect(!sentTwiceWhileUnsent)
         #expect((0..<40).allSatisfy { seeder.timesSent($0) == 1 })
     }
+
+    @Test func chunksPeersTookElsewhereEndSuperSeeding() {
+        var seeder = SuperSeeder<String>(chunkCount: 10)
+        // The peer took chunks 0...7 from the server: the seeder never offers them and ends after sending 8 and 9.
+        var has = ChunkSet(count: 10)
+        for index in 0..<8 {
+            has.insert(index)
+            seeder.seen(index)
+        }
+        #expect(seeder.isActive)
+        var offered: [Int] = []
+        while seeder.isActive, let offer = seeder.nextOffer(for: "p", lacking: has) {
+            offered.append(offer)
+            seeder.sent(offer, to: "p")
+            has.insert(offer)
+            seeder.seen(offer)  // the peer's own announcement of a chunk it was sent does not count twice
+        }
+        #expect(offered.sorted() == [8, 9])
+        #expect(!seeder.isActive)
+        #expect(seeder.timesSent(9) == 1)
+    }
 }

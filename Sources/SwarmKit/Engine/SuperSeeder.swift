@@ -64,6 +64,15 @@ public struct SuperSeeder<Peer: Hashable & Sendable>: Sendable {
         if offers[peer] == index { withdraw(peer) }
     }
 
+    /// A peer announced chunk `index` that this seeder never sent (it came from the server or another seeder): the
+    /// chunk is in the swarm already, so it counts as sent once. Without this, a chunk peers took elsewhere would keep
+    /// super-seeding on for good, and the seeder would serve one chunk at a time to the last peers.
+    public mutating func seen(_ index: Int) {
+        guard index >= 0, index < chunkCount, sentCount[index] == 0 else { return }
+        unsent -= 1
+        sentCount[index] = 1
+    }
+
     /// The peer left: its offer is withdrawn.
     public mutating func withdraw(_ peer: Peer) {
         guard let index = offers.removeValue(forKey: peer) else { return }

@@ -556,6 +556,13 @@ public actor Swarm {
         let before = link.theirs
         link.theirs = theirs
         links[key] = link
+        if var seeder = superSeeder {
+            for index in theirs where !(before?.contains(index) ?? false) && seeder.timesSent(index) == 0 {
+                seeder.seen(index)
+            }
+            superSeeder = seeder
+            if !seeder.isActive { endSuperSeeding() }
+        }
         if var picker {
             if link.superSeeding {
                 if before == nil { picker.peerJoined(key, has: ChunkSet(count: count, full: true)) }
@@ -896,10 +903,16 @@ public actor Swarm {
         if seeder.isActive {
             offerNext(to: key)
         } else {
-            superSeeder = nil
-            logger.info("super-seeding done: every chunk was sent once")
-            for other in links.keys { announce(to: other) }
+            endSuperSeeding()
         }
+    }
+
+    /// Every chunk is in the swarm: from now on this seeder announces and serves everything like any other.
+    private func endSuperSeeding() {
+        guard superSeeder != nil else { return }
+        superSeeder = nil
+        logger.info("super-seeding done: every chunk was sent once or is in the swarm")
+        for other in links.keys { announce(to: other) }
     }
 
     // MARK: Maintenance

@@ -167,6 +167,10 @@ final class Testbed: @unchecked Sendable {
         environment["HARP_APP_PASSWORD"] = user + "-pw"
         environment["HARP_LISTEN"] = "127.0.0.1"
         if signal { environment["HARP_SIGNAL"] = signalURL }
+        // For looking into a failing test: TESTBED_LOG_LEVEL=debug gives every peer that log level.
+        if let level = ProcessInfo.processInfo.environment["TESTBED_LOG_LEVEL"] {
+            environment["HARP_LOG_LEVEL"] = level
+        }
         return environment
     }
 
@@ -267,6 +271,8 @@ final class Testbed: @unchecked Sendable {
     /// Stops every process and removes the folder.
     func shutdown() {
         for process in lock.withLock({ processes }) { process.signal(SIGKILL) }
+        // TESTBED_KEEP=1 keeps the folder (every process's output and files) for looking into a failing test.
+        guard ProcessInfo.processInfo.environment["TESTBED_KEEP"] == nil else { return }
         try? FileManager.default.removeItem(atPath: directory)
     }
 }
