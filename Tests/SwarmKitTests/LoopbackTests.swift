@@ -66,6 +66,83 @@ import Testing
         try await serving
     }
 
+    /// One direction of an in-memory byte pipe that records what crosses it, like a relay would see it.
+    final class RecordingPipe: Sendable {
+        let stream: AsyncStream<ByteBuffer>
+        let continuation: AsyncStream<ByteBuffer>.Continuation
+        let seen = Mutex<[UInt8]>([])
+        let closed = Atomic<Int>(0)
+
+        init() { (stream, continuation) = AsyncStream<ByteBuffer>.makeStream() }
+
+        func write(_ buffer: ByteBuffer) {
+            seen.withLock { $0 += Array(buffer.readableBytesView) }
+            continuation.yield(buffer)
+        }
+
+        func close() {
+            closed.add(1, ordering: .relaxed)
+            continuation.finish()
+        }
+    }
+
+    @Test(.timeLimit(.minutes(1))) func handshakeAndMessagesOverARelayedStream() async throws {
+        let server = DeviceIdentity.generate(), client = DeviceIdentity.generate()
+        let toServer = RecordingPipe(), toClient = RecordingPipe()
+        let (closes, closed) = AsyncStream<Void>.makeStream()
+        let closeBoth: @Sendable () async -> Void = {
+            toServer.close()
+            toClient.close()
+            closed.yield()
+        }
+        var clientConfiguration = Self.configuration(client)
+        clientConfiguration.expectedRemoteDeviceKey = server.publicKey
+        var serverConfiguration = Self.configuration(server)
+        serverConfiguration.enforceAnnouncements = false
+        async let accepted = PeerConnection.over(
+            stream: toServer.stream, role: .responder, configuration: serverConfiguration,
+            write: { toClient.write($0) }, close: closeBoth)
+        let connection = try await PeerConnection.over(
+            stream: toClient.stream, role: .initiator, configuration: clientConfiguration,
+            write: { toServer.write($0) }, close: closeBoth)
+        let responder = try await accepted
+        #expect(connection.session.remoteDeviceKey == server.publicKey)
+        #expect(responder.session.remoteDeviceKey == client.publicKey)
+
+        let block = ByteBuffer(repeating: 0x5A, count: Int(WireLimits.maxBlockLength))
+        async let served: Void = responder.channel.executeThenClose { inbound, outbound in
+            for try await message in inbound {
+                if case .request(let request) = message {
+                    try await outbound.write(.piece(Piece(chunk: request.chunk, offset: request.offset, data: block)))
+                }
+            }
+        }
+        try await connection.channel.executeThenClose { inbound, outbound in
+            var iterator = inbound.makeAsyncIterator()
+            for chunk in 0..<8 {
+                let request = BlockRequest(chunk: UInt32(chunk), offset: 0, length: WireLimits.maxBlockLength)
+                try await outbound.write(.request(request))
+                #expect(try await iterator.next() == .piece(Piece(chunk: UInt32(chunk), offset: 0, data: block)))
+            }
+            try await connection.finish()
+        }
+        // The client's goodbye closed its end: the responder's inbound ended, and the stream was closed.
+        try await served
+        var closings = closes.makeAsyncIterator()
+        #expect(await closings.next() != nil)
+        #expect(toServer.closed.load(ordering: .relaxed) >= 1)
+        // What crossed the pipe is ciphertext: 1 MiB of 0x5A went through without a run of 32 of them in the clear.
+        let relayed = toClient.seen.withLock { $0 }
+        #expect(relayed.count > 8 * Int(WireLimits.maxBlockLength))
+        var run = 0
+        var longest = 0
+        for byte in relayed {
+            run = byte == 0x5A ? run + 1 : 0
+            longest = max(longest, run)
+        }
+        #expect(longest < 32)
+    }
+
     @Test func wrongSwarmKeyFailsOverTCP() async throws {
         let listener = try await PeerListener.bind(host: "127.0.0.1", port: 0, configuration: Self.configuration())
         let port = try Self.port(listener)
