@@ -198,6 +198,28 @@ struct SwarmTests {
         #expect(sent < 12 << 20, "the server sent \(sent) bytes")
     }
 
+    @Test func peersThatCannotReachEachOtherConnectThroughTheRelay() async throws {
+        let bed = try await Testbed()
+        defer { bed.shutdown() }
+        let size = 16 << 20
+        let original = try bed.makeFile("f.bin", size: size)
+        try await bed.upload(original)
+
+        // Both announce an address nothing listens on, so every direct dial is refused: only the relay is left.
+        _ = try await startSeeder(bed, "seeder", "/f.bin", extra: ["--advertise", "127.0.0.9"])
+        let relayedBefore = try await bed.signalMetric("harp_signal_relayed_bytes_total")
+        let get = try await bed.run(
+            "peer", ["get", "/f.bin", "-o", "copy/", "--no-server", "--json", "--advertise", "127.0.0.9"])
+        #expect(get.process.terminationStatus == 0, "\(get.stderr.suffix(3000))")
+        #expect(try sameContents(original, bed.home("peer") + "/copy/f.bin"))
+        let done = try #require(get.jsonLines.first { $0["event"] as? String == "file-done" })
+        #expect(int64(done["bytesFromPeers"]) == Int64(size), "\(done)")
+        // Every byte crossed the signaling server's relay (as Noise ciphertext, framing included).
+        let relayed = try await bed.signalMetric("harp_signal_relayed_bytes_total") - relayedBefore
+        #expect(relayed >= Double(size), "the relay forwarded \(relayed) bytes")
+        #expect(try await bed.signalMetric("harp_signal_relay_streams_total") >= 1)
+    }
+
     @Test func theTransferCompletesWhenTheSignalingServerGoesDown() async throws {
         let bed = try await Testbed()
         defer { bed.shutdown() }

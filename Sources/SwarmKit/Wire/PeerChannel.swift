@@ -15,6 +15,8 @@ public struct PeerConfiguration: Sendable {
     public var listenPort: UInt16 = 0
     /// Capability bits this side announces in `hello` (`Hello.Capability`).
     public var capabilities: UInt64 = 0
+    /// A direct connection attempt gives up after this long (then a relay may be tried).
+    public var connectTimeout: TimeAmount = .seconds(5)
     /// The handshake and the `hello` exchange must finish within this time.
     public var handshakeTimeout: TimeAmount = .seconds(10)
     /// Close with goodbye `idle-timeout` when nothing arrives for this long.

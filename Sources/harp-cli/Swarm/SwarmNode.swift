@@ -207,7 +207,7 @@ actor SwarmNode {
         case .connected, .disconnected, .peerLeft:
             break
         case .relayIncoming(let stream):
-            Task { await stream.close() }
+            Task { await self.acceptRelay(stream) }
         }
     }
 
@@ -225,34 +225,85 @@ actor SwarmNode {
         }
     }
 
-    /// Dials one peer of a swarm; the connection is served by the swarm until it ends.
+    /// Dials one peer of a swarm; the connection is served by the swarm until it ends. When the peer cannot be
+    /// reached directly and its device key is known (from the signaling server), the connection goes through a relay
+    /// stream of the signaling server instead.
     func dial(_ id: SwarmID, host: String, port: Int, expectedKey: [UInt8]?) async {
-        guard var entry = entries[id] else { return }
         let target = "\(host):\(port)"
-        guard !entry.dialling.contains(target) else { return }
+        guard let entry = entries[id], !entry.dialling.contains(target) else { return }
         if let expectedKey {
             if await entry.swarm.isConnected(to: expectedKey) { return }
             if await entry.swarm.isBanned(expectedKey) { return }
         }
         if let address = PeerAddress(hostAndPort: target), await entry.swarm.isConnected(toAddress: address) { return }
-        entry.dialling.insert(target)
-        entries[id] = entry
+        guard entries[id]?.dialling.insert(target).inserted == true else { return }
+        let configuration = peerConfiguration(entry, expectedKey: expectedKey)
+        do {
+            let connection = try await PeerConnection.connect(host: host, port: port, configuration: configuration)
+            serve(connection, in: id, entry.swarm, target: target, address: PeerAddress(hostAndPort: target))
+        } catch {
+            logger.debug("could not connect to a peer", metadata: ["address": "\(target)", "error": "\(error)"])
+            dialEnded(id, target: target)
+            if let expectedKey { await relay(id, to: expectedKey) }
+        }
+    }
+
+    /// Connects to a member through a relay stream of the signaling server (it forwards Noise ciphertext only).
+    private func relay(_ id: SwarmID, to device: [UInt8]) async {
+        guard let signal, let entry = entries[id], let peer = PublicKey32(bytes: device) else { return }
+        let target = "relay:\(peer)"
+        guard !entry.dialling.contains(target), !(await entry.swarm.isConnected(to: device)),
+            !(await entry.swarm.isBanned(device)), entries[id]?.dialling.insert(target).inserted == true
+        else { return }
+        do {
+            let stream = try await signal.openRelay(swarm: id, to: peer)
+            let connection = try await PeerConnection.over(
+                stream: stream, role: .initiator, configuration: peerConfiguration(entry, expectedKey: device),
+                write: { try await stream.write($0) }, close: { await stream.close() })
+            logger.debug("connected through the signaling server's relay", metadata: ["peer": "\(peer)"])
+            serve(connection, in: id, entry.swarm, target: target, address: nil)
+        } catch {
+            logger.debug("could not relay to a peer", metadata: ["peer": "\(peer)", "error": "\(error)"])
+            dialEnded(id, target: target)
+        }
+    }
+
+    /// A member that could not reach us directly opened a relay stream: the peer protocol runs over it as responder.
+    /// The Noise handshake must prove the device key the signaling server names.
+    private func acceptRelay(_ stream: RelayStream) async {
+        guard let entry = entries[stream.swarm] else { return await stream.close() }
+        do {
+            let connection = try await PeerConnection.over(
+                stream: stream, role: .responder, configuration: peerConfiguration(entry, expectedKey: nil),
+                write: { try await stream.write($0) }, close: { await stream.close() })
+            guard connection.session.remoteDeviceKey == stream.peer.bytes else {
+                logger.warning("a relayed peer's device key is not the one the signaling server named")
+                try? await connection.channel.channel.close()
+                return
+            }
+            logger.debug("accepted a relayed connection", metadata: ["peer": "\(stream.peer)"])
+            await entry.swarm.run(connection, initiatedByUs: false, address: nil)
+        } catch {
+            logger.debug("a relayed connection failed", metadata: ["peer": "\(stream.peer)", "error": "\(error)"])
+        }
+    }
+
+    private func peerConfiguration(_ entry: Entry, expectedKey: [UInt8]?) -> PeerConfiguration {
         var configuration = PeerConfiguration(identity: identity, swarmKey: entry.keys.swarmKey)
         configuration.expectedRemoteDeviceKey = expectedKey
         configuration.listenPort = UInt16(entry.listenPort)
         configuration.capabilities = entry.capabilities
         configuration.logger = logger
-        do {
-            let connection = try await PeerConnection.connect(host: host, port: port, configuration: configuration)
-            let swarm = entry.swarm
-            let address = PeerAddress(hostAndPort: target)
-            Task {
-                await swarm.run(connection, initiatedByUs: true, address: address)
-                self.dialEnded(id, target: target)
-            }
-        } catch {
-            logger.debug("could not connect to a peer", metadata: ["address": "\(target)", "error": "\(error)"])
-            dialEnded(id, target: target)
+        return configuration
+    }
+
+    /// Serves a connection this side opened until it ends; then `target` may be dialled again.
+    private func serve(
+        _ connection: PeerConnection, in id: SwarmID, _ swarm: Swarm, target: String, address: PeerAddress?
+    ) {
+        Task {
+            await swarm.run(connection, initiatedByUs: true, address: address)
+            self.dialEnded(id, target: target)
         }
     }
 
