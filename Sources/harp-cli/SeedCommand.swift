@@ -170,7 +170,6 @@ actor FolderSeeder {
             guard let manifest = try store.manifest(root: outcome.root) else { return }
             let sidecars = SidecarFolder(client: client, logger: logger)
             let (sidecar, _) = await sidecars.read(forFileAt: item.path, fileID: remote.fileid)
-            var first = false
             if let sidecar, sidecar.validity(for: remote) == .valid, sidecar.root == outcome.root {
                 // The server's file is described by a sidecar naming our bytes.
             } else {
@@ -196,7 +195,6 @@ actor FolderSeeder {
                         pending: false, writerKey: identity.publicKey, sign: identity.sign)
                     try await sidecars.publishManifest(manifest, for: published, nextTo: item.path)
                     try await sidecars.publish(published, nextTo: item.path)
-                    first = true
                 } else if sidecar == nil {
                     report(
                         [
@@ -208,8 +206,9 @@ actor FolderSeeder {
                 }
             }
             if let old = seeded[relative], old.root != outcome.root { await node.close(root: old.root) }
+            // This device has the file from outside the swarm: it is an origin and super-seeds what the swarm lacks.
             var options = baseOptions
-            options.superSeed = first
+            options.superSeed = true
             let swarm = try await node.open(
                 root: outcome.root, chunking: outcome.parameters, expectedSize: outcome.size, options: options)
             try await swarm.seed(manifest: manifest, store: store)

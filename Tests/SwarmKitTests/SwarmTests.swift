@@ -258,4 +258,28 @@ import Testing
         #expect(learnt == PeerAddress(hostAndPort: "127.0.0.1:\(first.port)"))
         for member in [hub, first, second] { await member.stop() }
     }
+
+    @Test func anOriginSuperSeedsOnlyWhatTheSwarmLacks() async throws {
+        let origin = try Origin(size: 1 << 20)
+        var options = Swarm.Options()
+        options.superSeed = true
+        // Alone in its swarm, an origin super-seeds.
+        let alone = try await Member(root: origin.root, size: origin.manifest.size, options: options)
+        try await alone.swarm.seed(manifest: origin.manifest, store: origin.store)
+        #expect(await alone.swarm.snapshot.superSeeding)
+        // Connected to a complete seeder, every chunk is in the swarm already: super-seeding ends as soon as that
+        // seeder's bitfield is known (before, it went on for good and served one chunk at a time).
+        let seeder = try await Member(root: origin.root, size: origin.manifest.size)
+        try await seeder.swarm.seed(manifest: origin.manifest, store: origin.store)
+        let second = try await Member(root: origin.root, size: origin.manifest.size, options: options)
+        try await second.connect(to: seeder)
+        try await second.swarm.seed(manifest: origin.manifest, store: origin.store)
+        let deadline = ContinuousClock.now + .seconds(20)
+        while await second.swarm.snapshot.superSeeding, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(await second.swarm.snapshot.superSeeding == false)
+        #expect(await alone.swarm.snapshot.superSeeding)
+        for member in [alone, seeder, second] { await member.stop() }
+    }
 }

@@ -17,7 +17,8 @@ public actor Swarm {
         public var serverRequests = 2
         /// Regular upload slots (plus one optimistic unchoke).
         public var uploadSlots = 4
-        /// Super-seed when seeding (this device is the version's first seeder).
+        /// Super-seed when seeding a version this device has from outside the swarm (an origin): chunks that
+        /// connected peers have count as sent, and super-seeding ends once every chunk is in the swarm.
         public var superSeed = false
         /// A peer is banned for the session after this many bad chunks (it is dropped at the first).
         public var faultsBeforeBan = 2
@@ -76,6 +77,8 @@ public actor Swarm {
         public var downloadRate: Double = 0
         public var uploadRate: Double = 0
         public var complete = false
+        /// Whether this side super-seeds now (announcing one offered chunk per peer).
+        public var superSeeding = false
         /// Set when this side stopped because the version changed on the server or another fatal error.
         public var failure: String?
     }
@@ -214,6 +217,7 @@ public actor Swarm {
         s.downloadRate = downloadMeter.rate(at: t)
         s.uploadRate = uploadMeter.rate(at: t)
         s.complete = have?.isFull ?? false
+        s.superSeeding = superSeeder != nil
         s.failure = fatal.map { "\($0)" }
         return s
     }
@@ -228,7 +232,14 @@ public actor Swarm {
         let wasComplete = have?.isFull ?? false
         have = ChunkSet(count: manifest.chunks.count, full: true)
         if options.superSeed, !wasComplete, manifest.chunks.count > 0 {
-            superSeeder = SuperSeeder(chunkCount: manifest.chunks.count)
+            // Only the chunks the swarm lacks are super-seeded: what connected peers have counts as sent.
+            var seeder = SuperSeeder<PeerKey>(chunkCount: manifest.chunks.count)
+            for link in links.values {
+                for index in link.theirs ?? ChunkSet(count: 0) where index < manifest.chunks.count {
+                    seeder.seen(index)
+                }
+            }
+            superSeeder = seeder.isActive ? seeder : nil
         }
         for key in links.keys {
             applyAnnouncements(key)
