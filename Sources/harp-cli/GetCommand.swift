@@ -44,6 +44,12 @@ struct GetCommand: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
+            "After the files are in place, keep serving peers still fetching them for up to this many seconds"
+                + " (0: exit at once).", valueName: "seconds"))
+    var linger: Double = 10
+
+    @Option(
+        help: ArgumentHelp(
             "Files fetched at once (default: limits.parallel_files of config.toml, else 3).", valueName: "n"))
     var parallel: Int?
 
@@ -56,6 +62,7 @@ struct GetCommand: AsyncParsableCommand {
     func validate() throws {
         try peers.validateURL()
         guard (parallel ?? 1) >= 1 else { throw ValidationError("--parallel must be at least 1") }
+        guard linger >= 0, linger.isFinite else { throw ValidationError("--linger must be 0 or more seconds") }
     }
 
     func run() async throws {
@@ -74,6 +81,7 @@ struct GetCommand: AsyncParsableCommand {
             let board = ProgressBoard()
             let fetcher = FileFetcher(
                 client: client, store: store, node: node, identity: identity, useServer: !noServer, seedAfter: seed,
+                linger: .milliseconds(Int64(linger * 1000)),
                 baseOptions: try peers.swarmOptions(config: harpConfig), logger: logger, progress: board)
 
             // Resolve every argument first: access problems end here, before anything is joined.
@@ -210,6 +218,13 @@ struct GetCommand: AsyncParsableCommand {
             } else if seed, failures.isEmpty {
                 if !json && !outputOptions.quiet { print("seeding \(reports.count) file(s); Ctrl-C to stop") }
                 await waitForInterrupt()
+            }
+            if await node.isLingering {
+                if !json && !outputOptions.quiet {
+                    print(
+                        "sharing with peers still fetching (up to \(formatDuration(linger)); --linger 0 exits at once)")
+                }
+                await node.waitForLingering()
             }
             if !outputOptions.quiet { await reportUploads(node, json: json) }
             await status.stop()

@@ -117,6 +117,41 @@ struct SwarmTests {
             "fetched \(fetchedAgain) of \(Int64(size) - recordedBytes) missing bytes")
     }
 
+    @Test func aPeerThatFinishesFirstKeepsServingThoseStillFetching() async throws {
+        let bed = try await Testbed()
+        defer { bed.shutdown() }
+        let size = 8 << 20
+        let original = try bed.makeFile("f.bin", size: size)
+        try await bed.upload(original)
+        // The origin and the first peer send 1 MiB/s each; the second peer starts when the first is halfway, so when
+        // the first has the file, the second still lacks chunks that only the first has.
+        _ = try await startSeeder(bed, "seeder", "/f.bin", extra: ["--upload-limit", "1M"])
+        let first = try bed.start(
+            "first",
+            ["get", "/f.bin", "-o", "copy/", "--no-server", "--json", "--upload-limit", "1M", "--linger", "60"])
+        let halfway = await first.waitForLine(timeout: 120) { line in
+            guard let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any],
+                object["event"] as? String == "progress"
+            else { return false }
+            return int64(object["bytes"]) >= Int64(size / 2)
+        }
+        try #require(halfway != nil, "no progress to 50 %: \(first.stderr.suffix(2000))")
+        let second = try bed.start("second", ["get", "/f.bin", "-o", "copy/", "--no-server", "--json"])
+        #expect(await second.wait() == 0, "\(second.stderr.suffix(2000))")
+        let secondExited = ContinuousClock.now
+        #expect(await first.wait() == 0, "\(first.stderr.suffix(2000))")
+        // It left once the second peer had everything, long before its 60 s were up.
+        #expect(ContinuousClock.now - secondExited < .seconds(20))
+        #expect(try sameContents(original, bed.home("first") + "/copy/f.bin"))
+        #expect(try sameContents(original, bed.home("second") + "/copy/f.bin"))
+        // The first peer sent chunks after its own file was in place: it stayed for the second peer.
+        let done = try #require(fileDone(first))
+        let uploads = try #require(first.jsonLines.first { $0["event"] as? String == "uploads" })
+        #expect(
+            int64(uploads["bytesUploaded"]) > int64(done["bytesUploaded"]),
+            "sent \(int64(done["bytesUploaded"])) bytes by its file-done and \(int64(uploads["bytesUploaded"])) in all")
+    }
+
     @Test func aUserWithoutAccessIsRefusedAndNeverJoins() async throws {
         let bed = try await Testbed()
         defer { bed.shutdown() }

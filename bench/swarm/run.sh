@@ -182,6 +182,15 @@ setup_ns() {
 
 # Bytes the origin namespace's uplink qdisc has sent (L2: after GSO segmentation, Ethernet header included).
 origin_l2() { nsx srv tc -s qdisc show dev eth0 | awk '/Sent/ {print $2; exit}'; }
+# Every fetcher's uplink: L2 bytes sent so far, summed.
+fetchers_l2() {
+    local i sum=0 b
+    for i in $(seq 1 "$N"); do
+        b=$(nsx "p$i" tc -s qdisc show dev eth0 | awk '/Sent/ {print $2; exit}')
+        sum=$((sum + ${b:-0}))
+    done
+    echo "$sum"
+}
 devcloud_sent() {
     nsx srv curl -sS --max-time 10 "http://127.0.0.1:$DC_PORT/harp-devcloud/stats" |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["bytesSent"])'
@@ -245,7 +254,7 @@ fetch_phase() {  # kind run-dir
     (
         set +e
         while :; do
-            echo "$(now) $(origin_l2)"
+            echo "$(now) $(origin_l2) $(fetchers_l2)"
             sleep 0.5
         done
     ) >"$run/origin-l2.txt" 2>/dev/null &
@@ -397,10 +406,19 @@ if methods:
 # that was in the first 10 s and after the origin's last 1 %.
 try:
     rate = float(os.environ["HSB_RATE_BPS"])
-    samples = [tuple(map(float, line.split())) for line in open(os.path.join(run, "origin-l2.txt")) if len(line.split()) == 2]
+    samples = [tuple(map(float, line.split())) for line in open(os.path.join(run, "origin-l2.txt")) if len(line.split()) == 3]
     if samples and seconds:
         base = samples[0][1]
-        pts = [(t - t0, b - base) for t, b in samples]
+        pts = [(t - t0, b - base) for t, b, _ in samples]
+        # Every uplink together (origin and fetchers): the share of their capacity used, overall and in windows.
+        everything = [(t - t0, b + f - samples[0][1] - samples[0][2]) for t, b, f in samples]
+        def used(a, z):
+            inside = [(t, b) for t, b in everything if a <= t <= z]
+            if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
+                return None
+            return round((inside[-1][1] - inside[0][1]) / ((inside[-1][0] - inside[0][0]) * rate * (n + 1)), 3)
+        result["uplinksUsed"] = used(0, seconds)
+        result["uplinksUsedWindows"] = [[a, used(a, min(a + 10, seconds))] for a in range(0, int(seconds), 10)]
         total = pts[-1][1]
         at = lambda x: max([b for t, b in pts if t <= x] or [0])
         late = next((t for t, b in pts if b >= 0.99 * total), None)
@@ -423,6 +441,9 @@ print("== %s, run %d: %s s for all %d (%s), bound %.1f s, ratio %s; verified %d/
 if "originUnusedSeconds" in r:
     print("   origin uplink: %.1f s of its capacity unused; %.0f %% used in the first 10 s; 99 %% of its bytes sent by %s s" % (
         r["originUnusedSeconds"], 100 * r["originFirst10sShare"], r["origin99PercentAt"]))
+if r.get("uplinksUsed") is not None:
+    print("   all uplinks: %.0f %% of their capacity used; per 10 s: %s" % (
+        100 * r["uplinksUsed"], " ".join("%d" % round(100 * u) if u is not None else "-" for _, u in r["uplinksUsedWindows"])))
 if r["nonZeroExit"]:
     print("   non-zero exit status (after the file was in place, if a time is shown): peers %s" % r["nonZeroExit"])
 if "methods" in r:

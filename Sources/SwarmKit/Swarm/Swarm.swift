@@ -198,6 +198,9 @@ public actor Swarm {
         links.values.contains { $0.listenAddress == address }
     }
 
+    /// Connected peers that are interested in what this side has (they are still fetching).
+    public var peersInterested: Int { links.values.filter(\.peerInterested).count }
+
     /// Whether this device key was banned in this session.
     public func isBanned(_ deviceKey: [UInt8]) -> Bool { banned.contains(PeerKey(deviceKey)) }
 

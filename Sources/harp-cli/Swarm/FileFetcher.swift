@@ -54,6 +54,8 @@ struct FileFetcher: Sendable {
     let identity: DeviceIdentity
     let useServer: Bool
     let seedAfter: Bool
+    /// Without `seedAfter`: how long a finished swarm keeps serving peers still fetching it.
+    let linger: Duration
     let baseOptions: Swarm.Options
     let logger: Logger
     let progress: ProgressBoard
@@ -240,7 +242,7 @@ struct FileFetcher: Sendable {
         report.bytesUploaded = snapshot.bytesUploaded
         report.peersUsed = snapshot.peersUsed
         report.badChunks = snapshot.badChunks
-        if !seedAfter { await node.close(root: sidecar.root) }
+        if !seedAfter { await node.finish(root: sidecar.root, linger: linger) }
     }
 
     /// Fetches a file whose upload is still running: from its pending sidecar, from peers only (the server does not
@@ -292,7 +294,7 @@ struct FileFetcher: Sendable {
         report.bytesUploaded = snapshot.bytesUploaded
         report.peersUsed = snapshot.peersUsed
         report.badChunks = snapshot.badChunks
-        if !seedAfter { await node.close(root: root) }
+        if !seedAfter { await node.finish(root: root, linger: linger) }
         report.seconds = seconds(since: started)
         return report
     }

@@ -57,6 +57,8 @@ actor SwarmNode {
     private(set) var joins: [SwarmID: Int] = [:]
     /// Bytes uploaded by swarms already closed.
     private var closedUploads: Int64 = 0
+    /// Finished swarms that still serve peers fetching from them, until `waitForLingering` or a deadline.
+    private var lingering: [SwarmID: Task<Void, Never>] = [:]
 
     init(identity: DeviceIdentity, settings: PeerSettings, logger: Logger) {
         self.identity = identity
@@ -174,8 +176,37 @@ actor SwarmNode {
         return swarm
     }
 
+    /// A fetch of this version finished and the caller does not seed it: the swarm keeps serving the connected peers
+    /// that are still interested in its chunks, for at most `linger`, and closes when none is left. Peers that finish
+    /// first thus keep feeding the last ones, instead of leaving them with the origin alone.
+    func finish(root: Hash256, linger: Duration) {
+        let id = PublicKey32(bytes: SwarmKeys(contentRoot: root.bytes).swarmID)!
+        guard let entry = entries[id], linger > .zero, lingering[id] == nil else {
+            Task { await close(id) }
+            return
+        }
+        let deadline = ContinuousClock.now + linger
+        lingering[id] = Task {
+            while ContinuousClock.now < deadline, !Task.isCancelled, await entry.swarm.peersInterested > 0 {
+                try? await Task.sleep(for: .milliseconds(250))
+            }
+            await self.close(id)
+        }
+    }
+
+    /// Whether a finished swarm still serves peers (see `finish(root:linger:)`).
+    var isLingering: Bool { !lingering.isEmpty }
+
+    /// Waits until every lingering swarm has closed (each has a deadline).
+    func waitForLingering() async {
+        while let (_, task) = lingering.first {
+            await task.value
+        }
+    }
+
     /// Leaves the swarm and closes its listener and connections.
     func close(_ id: SwarmID) async {
+        lingering.removeValue(forKey: id)?.cancel()
         guard let entry = entries.removeValue(forKey: id) else { return }
         closedUploads += await entry.swarm.snapshot.bytesUploaded
         if let signal { await signal.leave(swarm: id) }
