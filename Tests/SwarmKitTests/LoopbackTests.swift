@@ -176,8 +176,8 @@ import Testing
                 }
             }
         }
-        let connection = try await PeerConnection.connect(
-            host: "127.0.0.1", port: port, configuration: Self.configuration())
+        let configuration = Self.configuration()
+        let connection = try await PeerConnection.connect(host: "127.0.0.1", port: port, configuration: configuration)
         let written = Counter()
         try await connection.channel.executeThenClose { _, _ in
             async let writing: Void = {
@@ -185,7 +185,7 @@ import Testing
                     try await connection.sender.send(.piece(Piece(chunk: UInt32(index), offset: 0, data: block)))
                     written.value.add(1, ordering: .relaxed)
                     let buffered = await connection.sender.bufferedBytes
-                    #expect(buffered <= 4 * 1024 * 1024 + block.readableBytes + 14)
+                    #expect(buffered <= configuration.sendQueueLimit + block.readableBytes + 14)
                 }
                 try await connection.finish()
             }()

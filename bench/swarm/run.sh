@@ -373,9 +373,12 @@ for i in range(1, n + 1):
         elif event.get("event") == "summary":
             p["summary"] = {k: event.get(k) for k in ("completed", "failed", "bytesFromPeers", "bytesFromServer")}
         elif event.get("event") == "file-done":
-            for key in ("method", "bytesFromPeers", "bytesFromServer", "bytesFromLocal", "peersUsed", "badChunks"):
+            for key in ("method", "bytesFromPeers", "bytesFromServer", "bytesFromLocal", "bytesWasted", "peersUsed",
+                        "badChunks"):
                 p[key] = event.get(key)
             p["harpSeconds"] = event.get("seconds")
+        elif event.get("event") == "uploads":
+            p["bytesUploaded"] = event.get("bytesUploaded")
         elif event.get("event") == "error":
             p["error"] = event.get("message")
     peers.append(p)
@@ -402,6 +405,9 @@ if methods:
     result["methods"] = methods
     result["fromPeersCopies"] = round(sum(p.get("bytesFromPeers") or 0 for p in peers) / F, 3)
     result["fromServerCopies"] = round(sum(p.get("bytesFromServer") or 0 for p in peers) / F, 3)
+    # Bytes received and thrown away (duplicates, blocks after a cancel or choke), and what the fetchers sent.
+    result["wastedCopies"] = round(sum(p.get("bytesWasted") or 0 for p in peers) / F, 3)
+    result["fetchersSentCopies"] = round(sum(p.get("bytesUploaded") or 0 for p in peers) / F, 3)
 # Origin uplink use: seconds of its capacity left unused while fetchers ran (time − L2 bytes / rate), and how much of
 # that was in the first 10 s and after the origin's last 1 %.
 try:
@@ -447,8 +453,9 @@ if r.get("uplinksUsed") is not None:
 if r["nonZeroExit"]:
     print("   non-zero exit status (after the file was in place, if a time is shown): peers %s" % r["nonZeroExit"])
 if "methods" in r:
-    print("   methods %s; from peers %.3f F, from the server %.3f F in total" % (
-        r["methods"], r["fromPeersCopies"], r["fromServerCopies"]))
+    print("   methods %s; from peers %.3f F, from the server %.3f F in total; fetchers sent %.3f F; %.3f F wasted" % (
+        r["methods"], r["fromPeersCopies"], r["fromServerCopies"], r.get("fetchersSentCopies", 0),
+        r.get("wastedCopies", 0)))
 for p in r["peers"]:
     extra = ""
     if "method" in p:

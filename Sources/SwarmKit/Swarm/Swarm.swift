@@ -408,7 +408,7 @@ public actor Swarm {
             listenAddress: address, requests: requests,
             pipeline: RequestPipeline(maxDepth: options.maxPipelineDepth))
         links[key] = link
-        rechoke(at: now)
+        adjustChokes()
         logger.debug(
             "peer connected",
             metadata: [
@@ -434,7 +434,7 @@ public actor Swarm {
         picker?.peerLeft(key)
         superSeeder?.withdraw(key)
         if manifestAssembly?.source == key { manifestAssembly = nil }
-        rechoke(at: now)
+        adjustChokes()
         return link
     }
 
@@ -515,11 +515,11 @@ public actor Swarm {
         case .interested:
             link.peerInterested = true
             links[key] = link
-            rechoke(at: now)
+            adjustChokes()
         case .notInterested:
             link.peerInterested = false
             links[key] = link
-            rechoke(at: now)
+            adjustChokes()
         case .request(let block):
             guard !link.amChoking else { return }
             guard link.queuedRequests < 2048 else {
@@ -1048,6 +1048,23 @@ public actor Swarm {
         }
     }
 
+    /// Between the regular rechokes: unchokes interested peers into free upload slots, without reranking anyone.
+    /// Reranking at every interest change made slots flap with the rate estimates, and every choke throws away the
+    /// requests the peer has outstanding here.
+    private func adjustChokes() {
+        let capacity = superSeeder != nil ? Int.max : choker.slots + 1
+        var used = links.values.filter { !$0.amChoking && $0.peerInterested }.count
+        let waiting = links.filter { $0.value.amChoking && $0.value.peerInterested }.sorted {
+            $0.value.connectedAt < $1.value.connectedAt
+        }
+        for (key, var link) in waiting where used < capacity {
+            used += 1
+            link.amChoking = false
+            links[key] = link
+            send(.unchoke, to: key)
+        }
+    }
+
     private func rechoke(at t: Double) {
         lastChoke = t
         chokeDirty = false
@@ -1056,7 +1073,12 @@ public actor Swarm {
                 peer: key, interested: link.peerInterested, downloadRate: link.recvMeter.rate(at: t),
                 uploadRate: link.sendMeter.rate(at: t), connectedAt: link.connectedAt)
         }
-        let unchoked = choker.unchoked(peers: states, seeding: !fetching, now: t, using: &rng)
+        // A super-seeder serves each peer only the one chunk it offered it, so its uplink is shared among all of them
+        // anyway: choking some would only slow how fast distinct chunks enter the swarm.
+        let unchoked =
+            superSeeder != nil
+            ? Set(states.filter(\.interested).map(\.peer))
+            : choker.unchoked(peers: states, seeding: !fetching, now: t, using: &rng)
         for (key, var link) in links {
             let choke = !unchoked.contains(key)
             guard choke != link.amChoking else { continue }

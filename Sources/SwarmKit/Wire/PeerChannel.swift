@@ -15,6 +15,12 @@ public struct PeerConfiguration: Sendable {
     public var listenPort: UInt16 = 0
     /// Capability bits this side announces in `hello` (`Hello.Capability`).
     public var capabilities: UInt64 = 0
+    /// Bytes of messages `PeerConnection.sender` lets wait in user space (see `PeerSender`). Small, so that a cancel
+    /// or a choke still reaches blocks not yet sent instead of finding them queued for seconds behind others.
+    public var sendQueueLimit = 512 * 1024
+    /// Unsent bytes a TCP socket may hold in the kernel (`TCP_NOTSENT_LOWAT`), for the same reason; what is in flight
+    /// on the network is not limited by it.
+    public var kernelUnsentLimit = 256 * 1024
     /// A direct connection attempt gives up after this long (then a relay may be tried).
     public var connectTimeout: TimeAmount = .seconds(5)
     /// The handshake and the `hello` exchange must finish within this time.

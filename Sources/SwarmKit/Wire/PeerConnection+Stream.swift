@@ -59,7 +59,8 @@ extension PeerConnection {
         let logger = configuration.logger
         Task { await Self.runPump(pump, incoming: incoming, write: write, close: close, logger: logger) }
         do {
-            return PeerConnection(session: try await ready.get(), channel: channel)
+            return PeerConnection(
+                session: try await ready.get(), channel: channel, sendQueueLimit: configuration.sendQueueLimit)
         } catch {
             try? await channel.channel.close()
             throw error

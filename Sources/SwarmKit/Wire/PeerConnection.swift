@@ -18,10 +18,10 @@ public struct PeerConnection: Sendable {
     /// A bounded sender for this connection (4 MiB of queued messages at most).
     public let sender: PeerSender
 
-    init(session: PeerSession, channel: NIOAsyncChannel<WireMessage, WireMessage>) {
+    init(session: PeerSession, channel: NIOAsyncChannel<WireMessage, WireMessage>, sendQueueLimit: Int) {
         self.session = session
         self.channel = channel
-        self.sender = PeerSender(channel: channel.channel)
+        self.sender = PeerSender(channel: channel.channel, limit: sendQueueLimit)
     }
 
     /// Sends `goodbye(reason)` after everything queued in `sender`, and waits until the connection has
@@ -42,6 +42,7 @@ public struct PeerConnection: Sendable {
         let (channel, ready) = try await ClientBootstrap(group: group)
             .connectTimeout(configuration.connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpNotSentLowWatermark, value: SocketOptionValue(configuration.kernelUnsentLimit))
             .connect(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let ready = try PeerChannel.addHandlers(to: channel, role: .initiator, configuration: configuration)
@@ -51,7 +52,8 @@ public struct PeerConnection: Sendable {
                 }
             }
         do {
-            return PeerConnection(session: try await ready.get(), channel: channel)
+            return PeerConnection(
+                session: try await ready.get(), channel: channel, sendQueueLimit: configuration.sendQueueLimit)
         } catch {
             try? await channel.channel.close()
             throw error
@@ -64,6 +66,7 @@ public struct PeerListener: Sendable {
     private let server:
         NIOAsyncChannel<(NIOAsyncChannel<WireMessage, WireMessage>, EventLoopFuture<PeerSession>), Never>
     private let logger: Logger
+    private let sendQueueLimit: Int
     /// The bound address (use port 0 to let the system choose, then read it here).
     public var localAddress: SocketAddress? { server.channel.localAddress }
 
@@ -75,6 +78,7 @@ public struct PeerListener: Sendable {
         let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.tcpNotSentLowWatermark, value: SocketOptionValue(configuration.kernelUnsentLimit))
             .bind(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let ready = try PeerChannel.addHandlers(to: channel, role: .responder, configuration: configuration)
@@ -83,7 +87,7 @@ public struct PeerListener: Sendable {
                     return (wrapped, ready)
                 }
             }
-        return PeerListener(server: server, logger: configuration.logger)
+        return PeerListener(server: server, logger: configuration.logger, sendQueueLimit: configuration.sendQueueLimit)
     }
 
     /// Accepts connections until the listener is closed, running `handler` for each one that completes
@@ -92,6 +96,7 @@ public struct PeerListener: Sendable {
     /// by `handler` ends only that connection and is logged at debug level.
     public func run(_ handler: @escaping @Sendable (PeerConnection) async throws -> Void) async throws {
         let logger = self.logger
+        let sendQueueLimit = self.sendQueueLimit
         try await server.executeThenClose { inbound in
             try await withThrowingDiscardingTaskGroup { group in
                 for try await (channel, ready) in inbound {
@@ -101,7 +106,8 @@ public struct PeerListener: Sendable {
                             return
                         }
                         do {
-                            try await handler(PeerConnection(session: session, channel: channel))
+                            try await handler(
+                                PeerConnection(session: session, channel: channel, sendQueueLimit: sendQueueLimit))
                         } catch {
                             logger.debug(
                                 "peer connection handler ended with an error",
@@ -120,6 +126,15 @@ public struct PeerListener: Sendable {
     public func close() async throws {
         try await server.channel.close()
     }
+}
+
+extension ChannelOptions.Types.SocketOption {
+    /// Linux `TCP_NOTSENT_LOWAT`.
+    static let tcpNotSentLowWatermark = ChannelOptions.Types.SocketOption(level: .tcp, name: .init(rawValue: 25))
+}
+
+extension ChannelOption where Self == ChannelOptions.Types.SocketOption {
+    static var tcpNotSentLowWatermark: ChannelOptions.Types.SocketOption { .tcpNotSentLowWatermark }
 }
 
 extension PeerConfiguration {

@@ -17,6 +17,8 @@ struct FetchReport: Sendable {
     var bytesFromLocal: Int64 = 0
     /// Bytes this process sent to other peers while it fetched the file.
     var bytesUploaded: Int64 = 0
+    /// Bytes received and not used: endgame duplicates, blocks that arrived after a cancel or choke, bad chunks.
+    var bytesWasted: Int64 = 0
     var peersUsed = 0
     var badChunks = 0
     var seconds: Double = 0
@@ -28,7 +30,7 @@ struct FetchReport: Sendable {
             "swarm": root.map { SwarmKeys(contentRoot: $0.bytes).swarmID.hexString } ?? NSNull(), "method": method,
             "bytesFromPeers": bytesFromPeers,
             "bytesFromServer": bytesFromServer, "bytesFromLocal": bytesFromLocal, "bytesUploaded": bytesUploaded,
-            "peersUsed": peersUsed,
+            "bytesWasted": bytesWasted, "peersUsed": peersUsed,
             "badChunks": badChunks, "seconds": (seconds * 1000).rounded() / 1000, "notes": notes,
         ]
     }
@@ -240,6 +242,7 @@ struct FileFetcher: Sendable {
         report.bytesFromServer = snapshot.bytesFromServer
         report.bytesFromLocal = snapshot.bytesFromLocal
         report.bytesUploaded = snapshot.bytesUploaded
+        report.bytesWasted = snapshot.bytesWasted
         report.peersUsed = snapshot.peersUsed
         report.badChunks = snapshot.badChunks
         if !seedAfter { await node.finish(root: sidecar.root, linger: linger) }
@@ -292,6 +295,7 @@ struct FileFetcher: Sendable {
         report.bytesFromPeers = snapshot.bytesFromPeers
         report.bytesFromLocal = snapshot.bytesFromLocal
         report.bytesUploaded = snapshot.bytesUploaded
+        report.bytesWasted = snapshot.bytesWasted
         report.peersUsed = snapshot.peersUsed
         report.badChunks = snapshot.badChunks
         if !seedAfter { await node.finish(root: root, linger: linger) }
