@@ -176,8 +176,8 @@ struct EngineSchedulingTests {
         #expect(seen.count >= 2)
     }
 
-    @Test func superSeederSendsEveryChunkOnceBeforeAnyTwice() {
-        var seeder = SuperSeeder<String>(chunkCount: 40)
+    @Test(arguments: [1, 4]) func superSeederSendsEveryChunkOnceBeforeAnyTwice(offersPerPeer: Int) {
+        var seeder = SuperSeeder<String>(chunkCount: 40, offersPerPeer: offersPerPeer)
         var has: [String: ChunkSet] = [:]
         let peers = (0..<4).map { "p\($0)" }
         for peer in peers { has[peer] = ChunkSet(count: 40) }
@@ -186,9 +186,15 @@ struct EngineSchedulingTests {
         while seeder.isActive, rounds < 1000 {
             rounds += 1
             for peer in peers {
-                guard let offer = seeder.nextOffer(for: peer, lacking: has[peer]!) else { continue }
-                #expect(seeder.mayServe(offer, to: peer))
-                #expect(!seeder.mayServe((offer + 1) % 40, to: peer))
+                guard seeder.isActive else { break }
+                _ = seeder.nextOffers(for: peer, lacking: has[peer]!)
+                let offered = seeder.offers(for: peer)
+                #expect(offered.count <= offersPerPeer)
+                #expect((0..<40).filter { seeder.mayServe($0, to: peer) }.count == offered.count)
+                // An unsent chunk is offered to one peer at a time.
+                for other in peers where other != peer { #expect(seeder.offers(for: other).isDisjoint(with: offered)) }
+                // The peer takes one offered chunk per round.
+                guard let offer = offered.min() else { continue }
                 if seeder.timesSent(offer) > 0 { sentTwiceWhileUnsent = true }
                 seeder.sent(offer, to: peer)
                 has[peer]!.insert(offer)
@@ -197,6 +203,19 @@ struct EngineSchedulingTests {
         #expect(!seeder.isActive)
         #expect(!sentTwiceWhileUnsent)
         #expect((0..<40).allSatisfy { seeder.timesSent($0) == 1 })
+    }
+
+    @Test func aPeerAloneWithTheSuperSeederIsOfferedSeveralChunksAtOnce() {
+        var seeder = SuperSeeder<String>(chunkCount: 10, offersPerPeer: 4)
+        var has = ChunkSet(count: 10)
+        let first = seeder.nextOffers(for: "p", lacking: has)
+        #expect(Set(first).count == 4)
+        // Topping up after one arrives adds one new offer; the three still outstanding stay offered.
+        seeder.sent(first[0], to: "p")
+        has.insert(first[0])
+        let next = seeder.nextOffers(for: "p", lacking: has)
+        #expect(next.count == 1 && !first.contains(next[0]))
+        #expect(seeder.offers(for: "p") == Set(first.dropFirst() + next))
     }
 
     @Test func chunksPeersTookElsewhereEndSuperSeeding() {
@@ -209,7 +228,9 @@ struct EngineSchedulingTests {
         }
         #expect(seeder.isActive)
         var offered: [Int] = []
-        while seeder.isActive, let offer = seeder.nextOffer(for: "p", lacking: has) {
+        while seeder.isActive {
+            _ = seeder.nextOffers(for: "p", lacking: has)
+            guard let offer = seeder.offers(for: "p").min() else { break }
             offered.append(offer)
             seeder.sent(offer, to: "p")
             has.insert(offer)

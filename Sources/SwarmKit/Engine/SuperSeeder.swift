@@ -1,82 +1,93 @@
 public import ChunkStore
 
-/// Super-seeding for the first seeder of a version: each chunk is sent once before any chunk is sent twice, because
-/// the seeder's upload is the scarce resource at the start. No I/O.
+/// Super-seeding for an origin (a seeder that has the version from outside the swarm): each chunk is sent once before
+/// any chunk is sent twice, because the origin's upload is the scarce resource at the start. No I/O.
 ///
-/// Instead of its full bitfield, the seeder announces to each peer only the chunk offered to it; it offers the least
-/// sent chunk the peer lacks, preferring chunks not currently offered to anyone else. Once every chunk has been sent
-/// once, `isActive` turns false and the seeder announces everything like any other seeder.
+/// Instead of its full bitfield, the seeder announces to each peer only the chunks offered to it, at most
+/// `offersPerPeer` at a time (more than one, so that a peer alone with the origin is not held to one chunk per round
+/// trip). Only chunks that were never sent and are not offered to another peer are offered, so no chunk can leave
+/// twice while another has not left at all. Once every chunk has been sent once (or announced by a peer that took it
+/// elsewhere), `isActive` turns false and the seeder announces everything like any other seeder.
 public struct SuperSeeder<Peer: Hashable & Sendable>: Sendable {
     public let chunkCount: Int
-    private var sentCount: [UInt32]
+    public let offersPerPeer: Int
+    private var sent: [Bool]
     private var unsent: Int
-    private var offers: [Peer: Int] = [:]
-    private var offeredCount: [Int: Int] = [:]
+    private var offers: [Peer: Set<Int>] = [:]
+    /// Who each offered chunk is offered to (one peer: an unsent chunk is offered to one peer at a time).
+    private var offeredTo: [Int: Peer] = [:]
     private var cursor = 0
 
-    public init(chunkCount: Int) {
+    public init(chunkCount: Int, offersPerPeer: Int = 4) {
+        precondition(offersPerPeer >= 1)
         self.chunkCount = chunkCount
-        sentCount = Array(repeating: 0, count: chunkCount)
+        self.offersPerPeer = offersPerPeer
+        sent = Array(repeating: false, count: chunkCount)
         unsent = chunkCount
     }
 
     /// True while some chunk has never been sent.
     public var isActive: Bool { unsent > 0 }
 
-    /// How many times chunk `index` was sent.
-    public func timesSent(_ index: Int) -> Int { Int(sentCount[index]) }
+    /// How many times chunk `index` was sent while super-seeding (0 or 1).
+    public func timesSent(_ index: Int) -> Int { sent[index] ? 1 : 0 }
 
-    /// The chunk currently offered to `peer`, if any.
-    public func offer(for peer: Peer) -> Int? { offers[peer] }
+    /// The chunks currently offered to `peer`.
+    public func offers(for peer: Peer) -> Set<Int> { offers[peer] ?? [] }
 
-    /// Offers `peer` a chunk to announce to it: never-sent chunks not offered elsewhere first, then the least sent.
-    public mutating func nextOffer(for peer: Peer, lacking has: ChunkSet) -> Int? {
-        if let current = offers[peer], !has.contains(current) { return current }
-        withdraw(peer)
-        var best: Int?
-        var bestKey = (UInt32.max, Int.max)
-        for step in 0..<chunkCount {
-            let index = (cursor + step) % chunkCount
-            guard !has.contains(index) else { continue }
-            let key = (sentCount[index], offeredCount[index] ?? 0)
-            if key < bestKey {
-                best = index
-                bestKey = key
-                if key == (0, 0) { break }
-            }
+    /// Tops up the chunks offered to `peer` (dropping those it has meanwhile) to `offersPerPeer`, with chunks never
+    /// sent and not offered to anyone else. Returns the new offers, to announce to it.
+    public mutating func nextOffers(for peer: Peer, lacking has: ChunkSet) -> [Int] {
+        var current = offers[peer] ?? []
+        for index in current where has.contains(index) {
+            current.remove(index)
+            offeredTo[index] = nil
         }
-        guard let best else { return nil }
-        cursor = (best + 1) % max(chunkCount, 1)
-        offers[peer] = best
-        offeredCount[best, default: 0] += 1
-        return best
+        var added: [Int] = []
+        // Nothing is ever sent twice while super-seeding, so an unsent chunk is one that no peer has.
+        var scanned = 0
+        while current.count < offersPerPeer, unsent - offeredTo.count > 0, scanned < chunkCount {
+            let index = cursor
+            cursor = (cursor + 1) % max(chunkCount, 1)
+            scanned += 1
+            guard !sent[index], offeredTo[index] == nil, !has.contains(index) else { continue }
+            current.insert(index)
+            offeredTo[index] = peer
+            added.append(index)
+        }
+        offers[peer] = current
+        return added
     }
 
-    /// Whether a request from `peer` for `index` should be served: while active, only the chunk offered to it.
+    /// Whether a request from `peer` for `index` should be served: while active, only chunks offered to it.
     public func mayServe(_ index: Int, to peer: Peer) -> Bool {
-        !isActive || offers[peer] == index
+        !isActive || offers[peer]?.contains(index) == true
     }
 
     /// Chunk `index` was sent to `peer`.
     public mutating func sent(_ index: Int, to peer: Peer) {
-        if sentCount[index] == 0 { unsent -= 1 }
-        sentCount[index] += 1
-        if offers[peer] == index { withdraw(peer) }
+        markSent(index)
+        offers[peer]?.remove(index)
     }
 
     /// A peer announced chunk `index` that this seeder never sent (it came from the server or another seeder): the
-    /// chunk is in the swarm already, so it counts as sent once. Without this, a chunk peers took elsewhere would keep
-    /// super-seeding on for good, and the seeder would serve one chunk at a time to the last peers.
+    /// chunk is in the swarm already, so it counts as sent. Without this, a chunk peers took elsewhere would keep
+    /// super-seeding on for good, and the seeder would serve only offered chunks to the last peers.
     public mutating func seen(_ index: Int) {
-        guard index >= 0, index < chunkCount, sentCount[index] == 0 else { return }
-        unsent -= 1
-        sentCount[index] = 1
+        guard index >= 0, index < chunkCount else { return }
+        markSent(index)
     }
 
-    /// The peer left: its offer is withdrawn.
+    /// The peer left: its offers are withdrawn.
     public mutating func withdraw(_ peer: Peer) {
-        guard let index = offers.removeValue(forKey: peer) else { return }
-        offeredCount[index, default: 1] -= 1
-        if offeredCount[index] == 0 { offeredCount[index] = nil }
+        for index in offers.removeValue(forKey: peer) ?? [] { offeredTo[index] = nil }
+    }
+
+    private mutating func markSent(_ index: Int) {
+        guard !sent[index] else { return }
+        sent[index] = true
+        unsent -= 1
+        // It stays in its holder's offers (a request may be on its way), but no longer counts as an unsent offer.
+        offeredTo[index] = nil
     }
 }

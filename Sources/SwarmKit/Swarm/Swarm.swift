@@ -458,7 +458,7 @@ public actor Swarm {
         link.connection.channel.channel.writeAndFlush(message, promise: nil)
     }
 
-    /// Tells a peer what this side has: the bitfield, or while super-seeding only the chunk offered to it.
+    /// Tells a peer what this side has: the bitfield, or while super-seeding only the chunks offered to it.
     private func announce(to key: PeerKey) {
         guard let manifest, let have, var link = links[key] else { return }
         if superSeeder != nil {
@@ -474,10 +474,9 @@ public actor Swarm {
 
     private func offerNext(to key: PeerKey) {
         guard var seeder = superSeeder, let link = links[key], let manifest else { return }
-        let lacking = link.theirs ?? ChunkSet(count: manifest.chunks.count)
-        let offer = seeder.nextOffer(for: key, lacking: lacking)
+        let offers = seeder.nextOffers(for: key, lacking: link.theirs ?? ChunkSet(count: manifest.chunks.count))
         superSeeder = seeder
-        if let offer { send(.have(chunk: UInt32(offer)), to: key) }
+        for offer in offers { send(.have(chunk: UInt32(offer)), to: key) }
     }
 
     private func exchangePeers(newcomer key: PeerKey) {
@@ -916,6 +915,10 @@ public actor Swarm {
         }
         if seeder.isActive {
             offerNext(to: key)
+            // Peers that found nothing to be offered earlier (every unsent chunk was offered elsewhere) get offers.
+            for other in links.keys where other != key && seeder.offers(for: other).count < seeder.offersPerPeer {
+                offerNext(to: other)
+            }
         } else {
             endSuperSeeding()
         }
