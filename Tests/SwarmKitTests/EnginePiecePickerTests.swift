@@ -35,6 +35,19 @@ struct EnginePiecePickerTests {
         #expect(picker.isEndgame)
     }
 
+    @Test func aRestrictedPickIsTheRarestOfTheOfferedChunks() {
+        var rng = EngineRandom(state: 3)
+        let count = 100_000
+        var picker = Picker(chunkCount: count, randomFirstCount: 0)
+        picker.peerJoined("origin", has: ChunkSet(count: count, full: true))
+        picker.peerJoined("b", has: ChunkSet(count: count, indexes: [10, 20]))
+        // Offered 10, 20 and 30: 30 is at the origin only, so it is the rarest.
+        let offered = ChunkSet(count: count, indexes: [10, 20, 30])
+        #expect(picker.next(for: "origin", limit: 1, restrictedTo: offered, using: &rng) == [30])
+        #expect(Set(picker.next(for: "origin", limit: 5, restrictedTo: offered, using: &rng)) == [10, 20])
+        #expect(picker.next(for: "origin", limit: 1, restrictedTo: offered, using: &rng).isEmpty)
+    }
+
     @Test func tiesAreBrokenAtRandomAndNoChunkIsAskedTwiceBeforeEndgame() {
         var firsts = Set<Int>()
         for seed in 0..<50 {

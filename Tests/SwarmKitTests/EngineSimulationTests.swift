@@ -177,7 +177,7 @@ struct EngineSchedulingTests {
     }
 
     @Test(arguments: [1, 4]) func superSeederSendsEveryChunkOnceBeforeAnyTwice(offersPerPeer: Int) {
-        var seeder = SuperSeeder<String>(chunkCount: 40, offersPerPeer: offersPerPeer)
+        var seeder = SuperSeeder<String>(chunkCount: 40)
         var has: [String: ChunkSet] = [:]
         let peers = (0..<4).map { "p\($0)" }
         for peer in peers { has[peer] = ChunkSet(count: 40) }
@@ -187,7 +187,7 @@ struct EngineSchedulingTests {
             rounds += 1
             for peer in peers {
                 guard seeder.isActive else { break }
-                _ = seeder.nextOffers(for: peer, lacking: has[peer]!)
+                _ = seeder.nextOffers(for: peer, lacking: has[peer]!, limit: offersPerPeer)
                 let offered = seeder.offers(for: peer)
                 #expect(offered.count <= offersPerPeer)
                 #expect((0..<40).filter { seeder.mayServe($0, to: peer) }.count == offered.count)
@@ -206,14 +206,14 @@ struct EngineSchedulingTests {
     }
 
     @Test func aPeerAloneWithTheSuperSeederIsOfferedSeveralChunksAtOnce() {
-        var seeder = SuperSeeder<String>(chunkCount: 10, offersPerPeer: 4)
+        var seeder = SuperSeeder<String>(chunkCount: 10)
         var has = ChunkSet(count: 10)
-        let first = seeder.nextOffers(for: "p", lacking: has)
+        let first = seeder.nextOffers(for: "p", lacking: has, limit: 4)
         #expect(Set(first).count == 4)
         // Topping up after one arrives adds one new offer; the three still outstanding stay offered.
         seeder.sent(first[0], to: "p")
         has.insert(first[0])
-        let next = seeder.nextOffers(for: "p", lacking: has)
+        let next = seeder.nextOffers(for: "p", lacking: has, limit: 4)
         #expect(next.count == 1 && !first.contains(next[0]))
         #expect(seeder.offers(for: "p") == Set(first.dropFirst() + next))
     }

@@ -37,6 +37,22 @@ extension PiecePicker {
     /// The wanted chunk in `theirs` with the lowest availability (at least 1 when `theirs` is a peer's set), chosen at
     /// random among equals: a few random probes of the bucket, then a scan from a random start.
     func rarestWanted(in theirs: ChunkSet, using rng: inout some RandomNumberGenerator) -> Int? {
+        // A small set (the few chunks a super-seeder offers, a peer that just joined) is scanned itself: looking for
+        // its members in a bucket would cost up to the bucket's length per pick, quadratic over a large file.
+        if theirs.cardinality < 256 {
+            var best: [Int] = []
+            var lowest = Int32.max
+            for index in theirs where position[index] >= 0 {
+                let availability = availabilityCounts[index]
+                if availability < lowest {
+                    lowest = availability
+                    best = [index]
+                } else if availability == lowest {
+                    best.append(index)
+                }
+            }
+            return best.randomElement(using: &rng)
+        }
         for bucket in buckets where !bucket.isEmpty {
             if let pick = randomMember(of: bucket, in: theirs, using: &rng) { return pick }
         }

@@ -3,14 +3,14 @@ public import ChunkStore
 /// Super-seeding for an origin (a seeder that has the version from outside the swarm): each chunk is sent once before
 /// any chunk is sent twice, because the origin's upload is the scarce resource at the start. No I/O.
 ///
-/// Instead of its full bitfield, the seeder announces to each peer only the chunks offered to it, at most
-/// `offersPerPeer` at a time (more than one, so that a peer alone with the origin is not held to one chunk per round
-/// trip). Only chunks that were never sent and are not offered to another peer are offered, so no chunk can leave
+/// Instead of its full bitfield, the seeder announces to each peer only the chunks offered to it, at most `limit` at a
+/// time (the caller's choice: more than one when few peers are interested, so that a peer alone with the origin is not
+/// held to one chunk per round trip; one when many are, so that each first copy completes as soon as possible and can
+/// be passed on). Only chunks that were never sent and are not offered to another peer are offered, so no chunk can leave
 /// twice while another has not left at all. Once every chunk has been sent once (or announced by a peer that took it
 /// elsewhere), `isActive` turns false and the seeder announces everything like any other seeder.
 public struct SuperSeeder<Peer: Hashable & Sendable>: Sendable {
     public let chunkCount: Int
-    public let offersPerPeer: Int
     private var sent: [Bool]
     private var unsent: Int
     private var offers: [Peer: Set<Int>] = [:]
@@ -18,10 +18,8 @@ public struct SuperSeeder<Peer: Hashable & Sendable>: Sendable {
     private var offeredTo: [Int: Peer] = [:]
     private var cursor = 0
 
-    public init(chunkCount: Int, offersPerPeer: Int = 4) {
-        precondition(offersPerPeer >= 1)
+    public init(chunkCount: Int) {
         self.chunkCount = chunkCount
-        self.offersPerPeer = offersPerPeer
         sent = Array(repeating: false, count: chunkCount)
         unsent = chunkCount
     }
@@ -35,9 +33,9 @@ public struct SuperSeeder<Peer: Hashable & Sendable>: Sendable {
     /// The chunks currently offered to `peer`.
     public func offers(for peer: Peer) -> Set<Int> { offers[peer] ?? [] }
 
-    /// Tops up the chunks offered to `peer` (dropping those it has meanwhile) to `offersPerPeer`, with chunks never
-    /// sent and not offered to anyone else. Returns the new offers, to announce to it.
-    public mutating func nextOffers(for peer: Peer, lacking has: ChunkSet) -> [Int] {
+    /// Tops up the chunks offered to `peer` (dropping those it has meanwhile) to `limit`, with chunks never sent and
+    /// not offered to anyone else. Returns the new offers, to announce to it.
+    public mutating func nextOffers(for peer: Peer, lacking has: ChunkSet, limit: Int = 1) -> [Int] {
         var current = offers[peer] ?? []
         for index in current where has.contains(index) {
             current.remove(index)
@@ -46,7 +44,7 @@ public struct SuperSeeder<Peer: Hashable & Sendable>: Sendable {
         var added: [Int] = []
         // Nothing is ever sent twice while super-seeding, so an unsent chunk is one that no peer has.
         var scanned = 0
-        while current.count < offersPerPeer, unsent - offeredTo.count > 0, scanned < chunkCount {
+        while current.count < limit, unsent - offeredTo.count > 0, scanned < chunkCount {
             let index = cursor
             cursor = (cursor + 1) % max(chunkCount, 1)
             scanned += 1

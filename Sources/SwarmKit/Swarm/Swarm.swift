@@ -472,9 +472,17 @@ public actor Swarm {
         send(.bitfield(have.bitfield), to: key)
     }
 
+    /// Chunks offered to each peer while super-seeding: four shared among the interested peers, at least one each. A
+    /// peer alone with the origin gets four, so it is not held to one chunk per round trip; with many peers each gets
+    /// one, so that every first copy completes as soon as possible and can be passed on.
+    private var superSeedWindow: Int {
+        max(1, 4 / max(1, links.values.filter(\.peerInterested).count))
+    }
+
     private func offerNext(to key: PeerKey) {
         guard var seeder = superSeeder, let link = links[key], let manifest else { return }
-        let offers = seeder.nextOffers(for: key, lacking: link.theirs ?? ChunkSet(count: manifest.chunks.count))
+        let offers = seeder.nextOffers(
+            for: key, lacking: link.theirs ?? ChunkSet(count: manifest.chunks.count), limit: superSeedWindow)
         superSeeder = seeder
         for offer in offers { send(.have(chunk: UInt32(offer)), to: key) }
     }
@@ -916,7 +924,8 @@ public actor Swarm {
         if seeder.isActive {
             offerNext(to: key)
             // Peers that found nothing to be offered earlier (every unsent chunk was offered elsewhere) get offers.
-            for other in links.keys where other != key && seeder.offers(for: other).count < seeder.offersPerPeer {
+            let window = superSeedWindow
+            for other in links.keys where other != key && seeder.offers(for: other).count < window {
                 offerNext(to: other)
             }
         } else {
