@@ -12,7 +12,8 @@
 #             then harp: one `harp-cli seed` peer holding the file, one `harp-cli get --no-server` peer fetching it
 #             (Noise-encrypted, every chunk verified with SHA-256, the content root checked before the rename)
 #   memory    a BIG_MIB file (default 10240) fetched the same way from one seeder, BIG_RUNS times (default 1): peak RSS
-#             of the fetching and of the seeding process (and its time, for information)
+#             of the fetching and of the seeding process; its time, and (when curl is among TOOLS) the time of curl
+#             writing the same file, for information
 #
 # Figures: wall time of each client process from start to exit (start-up, handshakes and, for harp, the PROPFIND,
 # the signaling join and the manifest included), throughput = size / that time in MB/s (10^6 bytes/s), medians over
@@ -494,6 +495,8 @@ for PHASE in $PHASES; do
             for number in $(seq 1 "$BIG_RUNS"); do
                 if [ "$number" -gt 1 ]; then wait_quiet "memory ($BIG_MIB MiB), run $number"; fi
                 echo "-- memory run $number of $BIG_RUNS, $BIG_MIB MiB (load $(load))"
+                # The same amount written by curl from nginx, to tell harp's own costs from the machine's.
+                case " $TOOLS " in *" curl "*) [ -n "$NGINX_PORT" ] || start_nginx; run_reference curl "$number" ;; esac
                 run_harp "$number" memory 0
             done
             rm -f "$FILE" "$WORK/dc/files/alice/memory/$NAME" "$WORK/seed/memory/$NAME"
@@ -513,9 +516,9 @@ def ok(r):
     return r["rc"] == 0 and r["identical"] == 1 and (r["tool"] != "harp" or r.get("fromPeer"))
 def mbs(r):
     return r["bytes"] / r["seconds"] / 1e6
-print()
 transfer = [r for r in rows if r["phase"] == "transfer"]
 if transfer:
+    print()
     size = transfer[0]["bytes"]
     print("summary: %d MiB over 127.0.0.1 written to a file; MB/s = 10^6 bytes/s of client wall time; medians" % (size >> 20))
     print("| tool | runs counted | MB/s per run | median MB/s | median s | + sync -d s | client CPU s | client peak RSS MiB |")
@@ -563,7 +566,8 @@ if transfer:
         print("harp peak RSS: fetcher %s MiB, seeder %s MiB (medians; the seeder's over its whole life)" % (
             "%.1f" % (med([r["rssKiB"] for r in good]) / 1024) if good else "-",
             "%.1f" % (med([r["seederRssKiB"] for r in good if r["seederRssKiB"]]) / 1024) if good else "-"))
-memory = [r for r in rows if r["phase"] == "memory"]
+memory = [r for r in rows if r["phase"] == "memory" and r["tool"] == "harp"]
+memory_curl = [r for r in rows if r["phase"] == "memory" and r["tool"] == "curl"]
 if memory:
     size = memory[0]["bytes"]
     print()
@@ -574,4 +578,7 @@ if memory:
               "ready): %s" % (r["run"], "valid" if ok(r) else "NOT VALID", r["seconds"], r["bytes"] / r["seconds"] / 1e6,
                               f, s, (r["seederRssAtReadyKiB"] or 0) / 1024,
                               "MET" if ok(r) and f < 150 and s < 150 else "NOT MET"))
+for r in memory_curl:
+    print("   run %d, for comparison: curl from nginx to a file, %.1f s (%.1f MB/s), %s" % (
+        r["run"], r["seconds"], r["bytes"] / r["seconds"] / 1e6, "identical" if ok(r) else "NOT VALID"))
 PY
