@@ -108,7 +108,11 @@ extension PiecePicker {
 
     /// An unavailable wanted chunk in this fetcher's stripe, lowest first, or nil.
     func preferredUnavailable(_ stripe: (index: Int, of: Int)?) -> Int? {
-        guard let stripe, stripe.of > 0 else { return nil }
-        return buckets[0].lazy.filter { $0 % stripe.of == stripe.index }.min()
+        guard let stripe, stripe.of > 0, stripe.index >= 0, !buckets[0].isEmpty else { return nil }
+        // The stripe's own indexes in order (a bucket can hold most of a large file: filtering it at every pick would
+        // be quadratic over the file).
+        return stride(from: stripe.index, to: chunkCount, by: stripe.of).first {
+            position[$0] >= 0 && availabilityCounts[$0] == 0
+        }
     }
 }

@@ -998,15 +998,18 @@ public actor Swarm {
     private func fillServer(at t: Double) {
         guard let webSeed, var picker, let manifest, t >= serverPausedUntil, !picker.isComplete else { return }
         if links.isEmpty, t - fetchStartedAt < options.serverGrace { return }
-        let free = options.serverRequests - serverTasks.count
+        var members = links.keys.map(\.bytes) + [identity.publicKey]
+        members.sort { $0.lexicographicallyPrecedes($1) }
+        // In a swarm of several fetchers, each asks the server for one chunk at a time: the server's uplink is shared
+        // by all of them anyway, and fewer requests at once complete each first copy sooner, to be passed on.
+        let cap = members.count >= 4 ? 1 : options.serverRequests
+        let free = cap - serverTasks.count
         guard free > 0 else { return }
         let peersBusy = links.values.contains { !$0.outstanding.isEmpty }
         let idle = t - lastPeerDelivery > options.peerIdleBeforeServer
-        var members = links.keys.map(\.bytes) + [identity.publicKey]
-        members.sort { $0.lexicographicallyPrecedes($1) }
         let stripe = (index: members.firstIndex(of: identity.publicKey)!, of: members.count)
         let picks = picker.nextForServer(
-            limit: free, stripe: stripe, reserve: peersBusy ? members.count * options.serverRequests : 0,
+            limit: free, stripe: stripe, reserve: peersBusy ? members.count * cap : 0,
             includeAvailable: !peersBusy && idle, using: &rng)
         self.picker = picker
         if !picks.isEmpty {
