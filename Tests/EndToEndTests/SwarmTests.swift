@@ -81,13 +81,8 @@ struct SwarmTests {
         _ = try await startSeeder(bed, "seeder", "/f.bin", extra: ["--upload-limit", "24M"])
 
         let first = try bed.start("peer", ["get", "/f.bin", "-o", "copy/", "--json"])
-        let halfway = await first.waitForLine(timeout: 120) { line in
-            guard let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any],
-                object["event"] as? String == "progress"
-            else { return false }
-            return int64(object["bytes"]) >= Int64(size / 2)
-        }
-        try #require(halfway != nil, "no progress to 50 %: \(first.stderr.suffix(2000))")
+        let halfway = await first.waitForProgress(atLeast: Int64(size / 2))
+        try #require(halfway, "no progress to 50 %: \(first.stderr.suffix(2000))")
         first.signal(SIGKILL)
         await first.wait()
         #expect(first.process.terminationReason == .uncaughtSignal)
@@ -129,13 +124,8 @@ struct SwarmTests {
         let first = try bed.start(
             "first",
             ["get", "/f.bin", "-o", "copy/", "--no-server", "--json", "--upload-limit", "1M", "--linger", "60"])
-        let halfway = await first.waitForLine(timeout: 120) { line in
-            guard let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any],
-                object["event"] as? String == "progress"
-            else { return false }
-            return int64(object["bytes"]) >= Int64(size / 2)
-        }
-        try #require(halfway != nil, "no progress to 50 %: \(first.stderr.suffix(2000))")
+        let halfway = await first.waitForProgress(atLeast: Int64(size / 2))
+        try #require(halfway, "no progress to 50 %: \(first.stderr.suffix(2000))")
         let second = try bed.start("second", ["get", "/f.bin", "-o", "copy/", "--no-server", "--json"])
         #expect(await second.wait() == 0, "\(second.stderr.suffix(2000))")
         let secondExited = ContinuousClock.now

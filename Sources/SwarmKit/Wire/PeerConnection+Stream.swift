@@ -42,14 +42,8 @@ extension PeerConnection {
             throw error
         }
         do {
-            (channel, ready) = try await ClientBootstrap(group: group).withConnectedSocket(fds[0]) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let ready = try PeerChannel.addHandlers(to: channel, role: role, configuration: configuration)
-                    let wrapped = try NIOAsyncChannel<WireMessage, WireMessage>(
-                        wrappingChannelSynchronously: channel, configuration: configuration.asyncChannelConfiguration)
-                    return (wrapped, ready)
-                }
-            }
+            (channel, ready) = try await ClientBootstrap(group: group).withConnectedSocket(
+                fds[0], channelInitializer: initializer(role, configuration))
         } catch {
             _ = Glibc.close(fds[0])
             try? await pump.channel.close()
@@ -58,13 +52,7 @@ extension PeerConnection {
         }
         let logger = configuration.logger
         Task { await Self.runPump(pump, incoming: incoming, write: write, close: close, logger: logger) }
-        do {
-            return PeerConnection(
-                session: try await ready.get(), channel: channel, sendQueueLimit: configuration.sendQueueLimit)
-        } catch {
-            try? await channel.channel.close()
-            throw error
-        }
+        return try await established(channel, ready: ready, configuration: configuration)
     }
 
     /// Copies bytes both ways until one side ends, then closes both: the local end, and the stream through `close`.

@@ -43,14 +43,33 @@ public struct PeerConnection: Sendable {
             .connectTimeout(configuration.connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelOption(.tcpNotSentLowWatermark, value: SocketOptionValue(configuration.kernelUnsentLimit))
-            .connect(host: host, port: port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let ready = try PeerChannel.addHandlers(to: channel, role: .initiator, configuration: configuration)
-                    let wrapped = try NIOAsyncChannel<WireMessage, WireMessage>(
-                        wrappingChannelSynchronously: channel, configuration: configuration.asyncChannelConfiguration)
-                    return (wrapped, ready)
-                }
+            .connect(host: host, port: port, channelInitializer: initializer(.initiator, configuration))
+        return try await established(channel, ready: ready, configuration: configuration)
+    }
+
+    /// A channel wrapped for async use, and the future of its handshake.
+    typealias Pending = (NIOAsyncChannel<WireMessage, WireMessage>, EventLoopFuture<PeerSession>)
+
+    /// A channel initializer that sets up the peer protocol (`PeerChannel.addHandlers`) and wraps the channel for
+    /// async use.
+    static func initializer(
+        _ role: PeerChannel.Role, _ configuration: PeerConfiguration
+    ) -> @Sendable (any Channel) -> EventLoopFuture<Pending> {
+        { channel in
+            channel.eventLoop.makeCompletedFuture {
+                let ready = try PeerChannel.addHandlers(to: channel, role: role, configuration: configuration)
+                let wrapped = try NIOAsyncChannel<WireMessage, WireMessage>(
+                    wrappingChannelSynchronously: channel, configuration: configuration.asyncChannelConfiguration)
+                return (wrapped, ready)
             }
+        }
+    }
+
+    /// The connection once its handshake and `hello` exchange are done; the channel is closed if they fail.
+    static func established(
+        _ channel: NIOAsyncChannel<WireMessage, WireMessage>, ready: EventLoopFuture<PeerSession>,
+        configuration: PeerConfiguration
+    ) async throws -> PeerConnection {
         do {
             return PeerConnection(
                 session: try await ready.get(), channel: channel, sendQueueLimit: configuration.sendQueueLimit)
@@ -79,14 +98,8 @@ public struct PeerListener: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.tcpNotSentLowWatermark, value: SocketOptionValue(configuration.kernelUnsentLimit))
-            .bind(host: host, port: port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let ready = try PeerChannel.addHandlers(to: channel, role: .responder, configuration: configuration)
-                    let wrapped = try NIOAsyncChannel<WireMessage, WireMessage>(
-                        wrappingChannelSynchronously: channel, configuration: configuration.asyncChannelConfiguration)
-                    return (wrapped, ready)
-                }
-            }
+            .bind(
+                host: host, port: port, childChannelInitializer: PeerConnection.initializer(.responder, configuration))
         return PeerListener(server: server, logger: configuration.logger, sendQueueLimit: configuration.sendQueueLimit)
     }
 

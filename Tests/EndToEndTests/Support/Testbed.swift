@@ -298,6 +298,19 @@ func sameContents(_ a: String, _ b: String) throws -> Bool {
 }
 
 /// The `file-done` object a `get --json` printed for one file.
+extension LaunchedProcess {
+    /// Waits until a `--json` progress line reports at least `bytes` of the file; false on timeout or exit.
+    func waitForProgress(atLeast bytes: Int64, timeout: Double = 120) async -> Bool {
+        let line = await waitForLine(timeout: timeout) { line in
+            guard let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any],
+                object["event"] as? String == "progress"
+            else { return false }
+            return int64(object["bytes"]) >= bytes
+        }
+        return line != nil
+    }
+}
+
 func fileDone(_ process: LaunchedProcess) -> [String: Any]? {
     process.jsonLines.first { $0["event"] as? String == "file-done" }
 }
