@@ -561,26 +561,28 @@ public actor Swarm {
     private func applyAnnouncements(_ key: PeerKey) {
         guard let manifest, var link = links[key] else { return }
         let count = manifest.chunks.count
-        var theirs = link.theirs ?? ChunkSet(count: count)
+        let before = link.theirs
+        var theirs = before ?? ChunkSet(count: count)
+        // The chunks this call adds: a whole bitfield once, then a few per `have` (walking the whole set at every
+        // `have` would be quadratic over a large file).
+        var added: [Int] = []
         if let bitfield = link.rawBitfield {
             guard bitfield.chunkCount == count else {
                 return dropLink(key, reason: .malformedMessage, fault: true)
             }
             theirs = ChunkSet(bitfield)
+            added = theirs.filter { !(before?.contains($0) ?? false) }
             link.rawBitfield = nil
         }
         for chunk in link.rawHaves {
             guard chunk < count else { return dropLink(key, reason: .malformedMessage, fault: true) }
-            _ = theirs.insert(Int(chunk))
+            if theirs.insert(Int(chunk)) { added.append(Int(chunk)) }
         }
         link.rawHaves.removeAll()
-        let before = link.theirs
         link.theirs = theirs
         links[key] = link
         if var seeder = superSeeder {
-            for index in theirs where !(before?.contains(index) ?? false) && seeder.timesSent(index) == 0 {
-                seeder.seen(index)
-            }
+            for index in added where seeder.timesSent(index) == 0 { seeder.seen(index) }
             superSeeder = seeder
             if !seeder.isActive { endSuperSeeding() }
         }
@@ -590,11 +592,12 @@ public actor Swarm {
             } else if before == nil || picker.chunks(of: key) == nil {
                 picker.peerJoined(key, has: theirs)
             } else {
-                for index in theirs where !(before?.contains(index) ?? false) { picker.peer(key, has: index) }
+                for index in added { picker.peer(key, has: index) }
             }
             self.picker = picker
         }
-        updateInterest(key)
+        // More announced chunks can only add interest: once interested, there is nothing to recompute.
+        if before == nil || !link.amInterested { updateInterest(key) }
         fill(key)
     }
 
