@@ -74,33 +74,12 @@ PY
 TIMEOUT=${TIMEOUT:-$FETCH_TIMEOUT}
 
 # --- tools ----------------------------------------------------------------------------------------------------------
-need_tools() {  # command:debian-package ...
-    local missing=() pkgs=() pair
-    for pair in "$@"; do
-        command -v "${pair%%:*}" >/dev/null 2>&1 || { missing+=("${pair%%:*}"); pkgs+=("${pair##*:}"); }
-    done
-    [ ${#missing[@]} -eq 0 ] && return 0
-    if [ "$INSTALL" = 1 ] && command -v apt-get >/dev/null; then
-        echo "installing ${pkgs[*]} (apt-get)" >&2
-        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}"; } >&2 || true
-    fi
-    local still=()
-    for pair in "$@"; do command -v "${pair%%:*}" >/dev/null 2>&1 || still+=("${pair%%:*} (apt: ${pair##*:})"); done
-    if [ ${#still[@]} -gt 0 ]; then
-        echo "missing: ${still[*]}; install them (apt-get install ...) or leave out the scenario that needs them" >&2
-        exit 1
-    fi
-}
-need_tools ip:iproute2 tc:iproute2 curl:curl python3:python3 openssl:openssl cmp:diffutils timeout:coreutils
-case " $SCENARIOS " in *" bittorrent "*) need_tools aria2c:aria2 opentracker:opentracker mktorrent:mktorrent ;; esac
-
-if [ -n "${HARP_CLI:-}" ]; then
-    HARP=$HARP_CLI
-else
-    (cd "$repo" && swift build -c release --product harp-cli >&2)
-    HARP="$(cd "$repo" && swift build -c release --show-bin-path)/harp-cli"
-fi
-[ -x "$HARP" ] || { echo "no harp-cli at $HARP" >&2; exit 1; }
+. "$here/../lib.sh"
+need_tools ip:iproute2 tc:iproute2 curl:curl python3:python3 openssl:openssl cmp:diffutils timeout:coreutils || exit 1
+case " $SCENARIOS " in *" bittorrent "*)
+    need_tools aria2c:aria2 opentracker:opentracker mktorrent:mktorrent || exit 1 ;;
+esac
+find_harp "$repo" "${HARP_CLI:-}"
 V=()
 if [ "$VERBOSE" = 1 ]; then V=(-v); fi
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"

@@ -57,7 +57,7 @@ TIMEOUT=${TIMEOUT:-1800}
 VERBOSE=${VERBOSE:-0}
 WAIT_FOR=${WAIT_FOR-bench/swarm/run.sh}
 SSH_CIPHER=${SSH_CIPHER:-}
-HARP_AGAIN=${HARP_AGAIN:-1}
+AGAIN=${HARP_AGAIN:-1}    # kept under another name: the HARP_ variables are cleared below
 SEEDER_PID=""
 SEEDER_READY=""
 SEEDER_READY_HWM=""
@@ -67,31 +67,7 @@ while read -r var; do unset "$var"; done < <(compgen -e | grep -E '^(HARP_|XDG_)
 
 # --- tools ----------------------------------------------------------------------------------------------------------
 export PATH="$PATH:/usr/sbin:/sbin"
-APT_UPDATED=0
-need_tools() {  # command:debian-package ...
-    local missing=() pkgs=() pair
-    for pair in "$@"; do
-        command -v "${pair%%:*}" >/dev/null 2>&1 || { missing+=("${pair%%:*}"); pkgs+=("${pair##*:}"); }
-    done
-    [ ${#missing[@]} -eq 0 ] && return 0
-    if [ "$INSTALL" = 1 ] && command -v apt-get >/dev/null; then
-        echo "installing ${pkgs[*]} (apt-get)" >&2
-        if [ "$APT_UPDATED" = 0 ]; then apt-get update -qq >&2 || true; APT_UPDATED=1; fi
-        # No service is started by the packages: policy-rc.d refuses it for the length of the install.
-        local policy=/usr/sbin/policy-rc.d made_policy=0
-        if [ ! -e "$policy" ] && [ -w /usr/sbin ]; then
-            printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && made_policy=1
-        fi
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >&2 || true
-        if [ "$made_policy" = 1 ]; then rm -f "$policy"; fi
-    fi
-    local still=()
-    for pair in "$@"; do command -v "${pair%%:*}" >/dev/null 2>&1 || still+=("${pair%%:*} (apt: ${pair##*:})"); done
-    if [ ${#still[@]} -gt 0 ]; then
-        echo "missing: ${still[*]}" >&2
-        return 1
-    fi
-}
+. "$here/../lib.sh"
 need_tools curl:curl python3:python3 openssl:openssl cmp:diffutils timeout:coreutils sync:coreutils || exit 1
 [ -x /usr/bin/time ] || need_tools /usr/bin/time:time || exit 1
 case " $PHASES " in *" transfer "*)
@@ -102,13 +78,7 @@ case " $PHASES " in *" transfer "*)
     ;;
 esac
 
-if [ -n "$HARP_BIN" ]; then
-    HARP=$HARP_BIN
-else
-    (cd "$repo" && swift build -c release --product harp-cli >&2)
-    HARP="$(cd "$repo" && swift build -c release --show-bin-path)/harp-cli"
-fi
-[ -x "$HARP" ] || { echo "no harp-cli at $HARP" >&2; exit 1; }
+find_harp "$repo" "$HARP_BIN"
 V=()
 if [ "$VERBOSE" = 1 ]; then V=(-v); fi
 
@@ -479,7 +449,7 @@ for PHASE in $PHASES; do
                 if [ "$number" -gt 1 ]; then wait_quiet "transfer ($SIZE_MIB MiB), run $number"; fi
                 echo "-- run $number of $RUNS, $SIZE_MIB MiB (load $(load))"
                 for tool in "${REFS[@]}"; do run_reference "$tool" "$number"; done
-                run_harp "$number" transfer "$HARP_AGAIN"
+                run_harp "$number" transfer "$AGAIN"
             done
             rm -f "$FILE" "$WORK/dc/files/alice/transfer/$NAME" "$WORK/seed/transfer/$NAME"
             rm -rf "$WORK/peers/seeder"
