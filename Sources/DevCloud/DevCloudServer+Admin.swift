@@ -11,6 +11,12 @@ extension DevCloudServer {
         var pathPrefix: String?
     }
 
+    private struct ACLRequest: Decodable {
+        var owner: String
+        var path: String
+        var rules: [ACLRule]
+    }
+
     private struct GrantRequest: Decodable {
         var user: String
         var loginToken: String?
@@ -45,6 +51,10 @@ extension DevCloudServer {
             case ("POST", "/shares"):
                 let id = try addShare(try decoder.decode(DevCloudConfiguration.Share.self, from: try await body()))
                 return HTTP.json(200, OCSValue.object([("ok", .bool(true)), ("id", .int(Int64(id)))]).json)
+            case ("POST", "/acl"):
+                let acl = try decoder.decode(ACLRequest.self, from: try await body())
+                try setACL(owner: acl.owner, path: acl.path, rules: acl.rules)
+                return HTTP.json(200, #"{"ok":true}"#)
             case ("POST", "/bruteforce/reset"):
                 resetBruteForce()
                 return HTTP.json(200, #"{"ok":true}"#)

@@ -202,6 +202,7 @@ extension DevCloudServer {
             return types ? "<oc:share-type>0</oc:share-type>" : ""
         case (XML.nc, "mount-type"): return item.location.share == nil ? "" : "shared"
         case (XML.nc, "is-mount-root"): return item.location.isMountRoot ? "true" : "false"
+        case (XML.nc, "acl-list"): return aclListXML(owner: item.location.owner, ownerPath: item.location.ownerPath)
         case (XML.ocs, "share-permissions"): return String(sharePermissions(item))
         case (XML.nc, "has-preview"): return "false"
         case (XML.nc, "lock"): return lock == nil ? "" : "1"

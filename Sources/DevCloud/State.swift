@@ -13,6 +13,8 @@ struct ServerState: Sendable {
     var loginFlows: [String: LoginFlow] = [:]
     /// Locks by fileid.
     var locks: [Int64: FileLock] = [:]
+    /// Group Folders ACL rules set by tests, by owner and path (reported in `nc:acl-list`, not enforced).
+    var aclRules: [String: [DevCloudServer.ACLRule]] = [:]
 
     /// Takes the first fault rule matching the request, if any.
     mutating func takeFault(method: String, path: String) -> Int? {

@@ -56,7 +56,7 @@ enum HarpExitCode: Int32 {
         case let error as FetchError:
             switch error {
             case .changedOnServer, .local: .failure
-            case .spotCheckFailed: .verificationFailure
+            case .differsFromServer: .verificationFailure
             case .peersOnly: .partialTransfer
             }
         case let error as SwarmError:

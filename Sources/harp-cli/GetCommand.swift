@@ -42,6 +42,13 @@ struct GetCommand: AsyncParsableCommand {
     @Flag(name: .customLong("no-server"), help: "Never download from the server (peers only).")
     var noServer = false
 
+    @Flag(
+        name: .customLong("verify-server"),
+        help: ArgumentHelp(
+            "Compare every byte that came from peers with the server's before the rename (costs the server one copy;"
+                + " by default 64 random 4 KiB ranges are compared)."))
+    var verifyServer = false
+
     @Option(
         help: ArgumentHelp(
             "After the files are in place, keep serving peers still fetching them for up to this many seconds"
@@ -61,6 +68,9 @@ struct GetCommand: AsyncParsableCommand {
 
     func validate() throws {
         try peers.validateURL()
+        guard !(verifyServer && noServer) else {
+            throw ValidationError("--verify-server needs the server: drop --no-server")
+        }
         guard (parallel ?? 1) >= 1 else { throw ValidationError("--parallel must be at least 1") }
         guard linger >= 0, linger.isFinite else { throw ValidationError("--linger must be 0 or more seconds") }
     }
@@ -80,7 +90,8 @@ struct GetCommand: AsyncParsableCommand {
             let node = SwarmNode(identity: identity, settings: settings, logger: logger)
             let board = ProgressBoard()
             let fetcher = FileFetcher(
-                client: client, store: store, node: node, identity: identity, useServer: !noServer, seedAfter: seed,
+                client: client, store: store, node: node, identity: identity, useServer: !noServer,
+                verifyServer: verifyServer, seedAfter: seed,
                 linger: .milliseconds(Int64(linger * 1000)),
                 baseOptions: try peers.swarmOptions(config: harpConfig), logger: logger, progress: board)
 
@@ -217,7 +228,17 @@ struct GetCommand: AsyncParsableCommand {
                 printError("harp-cli: --seed needs a signaling server (--signal or HARP_SIGNAL): not seeding")
             } else if seed, failures.isEmpty {
                 if !json && !outputOptions.quiet { print("seeding \(reports.count) file(s); Ctrl-C to stop") }
+                // Access is re-checked while seeding: a file that gained its own ACL rules, changed or went away on
+                // the server stops being seeded (DESIGN §4).
+                let watch = SeedAccessWatch(client: client, node: node, logger: logger, json: json)
+                let watching = Task {
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: .seconds(30))
+                        await watch.check(reports)
+                    }
+                }
                 await waitForInterrupt()
+                watching.cancel()
             }
             if await node.isLingering {
                 if !json && !outputOptions.quiet {

@@ -14,7 +14,7 @@ struct HarpCommand: AsyncParsableCommand {
             GetCommand.self, PutCommand.self, SeedCommand.self, StatusCommand.self, DemoCommand.self,
             SignalCommand.self,
             DevCloudCommand.self,
-            DebugDownloadCommand.self,
+            DebugDownloadCommand.self, DebugPublishSidecarCommand.self,
         ]
     )
 

@@ -34,7 +34,9 @@ struct WireBench {
     }
 
     /// The swarm key both benchmark processes use (a benchmark constant, not a secret).
-    static var benchKey: SecureBytes { SwarmKeys(contentRoot: Array(repeating: 0x42, count: 32)).swarmKey }
+    static var benchKey: SecureBytes {
+        SwarmKeys(contentRoot: Array(repeating: 0x42, count: 32), salt: Array(repeating: 0x24, count: 32)).swarmKey
+    }
 
     static func aead(seconds: Double) throws {
         let frame = [UInt8](repeating: 0xA5, count: NoiseTransport.maxPlaintextLength)

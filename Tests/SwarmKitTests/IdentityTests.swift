@@ -4,12 +4,25 @@ import Testing
 @testable import SwarmKit
 
 @Suite struct IdentityTests {
-    /// R = 00 01 02 ... 1f. The expected values were computed once, by an independent script (Python's
-    /// hmac/hashlib and the `cryptography` package), from the derivations in docs/protocol.md §2.
+    static let salt: [UInt8] = Array(32..<64)
+
+    /// R = 00 01 02 ... 1f, σ = 20 21 ... 3f. The expected values were computed once, by an independent script
+    /// (Python's hmac/hashlib and the `cryptography` package), from the derivations in docs/protocol.md §2.
     @Test func swarmKeysRegressionVector() {
-        let keys = SwarmKeys(contentRoot: Array(0..<32))
-        #expect(Hex.encode(keys.swarmKey.bytes) == "5fb9cf8b69141f621bd79c6f847798f8a036f6b9a9691e7a15b84a7956fb0a2a")
-        #expect(Hex.encode(keys.swarmID) == "2791aa94e1868155f48d9b0c57038f6bc4a35dbec8a4b4f369b9e28f529e2c90")
+        let keys = SwarmKeys(contentRoot: Array(0..<32), salt: Self.salt)
+        #expect(Hex.encode(keys.swarmKey.bytes) == "85c72d16bcf28822e8ec2158be3577ac4d798663eecf2bdb2b4c56582b9975c1")
+        #expect(Hex.encode(keys.swarmID) == "29accfdaf17319625cb989e8a09386e1f2f903be573762385891891fc1120d75")
+    }
+
+    /// The salt is what keeps S from being a function of the content: the same R with another σ gives another K and S.
+    @Test func theSaltChangesKAndS() {
+        let root: [UInt8] = Array(0..<32)
+        let a = SwarmKeys(contentRoot: root, salt: Self.salt)
+        var otherSalt = Self.salt
+        otherSalt[31] ^= 1
+        let b = SwarmKeys(contentRoot: root, salt: otherSalt)
+        #expect(a.swarmKey.bytes != b.swarmKey.bytes)
+        #expect(a.swarmID != b.swarmID)
     }
 
     @Test func differentRootsGiveDifferentKeys() {
@@ -18,7 +31,7 @@ import Testing
         for index in 0..<32 {
             var root = [UInt8](repeating: 0, count: 32)
             root[index] = 1
-            let keys = SwarmKeys(contentRoot: root)
+            let keys = SwarmKeys(contentRoot: root, salt: Self.salt)
             seenK.insert(keys.swarmKey.bytes)
             seenS.insert(keys.swarmID)
             #expect(keys.swarmKey.bytes != keys.swarmID)
@@ -27,7 +40,7 @@ import Testing
     }
 
     @Test func swarmSignatureVerifiesWithSwarmID() {
-        let keys = SwarmKeys(contentRoot: Array(repeating: 9, count: 32))
+        let keys = SwarmKeys(contentRoot: Array(repeating: 9, count: 32), salt: Self.salt)
         let challenge = Array("join challenge".utf8)
         let signature = keys.sign(challenge)
         #expect(DeviceIdentity.verify(signature: signature, message: challenge, publicKey: keys.swarmID))

@@ -48,7 +48,7 @@ import Testing
 
         init(root: Hash256, size: Int64, options: Swarm.Options = Swarm.Options()) async throws {
             identity = .generate()
-            keys = SwarmKeys(contentRoot: root.bytes)
+            keys = SwarmKeys(contentRoot: root.bytes, salt: Array(repeating: 7, count: 32))
             swarm = Swarm(
                 root: root, chunking: SwarmTests.small, expectedSize: size, identity: identity, options: options,
                 logger: SwarmTests.quiet)

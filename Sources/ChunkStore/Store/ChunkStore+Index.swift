@@ -119,6 +119,7 @@ extension ChunkStore {
         try run {
             try pool.write { db in
                 try db.execute(sql: "DELETE FROM file WHERE path = ?", arguments: [absolute])
+                try db.execute(sql: "DELETE FROM provenance WHERE path = ?", arguments: [absolute])
                 try deleteOrphanVersions(db: db)
             }
         }

@@ -7,6 +7,9 @@ enum Schema {
         migrator.registerMigration("v1: versions, chunks, files, downloads") { db in
             try db.execute(sql: v1)
         }
+        migrator.registerMigration("v2: provenance") { db in
+            try db.execute(sql: v2)
+        }
         return migrator
     }
 
@@ -69,6 +72,26 @@ enum Schema {
             downloadId INTEGER NOT NULL REFERENCES download(id) ON DELETE CASCADE,
             idx INTEGER NOT NULL CHECK (idx >= 0),
             PRIMARY KEY (downloadId, idx)
+        ) WITHOUT ROWID;
+        """
+
+    /// Where the bytes of a local file came from (DESIGN §4, "Provenance"): the server version (fileid, etag, size,
+    /// mtime) that a download of, an upload of, or a full comparison with those bytes established, and the file's
+    /// guard at that moment. A sidecar is published only for a file whose guard still matches its provenance row.
+    static let v2 = """
+        CREATE TABLE provenance (
+            path TEXT PRIMARY KEY,
+            root BLOB NOT NULL CHECK (length(root) = 32),
+            fileid TEXT NOT NULL CHECK (length(fileid) > 0),
+            etag TEXT NOT NULL CHECK (length(etag) > 0),
+            remoteSize INTEGER NOT NULL CHECK (remoteSize >= 0),
+            remoteMtime INTEGER NOT NULL,
+            size INTEGER NOT NULL CHECK (size = remoteSize),
+            mtimeNs INTEGER NOT NULL,
+            inode INTEGER NOT NULL,
+            device INTEGER NOT NULL,
+            source TEXT NOT NULL CHECK (source IN ('download', 'upload', 'comparison')),
+            recordedAt DOUBLE NOT NULL
         ) WITHOUT ROWID;
         """
 }

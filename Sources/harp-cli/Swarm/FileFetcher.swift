@@ -10,6 +10,12 @@ struct FetchReport: Sendable {
     var destination: String
     var size: Int64
     var root: Hash256?
+    /// S of the swarm the file was fetched through or is seeded in, if any.
+    var swarmID: [UInt8]?
+    /// The server version's etag when the fetch began.
+    var etag: String?
+    /// The comparison with the server's bytes before the rename (nil when the bytes came from the server itself).
+    var check: ServerComparison.Outcome?
     /// "swarm" (peers and web seed), "server" (the server alone).
     var method: String
     var bytesFromPeers: Int64 = 0
@@ -27,7 +33,7 @@ struct FetchReport: Sendable {
     var json: [String: Any] {
         [
             "event": "file-done", "path": remotePath, "destination": destination, "size": size,
-            "swarm": root.map { SwarmKeys(contentRoot: $0.bytes).swarmID.hexString } ?? NSNull(), "method": method,
+            "swarm": swarmID?.hexString ?? NSNull(), "method": method, "check": check?.json ?? NSNull(),
             "bytesFromPeers": bytesFromPeers,
             "bytesFromServer": bytesFromServer, "bytesFromLocal": bytesFromLocal, "bytesUploaded": bytesUploaded,
             "bytesWasted": bytesWasted, "peersUsed": peersUsed,
@@ -55,6 +61,8 @@ struct FileFetcher: Sendable {
     let node: SwarmNode?
     let identity: DeviceIdentity
     let useServer: Bool
+    /// `--verify-server`: compare every byte that came from peers with the server's before the rename.
+    var verifyServer = false
     let seedAfter: Bool
     /// Without `seedAfter`: how long a finished swarm keeps serving peers still fetching it.
     let linger: Duration
@@ -69,6 +77,7 @@ struct FileFetcher: Sendable {
             throw NextcloudError(.malformedResponse, path: item.path, detail: "no fileid, etag or size in PROPFIND")
         }
         var report = FetchReport(remotePath: item.path, destination: destination, size: remote.size, method: "swarm")
+        report.etag = remote.etag
         try FileManager.default.createDirectory(
             atPath: (destination as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         let sidecars = SidecarFolder(client: client, logger: logger)
@@ -98,23 +107,33 @@ struct FileFetcher: Sendable {
         progress.begin(item.path, size: remote.size)
         defer { progress.end(item.path) }
 
-        if let sidecar, let node {
+        if let found = sidecar, let node {
             do {
                 try await fetchThroughSwarm(
-                    item: item, remote: remote, sidecar: sidecar, node: node, destination: destination,
+                    item: item, remote: remote, sidecar: found, node: node, destination: destination,
                     report: &report)
-                if sidecar.etag != remote.etag, await sidecars.mayPublish(nextTo: item.path) {
+                if found.etag != remote.etag, await sidecars.mayPublish(nextTo: item.path) {
+                    // The etag moved without the bytes (a lock): the comparison passed, the root and σ stay.
                     try? await sidecars.publish(
                         makeSidecar(
-                            remote: remote, name: SidecarFolder.name(of: item.path), root: sidecar.root,
-                            chunking: sidecar.chunking), nextTo: item.path)
+                            remote: remote, name: SidecarFolder.name(of: item.path), root: found.root,
+                            chunking: found.chunking, salt: found.saltBytes), nextTo: item.path)
                 }
+                report.notes += try ClaimedChecksums(item.checksums).mismatches(inFileAt: destination)
                 report.seconds = seconds(since: started)
                 return report
             } catch SwarmError.noManifest {
                 report.notes.append("no peer answered with the manifest in time: using the server")
-                await node.close(root: sidecar.root)
+                await node.close(found.swarmKeys)
                 guard useServer else { throw FetchError.peersOnly("no peer has this file and --no-server was given") }
+            } catch FetchError.differsFromServer(let offset) {
+                // The swarm's bytes verify against the sidecar's root, but they are not the server's file: the
+                // sidecar lies or was made from a modified copy. The server's bytes decide (and replace it below).
+                report.notes.append(
+                    "the copy from peers differs from the server's file at byte \(offset): the sidecar does not describe "
+                        + "the server's file; fetching from the server")
+                report.check = nil
+                guard useServer else { throw FetchError.differsFromServer(offset: offset) }
             }
         }
         guard useServer else { throw FetchError.peersOnly("no swarm for this file and --no-server was given") }
@@ -137,20 +156,24 @@ struct FileFetcher: Sendable {
         try fetch.finish()
         let outcome = try store.index(file: destination)
         report.root = outcome.root
+        // These bytes are the server's: this copy may publish and seed this version (DESIGN §4, "Provenance").
+        recordProvenance(destination, root: outcome.root, remote: remote, report: &report)
+        var published: Sidecar? = sidecar?.root == outcome.root ? sidecar : nil
         if let sidecar, sidecar.root != outcome.root {
             report.notes.append("the sidecar's content root differs from the server's bytes: replacing it")
         }
-        if let node, !ownACL, await node.hasSignaling, sidecar?.root != outcome.root || sidecar == nil {
+        if let node, !ownACL, await node.hasSignaling, published == nil {
             if await sidecars.mayPublish(nextTo: item.path) {
                 do {
-                    let published = makeSidecar(
+                    let fresh = makeSidecar(
                         remote: remote, name: SidecarFolder.name(of: item.path), root: outcome.root,
-                        chunking: outcome.parameters)
+                        chunking: outcome.parameters, salt: Sidecar.randomSalt())
                     // The manifest first: a fetcher that finds the sidecar can then start without any peer.
                     if let manifest = try store.manifest(root: outcome.root) {
-                        try await sidecars.publishManifest(manifest, for: published, nextTo: item.path)
+                        try await sidecars.publishManifest(manifest, for: fresh, nextTo: item.path)
                     }
-                    try await sidecars.publish(published, nextTo: item.path)
+                    try await sidecars.publish(fresh, nextTo: item.path)
+                    published = fresh
                     report.notes.append("published the sidecar")
                 } catch {
                     report.notes.append("could not publish the sidecar: \(error)")
@@ -159,12 +182,16 @@ struct FileFetcher: Sendable {
                 report.notes.append("no write access to the folder: no sidecar published")
             }
         }
-        if seedAfter, let node, !ownACL, await node.hasSignaling, let manifest = try store.manifest(root: outcome.root)
+        report.swarmID = published?.swarmKeys.swarmID
+        report.notes += try ClaimedChecksums(item.checksums).mismatches(inFileAt: destination)
+        if seedAfter, let node, !ownACL, await node.hasSignaling, let published,
+            let manifest = try store.manifest(root: outcome.root)
         {
             var options = baseOptions
             options.superSeed = true
             let swarm = try await node.open(
-                root: outcome.root, chunking: outcome.parameters, expectedSize: remote.size, options: options)
+                root: outcome.root, keys: published.swarmKeys, chunking: outcome.parameters,
+                expectedSize: remote.size, options: options)
             try await swarm.seed(manifest: manifest, store: store)
         }
         report.seconds = seconds(since: started)
@@ -177,8 +204,9 @@ struct FileFetcher: Sendable {
     ) async throws {
         var options = baseOptions
         options.useServer = useServer
+        let keys = sidecar.swarmKeys
         let swarm = try await node.open(
-            root: sidecar.root, chunking: sidecar.chunking, expectedSize: remote.size, options: options)
+            root: sidecar.root, keys: keys, chunking: sidecar.chunking, expectedSize: remote.size, options: options)
         let box = SinkBox()
         let store = self.store
         let root = sidecar.root
@@ -196,48 +224,60 @@ struct FileFetcher: Sendable {
             }
         }
         defer { reporter.cancel() }
-        let manifest: Manifest
         do {
             var known = try store.manifest(root: sidecar.root)
             if known == nil {
                 known = await SidecarFolder(client: client, logger: logger).readManifest(
                     for: sidecar, nextTo: item.path)
             }
-            manifest = try await swarm.fetch(target, knownManifest: known)
+            _ = try await swarm.fetch(target, knownManifest: known)
         } catch SwarmError.changedOnServer {
             try? box.sink?.discard()
-            await node.close(root: sidecar.root)
+            await node.close(keys)
             throw FetchError.changedOnServer
         } catch {
             if case SwarmError.noManifest = error { throw error }
-            await node.close(root: sidecar.root)
+            await node.close(keys)
             throw error
         }
         guard let sink = box.sink else { throw FetchError.local("the download was not opened") }
-        // DESIGN §4: one randomly chosen chunk against the server's own bytes before renaming.
-        if useServer, !manifest.chunks.isEmpty {
-            let index = Int.random(in: 0..<manifest.chunks.count)
-            let range = manifest.range(of: index)
-            let bytes: [UInt8]
+        // DESIGN §4, "Sampling": the assembled bytes against the server's own before the rename. Every chunk already
+        // matched R; this catches a sidecar whose R is not the server's file (another version, a modified copy).
+        if useServer {
             do {
-                bytes = try await NextcloudWebSeed(client: client, path: item.path, etag: remote.etag)
-                    .fetch(offset: range.lowerBound, length: Int(range.upperBound - range.lowerBound))
-            } catch WebSeedError.changed {
+                try sink.flush()
+                let comparison = ServerComparison(
+                    client: client, remotePath: item.path, etag: remote.etag, size: remote.size)
+                var generator = SystemRandomNumberGenerator()
+                let outcome =
+                    verifyServer
+                    ? try await comparison.compareEveryByte(localPath: sink.partPath)
+                    : try await comparison.sample(localPath: sink.partPath, using: &generator)
+                report.check = outcome
+                if let offset = outcome.mismatchAt {
+                    try? sink.discard()
+                    await node.close(keys)
+                    throw FetchError.differsFromServer(offset: offset)
+                }
+            } catch FetchError.changedOnServer {
                 try? sink.discard()
-                await node.close(root: sidecar.root)
+                await node.close(keys)
                 throw FetchError.changedOnServer
             }
-            guard Hash256.sha256(bytes) == manifest.chunks[index].hash else {
-                try? sink.discard()
-                await node.close(root: sidecar.root)
-                throw FetchError.spotCheckFailed(chunk: index)
-            }
+        } else {
+            report.notes.append("not compared with the server's bytes (--no-server)")
         }
         try sink.finish()
         await swarm.fetchFinished(store: store)
+        if useServer {
+            // Downloaded as this server version and compared with it: recorded, so that `seed` of this copy may
+            // stand in for the version later (as long as the file stays unchanged).
+            recordProvenance(destination, root: sidecar.root, remote: remote, report: &report)
+        }
         let snapshot = await swarm.snapshot
         progress.update(item.path, snapshot: snapshot)
         report.root = sidecar.root
+        report.swarmID = keys.swarmID
         report.bytesFromPeers = snapshot.bytesFromPeers
         report.bytesFromServer = snapshot.bytesFromServer
         report.bytesFromLocal = snapshot.bytesFromLocal
@@ -245,7 +285,7 @@ struct FileFetcher: Sendable {
         report.bytesWasted = snapshot.bytesWasted
         report.peersUsed = snapshot.peersUsed
         report.badChunks = snapshot.badChunks
-        if !seedAfter { await node.finish(root: sidecar.root, linger: linger) }
+        if !seedAfter { await node.finish(keys, linger: linger) }
     }
 
     /// Fetches a file whose upload is still running: from its pending sidecar, from peers only (the server does not
@@ -266,8 +306,9 @@ struct FileFetcher: Sendable {
         var options = baseOptions
         options.useServer = false
         options.manifestTimeout = .seconds(60)
+        let keys = sidecar.swarmKeys
         let swarm = try await node.open(
-            root: sidecar.root, chunking: sidecar.chunking, expectedSize: sidecar.size, options: options)
+            root: sidecar.root, keys: keys, chunking: sidecar.chunking, expectedSize: sidecar.size, options: options)
         let box = SinkBox()
         let store = self.store
         let root = sidecar.root
@@ -284,7 +325,7 @@ struct FileFetcher: Sendable {
         do {
             _ = try await swarm.fetch(target, knownManifest: known)
         } catch {
-            await node.close(root: root)
+            await node.close(keys)
             throw error
         }
         guard let sink = box.sink else { throw FetchError.local("the download was not opened") }
@@ -292,21 +333,37 @@ struct FileFetcher: Sendable {
         await swarm.fetchFinished(store: store)
         let snapshot = await swarm.snapshot
         report.root = root
+        report.swarmID = keys.swarmID
         report.bytesFromPeers = snapshot.bytesFromPeers
         report.bytesFromLocal = snapshot.bytesFromLocal
         report.bytesUploaded = snapshot.bytesUploaded
         report.bytesWasted = snapshot.bytesWasted
         report.peersUsed = snapshot.peersUsed
         report.badChunks = snapshot.badChunks
-        if !seedAfter { await node.finish(root: root, linger: linger) }
+        if !seedAfter { await node.finish(keys, linger: linger) }
         report.seconds = seconds(since: started)
         return report
     }
 
-    func makeSidecar(remote: RemoteVersion, name: String, root: Hash256, chunking: ChunkingParameters) -> Sidecar {
+    /// Records that the file now at `destination` is the server's version `remote`. A failure (the file changed
+    /// already) costs only that: `seed` will compare the file with the server before it vouches for it.
+    private func recordProvenance(
+        _ destination: String, root: Hash256, remote: RemoteVersion, report: inout FetchReport
+    ) {
+        do {
+            try store.recordProvenance(path: destination, root: root, server: remote.serverVersion, source: .download)
+        } catch {
+            report.notes.append("not recorded as the server's version (\(error))")
+        }
+    }
+
+    func makeSidecar(
+        remote: RemoteVersion, name: String, root: Hash256, chunking: ChunkingParameters, salt: [UInt8]
+    ) -> Sidecar {
         Sidecar(
             fileid: remote.fileid, etag: remote.etag, name: name, size: remote.size, mtime: remote.mtime,
-            chunking: chunking, root: root, pending: false, writerKey: identity.publicKey, sign: identity.sign)
+            chunking: chunking, root: root, salt: salt, pending: false, writerKey: identity.publicKey,
+            sign: identity.sign)
     }
 
     private func seconds(since start: ContinuousClock.Instant) -> Double {

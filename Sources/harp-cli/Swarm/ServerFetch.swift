@@ -143,7 +143,8 @@ private final class BlockRecord: @unchecked Sendable {
 enum FetchError: Error, CustomStringConvertible {
     case changedOnServer
     case local(String)
-    case spotCheckFailed(chunk: Int)
+    /// Bytes from peers, each verified against the sidecar's root, differ from the server's at `offset`.
+    case differsFromServer(offset: Int64)
     case peersOnly(String)
 
     var description: String {
@@ -151,8 +152,10 @@ enum FetchError: Error, CustomStringConvertible {
         case .changedOnServer:
             "the file changed on the server during the download; the partial file was discarded, run get again"
         case .local(let why): why
-        case .spotCheckFailed(let chunk):
-            "chunk \(chunk) does not match the server's bytes: the sidecar does not describe the server's file"
+        case .differsFromServer(let offset):
+            "the bytes from peers differ from the server's file at byte \(offset): its sidecar does not describe the "
+                + "server's file; nothing was renamed into place (run again without --no-server to fetch it from the "
+                + "server, which replaces the sidecar)"
         case .peersOnly(let why): why
         }
     }

@@ -43,6 +43,12 @@ struct SidecarFolder {
             let (data, _) = try await client.data(at: sidecarPath, limit: 16 * 1024)
             do {
                 return (try Sidecar(json: Array(data)), nil)
+            } catch .outdated(let format) {
+                return (
+                    nil,
+                    "the sidecar is of an older harp (\(format), no swarm salt): ignored, and replaced when "
+                        + "this device has the server's bytes and may write the folder"
+                )
             } catch {
                 logger.warning(
                     "ignoring a sidecar that does not verify",
@@ -116,6 +122,22 @@ struct SidecarFolder {
         }
     }
 
+    /// Deletes the sidecar and manifest of the file at `path` (it gained its own access rules); true when the sidecar
+    /// is gone afterwards (deleted now, or there was none).
+    func remove(forFileAt path: String, fileID: String) async -> Bool {
+        let base = Self.folder(for: path) + "/\(fileID)"
+        try? await client.delete(base + ".hrpm")
+        do {
+            try await client.delete(base + ".harp")
+            return true
+        } catch let error as NextcloudError where error.kind == .notFoundOrNoAccess {
+            return (try? await client.item(at: base + ".harp")) == nil
+        } catch {
+            logger.warning("could not delete a sidecar", metadata: ["path": "\(base).harp", "error": "\(error)"])
+            return false
+        }
+    }
+
     /// Removes a pending sidecar (after the upload it announced has ended).
     func removePending(nextTo path: String) async {
         try? await client.delete(Self.folder(for: path) + "/pending-\(Self.name(of: path)).harp")
@@ -146,6 +168,11 @@ struct NextcloudWebSeed: WebSeed {
             }
         }
     }
+}
+
+extension RemoteVersion {
+    /// The same version in the chunk store's terms (for provenance records).
+    var serverVersion: ServerVersion { ServerVersion(fileid: fileid, etag: etag, size: size, mtime: mtime) }
 }
 
 extension DAVItem {

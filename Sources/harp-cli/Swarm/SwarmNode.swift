@@ -116,13 +116,13 @@ actor SwarmNode {
         signal = nil
     }
 
-    /// Opens the swarm of the version with content root `root`: a listener, the join at the signaling server, and
-    /// connections to the members it names. Returns the swarm (already started).
+    /// Opens the swarm of the version with content root `root` and swarm keys `keys` (from R and the sidecar's σ): a
+    /// listener, the join at the signaling server, and connections to the members it names. Returns the swarm (already
+    /// started).
     func open(
-        root: Hash256, chunking: ChunkingParameters, expectedSize: Int64?, options: Swarm.Options
+        root: Hash256, keys: SwarmKeys, chunking: ChunkingParameters, expectedSize: Int64?, options: Swarm.Options
     ) async throws -> Swarm {
-        let keys = SwarmKeys(contentRoot: root.bytes)
-        let id = PublicKey32(bytes: keys.swarmID)!
+        let id = keys.signalID
         if let existing = entries[id] { return existing.swarm }
         let swarm = Swarm(
             root: root, chunking: chunking, expectedSize: expectedSize, identity: identity, options: options,
@@ -179,8 +179,8 @@ actor SwarmNode {
     /// A fetch of this version finished and the caller does not seed it: the swarm keeps serving the connected peers
     /// that are still interested in its chunks, for at most `linger`, and closes when none is left. Peers that finish
     /// first thus keep feeding the last ones, instead of leaving them with the origin alone.
-    func finish(root: Hash256, linger: Duration) {
-        let id = PublicKey32(bytes: SwarmKeys(contentRoot: root.bytes).swarmID)!
+    func finish(_ keys: SwarmKeys, linger: Duration) {
+        let id = keys.signalID
         guard let entry = entries[id], linger > .zero, lingering[id] == nil else {
             Task { await close(id) }
             return
@@ -194,7 +194,7 @@ actor SwarmNode {
         }
     }
 
-    /// Whether a finished swarm still serves peers (see `finish(root:linger:)`).
+    /// Whether a finished swarm still serves peers (see `finish(_:linger:)`).
     var isLingering: Bool { !lingering.isEmpty }
 
     /// Waits until every lingering swarm has closed (each has a deadline).
@@ -215,8 +215,8 @@ actor SwarmNode {
         for task in entry.tasks { task.cancel() }
     }
 
-    func close(root: Hash256) async {
-        await close(PublicKey32(bytes: SwarmKeys(contentRoot: root.bytes).swarmID)!)
+    func close(_ keys: SwarmKeys) async {
+        await close(keys.signalID)
     }
 
     private func handle(_ event: SignalClient.Event) {
@@ -387,5 +387,13 @@ enum LocalRoute {
         }
         guard converted != nil else { return nil }
         return String(decoding: text.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+extension SwarmKeys {
+    /// S as the signaling protocol names it.
+    var signalID: SwarmID {
+        guard let id = PublicKey32(bytes: swarmID) else { preconditionFailure("a swarm id is 32 bytes") }
+        return id
     }
 }

@@ -1,0 +1,187 @@
+import Foundation
+import NextcloudClient
+import Synchronization
+
+/// Compares a local file with the server's bytes of one version (Range GETs with `If-Match` on its etag), without
+/// writing anything: the check a fetcher runs before renaming bytes that came from peers into place, and the proof a
+/// seeder needs before it publishes a sidecar for a file it did not download or upload (DESIGN §4, "Sampling" and
+/// "Provenance").
+///
+/// Sampling reads `sampleCount` ranges of `sampleLength` bytes at uniformly random offsets (a file no larger than their
+/// sum is compared whole, which costs the same). If a fraction f of the file's 4 KiB-aligned windows differ from the
+/// server's, all samples miss with probability about (1 − f)^64: under 10⁻⁶ once a fifth of the file differs, as it
+/// does for another version or bulk corruption. A targeted edit of a few bytes is found with probability about
+/// 64 × 4 KiB / size, which is why a sidecar is published only from bytes established from the server, never from a
+/// sample (docs/threat-model.md).
+struct ServerComparison: Sendable {
+    static let sampleCount = 64
+    static let sampleLength = 4096
+    /// Range requests in flight at once while sampling.
+    static let concurrency = 4
+
+    let client: NextcloudClient
+    let remotePath: String
+    let etag: String
+    let size: Int64
+
+    /// What a comparison did and found.
+    struct Outcome: Sendable, Equatable {
+        enum Mode: String, Sendable {
+            /// Random ranges.
+            case samples
+            /// The whole file (small enough that sampling would read as much).
+            case whole
+            /// Every byte, as asked (`get --verify-server`, or a seeder establishing a file's provenance).
+            case everyByte = "every-byte"
+        }
+        var mode: Mode
+        /// Bytes read from the server and compared.
+        var bytes: Int64 = 0
+        var requests = 0
+        var seconds: Double = 0
+        /// The first differing offset found, or nil when every compared byte matched.
+        var mismatchAt: Int64?
+
+        var matches: Bool { mismatchAt == nil }
+
+        var json: [String: Any] {
+            [
+                "mode": mode.rawValue, "bytes": bytes, "requests": requests,
+                "seconds": (seconds * 1000).rounded() / 1000, "matches": matches,
+            ]
+        }
+    }
+
+    /// Compares `sampleCount` random ranges of the file at `localPath` with the server's bytes (the whole file when it
+    /// is no larger than the samples together).
+    func sample<G: RandomNumberGenerator>(
+        localPath: String, using generator: inout G
+    ) async throws -> Outcome {
+        let budget = Int64(Self.sampleCount * Self.sampleLength)
+        guard size > budget else { return try await compareEveryByte(localPath: localPath, mode: .whole) }
+        let offsets = (0..<Self.sampleCount).map { _ in
+            Int64.random(in: 0...(size - Int64(Self.sampleLength)), using: &generator)
+        }
+        return try await compare(
+            localPath: localPath, ranges: offsets.map { ($0, Int64(Self.sampleLength)) }, mode: .samples)
+    }
+
+    /// Compares every byte of the file at `localPath` with the server's, in one streaming GET.
+    func compareEveryByte(localPath: String, mode: Outcome.Mode = .everyByte) async throws -> Outcome {
+        try await compare(localPath: localPath, ranges: size > 0 ? [(Int64(0), size)] : [], mode: mode)
+    }
+
+    private func compare(
+        localPath: String, ranges: [(offset: Int64, length: Int64)], mode: Outcome.Mode
+    ) async throws -> Outcome {
+        let started = ContinuousClock.now
+        let fd = open(localPath, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else {
+            throw FetchError.local("cannot open \(localPath) to compare it: \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, Int64(st.st_size) == size else {
+            return Outcome(mode: mode, mismatchAt: 0)
+        }
+        let counters = Counters()
+        let client = self.client
+        let path = remotePath
+        let etag = self.etag
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var pending = ranges.makeIterator()
+            func addNext() {
+                guard let range = pending.next() else { return }
+                group.addTask {
+                    let sink = ComparingSink(descriptor: fd, offset: range.offset)
+                    do {
+                        guard let byteRange = ByteRange(offset: range.offset, length: range.length) else { return }
+                        // A whole-file comparison asks for the range 0-(size-1), which a server answers with 206.
+                        let info = try await client.download(path, range: byteRange, ifMatch: etag, into: sink)
+                        guard info.bytesWritten == range.length else {
+                            throw NextcloudError(
+                                .malformedResponse, path: path,
+                                detail: "short range: \(info.bytesWritten) of \(range.length) bytes")
+                        }
+                    } catch let error as ComparingSink.Mismatch {
+                        counters.state.withLock { c in
+                            c.mismatch = min(c.mismatch ?? .max, error.offset)
+                        }
+                    } catch let error as NextcloudError where error.kind == .preconditionFailed {
+                        throw FetchError.changedOnServer
+                    }
+                    counters.state.withLock { c in
+                        c.bytes += sink.compared
+                        c.requests += 1
+                    }
+                }
+            }
+            for _ in 0..<Self.concurrency { addNext() }
+            while try await group.next() != nil {
+                if counters.state.withLock({ $0.mismatch }) != nil {
+                    group.cancelAll()
+                    break
+                }
+                addNext()
+            }
+        }
+        let result = counters.state.withLock { $0 }
+        return Outcome(
+            mode: mode, bytes: result.bytes, requests: result.requests,
+            seconds: (ContinuousClock.now - started).secondsValue,
+            mismatchAt: result.mismatch)
+    }
+}
+
+/// What the comparison's concurrent requests add up.
+private final class Counters: Sendable {
+    let state = Mutex((bytes: Int64(0), requests: 0, mismatch: Int64?.none))
+}
+
+/// Compares a body with a local file as it arrives; throws `Mismatch` at the first byte that differs, which ends the
+/// transfer at once.
+private final class ComparingSink: ByteSink {
+    struct Mismatch: Error {
+        let offset: Int64
+    }
+
+    private let descriptor: Int32
+    private let state: Mutex<(position: Int64, compared: Int64)>
+
+    init(descriptor: Int32, offset: Int64) {
+        self.descriptor = descriptor
+        self.state = Mutex((offset, 0))
+    }
+
+    var compared: Int64 { state.withLock { $0.compared } }
+
+    func write(_ bytes: UnsafeRawBufferPointer) throws {
+        guard let incoming = bytes.baseAddress, !bytes.isEmpty else { return }
+        try state.withLock { s in
+            var local = [UInt8](repeating: 0, count: bytes.count)
+            var done = 0
+            while done < bytes.count {
+                let n = local.withUnsafeMutableBytes { buffer in
+                    pread(descriptor, buffer.baseAddress! + done, bytes.count - done, off_t(s.position) + off_t(done))
+                }
+                if n < 0, errno == EINTR { continue }
+                guard n > 0 else { throw Mismatch(offset: s.position + Int64(done)) }
+                done += n
+            }
+            let equal = local.withUnsafeBytes { memcmp($0.baseAddress!, incoming, bytes.count) == 0 }
+            if !equal {
+                let first = local.indices.first { local[$0] != bytes[$0] } ?? 0
+                throw Mismatch(offset: s.position + Int64(first))
+            }
+            s.position += Int64(bytes.count)
+            s.compared += Int64(bytes.count)
+        }
+    }
+}
+
+extension Duration {
+    /// The duration in seconds as a Double.
+    var secondsValue: Double {
+        Double(components.seconds) + Double(components.attoseconds) * 1e-18
+    }
+}
