@@ -30,7 +30,7 @@ struct ExitCodeTests {
             try await bed.run("x", ["get", "/f.bin", "--server", "http://127.0.0.1:9"]).process.terminationStatus == 7)
     }
 
-    @Test func aSidecarThatDoesNotDescribeTheServersFileIsAVerificationFailure() async throws {
+    @Test func aSidecarThatDoesNotDescribeTheServersFileFailsPeersOnlyAndFallsBackToTheServer() async throws {
         let bed = try await Testbed()
         defer { bed.shutdown() }
         // Two versions of the same size with the same modification time: only the bytes differ.
@@ -45,11 +45,19 @@ struct ExitCodeTests {
         _ = try await SwarmTests().startSeeder(bed, "seeder", "/f.bin")
         try await bed.upload(second)
 
-        let fetcher = try await bed.run("peer", ["get", "/f.bin", "-o", "copy/", "--json"])
-        #expect(fetcher.process.terminationStatus == 6, "\(fetcher.stderr.suffix(1500))")
+        // Peers only: the samples catch it before the rename, and there is nothing to fall back to.
+        let peersOnly = try await bed.run("peer", ["get", "/f.bin", "-o", "copy/", "--json", "--no-server"])
+        #expect(peersOnly.process.terminationStatus == 6, "\(peersOnly.stderr.suffix(1500))")
         #expect(!FileManager.default.fileExists(atPath: bed.home("peer") + "/copy/f.bin"))
         #expect(
-            fetcher.jsonLines.contains { ($0["message"] as? String)?.contains("does not match") == true },
-            "\(fetcher.output)")
+            peersOnly.jsonLines.contains {
+                ($0["message"] as? String)?.contains("differ from the server's file") == true
+            },
+            "\(peersOnly.output)")
+        // With the server: the same finding, then the file comes from the server (version 2) and exit 0.
+        let fetcher = try await bed.run("peer", ["get", "/f.bin", "-o", "copy/", "--json"])
+        #expect(fetcher.process.terminationStatus == 0, "\(fetcher.stderr.suffix(1500))")
+        #expect(try sameContents(second, bed.home("peer") + "/copy/f.bin"))
+        #expect(fileDone(fetcher)?["method"] as? String == "server")
     }
 }

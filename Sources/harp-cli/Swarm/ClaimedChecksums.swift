@@ -32,8 +32,17 @@ struct ClaimedChecksums {
         self.claims = claims
     }
 
-    /// Reads the file at `path` once and returns a note for every claim it does not match (empty when all match).
-    func mismatches(inFileAt path: String) throws -> [String] {
+    /// Reads the file at `path` once and returns a note for every claim it does not match (empty when all match, and
+    /// one note when the file could not be read: the claims are advisory, so that is no failure).
+    func notes(forFileAt path: String) -> [String] {
+        do {
+            return try mismatches(inFileAt: path)
+        } catch {
+            return ["warning: the uploader's checksums could not be compared: \(error)"]
+        }
+    }
+
+    private func mismatches(inFileAt path: String) throws -> [String] {
         guard !claims.isEmpty else { return [] }
         guard let handle = FileHandle(forReadingAtPath: path) else {
             throw FetchError.local("cannot read \(path) to compare its claimed checksums")

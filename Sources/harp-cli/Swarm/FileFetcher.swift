@@ -94,7 +94,9 @@ struct FileFetcher: Sendable {
                 case .valid: sidecar = found
                 case .needsSpotCheck:
                     sidecar = found
-                    report.notes.append("etag moved but size and mtime did not: using the sidecar, spot-checked")
+                    report.notes.append(
+                        "etag moved but size and mtime did not: using the sidecar, compared with the server before the "
+                            + "rename")
                 case .stale: report.notes.append("the sidecar is stale (the file changed); using the server")
                 }
             } else if note == nil {
@@ -119,7 +121,7 @@ struct FileFetcher: Sendable {
                             remote: remote, name: SidecarFolder.name(of: item.path), root: found.root,
                             chunking: found.chunking, salt: found.saltBytes), nextTo: item.path)
                 }
-                report.notes += try ClaimedChecksums(item.checksums).mismatches(inFileAt: destination)
+                report.notes += ClaimedChecksums(item.checksums).notes(forFileAt: destination)
                 report.seconds = seconds(since: started)
                 return report
             } catch SwarmError.noManifest {
@@ -183,7 +185,7 @@ struct FileFetcher: Sendable {
             }
         }
         report.swarmID = published?.swarmKeys.swarmID
-        report.notes += try ClaimedChecksums(item.checksums).mismatches(inFileAt: destination)
+        report.notes += ClaimedChecksums(item.checksums).notes(forFileAt: destination)
         if seedAfter, let node, !ownACL, await node.hasSignaling, let published,
             let manifest = try store.manifest(root: outcome.root)
         {
@@ -242,38 +244,33 @@ struct FileFetcher: Sendable {
         }
         guard let sink = box.sink else { throw FetchError.local("the download was not opened") }
         // DESIGN §4, "Sampling": the assembled bytes against the server's own before the rename. Every chunk already
-        // matched R; this catches a sidecar whose R is not the server's file (another version, a modified copy).
-        if useServer {
-            do {
-                try sink.flush()
-                let comparison = ServerComparison(
-                    client: client, remotePath: item.path, etag: remote.etag, size: remote.size)
-                var generator = SystemRandomNumberGenerator()
-                let outcome =
-                    verifyServer
-                    ? try await comparison.compareEveryByte(localPath: sink.partPath)
-                    : try await comparison.sample(localPath: sink.partPath, using: &generator)
-                report.check = outcome
-                if let offset = outcome.mismatchAt {
-                    try? sink.discard()
-                    await node.close(keys)
-                    throw FetchError.differsFromServer(offset: offset)
-                }
-            } catch FetchError.changedOnServer {
+        // matched R; this catches a sidecar whose R is not the server's file (another version, a modified copy). It
+        // runs with --no-server too: 64 ranges of 4 KiB are not a download, and nothing else can catch such a sidecar.
+        do {
+            try sink.flush()
+            let comparison = ServerComparison(
+                client: client, remotePath: item.path, etag: remote.etag, size: remote.size)
+            var generator = SystemRandomNumberGenerator()
+            let outcome =
+                verifyServer
+                ? try await comparison.compareEveryByte(localPath: sink.partPath)
+                : try await comparison.sample(localPath: sink.partPath, using: &generator)
+            report.check = outcome
+            if let offset = outcome.mismatchAt {
                 try? sink.discard()
                 await node.close(keys)
-                throw FetchError.changedOnServer
+                throw FetchError.differsFromServer(offset: offset)
             }
-        } else {
-            report.notes.append("not compared with the server's bytes (--no-server)")
+        } catch FetchError.changedOnServer {
+            try? sink.discard()
+            await node.close(keys)
+            throw FetchError.changedOnServer
         }
         try sink.finish()
         await swarm.fetchFinished(store: store)
-        if useServer {
-            // Downloaded as this server version and compared with it: recorded, so that `seed` of this copy may
-            // stand in for the version later (as long as the file stays unchanged).
-            recordProvenance(destination, root: sidecar.root, remote: remote, report: &report)
-        }
+        // Downloaded as this server version and compared with it: recorded, so that `seed` of this copy may stand in
+        // for the version later (as long as the file stays unchanged).
+        recordProvenance(destination, root: sidecar.root, remote: remote, report: &report)
         let snapshot = await swarm.snapshot
         progress.update(item.path, snapshot: snapshot)
         report.root = sidecar.root
