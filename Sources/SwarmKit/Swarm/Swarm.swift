@@ -584,7 +584,13 @@ public actor Swarm {
         if var seeder = superSeeder {
             for index in added where seeder.timesSent(index) == 0 { seeder.seen(index) }
             superSeeder = seeder
-            if !seeder.isActive { endSuperSeeding() }
+            if !seeder.isActive {
+                endSuperSeeding()
+            } else if !added.isEmpty {
+                // Offers made before this peer's announcements (a peer that joined late, from the web seed) may name
+                // chunks it has: replace them with ones it lacks, or it would wait for offers that never come.
+                offerNext(to: key)
+            }
         }
         if var picker {
             if link.superSeeding {

@@ -1,0 +1,40 @@
+import Foundation
+import Testing
+
+/// The swarm off the happy path, with real processes: peers that come late or leave early.
+@Suite("Swarm faults (real processes)", .serialized)
+struct SwarmFaultTests {
+    /// A seeder that joins after the fetcher began (from the web seed alone) serves what the fetcher lacks: the server
+    /// sends a small part of the file, not all of it.
+    @Test func aSeederThatJoinsLateServesWhatTheFetcherLacks() async throws {
+        // 4 MB/s from DevCloud: the 48 MiB file would take about 12 s from the server alone.
+        let bed = try await Testbed(cloudArguments: ["--egress-limit", "4000000"])
+        defer { bed.shutdown() }
+        let size = 48 << 20
+        let original = try bed.makeFile("f.bin", size: size)
+        // The origin uploads with a signaling server (sidecar and manifest published, provenance recorded), then
+        // leaves: the fetcher starts with a swarm of nobody.
+        let put = try await bed.run("origin", ["put", original, "/", "--json"])
+        try #require(put.process.terminationStatus == 0, "\(put.stderr)")
+        let before = try await bed.cloudBytesSent()
+
+        let fetcher = try bed.start("fetcher", ["get", "/f.bin", "-o", "copy/", "--json"])
+        try #require(await fetcher.waitForProgress(atLeast: 4 << 20), "\(fetcher.stderr.suffix(2000))")
+        // The origin comes back as a seeder of the folder it uploaded from.
+        let seeder = try bed.start("origin", ["seed", bed.directory, "--remote", "/", "--json"])
+        let seeding = await seeder.waitForLine(timeout: 60) { $0.contains("\"event\":\"seeding\"") }
+        try #require(seeding != nil, "\(seeder.output) \(seeder.stderr)")
+
+        #expect(await fetcher.wait() == 0, "\(fetcher.stderr.suffix(2000))")
+        #expect(try sameContents(original, bed.home("fetcher") + "/copy/f.bin"))
+        let done = try #require(fileDone(fetcher))
+        let fromServer = try await bed.cloudBytesSent() - before
+        print(
+            "late seeder: the server sent \(String(format: "%.3f", Double(fromServer) / Double(size))) F, peers "
+                + "\(String(format: "%.3f", Double(int64(done["bytesFromPeers"])) / Double(size))) F")
+        #expect(
+            fromServer < Int64(size / 2),
+            "the server sent \(Double(fromServer) / Double(size)) of the file with a full seeder connected: \(done)")
+        #expect(int64(done["bytesFromPeers"]) > Int64(size / 2), "\(done)")
+    }
+}
