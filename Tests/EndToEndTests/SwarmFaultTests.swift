@@ -37,4 +37,38 @@ struct SwarmFaultTests {
             "the server sent \(Double(fromServer) / Double(size)) of the file with a full seeder connected: \(done)")
         #expect(int64(done["bytesFromPeers"]) > Int64(size / 2), "\(done)")
     }
+
+    /// Uneven uplinks, and a fetcher killed halfway: the others finish with the right bytes. What the server sends
+    /// them is printed, not asserted: on loopback it was 0 to 4.8 MB with and without re-offering the chunks that only
+    /// the killed peer held (`SuperSeederDepartureTests`), so this set-up does not isolate that fault; the swarm
+    /// simulator of issue 14 is where that figure belongs.
+    @Test func aFetcherKilledHalfwayLeavesTheOthersToFinish() async throws {
+        let bed = try await Testbed()
+        defer { bed.shutdown() }
+        let size = 32 << 20
+        let original = try bed.makeFile("f.bin", size: size)
+        let put = try await bed.run("origin", ["put", original, "/", "--json"])
+        try #require(put.process.terminationStatus == 0, "\(put.stderr)")
+        let seeder = try bed.start(
+            "origin", ["seed", bed.directory, "--remote", "/", "--json", "--upload-limit", "4M"])
+        try #require(
+            await seeder.waitForLine(timeout: 60) { $0.contains("\"event\":\"seeding\"") } != nil,
+            "\(seeder.output) \(seeder.stderr)")
+
+        let leaver = try bed.start("leaver", ["get", "/f.bin", "-o", "copy/", "--json"])
+        let slow = try bed.start("slow", ["get", "/f.bin", "-o", "copy/", "--json", "--upload-limit", "512K"])
+        let steady = try bed.start("steady", ["get", "/f.bin", "-o", "copy/", "--json"])
+        try #require(await leaver.waitForProgress(atLeast: Int64(size / 2)), "\(leaver.stderr.suffix(2000))")
+        leaver.signal(SIGKILL)
+        await leaver.wait()
+
+        for (name, fetcher) in [("slow", slow), ("steady", steady)] {
+            #expect(await fetcher.wait(timeout: 120) == 0, "\(name): \(fetcher.stderr.suffix(2000))")
+            #expect(try sameContents(original, bed.home(name) + "/copy/f.bin"), "\(name)'s copy differs")
+            let done = try #require(fileDone(fetcher))
+            print(
+                "\(name): \(int64(done["bytesFromServer"])) bytes from the server, \(int64(done["bytesFromPeers"])) from peers"
+            )
+        }
+    }
 }

@@ -76,6 +76,15 @@ public struct SuperSeeder<Peer: Hashable & Sendable>: Sendable {
         markSent(index)
     }
 
+    /// Chunk `index` counted as sent, but the only peers known to have it left before passing it on: it is unsent
+    /// again, to be offered once more. Without this, the chunks a departing peer alone held would never be offered
+    /// again while super-seeding lasts, and the peers still fetching would wait for them or take them from the server.
+    public mutating func lost(_ index: Int) {
+        guard index >= 0, index < chunkCount, sent[index] else { return }
+        sent[index] = false
+        unsent += 1
+    }
+
     /// The peer left: its offers are withdrawn.
     public mutating func withdraw(_ peer: Peer) {
         for index in offers.removeValue(forKey: peer) ?? [] { offeredTo[index] = nil }

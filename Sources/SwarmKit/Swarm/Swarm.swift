@@ -432,7 +432,24 @@ public actor Swarm {
         guard let link = links.removeValue(forKey: key) else { return nil }
         link.requests.finish()
         picker?.peerLeft(key)
-        superSeeder?.withdraw(key)
+        if var seeder = superSeeder {
+            seeder.withdraw(key)
+            // Chunks that left this origin once and that no connected peer holds any more are offered again.
+            var lost = 0
+            if seeder.isActive, let theirs = link.theirs {
+                let holders = links.values.compactMap(\.theirs)
+                for index in theirs where seeder.timesSent(index) == 1 {
+                    guard !holders.contains(where: { $0.contains(index) }) else { continue }
+                    seeder.lost(index)
+                    lost += 1
+                }
+            }
+            superSeeder = seeder
+            if lost > 0 {
+                logger.debug("chunks lost with a departing peer, offered again", metadata: ["chunks": "\(lost)"])
+                for other in links.keys { offerNext(to: other) }
+            }
+        }
         if manifestAssembly?.source == key { manifestAssembly = nil }
         adjustChokes()
         return link
