@@ -37,7 +37,7 @@ extension ChunkStore {
         if let previous, previous.versionId == versionId, let existing = FileGuard.of(path: partPath),
             existing.inode == previous.inode
         {
-            file = try FileDescriptor(path: partPath, flags: O_RDWR)
+            file = try openPartFile(partPath, flags: O_RDWR)
             downloadId = previous.id
             let indexes = try run {
                 try pool.read { db in
@@ -58,7 +58,7 @@ extension ChunkStore {
                     }
                 }
             }
-            file = try FileDescriptor(path: partPath, flags: O_RDWR | O_CREAT | O_TRUNC)
+            file = try openPartFile(partPath, flags: O_RDWR | O_CREAT | O_TRUNC)
             let inode = try file.guardValues().inode
             downloadId = try run {
                 try pool.write { db in
@@ -84,6 +84,25 @@ extension ChunkStore {
             logger.info("recovered chunks written before a crash", metadata: ["chunks": "\(recovered)"])
         }
         return sink
+    }
+
+    /// Opens the partial file without following a symbolic link at its name (`O_NOFOLLOW`), and only if it is a
+    /// regular file: a link placed in the output folder by someone else would otherwise make the download truncate
+    /// and overwrite whatever it points to.
+    private func openPartFile(_ path: String, flags: Int32) throws(ChunkStoreError) -> FileDescriptor {
+        let file: FileDescriptor
+        do {
+            file = try FileDescriptor(path: path, flags: flags | O_NOFOLLOW)
+        } catch .io(_, _, let code) where code == ELOOP {
+            throw .io(
+                path: path, operation: "open (a symbolic link is in the way; harp does not follow it)", errno: code)
+        }
+        var st = stat()
+        guard fstat(file.fd, &st) == 0 else { throw .io(path: path, operation: "stat", errno: errno) }
+        guard st.st_mode & S_IFMT == S_IFREG else {
+            throw .io(path: path, operation: "open (not a regular file; harp writes only regular files)", errno: EINVAL)
+        }
+        return file
     }
 
     private func checkFreeSpace(file: FileDescriptor, manifest: Manifest, recorded: [Bool]) throws(ChunkStoreError) {

@@ -188,4 +188,18 @@ struct DownloadSinkTests {
         try sink.finish()
         #expect(try Data(contentsOf: URL(fileURLWithPath: f.destination)).isEmpty)
     }
+
+    /// A symbolic link placed at `NAME.harp-part` (by anyone who may write the output folder) is never followed: the
+    /// file it points to keeps its bytes, and the download fails with an error that says why.
+    @Test func aSymbolicLinkAtThePartialFileIsNotFollowed() throws {
+        let f = try Fixture()
+        let victim = try f.dir.write("victim.txt", Array("keep me".utf8))
+        #expect(symlink(victim, f.destination + ".harp-part") == 0)
+        #expect {
+            _ = try f.store().openDownload(manifest: f.manifest, root: f.root, destination: f.destination)
+        } throws: { error in
+            "\(error)".contains("symbolic link")
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: victim)) == Data("keep me".utf8))
+    }
 }

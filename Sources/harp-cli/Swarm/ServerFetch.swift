@@ -46,9 +46,19 @@ struct ServerFetch {
             try? FileManager.default.removeItem(atPath: partPath)
             try? FileManager.default.removeItem(atPath: statePath)
         }
-        let fd = open(partPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw FetchError.local("cannot open \(partPath): \(String(cString: strerror(errno)))") }
+        // O_NOFOLLOW: a symbolic link placed at the partial file's name is refused, never written through.
+        let fd = open(partPath, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            let why =
+                errno == ELOOP
+                ? "a symbolic link is in the way; harp does not follow it" : String(cString: strerror(errno))
+            throw FetchError.local("cannot open \(partPath): \(why)")
+        }
         defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG else {
+            throw FetchError.local("cannot open \(partPath): not a regular file")
+        }
         guard ftruncate(fd, off_t(size)) == 0 else {
             throw FetchError.local("cannot size \(partPath): \(String(cString: strerror(errno)))")
         }
@@ -107,9 +117,14 @@ struct ServerFetch {
         let state = State(etag: etag, size: size, blockSize: blockSize, done: done.sorted())
         let data = try JSONEncoder().encode(state)
         let temporary = statePath + ".tmp"
-        guard FileManager.default.createFile(atPath: temporary, contents: data, attributes: [.posixPermissions: 0o600]),
-            rename(temporary, statePath) == 0
-        else { throw FetchError.local("cannot write \(statePath)") }
+        unlink(temporary)
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw FetchError.local("cannot write \(temporary): \(String(cString: strerror(errno)))") }
+        let written = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        guard written == data.count, rename(temporary, statePath) == 0 else {
+            throw FetchError.local("cannot write \(statePath)")
+        }
     }
 }
 
