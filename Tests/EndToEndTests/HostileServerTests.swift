@@ -58,6 +58,17 @@ struct HostileServerTests {
         #expect(messages.contains("symbolic link"), "\(messages)")
     }
 
+    /// `get -R /` has no folder name to use locally: without `-o` it is a usage error, and nothing is written (before,
+    /// the files went to `/RELATIVE-PATH`, at the root of the local file system).
+    @Test func getRecursiveOfTheRootNeedsAnOutputFolder() async throws {
+        let bed = try HostileBed()
+        defer { bed.shutdown() }
+        let get = try bed.harp(["get", "-R", "/", "--json", "--linger", "0"])
+        #expect(await get.wait(timeout: 120) == 2, "\(get.stderr)")
+        #expect(get.stderr.contains("-o"), "\(get.stderr)")
+        #expect(try filesBelow(bed.work) == [bed.work + "/harp.stderr"])
+    }
+
     /// Every regular file and link below `root` (links are not followed).
     private func filesBelow(_ root: String) throws -> [String] {
         var found: [String] = []
@@ -157,7 +168,7 @@ final class HostileBed: @unchecked Sendable {
             "/Team/sub/deep.txt": b"one folder down\n",
             "/Team/linked/inside.txt": b"under a link\n",
         }
-        FOLDERS = {"/Team": ["good.txt", "a b #1 100%.txt", "r\u00e9sum\u00e9 \u2713.txt", "sub/", "linked/"],
+        FOLDERS = {"/": ["Team/"], "/Team": ["good.txt", "a b #1 100%.txt", "r\u00e9sum\u00e9 \u2713.txt", "sub/", "linked/"],
                    "/Team/sub": ["deep.txt"], "/Team/linked": ["inside.txt"]}
         EVIL = b"written by a hostile listing\n"
         HOSTILE = [
@@ -187,6 +198,8 @@ final class HostileBed: @unchecked Sendable {
                     % (href.replace("&", "&amp;").replace("<", "&lt;"), props, abs(hash(href)) % 100000 + 1))
 
         def encoded(path, folder=False):
+            if path == "/":
+                return ROOT + "/"
             return ROOT + urllib.parse.quote(path) + ("/" if folder else "")
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -221,7 +234,7 @@ final class HostileBed: @unchecked Sendable {
                     parts.append(response(encoded(path, True), True, 0))
                     if depth == "1":
                         for name in FOLDERS[path]:
-                            child = path + "/" + name.rstrip("/")
+                            child = path.rstrip("/") + "/" + name.rstrip("/")
                             is_folder = name.endswith("/")
                             parts.append(response(encoded(child, is_folder), is_folder, len(GOOD.get(child, b""))))
                         if path == "/Team":

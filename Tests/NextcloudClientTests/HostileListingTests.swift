@@ -41,6 +41,20 @@ struct HostileListingTests {
         #expect(HrefPath.segments(href: href, rootHref: Self.root) == .failure(reason))
     }
 
+    /// The parser that every PROPFIND goes through drops what the href checks refuse (before the fix it decoded the
+    /// whole href and kept `/Team/../../etc/passwd`).
+    @Test func theParserLeavesRefusedHrefsOut() throws {
+        for (href, _) in Self.refused {
+            #expect(Multistatus.relativePath(href: href, rootHref: Self.root) == nil, "\(href)")
+        }
+        let xml =
+            #"<?xml version="1.0"?><d:multistatus xmlns:d="DAV:">"#
+            + Self.refused.map { "<d:response><d:href>\($0.0)</d:href></d:response>" }.joined()
+            + "<d:response><d:href>\(Self.root)/ok.txt</d:href></d:response></d:multistatus>"
+        let items = try Multistatus.parse(Data(xml.utf8), rootHref: Self.root, path: nil)
+        #expect(items.map(\.path) == ["/ok.txt"])
+    }
+
     @Test func legitimateNamesStillWork() {
         let cases: [(String, [String])] = [
             (Self.root + "/", []),
