@@ -196,4 +196,19 @@ struct HostileListingTests {
         }
         #expect(server.requests.count <= 21)
     }
+
+    /// A listing that declares entities which expand to 10^10 copies (a "billion laughs" document) is an error, not
+    /// gigabytes of memory.
+    @Test func anEntityBombIsRefused() {
+        var dtd = #"<!DOCTYPE d:multistatus [<!ENTITY a0 "lol">"#
+        for level in 1...10 {
+            dtd += "<!ENTITY a\(level) \"" + String(repeating: "&a\(level - 1);", count: 10) + "\">"
+        }
+        let xml =
+            #"<?xml version="1.0"?>"# + dtd + #"]><d:multistatus xmlns:d="DAV:"><d:response><d:href>"#
+            + Self.root + "/&a10;</d:href></d:response></d:multistatus>"
+        #expect(throws: NextcloudError.self) {
+            _ = try Multistatus.parseEntries(Data(xml.utf8), rootHref: Self.root, path: nil)
+        }
+    }
 }
