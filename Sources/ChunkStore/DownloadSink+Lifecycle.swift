@@ -31,13 +31,15 @@ extension ChunkStore {
             }
         }
 
+        let directory = try FileDescriptor(
+            path: FileSystem.parentDirectory(of: destination), flags: O_RDONLY | O_DIRECTORY)
         var recorded = Array(repeating: false, count: count)
         var downloadId: Int64
         var file: FileDescriptor
         if let previous, previous.versionId == versionId, let existing = FileGuard.of(path: partPath),
             existing.inode == previous.inode
         {
-            file = try FileDescriptor(path: partPath, flags: O_RDWR)
+            file = try openPartFile(partPath, flags: O_RDWR)
             downloadId = previous.id
             let indexes = try run {
                 try pool.read { db in
@@ -58,7 +60,7 @@ extension ChunkStore {
                     }
                 }
             }
-            file = try FileDescriptor(path: partPath, flags: O_RDWR | O_CREAT | O_TRUNC)
+            file = try openPartFile(partPath, flags: O_RDWR | O_CREAT | O_TRUNC)
             let inode = try file.guardValues().inode
             downloadId = try run {
                 try pool.write { db in
@@ -74,16 +76,55 @@ extension ChunkStore {
                 }
             }
         }
+        try Self.check(file, isNamed: lastName(of: partPath), in: directory)
         if try file.guardValues().size != manifest.size { try file.truncate(to: manifest.size) }
         try checkFreeSpace(file: file, manifest: manifest, recorded: recorded)
         let sink = DownloadSink(
             store: self, manifest: manifest, root: root, destination: destination, partPath: partPath,
-            downloadId: downloadId, versionId: versionId, file: file, recorded: recorded, durability: durability)
+            downloadId: downloadId, versionId: versionId, file: file, directory: directory, recorded: recorded,
+            durability: durability)
         let recovered = try sink.recoverUnrecordedChunks()
         if recovered > 0 {
             logger.info("recovered chunks written before a crash", metadata: ["chunks": "\(recovered)"])
         }
         return sink
+    }
+
+    /// Opens the partial file without following a symbolic link at its name (`O_NOFOLLOW`), and only if it is a
+    /// regular file: a link placed in the output folder by someone else would otherwise make the download truncate
+    /// and overwrite whatever it points to.
+    private func openPartFile(_ path: String, flags: Int32) throws(ChunkStoreError) -> FileDescriptor {
+        let file: FileDescriptor
+        do {
+            file = try FileDescriptor(path: path, flags: flags | O_NOFOLLOW)
+        } catch .io(_, _, let code) where code == ELOOP {
+            throw .io(
+                path: path, operation: "open (a symbolic link is in the way; harp does not follow it)", errno: code)
+        }
+        var st = stat()
+        guard fstat(file.fd, &st) == 0 else { throw .io(path: path, operation: "stat", errno: errno) }
+        guard st.st_mode & S_IFMT == S_IFREG else {
+            throw .io(path: path, operation: "open (not a regular file; harp writes only regular files)", errno: EINVAL)
+        }
+        return file
+    }
+
+    /// Checks that `file` is the entry `name` of `directory` (same device and inode, not followed): then the folder
+    /// held open is the one the partial file lies in, whatever happens to the path later.
+    private static func check(
+        _ file: FileDescriptor, isNamed name: String, in directory: FileDescriptor
+    )
+        throws(ChunkStoreError)
+    {
+        var opened = stat()
+        var listed = stat()
+        guard fstat(file.fd, &opened) == 0, fstatat(directory.fd, name, &listed, AT_SYMLINK_NOFOLLOW) == 0,
+            opened.st_dev == listed.st_dev, opened.st_ino == listed.st_ino
+        else {
+            throw .io(
+                path: file.path, operation: "open (the folder changed while the partial file was opened)",
+                errno: EAGAIN)
+        }
     }
 
     private func checkFreeSpace(file: FileDescriptor, manifest: Manifest, recorded: [Bool]) throws(ChunkStoreError) {
@@ -170,7 +211,11 @@ extension DownloadSink {
         let actualRoot = manifest.root
         guard actualRoot == root else { throw .rootMismatch(expected: root, actual: actualRoot) }
         try file.sync()
-        try FileSystem.renameDurably(from: partPath, to: destination)
+        // In the folder held open since the download started, never through the path again.
+        guard renameat(directory.fd, lastName(of: partPath), directory.fd, lastName(of: destination)) == 0 else {
+            throw .io(path: destination, operation: "rename", errno: errno)
+        }
+        _ = fsync(directory.fd)
         let values = try file.guardValues()
         try store.run {
             try store.pool.write { db in
@@ -200,7 +245,7 @@ extension DownloadSink {
 
     /// Gives up the download: deletes the partial file and its state.
     public func discard() throws(ChunkStoreError) {
-        FileSystem.remove(partPath)
+        _ = unlinkat(directory.fd, lastName(of: partPath), 0)
         try store.run {
             try store.pool.write { db in
                 try db.execute(sql: "DELETE FROM download WHERE id = ?", arguments: [downloadId])
@@ -208,4 +253,9 @@ extension DownloadSink {
             }
         }
     }
+}
+
+/// The last name of `path`.
+private func lastName(of path: String) -> String {
+    path.split(separator: "/").last.map(String.init) ?? path
 }

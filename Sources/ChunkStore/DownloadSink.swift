@@ -49,13 +49,18 @@ public final class DownloadSink: Sendable {
     let downloadId: Int64
     let versionId: Int64
     let file: FileDescriptor
+    /// The folder of the destination, opened when the download was: the partial file was checked to be in it, and the
+    /// final rename happens in it (`renameat`), so a folder on the way swapped for a symbolic link meanwhile cannot
+    /// send the file elsewhere.
+    let directory: FileDescriptor
     let store: ChunkStore
     let durability: Durability
     let state: Mutex<State>
 
     init(
         store: ChunkStore, manifest: Manifest, root: Hash256, destination: String, partPath: String,
-        downloadId: Int64, versionId: Int64, file: FileDescriptor, recorded: [Bool], durability: Durability
+        downloadId: Int64, versionId: Int64, file: FileDescriptor, directory: FileDescriptor, recorded: [Bool],
+        durability: Durability
     ) {
         self.store = store
         self.manifest = manifest
@@ -65,6 +70,7 @@ public final class DownloadSink: Sendable {
         self.downloadId = downloadId
         self.versionId = versionId
         self.file = file
+        self.directory = directory
         self.durability = durability
         var initial = State(recorded: recorded, verifiedHere: Array(repeating: false, count: recorded.count))
         initial.recordedCount = recorded.lazy.filter { $0 }.count

@@ -96,7 +96,10 @@ struct GetCommand: AsyncParsableCommand {
                 baseOptions: try peers.swarmOptions(config: harpConfig), logger: logger, progress: board)
 
             // Resolve every argument first: access problems end here, before anything is joined.
-            var jobs: [(item: DAVItem, destination: String)] = []
+            // `folder`: for a file found by walking, the output folder it must stay in (its folders are created at
+            // fetch time without following symbolic links); `refused`: listing entries that are not fetched.
+            var jobs: [(item: DAVItem, destination: String, folder: OutputFolder?)] = []
+            var refused: [(path: String, error: any Error)] = []
             var pendingJobs: [(path: String, sidecar: Sidecar, destination: String)] = []
             for path in paths {
                 let item: DAVItem
@@ -108,19 +111,32 @@ struct GetCommand: AsyncParsableCommand {
                     guard let sidecar = await SidecarFolder(client: client, logger: logger).readPending(forFileAt: path)
                     else { throw error }
                     let name = SidecarFolder.name(of: path)
+                    try OutputFolder.check(name: Substring(name), remote: path)
                     pendingJobs.append((path, sidecar, output.map { paths.count > 1 ? $0 + "/" + name : $0 } ?? name))
                     continue
                 }
                 if item.isFolder {
                     guard recursive else { throw UsageError(description: "\(path) is a folder; use -R") }
-                    let base = output ?? SidecarFolder.name(of: item.path)
-                    for try await child in client.walk(item.path) where !child.isFolder {
-                        let relative = String(child.path.dropFirst(item.path.count)).trimmingPrefix("/")
-                        if relative.split(separator: "/").contains(where: { $0 == Sidecar.folderName }) { continue }
-                        jobs.append((child, base + "/" + relative))
+                    let folder = try OutputFolder.forFolder(item.path, output: output)
+                    for try await entry in client.walkEntries(item.path) {
+                        switch entry {
+                        case .refused(let entry): refused.append((entry.name, entry.error))
+                        case .item(let child) where !child.isFolder:
+                            if OutputFolder.isInSidecarFolder(
+                                child.path, below: item.path, sidecarFolder: Sidecar.folderName)
+                            {
+                                continue
+                            }
+                            do {
+                                jobs.append((child, try folder.destination(of: child.path, below: item.path), folder))
+                            } catch {
+                                refused.append((child.path, error))
+                            }
+                        case .item: continue
+                        }
                     }
                 } else {
-                    jobs.append((item, destination(for: item, count: paths.count)))
+                    jobs.append((item, try destination(for: item, count: paths.count), nil))
                 }
             }
             // Only now, with access to every file confirmed, meet the signaling server.
@@ -130,6 +146,17 @@ struct GetCommand: AsyncParsableCommand {
                     "event": "start", "files": jobs.count + pendingJobs.count,
                     "bytes": jobs.reduce(Int64(0)) { $0 + ($1.item.size ?? 0) },
                 ])
+            }
+
+            for (path, error) in refused {
+                if json {
+                    printJSONLine([
+                        "event": "error", "path": path, "message": "\(error)",
+                        "code": Int(HarpExitCode.code(for: error).rawValue),
+                    ])
+                } else {
+                    printError("harp-cli: \(error)")
+                }
             }
 
             let live = LiveProgress(board: board, json: json, quiet: outputOptions.quiet)
@@ -144,7 +171,7 @@ struct GetCommand: AsyncParsableCommand {
             }
             let started = ContinuousClock.now
             var reports: [FetchReport] = []
-            var failures: [(String, any Error)] = []
+            var failures: [(String, any Error)] = refused.map { ($0.path, $0.error) }
             // The children hand their results over through `outcomes`, not as the group's element: a payload-carrying
             // task group crashed in the concurrency runtime in release builds (a tuple copied while the group's waiting
             // task was resumed), and a Void group sidesteps that.
@@ -155,6 +182,7 @@ struct GetCommand: AsyncParsableCommand {
                     guard let job = pending.next() else { return }
                     group.addTask {
                         do {
+                            try job.folder?.createFolders(for: job.destination)
                             outcomes.push(
                                 job.item.path, .success(try await fetcher.fetch(job.item, to: job.destination)))
                         } catch {
@@ -252,14 +280,18 @@ struct GetCommand: AsyncParsableCommand {
             await node.shutdown()
             if let (_, error) = failures.first {
                 let code =
-                    failures.count == jobs.count + pendingJobs.count ? HarpExitCode.code(for: error) : .partialTransfer
+                    failures.count == jobs.count + pendingJobs.count + refused.count
+                    ? HarpExitCode.code(for: error) : .partialTransfer
                 throw ExitCode(code.rawValue)
             }
         }
     }
 
-    private func destination(for item: DAVItem, count: Int) -> String {
+    /// The local path of a file given by name: its name comes from the path asked for (the answer must describe
+    /// that path, see `NextcloudClient.item(at:)`) and is checked like a name from a listing.
+    private func destination(for item: DAVItem, count: Int) throws -> String {
         let name = SidecarFolder.name(of: item.path)
+        try OutputFolder.check(name: Substring(name), remote: item.path)
         guard let output else { return name }
         var isDirectory: ObjCBool = false
         if count > 1

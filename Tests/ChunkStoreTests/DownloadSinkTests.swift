@@ -188,4 +188,38 @@ struct DownloadSinkTests {
         try sink.finish()
         #expect(try Data(contentsOf: URL(fileURLWithPath: f.destination)).isEmpty)
     }
+
+    /// A symbolic link placed at `NAME.harp-part` (by anyone who may write the output folder) is never followed: the
+    /// file it points to keeps its bytes, and the download fails with an error that says why.
+    @Test func aSymbolicLinkAtThePartialFileIsNotFollowed() throws {
+        let f = try Fixture()
+        let victim = try f.dir.write("victim.txt", Array("keep me".utf8))
+        #expect(symlink(victim, f.destination + ".harp-part") == 0)
+        #expect {
+            _ = try f.store().openDownload(manifest: f.manifest, root: f.root, destination: f.destination)
+        } throws: { error in
+            "\(error)".contains("symbolic link")
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: victim)) == Data("keep me".utf8))
+    }
+
+    /// A folder on the way swapped for a symbolic link while the download runs does not move the finished file: it
+    /// is renamed in the folder the download started in, and a file planted in the link's target is left alone.
+    @Test func theFinalRenameStaysInTheFolderTheDownloadStartedIn() throws {
+        let f = try Fixture()
+        let folder = f.dir.file("sub")
+        let elsewhere = f.dir.file("elsewhere")
+        for path in [folder, elsewhere] {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        }
+        let sink = try f.store().openDownload(manifest: f.manifest, root: f.root, destination: folder + "/out.bin")
+        for i in 0..<f.manifest.chunks.count { try sink.write(index: i, bytes: f.bytes(of: i)) }
+        // Someone swaps the folder for a link and plants a partial file of their own where the link points.
+        #expect(rename(folder, f.dir.file("moved")) == 0)
+        #expect(symlink(elsewhere, folder) == 0)
+        _ = try f.dir.write("elsewhere/out.bin.harp-part", Array("planted".utf8))
+        try sink.finish()
+        #expect(!FileManager.default.fileExists(atPath: elsewhere + "/out.bin"))
+        #expect([UInt8](try Data(contentsOf: URL(fileURLWithPath: f.dir.file("moved/out.bin")))) == f.data)
+    }
 }

@@ -9,7 +9,15 @@ extension NextcloudClient {
 
     /// PROPFIND of `path` (relative to the user's root) with harp's property set. With `.one`
     /// the first item is the target itself, then its children.
+    /// Responses whose href lies outside the user's root or names a path harp refuses (`HrefRefusal`) are left out.
     public func propfind(_ path: String, depth: Depth) async throws -> [DAVItem] {
+        try await propfindEntries(path, depth: depth).compactMap { entry in
+            if case .item(let item) = entry { item } else { nil }
+        }
+    }
+
+    /// PROPFIND of `path` with every response, the refused hrefs included.
+    func propfindEntries(_ path: String, depth: Depth) async throws -> [Multistatus.Entry] {
         let normalized = PathEncoding.normalize(path)
         var request = HTTPRequest(method: "PROPFIND", url: try filesURL(normalized), displayPath: normalized)
         request.headers = [("Depth", depth.rawValue), ("Content-Type", "application/xml; charset=utf-8")]
@@ -19,7 +27,7 @@ extension NextcloudClient {
         guard response.status == 207 else {
             throw NextcloudError(.malformedResponse, status: response.status, path: normalized, detail: "expected 207")
         }
-        return try Multistatus.parse(response.body, rootHref: filesRootHref, path: normalized)
+        return try Multistatus.parseEntries(response.body, rootHref: filesRootHref, path: normalized)
     }
 
     /// The item at `path` (PROPFIND Depth 0).
@@ -31,24 +39,26 @@ extension NextcloudClient {
         return item
     }
 
-    /// The folder at `path` and its direct children (PROPFIND Depth 1).
+    /// The folder at `path` and its direct children (PROPFIND Depth 1). Entries harp refuses (an href outside the
+    /// folder, a name such as `..`, a duplicate: see `listEntries`) are left out.
     public func list(_ path: String) async throws -> (folder: DAVItem, children: [DAVItem]) {
-        let normalized = PathEncoding.normalize(path)
-        let items = try await propfind(normalized, depth: .one)
-        guard let folder = items.first(where: { $0.path == normalized }) else {
-            throw NextcloudError(.malformedResponse, path: normalized, detail: "the answer does not describe the path")
-        }
-        return (folder, items.filter { $0.path != normalized })
+        let listing = try await listEntries(path)
+        return (listing.folder, listing.children)
     }
 
     /// Every item below `path`, depth first, streamed as each folder is listed. Uses one
     /// Depth 1 PROPFIND per folder (never Depth infinity, which is slow on large trees).
-    /// Ends with the first error.
-    public func walk(_ path: String) -> AsyncThrowingStream<DAVItem, any Error> {
-        // Pull-driven: a folder is listed only when the consumer has taken every item before it,
-        // so memory stays at one listing however large the tree.
-        let state = WalkState(client: self, root: PathEncoding.normalize(path))
-        return AsyncThrowingStream(unfolding: { try await state.next() })
+    /// Ends with the first error, and with an error at the first entry harp refuses (see `walkEntries`).
+    public func walk(_ path: String, limits: WalkLimits = WalkLimits()) -> AsyncThrowingStream<DAVItem, any Error> {
+        let state = WalkState(client: self, root: PathEncoding.normalize(path), limits: limits)
+        return AsyncThrowingStream(
+            unfolding: {
+                switch try await state.next() {
+                case .item(let item): return item
+                case .refused(let refused): throw refused.error
+                case nil: return nil
+                }
+            })
     }
 
     /// MKCOL: creates the folder at `path`. Throws `.conflict` when it exists (405) or its
@@ -113,28 +123,5 @@ extension NextcloudClient {
         let fileID = head.headers["OC-FileId"].flatMap { Int64($0.prefix(while: { $0.isNumber })) }
         return UploadResult(
             fileID: fileID, etag: head.headers["OC-ETag"] ?? head.headers["ETag"], created: head.status == 201)
-    }
-}
-
-/// The queue of a recursive walk: items listed but not yet handed out, folders not yet listed.
-private actor WalkState {
-    private let client: NextcloudClient
-    private var buffered: [DAVItem] = []
-    private var pendingFolders: [String]
-
-    init(client: NextcloudClient, root: String) {
-        self.client = client
-        self.pendingFolders = [root]
-    }
-
-    func next() async throws -> DAVItem? {
-        while buffered.isEmpty {
-            guard let folder = pendingFolders.popLast() else { return nil }
-            try Task.checkCancellation()
-            let children = try await client.list(folder).children
-            buffered = children.reversed()
-            pendingFolders += children.filter(\.isFolder).map(\.path).reversed()
-        }
-        return buffered.popLast()
     }
 }

@@ -18,39 +18,51 @@ enum Multistatus {
         </d:propfind>
         """.utf8)
 
+    /// One `d:response`: an item, or an href harp refuses to use (with the href as sent and why).
+    enum Entry: Sendable, Hashable {
+        case item(DAVItem)
+        case refused(href: String, reason: HrefRefusal)
+    }
+
     /// Parses the body; `rootHref` is the percent-decoded href prefix that maps to path `/`
-    /// (e.g. `/remote.php/dav/files/alice`). Responses outside it are skipped.
+    /// (e.g. `/remote.php/dav/files/alice`). Responses whose href is outside it or names a path harp refuses
+    /// (`HrefPath`) are skipped.
     static func parse(_ body: Data, rootHref: String, path: String?) throws(NextcloudError) -> [DAVItem] {
+        try parseEntries(body, rootHref: rootHref, path: path).compactMap { entry in
+            if case .item(let item) = entry { item } else { nil }
+        }
+    }
+
+    /// Every response of the body in order, refused hrefs included.
+    static func parseEntries(_ body: Data, rootHref: String, path: String?) throws(NextcloudError) -> [Entry] {
         let root = try XMLElement.parse(body, path: path)
         guard root.namespace == XMLNamespace.dav, root.name == "multistatus" else {
             throw NextcloudError(.malformedResponse, path: path, detail: "expected a DAV multistatus document")
         }
-        var items: [DAVItem] = []
+        var entries: [Entry] = []
         for response in root.children(XMLNamespace.dav, "response") {
-            guard let href = response.child(XMLNamespace.dav, "href")?.trimmedText,
-                let relative = relativePath(href: href, rootHref: rootHref)
-            else { continue }
+            guard let href = response.child(XMLNamespace.dav, "href")?.trimmedText else { continue }
+            let relative: String
+            switch HrefPath.segments(href: href, rootHref: rootHref) {
+            case .success(let names): relative = "/" + names.joined(separator: "/")
+            case .failure(let reason):
+                entries.append(.refused(href: HrefPath.printable(href), reason: reason))
+                continue
+            }
             let props = response.children(XMLNamespace.dav, "propstat")
                 .filter { isOK($0.child(XMLNamespace.dav, "status")?.trimmedText) }
                 .flatMap { $0.child(XMLNamespace.dav, "prop")?.children ?? [] }
             if props.isEmpty, response.child(XMLNamespace.dav, "status") != nil { continue }
-            items.append(item(path: relative, hrefIsFolder: href.hasSuffix("/"), props: props))
+            entries.append(.item(item(path: relative, hrefIsFolder: href.hasSuffix("/"), props: props)))
         }
-        return items
+        return entries
     }
 
-    /// The href's path below `rootHref`, percent-decoded, as `/a/b` (`/` for the root itself).
+    /// The href's path below `rootHref`, percent-decoded, as `/a/b` (`/` for the root itself); nil when the href
+    /// lies outside `rootHref` or names a path harp refuses.
     static func relativePath(href: String, rootHref: String) -> String? {
-        var hrefPath = href
-        if let url = URL(string: href), url.scheme != nil {
-            hrefPath = url.path(percentEncoded: true)
-        }
-        guard let decoded = hrefPath.removingPercentEncoding else { return nil }
-        let root = rootHref.hasSuffix("/") ? String(rootHref.dropLast()) : rootHref
-        guard decoded == root || decoded.hasPrefix(root + "/") else { return nil }
-        var rest = String(decoded.dropFirst(root.count))
-        while rest.hasSuffix("/") { rest.removeLast() }
-        return rest.isEmpty ? "/" : rest
+        guard case .success(let names) = HrefPath.segments(href: href, rootHref: rootHref) else { return nil }
+        return "/" + names.joined(separator: "/")
     }
 
     private static func isOK(_ status: String?) -> Bool {

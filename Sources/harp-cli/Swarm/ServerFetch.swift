@@ -19,6 +19,9 @@ struct ServerFetch {
     let logger: Logger
     /// Called with the bytes as they arrive (for progress).
     var progress: @Sendable (Int64) -> Void = { _ in }
+    /// The destination's folder, opened once by `run`: the partial file is created in it and renamed in it, so a
+    /// folder on the way swapped for a symbolic link during the download cannot send the file elsewhere.
+    let folder = HeldFolder()
 
     struct State: Codable {
         var etag: String
@@ -29,6 +32,7 @@ struct ServerFetch {
 
     var partPath: String { destination + ".harp-part" }
     var statePath: String { destination + ".harp-part.server" }
+    private var partName: String { (partPath as NSString).lastPathComponent }
 
     /// Fetches the whole file; returns how many bytes came from the server in this run.
     func run() async throws -> Int64 {
@@ -46,9 +50,20 @@ struct ServerFetch {
             try? FileManager.default.removeItem(atPath: partPath)
             try? FileManager.default.removeItem(atPath: statePath)
         }
-        let fd = open(partPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw FetchError.local("cannot open \(partPath): \(String(cString: strerror(errno)))") }
+        // O_NOFOLLOW: a symbolic link placed at the partial file's name is refused, never written through.
+        let fd = openat(
+            try folder.descriptor(of: destination), partName, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            let why =
+                errno == ELOOP
+                ? "a symbolic link is in the way; harp does not follow it" : String(cString: strerror(errno))
+            throw FetchError.local("cannot open \(partPath): \(why)")
+        }
         defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG else {
+            throw FetchError.local("cannot open \(partPath): not a regular file")
+        }
         guard ftruncate(fd, off_t(size)) == 0 else {
             throw FetchError.local("cannot size \(partPath): \(String(cString: strerror(errno)))")
         }
@@ -91,7 +106,8 @@ struct ServerFetch {
 
     /// Renames the finished partial file into place and forgets its block record.
     func finish() throws {
-        guard rename(partPath, destination) == 0 else {
+        let directory = try folder.descriptor(of: destination)
+        guard renameat(directory, partName, directory, (destination as NSString).lastPathComponent) == 0 else {
             throw FetchError.local("cannot rename into \(destination): \(String(cString: strerror(errno)))")
         }
         try? FileManager.default.removeItem(atPath: statePath)
@@ -107,9 +123,17 @@ struct ServerFetch {
         let state = State(etag: etag, size: size, blockSize: blockSize, done: done.sorted())
         let data = try JSONEncoder().encode(state)
         let temporary = statePath + ".tmp"
-        guard FileManager.default.createFile(atPath: temporary, contents: data, attributes: [.posixPermissions: 0o600]),
-            rename(temporary, statePath) == 0
-        else { throw FetchError.local("cannot write \(statePath)") }
+        let directory = try folder.descriptor(of: destination)
+        let temporaryName = (temporary as NSString).lastPathComponent
+        unlinkat(directory, temporaryName, 0)
+        let fd = openat(directory, temporaryName, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw FetchError.local("cannot write \(temporary): \(String(cString: strerror(errno)))") }
+        let written = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        let stateName = (statePath as NSString).lastPathComponent
+        guard written == data.count, renameat(directory, temporaryName, directory, stateName) == 0 else {
+            throw FetchError.local("cannot write \(statePath)")
+        }
     }
 }
 
@@ -137,6 +161,26 @@ private final class BlockRecord: @unchecked Sendable {
             try save(done)
         }
     }
+}
+
+/// A folder held open by descriptor from the first time it is needed until the value is freed.
+final class HeldFolder: @unchecked Sendable {
+    // @unchecked: `fd` is only read and written under `lock`.
+    private let lock = NSLock()
+    private var fd: Int32 = -1
+
+    /// The descriptor of the folder `path` lies in, opened at the first call.
+    func descriptor(of path: String) throws -> Int32 {
+        try lock.withLock {
+            if fd >= 0 { return fd }
+            let parent = (path as NSString).deletingLastPathComponent
+            fd = open(parent.isEmpty ? "." : parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            guard fd >= 0 else { throw FetchError.local("cannot open \(parent): \(String(cString: strerror(errno)))") }
+            return fd
+        }
+    }
+
+    deinit { if fd >= 0 { close(fd) } }
 }
 
 /// Why fetching one file failed, beyond the Nextcloud and chunk store errors.
