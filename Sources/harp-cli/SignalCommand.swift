@@ -83,7 +83,9 @@ struct SignalCommand: AsyncParsableCommand {
             }
             if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("unknown --log-level '\(logLevel)'") }
             guard maxConnectionsPerAddress > 0, maxConnections > 0, maxMembershipsPerAddress > 0 else {
-                throw ValidationError("--max-connections, --max-connections-per-address and --max-memberships-per-address must be positive")
+                throw ValidationError(
+                    "--max-connections, --max-connections-per-address and --max-memberships-per-address must be positive"
+                )
             }
             for proxy in trustedProxy where !Self.isIPAddress(proxy) {
                 throw ValidationError("--trusted-proxy must be an IP address, got '\(proxy)'")
@@ -108,7 +110,8 @@ struct SignalCommand: AsyncParsableCommand {
         private func readJoinKey(_ environment: [String: String]) throws -> [UInt8]? {
             if let joinKeyFile {
                 guard let data = FileManager.default.contents(atPath: joinKeyFile) else {
-                    throw UsageError(description: "cannot read --join-key-file \(joinKeyFile); check the path and its permissions")
+                    throw UsageError(
+                        description: "cannot read --join-key-file \(joinKeyFile); check the path and its permissions")
                 }
                 let line = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline).first ?? ""
                 guard !line.isEmpty else { throw UsageError(description: "--join-key-file \(joinKeyFile) is empty") }

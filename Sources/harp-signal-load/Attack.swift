@@ -61,7 +61,9 @@ final class Attack: Sendable {
     }
 
     func waitUntilEstablished(deadline: ContinuousClock.Instant) {
-        while ContinuousClock.now < deadline, !state.withLock({ $0.established }) { Thread.sleep(forTimeInterval: 0.05) }
+        while ContinuousClock.now < deadline, !state.withLock({ $0.established }) {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
         // Then hold: the probes run while the attack goes on.
         Thread.sleep(forTimeInterval: run.holdSeconds / 2)
     }
@@ -171,7 +173,8 @@ final class Attack: Sendable {
         var hello =
             #"{"type":"hello","version":1,"device":"\#(device.publicKey.hex)","signature":"\#(LoadPeer.hex(signature))""#
         if let joinKey = run.joinKey {
-            hello += #","joinProof":"\#(LoadPeer.hex(Proofs.joinKeyProof(joinKey: joinKey, nonce: nonce, device: device.publicKey)))""#
+            hello +=
+                #","joinProof":"\#(LoadPeer.hex(Proofs.joinKeyProof(joinKey: joinKey, nonce: nonce, device: device.publicKey)))""#
         }
         try socket.sendText(hello + "}")
         let welcome = try socket.nextObject()
@@ -202,7 +205,8 @@ final class Attack: Sendable {
             let device = Ed25519Signer()
             let nonce = sockets[index].1
             let signature = (try? device.sign(Proofs.helloMessage(nonce: nonce, device: device.publicKey))) ?? []
-            let guess = Proofs.joinKeyProof(joinKey: Array("guess \(index)".utf8), nonce: nonce, device: device.publicKey)
+            let guess = Proofs.joinKeyProof(
+                joinKey: Array("guess \(index)".utf8), nonce: nonce, device: device.publicKey)
             try? sockets[index].0.sendText(
                 #"{"type":"hello","version":1,"device":"\#(device.publicKey.hex)","signature":"\#(LoadPeer.hex(signature))","joinProof":"\#(LoadPeer.hex(guess))"}"#
             )
@@ -236,7 +240,8 @@ final class Attack: Sendable {
             }
             var opener = sockets[0].0
             try opener.sendText(
-                #"{"type":"relay-open","id":2,"swarm":"\#(swarm.publicKey.hex)","peer":"\#(sockets[1].1.publicKey.hex)"}"#)
+                #"{"type":"relay-open","id":2,"swarm":"\#(swarm.publicKey.hex)","peer":"\#(sockets[1].1.publicKey.hex)"}"#
+            )
             var stream: UInt32 = 0
             while stream == 0 {
                 let message = try opener.nextObject()

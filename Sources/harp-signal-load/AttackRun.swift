@@ -112,14 +112,17 @@ struct AttackRun {
             return sorted[sorted.count / 2] * 1000
         }
         return [
-            "healthz_\(phase)_p50_ms": median(probe.healthz), "healthz_\(phase)_max_ms": (probe.healthz.max() ?? -1) * 1000,
+            "healthz_\(phase)_p50_ms": median(probe.healthz),
+            "healthz_\(phase)_max_ms": (probe.healthz.max() ?? -1) * 1000,
             "join_\(phase)_p50_ms": median(probe.joins), "join_\(phase)_max_ms": (probe.joins.max() ?? -1) * 1000,
             "probe_\(phase)_failures": probe.failures,
         ]
     }
 
     static func json(_ report: [String: Any]) -> String {
-        guard let data = try? JSONSerialization.data(withJSONObject: report, options: [.sortedKeys]) else { return "{}" }
+        guard let data = try? JSONSerialization.data(withJSONObject: report, options: [.sortedKeys]) else {
+            return "{}"
+        }
         return String(decoding: data, as: UTF8.self)
     }
 }

@@ -74,7 +74,9 @@ struct LoadCommand: AsyncParsableCommand {
     func run() async throws {
         if let attack, let kind = AttackRun.Kind(rawValue: attack) {
             guard let port = URLComponents(string: url)?.port else { throw ValidationError("--url needs a port") }
-            let key = ProcessInfo.processInfo.environment["HARP_SIGNAL_JOIN_KEY"].flatMap { $0.isEmpty ? nil : Array($0.utf8) }
+            let key = ProcessInfo.processInfo.environment["HARP_SIGNAL_JOIN_KEY"].flatMap {
+                $0.isEmpty ? nil : Array($0.utf8)
+            }
             let run = AttackRun(
                 kind: kind, port: port, serverPID: serverPID, count: attackCount, addresses: attackAddresses,
                 perDevice: swarmsPerDevice, holdSeconds: holdSeconds, joinKey: key)

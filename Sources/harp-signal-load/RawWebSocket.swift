@@ -60,7 +60,9 @@ struct RawWebSocket {
             let (opcode, payload) = try nextFrame()
             switch opcode {
             case 0x1:
-                if let object = try JSONSerialization.jsonObject(with: Data(payload)) as? [String: Any] { return object }
+                if let object = try JSONSerialization.jsonObject(with: Data(payload)) as? [String: Any] {
+                    return object
+                }
             case 0x8:
                 throw RawSocket.Failure(description: "the server closed the connection")
             case 0x9:
@@ -125,12 +127,18 @@ struct RawWebSocket {
         }
         try socket.sendText(hello + "}")
         let welcome = try socket.nextObject()
-        guard welcome["type"] as? String == "welcome" else { throw RawSocket.Failure(description: "no welcome: \(welcome)") }
-        let joinSignature = try swarm.sign(Proofs.joinMessage(nonce: nonce, device: device.publicKey, swarm: swarm.publicKey))
+        guard welcome["type"] as? String == "welcome" else {
+            throw RawSocket.Failure(description: "no welcome: \(welcome)")
+        }
+        let joinSignature = try swarm.sign(
+            Proofs.joinMessage(nonce: nonce, device: device.publicKey, swarm: swarm.publicKey))
         try socket.sendText(
-            #"{"type":"join","id":1,"swarm":"\#(swarm.publicKey.hex)","signature":"\#(LoadPeer.hex(joinSignature))","addresses":[]}"#)
+            #"{"type":"join","id":1,"swarm":"\#(swarm.publicKey.hex)","signature":"\#(LoadPeer.hex(joinSignature))","addresses":[]}"#
+        )
         let joined = try socket.nextObject()
-        guard joined["type"] as? String == "joined" else { throw RawSocket.Failure(description: "no joined: \(joined)") }
+        guard joined["type"] as? String == "joined" else {
+            throw RawSocket.Failure(description: "no joined: \(joined)")
+        }
         return (ContinuousClock.now - start).secondsValue
     }
 }

@@ -37,19 +37,24 @@ struct BanTests {
         let start = Date(timeIntervalSince1970: 1_000_000)
         let store = try AbuseStore(directory: directory, configuration: configuration, now: start)
         for index in 0..<2 {
-            #expect(try await store.recordFailure("203.0.113.9", reason: .badProof, now: start + Double(index)) == .refuse)
+            #expect(
+                try await store.recordFailure("203.0.113.9", reason: .badProof, now: start + Double(index)) == .refuse)
         }
         let banned = try await store.recordFailure("203.0.113.9", reason: .badProof, now: start + 2)
         #expect(banned == .banned(until: start + 62))
         let afterBan = start + 70
         #expect(store.bannedUntil("203.0.113.9", now: afterBan) == nil)
-        #expect(try await store.recordFailure("203.0.113.9", reason: .badProof, now: afterBan) == .banned(until: afterBan + 60))
+        #expect(
+            try await store.recordFailure("203.0.113.9", reason: .badProof, now: afterBan)
+                == .banned(until: afterBan + 60))
         // Another address is not affected.
         #expect(try await store.recordFailure("203.0.113.10", reason: .badProof, now: afterBan) == .refuse)
 
         let restarted = try AbuseStore(directory: directory, configuration: configuration, now: afterBan + 120)
         let again = afterBan + 121
-        #expect(try await restarted.recordFailure("203.0.113.9", reason: .badProof, now: again) == .banned(until: again + 60))
+        #expect(
+            try await restarted.recordFailure("203.0.113.9", reason: .badProof, now: again)
+                == .banned(until: again + 60))
     }
 
     @Test("the database and the self-signed key are created 0600; an existing key file is never written over")

@@ -23,7 +23,8 @@ struct CommandTests {
         let keyFile = data + "-join-key"
         #expect(FileManager.default.createFile(atPath: keyFile, contents: Data("team secret\n".utf8)))
         process.arguments = [
-            "signal", "serve", "--listen", "127.0.0.1:0", "--data", data, "--tls-self-signed", "--join-key-file", keyFile,
+            "signal", "serve", "--listen", "127.0.0.1:0", "--data", data, "--tls-self-signed", "--join-key-file",
+            keyFile,
         ]
         var environment = ProcessInfo.processInfo.environment
         environment["HARP_SIGNAL_JOIN_KEY"] = "not the key: the file wins"
@@ -91,7 +92,9 @@ private func runCLI(_ arguments: [String], environment extra: [String: String] =
     process.terminationHandler = { exited.fulfil($0.terminationStatus) }
     try process.run()
     defer { if process.isRunning { process.terminate() } }
-    let status = try await withTimeout("harp-cli \(arguments.joined(separator: " ")) exits") { try await exited.value() }
+    let status = try await withTimeout("harp-cli \(arguments.joined(separator: " ")) exits") {
+        try await exited.value()
+    }
     return (status, String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
 }
 

@@ -18,7 +18,9 @@ struct QuotaTests {
             try await withPeers(1, url: url) { stayer in
                 try await withPeers(2, url: url) { peers in
                     for peer in peers {
-                        _ = try await withTimeout("join") { try await peer.client.join(swarm: Ed25519Signer(), addresses: []) }
+                        _ = try await withTimeout("join") {
+                            try await peer.client.join(swarm: Ed25519Signer(), addresses: [])
+                        }
                     }
                     _ = try await withTimeout("third join") {
                         try await stayer[0].client.join(swarm: Ed25519Signer(), addresses: [])
@@ -51,11 +53,17 @@ struct QuotaTests {
                 let address = "127.0.0.1:10000"  // 15 bytes
                 let first = Ed25519Signer()
                 _ = try await withTimeout("join 1") { try await client.join(swarm: first, addresses: [address]) }
-                _ = try await withTimeout("join 2") { try await client.join(swarm: Ed25519Signer(), addresses: [address]) }
-                await #expect(throws: SignalClientError.refused(.badAddresses)) {
-                    try await withTimeout("join 3") { try await client.join(swarm: Ed25519Signer(), addresses: [address]) }
+                _ = try await withTimeout("join 2") {
+                    try await client.join(swarm: Ed25519Signer(), addresses: [address])
                 }
-                _ = try await withTimeout("re-announce") { try await client.join(swarm: first, addresses: ["1.2.3.4:5"]) }
+                await #expect(throws: SignalClientError.refused(.badAddresses)) {
+                    try await withTimeout("join 3") {
+                        try await client.join(swarm: Ed25519Signer(), addresses: [address])
+                    }
+                }
+                _ = try await withTimeout("re-announce") {
+                    try await client.join(swarm: first, addresses: ["1.2.3.4:5"])
+                }
                 #expect(await server.context.hub.usage(of: "127.0.0.1")?.announcedBytes == 24)
             }
         }

@@ -56,7 +56,8 @@ final class AbuseStore: Sendable {
         let window = failureWindow
         var loaded = Memory()
         try pool.read { db in
-            for row in try Row.fetchAll(db, sql: "SELECT address, until FROM ban WHERE until > ?", arguments: [timestamp])
+            for row in try Row.fetchAll(
+                db, sql: "SELECT address, until FROM ban WHERE until > ?", arguments: [timestamp])
             {
                 loaded.bans[row["address"]] = Date(timeIntervalSince1970: row["until"])
             }

@@ -105,7 +105,9 @@ final class ConnectionGuardHandler: ChannelInboundHandler, RemovableChannelHandl
     func upgrade(forwardedFor: [String]) -> String? {
         guard case .awaitingRequest(var slot, let deadline) = phase else { return nil }
         deadline.cancel()
-        if peerIsTrustedProxy, slot == nil, let client = Self.forwardedClient(forwardedFor, trusted: guards.trustedProxies) {
+        if peerIsTrustedProxy, slot == nil,
+            let client = Self.forwardedClient(forwardedFor, trusted: guards.trustedProxies)
+        {
             guard guards.limiter.assign(client) else {
                 guards.metrics.increment(.refusedConnections)
                 phase = .served(slot: nil)

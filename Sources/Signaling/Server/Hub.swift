@@ -37,8 +37,10 @@ actor Hub {
         }
         sessions[handle.device] = Entry(handle: handle)
         let rate = limits.relayBytesPerSecondPerAddress
-        addresses[handle.remoteAddress, default: AddressUsage(
-            relayBucket: SharedTokenBucket(rate: rate, burst: max(rate, Double(limits.maxFrameSize))))
+        addresses[
+            handle.remoteAddress,
+            default: AddressUsage(
+                relayBucket: SharedTokenBucket(rate: rate, burst: max(rate, Double(limits.maxFrameSize))))
         ].connections += 1
     }
 
@@ -144,7 +146,9 @@ actor Hub {
 
     /// The relay and its other end for a frame that `handle` sent on `stream`, and the byte budget of the
     /// sender's address (shared by all its connections).
-    func route(_ stream: UInt32, from handle: SessionHandle) -> (
+    func route(
+        _ stream: UInt32, from handle: SessionHandle
+    ) -> (
         relay: Relay, target: SessionHandle, addressBucket: SharedTokenBucket
     )? {
         guard let relay = relays[stream], let target = relay.otherEnd(from: handle),

@@ -96,12 +96,16 @@ struct ServerTLS {
         }
         defer { close(descriptor) }
         // The umask may have narrowed the mode further; never wider, but make it exactly what was asked.
-        guard fchmod(descriptor, permissions) == 0 else { throw SignalServerError.tls("cannot set the mode of \(path)") }
+        guard fchmod(descriptor, permissions) == 0 else {
+            throw SignalServerError.tls("cannot set the mode of \(path)")
+        }
         var bytes = Array(text.utf8)[...]
         while !bytes.isEmpty {
             let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
             if written < 0, errno == EINTR { continue }
-            guard written > 0 else { throw SignalServerError.tls("cannot write \(path): \(String(cString: strerror(errno)))") }
+            guard written > 0 else {
+                throw SignalServerError.tls("cannot write \(path): \(String(cString: strerror(errno)))")
+            }
             bytes = bytes.dropFirst(written)
         }
         guard fsync(descriptor) == 0 else { throw SignalServerError.tls("cannot sync \(path)") }

@@ -47,7 +47,7 @@ public final class SignalServer: Service, Sendable {
     /// failing.
     static func connectionCap(_ requested: Int) -> Int {
         var limit = rlimit()
-        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur != RLIM_INFINITY else {
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max else {
             return requested
         }
         let reserve = 64
@@ -76,7 +76,8 @@ public final class SignalServer: Service, Sendable {
         router.get("/metrics") { _, _ -> Response in
             let stats = await hub.stats()
             let text = metrics.render(
-                swarms: stats.swarms, members: stats.members, openRelays: stats.relays, activeBans: store.activeBanCount,
+                swarms: stats.swarms, members: stats.members, openRelays: stats.relays,
+                activeBans: store.activeBanCount,
                 sockets: limiter.counts)
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
