@@ -251,13 +251,12 @@ final class Attack: Sendable {
             }
             let header = withUnsafeBytes(of: stream.bigEndian) { Array($0) }
             let acceptor = sockets[1].0
-            let stopping = self.stopping
             let bytesBefore = run.metric("harp_signal_relayed_bytes_total") ?? 0
             state.withLock { $0.relayStart = (.now, bytesBefore) }
             spawn {
                 // B: drain whatever arrives, and flood empty frames back.
-                var reader = acceptor
-                while !stopping.load(ordering: .relaxed) {
+                let reader = acceptor
+                while !self.stopping.load(ordering: .relaxed) {
                     var descriptor = pollfd(fd: reader.descriptor, events: Int16(POLLIN), revents: 0)
                     if poll(&descriptor, 1, 0) > 0 { _ = try? RawSocket.receive(reader.descriptor) }
                     for _ in 0..<100 { try? reader.sendBinary(header) }

@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 
 /// Plain blocking TCP on loopback from a chosen source address (127.0.0.0/8 is all loopback, so 127.0.0.2 and up
 /// are other "clients" to the server). Used where the source address matters: the attacker's connections and the

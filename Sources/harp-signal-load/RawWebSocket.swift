@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import Signaling
 
 /// A minimal blocking WebSocket client (RFC 6455: the upgrade, masked text frames out, unmasked frames in) over

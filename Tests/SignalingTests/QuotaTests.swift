@@ -117,8 +117,8 @@ struct QuotaTests {
                 let start = ContinuousClock.now
                 // 10 frames of 16,000 bytes against a 64 KiB/s budget with a 64 KiB burst: at least 1.5 s.
                 for _ in 0..<10 { sender.sendBinary(header + [UInt8](repeating: 7, count: 16_000)) }
-                var received = 0
                 try await withTimeout("all relayed bytes arrive") {
+                    var received = 0
                     for await buffer in incoming {
                         received += buffer.readableBytes
                         if received >= 10 * 16_000 { break }

@@ -26,10 +26,11 @@ final class RawConnection: Sendable {
         var configuration = WebSocketClientConfiguration(maxFrameSize: 1 << 20)
         if let forwardedFor { configuration.additionalHeaders = [.init("X-Forwarded-For")!: forwardedFor] }
         self.outgoing = outgoing
+        let clientConfiguration = configuration
         task = Task {
             defer { inbox.finish() }
             return try await WebSocketClient.connect(
-                url: url, configuration: configuration, logger: makeTestLogger("test.raw")
+                url: url, configuration: clientConfiguration, logger: makeTestLogger("test.raw")
             ) { inbound, outbound, _ in
                 try await outbound.write(.text(MessageCodec.encode(.open(.init(version: Signaling.protocolVersion)))))
                 try await withThrowingTaskGroup(of: Void.self) { group in

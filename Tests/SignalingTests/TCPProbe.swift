@@ -7,9 +7,14 @@ import Synchronization
 /// when the server closed it.
 final class TCPProbe: Sendable {
     private let channel: any Channel
-    private let received: Mutex<[UInt8]>
+    private let received: Received
 
-    private init(channel: any Channel, received: Mutex<[UInt8]>) {
+    /// The bytes the server sent so far.
+    private final class Received: Sendable {
+        let bytes = Mutex<[UInt8]>([])
+    }
+
+    private init(channel: any Channel, received: Received) {
         self.channel = channel
         self.received = received
     }
@@ -25,8 +30,8 @@ final class TCPProbe: Sendable {
     }
 
     static func connect(port: Int, from source: String) async throws -> TCPProbe {
-        let received = Mutex<[UInt8]>([])
-        let collector = Collector { bytes in received.withLock { $0 += bytes } }
+        let received = Received()
+        let collector = Collector { bytes in received.bytes.withLock { $0 += bytes } }
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
             .channelInitializer { channel in
@@ -46,7 +51,7 @@ final class TCPProbe: Sendable {
     func waitForClose(_ what: String, seconds: Double = 15) async throws -> String {
         let channel = self.channel
         try await withTimeout(what, seconds: seconds) { try await channel.closeFuture.get() }
-        return String(decoding: received.withLock { $0 }, as: UTF8.self)
+        return String(decoding: received.bytes.withLock { $0 }, as: UTF8.self)
     }
 
     func close() async {
