@@ -136,7 +136,10 @@ final class ConnectionGuardHandler: ChannelInboundHandler, RemovableChannelHandl
 
 /// Added by Hummingbird to a connection that did not ask for a WebSocket upgrade, once its first request head is
 /// read: tells the connection's guard that a whole request arrived.
-final class HTTPServingMarker: RemovableChannelHandler {
+final class HTTPServingMarker: ChannelInboundHandler, RemovableChannelHandler {
+    /// Never unwrapped: every read and event passes through unchanged (NIO requires a direction).
+    typealias InboundIn = NIOAny
+
     func handlerAdded(context: ChannelHandlerContext) {
         (try? context.pipeline.syncOperations.handler(type: ConnectionGuardHandler.self))?.servingHTTP()
     }
