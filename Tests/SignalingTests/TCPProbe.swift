@@ -50,7 +50,15 @@ final class TCPProbe: Sendable {
     /// Waits until the server closes the connection (fails after `seconds`), then returns everything it sent.
     func waitForClose(_ what: String, seconds: Double = 15) async throws -> String {
         let channel = self.channel
-        try await withTimeout(what, seconds: seconds) { try await channel.closeFuture.get() }
+        // A future's `get()` ignores cancellation: closing the channel when the timeout cancels the wait ends it.
+        try await withTimeout(what, seconds: seconds) {
+            try await withTaskCancellationHandler {
+                try await channel.closeFuture.get()
+                try Task.checkCancellation()
+            } onCancel: {
+                channel.close(promise: nil)
+            }
+        }
         return String(decoding: received.bytes.withLock { $0 }, as: UTF8.self)
     }
 
