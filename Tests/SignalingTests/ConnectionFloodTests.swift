@@ -44,7 +44,9 @@ struct ConnectionFloodTests {
             #expect(try await TCPProbe.get("/healthz", port: port, from: "127.0.0.1").hasSuffix("ok\n"))
             #expect(server.context.metrics.value(.refusedConnections) == 1)
             for probe in held { await probe.close() }
-            try await waitFor("slots given back") { server.limiter.counts.total == 0 && server.limiter.counts.addresses == 0 }
+            try await waitFor("slots given back") {
+                server.limiter.counts.total == 0 && server.limiter.counts.addresses == 0
+            }
             #expect(try await TCPProbe.get("/healthz", port: port, from: "127.0.0.2").hasSuffix("ok\n"))
         }
     }
