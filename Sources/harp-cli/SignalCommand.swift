@@ -24,7 +24,11 @@ struct SignalCommand: AsyncParsableCommand {
                 Examples:
                   harp-cli signal serve
                   harp-cli signal serve --listen 0.0.0.0:7447 --data /var/lib/harp/signal --tls-self-signed
-                  HARP_SIGNAL_JOIN_KEY=s3cret harp-cli signal serve --tls-cert cert.pem --tls-key key.pem
+                  HARP_SIGNAL_JOIN_KEY=s3cret harp-cli signal serve --listen 0.0.0.0:7447 --tls-cert c.pem --tls-key k.pem
+                  harp-cli signal serve --listen [::]:7447 --join-key-file /etc/harp/join-key --tls-self-signed
+
+                On an address other than loopback the server needs a join key (HARP_SIGNAL_JOIN_KEY or \
+                --join-key-file) or an explicit --open: without a key anyone can join swarms and use the relay.
                 """
         )
 
@@ -43,8 +47,30 @@ struct SignalCommand: AsyncParsableCommand {
         @Flag(help: "Use a self-signed certificate made on first start and kept in --data; prints its fingerprint.")
         var tlsSelfSigned = false
 
-        @Option(help: "Organisation join key every peer must prove (env HARP_SIGNAL_JOIN_KEY). Never logged.")
-        var joinKey: String?
+        @Option(
+            help: ArgumentHelp(
+                "File holding the organisation join key every peer must prove (its first line; never logged).",
+                discussion: "Or set HARP_SIGNAL_JOIN_KEY. There is no flag for the key itself: flags show in ps."),
+            completion: .file())
+        var joinKeyFile: String?
+
+        @Flag(help: "Serve a non-loopback address without a join key: anyone may join swarms and use the relay.")
+        var open = false
+
+        @Option(help: "Open connections allowed from one client address (IPv4, or IPv6 /64).")
+        var maxConnectionsPerAddress = 256
+
+        @Option(help: "Open connections allowed in total (also kept under the open-file limit).")
+        var maxConnections = 100_000
+
+        @Option(help: "Swarm memberships allowed from one client address, over all its connections.")
+        var maxMembershipsPerAddress = 8192
+
+        @Option(
+            help: ArgumentHelp(
+                "Address of a TLS-terminating proxy whose X-Forwarded-For names the client (repeatable).",
+                discussion: "Without it, every connection through a proxy counts as the proxy's address."))
+        var trustedProxy: [String] = []
 
         @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
         var logLevel = "info"
@@ -56,6 +82,43 @@ struct SignalCommand: AsyncParsableCommand {
                 throw ValidationError("choose --tls-cert/--tls-key or --tls-self-signed")
             }
             if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("unknown --log-level '\(logLevel)'") }
+            guard maxConnectionsPerAddress > 0, maxConnections > 0, maxMembershipsPerAddress > 0 else {
+                throw ValidationError(
+                    "--max-connections, --max-connections-per-address and --max-memberships-per-address must be positive"
+                )
+            }
+            for proxy in trustedProxy where !Self.isIPAddress(proxy) {
+                throw ValidationError("--trusted-proxy must be an IP address, got '\(proxy)'")
+            }
+        }
+
+        private static func isIPAddress(_ text: String) -> Bool {
+            var v4 = in_addr()
+            var v6 = in6_addr()
+            return inet_pton(AF_INET, text, &v4) == 1 || inet_pton(AF_INET6, text, &v6) == 1
+        }
+
+        /// Loopback only: 127.0.0.0/8, ::1, localhost.
+        static func isLoopback(_ host: String) -> Bool {
+            if host == "localhost" || host == "::1" { return true }
+            var v4 = in_addr()
+            guard inet_pton(AF_INET, host, &v4) == 1 else { return false }
+            return UInt32(bigEndian: v4.s_addr) >> 24 == 127
+        }
+
+        /// The join key from --join-key-file or HARP_SIGNAL_JOIN_KEY (the file wins); `nil` when neither is set.
+        private func readJoinKey(_ environment: [String: String]) throws -> [UInt8]? {
+            if let joinKeyFile {
+                guard let data = FileManager.default.contents(atPath: joinKeyFile) else {
+                    throw UsageError(
+                        description: "cannot read --join-key-file \(joinKeyFile); check the path and its permissions")
+                }
+                let line = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline).first ?? ""
+                guard !line.isEmpty else { throw UsageError(description: "--join-key-file \(joinKeyFile) is empty") }
+                return Array(line.utf8)
+            }
+            if let key = environment["HARP_SIGNAL_JOIN_KEY"], !key.isEmpty { return Array(key.utf8) }
+            return nil
         }
 
         private func parseListen() -> (host: String, port: Int)? {
@@ -70,6 +133,10 @@ struct SignalCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
+            try await runReportingErrors { try await serve() }
+        }
+
+        private func serve() async throws {
             guard let (host, port) = parseListen() else { throw ValidationError("bad --listen") }
             let environment = ProcessInfo.processInfo.environment
             let dataDirectory =
@@ -84,9 +151,19 @@ struct SignalCommand: AsyncParsableCommand {
             } else if tlsSelfSigned {
                 configuration.tls = .selfSigned
             }
-            if let key = joinKey ?? environment["HARP_SIGNAL_JOIN_KEY"], !key.isEmpty {
-                configuration.joinKey = Array(key.utf8)
+            configuration.joinKey = try readJoinKey(environment)
+            if configuration.joinKey == nil, !open, !Self.isLoopback(host) {
+                throw UsageError(
+                    description: """
+                        refusing to serve \(listen) without a join key: anyone who can reach it could join swarms and use \
+                        the relay. Set HARP_SIGNAL_JOIN_KEY or --join-key-file, or pass --open to serve it open on purpose.
+                        """)
             }
+            configuration.maxConnectionsPerAddress = maxConnectionsPerAddress
+            configuration.maxConnections = maxConnections
+            configuration.maxMembershipsPerAddress = maxMembershipsPerAddress
+            configuration.trustedProxies = Set(trustedProxy)
+            Self.raiseOpenFileLimit()
             var logger = Logger(label: "harp.signal") { StreamLogHandler.standardError(label: $0) }
             logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
             let server = try SignalServer(configuration: configuration, logger: logger)
@@ -102,8 +179,17 @@ struct SignalCommand: AsyncParsableCommand {
                     metadata: [
                         "listen.port": "\(bound)", "data.dir": "\(dataDirectory)",
                         "join.key": "\(configuration.joinKey == nil ? "off" : "on")",
+                        "max.connections.per.address": "\(maxConnectionsPerAddress)",
                     ])
             }
+        }
+
+        /// Raises the soft open-file limit to the hard limit: each peer is one socket.
+        private static func raiseOpenFileLimit() {
+            var limit = rlimit()
+            guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+            limit.rlim_cur = limit.rlim_max
+            _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
         }
     }
 }

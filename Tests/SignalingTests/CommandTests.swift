@@ -20,9 +20,14 @@ struct CommandTests {
         let data = try temporaryDirectory()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: harpCLI)
-        process.arguments = ["signal", "serve", "--listen", "127.0.0.1:0", "--data", data, "--tls-self-signed"]
+        let keyFile = data + "-join-key"
+        #expect(FileManager.default.createFile(atPath: keyFile, contents: Data("team secret\n".utf8)))
+        process.arguments = [
+            "signal", "serve", "--listen", "127.0.0.1:0", "--data", data, "--tls-self-signed", "--join-key-file",
+            keyFile,
+        ]
         var environment = ProcessInfo.processInfo.environment
-        environment["HARP_SIGNAL_JOIN_KEY"] = "team secret"
+        environment["HARP_SIGNAL_JOIN_KEY"] = "not the key: the file wins"
         process.environment = environment
         let output = Pipe()
         let errors = Pipe()
@@ -68,5 +73,68 @@ struct CommandTests {
         let log = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(!log.contains("team secret"))
         #expect(log.contains("join.key=on"))
+    }
+}
+
+/// Runs `harp-cli` to completion (it must stop by itself) and returns its exit status and standard error.
+private func runCLI(_ arguments: [String], environment extra: [String: String] = [:]) async throws -> (Int32, String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: harpCLI)
+    process.arguments = arguments
+    var environment = ProcessInfo.processInfo.environment
+    environment["HARP_SIGNAL_JOIN_KEY"] = nil
+    for (key, value) in extra { environment[key] = value }
+    process.environment = environment
+    let errors = Pipe()
+    process.standardError = errors
+    process.standardOutput = FileHandle.nullDevice
+    let exited = OneShot<Int32>()
+    process.terminationHandler = { exited.fulfil($0.terminationStatus) }
+    try process.run()
+    defer { if process.isRunning { process.terminate() } }
+    let status = try await withTimeout("harp-cli \(arguments.joined(separator: " ")) exits") {
+        try await exited.value()
+    }
+    return (status, String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+}
+
+@Suite("harp-cli signal serve: exposure")
+struct ExposureTests {
+    @Test(
+        "refuses a non-loopback address without a join key unless --open says so, and says why",
+        .enabled(if: FileManager.default.isExecutableFile(atPath: harpCLI), "harp-cli is not built")
+    )
+    func refusesOpenServer() async throws {
+        // It refuses before binding: nothing listens on 0.0.0.0.
+        let (status, errors) = try await runCLI([
+            "signal", "serve", "--listen", "0.0.0.0:0", "--data", try temporaryDirectory(),
+        ])
+        #expect(status == 2)
+        #expect(errors.contains("without a join key") && errors.contains("--open"), "\(errors)")
+    }
+
+    @Test(
+        "the join key is not a flag (flags show in ps)",
+        .enabled(if: FileManager.default.isExecutableFile(atPath: harpCLI), "harp-cli is not built")
+    )
+    func noJoinKeyFlag() async throws {
+        let (status, errors) = try await runCLI([
+            "signal", "serve", "--listen", "127.0.0.1:0", "--data", try temporaryDirectory(), "--join-key", "secret",
+        ])
+        #expect(status != 0)
+        #expect(errors.contains("--join-key"), "\(errors)")
+    }
+
+    @Test(
+        "an unreadable --join-key-file stops the server with a clear message",
+        .enabled(if: FileManager.default.isExecutableFile(atPath: harpCLI), "harp-cli is not built")
+    )
+    func unreadableJoinKeyFile() async throws {
+        let directory = try temporaryDirectory()
+        let (status, errors) = try await runCLI([
+            "signal", "serve", "--listen", "0.0.0.0:0", "--data", directory, "--join-key-file", directory + "/missing",
+        ])
+        #expect(status == 2)
+        #expect(errors.contains("cannot read --join-key-file"), "\(errors)")
     }
 }

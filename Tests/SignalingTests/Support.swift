@@ -48,6 +48,7 @@ func makeServerConfiguration(dataDirectory: String) -> SignalServerConfiguration
     configuration.port = 0
     // Generous: on a loaded CI machine a hello can take seconds to be handled; the timeout test sets its own.
     configuration.helloTimeout = .seconds(60)
+    configuration.requestTimeout = .seconds(60)
     configuration.failureDelay = .milliseconds(5)
     configuration.messagesPerSecond = 1000
     configuration.messageBurst = 1000

@@ -30,7 +30,9 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 for run in $(seq 1 "$RUNS"); do
     data="$out/data-$run"
+    # Every simulated peer comes from 127.0.0.1: the per-address caps are raised to let them all in.
     nice -n "$NICE" "$bin/harp-cli" signal serve --listen 127.0.0.1:0 --data "$data" --log-level warning \
+        --max-connections-per-address $((PEERS + 100)) --max-memberships-per-address $((PEERS + 100)) \
         >"$out/server-$run.out" 2>"$out/server-$run.err" &
     pid=$!
     url=""

@@ -198,7 +198,7 @@ start_origin() {  # run-dir
     DC_PID=$!
     wait_line "$o/devcloud.out" '^http' 60 "$DC_PID" || { cat "$o/devcloud.err" >&2; echo "DevCloud did not start" >&2; exit 1; }
     DC_URL="http://$SRV_IP:$DC_PORT"
-    ip netns exec "$PREFIX-srv" "$HARP" signal serve --listen "0.0.0.0:$SIG_PORT" --data "$o/signal" --log-level warning \
+    ip netns exec "$PREFIX-srv" "$HARP" signal serve --listen "0.0.0.0:$SIG_PORT" --open --data "$o/signal" --log-level warning \
         >"$o/signal.out" 2>"$o/signal.err" &
     SIG_PID=$!
     wait_line "$o/signal.out" '^wss?://' 60 "$SIG_PID" || { cat "$o/signal.err" >&2; echo "signaling did not start" >&2; exit 1; }

@@ -2,8 +2,13 @@ import Foundation
 internal import GRDB
 import Synchronization
 
-/// The server's SQLite database under `--data`: failure counts and bans per remote address (so a restart forgives
-/// nothing) and a small configuration table. Named migrations; the version log arrives as a later migration.
+/// The server's SQLite database under `--data` (mode 0600): failure counts and bans per client address
+/// (``ClientAddress``), so a restart forgives nothing, and a small configuration table. Named migrations; the version
+/// log arrives as a later migration.
+///
+/// Counts and bans are decided in memory, under one lock, at the moment a proof fails, and written to the database
+/// after: a burst of proofs on many connections cannot outrun the ban while the writes queue. A ban does not reset the
+/// count: the failure window restarts at the ban's end, so the first failure after it bans again.
 final class AbuseStore: Sendable {
     /// What a failure leads to.
     enum Verdict: Equatable, Sendable {
@@ -12,37 +17,73 @@ final class AbuseStore: Sendable {
         case banned(until: Date)
     }
 
+    private struct Failures {
+        var count: Int
+        /// When the window of this count started to run: the last failure, or the end of the ban it caused.
+        var lastAt: Double
+    }
+
+    private struct Memory {
+        var bans: [String: Date] = [:]
+        var failures: [String: Failures] = [:]
+    }
+
     private let pool: DatabasePool
-    private let activeBans: Mutex<[String: Date]>
+    private let memory: Mutex<Memory>
     private let delayThreshold: Int
     private let banThreshold: Int
     private let failureDelay: Duration
     private let failureWindow: TimeInterval
     private let banDuration: TimeInterval
+    /// Above this many addresses in memory, expired entries are dropped (amortised: at most once per doubling).
+    private let pruneAbove = Atomic<Int>(4096)
 
-    init(directory: String, configuration: SignalServerConfiguration) throws {
+    init(directory: String, configuration: SignalServerConfiguration, now: Date = Date()) throws {
         try FileManager.default.createDirectory(
             atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let path = directory + "/signal.sqlite"
+        try Self.createPrivately(path)
         var dbConfiguration = Configuration()
         dbConfiguration.busyMode = .timeout(5)
-        pool = try DatabasePool(path: directory + "/signal.sqlite", configuration: dbConfiguration)
+        pool = try DatabasePool(path: path, configuration: dbConfiguration)
         try Self.migrator.migrate(pool)
         delayThreshold = configuration.delayThreshold
         banThreshold = configuration.banThreshold
         failureDelay = configuration.failureDelay
         failureWindow = configuration.failureWindow.seconds
         banDuration = configuration.banDuration.seconds
-        let now = Date().timeIntervalSince1970
-        let rows = try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT address, until FROM ban WHERE until > ?", arguments: [now])
+        let timestamp = now.timeIntervalSince1970
+        let window = failureWindow
+        var loaded = Memory()
+        try pool.read { db in
+            for row in try Row.fetchAll(
+                db, sql: "SELECT address, until FROM ban WHERE until > ?", arguments: [timestamp])
+            {
+                loaded.bans[row["address"]] = Date(timeIntervalSince1970: row["until"])
+            }
+            let failureRows = try Row.fetchAll(
+                db, sql: "SELECT address, count, lastAt FROM failure WHERE lastAt > ?",
+                arguments: [timestamp - window])
+            for row in failureRows {
+                loaded.failures[row["address"]] = Failures(count: row["count"], lastAt: row["lastAt"])
+            }
         }
-        var bans: [String: Date] = [:]
-        for row in rows {
-            let address: String = row["address"]
-            let until: Double = row["until"]
-            bans[address] = Date(timeIntervalSince1970: until)
+        memory = Mutex(loaded)
+    }
+
+    /// Creates the database file with mode 0600 before SQLite opens it (SQLite gives its `-wal` and `-shm` files the
+    /// database's mode), and narrows an existing one.
+    private static func createPrivately(_ path: String) throws {
+        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else {
+            throw SignalServerError.storage("cannot create \(path): \(String(cString: strerror(errno)))")
         }
-        activeBans = Mutex(bans)
+        close(descriptor)
+        for file in [path, path + "-wal", path + "-shm"] where FileManager.default.fileExists(atPath: file) {
+            guard chmod(file, 0o600) == 0 else {
+                throw SignalServerError.storage("cannot make \(file) private (mode 0600)")
+            }
+        }
     }
 
     static var migrator: DatabaseMigrator {
@@ -73,58 +114,80 @@ final class AbuseStore: Sendable {
 
     /// The end of the address's ban, if it is banned now.
     func bannedUntil(_ address: String, now: Date = Date()) -> Date? {
-        activeBans.withLock { bans in
-            guard let until = bans[address] else { return nil }
+        memory.withLock { memory in
+            guard let until = memory.bans[address] else { return nil }
             if until > now { return until }
-            bans[address] = nil
+            memory.bans[address] = nil
             return nil
         }
     }
 
     var activeBanCount: Int {
         let now = Date()
-        return activeBans.withLock { bans in bans.values.count { $0 > now } }
+        return memory.withLock { memory in memory.bans.values.count { $0 > now } }
     }
 
-    /// Counts one failure for `address` in one transaction and says what to do.
+    /// Counts one failure for `address` and says what to do; the decision is made before the database
+    /// write starts, so every later check sees it.
     func recordFailure(_ address: String, reason: SignalErrorCode, now: Date = Date()) async throws -> Verdict {
         let timestamp = now.timeIntervalSince1970
-        let (window, banThreshold, delayThreshold, banDuration) = (
-            failureWindow, self.banThreshold, self.delayThreshold, self.banDuration
-        )
-        let count: Int = try await pool.write { db in
-            let row = try Row.fetchOne(
-                db, sql: "SELECT count, lastAt FROM failure WHERE address = ?", arguments: [address])
-            var count = 1
-            if let row, timestamp - (row["lastAt"] as Double) < window {
-                count = (row["count"] as Int) + 1
+        let (count, until) = memory.withLock { memory -> (Int, Double?) in
+            var failures = Failures(count: 1, lastAt: timestamp)
+            if let previous = memory.failures[address], timestamp - previous.lastAt < failureWindow {
+                failures.count = previous.count + 1
             }
+            var until: Double?
+            if failures.count >= banThreshold {
+                until = timestamp + banDuration
+                failures.lastAt = timestamp + banDuration
+                memory.bans[address] = Date(timeIntervalSince1970: timestamp + banDuration)
+            }
+            memory.failures[address] = failures
+            return (failures.count, until)
+        }
+        pruneIfLarge(now: timestamp)
+        let lastAt = until ?? timestamp
+        try await pool.write { db in
             try db.execute(
                 sql: """
                     INSERT INTO failure(address, count, firstAt, lastAt) VALUES (?, ?, ?, ?)
-                    ON CONFLICT(address) DO UPDATE SET count = excluded.count, lastAt = excluded.lastAt,
+                    ON CONFLICT(address) DO UPDATE SET
+                        count = CASE WHEN excluded.count = 1 THEN 1 ELSE MAX(count, excluded.count) END,
+                        lastAt = CASE WHEN excluded.count = 1 THEN excluded.lastAt ELSE MAX(lastAt, excluded.lastAt) END,
                         firstAt = CASE WHEN excluded.count = 1 THEN excluded.firstAt ELSE firstAt END
                     """,
-                arguments: [address, count, timestamp, timestamp])
-            if count >= banThreshold {
+                arguments: [address, count, timestamp, lastAt])
+            if let until {
                 try db.execute(
                     sql: """
                         INSERT INTO ban(address, until, reason, createdAt) VALUES (?, ?, ?, ?)
                         ON CONFLICT(address) DO UPDATE SET until = excluded.until, reason = excluded.reason,
                             createdAt = excluded.createdAt
                         """,
-                    arguments: [address, timestamp + banDuration, reason.rawValue, timestamp])
-                try db.execute(sql: "DELETE FROM failure WHERE address = ?", arguments: [address])
+                    arguments: [address, until, reason.rawValue, timestamp])
             }
-            return count
         }
-        if count >= banThreshold {
-            let until = Date(timeIntervalSince1970: timestamp + banDuration)
-            activeBans.withLock { $0[address] = until }
-            return .banned(until: until)
-        }
+        if let until { return .banned(until: Date(timeIntervalSince1970: until)) }
         if count >= delayThreshold { return .delayThenRefuse(failureDelay) }
         return .refuse
+    }
+
+    /// Drops expired bans and counts from memory once it holds many addresses, so a spread-out attack cannot grow
+    /// it without bound (an address whose window has passed starts from zero anyway).
+    private func pruneIfLarge(now: Double) {
+        let limit = pruneAbove.load(ordering: .relaxed)
+        let size = memory.withLock { memory -> Int in
+            guard memory.failures.count + memory.bans.count > limit else { return 0 }
+            memory.failures = memory.failures.filter { now - $0.value.lastAt < failureWindow }
+            memory.bans = memory.bans.filter { $0.value.timeIntervalSince1970 > now }
+            return memory.failures.count + memory.bans.count
+        }
+        if size > 0 { pruneAbove.store(max(4096, size * 2), ordering: .relaxed) }
+    }
+
+    /// Addresses with a failure count or a ban in memory (for tests).
+    var trackedAddresses: Int {
+        memory.withLock { Set($0.failures.keys).union($0.bans.keys).count }
     }
 
     /// Reads a configuration value.

@@ -8,8 +8,18 @@ actor Hub {
         var relays: Set<UInt32> = []
     }
 
+    /// What all authenticated connections from one client address hold together; the entry goes with the
+    /// address's last connection, so departed devices leave nothing behind.
+    private struct AddressUsage {
+        var connections = 0
+        var memberships = 0
+        var announcedBytes = 0
+        let relayBucket: SharedTokenBucket
+    }
+
     private var sessions: [DeviceID: Entry] = [:]
     private var swarms: [SwarmID: Set<DeviceID>] = [:]
+    private var addresses: [String: AddressUsage] = [:]
     private var relays: [UInt32: Relay] = [:]
     private var nextStream: UInt32 = 1
     private let limits: SignalServerConfiguration
@@ -26,6 +36,12 @@ actor Hub {
             old.handle.close(.replaced, "the same device connected again")
         }
         sessions[handle.device] = Entry(handle: handle)
+        let rate = limits.relayBytesPerSecondPerAddress
+        addresses[
+            handle.remoteAddress,
+            default: AddressUsage(
+                relayBucket: SharedTokenBucket(rate: rate, burst: max(rate, Double(limits.maxFrameSize))))
+        ].connections += 1
     }
 
     /// Removes a connection that ended; a no-op if a newer connection of the device already replaced it.
@@ -39,6 +55,16 @@ actor Hub {
         for stream in entry.relays { closeRelay(stream, except: entry.handle) }
         for swarm in entry.swarms.keys { removeMember(device, from: swarm) }
         sessions[device] = nil
+        let address = entry.handle.remoteAddress
+        guard var usage = addresses[address] else { return }
+        usage.connections -= 1
+        usage.memberships -= entry.swarms.count
+        usage.announcedBytes -= entry.swarms.values.reduce(0) { $0 + Self.byteCount($1) }
+        addresses[address] = usage.connections > 0 ? usage : nil
+    }
+
+    private static func byteCount(_ addresses: [String]) -> Int {
+        addresses.reduce(0) { $0 + $1.utf8.count }
     }
 
     private func removeMember(_ device: DeviceID, from swarm: SwarmID) {
@@ -51,9 +77,19 @@ actor Hub {
     /// Joins (or re-announces in) a swarm; returns candidate peers, or the reason for refusal.
     func join(_ handle: SessionHandle, swarm: SwarmID, addresses: [String]) -> Result<[PeerInfo], SignalErrorCode> {
         guard var entry = sessions[handle.device], entry.handle === handle else { return .failure(.unexpected) }
-        if entry.swarms[swarm] == nil, entry.swarms.count >= limits.maxSwarmsPerConnection {
+        let previous = entry.swarms[swarm]
+        if previous == nil, entry.swarms.count >= limits.maxSwarmsPerConnection {
             return .failure(.tooManySwarms)
         }
+        // The address's quotas: memberships and announced bytes of all its connections together.
+        guard var usage = self.addresses[handle.remoteAddress] else { return .failure(.unexpected) }
+        if previous == nil {
+            guard usage.memberships < limits.maxMembershipsPerAddress else { return .failure(.tooManySwarms) }
+            usage.memberships += 1
+        }
+        usage.announcedBytes += Self.byteCount(addresses) - Self.byteCount(previous ?? [])
+        guard usage.announcedBytes <= limits.maxAnnouncedBytesPerAddress else { return .failure(.badAddresses) }
+        self.addresses[handle.remoteAddress] = usage
         entry.swarms[swarm] = addresses
         sessions[handle.device] = entry
         var members = swarms[swarm] ?? []
@@ -73,9 +109,13 @@ actor Hub {
 
     /// Leaves a swarm; relays of this connection in that swarm close.
     func leave(_ handle: SessionHandle, swarm: SwarmID) {
-        guard var entry = sessions[handle.device], entry.handle === handle, entry.swarms[swarm] != nil else { return }
+        guard var entry = sessions[handle.device], entry.handle === handle, let announced = entry.swarms[swarm] else {
+            return
+        }
         entry.swarms[swarm] = nil
         sessions[handle.device] = entry
+        addresses[handle.remoteAddress]?.memberships -= 1
+        addresses[handle.remoteAddress]?.announcedBytes -= Self.byteCount(announced)
         for stream in entry.relays where relays[stream]?.swarm == swarm { closeRelay(stream, except: nil) }
         removeMember(handle.device, from: swarm)
     }
@@ -104,10 +144,17 @@ actor Hub {
         return .success(stream)
     }
 
-    /// The relay and its other end for a frame that `handle` sent on `stream`.
-    func route(_ stream: UInt32, from handle: SessionHandle) -> (relay: Relay, target: SessionHandle)? {
-        guard let relay = relays[stream], let target = relay.otherEnd(from: handle) else { return nil }
-        return (relay, target)
+    /// The relay and its other end for a frame that `handle` sent on `stream`, and the byte budget of the
+    /// sender's address (shared by all its connections).
+    func route(
+        _ stream: UInt32, from handle: SessionHandle
+    ) -> (
+        relay: Relay, target: SessionHandle, addressBucket: SharedTokenBucket
+    )? {
+        guard let relay = relays[stream], let target = relay.otherEnd(from: handle),
+            let usage = addresses[handle.remoteAddress]
+        else { return nil }
+        return (relay, target, usage.relayBucket)
     }
 
     /// Closes a stream at the request of one end (the other end is told).
@@ -127,5 +174,10 @@ actor Hub {
     /// Gauges for `/metrics`.
     func stats() -> (swarms: Int, members: Int, relays: Int) {
         (swarms.count, swarms.values.reduce(0) { $0 + $1.count }, relays.count)
+    }
+
+    /// Memberships and announced bytes held by `address` now (for tests).
+    func usage(of address: String) -> (memberships: Int, announcedBytes: Int)? {
+        addresses[address].map { ($0.memberships, $0.announcedBytes) }
     }
 }

@@ -13,12 +13,14 @@ final class ServerMetrics: Sendable {
     let relayStreams = Atomic<Int>(0)
     let relayedBytes = Atomic<Int>(0)
     let closedForAbuse = Atomic<Int>(0)
+    let refusedConnections = Atomic<Int>(0)
+    let requestTimeouts = Atomic<Int>(0)
     /// Source of connection ids (not exported).
     let nextConnectionID = Atomic<UInt64>(1)
 
     enum Counter {
         case connections, authenticated, joins, refusedProofs, refusedJoinKeys, refusedSwarmProofs, bans
-        case bannedConnections, relayStreams, relayedBytes, closedForAbuse
+        case bannedConnections, relayStreams, relayedBytes, closedForAbuse, refusedConnections, requestTimeouts
     }
 
     func increment(_ counter: Counter, by amount: Int = 1) {
@@ -42,6 +44,8 @@ final class ServerMetrics: Sendable {
         case .relayStreams: relayStreams.wrappingAdd(amount, ordering: .relaxed)
         case .relayedBytes: relayedBytes.wrappingAdd(amount, ordering: .relaxed)
         case .closedForAbuse: closedForAbuse.wrappingAdd(amount, ordering: .relaxed)
+        case .refusedConnections: refusedConnections.wrappingAdd(amount, ordering: .relaxed)
+        case .requestTimeouts: requestTimeouts.wrappingAdd(amount, ordering: .relaxed)
         }
     }
 
@@ -58,13 +62,32 @@ final class ServerMetrics: Sendable {
         case .relayStreams: relayStreams.load(ordering: .relaxed)
         case .relayedBytes: relayedBytes.load(ordering: .relaxed)
         case .closedForAbuse: closedForAbuse.load(ordering: .relaxed)
+        case .refusedConnections: refusedConnections.load(ordering: .relaxed)
+        case .requestTimeouts: requestTimeouts.load(ordering: .relaxed)
         }
     }
 
-    /// The Prometheus exposition text; `swarms`, `members` and `activeBans` come from the hub and the ban store.
-    func render(swarms: Int, members: Int, openRelays: Int, activeBans: Int) -> String {
+    /// The Prometheus exposition text; `swarms`, `members` and `activeBans` come from the hub and the ban store,
+    /// `sockets` and `addresses` from the connection limiter.
+    func render(
+        swarms: Int, members: Int, openRelays: Int, activeBans: Int, sockets: (total: Int, addresses: Int)
+    ) -> String {
         func load(_ counter: Counter) -> Int { value(counter) }
         let rows: [(String, String, String, Int)] = [
+            ("harp_signal_tcp_connections", "gauge", "Open TCP connections, upgraded or not.", sockets.total),
+            (
+                "harp_signal_client_addresses", "gauge", "Client addresses (IPv4, IPv6 /64) with open connections.",
+                sockets.addresses
+            ),
+            (
+                "harp_signal_refused_connections_total", "counter",
+                "Connections closed at once: their address or the server was at its connection cap.",
+                load(.refusedConnections)
+            ),
+            (
+                "harp_signal_request_timeouts_total", "counter",
+                "Connections closed for not sending a whole HTTP request in time.", load(.requestTimeouts)
+            ),
             ("harp_signal_connections", "gauge", "Open WebSocket connections.", load(.connections)),
             ("harp_signal_peers_connected", "gauge", "Connections that proved their device key.", load(.authenticated)),
             ("harp_signal_swarms", "gauge", "Swarms with at least one member.", swarms),

@@ -17,8 +17,33 @@ public struct SignalServerConfiguration: Sendable {
     public var maxFrameSize: Int = 64 * 1024
     /// Largest JSON text message accepted.
     public var maxJSONBytes: Int = 8 * 1024
-    /// Time a connection has to complete `hello` before it is closed.
+    /// Time a connection has to complete `hello` after its WebSocket upgrade before it is closed.
     public var helloTimeout: Duration = .seconds(10)
+    /// Time a new TCP connection has to complete its TLS handshake and send a whole HTTP request (the WebSocket
+    /// upgrade or a `GET`); also how long a plain HTTP keep-alive connection may stay idle between requests.
+    public var requestTimeout: Duration = .seconds(10)
+
+    /// Open TCP connections from one client address (an IPv4 address, or an IPv6 /64), before and after the
+    /// upgrade; more are closed at once. Tests and benchmarks that run many peers from 127.0.0.1 raise it.
+    public var maxConnectionsPerAddress: Int = 256
+    /// Open TCP connections in total. The server also keeps this under its open-file limit (less a reserve for the
+    /// database and the listener), so a flood is refused before `accept` starts failing.
+    public var maxConnections: Int = 100_000
+    /// Swarm memberships of all connections from one client address together.
+    public var maxMembershipsPerAddress: Int = 8192
+    /// Bytes of announced addresses (the sum of their UTF-8 lengths over every membership) from one client address.
+    public var maxAnnouncedBytesPerAddress: Int = 2 * 1024 * 1024
+    /// Relay payload rate of all connections from one client address together (bytes per second).
+    public var relayBytesPerSecondPerAddress: Double = 8 * 1024 * 1024
+    /// Binary (relay) frames per second one connection may send, with a burst allowance; a faster sender is
+    /// paused (its socket is not read) rather than closed. Each frame also costs `relayFrameOverhead` bytes of the
+    /// byte-rate limits, so frames with an empty payload are not free.
+    public var relayFramesPerSecond: Double = 2000
+    public var relayFrameBurst: Double = 4000
+    public var relayFrameOverhead: Int = 64
+    /// Peer addresses (exact IP strings) of TLS-terminating proxies whose `X-Forwarded-For` header names the client.
+    /// Connections from these addresses are not counted per address until the header says whose they are.
+    public var trustedProxies: Set<String> = []
     /// Text messages per second a connection may send, with a burst allowance; more closes it.
     public var messagesPerSecond: Double = 20
     public var messageBurst: Double = 60

@@ -25,8 +25,12 @@ struct ServerTLS {
                 let (certificatePEM, keyPEM) = try makeSelfSigned()
                 try FileManager.default.createDirectory(
                     atPath: dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-                try write(keyPEM, to: keyPath, permissions: 0o600)
-                try write(certificatePEM, to: certificatePath, permissions: 0o644)
+                // A half-made pair (a crash between the two writes) is made again; the key file is created new.
+                for path in [keyPath, certificatePath] where FileManager.default.fileExists(atPath: path) {
+                    try FileManager.default.removeItem(atPath: path)
+                }
+                try writeNew(keyPEM, to: keyPath, permissions: 0o600)
+                try writeNew(certificatePEM, to: certificatePath, permissions: 0o644)
             }
             return try make(certificatePEM: read(certificatePath), keyPEM: read(keyPath))
         }
@@ -83,13 +87,28 @@ struct ServerTLS {
         return Array(data)
     }
 
-    private static func write(_ text: String, to path: String, permissions: Int) throws {
-        guard
-            FileManager.default.createFile(
-                atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: permissions])
-        else {
-            throw SignalServerError.tls("cannot write \(path)")
+    /// Creates `path` with `permissions` from its first byte (`O_CREAT | O_EXCL`: never an existing file, never a
+    /// moment with wider permissions), writes `text` and syncs it.
+    static func writeNew(_ text: String, to path: String, permissions: mode_t) throws {
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, permissions)
+        guard descriptor >= 0 else {
+            throw SignalServerError.tls("cannot create \(path): \(String(cString: strerror(errno)))")
         }
+        defer { close(descriptor) }
+        // The umask may have narrowed the mode further; never wider, but make it exactly what was asked.
+        guard fchmod(descriptor, permissions) == 0 else {
+            throw SignalServerError.tls("cannot set the mode of \(path)")
+        }
+        var bytes = Array(text.utf8)[...]
+        while !bytes.isEmpty {
+            let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+            if written < 0, errno == EINTR { continue }
+            guard written > 0 else {
+                throw SignalServerError.tls("cannot write \(path): \(String(cString: strerror(errno)))")
+            }
+            bytes = bytes.dropFirst(written)
+        }
+        guard fsync(descriptor) == 0 else { throw SignalServerError.tls("cannot sync \(path)") }
     }
 }
 
@@ -99,11 +118,14 @@ public enum SignalServerError: Error, CustomStringConvertible {
     case tls(String)
     /// The server stopped before it was listening.
     case notListening
+    /// The data directory's database could not be created or made private.
+    case storage(String)
 
     public var description: String {
         switch self {
         case .tls(let detail): "TLS: \(detail)"
         case .notListening: "the server stopped before it was listening"
+        case .storage(let detail): "data directory: \(detail)"
         }
     }
 }

@@ -18,6 +18,7 @@ struct SessionReader: Sendable {
 
     func run(_ inbound: WebSocketInboundStream) async -> SessionExit {
         var rate = TokenBucket(rate: configuration.messagesPerSecond, burst: configuration.messageBurst)
+        var frames = TokenBucket(rate: configuration.relayFramesPerSecond, burst: configuration.relayFrameBurst)
         do {
             for try await message in inbound.messages(maxSize: configuration.maxFrameSize) {
                 switch message {
@@ -33,6 +34,9 @@ struct SessionReader: Sendable {
                     }
                     if let exit = try await handle(decoded) { return exit }
                 case .binary(let buffer):
+                    // Every binary frame is counted, whatever it carries: a sender over the frame rate is paused.
+                    let wait = frames.take(1)
+                    if wait > .zero { try await Task.sleep(for: wait) }
                     if let exit = try await relay(buffer, rate: &rate) { return exit }
                 }
             }
@@ -64,16 +68,14 @@ struct SessionReader: Sendable {
             case .refuse(let code):
                 return .violation(code, "this server speaks protocol version \(Signaling.protocolVersion)")
             case .challenge(let nonce):
-                if let until = context.store.bannedUntil(remoteAddress) {
-                    context.metrics.increment(.bannedConnections)
-                    return .violation(
-                        .banned, "too many failed proofs from this address",
-                        retryAfter: max(1, until.timeIntervalSinceNow))
-                }
+                if let exit = banned() { return exit }
                 send(.challenge(.init(version: Signaling.protocolVersion, nonce: HexBytes(nonce))))
                 return nil
             }
         case .hello(let hello):
+            // The ban is checked before every proof, not only at `open`: connections opened before a ban get no
+            // further guesses evaluated.
+            if let exit = banned() { return exit }
             let writer = outbound
             let (outbox, remoteAddress, metrics) = (self.outbox, self.remoteAddress, context.metrics)
             let action = state.withLock { machine in
@@ -101,6 +103,7 @@ struct SessionReader: Sendable {
                 return nil
             }
         case .join(let join):
+            if let exit = banned() { return exit }
             switch state.withLock({ $0.join(join) }) {
             case .protocolViolation:
                 return .violation(.unexpected, "join before hello")
@@ -147,6 +150,14 @@ struct SessionReader: Sendable {
         }
     }
 
+    /// The closing answer for a banned address, or `nil` when it is not banned.
+    private func banned() -> SessionExit? {
+        guard let until = context.store.bannedUntil(remoteAddress) else { return nil }
+        context.metrics.increment(.bannedConnections)
+        return .violation(
+            .banned, "too many failed proofs from this address", retryAfter: max(1, until.timeIntervalSinceNow))
+    }
+
     /// A failed proof: counted against the address (persisted), then delayed, refused, or banned.
     private func refuse(_ code: SignalErrorCode, id: UInt64?, closes: Bool) async -> SessionExit? {
         let metrics = context.metrics
@@ -181,8 +192,9 @@ struct SessionReader: Sendable {
         return nil
     }
 
-    /// A binary relay frame: `stream id (4 bytes, big endian) || payload`, forwarded under the relay's and the
-    /// global byte-rate limits. Waiting for tokens pauses this reader, which is the backpressure.
+    /// A binary relay frame: `stream id (4 bytes, big endian) || payload`, forwarded under the relay's, the
+    /// sender address's and the global byte-rate limits, each charged the payload plus a per-frame overhead. Waiting
+    /// for tokens pauses this reader, which is the backpressure. A frame with no payload is dropped.
     private func relay(_ buffer: ByteBuffer, rate: inout TokenBucket) async throws -> SessionExit? {
         guard case .proceed(let handle) = state.withLock({ $0.request() }) else {
             return .violation(.unexpected, "relay data before hello")
@@ -192,12 +204,15 @@ struct SessionReader: Sendable {
         }
         // Data for a stream that just closed is dropped (the close message is on its way to the sender), but it
         // counts against the message rate so a flood of frames for no stream is cut off like any other flood.
-        guard let (relay, target) = await context.hub.route(stream, from: handle) else {
+        guard let (relay, target, addressBucket) = await context.hub.route(stream, from: handle) else {
             return rate.tryTake() ? nil : .violation(.rateLimited, "too many frames for closed streams")
         }
         let payloadBytes = buffer.readableBytes - RelayFrame.headerSize
-        let wait = max(relay.bucket.take(payloadBytes), context.globalRelayBucket.take(payloadBytes))
+        let cost = payloadBytes + configuration.relayFrameOverhead
+        let wait = max(
+            relay.bucket.take(cost), addressBucket.take(cost), context.globalRelayBucket.take(cost))
         if wait > .zero { try await Task.sleep(for: wait) }
+        guard payloadBytes > 0 else { return nil }
         if let observer = configuration.relayObserver,
             let payload = buffer.getSlice(at: buffer.readerIndex + RelayFrame.headerSize, length: payloadBytes)
         {

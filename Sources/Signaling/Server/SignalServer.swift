@@ -15,9 +15,11 @@ import Synchronization
 public final class SignalServer: Service, Sendable {
     private let configuration: SignalServerConfiguration
     private let logger: Logger
-    private let context: SessionContext
+    let context: SessionContext
     private let tls: ServerTLS?
     private let listening = OneShot<Int>()
+    /// Open TCP connections per client address and in total.
+    let limiter: ConnectionLimiter
 
     /// Opens (or creates) the database under the data directory and prepares TLS.
     public init(configuration: SignalServerConfiguration, logger: Logger) throws {
@@ -26,6 +28,9 @@ public final class SignalServer: Service, Sendable {
         let store = try AbuseStore(directory: configuration.dataDirectory, configuration: configuration)
         try store.prune()
         tls = try ServerTLS.load(configuration.tls, dataDirectory: configuration.dataDirectory)
+        limiter = ConnectionLimiter(
+            maxTotal: Self.connectionCap(configuration.maxConnections),
+            maxPerAddress: configuration.maxConnectionsPerAddress)
         if let tls { try store.setConfig("tls.fingerprint", tls.fingerprint) }
         context = SessionContext(
             configuration: configuration,
@@ -35,6 +40,18 @@ public final class SignalServer: Service, Sendable {
             globalRelayBucket: SharedTokenBucket(
                 rate: configuration.globalRelayBytesPerSecond,
                 burst: max(configuration.globalRelayBytesPerSecond, Double(configuration.maxFrameSize))))
+    }
+
+    /// `requested`, kept under the process's open-file limit less a reserve (database, listener, event loops), so
+    /// that a flood is refused by the cap, with the process still able to open files, rather than by `accept`
+    /// failing.
+    static func connectionCap(_ requested: Int) -> Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max else {
+            return requested
+        }
+        let reserve = 64
+        return max(1, min(requested, Int(clamping: limit.rlim_cur) - reserve))
     }
 
     /// The SHA-256 fingerprint (hex) of the TLS certificate, for clients to pin; `nil` without TLS.
@@ -54,37 +71,59 @@ public final class SignalServer: Service, Sendable {
         let metrics = context.metrics
         let hub = context.hub
         let store = context.store
+        let limiter = self.limiter
         router.get("/healthz") { _, _ in "ok\n" }
         router.get("/metrics") { _, _ -> Response in
             let stats = await hub.stats()
             let text = metrics.render(
-                swarms: stats.swarms, members: stats.members, openRelays: stats.relays, activeBans: store.activeBanCount
-            )
+                swarms: stats.swarms, members: stats.members, openRelays: stats.relays,
+                activeBans: store.activeBanCount,
+                sockets: limiter.counts)
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                 body: .init(byteBuffer: ByteBuffer(string: text)))
         }
         let context = self.context
         let logger = self.logger
-        let upgrade = HTTPServerBuilder.http1WebSocketUpgrade(
-            configuration: .init(
-                ws: .init(
-                    maxFrameSize: configuration.maxFrameSize,
-                    autoPing: .enabled(timePeriod: configuration.pingInterval),
-                    closeTimeout: .seconds(5)))
-        ) { request, channel, _ in
-            guard request.path == Signaling.webSocketPath else { return .dontUpgrade }
-            let remote = channel.remoteAddress?.ipAddress ?? "unknown"
-            return .upgrade([:]) { inbound, outbound, _ in
-                var sessionLogger = logger
-                sessionLogger[metadataKey: "remote.address"] = "\(remote)"
-                await Session(
-                    context: context, eventLoop: channel.eventLoop, remoteAddress: remote, logger: sessionLogger
-                )
-                .run(inbound: inbound, outbound: outbound)
+        let shouldUpgrade:
+            @Sendable (HTTPRequest, any Channel, Logger) throws -> ShouldUpgradeResult<
+                WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>
+            > = { request, channel, _ in
+                guard request.path == Signaling.webSocketPath else { return .dontUpgrade }
+                // Called on the channel's event loop (NIO's upgrader runs there), where the guard may be touched.
+                guard channel.eventLoop.inEventLoop,
+                    let connectionGuard = try? channel.pipeline.syncOperations.handler(
+                        type: ConnectionGuardHandler.self)
+                else { return .dontUpgrade }
+                let forwarded = request.headerFields.filter { $0.name.canonicalName == "x-forwarded-for" }.map(\.value)
+                guard let remote = connectionGuard.upgrade(forwardedFor: forwarded) else { return .dontUpgrade }
+                return .upgrade([:]) { inbound, outbound, _ in
+                    var sessionLogger = logger
+                    sessionLogger[metadataKey: "remote.address"] = "\(remote)"
+                    await Session(
+                        context: context, eventLoop: channel.eventLoop, remoteAddress: remote, logger: sessionLogger
+                    )
+                    .run(inbound: inbound, outbound: outbound)
+                }
             }
+        let requestTimeout = TimeAmount.nanoseconds(Int64(configuration.requestTimeout.seconds * 1e9))
+        let channelConfiguration = HTTP1WebSocketUpgradeChannel.Configuration(
+            http1: .init(additionalChannelHandlers: [HTTPServingMarker()], idleTimeout: requestTimeout),
+            ws: .init(
+                maxFrameSize: configuration.maxFrameSize,
+                autoPing: .enabled(timePeriod: configuration.pingInterval),
+                closeTimeout: .seconds(5)))
+        let guards = ConnectionGuards(
+            limiter: limiter, requestTimeout: requestTimeout,
+            trustedProxies: Set(configuration.trustedProxies.compactMap { ClientAddress.parse($0)?.ipAddress }),
+            metrics: metrics)
+        let tlsConfiguration = tls?.configuration
+        let server = HTTPServerBuilder { responder in
+            let upgrade = HTTP1WebSocketUpgradeChannel(
+                responder: responder, configuration: channelConfiguration, shouldUpgrade: shouldUpgrade)
+            guard let tlsConfiguration else { return GuardedChannel(base: upgrade, guards: guards) }
+            return GuardedChannel(base: try TLSChannel(upgrade, tlsConfiguration: tlsConfiguration), guards: guards)
         }
-        let server: HTTPServerBuilder = try tls.map { try .tls(upgrade, tlsConfiguration: $0.configuration) } ?? upgrade
         let listening = self.listening
         let app = Application(
             router: router,
