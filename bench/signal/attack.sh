@@ -7,6 +7,7 @@
 # memberships or connections left and RSS back near where it started.
 #   bench/signal/attack.sh                                    # every attack, 3 runs each, release build
 #   ATTACKS="idle proofs" RUNS=1 CONFIG=debug bench/signal/attack.sh
+#   SCRATCH=.build-release bench/signal/attack.sh             # build (or reuse) the release binaries there
 #
 # The attacks (sizes from the issue's reproduction):
 #   idle    IDLE connections (default 19,990) from IDLE_ADDRESSES addresses, every other one with half an HTTP
@@ -34,9 +35,10 @@ RUN_TIMEOUT=${RUN_TIMEOUT:-300}
 # Each idle connection is a descriptor in the load tool and, until refused, one in the server.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 echo "open-file limit: $(ulimit -n); config $CONFIG; load: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-swift build -c "$CONFIG" --product harp-cli >&2
-swift build -c "$CONFIG" --product harp-signal-load >&2
-bin="$(swift build -c "$CONFIG" --show-bin-path)"
+SCRATCH=${SCRATCH:-.build}   # another build folder (e.g. .build-release) keeps a release build apart from debug
+swift build -c "$CONFIG" --scratch-path "$SCRATCH" --product harp-cli >&2
+swift build -c "$CONFIG" --scratch-path "$SCRATCH" --product harp-signal-load >&2
+bin="$(swift build -c "$CONFIG" --scratch-path "$SCRATCH" --show-bin-path)"
 out=$(mktemp -d)
 pid=""
 cleanup() { [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null; rm -rf "$out"; }
