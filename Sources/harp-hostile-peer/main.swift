@@ -26,7 +26,12 @@ struct HostilePeerTool {
             address.ip.count == 4 ? address.ip[0] == 127 : address.ip == [UInt8](repeating: 0, count: 15) + [1],
             let seconds = Double(arguments[3])
         else { usage() }
-        let sidecar = try Sidecar(json: Array(try Data(contentsOf: URL(fileURLWithPath: arguments[2]))))
+        guard let data = try? Data(contentsOf: URL(fileURLWithPath: arguments[2])),
+            let sidecar = try? Sidecar(json: Array(data))
+        else {
+            FileHandle.standardError.write(Data("harp-hostile-peer: \(arguments[2]) is not a readable sidecar\n".utf8))
+            exit(2)
+        }
         let attack = arguments[0]
         var configuration = PeerConfiguration(
             identity: .generate(), swarmKey: SwarmKeys(contentRoot: sidecar.root.bytes).swarmKey)
@@ -42,18 +47,18 @@ struct HostilePeerTool {
             closed = await peer.flood(until: deadline) { _ in .manifestRequest(page: 0) }
         case "request-flood":
             let lengths = try await peer.readManifest()
-            try await peer.getUnchoked()
+            let announced = try await peer.getUnchoked()
             closed = await peer.flood(until: deadline) { i in
-                let chunk = i % lengths.count
+                let chunk = announced[i % announced.count]
                 let length = min(Int(WireLimits.maxBlockLength), lengths[chunk])
                 return .request(BlockRequest(chunk: UInt32(chunk), offset: 0, length: UInt32(length)))
             }
         case "cancel-flood":
             let lengths = try await peer.readManifest()
-            try await peer.getUnchoked()
+            let announced = try await peer.getUnchoked()
             _ = await peer.write(
                 (0..<1024).map { i in
-                    let chunk = i % lengths.count
+                    let chunk = announced[i % announced.count]
                     let length = min(Int(WireLimits.maxBlockLength), lengths[chunk])
                     return .request(BlockRequest(chunk: UInt32(chunk), offset: 0, length: UInt32(length)))
                 })
@@ -94,6 +99,9 @@ struct Attacker {
     let channel: any Channel
     private var inbound: AsyncThrowingStream<WireMessage, any Error>.AsyncIterator
     var sent = 0
+    /// What the other side announced and whether it unchoked this side, from every message read so far.
+    var announced: Set<Int> = []
+    var unchoked = false
 
     /// Connects, completes the real handshake and hello, then turns reading off.
     static func connect(host: String, port: Int, configuration: PeerConfiguration) async throws -> Attacker {
@@ -115,7 +123,16 @@ struct Attacker {
     mutating func next() async throws -> WireMessage? {
         try? await channel.setOption(.autoRead, value: true).get()
         defer { channel.setOption(.autoRead, value: false).whenComplete { _ in } }
-        return try await inbound.next()
+        let message = try await inbound.next()
+        switch message {
+        case .unchoke: unchoked = true
+        case .choke: unchoked = false
+        case .have(let chunk): announced.insert(Int(chunk))
+        case .bitfield(let bitfield):
+            announced.formUnion((0..<Int(bitfield.chunkCount)).filter { bitfield.contains(UInt32($0)) })
+        default: break
+        }
+        return message
     }
 
     /// Writes `messages` and waits until they reached the kernel; false when the connection is gone.
@@ -176,13 +193,13 @@ struct Attacker {
         return lengths
     }
 
-    /// Says interested and reads until unchoked.
-    mutating func getUnchoked() async throws {
+    /// Says interested and reads until unchoked and at least one chunk was announced; returns the announced chunks
+    /// (a super-seeding origin announces a few at a time, and refuses requests for others).
+    mutating func getUnchoked() async throws -> [Int] {
         _ = await write([.interested])
-        while let message = try await next() {
-            if message == .unchoke { return }
-        }
-        throw AttackError.notUnchoked
+        while !(unchoked && !announced.isEmpty), try await next() != nil {}
+        guard unchoked, !announced.isEmpty else { throw AttackError.notUnchoked }
+        return announced.sorted()
     }
 
     /// Half a frame below the encryption, then nothing; reads until the other side closes.
@@ -223,7 +240,7 @@ enum AttackError: Error, CustomStringConvertible {
     var description: String {
         switch self {
         case .noManifest: "the peer sent no manifest: is SIDECAR the seeded file's?"
-        case .notUnchoked: "the peer closed before unchoking this side"
+        case .notUnchoked: "the peer closed before unchoking this side and announcing a chunk"
         }
     }
 }

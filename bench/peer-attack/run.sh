@@ -101,7 +101,7 @@ SEEDER=$!
 PIDS+=("$SEEDER")
 wait_line "$LOGS/seeder.stdout" '"event":"seeding"' 600 "$SEEDER" ||
     { cat "$LOGS/seeder.stdout" "$LOGS/seeder.stderr" >&2; echo "the seeder did not start seeding" >&2; exit 1; }
-SIDECAR=$(find "$WORK/dc/files/alice/attack/.harp" -name '*.harp' | head -n 1)
+SIDECAR=$(find "$WORK/dc/files/alice/attack/.harp" -type f -name '*.harp' | head -n 1)
 [ -n "$SIDECAR" ] || { echo "no sidecar was published" >&2; exit 1; }
 PORT=$(ss -Hltnp | awk -v pid="pid=$SEEDER," 'index($0, pid) { n = split($4, a, ":"); print a[n]; exit }')
 [ -n "$PORT" ] || { echo "the seeder listens on no TCP port" >&2; exit 1; }
