@@ -213,13 +213,15 @@ struct Attacker {
                 promise: nil)
         }.get()
         sent += 1
+        // This side closes at the deadline; the connection counts as closed by the other side only if it ended first.
         let wait = deadline - ContinuousClock.now
-        let timer = channel.eventLoop.scheduleTask(in: .milliseconds(wait.components.seconds * 1000)) {
+        let milliseconds = wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000
+        let timer = channel.eventLoop.scheduleTask(in: .milliseconds(max(milliseconds, 0))) {
             channel.close(promise: nil)
         }
-        defer { timer.cancel() }
         while (try? await next()) ?? nil != nil {}
-        return ContinuousClock.now < deadline
+        timer.cancel()
+        return (try? await timer.futureResult.get()) == nil
     }
 }
 
