@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "NextcloudClient", targets: ["NextcloudClient"]),
         .library(name: "DevCloud", targets: ["DevCloud"]),
         .executable(name: "harp-wire-bench", targets: ["harp-wire-bench"]),
+        .executable(name: "harp-hostile-peer", targets: ["harp-hostile-peer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -92,6 +93,17 @@ let package = Package(
             dependencies: [
                 "SwarmKit",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "harp-hostile-peer",
+            dependencies: [
+                "ChunkStore",
+                "SwarmKit",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

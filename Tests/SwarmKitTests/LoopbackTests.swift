@@ -184,7 +184,7 @@ import Testing
                 for index in 0..<blockCount {
                     try await connection.sender.send(.piece(Piece(chunk: UInt32(index), offset: 0, data: block)))
                     written.value.add(1, ordering: .relaxed)
-                    let buffered = await connection.sender.bufferedBytes
+                    let buffered = connection.sender.bufferedBytes
                     #expect(buffered <= configuration.sendQueueLimit + block.readableBytes + 14)
                 }
                 try await connection.finish()

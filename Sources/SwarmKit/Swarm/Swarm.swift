@@ -72,6 +72,13 @@ public actor Swarm {
         public var badChunks = 0
         public var peers = 0
         public var bannedPeers = 0
+        /// Faults of peers: bad chunks or manifests, input out of the protocol's bounds, a backlog past its limit.
+        public var peerFaults = 0
+        /// Connections this side closed because of the peer (every fault, and protocol violations such as an idle
+        /// timeout or a malformed frame found by the connection itself).
+        public var peersDropped = 0
+        /// The largest send backlog any peer connection has had (`PeerSender.peakBufferedBytes`).
+        public var peakPeerBacklog = 0
         /// Distinct peers that delivered at least one verified chunk.
         public var peersUsed = 0
         public var downloadRate: Double = 0
@@ -92,34 +99,34 @@ public actor Swarm {
     let logger: Logger
     private let clockStart = ContinuousClock.now
 
-    private(set) var manifest: Manifest?
-    private var sink: DownloadSink?
-    private var store: ChunkStore?
-    private var have: ChunkSet?
+    var manifest: Manifest?
+    var sink: DownloadSink?
+    var store: ChunkStore?
+    var have: ChunkSet?
     private var picker: PiecePicker<PeerKey>?
     private var webSeed: (any WebSeed)?
     private var fetching = false
     private var fatal: SwarmError?
 
-    private var links: [PeerKey: PeerLink] = [:]
+    var links: [PeerKey: PeerLink] = [:]
     private var nextLinkID: UInt64 = 0
     private var banned: Set<PeerKey> = []
-    private var faults: [PeerKey: Int] = [:]
+    var faults: [PeerKey: Int] = [:]
     private var usedPeers: Set<PeerKey> = []
-    private var superSeeder: SuperSeeder<PeerKey>?
+    var superSeeder: SuperSeeder<PeerKey>?
     private var choker: Choker<PeerKey>
     private var lastChoke: Double = -1000
     private var chokeDirty = true
-    private var manifestAssembly: ManifestAssembly?
+    var manifestAssembly: ManifestAssembly?
     private var serverTasks: [Int: Task<Void, Never>] = [:]
     private var serverFailures = 0
     private var serverPausedUntil: Double = 0
     private var lastPeerDelivery: Double = 0
-    private var uploadsSinceCorruption = 0
-    private var nextUploadAt: Double = 0
+    var uploadsSinceCorruption = 0
+    var nextUploadAt: Double = 0
     private var fetchStartedAt: Double = 0
     private var originOnlyCache: (at: Double, chunks: ChunkSet)?
-    private var counters = Snapshot()
+    var counters = Snapshot()
     private var downloadMeter = RateMeter()
     private var uploadMeter = RateMeter()
     private var rng = SystemRandomNumberGenerator()
@@ -216,6 +223,9 @@ public actor Swarm {
         }
         s.peers = links.count
         s.bannedPeers = banned.count
+        s.peakPeerBacklog = links.values.reduce(counters.peakPeerBacklog) {
+            max($0, $1.connection.sender.peakBufferedBytes)
+        }
         s.peersUsed = usedPeers.count
         s.downloadRate = downloadMeter.rate(at: t)
         s.uploadRate = uploadMeter.rate(at: t)
@@ -346,7 +356,7 @@ public actor Swarm {
     /// Serves one authenticated connection until it ends: registers the peer, exchanges announcements, answers its
     /// requests and carries ours. `address` is where the peer accepts connections, if known (for peer exchange).
     public nonisolated func run(_ connection: PeerConnection, initiatedByUs: Bool, address: PeerAddress?) async {
-        let (requests, requestSink) = AsyncStream.makeStream(of: BlockRequest.self)
+        let (requests, requestSink) = AsyncStream.makeStream(of: UploadRequest.self)
         let id: UInt64
         switch await admit(connection, initiatedByUs: initiatedByUs, address: address, requests: requestSink) {
         case .success(let admitted): id = admitted
@@ -369,6 +379,7 @@ public actor Swarm {
             }
         } catch {
             logger.debug("peer connection ended", metadata: ["peer": "\(key)", "error": "\(error)"])
+            if let violation = error as? WireProtocolError { await violated(key, id: id, violation) }
         }
         requestSink.finish()
         await detach(key, id: id)
@@ -376,7 +387,7 @@ public actor Swarm {
 
     private func admit(
         _ connection: PeerConnection, initiatedByUs: Bool, address: PeerAddress?,
-        requests: AsyncStream<BlockRequest>.Continuation
+        requests: AsyncStream<UploadRequest>.Continuation
     ) -> Result<UInt64, Refusal> {
         let key = PeerKey(connection.session.remoteDeviceKey)
         if banned.contains(key) { return .failure(Refusal(reason: .badChunk)) }
@@ -420,7 +431,7 @@ public actor Swarm {
         return .success(nextLinkID)
     }
 
-    private func detach(_ key: PeerKey, id: UInt64) {
+    func detach(_ key: PeerKey, id: UInt64) {
         guard links[key]?.id == id, forget(key) != nil else { return }
         logger.debug("peer disconnected", metadata: ["peer": "\(key)", "peers": "\(links.count)"])
     }
@@ -430,6 +441,7 @@ public actor Swarm {
     @discardableResult
     private func forget(_ key: PeerKey) -> PeerLink? {
         guard let link = links.removeValue(forKey: key) else { return nil }
+        counters.peakPeerBacklog = max(counters.peakPeerBacklog, link.connection.sender.peakBufferedBytes)
         link.requests.finish()
         picker?.peerLeft(key)
         if var seeder = superSeeder {
@@ -456,9 +468,11 @@ public actor Swarm {
     }
 
     /// Closes a link after a fault; a peer with repeated faults is banned for the session.
-    private func dropLink(_ key: PeerKey, reason: GoodbyeReason, fault: Bool) {
+    func dropLink(_ key: PeerKey, reason: GoodbyeReason, fault: Bool) {
         guard let link = forget(key) else { return }
+        counters.peersDropped += 1
         if fault {
+            counters.peerFaults += 1
             faults[key, default: 0] += 1
             if faults[key]! >= options.faultsBeforeBan {
                 banned.insert(key)
@@ -467,12 +481,6 @@ public actor Swarm {
         }
         let connection = link.connection
         Task { try? await connection.finish(reason: reason) }
-    }
-
-    /// Sends a control message without waiting (requests, haves, choke state: small and bounded by the protocol).
-    private func send(_ message: WireMessage, to key: PeerKey) {
-        guard let link = links[key] else { return }
-        link.connection.channel.channel.writeAndFlush(message, promise: nil)
     }
 
     /// Tells a peer what this side has: the bitfield, or while super-seeding only the chunks offered to it.
@@ -524,8 +532,7 @@ public actor Swarm {
             links[key] = link
             applyAnnouncements(key)
         case .have(let chunk):
-            link.rawHaves.insert(chunk)
-            links[key] = link
+            guard recordHave(chunk, from: key) else { return }
             applyAnnouncements(key)
         case .choke:
             link.peerChoking = true
@@ -546,21 +553,21 @@ public actor Swarm {
             adjustChokes()
         case .request(let block):
             guard !link.amChoking else { return }
-            guard link.queuedRequests < 2048 else {
+            do {
+                try link.uploads.push(block)
+            } catch {
+                logger.warning("peer queued too many requests", metadata: ["peer": "\(key)"])
                 return dropLink(key, reason: .malformedMessage, fault: true)
             }
-            link.queuedRequests += 1
             links[key] = link
-            link.requests.yield(block)
+            link.requests.yield(.block(block))
         case .cancel(let block):
-            if link.queuedRequests > 0 {
-                link.cancelled.insert(block)
-                links[key] = link
-            }
+            link.uploads.cancel(block)
+            links[key] = link
         case .piece(let piece):
             receivePiece(piece, from: key)
         case .manifestRequest(let page):
-            servePage(Int(page), to: key)
+            queuePage(Int(page), from: key)
         case .manifestPage(let page):
             receivePage(page, from: key)
         case .peerExchange(let addresses):
@@ -575,7 +582,7 @@ public actor Swarm {
     }
 
     /// Turns a peer's raw announcements into its chunk set once the manifest is known, and updates the picker.
-    private func applyAnnouncements(_ key: PeerKey) {
+    func applyAnnouncements(_ key: PeerKey) {
         guard let manifest, var link = links[key] else { return }
         let count = manifest.chunks.count
         let before = link.theirs
@@ -596,6 +603,11 @@ public actor Swarm {
             if theirs.insert(Int(chunk)) { added.append(Int(chunk)) }
         }
         link.rawHaves.removeAll()
+        for chunk in link.earlyHaves ?? ChunkSet(count: 0) {
+            guard chunk < count else { return dropLink(key, reason: .malformedMessage, fault: true) }
+            if theirs.insert(chunk) { added.append(chunk) }
+        }
+        link.earlyHaves = nil
         link.theirs = theirs
         links[key] = link
         if var seeder = superSeeder {
@@ -662,25 +674,23 @@ public actor Swarm {
         let picks = picker.next(for: key, limit: room, restrictedTo: restricted, using: &rng)
         self.picker = picker
         guard !picks.isEmpty else { return }
-        let channel = link.connection.channel.channel
         let t = now
+        var requests: [WireMessage] = []
         for chunk in picks {
             let length = manifest.chunks[chunk].length
             var offsets: Set<UInt32> = []
             var offset = 0
             while offset < length {
                 let block = min(Int(WireLimits.maxBlockLength), length - offset)
-                channel.write(
-                    WireMessage.request(
-                        BlockRequest(chunk: UInt32(chunk), offset: UInt32(offset), length: UInt32(block))),
-                    promise: nil)
+                requests.append(
+                    .request(BlockRequest(chunk: UInt32(chunk), offset: UInt32(offset), length: UInt32(block))))
                 offsets.insert(UInt32(offset))
                 offset += block
             }
             link.outstanding[chunk] = Assembly(requestedAt: t, length: length, pending: offsets)
         }
-        channel.flush()
         links[key] = link
+        send(requests, to: key)
     }
 
     /// The chunks of `offered` that only super-seeding peers have (cached for 50 ms: this runs at every arrival).
@@ -787,150 +797,12 @@ public actor Swarm {
             serverTasks.removeValue(forKey: chunk)?.cancel()
         case .peer(let key):
             guard var link = links[key], let assembly = link.outstanding.removeValue(forKey: chunk) else { return }
-            for block in assembly.pendingBlocks(of: chunk) {
-                link.connection.channel.channel.write(WireMessage.cancel(block), promise: nil)
-            }
-            link.connection.channel.channel.flush()
             links[key] = link
+            send(assembly.pendingBlocks(of: chunk).map { .cancel($0) }, to: key)
         }
     }
 
-    // MARK: Manifest
-
-    private func requestManifest(from key: PeerKey) {
-        guard manifest == nil, manifestAssembly == nil, links[key] != nil else { return }
-        manifestAssembly = ManifestAssembly(source: key, startedAt: now)
-        send(.manifestRequest(page: 0), to: key)
-    }
-
-    private func servePage(_ page: Int, to key: PeerKey) {
-        guard let manifest else { return }
-        let perPage = WireLimits.maxManifestPageEntries
-        let pageCount = max(1, (manifest.chunks.count + perPage - 1) / perPage)
-        guard page < pageCount else { return dropLink(key, reason: .malformedMessage, fault: false) }
-        let slice = manifest.chunks[
-            min(page * perPage, manifest.chunks.count)..<min((page + 1) * perPage, manifest.chunks.count)]
-        let entries = slice.map { ManifestEntry(hash: $0.hash.bytes, length: UInt32($0.length)) }
-        send(
-            .manifestPage(
-                ManifestPage(
-                    page: UInt32(page), pageCount: UInt32(pageCount), fileSize: UInt64(manifest.size),
-                    chunkCount: UInt32(manifest.chunks.count), entries: entries)), to: key)
-    }
-
-    private func receivePage(_ page: ManifestPage, from key: PeerKey) {
-        guard manifest == nil, var assembly = manifestAssembly, assembly.source == key else { return }
-        let perPage = WireLimits.maxManifestPageEntries
-        let expectedPages = max(1, (Int(page.chunkCount) + perPage - 1) / perPage)
-        guard Int(page.pageCount) == expectedPages, Int(page.chunkCount) <= Manifest.maxChunkCount,
-            expectedSize.map({ UInt64($0) == page.fileSize }) ?? true,
-            assembly.fileSize.map({ $0 == page.fileSize }) ?? true,
-            assembly.chunkCount.map({ $0 == page.chunkCount }) ?? true,
-            Int(page.page) < expectedPages, assembly.pages[page.page] == nil
-        else {
-            logger.warning("peer sent a manifest page that does not fit", metadata: ["peer": "\(key)"])
-            return dropLink(key, reason: .malformedMessage, fault: true)
-        }
-        let first = assembly.fileSize == nil
-        assembly.fileSize = page.fileSize
-        assembly.chunkCount = page.chunkCount
-        assembly.pages[page.page] = page.entries
-        manifestAssembly = assembly
-        if first {
-            for next in 1..<max(expectedPages, 1) { send(.manifestRequest(page: UInt32(next)), to: key) }
-        }
-        guard assembly.pages.count == expectedPages else { return }
-        var chunks: [ChunkRef] = []
-        chunks.reserveCapacity(Int(page.chunkCount))
-        for index in 0..<UInt32(expectedPages) {
-            for entry in assembly.pages[index] ?? [] {
-                chunks.append(ChunkRef(hash: Hash256(bytes: entry.hash)!, length: Int(entry.length)))
-            }
-        }
-        manifestAssembly = nil
-        do {
-            let candidate = try Manifest(parameters: chunking, chunks: chunks)
-            guard chunks.count == Int(page.chunkCount), UInt64(candidate.size) == page.fileSize else {
-                throw ChunkStoreError.manifestMismatch("size or count differs from the pages' header")
-            }
-            try candidate.verify(root: root)
-            install(candidate)
-            logger.info("manifest received and verified", metadata: ["peer": "\(key)", "chunks": "\(chunks.count)"])
-        } catch {
-            logger.warning("peer sent a manifest that does not match the content root", metadata: ["peer": "\(key)"])
-            dropLink(key, reason: .badChunk, fault: true)
-        }
-    }
-
-    private func install(_ manifest: Manifest) {
-        self.manifest = manifest
-        if have == nil { have = ChunkSet(count: manifest.chunks.count) }
-        for key in links.keys { applyAnnouncements(key) }
-    }
-
-    // MARK: Uploads
-
-    private nonisolated func uploadLoop(
-        key: PeerKey, id: UInt64, connection: PeerConnection, requests: AsyncStream<BlockRequest>
-    ) async throws {
-        for await block in requests {
-            guard let data = await blockToServe(block, to: key, id: id) else { continue }
-            let wait = await uploadDelay(bytes: data.readableBytes)
-            if wait > 0 { try await Task.sleep(for: .milliseconds(Int(wait * 1000))) }
-            try await connection.sender.send(.piece(Piece(chunk: block.chunk, offset: block.offset, data: data)))
-            await uploaded(block, bytes: data.readableBytes, to: key, id: id)
-        }
-    }
-
-    /// Paces uploads to `options.uploadLimit`: the seconds to wait before sending `bytes`.
-    private func uploadDelay(bytes: Int) -> Double {
-        guard let limit = options.uploadLimit, limit > 0 else { return 0 }
-        let t = now
-        let start = max(t, nextUploadAt)
-        nextUploadAt = start + Double(bytes) / Double(limit)
-        return start - t
-    }
-
-    private func blockToServe(_ block: BlockRequest, to key: PeerKey, id: UInt64) -> ByteBuffer? {
-        guard var link = links[key], link.id == id else { return nil }
-        link.queuedRequests -= 1
-        defer {
-            if link.queuedRequests == 0 { link.cancelled.removeAll() }
-            links[key] = link
-        }
-        if link.cancelled.remove(block) != nil || link.amChoking { return nil }
-        let chunk = Int(block.chunk)
-        guard let manifest, let have, have.contains(chunk) else { return nil }
-        if let seeder = superSeeder, !seeder.mayServe(chunk, to: key) { return nil }
-        let length = manifest.chunks[chunk].length
-        guard Int(block.offset) + Int(block.length) <= length else {
-            dropLink(key, reason: .malformedMessage, fault: false)
-            return nil
-        }
-        if link.cache?.chunk != chunk {
-            do {
-                var bytes: [UInt8]?
-                if let sink { bytes = try sink.readChunk(chunk) }
-                if bytes == nil, let store { bytes = try store.readChunk(manifest.chunks[chunk].hash) }
-                guard var bytes else { return nil }
-                if options.corruptEveryNthUpload > 0 {
-                    uploadsSinceCorruption += 1
-                    if uploadsSinceCorruption % options.corruptEveryNthUpload == 0 { bytes[bytes.count / 2] ^= 0xFF }
-                }
-                link.cache = (chunk, bytes)
-            } catch {
-                logger.warning("cannot read a chunk to serve", metadata: ["chunk": "\(chunk)", "error": "\(error)"])
-                return nil
-            }
-        }
-        guard let cached = link.cache else { return nil }
-        let start = Int(block.offset)
-        return cached.bytes.withUnsafeBytes { raw in
-            ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: raw[start..<start + Int(block.length)]))
-        }
-    }
-
-    private func uploaded(_ block: BlockRequest, bytes: Int, to key: PeerKey, id: UInt64) {
+    func uploaded(_ block: BlockRequest, bytes: Int, to key: PeerKey, id: UInt64) {
         let t = now
         uploadMeter.add(bytes, at: t)
         counters.bytesUploaded += Int64(bytes)
@@ -1006,15 +878,16 @@ public actor Swarm {
                 queued += assembly.length
             }
             guard !overdue.isEmpty else { continue }
+            var cancels: [WireMessage] = []
             for chunk in overdue {
                 let assembly = link.outstanding.removeValue(forKey: chunk)!
                 picker.failed(chunk, from: .peer(key))
-                for block in assembly.pendingBlocks(of: chunk) {
-                    link.connection.channel.channel.write(WireMessage.cancel(block), promise: nil)
-                }
+                cancels += assembly.pendingBlocks(of: chunk).map { .cancel($0) }
             }
-            link.connection.channel.channel.flush()
             links[key] = link
+            self.picker = picker
+            send(cancels, to: key)
+            picker = self.picker ?? picker
             logger.debug(
                 "requests overdue, asked elsewhere", metadata: ["peer": "\(key)", "chunks": "\(overdue.count)"])
         }
@@ -1208,26 +1081,29 @@ struct PeerLink {
     /// The peer super-seeds: it has every chunk but announces them one at a time.
     let superSeeding: Bool
     var listenAddress: PeerAddress?
-    let requests: AsyncStream<BlockRequest>.Continuation
+    let requests: AsyncStream<UploadRequest>.Continuation
     var pipeline: RequestPipeline
     var theirs: ChunkSet?
     var rawBitfield: Bitfield?
+    /// Haves that arrived with the manifest known: applied (and emptied) at once.
     var rawHaves: Set<UInt32> = []
+    /// Haves that arrived before the manifest, within `Swarm.chunkCountBound`.
+    var earlyHaves: ChunkSet?
     var sentBitfield = false
     var amChoking = true
     var amInterested = false
     var peerChoking = true
     var peerInterested = false
     var outstanding: [Int: Assembly] = [:]
-    var queuedRequests = 0
-    var cancelled: Set<BlockRequest> = []
+    /// What the peer asked for that the upload loop has not taken yet.
+    var uploads = UploadQueue()
     var cache: (chunk: Int, bytes: [UInt8])?
     var recvMeter = RateMeter()
     var sendMeter = RateMeter()
 
     init(
         id: UInt64, connection: PeerConnection, initiatedByUs: Bool, connectedAt: Double, superSeeding: Bool,
-        listenAddress: PeerAddress?, requests: AsyncStream<BlockRequest>.Continuation, pipeline: RequestPipeline
+        listenAddress: PeerAddress?, requests: AsyncStream<UploadRequest>.Continuation, pipeline: RequestPipeline
     ) {
         self.id = id
         self.connection = connection

@@ -15,9 +15,14 @@ public struct PeerConfiguration: Sendable {
     public var listenPort: UInt16 = 0
     /// Capability bits this side announces in `hello` (`Hello.Capability`).
     public var capabilities: UInt64 = 0
-    /// Bytes of messages `PeerConnection.sender` lets wait in user space (see `PeerSender`). Small, so that a cancel
-    /// or a choke still reaches blocks not yet sent instead of finding them queued for seconds behind others.
+    /// Bytes of messages `PeerConnection.sender` lets wait in user space before `send` (bulk data) waits (see
+    /// `PeerSender`). Small, so that a cancel or a choke still reaches blocks not yet sent instead of finding them
+    /// queued for seconds behind others.
     public var sendQueueLimit = 512 * 1024
+    /// Bytes of messages of any kind that may wait in user space for one peer: past it the peer is not reading what
+    /// the protocol makes it read, and the swarm drops it (a fault). At least `sendQueueLimit` plus two messages of
+    /// `WireLimits.maxMessageLength`.
+    public var sendBacklogLimit = 4 * 1024 * 1024
     /// Unsent bytes a TCP socket may hold in the kernel (`TCP_NOTSENT_LOWAT`), for the same reason; what is in flight
     /// on the network is not limited by it.
     public var kernelUnsentLimit = 256 * 1024

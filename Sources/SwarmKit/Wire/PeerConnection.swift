@@ -6,29 +6,37 @@ public import NIOPosix
 ///
 /// Use it like any `NIOAsyncChannel`: `try await connection.channel.executeThenClose { inbound, outbound in ... }`.
 /// The inbound sequence yields the peer's messages (never `hello` or keep-alives) and throws the
-/// `WireProtocolError` that closed the connection, if any. For bulk data (pieces) send through
-/// `sender`, which bounds what a slow reader can make this side buffer; the outbound writer of
-/// `NIOAsyncChannel` is fine for control messages. End with `finish(reason:)`, which sends goodbye and
-/// waits until it has left (leaving `executeThenClose` right after a write may drop what is queued).
+/// `WireProtocolError` that closed the connection, if any. Send every message through `sender`, the connection's one
+/// bounded queue: it bounds what a slow or hostile reader can make this side buffer (`send` for bulk data, `enqueue`
+/// for control messages). End with `finish(reason:)`, which sends goodbye and waits until the connection has closed
+/// (leaving `executeThenClose` right after a write may drop what is queued).
 public struct PeerConnection: Sendable {
     /// Who the peer is.
     public let session: PeerSession
     /// The message channel.
     public let channel: NIOAsyncChannel<WireMessage, WireMessage>
-    /// A bounded sender for this connection (4 MiB of queued messages at most).
+    /// The connection's one outbound queue (`PeerConfiguration.sendQueueLimit` and `sendBacklogLimit`).
     public let sender: PeerSender
 
-    init(session: PeerSession, channel: NIOAsyncChannel<WireMessage, WireMessage>, sendQueueLimit: Int) {
+    init(session: PeerSession, channel: NIOAsyncChannel<WireMessage, WireMessage>, limits: PeerSender.Limits) {
         self.session = session
         self.channel = channel
-        self.sender = PeerSender(channel: channel.channel, limit: sendQueueLimit)
+        self.sender = PeerSender(channel: channel.channel, queueLimit: limits.queue, backlogLimit: limits.backlog)
     }
 
-    /// Sends `goodbye(reason)` after everything queued in `sender`, and waits until the connection has
-    /// closed (the protocol handler closes it once the goodbye is written).
-    public func finish(reason: GoodbyeReason = .normal) async throws {
-        try await sender.send(.goodbye(reason))
-        try await channel.channel.closeFuture.get()
+    /// Sends `goodbye(reason)` after everything already queued in `sender`, and waits until the connection has
+    /// closed (the protocol handler closes it once the goodbye is written). A peer that does not read within
+    /// `grace`, or whose backlog is full, is not waited for: the connection is closed without the goodbye.
+    public func finish(reason: GoodbyeReason = .normal, grace: TimeAmount = .seconds(5)) async throws {
+        let channel = self.channel.channel
+        let deadline = channel.eventLoop.scheduleTask(in: grace) { channel.close(promise: nil) }
+        defer { deadline.cancel() }
+        do {
+            try sender.enqueue(.goodbye(reason))
+        } catch {
+            channel.close(promise: nil)
+        }
+        try await channel.closeFuture.get()
     }
 
     /// Connects to `host:port` as initiator and returns once the handshake and hello exchange are done.
@@ -71,8 +79,7 @@ public struct PeerConnection: Sendable {
         configuration: PeerConfiguration
     ) async throws -> PeerConnection {
         do {
-            return PeerConnection(
-                session: try await ready.get(), channel: channel, sendQueueLimit: configuration.sendQueueLimit)
+            return PeerConnection(session: try await ready.get(), channel: channel, limits: configuration.senderLimits)
         } catch {
             try? await channel.channel.close()
             throw error
@@ -85,7 +92,7 @@ public struct PeerListener: Sendable {
     private let server:
         NIOAsyncChannel<(NIOAsyncChannel<WireMessage, WireMessage>, EventLoopFuture<PeerSession>), Never>
     private let logger: Logger
-    private let sendQueueLimit: Int
+    private let senderLimits: PeerSender.Limits
     /// The bound address (use port 0 to let the system choose, then read it here).
     public var localAddress: SocketAddress? { server.channel.localAddress }
 
@@ -100,7 +107,7 @@ public struct PeerListener: Sendable {
             .childChannelOption(.tcpNotSentLowWatermark, value: SocketOptionValue(configuration.kernelUnsentLimit))
             .bind(
                 host: host, port: port, childChannelInitializer: PeerConnection.initializer(.responder, configuration))
-        return PeerListener(server: server, logger: configuration.logger, sendQueueLimit: configuration.sendQueueLimit)
+        return PeerListener(server: server, logger: configuration.logger, senderLimits: configuration.senderLimits)
     }
 
     /// Accepts connections until the listener is closed, running `handler` for each one that completes
@@ -109,7 +116,7 @@ public struct PeerListener: Sendable {
     /// by `handler` ends only that connection and is logged at debug level.
     public func run(_ handler: @escaping @Sendable (PeerConnection) async throws -> Void) async throws {
         let logger = self.logger
-        let sendQueueLimit = self.sendQueueLimit
+        let senderLimits = self.senderLimits
         try await server.executeThenClose { inbound in
             try await withThrowingDiscardingTaskGroup { group in
                 for try await (channel, ready) in inbound {
@@ -120,7 +127,7 @@ public struct PeerListener: Sendable {
                         }
                         do {
                             try await handler(
-                                PeerConnection(session: session, channel: channel, sendQueueLimit: sendQueueLimit))
+                                PeerConnection(session: session, channel: channel, limits: senderLimits))
                         } catch {
                             logger.debug(
                                 "peer connection handler ended with an error",
@@ -151,6 +158,8 @@ extension ChannelOption where Self == ChannelOptions.Types.SocketOption {
 }
 
 extension PeerConfiguration {
+    var senderLimits: PeerSender.Limits { .init(queue: sendQueueLimit, backlog: sendBacklogLimit) }
+
     var asyncChannelConfiguration: NIOAsyncChannel<WireMessage, WireMessage>.Configuration {
         .init(backPressureStrategy: .init(lowWatermark: inboundLowWatermark, highWatermark: inboundHighWatermark))
     }

@@ -1,59 +1,193 @@
 public import NIOCore
+internal import Synchronization
 
-/// Sends messages on a peer connection with a hard bound on what waits in user space.
+/// The one outbound queue of a peer connection: every message this side sends on behalf of the peer goes through it,
+/// and it bounds what waits in user space (docs/protocol.md §6.3).
 ///
-/// `NIOAsyncChannel`'s outbound writer follows channel writability, but it learns about it one event
-/// loop hop late, so a producer that is faster than encryption can queue many megabytes before the
-/// writer suspends. `PeerSender` counts the bytes it has handed to the channel whose writes have not yet
-/// completed (reached the kernel) and suspends `send` while they exceed `limit`: a peer that reads
-/// slowly, or not at all, holds the sender to `limit` plus one message.
-public actor PeerSender {
-    private let channel: any Channel
-    private let limit: Int
-    private var inFlight: [(future: EventLoopFuture<Void>, bytes: Int)] = []
-    private var inFlightHead = 0
-    private var inFlightBytes = 0
+/// The backlog is the bytes of messages handed to the channel whose writes have not completed yet (not yet taken by
+/// the kernel): it grows only while the socket is not writable, so it follows the peer's reading. Two limits apply:
+///
+/// - `queueLimit` (small, 512 KiB by default): `send` waits while the backlog is above it. Bulk data (pieces,
+///   manifest pages) goes through `send`, so a peer that reads slowly, or not at all, holds it to `queueLimit` plus
+///   one message.
+/// - `backlogLimit` (4 MiB by default): `enqueue`, for control messages that must not wait (requests, `have`, choke
+///   state), throws `PeerSendError.backlogExceeded` instead of writing past it. The protocol bounds what an honest
+///   peer makes this side send while it is not reading far below this limit, so passing it is a fault of the peer;
+///   the caller drops the connection.
+///
+/// Thread-safe: the state is behind a `Mutex`; write completions arrive on the channel's event loop.
+public final class PeerSender: Sendable {
+    private struct Waiter {
+        let id: UInt64
+        /// Resume once the backlog is at most this many bytes.
+        let threshold: Int
+        let continuation: CheckedContinuation<Void, any Error>
+    }
 
-    /// `limit` is the most bytes of messages waiting to be written (default 4 MiB).
-    public init(channel: any Channel, limit: Int = 4 * 1024 * 1024) {
-        precondition(limit > 0)
+    private struct State {
+        var backlog = 0
+        var peak = 0
+        var nextWaiterID: UInt64 = 0
+        var waiters: [Waiter] = []
+        /// Set when a write failed: the connection is gone.
+        var closed = false
+    }
+
+    /// The two limits, in bytes.
+    public struct Limits: Sendable, Equatable {
+        public var queue: Int
+        public var backlog: Int
+        public init(queue: Int, backlog: Int) {
+            self.queue = queue
+            self.backlog = backlog
+        }
+    }
+
+    private let channel: any Channel
+    /// `send` waits while more than this many bytes are waiting.
+    public let queueLimit: Int
+    /// `enqueue` refuses to let more than this many bytes wait.
+    public let backlogLimit: Int
+    private let state = Mutex(State())
+
+    /// `queueLimit` bounds what `send` lets wait; `backlogLimit` (at least `queueLimit` plus two of the largest
+    /// messages) bounds everything.
+    public init(channel: any Channel, queueLimit: Int = 512 * 1024, backlogLimit: Int = 4 * 1024 * 1024) {
+        precondition(queueLimit > 0 && backlogLimit >= queueLimit + 2 * (WireLimits.maxMessageLength + 4))
         self.channel = channel
-        self.limit = limit
+        self.queueLimit = queueLimit
+        self.backlogLimit = backlogLimit
     }
 
     /// The bytes handed to the channel whose writes have not completed yet.
-    public var bufferedBytes: Int { inFlightBytes }
+    public var bufferedBytes: Int { state.withLock { $0.backlog } }
 
-    /// Writes and flushes `message`; suspends while more than `limit` bytes are still waiting.
+    /// The largest backlog this connection has had.
+    public var peakBufferedBytes: Int { state.withLock { $0.peak } }
+
+    /// Writes and flushes `messages` now, unless they would take the backlog over `backlogLimit`.
     ///
-    /// - Throws: the channel's error when the connection is gone.
+    /// - Throws: `PeerSendError.backlogExceeded` (nothing is written then): the peer does not read what the protocol
+    ///   makes it read; close the connection. `PeerSendError.connectionClosed` once a write failed.
+    public func enqueue(_ messages: WireMessage...) throws(PeerSendError) {
+        try enqueue(messages)
+    }
+
+    /// Writes and flushes `messages` now, unless they would take the backlog over `backlogLimit`.
+    ///
+    /// - Throws: `PeerSendError` (nothing is written then).
+    public func enqueue(_ messages: [WireMessage]) throws(PeerSendError) {
+        _ = try write(messages, wantsFuture: false)
+    }
+
+    /// Waits until the backlog is at most `queueLimit`, then writes and flushes `message`.
+    ///
+    /// - Throws: `PeerSendError` (`connectionClosed`, or `backlogExceeded` when control messages filled the backlog
+    ///   meanwhile), or `CancellationError`.
     public func send(_ message: WireMessage) async throws {
-        let bytes = 6 + message.bodyLength
-        let promise = channel.eventLoop.makePromise(of: Void.self)
-        channel.writeAndFlush(message, promise: promise)
-        inFlight.append((promise.futureResult, bytes))
-        inFlightBytes += bytes
-        while inFlightBytes > limit, inFlightHead < inFlight.count {
-            let oldest = inFlight[inFlightHead]
-            inFlightHead += 1
-            defer { inFlightBytes -= oldest.bytes }
-            try await oldest.future.get()
-        }
-        if inFlightHead > 1024 {
-            inFlight.removeFirst(inFlightHead)
-            inFlightHead = 0
-        }
+        try await wait(untilAtMost: queueLimit)
+        _ = try write([message], wantsFuture: false)
+    }
+
+    /// Like `send`, then waits until `message` itself has been written: one such message is in flight at a time.
+    public func sendAndWait(_ message: WireMessage) async throws {
+        try await wait(untilAtMost: queueLimit)
+        try await write([message], wantsFuture: true)?.get()
     }
 
     /// Waits until everything sent so far has been written.
     public func drain() async throws {
-        while inFlightHead < inFlight.count {
-            let oldest = inFlight[inFlightHead]
-            inFlightHead += 1
-            inFlightBytes -= oldest.bytes
-            try await oldest.future.get()
+        try await wait(untilAtMost: 0)
+    }
+
+    private func write(_ messages: [WireMessage], wantsFuture: Bool) throws(PeerSendError) -> EventLoopFuture<Void>? {
+        let bytes = messages.reduce(0) { $0 + 6 + $1.bodyLength }
+        let refused: PeerSendError? = state.withLock { state in
+            if state.closed { return .connectionClosed }
+            guard state.backlog + bytes <= backlogLimit else {
+                return .backlogExceeded(buffered: state.backlog, adding: bytes, limit: backlogLimit)
+            }
+            state.backlog += bytes
+            state.peak = max(state.peak, state.backlog)
+            return nil
         }
-        inFlight.removeAll()
-        inFlightHead = 0
+        if let refused { throw refused }
+        guard !messages.isEmpty else { return nil }
+        let promise = channel.eventLoop.makePromise(of: Void.self)
+        for message in messages.dropLast() { channel.write(message, promise: nil) }
+        channel.writeAndFlush(messages.last!, promise: promise)
+        // The last write completes after the others (a channel writes in order, and a failure fails them all).
+        promise.futureResult.whenComplete { result in
+            if case .failure = result { self.failed() }
+            self.written(bytes)
+        }
+        return wantsFuture ? promise.futureResult : nil
+    }
+
+    private func written(_ bytes: Int) {
+        let ready: [CheckedContinuation<Void, any Error>] = state.withLock { state in
+            state.backlog -= bytes
+            let backlog = state.backlog
+            let ready = state.waiters.filter { $0.threshold >= backlog }
+            state.waiters.removeAll { $0.threshold >= backlog }
+            return ready.map(\.continuation)
+        }
+        for continuation in ready { continuation.resume() }
+    }
+
+    private func failed() {
+        let waiting: [Waiter] = state.withLock { state in
+            state.closed = true
+            defer { state.waiters.removeAll() }
+            return state.waiters
+        }
+        for waiter in waiting { waiter.continuation.resume(throwing: PeerSendError.connectionClosed) }
+    }
+
+    private func wait(untilAtMost threshold: Int) async throws {
+        let id = state.withLock { state in
+            state.nextWaiterID += 1
+            return state.nextWaiterID
+        }
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let resume: (any Error)?? = state.withLock { state in
+                    if Task.isCancelled { return .some(CancellationError()) }
+                    if state.closed { return .some(PeerSendError.connectionClosed) }
+                    if state.backlog <= threshold { return .some(nil) }
+                    state.waiters.append(Waiter(id: id, threshold: threshold, continuation: continuation))
+                    return .none
+                }
+                switch resume {
+                case .none: break
+                case .some(.none): continuation.resume()
+                case .some(.some(let error)): continuation.resume(throwing: error)
+                }
+            }
+        } onCancel: {
+            let waiter: Waiter? = state.withLock { state in
+                guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                return state.waiters.remove(at: index)
+            }
+            waiter?.continuation.resume(throwing: CancellationError())
+        }
+    }
+}
+
+/// Why `PeerSender` refused a message.
+public enum PeerSendError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The peer does not read: `buffered` bytes already wait to be written, and `adding` more would pass `limit`.
+    /// Close the connection (the swarm counts it as a fault of the peer).
+    case backlogExceeded(buffered: Int, adding: Int, limit: Int)
+    /// A write failed: the connection is closed.
+    case connectionClosed
+
+    public var description: String {
+        switch self {
+        case .backlogExceeded(let buffered, let adding, let limit):
+            "the peer does not read: \(buffered) bytes wait to be sent, \(adding) more would pass the limit of "
+                + "\(limit); the connection is closed"
+        case .connectionClosed: "the peer connection is closed"
+        }
     }
 }
