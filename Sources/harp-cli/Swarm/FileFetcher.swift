@@ -230,7 +230,7 @@ struct FileFetcher: Sendable {
             var known = try store.manifest(root: sidecar.root)
             if known == nil {
                 known = await SidecarFolder(client: client, logger: logger).readManifest(
-                    for: sidecar, nextTo: item.path)
+                    for: sidecar, size: remote.size, nextTo: item.path)
             }
             _ = try await swarm.fetch(target, knownManifest: known)
         } catch SwarmError.changedOnServer {
@@ -317,7 +317,8 @@ struct FileFetcher: Sendable {
             }, webSeed: nil)
         var known = try store.manifest(root: root)
         if known == nil {
-            known = await SidecarFolder(client: client, logger: logger).readManifest(for: sidecar, nextTo: remotePath)
+            known = await SidecarFolder(client: client, logger: logger).readManifest(
+                for: sidecar, size: sidecar.size, nextTo: remotePath)
         }
         do {
             _ = try await swarm.fetch(target, knownManifest: known)

@@ -85,10 +85,14 @@ struct SidecarFolder {
         _ = try await client.upload(Data(manifest.encoded()), to: Self.folder(for: path) + "/" + name)
     }
 
-    /// The manifest published for `sidecar`, if there is one that verifies against its content root.
-    func readManifest(for sidecar: Sidecar, nextTo path: String) async -> Manifest? {
+    /// The manifest published for `sidecar`, if there is one that verifies against its content root. `size` is the
+    /// file's size as the server reports it (a pending upload's sidecar is all there is to go by): the download limit
+    /// comes from it and the smallest chunk the sidecar's parameters allow (36 bytes a chunk), and never passes
+    /// 64 MiB, whatever the sidecar says; a larger manifest comes from peers, page by page.
+    func readManifest(for sidecar: Sidecar, size: Int64, nextTo path: String) async -> Manifest? {
         let name = String(sidecar.fileName.dropLast(".harp".count)) + ".hrpm"
-        let limit = 4096 + Int(sidecar.size / Int64(max(sidecar.chunking.minSize, 1)) + 2) * 48
+        let chunks = size / Int64(max(sidecar.chunking.minSize, 64)) + 2
+        let limit = Int(min(4096 + chunks * 36, 64 << 20))
         guard let (data, _) = try? await client.data(at: Self.folder(for: path) + "/" + name, limit: limit),
             let manifest = try? Manifest(encoded: Array(data))
         else { return nil }
@@ -99,7 +103,9 @@ struct SidecarFolder {
                 "ignoring a published manifest that does not match the sidecar", metadata: ["path": "\(path)"])
             return nil
         }
-        guard manifest.size == sidecar.size, manifest.parameters == sidecar.chunking else { return nil }
+        guard manifest.size == size, manifest.size == sidecar.size, manifest.parameters == sidecar.chunking else {
+            return nil
+        }
         return manifest
     }
 
