@@ -188,7 +188,7 @@ struct PutCommand: AsyncParsableCommand {
             // index entry is checked against the file now (DESIGN §4, "Provenance").
             do {
                 try store.recordProvenance(
-                    path: local, root: outcome.root, server: version.serverVersion, source: .upload)
+                    path: local, root: outcome.root, server: version, source: .upload)
             } catch {
                 logger.warning(
                     "the file changed during its upload: not recorded as the server's bytes",

@@ -139,10 +139,7 @@ struct SignalCommand: AsyncParsableCommand {
         private func serve() async throws {
             guard let (host, port) = parseListen() else { throw ValidationError("bad --listen") }
             let environment = ProcessInfo.processInfo.environment
-            let dataDirectory =
-                data
-                ?? (environment["XDG_DATA_HOME"].flatMap { $0.isEmpty ? nil : $0 }
-                    ?? (FileManager.default.homeDirectoryForCurrentUser.path + "/.local/share")) + "/harp/signal"
+            let dataDirectory = data ?? BaseDirectories.dataHome(environment) + "/harp/signal"
             var configuration = SignalServerConfiguration(dataDirectory: dataDirectory)
             configuration.host = host
             configuration.port = port

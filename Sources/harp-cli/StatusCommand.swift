@@ -6,10 +6,7 @@ import Foundation
 /// `~/.local/state/harp/status`; one `<pid>.json` per process, rewritten every second, removed at exit.
 enum StatusFiles {
     static var directory: String {
-        let environment = ProcessInfo.processInfo.environment
-        if let state = environment["XDG_STATE_HOME"], !state.isEmpty { return state + "/harp/status" }
-        let home = environment["HOME"] ?? NSHomeDirectory()
-        return home + "/.local/state/harp/status"
+        BaseDirectories.stateHome() + "/harp/status"
     }
 }
 

@@ -16,10 +16,7 @@ struct StoreOptions: ParsableArguments {
         let environment = ProcessInfo.processInfo.environment
         if let fromEnvironment = environment["HARP_STORE"], !fromEnvironment.isEmpty { return fromEnvironment }
         if let fromFile = config?.storePath, !fromFile.isEmpty { return fromFile }
-        let dataHome =
-            environment["XDG_DATA_HOME"].flatMap { $0.isEmpty ? nil : $0 }
-            ?? (FileManager.default.homeDirectoryForCurrentUser.path + "/.local/share")
-        return dataHome + "/harp/store.sqlite"
+        return BaseDirectories.dataHome(environment) + "/harp/store.sqlite"
     }
 
     func open(config: HarpConfig? = nil) throws -> ChunkStore {

@@ -26,6 +26,13 @@ extension SignalClient {
             ) { inbound, outbound, _ in
                 try await self.serve(inbound: inbound, outbound: outbound)
             }
+        } catch let error as WebSocketClientError where error == .webSocketUpgradeFailed {
+            // Not a transient failure: the server answered, but not as a harp signaling endpoint. Said at once, with
+            // what to fix, instead of a silent wait for a join that cannot come.
+            let hint = "check the URL: the endpoint is usually /v1/ws (ws://HOST:PORT/v1/ws, wss:// with TLS)"
+            logger.warning(
+                "the signaling server refused the WebSocket upgrade",
+                metadata: ["signal.url": "\(configuration.url)", "hint": "\(hint)"])
         } catch {
             logger.debug("connection ended", metadata: ["error": "\(error)"])
         }

@@ -1,17 +1,7 @@
-/// What the server says about a file now (from a PROPFIND as the fetching user).
-public struct RemoteVersion: Hashable, Sendable {
-    public var fileid: String
-    public var etag: String
-    public var size: Int64
-    public var mtime: Int64
+public import ChunkStore
 
-    public init(fileid: String, etag: String, size: Int64, mtime: Int64) {
-        self.fileid = fileid
-        self.etag = etag
-        self.size = size
-        self.mtime = mtime
-    }
-}
+/// What the server says about a file now (from a PROPFIND as the fetching user): the chunk store's `ServerVersion`.
+public typealias RemoteVersion = ServerVersion
 
 extension Sidecar {
     /// Whether a sidecar describes the server's current version of the file.

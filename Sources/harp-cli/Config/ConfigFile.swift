@@ -91,8 +91,7 @@ struct HarpConfig: Equatable, Sendable {
 
     static func expandTilde(_ path: String) -> String {
         guard path.hasPrefix("~/") else { return path }
-        let home = ProcessInfo.processInfo.environment["HOME"] ?? NSHomeDirectory()
-        return home + path.dropFirst()
+        return BaseDirectories.home() + path.dropFirst()
     }
 }
 

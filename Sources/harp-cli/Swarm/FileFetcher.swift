@@ -349,7 +349,7 @@ struct FileFetcher: Sendable {
         _ destination: String, root: Hash256, remote: RemoteVersion, report: inout FetchReport
     ) {
         do {
-            try store.recordProvenance(path: destination, root: root, server: remote.serverVersion, source: .download)
+            try store.recordProvenance(path: destination, root: root, server: remote, source: .download)
         } catch {
             report.notes.append("not recorded as the server's version (\(error))")
         }

@@ -201,7 +201,7 @@ actor FolderSeeder {
                         return
                     }
                     try store.recordProvenance(
-                        path: path, root: outcome.root, server: remote.serverVersion, source: .comparison)
+                        path: path, root: outcome.root, server: remote, source: .comparison)
                     basis = .comparison
                 }
                 guard await sidecars.mayPublish(nextTo: item.path) else {

@@ -53,7 +53,7 @@ struct PeerOptions: ParsableArguments {
             return nil
         }
         var settings = PeerSettings()
-        settings.signalURL = pick(signalURL, "HARP_SIGNAL", config.signalURL)
+        settings.signalURL = pick(signalURL, "HARP_SIGNAL", config.signalURL).map(Self.withDefaultPath)
         settings.signalPin = pick(signalPin, "HARP_SIGNAL_PIN", config.signalPin)
         if let key = environment["HARP_SIGNAL_JOIN_KEY"], !key.isEmpty {
             settings.joinKey = Array(key.utf8)
@@ -83,6 +83,15 @@ struct PeerOptions: ParsableArguments {
         }
         options.corruptEveryNthUpload = corruptEvery
         return options
+    }
+
+    /// A signaling URL given without a path (`ws://host:7447`) means the server's WebSocket endpoint, `/v1/ws`.
+    static func withDefaultPath(_ url: String) -> String {
+        guard var components = URLComponents(string: url), components.host != nil,
+            components.path.isEmpty || components.path == "/"
+        else { return url }
+        components.path = "/v1/ws"
+        return components.string ?? url
     }
 
     /// "500000", "40M", "1.5G" (binary multiples) → bytes.

@@ -176,11 +176,6 @@ struct NextcloudWebSeed: WebSeed {
     }
 }
 
-extension RemoteVersion {
-    /// The same version in the chunk store's terms (for provenance records).
-    var serverVersion: ServerVersion { ServerVersion(fileid: fileid, etag: etag, size: size, mtime: mtime) }
-}
-
 extension DAVItem {
     /// What the server says about this file now, in the form sidecars are compared with.
     var remoteVersion: RemoteVersion? {
