@@ -59,7 +59,6 @@ let package = Package(
         .target(
             name: "Signaling",
             dependencies: [
-                "ChunkStore",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
