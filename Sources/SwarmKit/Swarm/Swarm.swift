@@ -264,7 +264,7 @@ public actor Swarm {
 
     /// Fetches the version: waits for a manifest (known locally or from a peer), opens the download through
     /// `target`, copies local chunks, then fetches the rest from peers and the web seed until every chunk is
-    /// verified and written. Returns the manifest; the caller spot-checks, finishes the download and renames.
+    /// verified and written. Returns the manifest; the caller compares with the server, finishes the download and renames.
     ///
     /// - Throws: `SwarmError.noManifest` when no peer gave one in time, `SwarmError.changedOnServer` when the web seed
     ///   found a new etag, `SwarmError.stalled` when nothing can make progress, a `ChunkStoreError` from the disk.

@@ -53,7 +53,7 @@ private final class SinkBox: @unchecked Sendable {
 }
 
 /// The flow of `get` for one file (docs/engine.md): check access, read the sidecar, fetch through the swarm (peers
-/// and the server as web seed) or from the server alone, spot-check against the server, rename into place, publish
+/// and the server as web seed) or from the server alone, compare with the server's bytes, rename into place, publish
 /// a sidecar when there was none, and optionally keep seeding.
 struct FileFetcher: Sendable {
     let client: NextcloudClient
@@ -286,7 +286,7 @@ struct FileFetcher: Sendable {
     }
 
     /// Fetches a file whose upload is still running: from its pending sidecar, from peers only (the server does not
-    /// have it yet). The bytes are verified against the sidecar's content root; the server's spot check cannot run.
+    /// have it yet). The bytes are verified against the sidecar's content root; they cannot be compared with the server's.
     func fetchPending(remotePath: String, sidecar: Sidecar, to destination: String) async throws -> FetchReport {
         let destination = URL(fileURLWithPath: destination).standardizedFileURL.path
         let started = ContinuousClock.now
