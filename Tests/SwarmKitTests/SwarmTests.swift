@@ -228,8 +228,13 @@ import Testing
         }
         #expect(await fetcher.swarm.isBanned(liar.identity.publicKey))
         try await fetcher.connect(to: liar)
-        try await Task.sleep(for: .milliseconds(200))
-        #expect(!(await fetcher.swarm.isConnected(to: liar.identity.publicKey)), "a banned peer is refused")
+        // Wait for the refusal itself, not for a while: the swarm counts it when it turns the connection away.
+        let deadline = ContinuousClock.now + .seconds(30)
+        while await fetcher.swarm.snapshot.bannedRefused < 1, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(await fetcher.swarm.snapshot.bannedRefused == 1, "a banned peer is refused")
+        #expect(!(await fetcher.swarm.isConnected(to: liar.identity.publicKey)))
         #expect(await fetcher.swarm.snapshot.bytesFromPeers == 0)
 
         // An honest seeder finishes the job.

@@ -77,6 +77,8 @@ public actor Swarm {
         /// Connections this side closed because of the peer (every fault, and protocol violations such as an idle
         /// timeout or a malformed frame found by the connection itself).
         public var peersDropped = 0
+        /// Connections refused at once because the peer is banned in this swarm.
+        public var bannedRefused = 0
         /// The largest send backlog any peer connection has had (`PeerSender.peakBufferedBytes`).
         public var peakPeerBacklog = 0
         /// Distinct peers that delivered at least one verified chunk.
@@ -390,7 +392,10 @@ public actor Swarm {
         requests: AsyncStream<UploadRequest>.Continuation
     ) -> Result<UInt64, Refusal> {
         let key = PeerKey(connection.session.remoteDeviceKey)
-        if banned.contains(key) { return .failure(Refusal(reason: .badChunk)) }
+        if banned.contains(key) {
+            counters.bannedRefused += 1
+            return .failure(Refusal(reason: .badChunk))
+        }
         if key.bytes == identity.publicKey { return .failure(Refusal(reason: .duplicateConnection)) }
         if let existing = links[key] {
             // The same side dialled again: the old connection is stale (the peer restarted or lost it), replace it.
