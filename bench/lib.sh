@@ -40,3 +40,15 @@ find_harp() {
     fi
     [ -x "$HARP" ] || { echo "no harp-cli at $HARP" >&2; exit 1; }
 }
+
+# wait_line FILE REGEX SECONDS [PID]: waits until FILE has a line matching REGEX; fails after SECONDS, or as soon as
+# PID (when given) has exited.
+wait_line() {  # file regex seconds [pid]
+    local file=$1 regex=$2 limit=$3 pid=${4:-} t=0
+    while ! grep -qE "$regex" "$file" 2>/dev/null; do
+        if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then return 1; fi
+        sleep 0.1
+        t=$((t + 1))
+        if [ "$t" -ge $((limit * 10)) ]; then return 1; fi
+    done
+}

@@ -37,15 +37,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-wait_line() {  # file regex seconds [pid]
-    local file=$1 regex=$2 limit=$3 pid=${4:-} t=0
-    while ! grep -qE "$regex" "$file" 2>/dev/null; do
-        if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then return 1; fi
-        sleep 0.1
-        t=$((t + 1))
-        if [ "$t" -ge $((limit * 10)) ]; then return 1; fi
-    done
-}
 
 rm -rf "$WORK"
 mkdir -p "$WORK/logs" "$WORK/peers"

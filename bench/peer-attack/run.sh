@@ -60,15 +60,6 @@ trap cleanup EXIT
 trap 'echo "interrupted" >&2; exit 130' INT
 trap 'echo "terminated" >&2; exit 143' TERM
 
-wait_line() {  # file regex seconds [pid]
-    local file=$1 regex=$2 limit=$3 pid=${4:-} t=0
-    while ! grep -qE "$regex" "$file" 2>/dev/null; do
-        if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then return 1; fi
-        sleep 0.1
-        t=$((t + 1))
-        if [ "$t" -ge $((limit * 10)) ]; then return 1; fi
-    done
-}
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 median() { python3 -c 'import sys, statistics; v = [float(x) for x in sys.argv[1:]]; print("%.1f" % statistics.median(v))' "$@"; }
 

@@ -111,15 +111,6 @@ now() { date +%s.%N; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-wait_line() {  # file regex seconds [pid]
-    local file=$1 regex=$2 limit=$3 pid=${4:-} t=0
-    while ! grep -qE "$regex" "$file" 2>/dev/null; do
-        if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then return 1; fi
-        sleep 0.1
-        t=$((t + 1))
-        if [ "$t" -ge $((limit * 10)) ]; then return 1; fi
-    done
-}
 
 wait_quiet() {  # phase name
     if [ -z "$WAIT_FOR" ]; then return 0; fi
