@@ -46,9 +46,10 @@ extension Swarm {
     /// The upload loop takes block request `block`: its bytes, or nil when it is not to be sent (cancelled, choked,
     /// a chunk this side does not have or may not serve now).
     func blockToServe(_ block: BlockRequest, to key: PeerKey, id: UInt64) -> ByteBuffer? {
-        guard var link = links[key], link.id == id else { return nil }
-        let wanted = link.uploads.pop(block)
-        links[key] = link
+        // Popped in place: a copy of the link held across the change would copy the whole upload queue per block.
+        guard links[key]?.id == id, let wanted = links[key]?.uploads.pop(block), let link = links[key] else {
+            return nil
+        }
         if !wanted || link.amChoking { return nil }
         let chunk = Int(block.chunk)
         guard let manifest, let have, have.contains(chunk) else { return nil }
@@ -69,14 +70,13 @@ extension Swarm {
                     uploadsSinceCorruption += 1
                     if uploadsSinceCorruption % options.corruptEveryNthUpload == 0 { bytes[bytes.count / 2] ^= 0xFF }
                 }
-                link.cache = (chunk, bytes)
-                links[key] = link
+                links[key]?.cache = (chunk, bytes)
             } catch {
                 logger.warning("cannot read a chunk to serve", metadata: ["chunk": "\(chunk)", "error": "\(error)"])
                 return nil
             }
         }
-        guard let cached = link.cache else { return nil }
+        guard let cached = links[key]?.cache else { return nil }
         let start = Int(block.offset)
         return cached.bytes.withUnsafeBytes { raw in
             ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: raw[start..<start + Int(block.length)]))

@@ -530,7 +530,27 @@ public actor Swarm {
     // MARK: Inbound messages
 
     private func receive(_ message: WireMessage, from key: PeerKey, id: UInt64) {
-        guard var link = links[key], link.id == id else { return }
+        guard links[key]?.id == id else { return }
+        // Requests and cancels come by the thousand: they change the link in place. A copy of the link held across
+        // the change would make every request copy the peer's whole upload queue (copy on write).
+        switch message {
+        case .request(let block):
+            guard links[key]?.amChoking == false else { return }
+            do {
+                try links[key]?.uploads.push(block)
+            } catch {
+                logger.warning("peer queued too many requests", metadata: ["peer": "\(key)"])
+                return dropLink(key, reason: .malformedMessage, fault: true)
+            }
+            links[key]?.requests.yield(.block(block))
+            return
+        case .cancel(let block):
+            links[key]?.uploads.cancel(block)
+            return
+        default:
+            break
+        }
+        guard var link = links[key] else { return }
         switch message {
         case .bitfield(let bitfield):
             link.rawBitfield = bitfield
@@ -556,19 +576,8 @@ public actor Swarm {
             link.peerInterested = false
             links[key] = link
             adjustChokes()
-        case .request(let block):
-            guard !link.amChoking else { return }
-            do {
-                try link.uploads.push(block)
-            } catch {
-                logger.warning("peer queued too many requests", metadata: ["peer": "\(key)"])
-                return dropLink(key, reason: .malformedMessage, fault: true)
-            }
-            links[key] = link
-            link.requests.yield(.block(block))
-        case .cancel(let block):
-            link.uploads.cancel(block)
-            links[key] = link
+        case .request, .cancel:
+            break
         case .piece(let piece):
             receivePiece(piece, from: key)
         case .manifestRequest(let page):
