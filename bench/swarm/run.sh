@@ -186,7 +186,8 @@ shape_fetchers() {  # slow-count
     done
 }
 # The uneven scenarios' bound for the survivors (N−1 fetchers, SLOW of them at a quarter rate) and the total uplink
-# capacity while they run (origin + survivors), in bytes per second.
+# capacity (origin and all N fetchers at their rates, the killed one included, as fetchers_l2 sums all N uplinks) in
+# bytes per second, for the "all uplinks used" share.
 uneven_bound() {
     python3 - "$F" "$N" "$SLOW" "$RATE_MBIT" "$DOWN_MBIT" <<'PY'
 import sys
@@ -196,7 +197,7 @@ survivors = [u / 4] * slow + [u] * (N - 1 - slow)
 terms = [F / u, len(survivors) * F / (u + sum(survivors))]
 if down > 0:
     terms.append(F / (down * 1e6 / 8))
-print("%.3f %d" % (max(terms), int(u + sum(survivors))))
+print("%.3f %d" % (max(terms), int(u + u / 4 * slow + u * (N - slow))))
 PY
 }
 
