@@ -14,12 +14,25 @@
 #   bittorrent     aria2c seeding in the origin namespace, opentracker there as the tracker (1 MiB pieces via
 #                  mktorrent), N aria2c leechers started together; leechers keep seeding until all have finished
 #   curl           N `curl` GETs of the whole file from DevCloud alone (needs about N·F/u_s)
+#   harp-uneven-leave, bittorrent-uneven-leave (issue 14)
+#                  as harp-seeder / bittorrent, but a quarter of the fetchers (rounded up, at least 1: p1..pS) have
+#                  uplinks at RATE_MBIT/4; when the first fetcher passes KILL_PCT (50) % of the file (harp: its --json
+#                  progress lines; aria2c: the bytes allocated to its sparse file, `du`), the fast fetcher with the
+#                  most bytes is killed with SIGKILL. Time to the last SURVIVING fetcher; the bound is computed for
+#                  the survivors with their actual rates: max(F/u_s, F/d_min, n'·F/(u_s+Σ_survivors u_i)), n' = N−1.
+#   harp-late-seeder, bittorrent-late-seeder (issue 14)
+#                  the fetchers start with no seeder: harp as harp-noseeder (sidecar and manifest on DevCloud, which
+#                  is a web seed), aria2c with the tracker up and the torrent made but no seeding aria2c; LATE_S s
+#                  (15; QUICK=1: 4) after the fetchers started, the origin's seeder starts: `harp-cli seed` on the
+#                  copy the sidecar's `get` downloaded (same store: provenance, no comparison), or the aria2c seeder
+#                  (--bt-seed-unverified, so it does not spend seconds hashing first).
 #
 # Parameters (environment): SIZE_MIB (512; QUICK=1 makes it 64), N (8), RATE_MBIT (40, every uplink),
 # DOWN_MBIT (0 = downlinks unshaped; else the bridge side of every veth is shaped too), BURST (64kb),
 # TBF_LATENCY (50ms), RUNS (1), SCENARIOS, VERBOSE (1 adds -v to every harp-cli, debug logs in the log folder),
 # WORK (/var/tmp/harp-swarm-bench), HARP_CLI (a harp-cli binary; else the script builds it in release),
-# TIMEOUT (seconds per fetch phase; default 2·N·F/u_s + 120), INSTALL (1: apt-get the missing tools).
+# TIMEOUT (seconds per fetch phase; default 2·N·F/u_s + 120), INSTALL (1: apt-get the missing tools), KILL_PCT (50:
+# the uneven scenarios kill a fetcher when the first passes it), LATE_S (15, QUICK=1: 4: the late seeder's delay).
 #
 # Figures: time from starting the N fetchers to the last one finishing (a harp or curl process exiting, aria2c's
 # --on-bt-download-complete hook), the lower bound max(F/u_s, F/d_min, N·F/(u_s+Σu_i)) with rates as given to tc, their
@@ -72,11 +85,16 @@ print("%.3f %d" % (max(terms), int(2 * N * F / u + 120)))
 PY
 )
 TIMEOUT=${TIMEOUT:-$FETCH_TIMEOUT}
+KILL_PCT=${KILL_PCT:-50}
+if [ "$QUICK" = 1 ]; then LATE_S=${LATE_S:-4}; else LATE_S=${LATE_S:-15}; fi
+SLOW=$(((N + 3) / 4))   # the uneven scenarios' slow fetchers: p1..pSLOW
+# Per-scenario state for the fault scenarios (reset by reset_faults).
+KILL_AT=""; KILLED=""; LATE=""; LATE_PID=""; LATE_READY=""; SC_BOUND=""; FAULT_NEXT=0
 
 # --- tools ----------------------------------------------------------------------------------------------------------
 . "$here/../lib.sh"
 need_tools ip:iproute2 tc:iproute2 curl:curl python3:python3 openssl:openssl cmp:diffutils timeout:coreutils || exit 1
-case " $SCENARIOS " in *" bittorrent "*)
+case " $SCENARIOS " in *" bittorrent"*)
     need_tools aria2c:aria2 opentracker:opentracker mktorrent:mktorrent || exit 1 ;;
 esac
 find_harp "$repo" "${HARP_CLI:-}"
@@ -159,6 +177,30 @@ setup_ns() {
     done
 }
 
+# Sets fetcher uplinks: p1..pSLOWCOUNT at RATE_MBIT/4, the others at RATE_MBIT (tbf replaced, same burst/latency).
+shape_fetchers() {  # slow-count
+    local slow=$1 i kbit
+    for i in $(seq 1 "$N"); do
+        if [ "$i" -le "$slow" ]; then kbit=$((RATE_MBIT * 1000 / 4)); else kbit=$((RATE_MBIT * 1000)); fi
+        nsx "p$i" tc qdisc replace dev eth0 root tbf rate "${kbit}kbit" burst "$BURST" latency "$TBF_LATENCY"
+    done
+}
+# The uneven scenarios' bound for the survivors (N−1 fetchers, SLOW of them at a quarter rate) and the total uplink
+# capacity (origin and all N fetchers at their rates, the killed one included, as fetchers_l2 sums all N uplinks) in
+# bytes per second, for the "all uplinks used" share.
+uneven_bound() {
+    python3 - "$F" "$N" "$SLOW" "$RATE_MBIT" "$DOWN_MBIT" <<'PY'
+import sys
+F, N, slow, up, down = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
+u = up * 1e6 / 8
+survivors = [u / 4] * slow + [u] * (N - 1 - slow)
+terms = [F / u, len(survivors) * F / (u + sum(survivors))]
+if down > 0:
+    terms.append(F / (down * 1e6 / 8))
+print("%.3f %d" % (max(terms), int(u + u / 4 * slow + u * (N - slow))))
+PY
+}
+
 # Bytes the origin namespace's uplink qdisc has sent (L2: after GSO segmentation, Ethernet header included).
 origin_l2() { nsx srv tc -s qdisc show dev eth0 | awk '/Sent/ {print $2; exit}'; }
 # Every fetcher's uplink: L2 bytes sent so far, summed.
@@ -218,6 +260,75 @@ harp_env() {  # peer-dir
         "HARP_CONFIG_DIR=$1/config HARP_STORE=$1/store/store.sqlite"
 }
 
+# --- faults during the fetch phase -----------------------------------------------------------------------------------
+# Bytes fetcher i has so far: harp from its last --json progress line (F once the file is in place), aria2c from the
+# blocks allocated to its sparse output file (--file-allocation=none; pieces land out of order, so not the size).
+peer_bytes() {  # kind run-dir i
+    local d=$2/p$3 b
+    if [ "$1" = harp ]; then
+        if [ -f "$d/out/f.bin" ]; then echo "$F"; return; fi
+        # (Not the "start" line: its "bytes" is the total size.)
+        b=$(tail -n 20 "$d/stdout" 2>/dev/null | grep '"event":"progress"' | tail -n 1 | grep -o '"bytes":[0-9]*' |
+            head -n 1 | cut -d: -f2 || true)
+    else
+        b=$(du -B1 "$d/out/f.bin" 2>/dev/null | cut -f1 || true)
+    fi
+    echo "${b:-0}"
+}
+start_late_seeder() {  # kind run-dir
+    local kind=$1 run=$2
+    now >"$run/late-start"
+    if [ "$kind" = harp ]; then
+        local s=$run/prep
+        # shellcheck disable=SC2046
+        ip netns exec "$PREFIX-srv" env $(harp_env "$s") "$HARP" seed "$s/out" --remote / --json --listen 0.0.0.0 \
+            --advertise "$SRV_IP" "${V[@]}" >"$s/seed.stdout" 2>"$s/seed.stderr" &
+    else
+        ip netns exec "$PREFIX-srv" aria2c --enable-dht=false --enable-dht6=false --bt-enable-lpd=false --listen-port=6881 \
+            --seed-ratio=0.0 --summary-interval=0 --console-log-level=warn --bt-seed-unverified=true \
+            --dir "$WORK/btseed" "$WORK/f.torrent" >"$run/origin/aria2-seeder.out" 2>&1 &
+    fi
+    LATE_PID=$!
+    echo "   late seeder started $(python3 -c "print('%.1f' % ($(now) - $T_START))") s after the fetchers (pid $LATE_PID)"
+}
+# Called from fetch_phase's polling loop (in this shell, so a started process's pid is ours): starts the late seeder
+# when LATE s have passed, and kills one fast fetcher when the first one passes KILL_AT % (checked every 0.5 s).
+fault_tick() {  # kind run-dir
+    local kind=$1 run=$2 t i b best=-1 victim="" first=0 pids
+    t=$(date +%s%N)
+    if [ -n "$LATE" ] && [ -z "$LATE_PID" ] && [ "$t" -ge "$LATE_AT_NS" ]; then start_late_seeder "$kind" "$run"; fi
+    if [ -n "$LATE_PID" ] && [ -z "$LATE_READY" ] && [ "$kind" = harp ] &&
+        grep -q '"event":"seeding"' "$run/prep/seed.stdout" 2>/dev/null; then
+        LATE_READY=$(now)
+        echo "$LATE_READY" >"$run/late-ready"
+        echo "   late seeder seeding $(python3 -c "print('%.1f' % ($LATE_READY - $T_START))") s after the fetchers:" \
+            "$(grep -m1 '"event":"seeding"' "$run/prep/seed.stdout")"
+    fi
+    if [ -z "$KILL_AT" ] || [ -n "$KILLED" ] || [ "$t" -lt "$FAULT_NEXT" ]; then return 0; fi
+    FAULT_NEXT=$((t + 500000000))
+    for i in $(seq 1 "$N"); do
+        b=$(peer_bytes "$kind" "$run" "$i")
+        if [ "$b" -ge $((F * KILL_AT / 100)) ]; then first=1; fi
+        # Candidates: fast fetchers that do not have the file yet.
+        if [ "$i" -gt "$SLOW" ] && [ "$b" -lt "$F" ] && [ ! -s "$run/p$i/end" ] && [ "$b" -gt "$best" ]; then
+            best=$b
+            victim=$i
+        fi
+    done
+    if [ "$first" = 1 ]; then
+        if [ -z "$victim" ]; then
+            KILLED=none
+            echo "   no fast fetcher left to kill" >&2
+            return 0
+        fi
+        pids=$(ip netns pids "$PREFIX-p$victim" 2>/dev/null || true)
+        [ -n "$pids" ] && kill -KILL $pids 2>/dev/null || true
+        KILLED=$victim
+        echo "$victim $(now) $best" >"$run/killed"
+        echo "   killed p$victim (SIGKILL) with $best bytes, $(python3 -c "print('%.1f' % ($(now) - $T_START))") s after the fetchers started"
+    fi
+}
+
 # --- the fetch phase --------------------------------------------------------------------------------------------------
 # Starts N fetchers of the given kind at once, waits for all (or TIMEOUT), leaves per-peer files rc, end, stdout,
 # stderr in RUN/pI and sets T_START.
@@ -229,6 +340,7 @@ fetch_phase() {  # kind run-dir
         mkdir -p "$d/out" "$d/store" "$d/config"
     done
     T_START=$(now)
+    LATE_AT_NS=$(( $(date +%s%N) + ${LATE:-0} * 1000000000 ))
     # The origin's uplink over time: cumulative L2 bytes every 0.5 s, for seeing where its capacity went unused.
     (
         set +e
@@ -274,8 +386,9 @@ fetch_phase() {  # kind run-dir
         deadline=$(python3 -c "print(int($(now | cut -d. -f1) + $TIMEOUT))")
         while :; do
             local done_count=0
+            fault_tick aria2 "$run"
             for i in $(seq 1 "$N"); do
-                if [ -s "$run/p$i/end" ]; then done_count=$((done_count + 1)); fi
+                if [ -s "$run/p$i/end" ] || [ "$KILLED" = "$i" ]; then done_count=$((done_count + 1)); fi
             done
             if [ "$done_count" = "$N" ]; then break; fi
             t=$(now | cut -d. -f1)
@@ -302,6 +415,7 @@ fetch_phase() {  # kind run-dir
                 if [ ! -f "$d/end" ]; then running=$((running + 1)); fi
             done
             if [ "$running" = 0 ]; then break; fi
+            fault_tick harp "$run"
             sleep 0.1
         done
         wait "${pids[@]}" 2>/dev/null || true
@@ -314,21 +428,29 @@ fetch_phase() {  # kind run-dir
 
 # Writes one result line (JSON) for the fetch phase just done to RESULTS and prints it readably.
 record() {  # scenario run-dir run-number l2-bytes devcloud-bytes
-    local scenario=$1 run=$2 number=$3 l2=$4 dcb=$5 i ok=0 line
+    local scenario=$1 run=$2 number=$3 l2=$4 dcb=$5 i ok=0 line killed=""
+    if [ -s "$run/killed" ]; then killed=$(cut -d' ' -f1 "$run/killed"); fi
     for i in $(seq 1 "$N"); do
-        if [ -f "$run/p$i/out/f.bin" ] && cmp -s "$FILE" "$run/p$i/out/f.bin"; then
+        if [ "$i" = "$killed" ]; then
+            echo killed >"$run/p$i/verified"
+        elif [ -f "$run/p$i/out/f.bin" ] && cmp -s "$FILE" "$run/p$i/out/f.bin"; then
             echo ok >"$run/p$i/verified"
             ok=$((ok + 1))
         else
             echo BAD >"$run/p$i/verified"
         fi
     done
-    line=$(python3 - "$scenario" "$run" "$number" "$N" "$F" "$T_START" "$BOUND" "$l2" "$dcb" "$ok" <<'PY'
+    line=$(python3 - "$scenario" "$run" "$number" "$N" "$F" "$T_START" "${SC_BOUND:-$BOUND}" "$l2" "$dcb" "$ok" \
+        "$killed" <<'PY'
 import json, os, sys
-scenario, run, number, n, F, t0, bound, l2, dcb, ok = sys.argv[1:]
+scenario, run, number, n, F, t0, bound, l2, dcb, ok, killed = sys.argv[1:]
 n, F, t0, bound, ok = int(n), int(F), float(t0), float(bound), int(ok)
+killed = int(killed) if killed else None
+survivors = n - (1 if killed else 0)
 peers, ends = [], []
 for i in range(1, n + 1):
+    if i == killed:
+        continue
     d = os.path.join(run, "p%d" % i)
     read = lambda name: open(os.path.join(d, name)).read().strip() if os.path.exists(os.path.join(d, name)) else ""
     end, done = read("end"), read("done")
@@ -361,9 +483,15 @@ for i in range(1, n + 1):
         elif event.get("event") == "error":
             p["error"] = event.get("message")
     peers.append(p)
-finished = len(ends) == n
-seconds = round(max(ends) - t0, 2) if len(ends) == n else None
-crashed = [p["peer"] for p in peers if p["rc"] not in ("0", "")]
+if killed:
+    # The killed fetcher: listed, but neither in the time nor in the verified count.
+    k = {"peer": killed, "killed": True, "rc": "KILL", "verified": False, "seconds": None, "exitSeconds": None}
+    line = open(os.path.join(run, "killed")).read().split()
+    k["killedAtSeconds"], k["killedWithBytes"] = round(float(line[1]) - t0, 2), int(line[2])
+    peers.insert(killed - 1, k)
+finished = len(ends) == survivors
+seconds = round(max(ends) - t0, 2) if finished else None
+crashed = [p["peer"] for p in peers if p["rc"] not in ("0", "") and not p.get("killed")]
 for p in peers:
     if "method" not in p and "lastProgress" in p:
         p["bytesFromPeers"] = p["lastProgress"]["bytesFromPeers"]
@@ -371,7 +499,8 @@ for p in peers:
         p["method"] = "?"
         p["noFileDone"] = True
         p["peersUsed"], p["badChunks"] = "(%s connected at the end)" % p["lastProgress"]["peers"], "?"
-result = {"scenario": scenario, "run": int(number), "n": n, "sizeBytes": F, "seconds": seconds,
+result = {"scenario": scenario, "run": int(number), "n": n, "survivors": survivors, "killed": killed,
+          "sizeBytes": F, "seconds": seconds,
           "allFinished": finished, "verified": ok, "bound": bound, "nonZeroExit": crashed,
           "ratio": round(seconds / bound, 3) if seconds and finished else None,
           "originL2Copies": round(int(l2) / F, 3), "devcloudCopies": round(int(dcb) / F, 3) if dcb != "" else None,
@@ -391,6 +520,7 @@ if methods:
 # that was in the first 10 s and after the origin's last 1 %.
 try:
     rate = float(os.environ["HSB_RATE_BPS"])
+    capacity = float(os.environ.get("HSB_CAPACITY_BPS") or rate * (n + 1))
     samples = [tuple(map(float, line.split())) for line in open(os.path.join(run, "origin-l2.txt")) if len(line.split()) == 3]
     if samples and seconds:
         base = samples[0][1]
@@ -401,7 +531,7 @@ try:
             inside = [(t, b) for t, b in everything if a <= t <= z]
             if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
                 return None
-            return round((inside[-1][1] - inside[0][1]) / ((inside[-1][0] - inside[0][0]) * rate * (n + 1)), 3)
+            return round((inside[-1][1] - inside[0][1]) / ((inside[-1][0] - inside[0][0]) * capacity), 3)
         result["uplinksUsed"] = used(0, seconds)
         result["uplinksUsedWindows"] = [[a, used(a, min(a + 10, seconds))] for a in range(0, int(seconds), 10)]
         total = pts[-1][1]
@@ -416,12 +546,13 @@ print(json.dumps(result))
 PY
 )
     echo "$line" >>"$RESULTS"
-    python3 - "$line" <<'PY'
-import json, sys
+    python3 - "$line" "$run" "$T_START" <<'PY'
+import json, os, sys
 r = json.loads(sys.argv[1])
-print("== %s, run %d: %s s for all %d (%s), bound %.1f s, ratio %s; verified %d/%d; origin egress %.3f F at L2%s" % (
-    r["scenario"], r["run"], r["seconds"], r["n"], "all finished" if r["allFinished"] else "NOT ALL FINISHED",
-    r["bound"], r["ratio"], r["verified"], r["n"], r["originL2Copies"],
+print("== %s, run %d: %s s for all %d%s (%s), bound %.1f s, ratio %s; verified %d/%d; origin egress %.3f F at L2%s" % (
+    r["scenario"], r["run"], r["seconds"], r["survivors"], " surviving" if r["killed"] else "",
+    "all finished" if r["allFinished"] else "NOT ALL FINISHED",
+    r["bound"], r["ratio"], r["verified"], r["survivors"], r["originL2Copies"],
     "" if r["devcloudCopies"] is None else ", DevCloud file bodies %.3f F" % r["devcloudCopies"]))
 if "originUnusedSeconds" in r:
     print("   origin uplink: %.1f s of its capacity unused; %.0f %% used in the first 10 s; 99 %% of its bytes sent by %s s" % (
@@ -435,7 +566,15 @@ if "methods" in r:
     print("   methods %s; from peers %.3f F, from the server %.3f F in total; fetchers sent %.3f F; %.3f F wasted" % (
         r["methods"], r["fromPeersCopies"], r["fromServerCopies"], r.get("fetchersSentCopies", 0),
         r.get("wastedCopies", 0)))
+late = os.path.join(sys.argv[2], "late-start")
+if os.path.exists(late):
+    print("   late seeder started at %.1f s%s" % (float(open(late).read()) - float(sys.argv[3]),
+        "" if not os.path.exists(os.path.join(sys.argv[2], "late-ready")) else
+        ", seeding at %.1f s" % (float(open(os.path.join(sys.argv[2], "late-ready")).read()) - float(sys.argv[3]))))
 for p in r["peers"]:
+    if p.get("killed"):
+        print("   p%-2d killed (SIGKILL) at %.1f s with %.1f MiB" % (p["peer"], p["killedAtSeconds"], p["killedWithBytes"] / 2**20))
+        continue
     extra = ""
     if "method" in p:
         extra = " %s, peers %.1f MiB, server %.1f MiB, %s peers used, %s bad%s" % (
@@ -450,10 +589,36 @@ PY
 }
 
 # --- scenarios --------------------------------------------------------------------------------------------------------
-scenario_harp() {  # seeder|noseeder run-dir run-number
+# The fault scenarios' settings, set before a fetch phase and reset after it.
+arm_faults() {  # uneven-leave|late-seeder|other
+    case $1 in
+        uneven-leave)
+            shape_fetchers "$SLOW"
+            KILL_AT=$KILL_PCT
+            read -r SC_BOUND HSB_CAPACITY_BPS < <(uneven_bound)
+            export HSB_CAPACITY_BPS
+            echo "   uplinks: p1..p$SLOW at $((RATE_MBIT * 1000 / 4)) kbit/s, the others at $RATE_MBIT Mbit/s; one fast" \
+                "fetcher killed when the first passes $KILL_PCT %; bound for the $((N - 1)) survivors $SC_BOUND s"
+            ;;
+        late-seeder) LATE=$LATE_S ;;
+    esac
+}
+reset_faults() {
+    if [ -n "$KILL_AT" ]; then shape_fetchers 0; fi
+    KILL_AT=""; KILLED=""; LATE=""; LATE_PID=""; LATE_READY=""; SC_BOUND=""; FAULT_NEXT=0
+    unset HSB_CAPACITY_BPS
+}
+stop_late_seeder() {
+    if [ -n "$LATE_PID" ]; then
+        kill -TERM "$LATE_PID" 2>/dev/null || true
+        wait "$LATE_PID" 2>/dev/null || true
+    fi
+}
+
+scenario_harp() {  # seeder|noseeder|uneven-leave|late-seeder run-dir run-number
     local mode=$1 run=$2 number=$3 seeder_pid="" l2a l2b dca dcb
     start_origin "$run"
-    if [ "$mode" = seeder ]; then
+    if [ "$mode" = seeder ] || [ "$mode" = uneven-leave ]; then
         # A seeder that dies before it is ready (seen: a crash right after its download) is started again, up to
         # three times; the earlier attempts' logs stay in seeder-attemptN/.
         local s=$run/seeder attempt
@@ -485,7 +650,8 @@ scenario_harp() {  # seeder|noseeder run-dir run-number
             # shellcheck disable=SC2046
             nsx srv env $(harp_env "$s") "$HARP" get /f.bin -o "$s/out/" --listen 0.0.0.0 --advertise "$SRV_IP" \
                 "${V[@]}" >"$s/stdout" 2>"$s/stderr" || rc=$?
-            rm -rf "$s/out" "$s/store"
+            # late-seeder keeps this copy and its store (provenance: downloaded) for the `seed` that joins later.
+            if [ "$mode" != late-seeder ] || [ "$rc" != 0 ]; then rm -rf "$s/out" "$s/store"; fi
             listing=$(nsx srv curl -sS -u alice:pw -X PROPFIND -H 'Depth: 1' "$DC_URL/remote.php/dav/files/alice/.harp/" || true)
             sidecar=$(echo "$listing" | grep -o '\.harp/[^<]*\.harp' | head -n 1 || true)
             [ "$rc" = 0 ] || echo "   sidecar get, attempt $attempt: exit status $rc (logs in $s)"
@@ -493,12 +659,22 @@ scenario_harp() {  # seeder|noseeder run-dir run-number
         done
         [ -n "$sidecar" ] || { echo "no sidecar on DevCloud after three attempts" >&2; exit 1; }
         echo "   sidecar on DevCloud: $sidecar"
+        if [ "$mode" = late-seeder ] && ! cmp -s "$FILE" "$s/out/f.bin"; then
+            echo "the sidecar get's copy is missing or differs from the original" >&2
+            exit 1
+        fi
     fi
+    arm_faults "$mode"
     l2a=$(origin_l2)
     dca=$(devcloud_sent)
     fetch_phase harp "$run"
     l2b=$(origin_l2)
     dcb=$(devcloud_sent)
+    if [ "$mode" = late-seeder ]; then
+        stop_late_seeder
+        echo "   late seeder: $(grep -m1 '"event":"seeding"' "$run/prep/seed.stdout" 2>/dev/null || echo 'no seeding line')"
+        grep -m1 '"event":"uploads"\|^sent' "$run/prep/seed.stdout" 2>/dev/null | sed 's/^/   late seeder on exit: /' || true
+    fi
     if [ -n "$seeder_pid" ]; then
         kill -TERM "$seeder_pid" 2>/dev/null || true
         wait "$seeder_pid" 2>/dev/null || true
@@ -506,6 +682,7 @@ scenario_harp() {  # seeder|noseeder run-dir run-number
     fi
     stop_origin
     record "harp-$mode" "$run" "$number" $((l2b - l2a)) $((dcb - dca))
+    reset_faults
 }
 
 scenario_curl() {  # run-dir run-number
@@ -545,13 +722,22 @@ ARIA_COMMON=(--enable-dht=false --enable-dht6=false --bt-enable-lpd=false --list
     --file-allocation=none --summary-interval=0 --console-log-level=warn --allow-overwrite=true
     --auto-file-renaming=false)
 
-scenario_bittorrent() {  # run-dir run-number
-    local run=$1 number=$2 tracker_pid seeder_pid l2a l2b
+scenario_bittorrent() {  # plain|uneven-leave|late-seeder run-dir run-number
+    local mode=$1 run=$2 number=$3 tracker_pid seeder_pid="" l2a l2b
     prepare_bittorrent
     mkdir -p "$run/origin"
     (cd "$WORK/tracker" && exec ip netns exec "$PREFIX-srv" opentracker -i "$SRV_IP" -p "$TRACKER_PORT" \
         -P "$TRACKER_PORT" -d "$WORK/tracker" -w whitelist.txt) >"$run/origin/tracker.out" 2>&1 &
     tracker_pid=$!
+    if [ "$mode" = late-seeder ]; then
+        # No seeder yet: wait (bounded) until the tracker answers a scrape, then start the leechers.
+        local tries=0
+        until nsx srv curl -s -f --max-time 2 -o /dev/null "http://$SRV_IP:$TRACKER_PORT/scrape?info_hash=$(sed 's/../%&/g' "$WORK/tracker/whitelist.txt")"; do
+            tries=$((tries + 1))
+            if [ "$tries" -ge 60 ]; then cat "$run/origin/tracker.out" >&2; echo "opentracker did not answer" >&2; exit 1; fi
+            sleep 0.5
+        done
+    else
     # The seeder checks its copy against the piece hashes, then announces itself complete; wait for that.
     ip netns exec "$PREFIX-srv" aria2c --enable-dht=false --enable-dht6=false --bt-enable-lpd=false --listen-port=6881 --seed-ratio=0.0 \
         --summary-interval=0 --console-log-level=warn --check-integrity=true --dir "$WORK/btseed" "$WORK/f.torrent" \
@@ -564,18 +750,23 @@ scenario_bittorrent() {  # run-dir run-number
         waited=$((waited + 1))
         if [ "$waited" -ge 600 ]; then echo "the aria2c seeder never announced itself complete" >&2; exit 1; fi
     done
+    fi
+    arm_faults "$mode"
     l2a=$(origin_l2)
     fetch_phase aria2 "$run"
     l2b=$(origin_l2)
+    stop_late_seeder
     # Stop the leechers (they were seeding), the seeder and the tracker.
     local i pids
     for i in $(seq 1 "$N"); do
         pids=$(ip netns pids "$PREFIX-p$i" 2>/dev/null || true)
         [ -n "$pids" ] && kill -TERM $pids 2>/dev/null || true
     done
-    kill -TERM "$seeder_pid" "$tracker_pid" 2>/dev/null || true
+    kill -TERM $seeder_pid "$tracker_pid" 2>/dev/null || true
     wait 2>/dev/null || true
-    record bittorrent "$run" "$number" $((l2b - l2a)) ""
+    if [ "$mode" = plain ]; then record bittorrent "$run" "$number" $((l2b - l2a)) ""
+    else record "bittorrent-$mode" "$run" "$number" $((l2b - l2a)) ""; fi
+    reset_faults
 }
 
 # --- main -------------------------------------------------------------------------------------------------------------
@@ -602,11 +793,16 @@ for number in $(seq 1 "$RUNS"); do
         case $scenario in
             harp-seeder) scenario_harp seeder "$run" "$number" ;;
             harp-noseeder) scenario_harp noseeder "$run" "$number" ;;
-            bittorrent) scenario_bittorrent "$run" "$number" ;;
+            harp-uneven-leave) scenario_harp uneven-leave "$run" "$number" ;;
+            harp-late-seeder) scenario_harp late-seeder "$run" "$number" ;;
+            bittorrent) scenario_bittorrent plain "$run" "$number" ;;
+            bittorrent-uneven-leave) scenario_bittorrent uneven-leave "$run" "$number" ;;
+            bittorrent-late-seeder) scenario_bittorrent late-seeder "$run" "$number" ;;
             curl) scenario_curl "$run" "$number" ;;
             *) echo "unknown scenario $scenario" >&2; exit 1 ;;
         esac
-        rm -rf "$run"/p*/out "$run"/p*/store "$run/seeder/out" "$run/seeder/store" "$run/origin/dc"
+        rm -rf "$run"/p*/out "$run"/p*/store "$run/seeder/out" "$run/seeder/store" "$run/origin/dc" "$run/prep/out" \
+            "$run/prep/store"
     done
 done
 
@@ -626,7 +822,7 @@ for r in rows:
 med = lambda xs: statistics.median(xs) if xs else None
 for s in order:
     rs = [r for r in rows if r["scenario"] == s]
-    good = sum(1 for r in rs if r["allFinished"] and r["verified"] == r["n"])
+    good = sum(1 for r in rs if r["allFinished"] and r["verified"] == r.get("survivors", r["n"]))
     exits = sum(len(r.get("nonZeroExit", [])) for r in rs)
     t = med([r["seconds"] for r in rs if r["seconds"] is not None])
     ratio = med([r["ratio"] for r in rs if r["ratio"] is not None])
