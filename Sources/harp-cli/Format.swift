@@ -25,3 +25,10 @@ extension Array where Element == UInt8 {
         return String(decoding: out, as: UTF8.self)
     }
 }
+
+extension Duration {
+    /// The duration in seconds as a Double.
+    var secondsValue: Double {
+        Double(components.seconds) + Double(components.attoseconds) * 1e-18
+    }
+}

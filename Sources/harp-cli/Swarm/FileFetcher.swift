@@ -122,7 +122,7 @@ struct FileFetcher: Sendable {
                             chunking: found.chunking, salt: found.saltBytes), nextTo: item.path)
                 }
                 report.notes += ClaimedChecksums(item.checksums).notes(forFileAt: destination)
-                report.seconds = seconds(since: started)
+                report.seconds = (ContinuousClock.now - started).secondsValue
                 return report
             } catch SwarmError.noManifest {
                 report.notes.append("no peer answered with the manifest in time: using the server")
@@ -196,7 +196,7 @@ struct FileFetcher: Sendable {
                 expectedSize: remote.size, options: options)
             try await swarm.seed(manifest: manifest, store: store)
         }
-        report.seconds = seconds(since: started)
+        report.seconds = (ContinuousClock.now - started).secondsValue
         return report
     }
 
@@ -339,7 +339,7 @@ struct FileFetcher: Sendable {
         report.peersUsed = snapshot.peersUsed
         report.badChunks = snapshot.badChunks
         if !seedAfter { await node.finish(keys, linger: linger) }
-        report.seconds = seconds(since: started)
+        report.seconds = (ContinuousClock.now - started).secondsValue
         return report
     }
 
@@ -362,10 +362,5 @@ struct FileFetcher: Sendable {
             fileid: remote.fileid, etag: remote.etag, name: name, size: remote.size, mtime: remote.mtime,
             chunking: chunking, root: root, salt: salt, pending: false, writerKey: identity.publicKey,
             sign: identity.sign)
-    }
-
-    private func seconds(since start: ContinuousClock.Instant) -> Double {
-        let elapsed = ContinuousClock.now - start
-        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
     }
 }

@@ -156,7 +156,8 @@ actor FolderSeeder {
             let established = try store.establishedProvenance(
                 path: path, fileid: remote.fileid, etag: remote.etag)
             let chosen: (keys: SwarmKeys, basis: Basis)
-            if let sidecar, sidecar.validity(for: remote) != .stale {
+            let validity = sidecar?.validity(for: remote)
+            if let sidecar, let validity, validity != .stale {
                 guard sidecar.root == outcome.root else {
                     skipMismatch(
                         relative: relative, mtime: mtime, etag: remote.etag,
@@ -167,7 +168,7 @@ actor FolderSeeder {
                     await stop(relative)
                     return
                 }
-                if sidecar.validity(for: remote) == .needsSpotCheck {
+                if validity == .needsSpotCheck {
                     // The etag moved without the size or mtime (a lock): compare samples before vouching again.
                     if established == nil {
                         var generator = SystemRandomNumberGenerator()

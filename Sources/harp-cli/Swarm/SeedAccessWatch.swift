@@ -21,40 +21,47 @@ actor SeedAccessWatch {
         self.json = json
     }
 
+    /// Re-checks the seeded files with one Depth 1 PROPFIND per folder, not one per file: `get -R --seed` of
+    /// thousands of files would otherwise ask the server thousands of times every 30 s.
     func check(_ reports: [FetchReport]) async {
-        for report in reports where !stopped.contains(report.remotePath) {
-            guard let swarmID = report.swarmID, let id = PublicKey32(bytes: swarmID) else { continue }
-            let reason: String
+        let watched = reports.filter { !stopped.contains($0.remotePath) && $0.swarmID != nil }
+        let folders = Dictionary(grouping: watched) { SidecarFolder.parent(of: $0.remotePath) }
+        for (folder, group) in folders.sorted(by: { $0.key < $1.key }) {
+            let current: [String: DAVItem]
             do {
-                let item = try await client.item(at: report.remotePath)
-                if item.hasACLList {
-                    let sidecars = SidecarFolder(client: client, logger: logger)
-                    let deleted = await item.fileID.asyncMap {
-                        await sidecars.remove(forFileAt: item.path, fileID: String($0))
-                    }
-                    reason =
-                        "the file gained its own access rules"
-                        + (deleted == true ? " (sidecar deleted)" : " (its sidecar could not be deleted)")
-                } else if let etag = item.etag, let fetched = report.etag, etag != fetched {
-                    reason = "the file changed on the server"
-                } else {
-                    continue
-                }
+                let listing = try await client.list(folder)
+                current = Dictionary(listing.children.map { ($0.path, $0) }, uniquingKeysWith: { first, _ in first })
             } catch let error as NextcloudError where error.kind == .notFoundOrNoAccess || error.kind == .forbidden {
-                reason = "the file is gone or no longer readable"
+                current = [:]
             } catch {
-                logger.info(
-                    "could not re-check a seeded file", metadata: ["path": "\(report.remotePath)", "error": "\(error)"])
+                logger.info("could not re-check seeded files", metadata: ["folder": "\(folder)", "error": "\(error)"])
                 continue
             }
-            stopped.insert(report.remotePath)
-            await node.close(id)
-            if json {
-                printJSONLine(["event": "unseeded", "path": report.remotePath, "reason": reason])
-            } else {
-                print("stopped seeding \(report.remotePath): \(reason)")
+            for report in group {
+                guard let reason = await reason(toStop: report, now: current[report.remotePath]) else { continue }
+                guard let swarmID = report.swarmID, let id = PublicKey32(bytes: swarmID) else { continue }
+                stopped.insert(report.remotePath)
+                await node.close(id)
+                if json {
+                    printJSONLine(["event": "unseeded", "path": report.remotePath, "reason": reason])
+                } else {
+                    print("stopped seeding \(report.remotePath): \(reason)")
+                }
             }
         }
+    }
+
+    /// Why a fetched file must no longer be seeded, given what its folder lists now (nil: it may go on).
+    private func reason(toStop report: FetchReport, now item: DAVItem?) async -> String? {
+        guard let item else { return "the file is gone or no longer readable" }
+        if item.hasACLList {
+            let sidecars = SidecarFolder(client: client, logger: logger)
+            let deleted = await item.fileID.asyncMap { await sidecars.remove(forFileAt: item.path, fileID: String($0)) }
+            return "the file gained its own access rules"
+                + (deleted == true ? " (sidecar deleted)" : " (its sidecar could not be deleted)")
+        }
+        if let etag = item.etag, let fetched = report.etag, etag != fetched { return "the file changed on the server" }
+        return nil
     }
 }
 

@@ -93,7 +93,7 @@ struct ServerComparison: Sendable {
             func addNext() {
                 guard let range = pending.next() else { return }
                 group.addTask {
-                    let sink = ComparingSink(descriptor: fd, offset: range.offset)
+                    let sink = ComparingSink(descriptor: fd, path: localPath, offset: range.offset)
                     do {
                         guard let byteRange = ByteRange(offset: range.offset, length: range.length) else { return }
                         // A whole-file comparison asks for the range 0-(size-1), which a server answers with 206.
@@ -139,18 +139,29 @@ private final class Counters: Sendable {
 }
 
 /// Compares a body with a local file as it arrives; throws `Mismatch` at the first byte that differs, which ends the
-/// transfer at once.
+/// transfer at once. A local read that fails is a local error, never a mismatch: it must not be taken for proof that
+/// the sidecar lies.
 private final class ComparingSink: ByteSink {
     struct Mismatch: Error {
         let offset: Int64
     }
 
-    private let descriptor: Int32
-    private let state: Mutex<(position: Int64, compared: Int64)>
+    private struct State {
+        var position: Int64
+        var compared: Int64 = 0
+        /// The local bytes of the piece being compared, reused from one piece to the next (pieces are the transport's
+        /// buffers, a few KiB to a few hundred KiB).
+        var buffer: [UInt8] = []
+    }
 
-    init(descriptor: Int32, offset: Int64) {
+    private let descriptor: Int32
+    private let path: String
+    private let state: Mutex<State>
+
+    init(descriptor: Int32, path: String, offset: Int64) {
         self.descriptor = descriptor
-        self.state = Mutex((offset, 0))
+        self.path = path
+        self.state = Mutex(State(position: offset))
     }
 
     var compared: Int64 { state.withLock { $0.compared } }
@@ -158,30 +169,31 @@ private final class ComparingSink: ByteSink {
     func write(_ bytes: UnsafeRawBufferPointer) throws {
         guard let incoming = bytes.baseAddress, !bytes.isEmpty else { return }
         try state.withLock { s in
-            var local = [UInt8](repeating: 0, count: bytes.count)
-            var done = 0
-            while done < bytes.count {
-                let n = local.withUnsafeMutableBytes { buffer in
-                    pread(descriptor, buffer.baseAddress! + done, bytes.count - done, off_t(s.position) + off_t(done))
+            let count = bytes.count
+            if s.buffer.count < count { s.buffer = [UInt8](repeating: 0, count: count) }
+            let position = s.position
+            let read = try s.buffer.withUnsafeMutableBytes { buffer -> Int in
+                var done = 0
+                while done < count {
+                    let n = pread(descriptor, buffer.baseAddress! + done, count - done, off_t(position) + off_t(done))
+                    if n < 0 {
+                        if errno == EINTR { continue }
+                        throw FetchError.local("cannot read \(path) to compare it: \(String(cString: strerror(errno)))")
+                    }
+                    if n == 0 { break }
+                    done += n
                 }
-                if n < 0, errno == EINTR { continue }
-                guard n > 0 else { throw Mismatch(offset: s.position + Int64(done)) }
-                done += n
+                return done
             }
-            let equal = local.withUnsafeBytes { memcmp($0.baseAddress!, incoming, bytes.count) == 0 }
-            if !equal {
-                let first = local.indices.first { local[$0] != bytes[$0] } ?? 0
-                throw Mismatch(offset: s.position + Int64(first))
+            // The server sent bytes past the local file's end: they differ.
+            guard read == count else { throw Mismatch(offset: position + Int64(read)) }
+            let differs = s.buffer.withUnsafeBytes { memcmp($0.baseAddress!, incoming, count) != 0 }
+            if differs {
+                let first = (0..<count).first { s.buffer[$0] != bytes[$0] } ?? 0
+                throw Mismatch(offset: position + Int64(first))
             }
-            s.position += Int64(bytes.count)
-            s.compared += Int64(bytes.count)
+            s.position += Int64(count)
+            s.compared += Int64(count)
         }
-    }
-}
-
-extension Duration {
-    /// The duration in seconds as a Double.
-    var secondsValue: Double {
-        Double(components.seconds) + Double(components.attoseconds) * 1e-18
     }
 }
