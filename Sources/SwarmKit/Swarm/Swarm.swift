@@ -629,10 +629,12 @@ public actor Swarm {
             superSeeder = seeder
             if !seeder.isActive {
                 endSuperSeeding()
-            } else if !added.isEmpty {
+            } else {
                 // Offers made before this peer's announcements (a peer that joined late, from the web seed) may name
-                // chunks it has: replace them with ones it lacks, or it would wait for offers that never come.
-                offerNext(to: key)
+                // chunks it has: replace them with ones it lacks, or it would wait for offers that never come. Only
+                // then: a top-up scans for candidates, and doing it at every `have` would be quadratic over a file.
+                let offered = seeder.offers(for: key)
+                if !offered.isEmpty, added.contains(where: offered.contains) { offerNext(to: key) }
             }
         }
         if var picker {
