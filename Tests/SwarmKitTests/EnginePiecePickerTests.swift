@@ -3,24 +3,12 @@ import Testing
 
 @testable import SwarmKit
 
-/// A seeded generator so every scenario is reproducible.
-struct EngineRandom: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 @Suite("Engine: piece picker")
 struct EnginePiecePickerTests {
     typealias Picker = PiecePicker<String>
 
     @Test func picksTheRarestChunkThePeerHas() {
-        var rng = EngineRandom(state: 1)
+        var rng = EngineRandom(seed: 1)
         var picker = Picker(chunkCount: 10, randomFirstCount: 0)
         picker.peerJoined("a", has: ChunkSet(count: 10, full: true))
         picker.peerJoined("b", has: ChunkSet(count: 10, indexes: 0..<9))
@@ -36,7 +24,7 @@ struct EnginePiecePickerTests {
     }
 
     @Test func aRestrictedPickIsTheRarestOfTheOfferedChunks() {
-        var rng = EngineRandom(state: 3)
+        var rng = EngineRandom(seed: 3)
         let count = 100_000
         var picker = Picker(chunkCount: count, randomFirstCount: 0)
         picker.peerJoined("origin", has: ChunkSet(count: count, full: true))
@@ -51,7 +39,7 @@ struct EnginePiecePickerTests {
     @Test func tiesAreBrokenAtRandomAndNoChunkIsAskedTwiceBeforeEndgame() {
         var firsts = Set<Int>()
         for seed in 0..<50 {
-            var rng = EngineRandom(state: UInt64(seed))
+            var rng = EngineRandom(seed: UInt64(seed))
             var picker = Picker(chunkCount: 64, randomFirstCount: 0)
             picker.peerJoined("a", has: ChunkSet(count: 64, full: true))
             let picks = picker.next(for: "a", limit: 64, using: &rng)
@@ -65,14 +53,14 @@ struct EnginePiecePickerTests {
         // One chunk is rare; in the random-first phase it is not always the first pick, afterwards it always is.
         var rareFirst = 0
         for seed in 0..<100 {
-            var rng = EngineRandom(state: UInt64(seed))
+            var rng = EngineRandom(seed: UInt64(seed))
             var picker = Picker(chunkCount: 32, randomFirstCount: 4)
             picker.peerJoined("a", has: ChunkSet(count: 32, full: true))
             picker.peerJoined("b", has: ChunkSet(count: 32, indexes: 1..<32))
             if picker.next(for: "a", limit: 1, using: &rng) == [0] { rareFirst += 1 }
         }
         #expect(rareFirst < 20)
-        var rng = EngineRandom(state: 7)
+        var rng = EngineRandom(seed: 7)
         var picker = Picker(chunkCount: 32, have: ChunkSet(count: 32, indexes: 20..<24), randomFirstCount: 4)
         picker.peerJoined("a", has: ChunkSet(count: 32, full: true))
         picker.peerJoined("b", has: ChunkSet(count: 32, indexes: 1..<32))
@@ -80,7 +68,7 @@ struct EnginePiecePickerTests {
     }
 
     @Test func endgameDuplicatesAndCancelsTheOthers() {
-        var rng = EngineRandom(state: 3)
+        var rng = EngineRandom(seed: 3)
         var picker = Picker(chunkCount: 3, randomFirstCount: 0)
         picker.peerJoined("slow", has: ChunkSet(count: 3, full: true))
         picker.peerJoined("fast", has: ChunkSet(count: 3, full: true))
@@ -99,7 +87,7 @@ struct EnginePiecePickerTests {
     }
 
     @Test func aPeerThatLeavesGivesItsChunksBack() {
-        var rng = EngineRandom(state: 4)
+        var rng = EngineRandom(seed: 4)
         var picker = Picker(chunkCount: 8, randomFirstCount: 0)
         picker.peerJoined("a", has: ChunkSet(count: 8, full: true))
         picker.peerJoined("b", has: ChunkSet(count: 8, full: true))
@@ -112,7 +100,7 @@ struct EnginePiecePickerTests {
     }
 
     @Test func failedChunkIsWantedAgainAndAskedElsewhere() {
-        var rng = EngineRandom(state: 5)
+        var rng = EngineRandom(seed: 5)
         var picker = Picker(chunkCount: 2, randomFirstCount: 0)
         picker.peerJoined("liar", has: ChunkSet(count: 2, full: true))
         picker.peerJoined("honest", has: ChunkSet(count: 2, full: true))
@@ -123,7 +111,7 @@ struct EnginePiecePickerTests {
     }
 
     @Test func theServerIsAskedOnlyForChunksNoPeerHas() {
-        var rng = EngineRandom(state: 6)
+        var rng = EngineRandom(seed: 6)
         var picker = Picker(chunkCount: 10, randomFirstCount: 0)
         picker.peerJoined("a", has: ChunkSet(count: 10, indexes: 0..<7))
         let serverPicks = picker.nextForServer(limit: 10, using: &rng)

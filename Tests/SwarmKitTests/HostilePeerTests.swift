@@ -248,7 +248,7 @@ import Testing
                     chunkCount: UInt32(claimed), entries: entries))
         ])
         #expect(await Self.eventually { await target.swarm.snapshot.peerFaults == 1 })
-        #expect(await target.swarm.manifestAssembly == nil)
+        #expect(await !target.swarm.isAssemblingManifest)
         #expect(await attacker.waitClosed(until: Self.deadline(10)))
         await target.stop()
     }

@@ -30,7 +30,7 @@ extension PiecePicker {
 
     mutating func markInFlight(_ index: Int, from source: Source) {
         removeWanted(index)
-        inFlight[index, default: []].insert(source)
+        if !(inFlight[index]?.contains(source) ?? false) { inFlight[index, default: []].append(source) }
         requested[source, default: []].insert(index)
     }
 
@@ -103,6 +103,8 @@ extension PiecePicker {
                 best.append(chunk)
             }
         }
+        // The dictionary's order differs between processes: sort, so that the same random draw picks the same chunk.
+        best.sort()
         return best.randomElement(using: &rng)
     }
 

@@ -29,8 +29,10 @@ public struct PiecePicker<Peer: Hashable & Sendable>: Sendable {
     /// buckets[a] holds the wanted chunks with availability a; position[i] is chunk i's place in its bucket or -1.
     var buckets: [[Int]] = [[]]
     var position: [Int32]
-    /// Sources a chunk is requested from (more than one only in endgame).
-    var inFlight: [Int: Set<Source>] = [:]
+    /// Sources a chunk is requested from, in the order they were asked (more than one only in endgame). Arrays, not
+    /// sets, wherever the order reaches a decision: the engine must decide the same way in every process (replay),
+    /// and a set's order changes with the process's hash seed.
+    var inFlight: [Int: [Source]] = [:]
     var requested: [Source: Set<Int>] = [:]
 
     public init(chunkCount: Int, have: ChunkSet? = nil, randomFirstCount: Int = 4) {
@@ -176,7 +178,7 @@ public struct PiecePicker<Peer: Hashable & Sendable>: Sendable {
     public mutating func failed(_ chunk: Int, from source: Source) {
         requested[source]?.remove(chunk)
         guard var askers = inFlight[chunk] else { return }
-        askers.remove(source)
+        askers.removeAll { $0 == source }
         if askers.isEmpty {
             inFlight[chunk] = nil
             if !have.contains(chunk) { addWanted(chunk) }
@@ -187,6 +189,9 @@ public struct PiecePicker<Peer: Hashable & Sendable>: Sendable {
 
     /// Every outstanding request to `source` is given up (it was choked, dropped or banned).
     public mutating func abandonAll(from source: Source) {
-        for chunk in requested.removeValue(forKey: source) ?? [] { failed(chunk, from: source) }
+        for chunk in (requested.removeValue(forKey: source) ?? []).sorted() { failed(chunk, from: source) }
     }
 }
+
+/// Sources are recorded with the engine's events (`EngineRecording`).
+extension PiecePicker.Source: Codable where Peer: Codable {}

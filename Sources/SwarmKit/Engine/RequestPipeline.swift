@@ -50,8 +50,13 @@ public struct RequestPipeline: Sendable {
     /// Whether a request of `bytes` made at `requestedAt`, with `queuedAhead` bytes requested before it, is so late
     /// at `now` that it should be given up and asked elsewhere (a slow or stalled peer must not hold back the finish).
     public func isOverdue(bytes: Int, queuedAhead: Int, requestedAt: Double, now: Double) -> Bool {
-        guard let rate, rate > 0 else { return now - requestedAt > 30 }
+        now > overdueAt(bytes: bytes, queuedAhead: queuedAhead, requestedAt: requestedAt)
+    }
+
+    /// The time after which such a request is overdue (`isOverdue`), as the rate stands now.
+    public func overdueAt(bytes: Int, queuedAhead: Int, requestedAt: Double) -> Double {
+        guard let rate, rate > 0 else { return requestedAt + 30 }
         let expected = Double(bytes + queuedAhead) / rate + (roundTrip ?? 0)
-        return now - requestedAt > 4 * expected + 2
+        return requestedAt + 4 * expected + 2
     }
 }

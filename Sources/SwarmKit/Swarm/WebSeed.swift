@@ -16,33 +16,3 @@ public enum WebSeedError: Error, Equatable, Sendable {
     /// The server refused the user (401/403/404): stop asking it.
     case refused(String)
 }
-
-/// Rates of change with exponential decay: `add` bytes as they move, read bytes per second with `rate(at:)`.
-struct RateMeter: Sendable {
-    /// The decay time constant in seconds.
-    var window: Double = 4
-    private var value: Double = 0
-    private var last: Double = 0
-
-    mutating func add(_ bytes: Int, at now: Double) {
-        decay(to: now)
-        value += Double(bytes)
-    }
-
-    func rate(at now: Double) -> Double {
-        let elapsed = max(now - last, 0)
-        return value * exp(-elapsed / window) / window
-    }
-
-    private mutating func decay(to now: Double) {
-        let elapsed = max(now - last, 0)
-        value *= exp(-elapsed / window)
-        last = now
-    }
-}
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Darwin)
-    import Darwin
-#endif

@@ -139,7 +139,7 @@ public struct Bitfield: Equatable, Sendable {
 }
 
 /// A block of a chunk: used by `request` and `cancel`.
-public struct BlockRequest: Hashable, Sendable {
+public struct BlockRequest: Hashable, Sendable, Codable {
     public var chunk: UInt32
     public var offset: UInt32
     /// 1 ... `WireLimits.maxBlockLength`.
@@ -179,7 +179,7 @@ public struct ManifestEntry: Equatable, Sendable {
 }
 
 /// One page of a version's manifest.
-public struct ManifestPage: Equatable, Sendable {
+public struct ManifestPage: Equatable, Sendable, Codable {
     public var page: UInt32
     public var pageCount: UInt32
     public var fileSize: UInt64

@@ -1,0 +1,15 @@
+/// The engine's randomness: a small generator (SplitMix64) whose whole state is a value seeded by the shell, so that
+/// a recording's seed reproduces every random choice. Not for cryptography.
+public struct EngineRandom: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+
+    public init(seed: UInt64) { state = seed }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,277 @@
+internal import ChunkStore
+
+/// Fetching: the manifest, the download's start, requests to peers and what arrives, storing, and overdue requests.
+extension SwarmEngine {
+    mutating func seed(_ manifest: Manifest) {
+        guard (try? manifest.verify(root: root)) != nil else {
+            return log(.warning, "asked to seed a manifest of another root")
+        }
+        self.manifest = manifest
+        let wasComplete = have?.isFull ?? false
+        have = ChunkSet(count: manifest.chunks.count, full: true)
+        if options.superSeed, !wasComplete, manifest.chunks.count > 0 {
+            // Only the chunks the swarm lacks are super-seeded: what connected peers have counts as sent.
+            var seeder = SuperSeeder<LinkID>(chunkCount: manifest.chunks.count)
+            for link in order {
+                for index in links[link]?.theirs ?? ChunkSet(count: 0) where index < manifest.chunks.count {
+                    seeder.seen(index)
+                }
+            }
+            superSeeder = seeder.isActive ? seeder : nil
+        }
+        for link in order {
+            applyAnnouncements(link)
+            announce(to: link)
+        }
+    }
+
+    mutating func beginFetch(manifest known: Manifest?, useServer: Bool) {
+        server.enabled = useServer && options.useServer
+        if let known, manifest == nil {
+            guard (try? known.verify(root: root)) != nil else { return fail(.noManifest) }
+            install(known)
+        }
+        if manifest != nil {
+            emit(.manifestReady)
+        } else {
+            manifestDeadline = now + options.manifestTimeout.secondsValue
+            if !manifestAssembler.isActive, let first = order.first { requestManifest(from: first) }
+        }
+    }
+
+    /// The download is open: start picking.
+    mutating func opened(have opened: ChunkSet, localBytes: Int64) {
+        guard let manifest, opened.count == manifest.chunks.count, failure == nil else { return }
+        counters.bytesFromLocal += localBytes
+        have = opened
+        var picker = PiecePicker<LinkID>(chunkCount: manifest.chunks.count, have: opened)
+        for link in order {
+            guard let peer = links[link], let theirs = peer.theirs else { continue }
+            picker.peerJoined(link, has: peer.superSeeding ? ChunkSet(count: theirs.count, full: true) : theirs)
+        }
+        self.picker = picker
+        lastPeerDelivery = now
+        lastProgress = now
+        server.fetchStarted(at: now)
+        fetching = true
+        for link in order { announce(to: link) }
+        log(
+            .info, "fetch started",
+            [
+                "chunks": "\(manifest.chunks.count)", "chunks.have": "\(opened.cardinality)",
+                "peers": "\(links.count)",
+            ])
+        if picker.isComplete { return complete() }
+        for link in order {
+            updateInterest(link)
+            fill(link)
+        }
+    }
+
+    mutating func fetchFinished() {
+        picker = nil
+        fetching = false
+    }
+
+    mutating func complete() {
+        fetching = false
+        for chunk in server.cancelAll() { emit(.cancelRange(chunk: chunk)) }
+        for link in order { setInterest(link, false) }
+        guard !finishedReported else { return }
+        finishedReported = true
+        emit(.finished)
+    }
+
+    /// Keeps the peer's pipeline full: as many chunks in flight as its bandwidth-delay product needs.
+    mutating func fill(_ link: LinkID) {
+        guard fetching, var picker, var peer = links[link], !peer.peerChoking, peer.amInterested,
+            let manifest, let theirs = peer.theirs
+        else { return }
+        let room = peer.pipeline.depth(chunkSize: manifest.averageChunkLength) - peer.outstanding.count
+        guard room > 0 else { return }
+        var restricted: ChunkSet? = peer.superSeeding ? theirs : nil
+        if peer.superSeeding, links.values.contains(where: { !$0.superSeeding && $0.theirs != nil }) {
+            // The origin (a super-seeder) is asked only for chunks no other connected peer has, so that its uplink,
+            // the scarce one, sends each chunk about once; the others are traded between peers.
+            restricted = originOnlyChunks(among: theirs, picker: picker)
+        }
+        let picks = picker.next(for: link, limit: room, restrictedTo: restricted, using: &rng)
+        self.picker = picker
+        guard !picks.isEmpty else { return }
+        var requests: [OutboundMessage] = []
+        for chunk in picks {
+            let length = manifest.chunks[chunk].length
+            var offsets: Set<UInt32> = []
+            var offset = 0
+            while offset < length {
+                let block = min(Int(WireLimits.maxBlockLength), length - offset)
+                requests.append(
+                    .request(BlockRequest(chunk: UInt32(chunk), offset: UInt32(offset), length: UInt32(block))))
+                offsets.insert(UInt32(offset))
+                offset += block
+            }
+            peer.outstanding[chunk] = Assembly(requestedAt: now, length: length, pending: offsets)
+        }
+        links[link] = peer
+        send(requests, to: link)
+    }
+
+    /// The chunks of `offered` that only super-seeding peers have (cached for 50 ms: this runs at every arrival).
+    mutating func originOnlyChunks(among offered: ChunkSet, picker: PiecePicker<LinkID>) -> ChunkSet {
+        let supers = links.values.filter(\.superSeeding).count
+        if originOnlyCache == nil || now - originOnlyCache!.at > 0.05 {
+            var only = ChunkSet(count: picker.chunkCount)
+            for index in 0..<picker.chunkCount where picker.availability(of: index) <= supers {
+                _ = only.insert(index)
+            }
+            originOnlyCache = (now, only)
+        }
+        let only = originOnlyCache!.chunks
+        return ChunkSet(count: offered.count, indexes: offered.lazy.filter { only.contains($0) })
+    }
+
+    mutating func receivePiece(_ block: BlockRequest, from link: LinkID) {
+        guard var peer = links[link] else { return }
+        let chunk = Int(block.chunk)
+        let length = Int(block.length)
+        peer.recvMeter.add(length, at: now)
+        downloadMeter.add(length, at: now)
+        guard var assembly = peer.outstanding[chunk], assembly.pending.contains(block.offset) else {
+            counters.bytesWasted += Int64(length)
+            links[link] = peer
+            return
+        }
+        guard length == assembly.blockLength(at: Int(block.offset)) else {
+            return drop(link, reason: .malformedMessage, fault: true)
+        }
+        emit(.keepBlock(link, block, chunkLength: assembly.length))
+        assembly.pending.remove(block.offset)
+        lastPeerDelivery = now
+        if assembly.pending.isEmpty {
+            peer.outstanding[chunk] = nil
+            peer.pipeline.arrived(bytes: assembly.length, requestedAt: assembly.requestedAt, now: now)
+            links[link] = peer
+            arrived(chunk, length: assembly.length, from: .peer(link))
+        } else {
+            peer.outstanding[chunk] = assembly
+            links[link] = peer
+        }
+        fill(link)
+    }
+
+    /// A whole chunk arrived: have it verified and written, unless it is here or on its way to the disk already.
+    mutating func arrived(_ chunk: Int, length: Int, from source: ChunkSource) {
+        if have?.contains(chunk) ?? true || storing[chunk] != nil {
+            counters.bytesWasted += Int64(length)
+            emit(.discard(chunk: chunk, from: source))
+            return
+        }
+        storing[chunk] = source
+        emit(.store(chunk: chunk, from: source))
+    }
+
+    mutating func stored(_ chunk: Int, from source: ChunkSource) {
+        guard storing[chunk] == source else { return }
+        storing[chunk] = nil
+        guard var have, let manifest, !have.contains(chunk) else { return }
+        have.insert(chunk)
+        self.have = have
+        lastProgress = now
+        let bytes = Int64(manifest.chunks[chunk].length)
+        let others = picker?.received(chunk, from: source) ?? []
+        switch source {
+        case .peer(let link):
+            counters.bytesFromPeers += bytes
+            counters.chunksFromPeers += 1
+            if let key = links[link]?.deviceKey { usedPeers.insert(key) }
+        case .server:
+            counters.bytesFromServer += bytes
+            counters.chunksFromServer += 1
+            server.succeeded()
+        }
+        for other in others { cancel(chunk, at: other) }
+        if superSeeder == nil {
+            for link in order where !(links[link]?.theirs?.contains(chunk) ?? false) {
+                send(.have(chunk: UInt32(chunk)), to: link)
+            }
+        }
+        if picker?.isComplete ?? false { return complete() }
+        if case .peer(let link) = source { fill(link) }
+    }
+
+    mutating func rejected(_ chunk: Int, from source: ChunkSource) {
+        guard storing[chunk] == source else { return }
+        storing[chunk] = nil
+        counters.badChunks += 1
+        counters.bytesWasted += Int64(manifest?.chunks[chunk].length ?? 0)
+        picker?.failed(chunk, from: source)
+        switch source {
+        case .peer(let link):
+            log(.warning, "peer sent a chunk that failed verification", ["peer": peerName(link), "chunk": "\(chunk)"])
+            drop(link, reason: .badChunk, fault: true)
+        case .server:
+            fail(.serverMismatch(chunk: chunk))
+        }
+    }
+
+    mutating func cancel(_ chunk: Int, at source: ChunkSource) {
+        switch source {
+        case .server:
+            if server.cancel(chunk) { emit(.cancelRange(chunk: chunk)) }
+        case .peer(let link):
+            guard let assembly = links[link]?.outstanding.removeValue(forKey: chunk) else { return }
+            emit(.discard(chunk: chunk, from: source))
+            send(assembly.pendingBlocks(of: chunk).map { .cancel($0) }, to: link)
+        }
+    }
+
+    /// Requests so late that they are given up and asked elsewhere (a slow or stalled peer must not hold back the
+    /// finish).
+    mutating func checkOverdue() {
+        guard picker != nil else { return }
+        for link in order {
+            guard let peer = links[link] else { continue }
+            var queued = 0
+            var overdue: [Int] = []
+            for (chunk, assembly) in peer.outstandingByAge {
+                if peer.pipeline.isOverdue(
+                    bytes: assembly.length, queuedAhead: queued, requestedAt: assembly.requestedAt, now: now)
+                {
+                    overdue.append(chunk)
+                }
+                queued += assembly.length
+            }
+            guard !overdue.isEmpty else { continue }
+            var cancels: [OutboundMessage] = []
+            for chunk in overdue {
+                guard let assembly = links[link]?.outstanding.removeValue(forKey: chunk) else { continue }
+                picker?.failed(chunk, from: .peer(link))
+                emit(.discard(chunk: chunk, from: .peer(link)))
+                cancels += assembly.pendingBlocks(of: chunk).map { .cancel($0) }
+            }
+            send(cancels, to: link)
+            log(.debug, "requests overdue, asked elsewhere", ["peer": peerName(link), "chunks": "\(overdue.count)"])
+        }
+    }
+
+    /// The earliest time a request becomes overdue, if any is outstanding.
+    var nextOverdue: Double? {
+        var earliest: Double?
+        for link in order {
+            guard let peer = links[link] else { continue }
+            var queued = 0
+            for (_, assembly) in peer.outstandingByAge {
+                let at = peer.pipeline.overdueAt(
+                    bytes: assembly.length, queuedAhead: queued, requestedAt: assembly.requestedAt)
+                earliest = min(earliest ?? at, at)
+                queued += assembly.length
+            }
+        }
+        return earliest
+    }
+}
+
+extension Manifest {
+    /// The mean chunk length (at least 1).
+    var averageChunkLength: Int { chunks.isEmpty ? 1 : max(1, Int(size / Int64(chunks.count))) }
+}

@@ -1,0 +1,228 @@
+internal import ChunkStore
+
+/// One connected peer, as the engine sees it.
+struct PeerState: Sendable {
+    let link: LinkID
+    let deviceKey: [UInt8]
+    let initiatedByUs: Bool
+    let connectedAt: Double
+    /// The peer super-seeds: it has every chunk but announces them one at a time.
+    let superSeeding: Bool
+    var listenAddress: PeerAddress?
+    var pipeline: RequestPipeline
+    var theirs: ChunkSet?
+    var rawBitfield: Bitfield?
+    /// Haves that arrived with the manifest known, in arrival order: applied (and emptied) at once.
+    var rawHaves: [UInt32] = []
+    /// Haves that arrived before the manifest, within `chunkCountBound`.
+    var earlyHaves: ChunkSet?
+    var sentBitfield = false
+    var amChoking = true
+    var amInterested = false
+    var peerChoking = true
+    var peerInterested = false
+    var outstanding: [Int: Assembly] = [:]
+    /// What the peer asked for that its upload loop has not taken yet.
+    var uploads = UploadQueue()
+    var recvMeter = RateMeter()
+    var sendMeter = RateMeter()
+
+    init(_ info: ConnectedPeer, connectedAt: Double, pipeline: RequestPipeline) {
+        link = info.link
+        deviceKey = info.deviceKey
+        initiatedByUs = info.initiatedByUs
+        self.connectedAt = connectedAt
+        superSeeding = info.superSeeding
+        listenAddress = info.listenAddress
+        self.pipeline = pipeline
+    }
+
+    /// The chunks requested from this peer, oldest request first (ties by index).
+    var outstandingByAge: [(chunk: Int, assembly: Assembly)] {
+        outstanding.map { (chunk: $0.key, assembly: $0.value) }.sorted {
+            ($0.assembly.requestedAt, $0.chunk) < ($1.assembly.requestedAt, $1.chunk)
+        }
+    }
+}
+
+/// A chunk being received from one peer, block by block (the shell holds the bytes).
+struct Assembly: Sendable {
+    var requestedAt: Double
+    var length: Int
+    var pending: Set<UInt32>
+
+    /// The length of the block at `offset` (the last block of a chunk may be short).
+    func blockLength(at offset: Int) -> Int { min(Int(WireLimits.maxBlockLength), length - offset) }
+
+    /// The requests of the blocks not yet received, in order (to cancel them).
+    func pendingBlocks(of chunk: Int) -> [BlockRequest] {
+        pending.sorted().map {
+            BlockRequest(chunk: UInt32(chunk), offset: $0, length: UInt32(blockLength(at: Int($0))))
+        }
+    }
+}
+
+/// Connections: admission and the tie-break between two dials, departures, faults and bans, announcements, interest
+/// and peer exchange.
+extension SwarmEngine {
+    mutating func connect(_ info: ConnectedPeer) {
+        let key = info.deviceKey
+        if banned.contains(key) {
+            counters.bannedRefused += 1
+            return emit(.close(info.link, .badChunk))
+        }
+        if key == localKey { return emit(.close(info.link, .duplicateConnection)) }
+        if let existing = byKey[key], let old = links[existing] {
+            // The same side dialled again: the old connection is stale (the peer restarted or lost it), replace it.
+            // Both sides dialled each other: keep the connection whose initiator has the smaller device key, the same
+            // choice on both ends.
+            if old.initiatedByUs != info.initiatedByUs {
+                let newInitiator = info.initiatedByUs ? localKey : key
+                let oldInitiator = old.initiatedByUs ? localKey : key
+                guard newInitiator.lexicographicallyPrecedes(oldInitiator) else {
+                    return emit(.close(info.link, .duplicateConnection))
+                }
+            }
+            drop(existing, reason: .duplicateConnection, fault: false)
+        }
+        links[info.link] = PeerState(
+            info, connectedAt: now, pipeline: RequestPipeline(maxDepth: options.maxPipelineDepth))
+        order.append(info.link)
+        byKey[key] = info.link
+        adjustChokes()
+        log(
+            .debug, "peer connected",
+            [
+                "peer": peerName(info.link), "initiator": info.initiatedByUs ? "us" : "them",
+                "peers": "\(links.count)",
+            ])
+        announce(to: info.link)
+        if manifest == nil { requestManifest(from: info.link) }
+        exchangePeers(newcomer: info.link)
+    }
+
+    mutating func disconnect(_ link: LinkID) {
+        guard forget(link) != nil else { return }
+        log(.debug, "peer disconnected", ["peers": "\(links.count)"])
+    }
+
+    /// Removes a link and everything that counted on it (availability, requests, offers, the manifest source), then
+    /// rechokes. Returns the removed peer.
+    @discardableResult
+    mutating func forget(_ link: LinkID) -> PeerState? {
+        guard let peer = links.removeValue(forKey: link) else { return nil }
+        order.removeAll { $0 == link }
+        if byKey[peer.deviceKey] == link { byKey[peer.deviceKey] = nil }
+        for (chunk, _) in peer.outstandingByAge { emit(.discard(chunk: chunk, from: .peer(link))) }
+        picker?.peerLeft(link)
+        if var seeder = superSeeder {
+            seeder.withdraw(link)
+            // Chunks that left this origin once and that no connected peer holds any more are offered again.
+            var lost = 0
+            if seeder.isActive, let theirs = peer.theirs {
+                let holders = order.compactMap { links[$0]?.theirs }
+                for index in theirs where seeder.timesSent(index) == 1 {
+                    guard !holders.contains(where: { $0.contains(index) }) else { continue }
+                    seeder.lost(index)
+                    lost += 1
+                }
+            }
+            superSeeder = seeder
+            if lost > 0 {
+                log(.debug, "chunks lost with a departing peer, offered again", ["chunks": "\(lost)"])
+                for other in order { offerNext(to: other) }
+            }
+        }
+        if manifestAssembler.source == link {
+            manifestAssembler.abandon()
+            if manifest == nil, let other = order.first { requestManifest(from: other) }
+        }
+        adjustChokes()
+        return peer
+    }
+
+    /// Closes a link after a fault; a peer with repeated faults is banned for the session.
+    mutating func drop(_ link: LinkID, reason: GoodbyeReason, fault: Bool) {
+        guard let peer = forget(link) else { return }
+        counters.peersDropped += 1
+        if fault {
+            counters.peerFaults += 1
+            faults[peer.deviceKey, default: 0] += 1
+            if faults[peer.deviceKey]! >= options.faultsBeforeBan {
+                banned.insert(peer.deviceKey)
+                log(.warning, "peer banned for this session", ["peer": DeviceIdentity.fingerprint(of: peer.deviceKey)])
+            }
+        }
+        emit(.close(link, reason))
+    }
+
+    /// Tells a peer what this side has: the bitfield, or while super-seeding only the chunks offered to it.
+    mutating func announce(to link: LinkID) {
+        guard let manifest, let have, let peer = links[link] else { return }
+        if superSeeder != nil { return offerNext(to: link) }
+        guard !peer.sentBitfield else { return }
+        links[link]?.sentBitfield = true
+        guard manifest.chunks.count <= Int(WireLimits.maxBitfieldChunks) else { return }
+        send(.bitfield(have.bitfield), to: link)
+    }
+
+    /// Chunks offered to each peer while super-seeding: four shared among the interested peers, at least one each. A
+    /// peer alone with the origin gets four, so it is not held to one chunk per round trip; with many peers each gets
+    /// one, so that every first copy completes as soon as possible and can be passed on.
+    var superSeedWindow: Int {
+        max(1, 4 / max(1, links.values.filter(\.peerInterested).count))
+    }
+
+    mutating func offerNext(to link: LinkID) {
+        guard var seeder = superSeeder, let peer = links[link], let manifest else { return }
+        let offers = seeder.nextOffers(
+            for: link, lacking: peer.theirs ?? ChunkSet(count: manifest.chunks.count), limit: superSeedWindow)
+        superSeeder = seeder
+        send(offers.map { .have(chunk: UInt32($0)) }, to: link)
+    }
+
+    /// Every chunk is in the swarm: from now on this seeder announces and serves everything like any other.
+    mutating func endSuperSeeding() {
+        guard superSeeder != nil else { return }
+        superSeeder = nil
+        log(.info, "super-seeding done: every chunk was sent once or is in the swarm")
+        for other in order { announce(to: other) }
+    }
+
+    mutating func exchangePeers(newcomer link: LinkID) {
+        let known = order.filter { $0 != link }.compactMap { links[$0]?.listenAddress }
+        if !known.isEmpty {
+            send(.peerExchange(Array(known.prefix(WireLimits.maxPeerExchangeAddresses))), to: link)
+        }
+        if let address = links[link]?.listenAddress {
+            for other in order where other != link { send(.peerExchange([address]), to: other) }
+        }
+    }
+
+    mutating func learn(_ addresses: [PeerAddress]) {
+        for address in addresses where !ownAddresses.contains(address) && !announcedAddresses.contains(address) {
+            guard announcedAddresses.count < 4096 else { break }
+            announcedAddresses.insert(address)
+            emit(.discovered(address))
+        }
+    }
+
+    mutating func updateInterest(_ link: LinkID) {
+        guard let peer = links[link] else { return }
+        guard fetching, let have, let theirs = peer.theirs else { return setInterest(link, false) }
+        // A super-seeding peer has every chunk, whatever it announced so far.
+        if peer.superSeeding { return setInterest(link, !have.isFull) }
+        var wants = false
+        for index in theirs where !have.contains(index) {
+            wants = true
+            break
+        }
+        setInterest(link, wants)
+    }
+
+    mutating func setInterest(_ link: LinkID, _ interested: Bool) {
+        guard let peer = links[link], peer.amInterested != interested else { return }
+        links[link]?.amInterested = interested
+        send(interested ? .interested : .notInterested, to: link)
+    }
+}

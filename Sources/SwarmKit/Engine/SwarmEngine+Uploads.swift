@@ -1,0 +1,140 @@
+/// Paces uploads to a limit in bytes per second: the delay before each piece. No I/O.
+public struct UploadPacer: Sendable {
+    public let limit: Int?
+    private var nextAt: Double = 0
+
+    public init(limit: Int?) { self.limit = limit }
+
+    /// The seconds to wait at `now` before sending `bytes`.
+    public mutating func delay(bytes: Int, now: Double) -> Double {
+        guard let limit, limit > 0 else { return 0 }
+        let start = max(now, nextAt)
+        nextAt = start + Double(bytes) / Double(limit)
+        return start - now
+    }
+}
+
+/// Serving peers: what the upload loop may send, super-seeding offers, and choking.
+extension SwarmEngine {
+    /// The upload loop takes an item: serve it, or nothing when it is not to be sent (cancelled, choked, a chunk
+    /// this side does not have or may not serve now).
+    mutating func uploadTaken(_ item: UploadItem, by link: LinkID) {
+        guard links[link] != nil else { return }
+        switch item {
+        case .manifestPage(let page):
+            links[link]?.uploads.popPage()
+            guard manifest != nil else { return }
+            emit(.servePage(link, page: page))
+        case .block(let block):
+            guard let wanted = links[link]?.uploads.pop(block), wanted, let peer = links[link], !peer.amChoking
+            else { return }
+            let chunk = Int(block.chunk)
+            guard let manifest, let have, have.contains(chunk) else { return }
+            if let seeder = superSeeder, !seeder.mayServe(chunk, to: link) { return }
+            guard Int(block.offset) + Int(block.length) <= manifest.chunks[chunk].length else {
+                log(.warning, "peer asked for a block outside its chunk", ["peer": peerName(link)])
+                return drop(link, reason: .malformedMessage, fault: true)
+            }
+            emit(.serveBlock(link, block, delay: pacer.delay(bytes: Int(block.length), now: now)))
+        }
+    }
+
+    mutating func blockSent(_ block: BlockRequest, to link: LinkID) {
+        let bytes = Int(block.length)
+        uploadMeter.add(bytes, at: now)
+        counters.bytesUploaded += Int64(bytes)
+        guard links[link] != nil else { return }
+        links[link]?.sendMeter.add(bytes, at: now)
+        guard var seeder = superSeeder, let manifest else { return }
+        let chunk = Int(block.chunk)
+        guard Int(block.offset) + bytes == manifest.chunks[chunk].length else { return }
+        seeder.sent(chunk, to: link)
+        superSeeder = seeder
+        if links[link]?.theirs != nil { links[link]?.theirs?.insert(chunk) }
+        guard seeder.isActive else { return endSuperSeeding() }
+        offerNext(to: link)
+        // Peers that found nothing to be offered earlier (every unsent chunk was offered elsewhere) get offers.
+        let window = superSeedWindow
+        for other in order where other != link && seeder.offers(for: other).count < window {
+            offerNext(to: other)
+        }
+    }
+
+    /// Between the regular rechokes: unchokes interested peers into free upload slots, without reranking anyone.
+    /// Reranking at every interest change made slots flap with the rate estimates, and every choke throws away the
+    /// requests the peer has outstanding here.
+    mutating func adjustChokes() {
+        let capacity = superSeeder != nil ? Int.max : choker.slots + 1
+        var used = links.values.filter { !$0.amChoking && $0.peerInterested }.count
+        let waiting = order.filter { links[$0]!.amChoking && links[$0]!.peerInterested }
+        for link in waiting where used < capacity {
+            used += 1
+            links[link]?.amChoking = false
+            send(.unchoke, to: link)
+        }
+    }
+
+    mutating func rechoke() {
+        lastChoke = now
+        chokeDirty = false
+        let states = order.compactMap { link in
+            links[link].map {
+                Choker<LinkID>.PeerState(
+                    peer: link, interested: $0.peerInterested, downloadRate: $0.recvMeter.rate(at: now),
+                    uploadRate: $0.sendMeter.rate(at: now), connectedAt: $0.connectedAt)
+            }
+        }
+        // A super-seeder serves each peer only the one chunk it offered it, so its uplink is shared among all of them
+        // anyway: choking some would only slow how fast distinct chunks enter the swarm.
+        let unchoked =
+            superSeeder != nil
+            ? Set(states.filter(\.interested).map(\.peer))
+            : choker.unchoked(peers: states, seeding: !fetching, now: now, using: &rng)
+        for link in order {
+            let choke = !unchoked.contains(link)
+            guard choke != links[link]?.amChoking else { continue }
+            links[link]?.amChoking = choke
+            send(choke ? .choke : .unchoke, to: link)
+        }
+    }
+
+    // MARK: Time
+
+    /// Time-driven work: overdue requests, interest, the manifest's wait, stalls and the regular rechoke.
+    mutating func tick() {
+        if chokeDirty || now - lastChoke >= 10 { rechoke() }
+        if manifest == nil, failure == nil { return tickManifest() }
+        guard fetching, failure == nil else { return }
+        checkOverdue()
+        for link in order {
+            updateInterest(link)
+            fill(link)
+        }
+        if !server.enabled, links.isEmpty, now - lastProgress > options.stallTimeout { fail(.noSources) }
+    }
+
+    /// Asks the shell for a tick at the earliest time something is due.
+    mutating func scheduleWake() {
+        var due = lastChoke + 10
+        if manifest == nil, failure == nil, let deadline = manifestDeadline {
+            due = min(due, deadline + 0.001)
+            if manifestAssembler.isActive { due = min(due, manifestAssembler.startedAt + 5.001) }
+        }
+        if fetching, failure == nil {
+            if let overdue = nextOverdue { due = min(due, overdue + 0.001) }
+            if let serverDue = server.nextDecision(
+                lastPeerDelivery: lastPeerDelivery, idle: options.peerIdleBeforeServer, now: now)
+            {
+                due = min(due, serverDue)
+            }
+            if !server.enabled, links.isEmpty { due = min(due, lastProgress + options.stallTimeout + 0.001) }
+            // Interest and pipelines follow events; a slow heartbeat catches what no event announces.
+            due = min(due, now + 1)
+        }
+        // Never sooner than a few milliseconds: a condition that a tick does not change must not spin.
+        due = max(due, now + 0.005)
+        guard wakeAt != due else { return }
+        wakeAt = due
+        emit(.wake(at: due))
+    }
+}

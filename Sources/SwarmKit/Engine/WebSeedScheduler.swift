@@ -1,0 +1,120 @@
+/// The server as a source of last resort, as a value: how many range requests may be in flight, the grace at the
+/// start of a fetch, and the backoff after failures. No I/O; `SwarmEngine.fillServer()` decides what to ask for.
+public struct WebSeedScheduler: Sendable {
+    /// Whether the server may be asked at all.
+    public var enabled = false
+    /// Range requests at once while fewer than four devices fetch (one each with more: the server's uplink is shared
+    /// by all of them anyway, and fewer requests at once complete each first copy sooner, to be passed on).
+    public let requests: Int
+    /// At the start of a fetch with no peer connected yet, wait this long for peers before asking the server.
+    public let grace: Double
+    public private(set) var startedAt: Double = 0
+    /// Chunks asked of the server and not yet answered, in the order asked.
+    public private(set) var inFlight: [Int] = []
+    public private(set) var failures = 0
+    public private(set) var pausedUntil: Double = 0
+
+    public init(requests: Int, grace: Double) {
+        self.requests = requests
+        self.grace = grace
+    }
+
+    mutating func fetchStarted(at now: Double) { startedAt = now }
+
+    /// Requests allowed at once in a swarm of `members` devices (this one included).
+    func cap(members: Int) -> Int { members >= 4 ? 1 : requests }
+
+    mutating func asked(_ chunk: Int) { inFlight.append(chunk) }
+
+    /// The answer for `chunk` arrived; false when it was cancelled meanwhile (the answer is not wanted).
+    mutating func finish(_ chunk: Int) -> Bool {
+        guard let index = inFlight.firstIndex(of: chunk) else { return false }
+        inFlight.remove(at: index)
+        return true
+    }
+
+    /// Stops asking for `chunk`; returns whether it was in flight.
+    mutating func cancel(_ chunk: Int) -> Bool { finish(chunk) }
+
+    /// Stops every request; returns the chunks that were in flight.
+    mutating func cancelAll() -> [Int] {
+        defer { inFlight.removeAll() }
+        return inFlight
+    }
+
+    mutating func succeeded() { failures = 0 }
+
+    /// A request failed in a way that may pass: pause, doubling from 0.5 s up to 30 s. Returns the pause.
+    mutating func failed(at now: Double) -> Double {
+        failures += 1
+        let pause = min(0.25 * Double(1 << min(failures, 8)), 30)
+        pausedUntil = now + pause
+        return pause
+    }
+
+    /// Whether the grace at the start of a fetch still holds back the server.
+    func inGrace(peers: Int, now: Double) -> Bool { peers == 0 && now - startedAt < grace }
+
+    /// The next time the server's turn may change by time alone: the end of the grace, of a pause, or of the wait
+    /// for idle peers.
+    func nextDecision(lastPeerDelivery: Double, idle: Double, now: Double) -> Double? {
+        guard enabled else { return nil }
+        return [startedAt + grace, pausedUntil, lastPeerDelivery + idle].map { $0 + 0.001 }.filter { $0 > now }.min()
+    }
+}
+
+extension SwarmEngine {
+    /// Asks the server for what peers cannot give: chunks no connected peer has, each fetcher preferring its own
+    /// stripe; with idle peers, also the rarest others.
+    mutating func fillServer() {
+        guard server.enabled, var picker, let manifest, now >= server.pausedUntil, !picker.isComplete,
+            !server.inGrace(peers: links.count, now: now)
+        else { return }
+        var members = order.compactMap { links[$0]?.deviceKey } + [localKey]
+        members.sort { $0.lexicographicallyPrecedes($1) }
+        let cap = server.cap(members: members.count)
+        let free = cap - server.inFlight.count
+        guard free > 0 else { return }
+        let peersBusy = links.values.contains { !$0.outstanding.isEmpty }
+        let idle = now - lastPeerDelivery > options.peerIdleBeforeServer
+        let stripe = (index: members.firstIndex(of: localKey)!, of: members.count)
+        let picks = picker.nextForServer(
+            limit: free, stripe: stripe, reserve: peersBusy ? members.count * cap : 0,
+            includeAvailable: !peersBusy && idle, using: &rng)
+        self.picker = picker
+        guard !picks.isEmpty else { return }
+        log(
+            .trace, "asking the server",
+            [
+                "chunks": "\(picks)", "peers.busy": "\(peersBusy)", "peers.idle": "\(idle)",
+                "unavailable": "\(picker.availability(of: picks[0]) == 0)",
+            ])
+        for chunk in picks {
+            let range = manifest.range(of: chunk)
+            server.asked(chunk)
+            emit(.fetchRange(chunk: chunk, offset: range.lowerBound, length: Int(range.upperBound - range.lowerBound)))
+        }
+    }
+
+    mutating func serverDone(_ chunk: Int) {
+        guard server.finish(chunk), let manifest else { return emit(.discard(chunk: chunk, from: .server)) }
+        arrived(chunk, length: manifest.chunks[chunk].length, from: .server)
+    }
+
+    mutating func serverFailed(_ chunk: Int, _ failure: ServerFailure) {
+        guard server.finish(chunk) else { return }
+        picker?.failed(chunk, from: .server)
+        switch failure {
+        case .changed:
+            fail(.changedOnServer)
+        case .refused(let why):
+            fail(.serverRefused(why))
+        case .transient(let why):
+            let pause = server.failed(at: now)
+            log(
+                .warning, "server request failed; retrying later",
+                ["chunk": "\(chunk)", "error": why, "retry.in.s": "\(pause)"])
+            if server.failures >= 8, links.isEmpty { fail(.server(why)) }
+        }
+    }
+}

@@ -1,0 +1,242 @@
+internal import ChunkStore
+internal import NIOCore
+internal import NIOPosix
+
+/// What the shell keeps of one connection: the connection itself, its upload loop's queue and its close signal.
+struct LinkHandle: Sendable {
+    let connection: PeerConnection
+    /// Items for the upload loop, in the order the peer asked.
+    let uploads: AsyncStream<UploadItem>.Continuation
+    /// A goodbye the engine asked for; the connection's task says it and closes.
+    let closer: AsyncStream<GoodbyeReason>.Continuation
+
+    func close(_ reason: GoodbyeReason) {
+        closer.yield(reason)
+        closer.finish()
+    }
+}
+
+/// A chunk being assembled from one link.
+struct AssemblyKey: Hashable, Sendable {
+    let link: LinkID
+    let chunk: Int
+}
+
+/// Connections: admission through the engine, one structured task group per connection (the inbound messages, the
+/// upload loop and the close signal), and the bytes of pieces both ways.
+extension Swarm {
+    /// Serves one authenticated connection until it ends: registers the peer, exchanges announcements, answers its
+    /// requests and carries ours. `address` is where the peer accepts connections, if known (for peer exchange).
+    public nonisolated func run(_ connection: PeerConnection, initiatedByUs: Bool, address: PeerAddress?) async {
+        let (uploads, uploadSink) = AsyncStream.makeStream(of: UploadItem.self)
+        let (closes, closeSink) = AsyncStream.makeStream(of: GoodbyeReason.self, bufferingPolicy: .bufferingNewest(1))
+        let handle = LinkHandle(connection: connection, uploads: uploadSink, closer: closeSink)
+        guard let link = await admit(handle, initiatedByUs: initiatedByUs, address: address) else {
+            var reasons = closes.makeAsyncIterator()
+            let reason = await reasons.next() ?? .duplicateConnection
+            try? await connection.finish(reason: reason)
+            return
+        }
+        do {
+            try await connection.channel.executeThenClose { inbound, _ in
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { try await self.uploadLoop(link, connection: connection, items: uploads) }
+                    group.addTask {
+                        for await reason in closes {
+                            try? await connection.finish(reason: reason)
+                            return
+                        }
+                    }
+                    defer { group.cancelAll() }
+                    for try await message in inbound {
+                        await self.receive(message, from: link)
+                    }
+                }
+            }
+        } catch {
+            logger.debug("peer connection ended", metadata: ["link": "\(link)", "error": "\(error)"])
+            if let violation = error as? WireProtocolError { await ended(link, violation: violation.reason) }
+        }
+        uploadSink.finish()
+        closeSink.finish()
+        await ended(link, violation: nil)
+    }
+
+    private func admit(_ handle: LinkHandle, initiatedByUs: Bool, address: PeerAddress?) -> LinkID? {
+        nextLinkID += 1
+        let link = LinkID(nextLinkID)
+        let session = handle.connection.session
+        var address = address
+        if address == nil, session.remoteHello.listenPort != 0,
+            let remote = handle.connection.channel.channel.remoteAddress, let ip = PeerAddress.ipBytes(of: remote)
+        {
+            address = PeerAddress(ip: ip, port: session.remoteHello.listenPort)
+        }
+        connections[link] = handle
+        feed(
+            .connected(
+                ConnectedPeer(
+                    link: link, deviceKey: session.remoteDeviceKey, initiatedByUs: initiatedByUs,
+                    superSeeding: session.remoteHello.capabilities & Hello.Capability.superSeeding != 0,
+                    listenAddress: address)))
+        guard engine.link(of: session.remoteDeviceKey) == link else {
+            connections[link] = nil
+            return nil
+        }
+        return link
+    }
+
+    private func ended(_ link: LinkID, violation: GoodbyeReason?) {
+        if let violation {
+            feed(.violated(link, violation))
+            return
+        }
+        if let handle = connections.removeValue(forKey: link) {
+            peakBacklog = max(peakBacklog, handle.connection.sender.peakBufferedBytes)
+        }
+        assemblies = assemblies.filter { $0.key.link != link }
+        feed(.disconnected(link))
+    }
+
+    private func receive(_ message: WireMessage, from link: LinkID) {
+        let inbound: InboundMessage
+        var payload: ByteBuffer?
+        switch message {
+        case .choke: inbound = .choke
+        case .unchoke: inbound = .unchoke
+        case .interested: inbound = .interested
+        case .notInterested: inbound = .notInterested
+        case .bitfield(let bitfield): inbound = .bitfield(bitfield)
+        case .have(let chunk): inbound = .have(chunk: chunk)
+        case .request(let block): inbound = .request(block)
+        case .cancel(let block): inbound = .cancel(block)
+        case .piece(let piece):
+            inbound = .piece(chunk: piece.chunk, offset: piece.offset, length: piece.data.readableBytes)
+            payload = piece.data
+        case .manifestRequest(let page): inbound = .manifestRequest(page: page)
+        case .manifestPage(let page): inbound = .manifestPage(page)
+        case .peerExchange(let addresses): inbound = .peerExchange(addresses)
+        case .goodbye, .hello, .keepAlive: return
+        }
+        feed(.received(link, inbound), piece: payload)
+    }
+
+    /// Copies a piece into the chunk being assembled from `link`.
+    func keep(_ piece: ByteBuffer, block: BlockRequest, of link: LinkID, chunkLength: Int) {
+        let key = AssemblyKey(link: link, chunk: Int(block.chunk))
+        let offset = Int(block.offset)
+        guard offset + piece.readableBytes <= chunkLength else { return }
+        if assemblies[key] == nil { assemblies[key] = [UInt8](repeating: 0, count: chunkLength) }
+        assemblies[key]!.withUnsafeMutableBytes { target in
+            piece.withUnsafeReadableBytes { source in
+                target.baseAddress!.advanced(by: offset).copyMemory(from: source.baseAddress!, byteCount: source.count)
+            }
+        }
+    }
+
+    // MARK: Uploads
+
+    /// Serves a peer: takes its requests in order and sends through the connection's one bounded queue
+    /// (`PeerSender`), pieces with `send` (waits while the backlog is over the queue limit) and manifest pages with
+    /// `sendAndWait` (one page in flight at a time). The chunk being served is read once, off the actor.
+    nonisolated func uploadLoop(
+        _ link: LinkID, connection: PeerConnection, items: AsyncStream<UploadItem>
+    ) async throws {
+        var cache: (chunk: Int, bytes: [UInt8])?
+        do {
+            for await item in items {
+                switch await take(item, by: link) {
+                case .none:
+                    continue
+                case .page(let page):
+                    try await connection.sender.sendAndWait(.manifestPage(page))
+                case .block(let block, let delay):
+                    let chunk = Int(block.chunk)
+                    if cache?.chunk != chunk {
+                        guard let bytes = await readChunk(chunk) else { continue }
+                        cache = (chunk, bytes)
+                    }
+                    guard let cached = cache, Int(block.offset) + Int(block.length) <= cached.bytes.count else {
+                        continue
+                    }
+                    if delay > 0 { try await Task.sleep(for: .seconds(delay)) }
+                    let data = cached.bytes.withUnsafeBytes { raw in
+                        ByteBuffer(
+                            bytes: UnsafeRawBufferPointer(
+                                rebasing: raw[Int(block.offset)..<Int(block.offset) + Int(block.length)]))
+                    }
+                    try await connection.sender.send(
+                        .piece(Piece(chunk: block.chunk, offset: block.offset, data: data)))
+                    await feed(.blockSent(link, block))
+                }
+            }
+        } catch let error as PeerSendError {
+            if case .backlogExceeded = error { await feed(.backlogFull(link)) }
+        }
+    }
+
+    /// What the upload loop is to send for an item it takes, as the engine decides.
+    enum Serve: Sendable {
+        case none
+        case page(ManifestPage)
+        case block(BlockRequest, delay: Double)
+    }
+
+    private func take(_ item: UploadItem, by link: LinkID) -> Serve {
+        let t = now
+        let actions = engine.handle(.uploadTaken(link, item), at: t)
+        recorder?.record(at: t, .uploadTaken(link, item), actions)
+        var serve = Serve.none
+        for action in actions {
+            switch action {
+            case .serveBlock(link, let block, let delay): serve = .block(block, delay: delay)
+            case .servePage(link, let page):
+                if let manifest = engine.manifest { serve = .page(ManifestAssembler.page(page, of: manifest)) }
+            default: perform(action, piece: nil)
+            }
+        }
+        return serve
+    }
+
+    /// Reads a whole chunk to serve, from the download in progress or the store, on the thread pool.
+    private func readChunk(_ chunk: Int) async -> [UInt8]? {
+        guard let manifest = engine.manifest, chunk < manifest.chunks.count else { return nil }
+        let sink = self.sink
+        let store = self.store
+        let hash = manifest.chunks[chunk].hash
+        do {
+            var bytes = try await NIOThreadPool.singleton.runIfActive { () throws -> [UInt8]? in
+                if let sink, let bytes = try sink.readChunk(chunk) { return bytes }
+                return try store?.readChunk(hash)
+            }
+            if options.corruptEveryNthUpload > 0, bytes != nil {
+                uploadsSinceCorruption += 1
+                if uploadsSinceCorruption % options.corruptEveryNthUpload == 0 {
+                    bytes![bytes!.count / 2] ^= 0xFF
+                }
+            }
+            return bytes
+        } catch {
+            logger.warning("cannot read a chunk to serve", metadata: ["chunk": "\(chunk)", "error": "\(error)"])
+            return nil
+        }
+    }
+}
+
+extension OutboundMessage {
+    /// The wire form.
+    var wire: WireMessage {
+        switch self {
+        case .choke: .choke
+        case .unchoke: .unchoke
+        case .interested: .interested
+        case .notInterested: .notInterested
+        case .bitfield(let bitfield): .bitfield(bitfield)
+        case .have(let chunk): .have(chunk: chunk)
+        case .request(let block): .request(block)
+        case .cancel(let block): .cancel(block)
+        case .manifestRequest(let page): .manifestRequest(page: page)
+        case .peerExchange(let addresses): .peerExchange(addresses)
+        }
+    }
+}
