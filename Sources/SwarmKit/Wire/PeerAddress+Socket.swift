@@ -1,4 +1,4 @@
-public import NIOCore
+internal import NIOCore
 
 extension PeerAddress {
     /// The IP bytes of a socket address (IPv4 or IPv6), or nil for other kinds.
