@@ -89,8 +89,12 @@ extension SwarmEngine {
         else { return }
         let room = peer.pipeline.depth(chunkSize: manifest.averageChunkLength) - peer.outstanding.count
         guard room > 0 else { return }
-        var restricted: ChunkSet? = peer.superSeeding ? theirs : nil
-        if peer.superSeeding, links.values.contains(where: { !$0.superSeeding && $0.theirs != nil }) {
+        // A super-seeding origin announces only the chunks it offers; once every chunk is in the swarm it announces
+        // all of them, and it is asked like any seeder (its uplink would idle otherwise, and a chunk that only a slow
+        // peer holds would wait for that peer).
+        let originSuperSeeds = peer.superSeeding && !theirs.isFull
+        var restricted: ChunkSet? = originSuperSeeds ? theirs : nil
+        if originSuperSeeds, links.values.contains(where: { !$0.superSeeding && $0.theirs != nil }) {
             // The origin (a super-seeder) is asked only for chunks no other connected peer has, so that its uplink,
             // the scarce one, sends each chunk about once; the others are traded between peers.
             restricted = originOnlyChunks(among: theirs, picker: picker)
@@ -191,7 +195,9 @@ extension SwarmEngine {
         }
         for other in others { cancel(chunk, at: other) }
         if superSeeder == nil {
-            for link in order where !(links[link]?.theirs?.contains(chunk) ?? false) {
+            // A super-seeding peer announced the chunk as an offer: it learns from this `have` that the chunk is in
+            // the swarm (another origin may have offered the same chunk and waits for it to be taken).
+            for link in order where links[link]!.superSeeding || !(links[link]!.theirs?.contains(chunk) ?? false) {
                 send(.have(chunk: UInt32(chunk)), to: link)
             }
         }

@@ -1,0 +1,163 @@
+import ChunkStore
+import Testing
+
+@testable import SwarmKit
+
+/// Whole swarms in virtual time, driving the real `SwarmEngine` of every node (`SwarmSimulator`): the figures the
+/// engine's policies are for. Each test prints its figures.
+@Suite("Engine: simulated swarms")
+struct SimulationTests {
+    typealias Node = SwarmSimulator.NodeSpec
+    static let mb = 1_000_000.0
+
+    /// The lower bound of a swarm's finish: the seeders' uplink must send one copy, and every byte every fetcher
+    /// receives leaves some uplink.
+    static func bound(size: Int64, seeder: Double, fetchers: [Double]) -> Double {
+        let f = Double(size)
+        return max(f / seeder, Double(fetchers.count) * f / (seeder + fetchers.reduce(0, +)))
+    }
+
+    static func fetchers(_ count: Int, uplink: Double) -> [Node] {
+        (0..<count).map { Node(name: "fetcher-\($0)", uplink: uplink) }
+    }
+
+    @Test func superSeedingSendsEveryChunkOnceBeforeAnyTwice() {
+        var sim = SwarmSimulator(
+            chunks: 64,
+            nodes: [Node(name: "origin", uplink: 10 * Self.mb, seeds: true)] + Self.fetchers(4, uplink: 10 * Self.mb),
+            serverRate: nil)
+        sim.run()
+        let sent = sim.chunkUploads[0] ?? []
+        let firstRepeat = sent.indices.first { index in sent[..<index].contains(sent[index]) } ?? sent.count
+        print("super-seeding: origin sent \(sent.count) chunks of 64, first repeat at \(firstRepeat)")
+        #expect(sim.lastFinish != nil)
+        #expect(firstRepeat >= 64)
+        #expect(Set(sent.prefix(64)).count == 64)
+    }
+
+    @Test func withASeederTheServerSendsAlmostNothing() {
+        var sim = SwarmSimulator(
+            chunks: 128,
+            nodes: [Node(name: "origin", uplink: 20 * Self.mb, seeds: true)] + Self.fetchers(4, uplink: 10 * Self.mb),
+            serverRate: 10 * Self.mb)
+        sim.run()
+        let share = Double(sim.serverBytes) / Double(sim.fileSize)
+        print("with a seeder: server sent \(share) F, finish \(sim.lastFinish ?? -1) s")
+        #expect(sim.lastFinish != nil)
+        #expect(share <= 0.05)
+    }
+
+    @Test func withTheServerAsTheOnlyOriginItSendsAboutOneCopy() {
+        var sim = SwarmSimulator(chunks: 128, nodes: Self.fetchers(4, uplink: 10 * Self.mb), serverRate: 20 * Self.mb)
+        sim.run()
+        let share = Double(sim.serverBytes) / Double(sim.fileSize)
+        print("server as the only origin: server sent \(share) F, finish \(sim.lastFinish ?? -1) s")
+        #expect(sim.lastFinish != nil)
+        #expect(share <= 1.02)
+    }
+
+    @Test func oneSlowPeerDoesNotHoldBackTheOthers() {
+        let origin = Node(name: "origin", uplink: 20 * Self.mb, seeds: true)
+        var reference = SwarmSimulator(
+            chunks: 128, nodes: [origin] + Self.fetchers(4, uplink: 10 * Self.mb), serverRate: nil)
+        reference.run()
+        var slow = SwarmSimulator(
+            chunks: 128,
+            nodes: [origin] + Self.fetchers(4, uplink: 10 * Self.mb) + [Node(name: "slow", uplink: 0.5 * Self.mb)],
+            serverRate: nil)
+        slow.run(limit: 600)
+        let fast = slow.nodes.filter { $0.spec.name.hasPrefix("fetcher") }.compactMap(\.finishedAt)
+        let ratio = (fast.max() ?? .infinity) / (reference.lastFinish ?? 1)
+        print("one slow peer: fast fetchers finished at \(fast.max() ?? -1) s, \(ratio)× the run without it")
+        #expect(fast.count == 4)
+        #expect(ratio <= 1.25)
+    }
+
+    @Test func endgameTakesTheLastChunksFromTheFastSource() {
+        var sim = SwarmSimulator(
+            chunks: 64,
+            nodes: [
+                Node(name: "fast", uplink: 10 * Self.mb, seeds: true, superSeeds: false),
+                Node(name: "slow", uplink: 0.2 * Self.mb, seeds: true, superSeeds: false),
+                Node(name: "fetcher", uplink: 10 * Self.mb),
+            ], serverRate: nil)
+        sim.run()
+        let ideal = Double(sim.fileSize) / (10.2 * Self.mb)
+        let ratio = (sim.lastFinish ?? .infinity) / ideal
+        print("endgame: finish \(sim.lastFinish ?? -1) s, \(ratio)× the sum of the uplinks")
+        #expect(ratio <= 1.2)
+    }
+
+    @Test func aPeerThatLeavesHalfwayStallsNoOne() {
+        var nodes = [Node(name: "origin", uplink: 10 * Self.mb, seeds: true)] + Self.fetchers(4, uplink: 10 * Self.mb)
+        nodes[1].leaveAtFraction = 0.5
+        var sim = SwarmSimulator(chunks: 128, nodes: nodes, serverRate: nil)
+        sim.run(limit: 600)
+        let stayers = [Double](repeating: 10 * Self.mb, count: 3)
+        let bound = Self.bound(size: sim.fileSize, seeder: 10 * Self.mb, fetchers: stayers)
+        let ratio = (sim.lastFinish ?? .infinity) / bound
+        print(
+            "a peer leaves at 50 %: finish \(sim.lastFinish ?? -1) s, \(ratio)× the bound, longest stall \(sim.longestStall) s"
+        )
+        #expect(sim.lastFinish != nil)
+        #expect(ratio <= 1.3)
+        #expect(sim.longestStall < 2)
+    }
+
+    @Test func aSeederThatJoinsLateServesWhatTheFetcherLacks() {
+        var sim = SwarmSimulator(
+            chunks: 256,
+            nodes: [
+                Node(name: "fetcher", uplink: 10 * Self.mb),
+                Node(name: "late seeder", uplink: 50 * Self.mb, seeds: true, joinAt: 1.5),
+            ], serverRate: 10 * Self.mb)
+        sim.run()
+        let share = Double(sim.serverBytes) / Double(sim.fileSize)
+        let fromPeers = sim.nodes[0].engine.snapshot.bytesFromPeers
+        print("late seeder: server sent \(share) F, the seeder \(Double(fromPeers) / Double(sim.fileSize)) F")
+        #expect(sim.lastFinish != nil)
+        #expect(share < 0.05)
+    }
+
+    @Test func aPeerThatSendsBadChunksIsDroppedThenBanned() {
+        var sim = SwarmSimulator(
+            chunks: 32,
+            nodes: [
+                Node(name: "fetcher", uplink: 10 * Self.mb),
+                Node(name: "honest", uplink: 5 * Self.mb, seeds: true),
+                Node(name: "liar", uplink: 50 * Self.mb, corrupts: true, reconnectAfter: 0.5),
+            ], serverRate: nil)
+        sim.run()
+        let fetcher = sim.nodes[0].engine
+        let snapshot = fetcher.snapshot
+        print(
+            "bad chunks: \(snapshot.badChunks) rejected, \(snapshot.peersDropped) dropped, "
+                + "\(snapshot.bannedRefused) refused after the ban")
+        #expect(sim.lastFinish != nil)
+        #expect(fetcher.isBanned(sim.nodes[2].engine.localKey))
+        #expect(snapshot.badChunks == 2)
+        #expect(snapshot.bannedRefused >= 1)
+        #expect(snapshot.chunksHave == 32)
+    }
+
+    @Test func eightFetchersOf512MiBSimulateInSeconds() {
+        let clock = ContinuousClock()
+        let start = clock.now
+        var sim = SwarmSimulator(
+            chunks: 512,
+            nodes: [Node(name: "origin", uplink: 40 * Self.mb, seeds: true)] + Self.fetchers(8, uplink: 10 * Self.mb),
+            serverRate: 10 * Self.mb)
+        sim.run()
+        let elapsed = clock.now - start
+        let bound = Self.bound(
+            size: sim.fileSize, seeder: 40 * Self.mb, fetchers: [Double](repeating: 10 * Self.mb, count: 8))
+        let ratio = (sim.lastFinish ?? .infinity) / bound
+        let share = Double(sim.serverBytes) / Double(sim.fileSize)
+        print(
+            "8 × 512 MiB: \(sim.events) events in \(elapsed), virtual finish \(sim.lastFinish ?? -1) s, "
+                + "\(ratio)× the bound, server \(share) F")
+        #expect(sim.lastFinish != nil)
+        #expect(elapsed < .seconds(60))
+        #expect(ratio <= 1.2)
+    }
+}
