@@ -33,6 +33,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // System libraries from apt, found through pkg-config.
@@ -53,6 +54,7 @@ let package = Package(
             dependencies: [
                 "CCurl",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -122,11 +124,25 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "HarpClient",
+            dependencies: [
+                "ChunkStore",
+                "NextcloudClient",
+                "Signaling",
+                "SwarmKit",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "harp-cli",
             dependencies: [
-                "CCurl",
                 "ChunkStore",
+                "HarpClient",
                 "DevCloud",
                 "NextcloudClient",
                 "Signaling",
@@ -194,6 +210,19 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "EndToEndTests", dependencies: ["ChunkStore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "HarpClientTests",
+            dependencies: [
+                "ChunkStore",
+                "DevCloud",
+                "HarpClient",
+                "NextcloudClient",
+                "Signaling",
+                "SwarmKit",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "DevCloudTests",
             dependencies: [

@@ -22,6 +22,3 @@ static inline long harp_curlauth_basic(void) { return (long)CURLAUTH_BASIC; }
 static inline long harp_curl_http_version_2tls(void) { return (long)CURL_HTTP_VERSION_2TLS; }
 static inline long harp_curl_global_all(void) { return (long)CURL_GLOBAL_ALL; }
 
-/* Line-buffered standard output, so that pipes and log files see each line as it is printed (Swift 6 cannot touch the
-   C global `stdout` without a concurrency diagnostic). */
-static inline void harp_line_buffer_stdout(void) { setvbuf(stdout, NULL, _IOLBF, 0); }

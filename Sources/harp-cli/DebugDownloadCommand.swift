@@ -1,6 +1,7 @@
 import ArgumentParser
 import ChunkStore
 import Foundation
+import HarpClient
 
 /// `harp-cli debug-download`: copies a local file through a download sink, chunk by chunk in a shuffled order.
 ///

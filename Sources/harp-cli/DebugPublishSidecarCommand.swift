@@ -1,6 +1,7 @@
 import ArgumentParser
 import ChunkStore
 import Foundation
+import HarpClient
 import NextcloudClient
 import SwarmKit
 
@@ -32,13 +33,9 @@ struct DebugPublishSidecarCommand: AsyncParsableCommand {
             guard let manifest = try store.manifest(root: outcome.root),
                 let version = try await client.item(at: remote).remoteVersion
             else { throw FetchError.local("no manifest for \(local), or no fileid and etag for \(remote)") }
-            let sidecar = Sidecar(
-                fileid: version.fileid, etag: version.etag, name: SidecarFolder.name(of: remote), size: version.size,
-                mtime: version.mtime, chunking: outcome.parameters, root: outcome.root, salt: Sidecar.randomSalt(),
-                pending: false, writerKey: identity.publicKey, sign: identity.sign)
-            let sidecars = SidecarFolder(client: client, logger: config.logger)
-            try await sidecars.publishManifest(manifest, for: sidecar, nextTo: remote)
-            try await sidecars.publish(sidecar, nextTo: remote)
+            let sidecar = try await SidecarPublisher(client: client, identity: identity, logger: config.logger).publish(
+                .version(version), root: outcome.root, chunking: outcome.parameters, salt: Sidecar.randomSalt(),
+                manifest: manifest, nextTo: remote)
             print("published \(sidecar.swarmKeys.swarmID.hexString)")
         }
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HarpClient
 
 #if canImport(FoundationNetworking)
     import FoundationNetworking
@@ -47,14 +48,14 @@ struct DemoCommand: AsyncParsableCommand {
     func validate() throws {
         guard size >= 1, size <= 64 * 1024 else { throw ValidationError("--size must be 1 ... 65536 MiB") }
         guard peers >= 1, peers <= 32 else { throw ValidationError("--peers must be 1 ... 32") }
-        guard PeerOptions.parseRate(serverLimit) != nil else {
+        guard PeerSettings.parseRate(serverLimit) != nil else {
             throw ValidationError("--server-limit must be a rate like 64M")
         }
     }
 
     func run() async throws {
         let demo = try Demo(
-            bytes: Int64(size) << 20, peerCount: peers, serverLimit: PeerOptions.parseRate(serverLimit)!,
+            bytes: Int64(size) << 20, peerCount: peers, serverLimit: PeerSettings.parseRate(serverLimit)!,
             json: output.json,
             keep: keep)
         let interrupt = Task {

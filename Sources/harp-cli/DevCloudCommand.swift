@@ -2,6 +2,7 @@ import ArgumentParser
 import DevCloud
 import Dispatch
 import Foundation
+import HarpClient
 import Logging
 
 /// `harp-cli devcloud ...`: the Nextcloud-compatible test server.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import ChunkStore
 import Foundation
+import HarpClient
 import NextcloudClient
 import SwarmKit
 
@@ -51,7 +52,7 @@ enum HarpExitCode: Int32 {
         case let error as ConfigError:
             switch error {
             case .unreadable, .tooOpen: .failure
-            case .syntax, .unknownKey, .wrongType, .duplicate: .usage
+            case .syntax, .unknownKey, .wrongType: .usage
             }
         case let error as FetchError:
             switch error {
@@ -72,11 +73,6 @@ enum HarpExitCode: Int32 {
         default: .failure
         }
     }
-}
-
-/// A usage problem found while running (exit code 2).
-struct UsageError: Error, CustomStringConvertible {
-    let description: String
 }
 
 /// Runs a command body: on error prints one line to standard error and exits with the

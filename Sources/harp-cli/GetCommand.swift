@@ -1,6 +1,7 @@
 import ArgumentParser
 import ChunkStore
 import Foundation
+import HarpClient
 import Logging
 import NextcloudClient
 import SwarmKit
@@ -60,6 +61,13 @@ struct GetCommand: AsyncParsableCommand {
             "Files fetched at once (default: limits.parallel_files of config.toml, else 3).", valueName: "n"))
     var parallel: Int?
 
+    @Option(
+        name: .customLong("record-engine"),
+        help: ArgumentHelp(
+            "Record every event fed to the swarm engine and every action it took into FILE (for `debug replay`).",
+            valueName: "FILE", visibility: .hidden))
+    var recordEngine: String?
+
     @OptionGroup var peers: PeerOptions
     @OptionGroup var account: AccountOptions
     @OptionGroup var storeOptions: StoreOptions
@@ -87,64 +95,36 @@ struct GetCommand: AsyncParsableCommand {
             if settings.signalURL == nil, !json, !outputOptions.quiet {
                 printError("harp-cli: no signaling server (--signal or HARP_SIGNAL): fetching from the server alone")
             }
-            let node = SwarmNode(identity: identity, settings: settings, logger: logger)
+            let recorder = try recordEngine.map { try EngineRecorder(path: $0) }
+            defer { recorder?.flush() }
+            let node = SwarmNode(identity: identity, settings: settings, logger: logger, recorder: recorder)
             let board = ProgressBoard()
+            var fetchOptions = FileFetcher.Options()
+            fetchOptions.useServer = !noServer
+            fetchOptions.verifyServer = verifyServer
+            fetchOptions.seedAfter = seed
+            fetchOptions.linger = .milliseconds(Int64(linger * 1000))
+            fetchOptions.swarm = try peers.swarmOptions(config: harpConfig)
             let fetcher = FileFetcher(
-                client: client, store: store, node: node, identity: identity, useServer: !noServer,
-                verifyServer: verifyServer, seedAfter: seed,
-                linger: .milliseconds(Int64(linger * 1000)),
-                baseOptions: try peers.swarmOptions(config: harpConfig), logger: logger, progress: board)
+                client: client, store: store, node: node, identity: identity, options: fetchOptions, logger: logger,
+                progress: board)
 
-            // Resolve every argument first: access problems end here, before anything is joined.
-            // `folder`: for a file found by walking, the output folder it must stay in (its folders are created at
-            // fetch time without following symbolic links); `refused`: listing entries that are not fetched.
-            var jobs: [(item: DAVItem, destination: String, folder: OutputFolder?)] = []
-            var refused: [(path: String, error: any Error)] = []
-            var pendingJobs: [(path: String, sidecar: Sidecar, destination: String)] = []
-            for path in paths {
-                let item: DAVItem
-                do {
-                    item = try await client.item(at: path)
-                } catch let error as NextcloudError where error.kind == .notFoundOrNoAccess && settings.signalURL != nil
-                {
-                    // Perhaps an upload still running: its pending sidecar is readable by whoever may read the folder.
-                    guard let sidecar = await SidecarFolder(client: client, logger: logger).readPending(forFileAt: path)
-                    else { throw error }
-                    let name = SidecarFolder.name(of: path)
-                    try OutputFolder.check(name: Substring(name), remote: path)
-                    pendingJobs.append((path, sidecar, output.map { paths.count > 1 ? $0 + "/" + name : $0 } ?? name))
-                    continue
-                }
-                if item.isFolder {
-                    guard recursive else { throw UsageError(description: "\(path) is a folder; use -R") }
-                    let folder = try OutputFolder.forFolder(item.path, output: output)
-                    for try await entry in client.walkEntries(item.path) {
-                        switch entry {
-                        case .refused(let entry): refused.append((entry.name, entry.error))
-                        case .item(let child) where !child.isFolder:
-                            if OutputFolder.isInSidecarFolder(
-                                child.path, below: item.path, sidecarFolder: Sidecar.folderName)
-                            {
-                                continue
-                            }
-                            do {
-                                jobs.append((child, try folder.destination(of: child.path, below: item.path), folder))
-                            } catch {
-                                refused.append((child.path, error))
-                            }
-                        case .item: continue
-                        }
-                    }
-                } else {
-                    jobs.append((item, try destination(for: item, count: paths.count), nil))
-                }
-            }
+            // Resolve every argument first: access problems end here, before anything is joined. A file still
+            // uploading (found by its pending sidecar) is a job like any other.
+            let resolved = try await FetchJobs.resolve(
+                paths, output: output, recursive: recursive, findUploads: settings.signalURL != nil, client: client,
+                logger: logger)
+            let jobs = resolved.jobs
+            let refused = resolved.refused
             // Only now, with access to every file confirmed, meet the signaling server.
             await node.start()
             if json {
                 printJSONLine([
-                    "event": "start", "files": jobs.count + pendingJobs.count,
-                    "bytes": jobs.reduce(Int64(0)) { $0 + ($1.item.size ?? 0) },
+                    "event": "start", "files": jobs.count,
+                    "bytes": jobs.reduce(Int64(0)) { total, job in
+                        if case .finished(let item) = job.source { return total + (item.size ?? 0) }
+                        return total
+                    },
                 ])
             }
 
@@ -160,7 +140,7 @@ struct GetCommand: AsyncParsableCommand {
             }
 
             let live = LiveProgress(board: board, json: json, quiet: outputOptions.quiet)
-            live.setTotal(files: jobs.count + pendingJobs.count)
+            live.setTotal(files: jobs.count)
             let status = StatusWriter(command: "get", node: node, board: board)
             await status.start()
             let printer = Task {
@@ -182,24 +162,9 @@ struct GetCommand: AsyncParsableCommand {
                     guard let job = pending.next() else { return }
                     group.addTask {
                         do {
-                            try job.folder?.createFolders(for: job.destination)
-                            outcomes.push(
-                                job.item.path, .success(try await fetcher.fetch(job.item, to: job.destination)))
+                            outcomes.push(job.remotePath, .success(try await fetcher.fetch(job)))
                         } catch {
-                            outcomes.push(job.item.path, .failure(error))
-                        }
-                    }
-                }
-                for job in pendingJobs {
-                    group.addTask {
-                        do {
-                            outcomes.push(
-                                job.path,
-                                .success(
-                                    try await fetcher.fetchPending(
-                                        remotePath: job.path, sidecar: job.sidecar, to: job.destination)))
-                        } catch {
-                            outcomes.push(job.path, .failure(error))
+                            outcomes.push(job.remotePath, .failure(error))
                         }
                     }
                 }
@@ -245,7 +210,7 @@ struct GetCommand: AsyncParsableCommand {
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
             if json {
                 printJSONLine([
-                    "event": "summary", "files": jobs.count + pendingJobs.count, "completed": reports.count,
+                    "event": "summary", "files": jobs.count, "completed": reports.count,
                     "failed": failures.count,
                     "bytesFromPeers": reports.reduce(Int64(0)) { $0 + $1.bytesFromPeers },
                     "bytesFromServer": reports.reduce(Int64(0)) { $0 + $1.bytesFromServer },
@@ -258,7 +223,13 @@ struct GetCommand: AsyncParsableCommand {
                 if !json && !outputOptions.quiet { print("seeding \(reports.count) file(s); Ctrl-C to stop") }
                 // Access is re-checked while seeding: a file that gained its own ACL rules, changed or went away on
                 // the server stops being seeded (DESIGN §4).
-                let watch = SeedAccessWatch(client: client, node: node, logger: logger, json: json)
+                let watch = SeedAccessWatch(client: client, node: node, logger: logger) { path, reason in
+                    if json {
+                        printJSONLine(["event": "unseeded", "path": path, "reason": reason])
+                    } else {
+                        print("stopped seeding \(path): \(reason)")
+                    }
+                }
                 let watching = Task {
                     while !Task.isCancelled {
                         try? await Task.sleep(for: .seconds(30))
@@ -280,29 +251,12 @@ struct GetCommand: AsyncParsableCommand {
             await node.shutdown()
             if let (_, error) = failures.first {
                 let code =
-                    failures.count == jobs.count + pendingJobs.count + refused.count
+                    failures.count == jobs.count + refused.count
                     ? HarpExitCode.code(for: error) : .partialTransfer
                 throw ExitCode(code.rawValue)
             }
         }
     }
-
-    /// The local path of a file given by name: its name comes from the path asked for (the answer must describe
-    /// that path, see `NextcloudClient.item(at:)`) and is checked like a name from a listing.
-    private func destination(for item: DAVItem, count: Int) throws -> String {
-        let name = SidecarFolder.name(of: item.path)
-        try OutputFolder.check(name: Substring(name), remote: item.path)
-        guard let output else { return name }
-        var isDirectory: ObjCBool = false
-        if count > 1
-            || (FileManager.default.fileExists(atPath: output, isDirectory: &isDirectory) && isDirectory.boolValue)
-            || output.hasSuffix("/")
-        {
-            return (output.hasSuffix("/") ? String(output.dropLast()) : output) + "/" + name
-        }
-        return output
-    }
-
 }
 
 /// Prints what this process sent to peers (at the end of a command that seeded).
@@ -318,6 +272,7 @@ func reportUploads(_ node: SwarmNode, json: Bool) async {
 
 /// Results of finished fetches, handed from the children of a task group to its body.
 final class OutcomeQueue: @unchecked Sendable {
+    // @unchecked: `items` is only read and written under `lock`.
     private let lock = NSLock()
     private var items: [(String, Result<FetchReport, any Error>)] = []
 
@@ -352,6 +307,7 @@ func waitForInterrupt() async {
 
 /// True the first time `set` is called.
 final class OnceFlag: @unchecked Sendable {
+    // @unchecked: `done` is only read and written under `lock`.
     private let lock = NSLock()
     private var done = false
     func set() -> Bool {

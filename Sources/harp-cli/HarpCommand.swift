@@ -1,6 +1,10 @@
 import ArgumentParser
-import CCurl
 import Foundation
+import HarpClient
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The `harp-cli` command tree.
 @main
@@ -14,7 +18,7 @@ struct HarpCommand: AsyncParsableCommand {
             GetCommand.self, PutCommand.self, SeedCommand.self, StatusCommand.self, DemoCommand.self,
             SignalCommand.self,
             DevCloudCommand.self,
-            DebugDownloadCommand.self, DebugPublishSidecarCommand.self,
+            DebugDownloadCommand.self, DebugPublishSidecarCommand.self, DebugCommand.self,
         ]
     )
 
@@ -22,7 +26,7 @@ struct HarpCommand: AsyncParsableCommand {
     /// the parser's own 64.
     static func main() async {
         // One line at a time even into a pipe or file, so scripts and tests see progress as it happens.
-        harp_line_buffer_stdout()
+        lineBufferStandardOutput()
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {
@@ -41,4 +45,14 @@ struct HarpCommand: AsyncParsableCommand {
             Foundation.exit(code == .validationFailure ? HarpExitCode.usage.rawValue : code.rawValue)
         }
     }
+}
+
+/// Makes standard output line-buffered, so that pipes and log files see each line as it is printed. Swift 6 refuses
+/// a reference to the C global `stdout` (shared mutable state), so its value is read once through `dlsym`, here at
+/// start-up before any other task runs, and handed to Glibc's `setvbuf`.
+private func lineBufferStandardOutput() {
+    // RTLD_DEFAULT is the null handle on glibc: search the global symbol table.
+    guard let symbol = dlsym(nil, "stdout") else { return }
+    guard let file = symbol.assumingMemoryBound(to: UnsafeMutablePointer<FILE>?.self).pointee else { return }
+    setvbuf(file, nil, _IOLBF, 0)
 }

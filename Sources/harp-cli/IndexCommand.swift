@@ -1,6 +1,7 @@
 import ArgumentParser
 import ChunkStore
 import Foundation
+import HarpClient
 
 /// `harp-cli index PATH...`: chunk and hash files locally and print what the index holds for them.
 struct IndexCommand: AsyncParsableCommand {

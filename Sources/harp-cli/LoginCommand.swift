@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HarpClient
 import NextcloudClient
 
 /// `harp-cli login URL`: gets an app password and stores it 0600.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HarpClient
 import NextcloudClient
 
 /// `harp-cli logout`: revokes the app password on the server and forgets it.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HarpClient
 import NextcloudClient
 
 /// `harp-cli ls PATH [-R] [--json]`: lists a folder on the server.

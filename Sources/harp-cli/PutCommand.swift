@@ -1,6 +1,7 @@
 import ArgumentParser
 import ChunkStore
 import Foundation
+import HarpClient
 import Logging
 import NextcloudClient
 import SwarmKit
@@ -101,12 +102,13 @@ struct PutCommand: AsyncParsableCommand {
             await status.start()
             var failures = 0
             var firstError: (any Error)?
+            let uploader = FileUploader(
+                client: client, store: store, node: node, identity: identity, baseOptions: baseOptions,
+                seedAfter: seed, logger: logger)
             for job in jobs {
                 do {
                     let started = ContinuousClock.now
-                    let uploaded = try await upload(
-                        job.local, to: job.remote, client: client, store: store, node: node, identity: identity,
-                        baseOptions: baseOptions, logger: logger)
+                    let uploaded = try await uploader.upload(job.local, to: job.remote)
                     let elapsed = ContinuousClock.now - started
                     if output.json {
                         printJSONLine([
@@ -147,64 +149,5 @@ struct PutCommand: AsyncParsableCommand {
                 throw ExitCode(code.rawValue)
             }
         }
-    }
-
-    private func upload(
-        _ local: String, to remote: String, client: NextcloudClient, store: ChunkStore, node: SwarmNode,
-        identity: DeviceIdentity, baseOptions: Swarm.Options, logger: Logger
-    ) async throws -> (size: Int64, root: Hash256, fileID: Int64?, swarmID: [UInt8]?) {
-        let outcome = try store.index(file: local)
-        guard let manifest = try store.manifest(root: outcome.root) else {
-            throw FetchError.local("the index lost the manifest of \(local)")
-        }
-        let sidecars = SidecarFolder(client: client, logger: logger)
-        try await sidecars.ensureFolders(SidecarFolder.parent(of: remote))
-        let name = SidecarFolder.name(of: remote)
-        let attributes = try FileManager.default.attributesOfItem(atPath: local)
-        let modified = attributes[.modificationDate] as? Date ?? Date()
-        let announce = await node.hasSignaling
-        // One σ for the version: the pending sidecar's, kept by the final one, so the swarm stays the same.
-        let salt = Sidecar.randomSalt()
-        let keys = SwarmKeys(contentRoot: outcome.root.bytes, salt: salt)
-        if announce {
-            // The pending sidecar goes first, so teammates can fetch from this device while the upload runs.
-            let pending = Sidecar(
-                fileid: nil, etag: nil, name: name, size: outcome.size, mtime: Int64(modified.timeIntervalSince1970),
-                chunking: outcome.parameters, root: outcome.root, salt: salt, pending: true,
-                writerKey: identity.publicKey, sign: identity.sign)
-            try await sidecars.publishManifest(manifest, for: pending, nextTo: remote)
-            try await sidecars.publish(pending, nextTo: remote)
-            var options = baseOptions
-            options.superSeed = true
-            let swarm = try await node.open(
-                root: outcome.root, keys: keys, chunking: outcome.parameters, expectedSize: outcome.size,
-                options: options)
-            try await swarm.seed(manifest: manifest, store: store)
-        }
-        let result = try await client.uploadFile(at: local, to: remote, modified: modified)
-        let item = try await client.item(at: remote)
-        if let version = item.remoteVersion, version.size == outcome.size {
-            // The server's version is these bytes, if the file did not change while it was read: the guard of the
-            // index entry is checked against the file now (DESIGN §4, "Provenance").
-            do {
-                try store.recordProvenance(
-                    path: local, root: outcome.root, server: version, source: .upload)
-            } catch {
-                logger.warning(
-                    "the file changed during its upload: not recorded as the server's bytes",
-                    metadata: ["file.path": "\(local)", "error": "\(error)"])
-            }
-        }
-        if announce, let version = item.remoteVersion {
-            let final = Sidecar(
-                fileid: version.fileid, etag: version.etag, name: name, size: version.size, mtime: version.mtime,
-                chunking: outcome.parameters, root: outcome.root, salt: salt, pending: false,
-                writerKey: identity.publicKey, sign: identity.sign)
-            try await sidecars.publishManifest(manifest, for: final, nextTo: remote)
-            try await sidecars.publish(final, nextTo: remote)
-            await sidecars.removePending(nextTo: remote)
-        }
-        if announce, !seed { await node.close(keys) }
-        return (outcome.size, outcome.root, result.fileID ?? item.fileID, announce ? keys.swarmID : nil)
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import ChunkStore
 import Foundation
+import HarpClient
 import Logging
 import NextcloudClient
 import SwarmKit
@@ -67,10 +68,11 @@ struct SeedCommand: AsyncParsableCommand {
 
             let node = SwarmNode(identity: identity, settings: settings, logger: logger)
             await node.start()
+            let (json, quiet) = (output.json, output.quiet)
             let seeder = FolderSeeder(
                 client: client, store: store, node: node, identity: identity, localRoot: local,
-                remoteRoot: folder.path, baseOptions: try peers.swarmOptions(config: harpConfig), json: output.json,
-                quiet: output.quiet, logger: logger)
+                remoteRoot: folder.path, baseOptions: try peers.swarmOptions(config: harpConfig), logger: logger
+            ) { event in event.print(json: json, quiet: quiet) }
             let status = StatusWriter(command: "seed", node: node, board: ProgressBoard())
             await status.start()
             let loop = Task {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HarpClient
 import Logging
 import Signaling
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import ChunkStore
 import Foundation
+import HarpClient
 
 /// Where running harp processes describe themselves: `$XDG_STATE_HOME/harp/status`, else
 /// `~/.local/state/harp/status`; one `<pid>.json` per process, rewritten every second, removed at exit.

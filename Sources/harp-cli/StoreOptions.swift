@@ -1,6 +1,7 @@
 import ArgumentParser
 import ChunkStore
 import Foundation
+import HarpClient
 
 /// Where the local chunk store lives: `--store`, else `HARP_STORE`, else `$XDG_DATA_HOME/harp/store.sqlite`
 /// (`~/.local/share/harp/store.sqlite`).

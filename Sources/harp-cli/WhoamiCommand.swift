@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HarpClient
 import NextcloudClient
 import SwarmKit
 

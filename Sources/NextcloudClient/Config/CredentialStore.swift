@@ -1,4 +1,5 @@
 public import Foundation
+internal import TOMLKit
 
 #if canImport(Glibc)
     internal import Glibc
@@ -37,7 +38,7 @@ public struct CredentialStore: Sendable {
         guard let data = FileManager.default.contents(atPath: fileURL.path) else {
             throw .unreadable(fileURL.path)
         }
-        let table = try SimpleTOML.parse(String(decoding: data, as: UTF8.self), file: fileURL.path)
+        let table = try Self.parse(String(decoding: data, as: UTF8.self), file: fileURL.path)
         return StoredLogin(
             server: table["server"], user: table["user"], appPassword: table["app_password"], userID: table["user_id"])
     }
@@ -47,7 +48,7 @@ public struct CredentialStore: Sendable {
         var fields = [("server", credentials.server.absoluteString), ("user", credentials.user)]
         if credentials.userID != credentials.user { fields.append(("user_id", credentials.userID)) }
         fields.append(("app_password", credentials.appPassword))
-        let text = SimpleTOML.render(fields)
+        let text = Self.render(fields)
         do {
             try FileManager.default.createDirectory(
                 at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -66,6 +67,37 @@ public struct CredentialStore: Sendable {
             unlink(temporary.path)
             throw .unwritable(fileURL.path)
         }
+    }
+
+    /// The string values of a credentials file (TOML, read by TOMLKit like config.toml); a value that is not a
+    /// string is malformed.
+    static func parse(_ text: String, file: String) throws(CredentialStoreError) -> [String: String] {
+        let table: TOMLTable
+        do {
+            table = try TOMLTable(string: text)
+        } catch let error as TOMLParseError {
+            throw .malformed(file: file, line: error.source.begin.line)
+        } catch {
+            throw .malformed(file: file, line: 1)
+        }
+        var values: [String: String] = [:]
+        for key in table.keys {
+            guard let value = table[key]?.string else {
+                let line =
+                    text.split(separator: "\n", omittingEmptySubsequences: false)
+                    .firstIndex { $0.trimmingPrefix(while: \.isWhitespace).hasPrefix(key) } ?? 0
+                throw .malformed(file: file, line: line + 1)
+            }
+            values[key] = value
+        }
+        return values
+    }
+
+    /// The file's text: a comment, then `key = "value"` lines, quoted by TOMLKit.
+    static func render(_ pairs: [(String, String)]) -> String {
+        let table = TOMLTable()
+        for (key, value) in pairs { table[key] = value }
+        return "# harp login; keep this file private (0600)\n" + table.convert(to: .toml, options: []) + "\n"
     }
 
     /// Removes the credentials file (no error when it does not exist).

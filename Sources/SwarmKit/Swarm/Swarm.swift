@@ -117,6 +117,9 @@ public actor Swarm {
     /// Addresses that are this device's own (never dialled when peer exchange names them).
     public func setOwnAddresses(_ addresses: [PeerAddress]) { feed(.ownAddresses(addresses)) }
 
+    /// The verified manifest, once known (from the caller, or assembled from a peer's pages).
+    public var manifest: Manifest? { engine.manifest }
+
     /// Whether a connection to this device key exists.
     public func isConnected(to deviceKey: [UInt8]) -> Bool { engine.isConnected(to: deviceKey) }
 

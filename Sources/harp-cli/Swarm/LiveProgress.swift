@@ -1,4 +1,5 @@
 import Foundation
+import HarpClient
 
 /// What `get` prints while it works.
 ///

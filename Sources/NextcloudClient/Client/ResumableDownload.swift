@@ -1,27 +1,58 @@
-import ChunkStore
 import Foundation
-import Logging
-import NextcloudClient
-import SwarmKit
+public import Logging
 
-/// A download from the server alone (no sidecar, no signaling server, or no peer with the manifest): parallel Range
-/// requests with If-Match into `NAME.harp-part`, with the finished blocks recorded next to it (after an fsync) so an
-/// interrupted download resumes. The finished file is renamed into place and then indexed, which gives its content
-/// root R.
-struct ServerFetch {
+/// A resumable download of one version of a file: parallel Range requests with `If-Match` on its etag into
+/// `NAME.harp-part`, with the finished blocks recorded next to it (after an fsync) so an interrupted download resumes
+/// where it stopped. `finish()` renames the finished file into place.
+///
+/// The partial file is opened with `O_NOFOLLOW` in the destination's folder, held open by descriptor, and renamed
+/// with `renameat` in that folder: a symbolic link at the partial file's name, or a folder on the way swapped for
+/// one during the download, cannot send the bytes elsewhere.
+public struct ResumableDownload: Sendable {
+    /// Why a resumable download failed, beyond the errors of the requests themselves.
+    public enum Failure: Error, Sendable, Equatable, CustomStringConvertible {
+        /// The version changed on the server (a Range request's `If-Match` failed).
+        case changedOnServer
+        /// A local file could not be opened, written or renamed.
+        case local(String)
+
+        public var description: String {
+            switch self {
+            case .changedOnServer: "the file changed on the server during the download"
+            case .local(let why): why
+            }
+        }
+    }
+
     let client: NextcloudClient
     let remotePath: String
     let etag: String
     let size: Int64
     let destination: String
-    var blockSize: Int64 = 8 << 20
-    var parallel = 4
+    /// Bytes per Range request.
+    public var blockSize: Int64 = 8 << 20
+    /// Range requests in flight at once.
+    public var parallel = 4
     let logger: Logger
     /// Called with the bytes as they arrive (for progress).
     var progress: @Sendable (Int64) -> Void = { _ in }
     /// The destination's folder, opened once by `run`: the partial file is created in it and renamed in it, so a
     /// folder on the way swapped for a symbolic link during the download cannot send the file elsewhere.
     let folder = HeldFolder()
+
+    /// A download of the version `etag` (of `size` bytes) of `remotePath` to the local path `destination`.
+    public init(
+        client: NextcloudClient, remotePath: String, etag: String, size: Int64, destination: String, logger: Logger,
+        progress: @escaping @Sendable (Int64) -> Void = { _ in }
+    ) {
+        self.client = client
+        self.remotePath = remotePath
+        self.etag = etag
+        self.size = size
+        self.destination = destination
+        self.logger = logger
+        self.progress = progress
+    }
 
     struct State: Codable {
         var etag: String
@@ -30,12 +61,15 @@ struct ServerFetch {
         var done: [Int]
     }
 
-    var partPath: String { destination + ".harp-part" }
-    var statePath: String { destination + ".harp-part.server" }
+    /// The partial file, `NAME.harp-part`.
+    public var partPath: String { destination + ".harp-part" }
+    /// The record of finished blocks, `NAME.harp-part.server`.
+    public var statePath: String { destination + ".harp-part.server" }
     private var partName: String { (partPath as NSString).lastPathComponent }
 
-    /// Fetches the whole file; returns how many bytes came from the server in this run.
-    func run() async throws -> Int64 {
+    /// Fetches the whole file; returns how many bytes came from the server in this run. Throws
+    /// `Failure.changedOnServer` when the version changed.
+    public func run() async throws -> Int64 {
         let blockCount = Int((size + blockSize - 1) / blockSize)
         var done = Set<Int>()
         if let data = FileManager.default.contents(atPath: statePath),
@@ -57,15 +91,15 @@ struct ServerFetch {
             let why =
                 errno == ELOOP
                 ? "a symbolic link is in the way; harp does not follow it" : String(cString: strerror(errno))
-            throw FetchError.local("cannot open \(partPath): \(why)")
+            throw Failure.local("cannot open \(partPath): \(why)")
         }
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG else {
-            throw FetchError.local("cannot open \(partPath): not a regular file")
+            throw Failure.local("cannot open \(partPath): not a regular file")
         }
         guard ftruncate(fd, off_t(size)) == 0 else {
-            throw FetchError.local("cannot size \(partPath): \(String(cString: strerror(errno)))")
+            throw Failure.local("cannot size \(partPath): \(String(cString: strerror(errno)))")
         }
         let record = BlockRecord(done: done)
         // What an earlier run fetched counts as progress from the start.
@@ -85,10 +119,10 @@ struct ServerFetch {
                             remotePath, range: range, ifMatch: etag,
                             into: CountingSink(inner: FileRangeSink(descriptor: fd, offset: offset), count: progress))
                     } catch let error as NextcloudError where error.kind == .preconditionFailed {
-                        throw FetchError.changedOnServer
+                        throw Failure.changedOnServer
                     }
                     guard fdatasync(fd) == 0 else {
-                        throw FetchError.local("fdatasync: \(String(cString: strerror(errno)))")
+                        throw Failure.local("fdatasync: \(String(cString: strerror(errno)))")
                     }
                     try record.add(block, save: { try save($0) })
                     return length
@@ -100,21 +134,21 @@ struct ServerFetch {
                 addNext()
             }
         }
-        guard fsync(fd) == 0 else { throw FetchError.local("fsync: \(String(cString: strerror(errno)))") }
+        guard fsync(fd) == 0 else { throw Failure.local("fsync: \(String(cString: strerror(errno)))") }
         return fetched
     }
 
     /// Renames the finished partial file into place and forgets its block record.
-    func finish() throws {
+    public func finish() throws {
         let directory = try folder.descriptor(of: destination)
         guard renameat(directory, partName, directory, (destination as NSString).lastPathComponent) == 0 else {
-            throw FetchError.local("cannot rename into \(destination): \(String(cString: strerror(errno)))")
+            throw Failure.local("cannot rename into \(destination): \(String(cString: strerror(errno)))")
         }
         try? FileManager.default.removeItem(atPath: statePath)
     }
 
     /// Deletes the partial file and its record (the version changed on the server).
-    func discard() {
+    public func discard() {
         try? FileManager.default.removeItem(atPath: partPath)
         try? FileManager.default.removeItem(atPath: statePath)
     }
@@ -127,12 +161,12 @@ struct ServerFetch {
         let temporaryName = (temporary as NSString).lastPathComponent
         unlinkat(directory, temporaryName, 0)
         let fd = openat(directory, temporaryName, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw FetchError.local("cannot write \(temporary): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw Failure.local("cannot write \(temporary): \(String(cString: strerror(errno)))") }
         let written = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         close(fd)
         let stateName = (statePath as NSString).lastPathComponent
         guard written == data.count, renameat(directory, temporaryName, directory, stateName) == 0 else {
-            throw FetchError.local("cannot write \(statePath)")
+            throw Failure.local("cannot write \(statePath)")
         }
     }
 }
@@ -150,6 +184,7 @@ private struct CountingSink: ByteSink {
 
 /// The finished blocks of a server download, shared by the parallel requests.
 private final class BlockRecord: @unchecked Sendable {
+    // @unchecked: `done` is only read and written under `lock`.
     private let lock = NSLock()
     private var done: Set<Int>
 
@@ -165,7 +200,7 @@ private final class BlockRecord: @unchecked Sendable {
 
 /// A folder held open by descriptor from the first time it is needed until the value is freed.
 final class HeldFolder: @unchecked Sendable {
-    // @unchecked: `fd` is only read and written under `lock`.
+    // @unchecked: `fd` is only read and written under `lock`, and closed only in `deinit`, when no one else holds it.
     private let lock = NSLock()
     private var fd: Int32 = -1
 
@@ -175,32 +210,12 @@ final class HeldFolder: @unchecked Sendable {
             if fd >= 0 { return fd }
             let parent = (path as NSString).deletingLastPathComponent
             fd = open(parent.isEmpty ? "." : parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-            guard fd >= 0 else { throw FetchError.local("cannot open \(parent): \(String(cString: strerror(errno)))") }
+            guard fd >= 0 else {
+                throw ResumableDownload.Failure.local("cannot open \(parent): \(String(cString: strerror(errno)))")
+            }
             return fd
         }
     }
 
     deinit { if fd >= 0 { close(fd) } }
-}
-
-/// Why fetching one file failed, beyond the Nextcloud and chunk store errors.
-enum FetchError: Error, CustomStringConvertible {
-    case changedOnServer
-    case local(String)
-    /// Bytes from peers, each verified against the sidecar's root, differ from the server's at `offset`.
-    case differsFromServer(offset: Int64)
-    case peersOnly(String)
-
-    var description: String {
-        switch self {
-        case .changedOnServer:
-            "the file changed on the server during the download; the partial file was discarded, run get again"
-        case .local(let why): why
-        case .differsFromServer(let offset):
-            "the bytes from peers differ from the server's file at byte \(offset): its sidecar does not describe the "
-                + "server's file; nothing was renamed into place (run again without --no-server to fetch it from the "
-                + "server, which replaces the sidecar)"
-        case .peersOnly(let why): why
-        }
-    }
 }

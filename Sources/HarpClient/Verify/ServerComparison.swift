@@ -1,6 +1,6 @@
-import Foundation
-import NextcloudClient
-import Synchronization
+internal import Foundation
+public import NextcloudClient
+internal import Synchronization
 
 /// Compares a local file with the server's bytes of one version (Range GETs with `If-Match` on its etag), without
 /// writing anything: the check a fetcher runs before renaming bytes that came from peers into place, and the proof a
@@ -13,20 +13,39 @@ import Synchronization
 /// does for another version or bulk corruption. A targeted edit of a few bytes is found with probability about
 /// 64 × 4 KiB / size, which is why a sidecar is published only from bytes established from the server, never from a
 /// sample (docs/threat-model.md).
-struct ServerComparison: Sendable {
-    static let sampleCount = 64
-    static let sampleLength = 4096
+///
+/// This is the one spot check of harp: `get` runs it on bytes from peers before the rename, `seed` before it vouches
+/// for a local copy, both through `check(localPath:depth:)`.
+public struct ServerComparison: Sendable {
+    public static let sampleCount = 64
+    public static let sampleLength = 4096
     /// Range requests in flight at once while sampling.
     static let concurrency = 4
+
+    /// How much of the file to compare.
+    public enum Depth: Sendable, Equatable {
+        /// `sampleCount` random ranges of `sampleLength` bytes (the whole file when it is no larger).
+        case sample
+        /// Every byte.
+        case everyByte
+    }
 
     let client: NextcloudClient
     let remotePath: String
     let etag: String
     let size: Int64
 
+    /// A comparison with the version `etag` (of `size` bytes) of `remotePath` on the server.
+    public init(client: NextcloudClient, remotePath: String, etag: String, size: Int64) {
+        self.client = client
+        self.remotePath = remotePath
+        self.etag = etag
+        self.size = size
+    }
+
     /// What a comparison did and found.
-    struct Outcome: Sendable, Equatable {
-        enum Mode: String, Sendable {
+    public struct Outcome: Sendable, Equatable {
+        public enum Mode: String, Sendable {
             /// Random ranges.
             case samples
             /// The whole file (small enough that sampling would read as much).
@@ -34,21 +53,27 @@ struct ServerComparison: Sendable {
             /// Every byte, as asked (`get --verify-server`, or a seeder establishing a file's provenance).
             case everyByte = "every-byte"
         }
-        var mode: Mode
+        public var mode: Mode
         /// Bytes read from the server and compared.
-        var bytes: Int64 = 0
-        var requests = 0
-        var seconds: Double = 0
+        public var bytes: Int64 = 0
+        public var requests = 0
+        public var seconds: Double = 0
         /// The first differing offset found, or nil when every compared byte matched.
-        var mismatchAt: Int64?
+        public var mismatchAt: Int64?
 
-        var matches: Bool { mismatchAt == nil }
+        /// Whether every compared byte matched.
+        public var matches: Bool { mismatchAt == nil }
+    }
 
-        var json: [String: Any] {
-            [
-                "mode": mode.rawValue, "bytes": bytes, "requests": requests,
-                "seconds": (seconds * 1000).rounded() / 1000, "matches": matches,
-            ]
+    /// Compares the file at `localPath` with the server's bytes, as deep as `depth` says. Throws
+    /// `FetchError.changedOnServer` when the version changed, `FetchError.local` when the local file cannot be read.
+    public func check(localPath: String, depth: Depth) async throws -> Outcome {
+        switch depth {
+        case .everyByte:
+            return try await compareEveryByte(localPath: localPath)
+        case .sample:
+            var generator = SystemRandomNumberGenerator()
+            return try await sample(localPath: localPath, using: &generator)
         }
     }
 

@@ -1,26 +1,26 @@
-import Foundation
-import NextcloudClient
+internal import Foundation
 
 /// Where `get` puts a file, decided from names the server sent: every name is checked again here, the destination
 /// must lie inside the output folder, and the folders on the way are created without following symbolic links
 /// (docs/threat-model.md, "The Nextcloud server").
-struct OutputFolder: Sendable, Hashable {
+public struct OutputFolder: Sendable, Hashable {
     /// The folder everything goes under, absolute and without `.`/`..`. The user chose it, so symbolic links in it
     /// are theirs and are followed; below it nothing is.
-    let path: String
+    public let path: String
 
     /// The longest suffix `get` adds to a destination (`NAME.harp-part.server.tmp`, the server download's record).
-    static let longestSuffix = ".harp-part.server.tmp"
+    public static let longestSuffix = ".harp-part.server.tmp"
     /// NAME_MAX of Linux file systems.
-    static let maximumNameBytes = 255
+    public static let maximumNameBytes = 255
 
-    init(_ path: String) {
+    /// The output folder at `path` (made absolute, without `.`/`..`).
+    public init(_ path: String) {
         self.path = URL(fileURLWithPath: path).standardizedFileURL.path
     }
 
     /// The output folder for walking the remote folder `remoteFolder`: `output` when given, else the folder's own
     /// name in the current folder.
-    static func forFolder(_ remoteFolder: String, output: String?) throws -> OutputFolder {
+    public static func forFolder(_ remoteFolder: String, output: String?) throws -> OutputFolder {
         if let output { return OutputFolder(output) }
         guard let name = remoteFolder.split(separator: "/").last else {
             throw UsageError(description: "\(remoteFolder) has no name to use as a local folder; give -o DEST")
@@ -31,7 +31,7 @@ struct OutputFolder: Sendable, Hashable {
 
     /// The local path of `remote`, a file found by walking `remoteFolder`: this folder plus the names below
     /// `remoteFolder`, each checked. Throws `OutputPathError` for a name that cannot be a local file name here.
-    func destination(of remote: String, below remoteFolder: String) throws -> String {
+    public func destination(of remote: String, below remoteFolder: String) throws -> String {
         let folderNames = remoteFolder.split(separator: "/")
         let names = remote.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
         guard names.count > folderNames.count, zip(names, folderNames).allSatisfy({ $0 == $1 }) else {
@@ -49,13 +49,13 @@ struct OutputFolder: Sendable, Hashable {
     }
 
     /// Whether `relative` (names below `remoteFolder`) runs through a `.harp` folder, whose sidecars are not fetched.
-    static func isInSidecarFolder(_ remote: String, below remoteFolder: String, sidecarFolder: String) -> Bool {
+    public static func isInSidecarFolder(_ remote: String, below remoteFolder: String, sidecarFolder: String) -> Bool {
         remote.split(separator: "/").dropFirst(remoteFolder.split(separator: "/").count)
             .contains { $0 == sidecarFolder }
     }
 
     /// Why `name` cannot be one local file or folder name, as an error naming `remote`.
-    static func check(name: Substring, remote: String) throws {
+    public static func check(name: Substring, remote: String) throws {
         let bytes = Array(name.utf8)
         let why: String? =
             if bytes.isEmpty {
@@ -76,7 +76,7 @@ struct OutputFolder: Sendable, Hashable {
     /// Creates the folders between this folder and `destination` (which `destination(of:below:)` gave), one at a
     /// time from a descriptor of this folder with `mkdirat` and `openat(O_NOFOLLOW | O_DIRECTORY)`: a symbolic link
     /// (or a file) in the way, placed there by anyone, is refused, never followed.
-    func createFolders(for destination: String) throws {
+    public func createFolders(for destination: String) throws {
         guard destination.hasPrefix(path == "/" ? "/" : path + "/") else {
             throw OutputPathError(remote: destination, why: "it lies outside \(path)")
         }
@@ -105,13 +105,31 @@ struct OutputFolder: Sendable, Hashable {
     }
 
     private func errnoText() -> String { String(cString: strerror(errno)) }
+
+    /// The local path of one file asked for by name (not found by walking a folder), whether it is finished on the
+    /// server or still uploading: its name comes from the remote path and is checked like a name from a listing.
+    /// With `output`, the file goes into that folder when several files were asked for (`count` > 1), when `output`
+    /// ends with `/`, or when it is an existing folder; else `output` is the file's own name.
+    public static func destination(ofFile remote: String, output: String?, count: Int) throws -> String {
+        let trimmed = remote.hasSuffix("/") ? String(remote.dropLast()) : remote
+        let name = trimmed.split(separator: "/").last.map(String.init) ?? trimmed
+        try check(name: Substring(name), remote: remote)
+        guard let output else { return name }
+        var isDirectory: ObjCBool = false
+        if count > 1 || output.hasSuffix("/")
+            || (FileManager.default.fileExists(atPath: output, isDirectory: &isDirectory) && isDirectory.boolValue)
+        {
+            return (output.hasSuffix("/") ? String(output.dropLast()) : output) + "/" + name
+        }
+        return output
+    }
 }
 
 /// A file `get` will not write where the server's listing or the local folder would put it.
-struct OutputPathError: Error, CustomStringConvertible {
+public struct OutputPathError: Error, CustomStringConvertible, Sendable {
     /// The remote path (or the local destination) concerned.
-    let remote: String
-    let why: String
+    public let remote: String
+    public let why: String
 
-    var description: String { "refused \(remote): \(why); nothing was written for it" }
+    public var description: String { "refused \(remote): \(why); nothing was written for it" }
 }

@@ -1,40 +1,46 @@
-import ChunkStore
-import Foundation
-import Logging
-import NextcloudClient
-import SwarmKit
+public import ChunkStore
+internal import Foundation
+public import Logging
+public import NextcloudClient
+public import SwarmKit
 
 /// Reading and publishing the `.harp/` sidecars next to files on the server (docs/engine.md, "Sidecars").
-struct SidecarFolder {
+public struct SidecarFolder: Sendable {
     let client: NextcloudClient
     let logger: Logger
 
+    /// The `.harp/` folders of `client`'s server; `logger` gets the sidecars that do not verify.
+    public init(client: NextcloudClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+    }
+
     /// `/a/b/file.mov` → `/a/b`.
-    static func parent(of path: String) -> String {
+    public static func parent(of path: String) -> String {
         let trimmed = path.hasSuffix("/") ? String(path.dropLast()) : path
         guard let slash = trimmed.lastIndex(of: "/") else { return "/" }
         let parent = String(trimmed[..<slash])
         return parent.isEmpty ? "/" : parent
     }
 
-    static func name(of path: String) -> String {
+    public static func name(of path: String) -> String {
         let trimmed = path.hasSuffix("/") ? String(path.dropLast()) : path
         return trimmed.split(separator: "/").last.map(String.init) ?? trimmed
     }
 
-    static func folder(for path: String) -> String {
+    public static func folder(for path: String) -> String {
         let parent = parent(of: path)
         return (parent == "/" ? "" : parent) + "/" + Sidecar.folderName
     }
 
     /// The sidecar of the file at `path` (by its fileid), or nil when there is none, it cannot be read (a single-file
     /// share cannot see the folder), or it does not verify.
-    func read(forFileAt path: String, fileID: String) async -> (sidecar: Sidecar?, note: String?) {
+    public func read(forFileAt path: String, fileID: String) async -> (sidecar: Sidecar?, note: String?) {
         await read(at: Self.folder(for: path) + "/\(fileID).harp")
     }
 
     /// The pending sidecar of an upload in progress named `name` in the folder of `path`.
-    func readPending(forFileAt path: String) async -> Sidecar? {
+    public func readPending(forFileAt path: String) async -> Sidecar? {
         await read(at: Self.folder(for: path) + "/pending-\(Self.name(of: path)).harp").sidecar
     }
 
@@ -63,14 +69,14 @@ struct SidecarFolder {
     }
 
     /// Whether the user may create files in the folder of `path` (the sidecar goes into its `.harp/`).
-    func mayPublish(nextTo path: String) async -> Bool {
+    public func mayPublish(nextTo path: String) async -> Bool {
         guard let folder = try? await client.item(at: Self.parent(of: path)) else { return false }
         if folder.hasACLList { return false }
         return folder.permissions?.contains(.createFile) ?? false || folder.permissions?.contains(.write) ?? false
     }
 
     /// Writes `sidecar` into the `.harp/` folder next to `path`, creating the folder when needed.
-    func publish(_ sidecar: Sidecar, nextTo path: String) async throws {
+    public func publish(_ sidecar: Sidecar, nextTo path: String) async throws {
         let folder = Self.folder(for: path)
         try await ensureFolder(folder)
         _ = try await client.upload(Data(sidecar.encoded()), to: folder + "/" + sidecar.fileName)
@@ -79,7 +85,7 @@ struct SidecarFolder {
     /// Publishes the manifest of the version next to its sidecar (`.harp/<fileid>.hrpm`, or
     /// `.harp/pending-<name>.hrpm`), so a fetcher can start when no peer is there to give it; it is verified against
     /// R before use like a manifest from a peer. It is about 40 bytes per chunk (20 KiB per 512 MiB).
-    func publishManifest(_ manifest: Manifest, for sidecar: Sidecar, nextTo path: String) async throws {
+    public func publishManifest(_ manifest: Manifest, for sidecar: Sidecar, nextTo path: String) async throws {
         let name = String(sidecar.fileName.dropLast(".harp".count)) + ".hrpm"
         try await ensureFolder(Self.folder(for: path))
         _ = try await client.upload(Data(manifest.encoded()), to: Self.folder(for: path) + "/" + name)
@@ -89,7 +95,7 @@ struct SidecarFolder {
     /// file's size as the server reports it (a pending upload's sidecar is all there is to go by): the download limit
     /// comes from it and the smallest chunk the sidecar's parameters allow (36 bytes a chunk), and never passes
     /// 64 MiB, whatever the sidecar says; a larger manifest comes from peers, page by page.
-    func readManifest(for sidecar: Sidecar, size: Int64, nextTo path: String) async -> Manifest? {
+    public func readManifest(for sidecar: Sidecar, size: Int64, nextTo path: String) async -> Manifest? {
         let name = String(sidecar.fileName.dropLast(".harp".count)) + ".hrpm"
         let chunks = size / Int64(max(sidecar.chunking.minSize, 64)) + 2
         let limit = Int(min(4096 + chunks * 36, 64 << 20))
@@ -110,7 +116,7 @@ struct SidecarFolder {
     }
 
     /// Creates `folder` unless it exists (MKCOL answers 405 then, reported as a conflict).
-    func ensureFolder(_ folder: String) async throws {
+    public func ensureFolder(_ folder: String) async throws {
         do {
             try await client.makeFolder(folder)
         } catch let error as NextcloudError where error.kind == .conflict {
@@ -119,7 +125,7 @@ struct SidecarFolder {
     }
 
     /// Creates every missing folder on the way to `folder`.
-    func ensureFolders(_ folder: String) async throws {
+    public func ensureFolders(_ folder: String) async throws {
         var current = ""
         for part in folder.split(separator: "/") {
             current += "/" + part
@@ -130,7 +136,7 @@ struct SidecarFolder {
 
     /// Deletes the sidecar and manifest of the file at `path` (it gained its own access rules); true when the sidecar
     /// is gone afterwards (deleted now, or there was none).
-    func remove(forFileAt path: String, fileID: String) async -> Bool {
+    public func remove(forFileAt path: String, fileID: String) async -> Bool {
         let base = Self.folder(for: path) + "/\(fileID)"
         try? await client.delete(base + ".hrpm")
         do {
@@ -145,7 +151,7 @@ struct SidecarFolder {
     }
 
     /// Removes a pending sidecar (after the upload it announced has ended).
-    func removePending(nextTo path: String) async {
+    public func removePending(nextTo path: String) async {
         try? await client.delete(Self.folder(for: path) + "/pending-\(Self.name(of: path)).harp")
         try? await client.delete(Self.folder(for: path) + "/pending-\(Self.name(of: path)).hrpm")
     }
@@ -178,7 +184,7 @@ struct NextcloudWebSeed: WebSeed {
 
 extension DAVItem {
     /// What the server says about this file now, in the form sidecars are compared with.
-    var remoteVersion: RemoteVersion? {
+    public var remoteVersion: RemoteVersion? {
         guard let fileID, let etag, let size else { return nil }
         return RemoteVersion(
             fileid: String(fileID), etag: etag, size: size, mtime: Int64(modified?.timeIntervalSince1970 ?? 0))

@@ -1,29 +1,34 @@
-import Foundation
-import Logging
-import NextcloudClient
-import Signaling
-import SwarmKit
+internal import Foundation
+public import Logging
+public import NextcloudClient
+internal import Signaling
+internal import SwarmKit
 
 /// What `get --seed` re-checks while it seeds the files it fetched: a file that gained its own ACL rules stops being
 /// seeded and its sidecar is deleted; a file that is gone or changed on the server stops being seeded (its swarm is
 /// for a version the server no longer has).
-actor SeedAccessWatch {
+public actor SeedAccessWatch {
     let client: NextcloudClient
     let node: SwarmNode
     let logger: Logger
-    let json: Bool
+    /// Hears every file that stops being seeded, with why.
+    let stoppedSeeding: @Sendable (_ path: String, _ reason: String) -> Void
     private var stopped: Set<String> = []
 
-    init(client: NextcloudClient, node: SwarmNode, logger: Logger, json: Bool) {
+    /// A watch over the swarms of `node`; `stoppedSeeding` hears every file that stops being seeded.
+    public init(
+        client: NextcloudClient, node: SwarmNode, logger: Logger,
+        stoppedSeeding: @escaping @Sendable (_ path: String, _ reason: String) -> Void
+    ) {
         self.client = client
         self.node = node
         self.logger = logger
-        self.json = json
+        self.stoppedSeeding = stoppedSeeding
     }
 
     /// Re-checks the seeded files with one Depth 1 PROPFIND per folder, not one per file: `get -R --seed` of
     /// thousands of files would otherwise ask the server thousands of times every 30 s.
-    func check(_ reports: [FetchReport]) async {
+    public func check(_ reports: [FetchReport]) async {
         let watched = reports.filter { !stopped.contains($0.remotePath) && $0.swarmID != nil }
         let folders = Dictionary(grouping: watched) { SidecarFolder.parent(of: $0.remotePath) }
         for (folder, group) in folders.sorted(by: { $0.key < $1.key }) {
@@ -42,11 +47,7 @@ actor SeedAccessWatch {
                 guard let swarmID = report.swarmID, let id = PublicKey32(bytes: swarmID) else { continue }
                 stopped.insert(report.remotePath)
                 await node.close(id)
-                if json {
-                    printJSONLine(["event": "unseeded", "path": report.remotePath, "reason": reason])
-                } else {
-                    print("stopped seeding \(report.remotePath): \(reason)")
-                }
+                stoppedSeeding(report.remotePath, reason)
             }
         }
     }

@@ -1,5 +1,5 @@
-import Crypto
-import Foundation
+internal import Crypto
+internal import Foundation
 
 /// The checksums an uploader claimed with `OC-Checksum` (Nextcloud serves them as `oc:checksums`, e.g.
 /// `SHA1:863468…`, and never verifies them), compared with a downloaded file.
@@ -94,4 +94,18 @@ struct Adler32 {
     }
 
     var value: UInt32 { (b << 16) | a }
+}
+
+extension Array where Element == UInt8 {
+    /// Lowercase hexadecimal.
+    public var hexString: String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(count * 2)
+        for byte in self {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
 }

@@ -1,8 +1,8 @@
-import ChunkStore
-import Foundation
-import Logging
-import NextcloudClient
-import SwarmKit
+public import ChunkStore
+internal import Foundation
+public import Logging
+public import NextcloudClient
+public import SwarmKit
 
 /// The files of one folder being seeded, kept in step with the disk and the server at each scan.
 ///
@@ -11,7 +11,7 @@ import SwarmKit
 /// or uploaded that server version, or every byte was compared with the server's. A valid sidecar that names another
 /// root means this copy differs: it is reported and never replaced. Each scan also re-checks access: a file that gained
 /// its own ACL rules stops being seeded and its sidecar is deleted.
-actor FolderSeeder {
+public actor FolderSeeder {
     struct Seeded {
         var root: Hash256
         var keys: SwarmKeys
@@ -24,19 +24,50 @@ actor FolderSeeder {
     }
 
     /// How a seeded file's bytes were found to be the server's.
-    enum Basis: String {
+    public enum Basis: String, Sendable {
         case sidecar, download, upload, comparison
+    }
+
+    /// Why a file is not seeded.
+    public enum Skip: Sendable, Equatable {
+        /// It has its own ACL rules: it travels from the server only.
+        case ownAccessRules
+        /// It has no sidecar, and the user may not write the folder to publish one.
+        case cannotPublish
+        /// It differs from the server's file or from its sidecar (the reason says which).
+        case mismatch(String)
+
+        /// The reason in a few words.
+        public var reason: String {
+            switch self {
+            case .ownAccessRules: "the file has its own access rules"
+            case .cannotPublish: "no sidecar and no write access to publish one"
+            case .mismatch(let reason): reason
+            }
+        }
+    }
+
+    /// What a scan did to one file, for the user.
+    public enum Event: Sendable {
+        /// The file is offered to its swarm.
+        case seeding(path: String, swarmID: [UInt8], size: Int64, basis: Basis)
+        /// The file is not seeded.
+        case skipped(path: String, why: Skip)
+        /// The file is no longer seeded: gone locally or on the server (`reason` nil), or it gained its own access
+        /// rules (`sidecarDeleted` says whether its sidecar is gone).
+        case unseeded(path: String, ownAccessRules: Bool, sidecarDeleted: Bool)
+        /// Something failed; `path` nil when the folder could not be listed.
+        case error(path: String?, message: String)
     }
 
     let client: NextcloudClient
     let store: ChunkStore
     let node: SwarmNode
-    let identity: DeviceIdentity
+    let publisher: SidecarPublisher
     let localRoot: String
     let remoteRoot: String
     let baseOptions: Swarm.Options
-    let json: Bool
-    let quiet: Bool
+    let report: @Sendable (Event) -> Void
     let logger: Logger
     private var seeded: [String: Seeded] = [:]
     /// Files found not to match the server, by their local mtime and the server's etag (not retried until one
@@ -45,28 +76,29 @@ actor FolderSeeder {
     /// Files skipped for their own access rules (reported once).
     private var ownRules: Set<String> = []
 
-    init(
+    /// A seeder of the local folder `localRoot`, which mirrors the server folder `remoteRoot`; `report` hears what each
+    /// scan does.
+    public init(
         client: NextcloudClient, store: ChunkStore, node: SwarmNode, identity: DeviceIdentity, localRoot: String,
-        remoteRoot: String, baseOptions: Swarm.Options, json: Bool, quiet: Bool, logger: Logger
+        remoteRoot: String, baseOptions: Swarm.Options, logger: Logger, report: @escaping @Sendable (Event) -> Void
     ) {
         self.client = client
         self.store = store
         self.node = node
-        self.identity = identity
+        self.publisher = SidecarPublisher(client: client, identity: identity, logger: logger)
         self.localRoot = localRoot
         self.remoteRoot = remoteRoot
         self.baseOptions = baseOptions
-        self.json = json
-        self.quiet = quiet
+        self.report = report
         self.logger = logger
     }
 
     /// The files seeded now, by path relative to the folder.
-    var seededFiles: [String] { seeded.keys.sorted() }
+    public var seededFiles: [String] { seeded.keys.sorted() }
 
     /// One pass: walk the server folder, match local files, start seeding new and changed ones, stop removed ones and
     /// ones that gained their own access rules.
-    func scan() async {
+    public func scan() async {
         var remoteItems: [String: DAVItem] = [:]
         // The sidecars' etags, by their remote path: the walk lists `.harp/` too, so watching them costs nothing.
         var sidecarTags: [String: String] = [:]
@@ -80,9 +112,7 @@ actor FolderSeeder {
                 remoteItems[String(relative)] = item
             }
         } catch {
-            report(
-                ["event": "error", "message": "cannot list \(remoteRoot): \(error)"],
-                text: "harp-cli: cannot list \(remoteRoot): \(error)")
+            report(.error(path: nil, message: "cannot list \(remoteRoot): \(error)"))
             return
         }
         var present = Set<String>()
@@ -110,7 +140,7 @@ actor FolderSeeder {
         for (relative, entry) in seeded where !present.contains(relative) {
             await node.close(entry.keys)
             seeded[relative] = nil
-            report(["event": "unseeded", "path": relative], text: "stopped seeding \(relative)")
+            report(.unseeded(path: relative, ownAccessRules: false, sidecarDeleted: false))
         }
     }
 
@@ -125,20 +155,12 @@ actor FolderSeeder {
             if let fileID = item.fileID {
                 deleted = await sidecars.remove(forFileAt: item.path, fileID: String(fileID))
             }
-            report(
-                [
-                    "event": "unseeded", "path": relative, "reason": "the file gained its own access rules",
-                    "sidecarDeleted": deleted,
-                ],
-                text: "stopped seeding \(relative): it gained its own access rules"
-                    + (deleted ? " (sidecar deleted)" : " (its sidecar could not be deleted)"))
+            report(.unseeded(path: relative, ownAccessRules: true, sidecarDeleted: deleted))
         } else if !ownRules.contains(relative) {
             if let fileID = item.fileID {
                 _ = await sidecars.remove(forFileAt: item.path, fileID: String(fileID))
             }
-            report(
-                ["event": "skipped", "path": relative, "reason": "the file has its own access rules"],
-                text: "not seeding \(relative): it has its own access rules (server only)")
+            report(.skipped(path: relative, why: .ownAccessRules))
         }
         ownRules.insert(relative)
     }
@@ -171,9 +193,7 @@ actor FolderSeeder {
                 if validity == .needsSpotCheck {
                     // The etag moved without the size or mtime (a lock): compare samples before vouching again.
                     if established == nil {
-                        var generator = SystemRandomNumberGenerator()
-                        let check = try await comparison(item.path, remote).sample(
-                            localPath: path, using: &generator)
+                        let check = try await comparison(item.path, remote).check(localPath: path, depth: .sample)
                         guard check.matches else {
                             skipMismatch(
                                 relative: relative, mtime: mtime, etag: remote.etag,
@@ -182,10 +202,10 @@ actor FolderSeeder {
                             return
                         }
                     }
-                    if await sidecars.mayPublish(nextTo: item.path) {
-                        try await sidecars.publish(
-                            makeSidecar(remote, item: item, outcome: outcome, salt: sidecar.saltBytes),
-                            nextTo: item.path)
+                    if await publisher.mayPublish(nextTo: item.path) {
+                        try await publisher.publish(
+                            .version(remote), root: outcome.root, chunking: outcome.parameters,
+                            salt: sidecar.saltBytes, manifest: nil, nextTo: item.path)
                     }
                 }
                 chosen = (sidecar.swarmKeys, .sidecar)
@@ -193,7 +213,7 @@ actor FolderSeeder {
                 // No usable sidecar: publish one, but only for bytes established from the server.
                 var basis = established.map { Basis(rawValue: $0.source.rawValue) ?? .download }
                 if basis == nil {
-                    let check = try await comparison(item.path, remote).compareEveryByte(localPath: path)
+                    let check = try await comparison(item.path, remote).check(localPath: path, depth: .everyByte)
                     guard check.matches else {
                         skipMismatch(
                             relative: relative, mtime: mtime, etag: remote.etag,
@@ -205,18 +225,13 @@ actor FolderSeeder {
                         path: path, root: outcome.root, server: remote, source: .comparison)
                     basis = .comparison
                 }
-                guard await sidecars.mayPublish(nextTo: item.path) else {
-                    report(
-                        [
-                            "event": "skipped", "path": relative,
-                            "reason": "no sidecar and no write access to publish one",
-                        ],
-                        text: "not seeding \(relative): no sidecar, and no write access to publish one")
+                guard await publisher.mayPublish(nextTo: item.path) else {
+                    report(.skipped(path: relative, why: .cannotPublish))
                     return
                 }
-                let published = makeSidecar(remote, item: item, outcome: outcome, salt: Sidecar.randomSalt())
-                try await sidecars.publishManifest(manifest, for: published, nextTo: item.path)
-                try await sidecars.publish(published, nextTo: item.path)
+                let published = try await publisher.publish(
+                    .version(remote), root: outcome.root, chunking: outcome.parameters, salt: Sidecar.randomSalt(),
+                    manifest: manifest, nextTo: item.path)
                 chosen = (published.swarmKeys, basis ?? .comparison)
             }
             if let old = seeded[relative] {
@@ -240,15 +255,9 @@ actor FolderSeeder {
                 root: outcome.root, keys: chosen.keys, size: outcome.size, mtime: mtime, etag: remote.etag,
                 sidecarETag: sidecarTag)
             mismatched[relative] = nil
-            report(
-                [
-                    "event": "seeding", "path": relative, "swarm": chosen.keys.swarmID.hexString,
-                    "size": outcome.size, "basis": chosen.basis.rawValue,
-                ],
-                text: "seeding \(relative) (\(formatBytes(outcome.size)))")
+            report(.seeding(path: relative, swarmID: chosen.keys.swarmID, size: outcome.size, basis: chosen.basis))
         } catch {
-            report(
-                ["event": "error", "path": relative, "message": "\(error)"], text: "harp-cli: \(relative): \(error)")
+            report(.error(path: relative, message: "\(error)"))
         }
     }
 
@@ -256,31 +265,13 @@ actor FolderSeeder {
         ServerComparison(client: client, remotePath: remotePath, etag: remote.etag, size: remote.size)
     }
 
-    private func makeSidecar(_ remote: RemoteVersion, item: DAVItem, outcome: IndexOutcome, salt: [UInt8]) -> Sidecar {
-        Sidecar(
-            fileid: remote.fileid, etag: remote.etag, name: SidecarFolder.name(of: item.path), size: remote.size,
-            mtime: remote.mtime, chunking: outcome.parameters, root: outcome.root, salt: salt, pending: false,
-            writerKey: identity.publicKey, sign: identity.sign)
-    }
-
     private func skipMismatch(relative: String, mtime: Date, etag: String, reason: String) {
         mismatched[relative] = (mtime, etag)
-        report(
-            ["event": "skipped", "path": relative, "reason": reason], text: "not seeding \(relative): \(reason)")
+        report(.skipped(path: relative, why: .mismatch(reason)))
     }
 
     private func stop(_ relative: String) async {
         guard let entry = seeded.removeValue(forKey: relative) else { return }
         await node.close(entry.keys)
-    }
-
-    private func report(_ object: [String: Any], text: String) {
-        if json {
-            printJSONLine(object)
-        } else if object["event"] as? String == "error" {
-            printError(text)
-        } else if !quiet {
-            print(text)
-        }
     }
 }

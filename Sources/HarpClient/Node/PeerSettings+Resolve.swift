@@ -1,0 +1,99 @@
+public import Foundation
+public import SwarmKit
+
+extension PeerSettings {
+    /// The values given on the command line (nil: not given); each wins over the environment and config.toml.
+    public struct Overrides: Sendable {
+        public var signalURL: String?
+        public var signalPin: String?
+        public var listenHost: String?
+        public var advertiseHost: String?
+
+        public init(signalURL: String?, signalPin: String?, listenHost: String?, advertiseHost: String?) {
+            self.signalURL = signalURL
+            self.signalPin = signalPin
+            self.listenHost = listenHost
+            self.advertiseHost = advertiseHost
+        }
+    }
+
+    /// The settings, each from `overrides`, else the environment (`HARP_SIGNAL`, `HARP_SIGNAL_PIN`, `HARP_LISTEN`,
+    /// `HARP_ADVERTISE`), else config.toml. The join key comes from `$HARP_SIGNAL_JOIN_KEY` or the file config.toml
+    /// names (never a flag: flags show in `ps`). Throws `UsageError` for a signaling URL that is not ws:// or wss://.
+    public static func resolve(
+        _ overrides: Overrides, config: HarpConfig,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> PeerSettings {
+        func pick(_ flag: String?, _ name: String, _ file: String?) -> String? {
+            if let flag, !flag.isEmpty { return flag }
+            if let value = environment[name], !value.isEmpty { return value }
+            if let file, !file.isEmpty { return file }
+            return nil
+        }
+        var settings = PeerSettings()
+        settings.signalURL = pick(overrides.signalURL, "HARP_SIGNAL", config.signalURL).map(Self.withDefaultPath)
+        settings.signalPin = pick(overrides.signalPin, "HARP_SIGNAL_PIN", config.signalPin)
+        if let key = environment["HARP_SIGNAL_JOIN_KEY"], !key.isEmpty {
+            settings.joinKey = Array(key.utf8)
+        } else {
+            settings.joinKey = try config.joinKey()
+        }
+        settings.listenHost = pick(overrides.listenHost, "HARP_LISTEN", config.listen) ?? "0.0.0.0"
+        settings.advertiseHost = pick(overrides.advertiseHost, "HARP_ADVERTISE", config.advertise)
+        if let url = settings.signalURL, !isSignalURL(url) {
+            throw UsageError(description: "the signaling server must be a ws:// or wss:// URL, not \(url)")
+        }
+        return settings
+    }
+
+    /// Whether `url` is a ws:// or wss:// URL with a host.
+    public static func isSignalURL(_ url: String) -> Bool {
+        (url.hasPrefix("ws://") || url.hasPrefix("wss://")) && URL(string: url)?.host != nil
+    }
+
+    /// The swarm options every swarm of a command starts from: the upload limit from `flag`, else
+    /// `$HARP_UPLOAD_LIMIT`, else config.toml.
+    public static func swarmOptions(
+        uploadLimit flag: String?, config: HarpConfig,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> Swarm.Options {
+        var options = Swarm.Options()
+        let fromEnvironment = environment["HARP_UPLOAD_LIMIT"].flatMap { $0.isEmpty ? nil : $0 }
+        if let text = flag ?? fromEnvironment ?? config.uploadLimit {
+            guard let rate = parseRate(text) else {
+                throw UsageError(description: "the upload limit must be a rate like 40M, not \(text)")
+            }
+            options.uploadLimit = rate
+        }
+        return options
+    }
+
+    /// A signaling URL given without a path (`ws://host:7447`) means the server's WebSocket endpoint, `/v1/ws`.
+    public static func withDefaultPath(_ url: String) -> String {
+        guard var components = URLComponents(string: url), components.host != nil,
+            components.path.isEmpty || components.path == "/"
+        else { return url }
+        components.path = "/v1/ws"
+        return components.string ?? url
+    }
+
+    /// "500000", "40M", "1.5G" (binary multiples) → bytes.
+    public static func parseRate(_ text: String) -> Int? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        guard let last = trimmed.last else { return nil }
+        let multipliers: [Character: Double] = ["K": 1024, "M": 1_048_576, "G": 1_073_741_824]
+        let multiplier = multipliers[Character(last.uppercased())]
+        let number = multiplier == nil ? trimmed : String(trimmed.dropLast())
+        guard let value = Double(number), value > 0 else { return nil }
+        return Int(value * (multiplier ?? 1))
+    }
+}
+
+/// A usage problem found while running (the CLI exits with code 2).
+public struct UsageError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+
+    public init(description: String) {
+        self.description = description
+    }
+}

@@ -1,0 +1,145 @@
+internal import ChunkStore
+internal import Foundation
+internal import Logging
+internal import NIOCore
+internal import Signaling
+internal import SwarmKit
+
+/// The dial policy: the members signaling names are dialled once each (a newcomer dials the members, and is dialled
+/// back after a moment in case it cannot be reached); a peer that cannot be reached directly is reached through a
+/// relay stream of the signaling server; relayed connections from others are accepted when their Noise handshake
+/// proves the device key the signaling server names.
+extension SwarmNode {
+    func handle(_ event: SignalClient.Event) {
+        switch event {
+        case .joined(let swarm, let peers):
+            joins[swarm] = peers.count
+            for peer in peers { connect(swarm, to: peer) }
+        case .peerJoined(let swarm, let peer):
+            // The newcomer dials the members; dial it too after a moment in case it cannot (the swarm keeps one
+            // connection per pair when both succeed).
+            Task { [weak self] in
+                try? await Task.sleep(for: .seconds(2))
+                await self?.connectIfNeeded(swarm, to: peer)
+            }
+        case .refused(let swarm, let code):
+            logger.warning("the signaling server refused a join", metadata: ["swarm": "\(swarm)", "code": "\(code)"])
+        case .serverError(let code, let message):
+            logger.warning("signaling server error", metadata: ["code": "\(code)", "message": "\(message)"])
+        case .connected, .disconnected, .peerLeft:
+            break
+        case .relayIncoming(let stream):
+            Task { await self.acceptRelay(stream) }
+        }
+    }
+
+    func connectIfNeeded(_ swarm: SwarmID, to peer: PeerInfo) async {
+        guard let entry = entries[swarm], !(await entry.swarm.isConnected(to: peer.device.bytes)) else { return }
+        connect(swarm, to: peer)
+    }
+
+    func connect(_ swarm: SwarmID, to peer: PeerInfo) {
+        guard peer.device.bytes != identity.publicKey else { return }
+        for text in peer.addresses {
+            guard let address = PeerAddress(hostAndPort: text) else { continue }
+            Task { await dial(swarm, host: address.host, port: Int(address.port), expectedKey: peer.device.bytes) }
+            return
+        }
+    }
+
+    /// Dials one peer of a swarm; the connection is served by the swarm until it ends. When the peer cannot be
+    /// reached directly and its device key is known (from the signaling server), the connection goes through a relay
+    /// stream of the signaling server instead.
+    func dial(_ id: SwarmID, host: String, port: Int, expectedKey: [UInt8]?) async {
+        let target = "\(host):\(port)"
+        guard let entry = entries[id], !entry.dialling.contains(target) else { return }
+        if let expectedKey {
+            if await entry.swarm.isConnected(to: expectedKey) { return }
+            if await entry.swarm.isBanned(expectedKey) { return }
+        }
+        if let address = PeerAddress(hostAndPort: target), await entry.swarm.isConnected(toAddress: address) { return }
+        guard entries[id]?.dialling.insert(target).inserted == true else { return }
+        let configuration = peerConfiguration(entry, expectedKey: expectedKey)
+        do {
+            let connection = try await PeerConnection.connect(host: host, port: port, configuration: configuration)
+            serve(connection, in: id, entry.swarm, target: target, address: PeerAddress(hostAndPort: target))
+        } catch {
+            logger.debug("could not connect to a peer", metadata: ["address": "\(target)", "error": "\(error)"])
+            dialEnded(id, target: target)
+            if let expectedKey { await relay(id, to: expectedKey) }
+        }
+    }
+
+    /// Connects to a member through a relay stream of the signaling server (it forwards Noise ciphertext only).
+    func relay(_ id: SwarmID, to device: [UInt8]) async {
+        guard let signal, let entry = entries[id], let peer = PublicKey32(bytes: device) else { return }
+        let target = "relay:\(peer)"
+        guard !entry.dialling.contains(target), !(await entry.swarm.isConnected(to: device)),
+            !(await entry.swarm.isBanned(device)), entries[id]?.dialling.insert(target).inserted == true
+        else { return }
+        do {
+            let stream = try await signal.openRelay(swarm: id, to: peer)
+            let connection = try await PeerConnection.over(
+                stream: stream, role: .initiator, configuration: peerConfiguration(entry, expectedKey: device),
+                write: { try await stream.write($0) }, close: { await stream.close() })
+            logger.debug("connected through the signaling server's relay", metadata: ["peer": "\(peer)"])
+            serve(connection, in: id, entry.swarm, target: target, address: nil)
+        } catch {
+            logger.debug("could not relay to a peer", metadata: ["peer": "\(peer)", "error": "\(error)"])
+            dialEnded(id, target: target)
+        }
+    }
+
+    /// A member that could not reach us directly opened a relay stream: the peer protocol runs over it as responder.
+    /// The Noise handshake must prove the device key the signaling server names.
+    func acceptRelay(_ stream: RelayStream) async {
+        guard let entry = entries[stream.swarm] else { return await stream.close() }
+        do {
+            let connection = try await PeerConnection.over(
+                stream: stream, role: .responder, configuration: peerConfiguration(entry, expectedKey: nil),
+                write: { try await stream.write($0) }, close: { await stream.close() })
+            guard connection.session.remoteDeviceKey == stream.peer.bytes else {
+                logger.warning("a relayed peer's device key is not the one the signaling server named")
+                try? await connection.channel.channel.close()
+                return
+            }
+            logger.debug("accepted a relayed connection", metadata: ["peer": "\(stream.peer)"])
+            await entry.swarm.run(connection, initiatedByUs: false, address: nil)
+        } catch {
+            logger.debug("a relayed connection failed", metadata: ["peer": "\(stream.peer)", "error": "\(error)"])
+        }
+    }
+
+    func peerConfiguration(_ entry: Entry, expectedKey: [UInt8]?) -> PeerConfiguration {
+        var configuration = PeerConfiguration(identity: identity, swarmKey: entry.keys.swarmKey)
+        configuration.expectedRemoteDeviceKey = expectedKey
+        configuration.listenPort = UInt16(entry.listenPort)
+        configuration.capabilities = entry.capabilities
+        configuration.logger = logger
+        return configuration
+    }
+
+    /// Serves a connection this side opened until it ends; then `target` may be dialled again.
+    func serve(
+        _ connection: PeerConnection, in id: SwarmID, _ swarm: Swarm, target: String, address: PeerAddress?
+    ) {
+        Task {
+            await swarm.run(connection, initiatedByUs: true, address: address)
+            self.dialEnded(id, target: target)
+        }
+    }
+
+    /// The connection to `target` ended (or never started): it may be dialled again.
+    func dialEnded(_ id: SwarmID, target: String) {
+        entries[id]?.dialling.remove(target)
+    }
+
+    /// The host other peers should dial: the configured one, else the local address of the route to the signaling
+    /// server (found with a connected UDP socket, which sends nothing), else 127.0.0.1.
+    func advertiseHost() -> String {
+        if let host = settings.advertiseHost { return host }
+        if settings.listenHost != "0.0.0.0", settings.listenHost != "::" { return settings.listenHost }
+        guard let url = settings.signalURL.flatMap(URL.init(string:)), let host = url.host else { return "127.0.0.1" }
+        return LocalRoute.sourceAddress(toward: host) ?? "127.0.0.1"
+    }
+}

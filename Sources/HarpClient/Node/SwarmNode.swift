@@ -1,0 +1,230 @@
+public import ChunkStore
+internal import Foundation
+public import Logging
+public import Signaling
+public import SwarmKit
+
+/// Where and how this device meets peers: the signaling server and the local peer port.
+public struct PeerSettings: Sendable {
+    /// ws:// or wss:// URL of the signaling server, or nil (no swarm: the server alone).
+    public var signalURL: String?
+    /// SHA-256 fingerprint of the signaling server's certificate (hex), for self-signed servers.
+    public var signalPin: String?
+    /// The shared join key of a private signaling server.
+    public var joinKey: [UInt8]?
+    /// The local address peer listeners bind to.
+    public var listenHost = "0.0.0.0"
+    /// The address told to other peers; by default the local address of the route to the signaling server.
+    public var advertiseHost: String?
+
+    /// No signaling server, listening on every address.
+    public init() {}
+}
+
+/// Signs signaling challenges with this device's key.
+struct DeviceSigner: SignalSigner {
+    let identity: DeviceIdentity
+    var publicKey: PublicKey32 { PublicKey32(bytes: identity.publicKey)! }
+    func sign(_ message: [UInt8]) throws -> [UInt8] { identity.sign(message) }
+}
+
+/// Signs swarm joins with the swarm signing key derived from K (the server sees S only).
+struct SwarmSigner: SignalSigner {
+    let keys: SwarmKeys
+    var publicKey: PublicKey32 { PublicKey32(bytes: keys.swarmID)! }
+    func sign(_ message: [UInt8]) throws -> [UInt8] { keys.sign(message) }
+}
+
+/// This device's presence in swarms: one signaling connection for all of them, one peer listener per swarm (the
+/// Noise pre-shared key is the swarm's key), and the dialling of the peers that signaling and peer exchange name.
+public actor SwarmNode {
+    struct Entry {
+        let swarm: Swarm
+        let keys: SwarmKeys
+        let listener: PeerListener
+        let listenPort: Int
+        /// Hello capability bits (the same on accepted and dialled connections).
+        let capabilities: UInt64
+        let tasks: [Task<Void, Never>]
+        var dialling: Set<String> = []
+    }
+
+    let identity: DeviceIdentity
+    /// Where this node meets peers.
+    public let settings: PeerSettings
+    let logger: Logger
+    var signal: SignalClient?
+    private var signalTask: Task<Void, Never>?
+    var entries: [SwarmID: Entry] = [:]
+    /// Swarms this node joined at the signaling server, and the members it reported (for the user's information).
+    var joins: [SwarmID: Int] = [:]
+    /// Bytes uploaded by swarms already closed.
+    private var closedUploads: Int64 = 0
+    /// Finished swarms that still serve peers fetching from them, until `waitForLingering` or a deadline.
+    private var lingering: [SwarmID: Task<Void, Never>] = [:]
+
+    /// Where every swarm's engine records its events and actions (`get --record-engine`), if anywhere.
+    let recorder: EngineRecorder?
+
+    /// A node for the device `identity`; nothing is opened until `start()` and `open(...)`.
+    public init(identity: DeviceIdentity, settings: PeerSettings, logger: Logger, recorder: EngineRecorder? = nil) {
+        self.identity = identity
+        self.settings = settings
+        self.logger = logger
+        self.recorder = recorder
+    }
+
+    /// Whether a signaling server is configured.
+    public var hasSignaling: Bool { settings.signalURL != nil }
+
+    /// Connects to the signaling server (in the background; it reconnects by itself).
+    public func start() {
+        guard signal == nil, let url = settings.signalURL else { return }
+        var configuration = SignalClient.Configuration(
+            url: url, pinnedCertificateSHA256: settings.signalPin, joinKey: settings.joinKey)
+        configuration.maxBackoff = .seconds(10)
+        let client = SignalClient(
+            configuration: configuration, device: DeviceSigner(identity: identity), logger: logger)
+        signal = client
+        signalTask = Task {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await client.run() }
+                group.addTask { [weak self] in
+                    for await event in client.events {
+                        await self?.handle(event)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Bytes sent to peers, and peers connected, over every open swarm.
+    public func totals() async -> (
+        bytesUploaded: Int64, peers: Int, swarms: Int, uploadRate: Double, downloadRate: Double
+    ) {
+        var uploaded: Int64 = 0
+        var peers = 0
+        var up = 0.0
+        var down = 0.0
+        for entry in entries.values {
+            let snapshot = await entry.swarm.snapshot
+            uploaded += snapshot.bytesUploaded
+            peers += snapshot.peers
+            up += snapshot.uploadRate
+            down += snapshot.downloadRate
+        }
+        return (uploaded + closedUploads, peers, entries.count, up, down)
+    }
+
+    /// Leaves every swarm, closes listeners and the signaling connection.
+    public func shutdown() async {
+        for id in Array(entries.keys) { await close(id) }
+        signalTask?.cancel()
+        signalTask = nil
+        signal = nil
+    }
+
+    /// Opens the swarm of the version with content root `root` and swarm keys `keys` (from R and the sidecar's σ): a
+    /// listener, the join at the signaling server, and connections to the members it names. Returns the swarm (already
+    /// started).
+    public func open(
+        root: Hash256, keys: SwarmKeys, chunking: ChunkingParameters, expectedSize: Int64?, options: Swarm.Options
+    ) async throws -> Swarm {
+        let id = keys.signalID
+        if let existing = entries[id] { return existing.swarm }
+        let swarm = Swarm(
+            root: root, chunking: chunking, expectedSize: expectedSize, identity: identity, options: options,
+            logger: logger, recorder: recorder)
+        var configuration = PeerConfiguration(identity: identity, swarmKey: keys.swarmKey)
+        configuration.logger = logger
+        if options.superSeed { configuration.capabilities = Hello.Capability.superSeeding }
+        let listener = try await PeerListener.bind(host: settings.listenHost, port: 0, configuration: configuration)
+        let port = listener.localAddress?.port ?? 0
+        let advertised = advertiseHost()
+        if let own = PeerAddress(hostAndPort: "\(advertised):\(port)") { await swarm.setOwnAddresses([own]) }
+        await swarm.start()
+        let listening = Task {
+            _ = try? await listener.run { connection in
+                await swarm.run(connection, initiatedByUs: false, address: nil)
+            }
+        }
+        let exchange = Task { [weak self] in
+            for await address in swarm.discoveries {
+                guard let self else { return }
+                await self.dial(id, host: address.host, port: Int(address.port), expectedKey: nil)
+            }
+        }
+        entries[id] = Entry(
+            swarm: swarm, keys: keys, listener: listener, listenPort: port, capabilities: configuration.capabilities,
+            tasks: [listening, exchange])
+        if let signal {
+            // The members it names arrive as a `joined` event too (also after every rejoin): dialled there.
+            // A signaling server that cannot be reached must not stall the transfer: the swarm goes on with the
+            // peers that peer exchange finds and with the server; the client keeps trying in the background.
+            let signer = SwarmSigner(keys: keys)
+            let addresses = ["\(advertised):\(port)"]
+            let joined = await withTaskGroup(of: Int?.self) { group in
+                group.addTask { (try? await signal.join(swarm: signer, addresses: addresses))?.count }
+                group.addTask {
+                    try? await Task.sleep(for: .seconds(10))
+                    return nil
+                }
+                let first = await group.next() ?? nil
+                group.cancelAll()
+                return first
+            }
+            if let joined {
+                joins[id] = joined
+            } else {
+                logger.warning(
+                    "the signaling server did not answer the join in 10 s; going on without it",
+                    metadata: ["signal.url": "\(settings.signalURL ?? "")"])
+            }
+        }
+        return swarm
+    }
+
+    /// A fetch of this version finished and the caller does not seed it: the swarm keeps serving the connected peers
+    /// that are still interested in its chunks, for at most `linger`, and closes when none is left. Peers that finish
+    /// first thus keep feeding the last ones, instead of leaving them with the origin alone.
+    public func finish(_ keys: SwarmKeys, linger: Duration) {
+        let id = keys.signalID
+        guard let entry = entries[id], linger > .zero, lingering[id] == nil else {
+            Task { await close(id) }
+            return
+        }
+        let deadline = ContinuousClock.now + linger
+        lingering[id] = Task {
+            while ContinuousClock.now < deadline, !Task.isCancelled, await entry.swarm.peersInterested > 0 {
+                try? await Task.sleep(for: .milliseconds(250))
+            }
+            await self.close(id)
+        }
+    }
+
+    /// Whether a finished swarm still serves peers (see `finish(_:linger:)`).
+    public var isLingering: Bool { !lingering.isEmpty }
+
+    /// Waits until every lingering swarm has closed (each has a deadline).
+    public func waitForLingering() async {
+        while let (_, task) = lingering.first {
+            await task.value
+        }
+    }
+
+    /// Leaves the swarm and closes its listener and connections.
+    public func close(_ id: SwarmID) async {
+        lingering.removeValue(forKey: id)?.cancel()
+        guard let entry = entries.removeValue(forKey: id) else { return }
+        closedUploads += await entry.swarm.snapshot.bytesUploaded
+        if let signal { await signal.leave(swarm: id) }
+        try? await entry.listener.close()
+        await entry.swarm.stop()
+        for task in entry.tasks { task.cancel() }
+    }
+
+    /// Leaves the swarm of `keys` (see `close(_:)`).
+    public func close(_ keys: SwarmKeys) async {
+        await close(keys.signalID)
+    }
+}
