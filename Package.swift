@@ -12,6 +12,7 @@ let package = Package(
     products: [
         .executable(name: "harp-cli", targets: ["harp-cli"]),
         .executable(name: "harp-signal-load", targets: ["harp-signal-load"]),
+        .library(name: "HarpBasics", targets: ["HarpBasics"]),
         .library(name: "ChunkStore", targets: ["ChunkStore"]),
         .library(name: "SwarmKit", targets: ["SwarmKit"]),
         .library(name: "Signaling", targets: ["Signaling"]),
@@ -39,9 +40,12 @@ let package = Package(
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
 
+        // Hex, backoff, rate meter, clock: the helpers every module needs; depends on nothing.
+        .target(name: "HarpBasics", swiftSettings: swiftSettings),
         .target(
             name: "ChunkStore",
             dependencies: [
+                "HarpBasics",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -52,6 +56,7 @@ let package = Package(
             name: "NextcloudClient",
             dependencies: [
                 "CCurl",
+                "HarpBasics",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -111,6 +116,7 @@ let package = Package(
         .target(
             name: "DevCloud",
             dependencies: [
+                "HarpBasics",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -138,6 +144,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        .testTarget(name: "HarpBasicsTests", dependencies: ["HarpBasics"], swiftSettings: swiftSettings),
         .testTarget(
             name: "ChunkStoreTests",
             dependencies: ["ChunkStore", .product(name: "Crypto", package: "swift-crypto")],

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import HarpBasics
 import Hummingbird
 
 /// An OCS answer before it is put into the v1 or v2 envelope.
@@ -42,7 +43,7 @@ extension DevCloudServer {
             if case .user = auth { anonymous = false }
             let data = capabilities(anonymous: anonymous, throttled: throttled)
             var response = answer(.ok(data))
-            let digest = Insecure.MD5.hash(data: Data(data.json.utf8)).map { String(format: "%02x", $0) }.joined()
+            let digest = Hex.encode(Insecure.MD5.hash(data: Data(data.json.utf8)))
             response.headers[.eTag] = "\"\(digest)\""
             return response
         }
