@@ -57,6 +57,7 @@ let package = Package(
             dependencies: [
                 "CCurl",
                 "HarpBasics",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -193,6 +194,7 @@ let package = Package(
             dependencies: [
                 "NextcloudClient",
                 "DevCloud",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
