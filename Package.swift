@@ -15,7 +15,9 @@ let package = Package(
         .library(name: "HarpBasics", targets: ["HarpBasics"]),
         .library(name: "ChunkStore", targets: ["ChunkStore"]),
         .library(name: "SwarmKit", targets: ["SwarmKit"]),
-        .library(name: "Signaling", targets: ["Signaling"]),
+        .library(name: "SignalingProtocol", targets: ["SignalingProtocol"]),
+        .library(name: "SignalingClient", targets: ["SignalingClient"]),
+        .library(name: "SignalingServer", targets: ["SignalingServer"]),
         .library(name: "NextcloudClient", targets: ["NextcloudClient"]),
         .library(name: "DevCloud", targets: ["DevCloud"]),
         .executable(name: "harp-wire-bench", targets: ["harp-wire-bench"]),
@@ -62,23 +64,48 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Signaling: the protocol (messages, keys, proofs) that both sides share, the client that peers link, and the
+        // server, whose dependencies (Hummingbird, GRDB, X509) no client links.
         .target(
-            name: "Signaling",
+            name: "SignalingProtocol",
             dependencies: [
+                "HarpBasics",
                 .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+            ],
+            path: "Sources/Signaling/Protocol",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "SignalingClient",
+            dependencies: [
+                "HarpBasics",
+                "SignalingProtocol",
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
-                .product(name: "HummingbirdCore", package: "hummingbird"),
-                .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            path: "Sources/Signaling/Client",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "SignalingServer",
+            dependencies: [
+                "SignalingProtocol",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "X509", package: "swift-certificates"),
             ],
+            path: "Sources/Signaling/Server",
             swiftSettings: swiftSettings
         ),
         .target(
@@ -136,11 +163,14 @@ let package = Package(
                 "ChunkStore",
                 "DevCloud",
                 "NextcloudClient",
-                "Signaling",
+                "SignalingClient",
+                "SignalingProtocol",
+                "SignalingServer",
                 "SwarmKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -148,7 +178,7 @@ let package = Package(
         .testTarget(name: "HarpBasicsTests", dependencies: ["HarpBasics"], swiftSettings: swiftSettings),
         .testTarget(
             name: "ChunkStoreTests",
-            dependencies: ["ChunkStore", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["ChunkStore"],
             resources: [.copy("Vectors")],
             swiftSettings: swiftSettings
         ),
@@ -168,7 +198,8 @@ let package = Package(
         .executableTarget(
             name: "harp-signal-load",
             dependencies: [
-                "Signaling",
+                "HarpBasics",
+                "SignalingProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "Logging", package: "swift-log"),
@@ -179,7 +210,9 @@ let package = Package(
         .testTarget(
             name: "SignalingTests",
             dependencies: [
-                "Signaling",
+                "SignalingClient",
+                "SignalingProtocol",
+                "SignalingServer",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),

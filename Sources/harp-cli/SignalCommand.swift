@@ -1,7 +1,8 @@
 import ArgumentParser
 import Foundation
 import Logging
-import Signaling
+import SignalingProtocol
+import SignalingServer
 
 /// `harp-cli signal ...`: the self-hosted signaling server.
 struct SignalCommand: AsyncParsableCommand {

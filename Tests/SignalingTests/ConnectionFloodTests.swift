@@ -2,7 +2,9 @@ import Foundation
 import NIOCore
 import Testing
 
-@testable import Signaling
+@testable import SignalingClient
+@testable import SignalingProtocol
+@testable import SignalingServer
 
 /// Issue 13 part 4: idle and half-sent connections, and floods of them from one address or many.
 @Suite("Connection floods")

@@ -2,6 +2,7 @@ import Foundation
 import HummingbirdWebSocket
 import Logging
 import NIOCore
+import SignalingProtocol
 import Synchronization
 
 /// Shared by every session of one server.

@@ -2,6 +2,7 @@ import Foundation
 import HummingbirdWebSocket
 import Logging
 import NIOCore
+import SignalingProtocol
 import Synchronization
 
 /// The reading half of a ``Session``: parses each message under the size and rate limits, asks the state machine

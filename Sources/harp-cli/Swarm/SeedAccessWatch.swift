@@ -1,7 +1,7 @@
 import Foundation
 import Logging
 import NextcloudClient
-import Signaling
+import SignalingProtocol
 import SwarmKit
 
 /// What `get --seed` re-checks while it seeds the files it fetched: a file that gained its own ACL rules stops being

@@ -2,7 +2,8 @@ import ChunkStore
 import Foundation
 import Logging
 import NIOCore
-import Signaling
+import SignalingClient
+import SignalingProtocol
 import SwarmKit
 
 /// Where and how this device meets peers: the signaling server and the local peer port.
