@@ -36,6 +36,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // System libraries from apt, found through pkg-config.
@@ -65,7 +67,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // Signaling: the protocol (messages, keys, proofs) that both sides share, the client that peers link, and the
-        // server, whose dependencies (Hummingbird, GRDB, X509) no client links.
+        // server, whose dependencies (Hummingbird, GRDB, X509, Prometheus) no client links.
         .target(
             name: "SignalingProtocol",
             dependencies: [
@@ -100,8 +102,10 @@ let package = Package(
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "X509", package: "swift-certificates"),
             ],

@@ -24,7 +24,7 @@ struct BanTests {
                 await connection.close()
             }
             #expect(codes == [.badProof, .badProof, .badProof, .badProof, .banned, .banned, .banned, .banned])
-            #expect(server.context.metrics.value(.refusedProofs) == 5)
+            #expect(server.context.metrics.value("harp_signal_refused_proofs_total") == 5)
         }
     }
 
