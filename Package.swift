@@ -182,7 +182,7 @@ let package = Package(
         .testTarget(name: "HarpBasicsTests", dependencies: ["HarpBasics"], swiftSettings: swiftSettings),
         .testTarget(
             name: "ChunkStoreTests",
-            dependencies: ["ChunkStore"],
+            dependencies: ["ChunkStore", "HarpBasics"],
             resources: [.copy("Vectors")],
             swiftSettings: swiftSettings
         ),
@@ -244,6 +244,7 @@ let package = Package(
             name: "DevCloudTests",
             dependencies: [
                 "DevCloud",
+                "HarpBasics",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
