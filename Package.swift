@@ -12,9 +12,12 @@ let package = Package(
     products: [
         .executable(name: "harp-cli", targets: ["harp-cli"]),
         .executable(name: "harp-signal-load", targets: ["harp-signal-load"]),
+        .library(name: "HarpBasics", targets: ["HarpBasics"]),
         .library(name: "ChunkStore", targets: ["ChunkStore"]),
         .library(name: "SwarmKit", targets: ["SwarmKit"]),
-        .library(name: "Signaling", targets: ["Signaling"]),
+        .library(name: "SignalingProtocol", targets: ["SignalingProtocol"]),
+        .library(name: "SignalingClient", targets: ["SignalingClient"]),
+        .library(name: "SignalingServer", targets: ["SignalingServer"]),
         .library(name: "NextcloudClient", targets: ["NextcloudClient"]),
         .library(name: "DevCloud", targets: ["DevCloud"]),
         .executable(name: "harp-wire-bench", targets: ["harp-wire-bench"]),
@@ -34,15 +37,20 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // System libraries from apt, found through pkg-config.
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
 
+        // Hex, backoff, rate meter, clock: the helpers every module needs; depends on nothing.
+        .target(name: "HarpBasics", swiftSettings: swiftSettings),
         .target(
             name: "ChunkStore",
             dependencies: [
+                "HarpBasics",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -53,28 +61,57 @@ let package = Package(
             name: "NextcloudClient",
             dependencies: [
                 "CCurl",
+                "HarpBasics",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ],
             swiftSettings: swiftSettings
         ),
+        // Signaling: the protocol (messages, keys, proofs) that both sides share, the client that peers link, and the
+        // server, whose dependencies (Hummingbird, GRDB, X509, Prometheus) no client links.
         .target(
-            name: "Signaling",
+            name: "SignalingProtocol",
             dependencies: [
+                "HarpBasics",
                 .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+            ],
+            path: "Sources/Signaling/Protocol",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "SignalingClient",
+            dependencies: [
+                "HarpBasics",
+                "SignalingProtocol",
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
-                .product(name: "HummingbirdCore", package: "hummingbird"),
-                .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            path: "Sources/Signaling/Client",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "SignalingServer",
+            dependencies: [
+                "SignalingProtocol",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "X509", package: "swift-certificates"),
             ],
+            path: "Sources/Signaling/Server",
             swiftSettings: swiftSettings
         ),
         .target(
@@ -82,6 +119,7 @@ let package = Package(
             dependencies: [
                 "ChunkStore",
                 "CSodium",
+                "HarpBasics",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -113,6 +151,7 @@ let package = Package(
         .target(
             name: "DevCloud",
             dependencies: [
+                "HarpBasics",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -127,9 +166,11 @@ let package = Package(
         .target(
             name: "HarpClient",
             dependencies: [
+                "HarpBasics",
                 "ChunkStore",
                 "NextcloudClient",
-                "Signaling",
+                "SignalingClient",
+                "SignalingProtocol",
                 "SwarmKit",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -145,18 +186,22 @@ let package = Package(
                 "HarpClient",
                 "DevCloud",
                 "NextcloudClient",
-                "Signaling",
+                "SignalingClient",
+                "SignalingProtocol",
+                "SignalingServer",
                 "SwarmKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
 
+        .testTarget(name: "HarpBasicsTests", dependencies: ["HarpBasics"], swiftSettings: swiftSettings),
         .testTarget(
             name: "ChunkStoreTests",
-            dependencies: ["ChunkStore", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["ChunkStore", "HarpBasics"],
             resources: [.copy("Vectors")],
             swiftSettings: swiftSettings
         ),
@@ -176,7 +221,8 @@ let package = Package(
         .executableTarget(
             name: "harp-signal-load",
             dependencies: [
-                "Signaling",
+                "HarpBasics",
+                "SignalingProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "Logging", package: "swift-log"),
@@ -187,7 +233,9 @@ let package = Package(
         .testTarget(
             name: "SignalingTests",
             dependencies: [
-                "Signaling",
+                "SignalingClient",
+                "SignalingProtocol",
+                "SignalingServer",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
@@ -202,6 +250,7 @@ let package = Package(
             dependencies: [
                 "NextcloudClient",
                 "DevCloud",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -217,7 +266,9 @@ let package = Package(
                 "DevCloud",
                 "HarpClient",
                 "NextcloudClient",
-                "Signaling",
+                "SignalingClient",
+                "SignalingProtocol",
+                "SignalingServer",
                 "SwarmKit",
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -227,6 +278,7 @@ let package = Package(
             name: "DevCloudTests",
             dependencies: [
                 "DevCloud",
+                "HarpBasics",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,4 +1,5 @@
 public import Crypto
+import HarpBasics
 
 /// A 32-byte SHA-256 digest: a chunk hash, a Merkle node or a content root.
 ///
@@ -40,29 +41,8 @@ public struct Hash256: Hashable, Sendable, Comparable, CustomStringConvertible {
 
     /// Parses 64 hexadecimal digits (either case); returns nil for anything else.
     public init?(hex: some StringProtocol) {
-        guard hex.utf8.count == 64 else { return nil }
-        var out = [UInt8]()
-        out.reserveCapacity(32)
-        var high: UInt8? = nil
-        for c in hex.utf8 {
-            guard let v = Hash256.nibble(c) else { return nil }
-            if let h = high {
-                out.append(h << 4 | v)
-                high = nil
-            } else {
-                high = v
-            }
-        }
-        self.init(bytes: out)
-    }
-
-    private static func nibble(_ c: UInt8) -> UInt8? {
-        switch c {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
-        default: return nil
-        }
+        guard let bytes = Hex.decode(hex, count: 32) else { return nil }
+        self.init(bytes: bytes)
     }
 
     /// Calls `body` with the 32 bytes of the digest.
@@ -77,16 +57,7 @@ public struct Hash256: Hashable, Sendable, Comparable, CustomStringConvertible {
 
     /// Lowercase hexadecimal, 64 characters.
     public var hex: String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(64)
-        withUnsafeBytes { raw in
-            for b in raw {
-                out.append(digits[Int(b >> 4)])
-                out.append(digits[Int(b & 0x0f)])
-            }
-        }
-        return String(decoding: out, as: UTF8.self)
+        withUnsafeBytes { Hex.encode($0) }
     }
 
     public var description: String { hex }

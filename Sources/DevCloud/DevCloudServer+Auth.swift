@@ -15,7 +15,7 @@ extension DevCloudServer {
     /// Checks Basic (account password or app password) and Bearer (app password) credentials.
     /// Secrets are never logged; a failure is recorded against the remote address.
     func authenticate(_ request: Request, address: String) throws -> Authentication {
-        guard let header = HTTP.header(request, "Authorization") else { return .anonymous }
+        guard let header = request.headers[.authorization] else { return .anonymous }
         let result: Authentication
         if header.lowercased().hasPrefix("basic ") {
             let encoded = header.dropFirst(6).trimmingCharacters(in: .whitespaces)
@@ -81,7 +81,7 @@ extension DevCloudServer {
             : "No public access to this resource., AppAPIAuth has not passed, This request is not for a federated calendar, No 'Authorization: Basic' header found. Either the client didn't send one, or the server is misconfigured, No 'Authorization: Bearer' header found. Either the client didn't send one, or the server is mis-configured, No 'Authorization: Basic' header found. Either the client didn't send one, or the server is misconfigured"
         return DAVError(
             401, "Sabre\\DAV\\Exception\\NotAuthenticated", message,
-            headers: [("WWW-Authenticate", "Basic realm=\"Nextcloud\", charset=\"UTF-8\"")])
+            headers: [.wwwAuthenticate: "Basic realm=\"Nextcloud\", charset=\"UTF-8\""])
     }
 
     /// The 429 body of Nextcloud's DAV throttle.

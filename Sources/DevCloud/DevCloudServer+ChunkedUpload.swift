@@ -24,7 +24,7 @@ extension DevCloudServer {
             if exists {
                 throw DAVError(
                     405, "Sabre\\DAV\\Exception\\MethodNotAllowed", "The resource you tried to create already exists",
-                    headers: [("Allow", Self.allowHeader)])
+                    headers: [.allow: Self.allowHeader])
             }
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
             return HTTP.empty(201)
@@ -35,12 +35,12 @@ extension DevCloudServer {
             }
             var limit: Int64?
             var message = "Insufficient space"
-            if HTTP.header(request, "Destination") != nil {
+            if request.headers[.destination] != nil {
                 let target = try davTarget(path: try destinationPath(request), user: user)
                 if let free = try freeBytes(user: target.location.owner) {
                     limit = free
                     message = "Insufficient space in /\(target.location.parentViewPath)"
-                    let total = HTTP.header(request, "OC-Total-Length").flatMap(Int64.init) ?? 0
+                    let total = request.headers[.ocTotalLength].flatMap(Int64.init) ?? 0
                     if total > free { throw DAVError.insufficientStorage(message) }
                 }
             }
@@ -77,7 +77,7 @@ extension DevCloudServer {
 
     func uploadPropfind(_ request: Request, folder: URL, base: String, chunk: String?) async throws -> Response {
         let what = try PropfindRequest.parse(try await HTTP.collect(request))
-        let depth = HTTP.header(request, "Depth") ?? "1"
+        let depth = request.headers[.depth] ?? "1"
         struct Entry {
             var href: String
             var size: Int64?
@@ -147,7 +147,7 @@ extension DevCloudServer {
             }
             xml += Self.response(href: Self.encodeHref(entry.href), found: found, missing: missing)
         }
-        return HTTP.xml(207, xml + "</d:multistatus>\n", headers: [("DAV", Self.davHeader)])
+        return HTTP.xml(207, xml + "</d:multistatus>\n", headers: [.dav: Self.davHeader])
     }
 
     /// MOVE of `.file`: concatenates the chunks in numeric order into the destination.
@@ -182,7 +182,7 @@ extension DevCloudServer {
             }
             return total
         }
-        if let expected = HTTP.header(request, "OC-Total-Length").flatMap(Int64.init), expected != total {
+        if let expected = request.headers[.ocTotalLength].flatMap(Int64.init), expected != total {
             try? FileManager.default.removeItem(at: temp)
             throw DAVError.badRequest("Chunks on server do not sum up to \(expected) but to \(total) bytes")
         }
@@ -195,7 +195,7 @@ extension DevCloudServer {
         do {
             (record, existed) = try installFile(
                 from: temp, at: location, mtime: mtime ?? Int64(Date().timeIntervalSince1970),
-                checksum: HTTP.header(request, "OC-Checksum"), author: user)
+                checksum: request.headers[.ocChecksum], author: user)
         } catch {
             try? FileManager.default.removeItem(at: temp)
             throw error
@@ -203,7 +203,8 @@ extension DevCloudServer {
         try? FileManager.default.removeItem(at: folder)
         logger.debug("devcloud.chunked.assembled", metadata: ["user": "\(user)", "bytes": "\(total)"])
         var headers = writeHeaders(record, owner: location.owner, mtimeAccepted: mtime != nil)
-        headers.removeAll { $0.0 == "X-NC-OwnerId" || $0.0 == "X-NC-Permissions" }
+        headers[.ncOwnerId] = nil
+        headers[.ncPermissions] = nil
         return HTTP.empty(existed ? 204 : 201, headers: headers)
     }
 }

@@ -62,28 +62,28 @@ extension DevCloudServer {
         user: String, head: Bool, contentType: String? = nil
     ) throws -> Response {
         let lastModified = HTTP.httpDate(mtime)
-        if let ifMatch = HTTP.header(request, "If-Match"), !Self.etagMatches(ifMatch, etag) {
+        if let ifMatch = request.headers[.ifMatch], !Self.etagMatches(ifMatch, etag) {
             var error = DAVError.preconditionFailed(
                 "An If-Match header was specified, but none of the specified ETags matched.", header: "If-Match")
-            error.headers = [("ETag", etag)]
+            error.headers = [.eTag: etag]
             throw error
         }
-        if let ifNoneMatch = HTTP.header(request, "If-None-Match"), Self.etagMatches(ifNoneMatch, etag) {
-            return HTTP.response(304, headers: [("ETag", etag)])
+        if let ifNoneMatch = request.headers[.ifNoneMatch], Self.etagMatches(ifNoneMatch, etag) {
+            return HTTP.response(304, headers: [.eTag: etag])
         }
-        var range = ByteRange.parse(HTTP.header(request, "Range"), size: size)
-        if let ifRange = HTTP.header(request, "If-Range"), ifRange.trimmingCharacters(in: .whitespaces) != etag {
+        var range = ByteRange.parse(request.headers[.range], size: size)
+        if let ifRange = request.headers[.ifRange], ifRange.trimmingCharacters(in: .whitespaces) != etag {
             range = .none
         }
         if case .unsatisfiable(let start) = range {
             throw DAVError(
                 416, "Sabre\\DAV\\Exception\\RequestedRangeNotSatisfiable",
                 "The start offset (\(start)) exceeded the size of the entity (\(size))",
-                headers: [("Last-Modified", lastModified), ("ETag", etag)])
+                headers: [.lastModified: lastModified, .eTag: etag])
         }
         let escapedName = name.addingPercentEncoding(withAllowedCharacters: Self.unreserved) ?? name
-        var headers: [(String, String)] = [
-            ("Content-Type", contentType ?? MimeType.of(name)), ("Last-Modified", lastModified), ("ETag", etag),
+        var headers: HTTPFields = [
+            .contentType: contentType ?? MimeType.of(name), .lastModified: lastModified, .eTag: etag,
         ]
         let status: Int
         let offset: Int64
@@ -92,29 +92,28 @@ extension DevCloudServer {
             status = 206
             offset = byteRange.start
             length = byteRange.length
-            headers.append(("Content-Range", "bytes \(byteRange.start)-\(byteRange.end)/\(size)"))
+            headers.append(HTTPField(name: .contentRange, value: "bytes \(byteRange.start)-\(byteRange.end)/\(size)"))
         } else {
             status = 200
             offset = 0
             length = size
         }
-        headers.append(("Content-Length", String(length)))
-        headers += [
-            ("OC-ETag", etag),
-            ("Content-Disposition", "attachment; filename*=UTF-8''\(escapedName); filename=\"\(name)\""),
-        ]
-        if let checksum { headers.append(("OC-Checksum", checksum)) }
-        headers.append(("X-Accel-Buffering", "no"))
-        var fields = HTTPFields()
-        for (key, value) in headers { fields.append(HTTPField(name: HTTP.name(key), value: value)) }
+        headers.append(HTTPField(name: .contentLength, value: String(length)))
+        headers.append(
+            contentsOf: [
+                .ocETag: etag,
+                .contentDisposition: "attachment; filename*=UTF-8''\(escapedName); filename=\"\(name)\"",
+            ] as HTTPFields)
+        if let checksum { headers.append(HTTPField(name: .ocChecksum, value: checksum)) }
+        headers.append(HTTPField(name: .xAccelBuffering, value: "no"))
         if head {
-            return Response(status: HTTP.status(status), headers: fields, body: ResponseBody())
+            return Response(status: HTTP.status(status), headers: headers, body: ResponseBody())
         }
         let body = ResponseBody(contentLength: Int(length)) { [self] writer in
             try await streamFile(url: url, offset: offset, length: length, user: user, writer: &writer)
             try await writer.finish(nil)
         }
-        return Response(status: HTTP.status(status), headers: fields, body: body)
+        return Response(status: HTTP.status(status), headers: headers, body: body)
     }
 
     static let unreserved: CharacterSet = {

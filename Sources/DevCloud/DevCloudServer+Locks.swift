@@ -15,7 +15,7 @@ extension DevCloudServer {
         guard let lock = currentLock(fileid: item.fileid) else { return }
         switch lock.kind {
         case .user where lock.owner == user: return
-        case .webdav where (HTTP.header(request, "If") ?? "").contains(lock.token): return
+        case .webdav where (request.headers[.davIf] ?? "").contains(lock.token): return
         default:
             let href = String(hrefBase.drop(while: { $0 == "/" }).dropFirst("remote.php/dav/".count))
             let path = (href.isEmpty ? "files/\(user)" : href) + "/" + item.location.viewPath
@@ -36,11 +36,11 @@ extension DevCloudServer {
             return HTTP.xml(423, try lockPropsXML(existing, etag: item.record.etag))
         }
         let now = Int64(Date().timeIntervalSince1970)
-        let isUserLock = HTTP.header(request, "X-User-Lock") == "1"
+        let isUserLock = request.headers[.xUserLock] == "1"
         var timeout: Int64 = -60
         if !isUserLock {
             timeout = 1800
-            if let header = HTTP.header(request, "Timeout"), header.hasPrefix("Second-"),
+            if let header = request.headers[.timeout], header.hasPrefix("Second-"),
                 let seconds = Int64(header.dropFirst(7))
             {
                 timeout = seconds
@@ -59,7 +59,7 @@ extension DevCloudServer {
             "<?xml version=\"1.0\"?>\n<d:prop xmlns:d=\"DAV:\" xmlns:s=\"http://sabredav.org/ns\" xmlns:oc=\"http://owncloud.org/ns\" xmlns:nc=\"http://nextcloud.org/ns\">\n <d:lockdiscovery>\n"
             + activeLockXML(lock, href: href(item, base: target.hrefBase), indent: true)
             + " </d:lockdiscovery>\n</d:prop>\n"
-        return HTTP.xml(200, xml, headers: [("Lock-Token", "<opaquelocktoken:\(lock.token)>")])
+        return HTTP.xml(200, xml, headers: [.lockToken: "<opaquelocktoken:\(lock.token)>"])
     }
 
     func unlock(_ request: Request, target: DAVTarget) throws -> Response {
@@ -67,7 +67,7 @@ extension DevCloudServer {
         guard let lock = currentLock(fileid: item.fileid) else {
             throw DAVError(409, "Sabre\\DAV\\Exception\\LockTokenMatchesRequestUri", "No lock on this file")
         }
-        if HTTP.header(request, "X-User-Lock") == "1" {
+        if request.headers[.xUserLock] == "1" {
             guard lock.owner == target.user else {
                 return HTTP.xml(423, try lockPropsXML(lock, etag: item.record.etag))
             }
@@ -77,7 +77,7 @@ extension DevCloudServer {
                 "<?xml version=\"1.0\"?>\n<d:prop xmlns:d=\"DAV:\" xmlns:s=\"http://sabredav.org/ns\" xmlns:oc=\"http://owncloud.org/ns\" xmlns:nc=\"http://nextcloud.org/ns\">\n <d:getetag>\(record.etag)</d:getetag>\n <nc:lock></nc:lock>\n <nc:lock-owner-type/>\n <nc:lock-owner/>\n <nc:lock-owner-displayname/>\n <nc:lock-owner-editor/>\n <nc:lock-time/>\n <nc:lock-timeout/>\n <nc:lock-token/>\n</d:prop>\n"
             return HTTP.xml(200, xml)
         }
-        guard let header = HTTP.header(request, "Lock-Token"), header.contains(lock.token) else {
+        guard let header = request.headers[.lockToken], header.contains(lock.token) else {
             throw DAVError(423, "Sabre\\DAV\\Exception\\Locked", "")
         }
         state.withLock { $0.locks[item.fileid] = nil }

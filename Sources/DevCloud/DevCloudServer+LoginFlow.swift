@@ -18,7 +18,7 @@ extension DevCloudServer {
         case ("POST", "/index.php/login/v2"):
             let flow = LoginFlow(
                 pollToken: Self.randomToken(128), loginToken: Self.randomToken(128),
-                appName: HTTP.header(request, "User-Agent") ?? "DevCloud client", created: Date(),
+                appName: request.headers[.userAgent] ?? "DevCloud client", created: Date(),
                 grantedUser: configuration.autoGrantLoginFlowUser)
             state.withLock { $0.loginFlows[flow.pollToken] = flow }
             let body = OCSValue.object([
@@ -54,14 +54,14 @@ extension DevCloudServer {
             }
             guard exists else {
                 return HTTP.response(
-                    404, headers: [("Content-Type", "text/html; charset=utf-8")],
+                    404, headers: [.contentType: "text/html; charset=utf-8"],
                     body: Self.page("This login link is no longer valid."))
             }
             if method == "GET" {
                 let form =
                     "<form method=\"post\"><p><label>User <input name=\"user\"></label></p><p><label>Password <input name=\"password\" type=\"password\"></label></p><p><button>Grant access</button></p></form>"
                 return HTTP.response(
-                    200, headers: [("Content-Type", "text/html; charset=utf-8")], body: Self.page(form))
+                    200, headers: [.contentType: "text/html; charset=utf-8"], body: Self.page(form))
             }
             guard method == "POST" else { return emptyNotFound }
             if isThrottled(address: context.remoteAddress) { return HTTP.text(429, "Too many requests\n") }
@@ -70,12 +70,12 @@ extension DevCloudServer {
             guard try store.checkAccountPassword(user: user, password: fields["password"] ?? "") else {
                 recordFailure(address: context.remoteAddress)
                 return HTTP.response(
-                    403, headers: [("Content-Type", "text/html; charset=utf-8")],
+                    403, headers: [.contentType: "text/html; charset=utf-8"],
                     body: Self.page("Wrong user or password."))
             }
             _ = grantLoginFlow(user: user, loginToken: loginToken)
             return HTTP.response(
-                200, headers: [("Content-Type", "text/html; charset=utf-8")],
+                200, headers: [.contentType: "text/html; charset=utf-8"],
                 body: Self.page("Account connected. You can close this window."))
         }
     }

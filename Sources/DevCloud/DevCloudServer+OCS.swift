@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import HarpBasics
 import Hummingbird
 
 /// An OCS answer before it is put into the v1 or v2 envelope.
@@ -21,11 +22,11 @@ extension DevCloudServer {
         let route = String(path.dropFirst("/ocs/v1.php".count))
         let query = HTTP.query(request)
         let wantsJSON =
-            query["format"] == "json" || (HTTP.header(request, "Accept") ?? "").contains("application/json")
+            query["format"] == "json" || (request.headers[.accept] ?? "").contains("application/json")
         func answer(_ result: OCSResult) -> Response { Self.ocsResponse(result, v1: isV1, json: wantsJSON) }
 
         let throttled = isThrottled(address: context.remoteAddress)
-        let hasCredentials = HTTP.header(request, "Authorization") != nil
+        let hasCredentials = request.headers[.authorization] != nil
         let isCapabilities = route == "/cloud/capabilities"
         if throttled && (hasCredentials || !isCapabilities) {
             return Self.ocsResponse(.failure(429, "Reached maximum delay"), v1: false, json: true, httpStatus: 429)
@@ -34,7 +35,7 @@ extension DevCloudServer {
         if case .failed = auth {
             return answer(.failure(401, "Unauthorised"))
         }
-        guard (HTTP.header(request, "OCS-APIRequest") ?? "").lowercased() == "true" else {
+        guard (request.headers[.ocsAPIRequest] ?? "").lowercased() == "true" else {
             return HTTP.json(412, #"{"message":"CSRF check failed"}"#)
         }
         if isCapabilities {
@@ -42,7 +43,7 @@ extension DevCloudServer {
             if case .user = auth { anonymous = false }
             let data = capabilities(anonymous: anonymous, throttled: throttled)
             var response = answer(.ok(data))
-            let digest = Insecure.MD5.hash(data: Data(data.json.utf8)).map { String(format: "%02x", $0) }.joined()
+            let digest = Hex.encode(Insecure.MD5.hash(data: Data(data.json.utf8)))
             response.headers[.eTag] = "\"\(digest)\""
             return response
         }
@@ -61,7 +62,7 @@ extension DevCloudServer {
             if appPassword != nil {
                 result = .failure(403, "Password confirmation is required")
             } else {
-                let name = HTTP.header(request, "User-Agent") ?? "DevCloud client"
+                let name = request.headers[.userAgent] ?? "DevCloud client"
                 result = .ok(.object([("apppassword", .string(try store.createAppPassword(user: user, name: name)))]))
             }
         case ("DELETE", "/core/apppassword"):

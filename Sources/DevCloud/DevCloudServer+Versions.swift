@@ -47,7 +47,7 @@ extension DevCloudServer {
             throw DAVError(405, "Sabre\\DAV\\Exception\\MethodNotAllowed", "\(method) is not allowed here")
         }
         let what = try PropfindRequest.parse(try await HTTP.collect(request))
-        let depth = HTTP.header(request, "Depth") ?? "1"
+        let depth = request.headers[.depth] ?? "1"
         var xml = XML.multistatusOpen
         let requested: [QName]? = { if case .props(let names) = what { return names } else { return nil } }()
         let rootNames = requested ?? [.dav("resourcetype")]

@@ -16,7 +16,7 @@ extension DevCloudServer {
 
     func handleDAV(_ request: Request, context: DevCloudContext) async throws -> Response {
         if isThrottled(address: context.remoteAddress) { return Self.davTooManyRequests }
-        let sentCredentials = HTTP.header(request, "Authorization") != nil
+        let sentCredentials = request.headers[.authorization] != nil
         guard case .user(let user, _) = try authenticate(request, address: context.remoteAddress) else {
             throw Self.davUnauthorized(sentCredentials: sentCredentials)
         }
@@ -37,8 +37,8 @@ extension DevCloudServer {
             return HTTP.empty(
                 200,
                 headers: [
-                    ("Allow", Self.allowHeader), ("DAV", Self.davHeader), ("MS-Author-Via", "DAV"),
-                    ("Accept-Ranges", "bytes"),
+                    .allow: Self.allowHeader, .dav: Self.davHeader, .msAuthorVia: "DAV",
+                    .acceptRanges: "bytes",
                 ])
         case "PROPFIND": return try await propfind(request, target: target)
         case "PROPPATCH": return try await proppatch(request, target: target)
@@ -107,7 +107,7 @@ extension DevCloudServer {
         let body = try await HTTP.collect(request)
         let what = try PropfindRequest.parse(body)
         let root = try existingItem(target)
-        let depth = (HTTP.header(request, "Depth") ?? "infinity").lowercased()
+        let depth = (request.headers[.depth] ?? "infinity").lowercased()
         var items: [(Item, Bool)] = [(root, false)]
         if root.isFolder && depth != "0" {
             var queue = try children(of: root)
@@ -136,7 +136,7 @@ extension DevCloudServer {
             xml += Self.response(href: href(item, base: target.hrefBase), found: found, missing: missing)
         }
         xml += "</d:multistatus>\n"
-        return HTTP.xml(207, xml, headers: [("DAV", Self.davHeader), ("Vary", "Brief,Prefer")])
+        return HTTP.xml(207, xml, headers: [.dav: Self.davHeader, .vary: "Brief,Prefer"])
     }
 
     static func response(

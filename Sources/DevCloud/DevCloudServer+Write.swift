@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import NIOCore
 
@@ -25,7 +26,7 @@ extension DevCloudServer {
             }
             try handle.close()
             // A client that went away mid-body must not leave a truncated file behind.
-            if let declared = HTTP.header(request, "Content-Length").flatMap(Int64.init), declared != total {
+            if let declared = request.headers[.contentLength].flatMap(Int64.init), declared != total {
                 throw DAVError.badRequest("Expected \(declared) bytes but received \(total)")
             }
         } catch {
@@ -52,7 +53,7 @@ extension DevCloudServer {
     }
 
     func mtimeHeader(_ request: Request) -> Int64? {
-        HTTP.header(request, "X-OC-Mtime").flatMap { Int64($0.trimmingCharacters(in: .whitespaces)) }
+        request.headers[.ocMTime].flatMap { Int64($0.trimmingCharacters(in: .whitespaces)) }
     }
 
     /// Replaces (or creates) the file at `location` with `source`, keeping the previous content as a version.
@@ -91,13 +92,14 @@ extension DevCloudServer {
         return (record, existed)
     }
 
-    func writeHeaders(_ record: NodeRecord, owner: String, mtimeAccepted: Bool) -> [(String, String)] {
-        var headers: [(String, String)] = []
-        if mtimeAccepted { headers.append(("X-OC-MTime", "accepted")) }
-        headers += [
-            ("OC-FileId", ocID(record.id ?? 0)), ("ETag", "\"\(record.etag)\""), ("OC-ETag", "\"\(record.etag)\""),
-            ("X-NC-OwnerId", owner), ("X-NC-Permissions", "RGDNVW"),
-        ]
+    func writeHeaders(_ record: NodeRecord, owner: String, mtimeAccepted: Bool) -> HTTPFields {
+        var headers: HTTPFields = [:]
+        if mtimeAccepted { headers.append(HTTPField(name: .ocMTime, value: "accepted")) }
+        headers.append(
+            contentsOf: [
+                .ocFileId: ocID(record.id ?? 0), .eTag: "\"\(record.etag)\"", .ocETag: "\"\(record.etag)\"",
+                .ncOwnerId: owner, .ncPermissions: "RGDNVW",
+            ] as HTTPFields)
         return headers
     }
 
@@ -119,12 +121,12 @@ extension DevCloudServer {
         }
         let free = try freeBytes(user: location.owner)
         let message = "Insufficient space in /\(location.viewPath)"
-        if let free, let declared = HTTP.header(request, "Content-Length").flatMap(Int64.init), declared > free {
+        if let free, let declared = request.headers[.contentLength].flatMap(Int64.init), declared > free {
             throw DAVError.insufficientStorage(message)
         }
         let (temp, _) = try await receiveBody(request, limit: free, quotaMessage: message)
         let mtime = mtimeHeader(request)
-        let checksum = HTTP.header(request, "OC-Checksum")
+        let checksum = request.headers[.ocChecksum]
         let (record, existed): (NodeRecord, Bool)
         do {
             (record, existed) = try installFile(
@@ -146,7 +148,7 @@ extension DevCloudServer {
         if try item(location) != nil {
             throw DAVError(
                 405, "Sabre\\DAV\\Exception\\MethodNotAllowed", "The resource you tried to create already exists",
-                headers: [("Allow", Self.allowHeader)])
+                headers: [.allow: Self.allowHeader])
         }
         _ = try parentItem(target)
         try requirePermission(location, 4)
@@ -154,7 +156,7 @@ extension DevCloudServer {
             at: diskURL(owner: location.owner, path: location.ownerPath), withIntermediateDirectories: false)
         let record = try store.folderCreated(
             owner: location.owner, path: location.ownerPath, mtime: Int64(Date().timeIntervalSince1970))
-        return HTTP.empty(201, headers: [("OC-FileId", ocID(record.id ?? 0))])
+        return HTTP.empty(201, headers: [.ocFileId: ocID(record.id ?? 0)])
     }
 
     // MARK: DELETE
@@ -180,7 +182,7 @@ extension DevCloudServer {
 
     /// The files-namespace path of a `Destination` header (absolute URL or absolute path).
     func destinationPath(_ request: Request) throws -> String {
-        guard var destination = HTTP.header(request, "Destination") else {
+        guard var destination = request.headers[.destination] else {
             throw DAVError.badRequest("The destination header was not supplied")
         }
         if let schemeEnd = destination.range(of: "://") {
@@ -203,7 +205,7 @@ extension DevCloudServer {
         {
             throw DAVError.forbidden("Source and destination overlap")
         }
-        let overwrite = (HTTP.header(request, "Overwrite") ?? "T").uppercased() != "F"
+        let overwrite = (request.headers[.overwrite] ?? "T").uppercased() != "F"
         let existing = try item(destination.location)
         if existing != nil && !overwrite {
             throw DAVError.preconditionFailed(
@@ -228,7 +230,7 @@ extension DevCloudServer {
             try FileManager.default.removeItem(at: to)
             _ = try store.deleteNodes(owner: destination.location.owner, path: destination.location.ownerPath)
         }
-        var headers: [(String, String)] = []
+        var headers: HTTPFields = [:]
         if isMove {
             try FileManager.default.moveItem(at: from, to: to)
             try store.moveNodes(
@@ -236,8 +238,8 @@ extension DevCloudServer {
                 toOwner: destination.location.owner, toPath: destination.location.ownerPath)
             if let moved = try item(destination.location), !moved.isFolder {
                 headers = [
-                    ("OC-ETag", "\"\(moved.record.etag)\""), ("ETag", "\"\(moved.record.etag)\""),
-                    ("OC-FileId", ocID(moved.fileid)),
+                    .ocETag: "\"\(moved.record.etag)\"", .eTag: "\"\(moved.record.etag)\"",
+                    .ocFileId: ocID(moved.fileid),
                 ]
             }
         } else {
@@ -246,7 +248,7 @@ extension DevCloudServer {
                 let record = try store.fileChanged(
                     owner: destination.location.owner, path: destination.location.ownerPath, mtime: source.record.mtime,
                     checksum: source.record.checksum, author: target.user)
-                headers = [("OC-FileId", ocID(record.id ?? 0))]
+                headers = [.ocFileId: ocID(record.id ?? 0)]
             } else {
                 try store.folderCreated(
                     owner: destination.location.owner, path: destination.location.ownerPath,

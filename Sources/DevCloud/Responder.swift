@@ -87,39 +87,35 @@ enum HTTP {
         return .init(code: code)
     }
 
-    /// Header names used here are constant tokens, so the conversion cannot fail.
-    static func name(_ string: String) -> HTTPField.Name { HTTPField.Name(string)! }
-
-    static func response(_ code: Int, headers: [(String, String)] = [], body: String? = nil) -> Response {
-        var fields = HTTPFields()
-        for (key, value) in headers { fields.append(HTTPField(name: name(key), value: value)) }
+    static func response(_ code: Int, headers: HTTPFields = [:], body: String? = nil) -> Response {
         guard let body else {
-            return Response(status: status(code), headers: fields, body: ResponseBody())
+            return Response(status: status(code), headers: headers, body: ResponseBody())
         }
-        return Response(status: status(code), headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+        return Response(
+            status: status(code), headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
     }
 
     static func text(_ code: Int, _ body: String) -> Response {
-        response(code, headers: [("Content-Type", "text/plain; charset=utf-8")], body: body)
+        response(code, headers: [.contentType: "text/plain; charset=utf-8"], body: body)
     }
 
     static func json(_ code: Int, _ body: String, contentType: String = "application/json; charset=utf-8") -> Response {
-        response(code, headers: [("Content-Type", contentType)], body: body)
+        response(code, headers: [.contentType: contentType], body: body)
     }
 
-    static func xml(_ code: Int, _ body: String, headers: [(String, String)] = []) -> Response {
-        response(code, headers: [("Content-Type", "application/xml; charset=utf-8")] + headers, body: body)
+    static func xml(_ code: Int, _ body: String, headers: HTTPFields = [:]) -> Response {
+        var fields: HTTPFields = [.contentType: "application/xml; charset=utf-8"]
+        fields.append(contentsOf: headers)
+        return response(code, headers: fields, body: body)
     }
 
     /// The empty answer Nextcloud gives to successful writes (201/204), with its `Content-type` quirk.
-    static func empty(_ code: Int, headers: [(String, String)] = []) -> Response {
-        var response = response(code, headers: headers + [("Content-type", "text/html; charset=UTF-8")], body: nil)
+    static func empty(_ code: Int, headers: HTTPFields = [:]) -> Response {
+        var fields = headers
+        fields.append(HTTPField(name: .emptyContentType, value: "text/html; charset=UTF-8"))
+        var response = response(code, headers: fields, body: nil)
         response.headers[.contentLength] = "0"
         return response
-    }
-
-    static func header(_ request: Request, _ key: String) -> String? {
-        request.headers[name(key)]
     }
 
     /// Reads a whole (small) request body, refusing more than `limit` bytes.
@@ -167,10 +163,9 @@ struct DAVError: Error {
     var exception: String
     var message: String
     var extraXML: String = ""
-    var headers: [(String, String)] = []
+    var headers: HTTPFields = [:]
 
-    init(_ status: Int, _ exception: String, _ message: String, extraXML: String = "", headers: [(String, String)] = [])
-    {
+    init(_ status: Int, _ exception: String, _ message: String, extraXML: String = "", headers: HTTPFields = [:]) {
         self.status = status
         self.exception = exception
         self.message = message

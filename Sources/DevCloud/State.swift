@@ -1,4 +1,5 @@
 import Foundation
+import HarpBasics
 import Synchronization
 
 /// The in-memory part of DevCloud's state, guarded by the server's mutex.
@@ -100,17 +101,12 @@ final class EgressLimiter: Sendable {
 
     /// Waits until `bytes` may be sent.
     func acquire(bytes: Int) async throws {
-        let clock = ContinuousClock()
-        let now = clock.now
-        let wait = reserve(bytes: bytes, now: Self.seconds(now))
-        if wait > 0 { try await clock.sleep(until: now.advanced(by: .seconds(wait))) }
+        let now = Self.clock.now
+        let wait = reserve(bytes: bytes, now: now)
+        if wait > 0 { try await ContinuousClock().sleep(until: Self.clock.instant(atSeconds: now + wait)) }
     }
 
     var accounting: Accounting { state.withLock { $0 } }
 
-    private static let origin = ContinuousClock().now
-    static func seconds(_ instant: ContinuousClock.Instant) -> Double {
-        let d = instant - origin
-        return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
-    }
+    private static let clock = MonotonicClock()
 }

@@ -1,11 +1,12 @@
 import Foundation
 import GRDB
+import HarpBasics
 
 /// Etags as Nextcloud makes them: 32 hex digits for file contents, 13 (like PHP's `uniqid()`) for folders and
 /// metadata-only changes such as a lock.
 enum ETag {
     static func file() -> String {
-        (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+        Hex.encode((0..<16).map { _ in UInt8.random(in: 0...255) })
     }
 
     static func short() -> String {

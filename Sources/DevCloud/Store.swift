@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import GRDB
+import HarpBasics
 
 /// One file or folder's identity: the stable fileid, its etag and mtime, and the checksum an uploader claimed.
 struct NodeRecord: Codable, FetchableRecord, MutablePersistableRecord, Sendable {
@@ -162,7 +163,7 @@ final class Store: Sendable {
     // MARK: Users
 
     static func hash(_ secret: String, salt: String) -> String {
-        SHA256.hash(data: Data((salt + ":" + secret).utf8)).map { String(format: "%02x", $0) }.joined()
+        Hex.encode(SHA256.hash(data: Data((salt + ":" + secret).utf8)))
     }
 
     func upsertUser(_ user: DevCloudConfiguration.User) throws {

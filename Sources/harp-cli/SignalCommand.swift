@@ -2,7 +2,8 @@ import ArgumentParser
 import Foundation
 import HarpClient
 import Logging
-import Signaling
+import SignalingProtocol
+import SignalingServer
 
 /// `harp-cli signal ...`: the self-hosted signaling server.
 struct SignalCommand: AsyncParsableCommand {

@@ -1,5 +1,6 @@
 import Foundation
-import Signaling
+import HarpBasics
+import SignalingProtocol
 import Synchronization
 
 /// The attacking side of an ``AttackRun``: plain threads over blocking loopback sockets, stopped by a flag; every
@@ -146,7 +147,7 @@ final class Attack: Sendable {
                     Proofs.joinMessage(nonce: nonce, device: key.publicKey, swarm: swarm.publicKey))
                 let addresses = #"["127.0.0.2:\#(10000 + index)","[fd00::1]:\#(10000 + index)"]"#
                 try socket.sendText(
-                    #"{"type":"join","id":\#(index),"swarm":"\#(swarm.publicKey.hex)","signature":"\#(LoadPeer.hex(signature))","addresses":\#(addresses)}"#
+                    #"{"type":"join","id":\#(index),"swarm":"\#(swarm.publicKey.hex)","signature":"\#(Hex.encode(signature))","addresses":\#(addresses)}"#
                 )
                 let answer = try socket.nextObject()
                 count(answer["type"] as? String == "joined" ? nil : (answer["code"] as? String ?? "?"))
@@ -166,15 +167,15 @@ final class Attack: Sendable {
     private func authenticate(_ socket: inout RawWebSocket, device: Ed25519Signer) throws -> [UInt8] {
         try socket.sendText(#"{"type":"open","version":1}"#)
         let challenge = try socket.nextObject()
-        guard let hex = challenge["nonce"] as? String, let nonce = LoadPeer.unhex(hex) else {
+        guard let hex = challenge["nonce"] as? String, let nonce = Hex.decode(hex, count: 32) else {
             throw RawSocket.Failure(description: "no challenge: \(challenge)")
         }
         let signature = try device.sign(Proofs.helloMessage(nonce: nonce, device: device.publicKey))
         var hello =
-            #"{"type":"hello","version":1,"device":"\#(device.publicKey.hex)","signature":"\#(LoadPeer.hex(signature))""#
+            #"{"type":"hello","version":1,"device":"\#(device.publicKey.hex)","signature":"\#(Hex.encode(signature))""#
         if let joinKey = run.joinKey {
             hello +=
-                #","joinProof":"\#(LoadPeer.hex(Proofs.joinKeyProof(joinKey: joinKey, nonce: nonce, device: device.publicKey)))""#
+                #","joinProof":"\#(Hex.encode(Proofs.joinKeyProof(joinKey: joinKey, nonce: nonce, device: device.publicKey)))""#
         }
         try socket.sendText(hello + "}")
         let welcome = try socket.nextObject()
@@ -194,7 +195,7 @@ final class Attack: Sendable {
             track(socket.descriptor)
             guard (try? socket.sendText(#"{"type":"open","version":1}"#)) != nil,
                 let challenge = try? socket.nextObject(), let hex = challenge["nonce"] as? String,
-                let nonce = LoadPeer.unhex(hex)
+                let nonce = Hex.decode(hex, count: 32)
             else {
                 count("no-challenge")
                 continue
@@ -208,7 +209,7 @@ final class Attack: Sendable {
             let guess = Proofs.joinKeyProof(
                 joinKey: Array("guess \(index)".utf8), nonce: nonce, device: device.publicKey)
             try? sockets[index].0.sendText(
-                #"{"type":"hello","version":1,"device":"\#(device.publicKey.hex)","signature":"\#(LoadPeer.hex(signature))","joinProof":"\#(LoadPeer.hex(guess))"}"#
+                #"{"type":"hello","version":1,"device":"\#(device.publicKey.hex)","signature":"\#(Hex.encode(signature))","joinProof":"\#(Hex.encode(guess))"}"#
             )
         }
         for index in sockets.indices {
@@ -233,7 +234,7 @@ final class Attack: Sendable {
                 let signature = try swarm.sign(
                     Proofs.joinMessage(nonce: nonce, device: device.publicKey, swarm: swarm.publicKey))
                 try socket.sendText(
-                    #"{"type":"join","id":1,"swarm":"\#(swarm.publicKey.hex)","signature":"\#(LoadPeer.hex(signature))","addresses":[]}"#
+                    #"{"type":"join","id":1,"swarm":"\#(swarm.publicKey.hex)","signature":"\#(Hex.encode(signature))","addresses":[]}"#
                 )
                 _ = try socket.nextObject()
                 sockets.append((socket, device))

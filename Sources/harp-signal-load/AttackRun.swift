@@ -1,5 +1,5 @@
 import Foundation
-import Signaling
+import SignalingProtocol
 import Synchronization
 
 /// One attack on a signaling server, with a legitimate client's view of it: `/healthz` and a whole join (connect,

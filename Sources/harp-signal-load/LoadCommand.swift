@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
-import Signaling
+import SignalingProtocol
 import Synchronization
 
 /// `harp-signal-load`: opens many concurrent peer connections to a signaling server, joins them to swarms and

@@ -1,8 +1,9 @@
 import Foundation
+import HarpBasics
 import HummingbirdWSClient
 import Logging
 import NIOCore
-import Signaling
+import SignalingProtocol
 
 /// One simulated peer, speaking the protocol of docs/signaling.md directly (JSON by hand, as a second
 /// implementation would): open → challenge → hello → welcome; at its slot in the join phase, join → joined; then it
@@ -30,14 +31,14 @@ struct LoadPeer: Sendable {
                     else { continue }
                     switch (step, type) {
                     case (.awaitingChallenge, "challenge"):
-                        guard let hex = object["nonce"] as? String, let bytes = Self.unhex(hex) else {
+                        guard let hex = object["nonce"] as? String, let bytes = Hex.decode(hex, count: 32) else {
                             throw LoadError.protocol
                         }
                         nonce = bytes
                         let signature = try device.sign(Proofs.helloMessage(nonce: nonce, device: device.publicKey))
                         try await outbound.write(
                             .text(
-                                #"{"type":"hello","version":1,"device":"\#(device.publicKey.hex)","signature":"\#(Self.hex(signature))"}"#
+                                #"{"type":"hello","version":1,"device":"\#(device.publicKey.hex)","signature":"\#(Hex.encode(signature))"}"#
                             ))
                         step = .awaitingWelcome
                     case (.awaitingWelcome, "welcome"):
@@ -47,7 +48,7 @@ struct LoadPeer: Sendable {
                         let signature = try swarm.sign(
                             Proofs.joinMessage(nonce: nonce, device: device.publicKey, swarm: swarm.publicKey))
                         let join =
-                            #"{"type":"join","id":1,"swarm":"\#(swarm.publicKey.hex)","signature":"\#(Self.hex(signature))","addresses":["127.0.0.1:\#(20000 + index % 40000)"]}"#
+                            #"{"type":"join","id":1,"swarm":"\#(swarm.publicKey.hex)","signature":"\#(Hex.encode(signature))","addresses":["127.0.0.1:\#(20000 + index % 40000)"]}"#
                         let sent = ContinuousClock.now
                         try await outbound.write(.text(join))
                         step = .awaitingJoined(sent)
@@ -71,20 +72,4 @@ struct LoadPeer: Sendable {
     }
 
     enum LoadError: Error { case `protocol`, closedEarly, refused(String) }
-
-    static func hex(_ bytes: [UInt8]) -> String {
-        bytes.map { String(format: "%02x", $0) }.joined()
-    }
-
-    static func unhex(_ text: String) -> [UInt8]? {
-        var bytes: [UInt8] = []
-        var index = text.startIndex
-        while index < text.endIndex {
-            let next = text.index(index, offsetBy: 2, limitedBy: text.endIndex) ?? text.endIndex
-            guard let byte = UInt8(text[index..<next], radix: 16) else { return nil }
-            bytes.append(byte)
-            index = next
-        }
-        return bytes.count == 32 ? bytes : nil
-    }
 }

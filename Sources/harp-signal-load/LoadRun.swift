@@ -2,7 +2,7 @@ import Foundation
 import HummingbirdWSClient
 import Logging
 import NIOCore
-import Signaling
+import SignalingProtocol
 import Synchronization
 
 /// One load run: phases (connect all, join all, hold) with the measurements taken between them.

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
-import Signaling
+import HarpBasics
+import SignalingProtocol
 
 /// A minimal blocking WebSocket client (RFC 6455: the upgrade, masked text frames out, unmasked frames in) over
 /// ``RawSocket``, so the legitimate probe can come from its own loopback address. It answers pings; it is used only
@@ -117,14 +118,14 @@ struct RawWebSocket {
         try socket.sendText(#"{"type":"open","version":1}"#)
         let challenge = try socket.nextObject()
         guard challenge["type"] as? String == "challenge", let hex = challenge["nonce"] as? String,
-            let nonce = LoadPeer.unhex(hex)
+            let nonce = Hex.decode(hex, count: 32)
         else { throw RawSocket.Failure(description: "no challenge: \(challenge)") }
         let signature = try device.sign(Proofs.helloMessage(nonce: nonce, device: device.publicKey))
         var hello =
-            #"{"type":"hello","version":1,"device":"\#(device.publicKey.hex)","signature":"\#(LoadPeer.hex(signature))""#
+            #"{"type":"hello","version":1,"device":"\#(device.publicKey.hex)","signature":"\#(Hex.encode(signature))""#
         if let joinKey {
             let proof = Proofs.joinKeyProof(joinKey: joinKey, nonce: nonce, device: device.publicKey)
-            hello += #","joinProof":"\#(LoadPeer.hex(proof))""#
+            hello += #","joinProof":"\#(Hex.encode(proof))""#
         }
         try socket.sendText(hello + "}")
         let welcome = try socket.nextObject()
@@ -134,7 +135,7 @@ struct RawWebSocket {
         let joinSignature = try swarm.sign(
             Proofs.joinMessage(nonce: nonce, device: device.publicKey, swarm: swarm.publicKey))
         try socket.sendText(
-            #"{"type":"join","id":1,"swarm":"\#(swarm.publicKey.hex)","signature":"\#(LoadPeer.hex(joinSignature))","addresses":[]}"#
+            #"{"type":"join","id":1,"swarm":"\#(swarm.publicKey.hex)","signature":"\#(Hex.encode(joinSignature))","addresses":[]}"#
         )
         let joined = try socket.nextObject()
         guard joined["type"] as? String == "joined" else {

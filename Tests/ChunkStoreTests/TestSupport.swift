@@ -1,4 +1,5 @@
 import Foundation
+import HarpBasics
 import Testing
 
 @testable import ChunkStore
@@ -61,14 +62,7 @@ enum Vectors {
     }
 
     static func bytes(hex: String) throws -> [UInt8] {
-        var out = [UInt8]()
-        var chars = Array(hex.utf8)[...]
-        while chars.count >= 2 {
-            let pair = String(decoding: chars.prefix(2), as: UTF8.self)
-            out.append(try #require(UInt8(pair, radix: 16)))
-            chars = chars.dropFirst(2)
-        }
-        return out
+        try #require(Hex.decode(hex), "not hex: \(hex)")
     }
 
     static func hash(_ hex: String) throws -> Hash256 {

@@ -43,7 +43,7 @@ struct ClientFlowTests {
         let move = try #require(server.requests.last)
         #expect(move.method == "MOVE")
         #expect(move.target.hasSuffix("/.file"))
-        #expect(move.headers["OC-Total-Length"] == "2560")
+        #expect(move.headers[.ocTotalLength] == "2560")
     }
 
     @Test func ocsUserAndLogout() async throws {
@@ -56,7 +56,7 @@ struct ClientFlowTests {
         #expect(user.id == "alice")
         #expect(user.quota?.relative?.value == 4.76)
         let ocsRequest = try #require(server.requests.last)
-        #expect(ocsRequest.headers["OCS-APIRequest"] == "true")
+        #expect(ocsRequest.headers[.ocsAPIRequest] == "true")
         #expect(ocsRequest.target.contains("format=json"))
         try await client.deleteAppPassword()
         await #expect(throws: NextcloudError.self) { _ = try await client.currentUser() }

@@ -36,7 +36,7 @@ struct ErrorMappingTests {
 
     @Test func notFoundSaysBoth() throws {
         let fixture = try Fixture.named("011")
-        #expect(fixture.responseHeaders["Content-Length"] == nil)
+        #expect(fixture.responseHeaders[.contentLength] == nil)
         let error = NextcloudClient.errorFor(status: 404, body: fixture.body, path: "/Footage")
         #expect(error.description.contains("Not found, or you have no access"))
         #expect(error.detail == "File not found: Footage in 'alice'")

@@ -130,7 +130,7 @@ struct OCSFixtureTests {
 
     @Test func requestsInTheRecordingSendTheOCSHeader() throws {
         for fixture in Fixture.all where fixture.requestPath.hasPrefix("/ocs/") && fixture.status != 412 {
-            #expect(fixture.requestHeaders["ocs-apirequest"] == "true", "\(fixture.name)")
+            #expect(fixture.requestHeaders[.ocsAPIRequest] == "true", "\(fixture.name)")
         }
     }
 }

@@ -14,10 +14,10 @@ struct TransportTests {
         TestHTTPServer { request in
             guard request.method == "GET" else { return .respond(405) }
             let etag = [("ETag", "\"e1\""), ("OC-ETag", "\"e1\"")]
-            if let ifMatch = request.headers["If-Match"], ifMatch != "\"e1\"" {
+            if let ifMatch = request.headers[.ifMatch], ifMatch != "\"e1\"" {
                 return .closeDelimited(412, body: Array("<d:error xmlns:d=\"DAV:\"/>".utf8))
             }
-            guard !ignoreRange, let range = request.headers["Range"], range.hasPrefix("bytes=") else {
+            guard !ignoreRange, let range = request.headers[.range], range.hasPrefix("bytes=") else {
                 return .respond(200, headers: etag, body: file)
             }
             let ends = range.dropFirst(6).split(separator: "-").compactMap { Int($0) }
@@ -45,8 +45,8 @@ struct TransportTests {
             #expect(info.etag == "\"e1\"")
         }
         let sent = server.requests
-        #expect(sent.map { $0.headers["Range"] } == ["bytes=0-15", "bytes=2000-2047", "bytes=4095-4095"])
-        #expect(sent.allSatisfy { $0.headers["If-Match"] == "\"e1\"" })
+        #expect(sent.map { $0.headers[.range] } == ["bytes=0-15", "bytes=2000-2047", "bytes=4095-4095"])
+        #expect(sent.allSatisfy { $0.headers[.ifMatch] == "\"e1\"" })
         #expect(sent.allSatisfy { $0.basicAuth?.user == "alice" && $0.basicAuth?.password == TestClients.password })
         #expect(sent[0].target == "/remote.php/dav/files/alice/Footage/clip.bin")
         // One connection for all three requests.
@@ -363,7 +363,7 @@ struct TransportTests {
         #expect(children.map(\.name) == ["clip1.mp4", "big-chunked.bin"])
         let request = try #require(server.requests.first)
         #expect(request.method == "PROPFIND")
-        #expect(request.headers["Depth"] == "1")
+        #expect(request.headers[.depth] == "1")
         #expect(String(decoding: request.body, as: UTF8.self).contains("http://owncloud.org/ns"))
     }
 }

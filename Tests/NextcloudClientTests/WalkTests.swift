@@ -36,7 +36,7 @@ struct WalkTests {
             let prefix = "/remote.php/dav/files/alice"
             var folder = String(request.target.dropFirst(prefix.count))
             if folder.count > 1, folder.hasSuffix("/") { folder.removeLast() }
-            guard request.method == "PROPFIND", request.headers["Depth"] == "1", Self.tree[folder] != nil else {
+            guard request.method == "PROPFIND", request.headers[.depth] == "1", Self.tree[folder] != nil else {
                 return .respond(404)
             }
             return .respond(207, body: Array(Self.multistatus(folder).utf8))
@@ -49,7 +49,7 @@ struct WalkTests {
         }
         #expect(paths == ["/A", "/f1", "/A/B", "/A/f2", "/A/B/f3"])
         #expect(server.requests.count == 3)
-        #expect(server.requests.allSatisfy { $0.headers["Depth"] == "1" })
+        #expect(server.requests.allSatisfy { $0.headers[.depth] == "1" })
     }
 
     @Test func walkEndsWithTheFirstError() async throws {

@@ -3,7 +3,9 @@ import NIOCore
 import NIOWebSocket
 import Testing
 
-@testable import Signaling
+@testable import SignalingClient
+@testable import SignalingProtocol
+@testable import SignalingServer
 
 #if canImport(FoundationNetworking)
     import FoundationNetworking

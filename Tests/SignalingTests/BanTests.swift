@@ -1,7 +1,9 @@
 import Foundation
 import Testing
 
-@testable import Signaling
+@testable import SignalingClient
+@testable import SignalingProtocol
+@testable import SignalingServer
 
 /// Issue 13 part 4: the ban holds on every proof and across bans; the data directory is private; bans follow the
 /// client named by a trusted proxy.
@@ -22,7 +24,7 @@ struct BanTests {
                 await connection.close()
             }
             #expect(codes == [.badProof, .badProof, .badProof, .badProof, .banned, .banned, .banned, .banned])
-            #expect(server.context.metrics.value(.refusedProofs) == 5)
+            #expect(server.context.metrics.value("harp_signal_refused_proofs_total") == 5)
         }
     }
 

@@ -2,7 +2,9 @@ import Foundation
 import Synchronization
 import Testing
 
-@testable import Signaling
+@testable import SignalingClient
+@testable import SignalingProtocol
+@testable import SignalingServer
 
 /// The built `harp-cli`, next to the test bundle (`swift build` builds it with the tests).
 private let harpCLI: String = {

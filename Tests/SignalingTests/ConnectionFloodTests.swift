@@ -2,7 +2,9 @@ import Foundation
 import NIOCore
 import Testing
 
-@testable import Signaling
+@testable import SignalingClient
+@testable import SignalingProtocol
+@testable import SignalingServer
 
 /// Issue 13 part 4: idle and half-sent connections, and floods of them from one address or many.
 @Suite("Connection floods")
@@ -19,7 +21,7 @@ struct ConnectionFloodTests {
                 try await halfSent.send("GET /v1/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n")
                 #expect(try await idle.waitForClose("idle connection closed") == "")
                 #expect(try await halfSent.waitForClose("half-sent request closed") == "")
-                #expect(server.context.metrics.value(.requestTimeouts) == 2)
+                #expect(server.context.metrics.value("harp_signal_request_timeouts_total") == 2)
                 // The peer upgraded before the timeout and is not subject to it: it still joins.
                 let found = try await withTimeout("join after the timeouts") {
                     try await peers[0].client.join(swarm: Ed25519Signer(), addresses: [])
@@ -42,7 +44,7 @@ struct ConnectionFloodTests {
             try await waitFor("three connections counted") { server.limiter.counts.total == 3 }
             #expect(try await TCPProbe.get("/healthz", port: port, from: "127.0.0.2") == "")
             #expect(try await TCPProbe.get("/healthz", port: port, from: "127.0.0.1").hasSuffix("ok\n"))
-            #expect(server.context.metrics.value(.refusedConnections) == 1)
+            #expect(server.context.metrics.value("harp_signal_refused_connections_total") == 1)
             for probe in held { await probe.close() }
             try await waitFor("slots given back") {
                 server.limiter.counts.total == 0 && server.limiter.counts.addresses == 0

@@ -1,6 +1,8 @@
 import Testing
 
-@testable import Signaling
+@testable import SignalingClient
+@testable import SignalingProtocol
+@testable import SignalingServer
 
 @Suite("Discovery and admission")
 struct DiscoveryTests {

@@ -1,7 +1,9 @@
 import Crypto
 import Testing
 
-@testable import Signaling
+@testable import SignalingClient
+@testable import SignalingProtocol
+@testable import SignalingServer
 
 @Suite("Protocol values")
 struct ProtocolTests {

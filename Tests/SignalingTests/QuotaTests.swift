@@ -3,7 +3,9 @@ import NIOCore
 import Synchronization
 import Testing
 
-@testable import Signaling
+@testable import SignalingClient
+@testable import SignalingProtocol
+@testable import SignalingServer
 
 /// Issue 13 part 4: what one client address may hold (memberships, announced bytes) and send (relay frames, relay
 /// bytes), and that all of it is given back when its devices leave.

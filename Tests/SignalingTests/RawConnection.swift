@@ -4,7 +4,9 @@ import NIOCore
 import NIOWebSocket
 import Synchronization
 
-@testable import Signaling
+@testable import SignalingClient
+@testable import SignalingProtocol
+@testable import SignalingServer
 
 /// A hand-driven WebSocket connection that stays open between steps, so a test can hold many at once (at the
 /// challenge, say) and drive them one by one. Incoming frames wait in a stream; ``close()`` or the server's close

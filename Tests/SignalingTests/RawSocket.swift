@@ -3,7 +3,9 @@ import NIOCore
 import NIOWebSocket
 import Synchronization
 
-@testable import Signaling
+@testable import SignalingClient
+@testable import SignalingProtocol
+@testable import SignalingServer
 
 /// What a hand-driven WebSocket connection saw: the server's text messages and its close code.
 struct RawOutcome: Sendable {

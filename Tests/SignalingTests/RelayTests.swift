@@ -3,7 +3,9 @@ import NIOCore
 import Synchronization
 import Testing
 
-@testable import Signaling
+@testable import SignalingClient
+@testable import SignalingProtocol
+@testable import SignalingServer
 
 @Suite("Relay")
 struct RelayTests {

@@ -5,7 +5,9 @@ import NIOCore
 import Synchronization
 import Testing
 
-@testable import Signaling
+@testable import SignalingClient
+@testable import SignalingProtocol
+@testable import SignalingServer
 
 struct TimedOut: Error, CustomStringConvertible {
     let what: String

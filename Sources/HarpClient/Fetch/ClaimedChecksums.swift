@@ -1,5 +1,6 @@
 internal import Crypto
 internal import Foundation
+internal import HarpBasics
 
 /// The checksums an uploader claimed with `OC-Checksum` (Nextcloud serves them as `oc:checksums`, e.g.
 /// `SHA1:863468…`, and never verifies them), compared with a downloaded file.
@@ -98,14 +99,5 @@ struct Adler32 {
 
 extension Array where Element == UInt8 {
     /// Lowercase hexadecimal.
-    public var hexString: String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(count * 2)
-        for byte in self {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0F)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
+    public var hexString: String { Hex.encode(self) }
 }

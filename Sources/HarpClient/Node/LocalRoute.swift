@@ -1,6 +1,7 @@
 internal import Foundation
 internal import NIOCore
-internal import Signaling
+internal import SignalingClient
+internal import SignalingProtocol
 internal import SwarmKit
 
 /// The local source address the kernel would use to reach a host.

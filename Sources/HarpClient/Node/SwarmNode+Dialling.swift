@@ -2,7 +2,8 @@ internal import ChunkStore
 internal import Foundation
 internal import Logging
 internal import NIOCore
-internal import Signaling
+internal import SignalingClient
+internal import SignalingProtocol
 internal import SwarmKit
 
 /// The dial policy: the members signaling names are dialled once each (a newcomer dials the members, and is dialled

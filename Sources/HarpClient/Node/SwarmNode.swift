@@ -1,7 +1,8 @@
 public import ChunkStore
 internal import Foundation
 public import Logging
-public import Signaling
+internal import SignalingClient
+public import SignalingProtocol
 public import SwarmKit
 
 /// Where and how this device meets peers: the signaling server and the local peer port.

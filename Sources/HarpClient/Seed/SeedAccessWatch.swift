@@ -1,7 +1,7 @@
 internal import Foundation
 public import Logging
 public import NextcloudClient
-internal import Signaling
+internal import SignalingProtocol
 internal import SwarmKit
 
 /// What `get --seed` re-checks while it seeds the files it fetched: a file that gained its own ACL rules stops being

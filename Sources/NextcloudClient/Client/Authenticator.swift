@@ -41,7 +41,7 @@ public final class Authenticator: Sendable {
         }
         var request = HTTPRequest(
             method: "POST", url: endpoint, displayPath: "/index.php/login/v2/poll", isIdempotent: false)
-        request.headers = [("Content-Type", "application/x-www-form-urlencoded")]
+        request.headers = [.contentType: "application/x-www-form-urlencoded"]
         request.body = .data(Data(PathEncoding.formBody([("token", flow.poll.token)]).utf8))
         let body: Data
         do {

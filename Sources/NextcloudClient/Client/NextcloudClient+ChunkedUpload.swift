@@ -1,4 +1,5 @@
 public import Foundation
+import HTTPTypes
 
 extension NextcloudClient {
     /// Files up to this size go up with one PUT; larger ones with chunked upload v2.
@@ -44,7 +45,7 @@ extension NextcloudClient {
             "/remote.php/dav/uploads/" + PathEncoding.encodeSegment(credentials.userID) + "/"
             + PathEncoding.encodeSegment(id)
         let folderURL = try url(folderPath)
-        let common = [("Destination", destinationURL), ("OC-Total-Length", String(size))]
+        let common: HTTPFields = [.destination: destinationURL, .ocTotalLength: String(size)]
         let chunkCount = Int((size + chunkSize - 1) / chunkSize)
 
         let present = try await uploadedChunks(
@@ -53,7 +54,7 @@ extension NextcloudClient {
                 + "/remote.php/dav/uploads/" + credentials.userID + "/" + id, displayPath: destination)
         if present == nil {
             var mkcol = HTTPRequest(method: "MKCOL", url: folderURL, displayPath: destination)
-            mkcol.headers = [("Destination", destinationURL)]
+            mkcol.headers = [.destination: destinationURL]
             _ = try await send(mkcol)
         }
         var skipped = 0
@@ -68,7 +69,8 @@ extension NextcloudClient {
             var put = HTTPRequest(
                 method: "PUT", url: try url(folderPath + "/" + String(index)), displayPath: destination,
                 isIdempotent: true)
-            put.headers = common + [("Content-Type", "application/octet-stream")]
+            put.headers = common
+            put.headers[.contentType] = "application/octet-stream"
             put.body = .file(path: localPath, offset: offset, length: max(length, 0))
             _ = try await send(put)
             logger.debug(
@@ -81,8 +83,8 @@ extension NextcloudClient {
         }
         var move = HTTPRequest(method: "MOVE", url: try url(folderPath + "/.file"), displayPath: destination)
         move.headers = common
-        if let modified { move.headers.append(("X-OC-Mtime", String(Int64(modified.timeIntervalSince1970)))) }
-        if let checksum { move.headers.append(("OC-Checksum", checksum)) }
+        if let modified { move.headers[.ocMtime] = String(Int64(modified.timeIntervalSince1970)) }
+        if let checksum { move.headers[.ocChecksum] = checksum }
         let response = try await send(move)
         return Self.uploadResult(response.head)
     }
@@ -90,7 +92,7 @@ extension NextcloudClient {
     /// The chunks already in the upload folder, number → size; nil when the folder does not exist.
     private func uploadedChunks(folderURL: URL, folderHref: String, displayPath: String) async throws -> [Int: Int64]? {
         var request = HTTPRequest(method: "PROPFIND", url: folderURL, displayPath: displayPath)
-        request.headers = [("Depth", "1"), ("Content-Type", "application/xml; charset=utf-8")]
+        request.headers = [.depth: "1", .contentType: "application/xml; charset=utf-8"]
         request.body = .data(Multistatus.propfindBody)
         let response: BufferedResponse
         do {

@@ -35,7 +35,7 @@ extension NextcloudClient {
         let normalized = PathEncoding.normalize(path)
         var request = HTTPRequest(method: "GET", url: try filesURL(normalized), displayPath: normalized)
         request.range = range
-        if let ifMatch { request.headers.append(("If-Match", ifMatch)) }
+        if let ifMatch { request.headers[.ifMatch] = ifMatch }
         let outcome = try await send(request, sink: sink)
         return try Self.downloadInfo(outcome, requested: range, path: normalized)
     }
@@ -54,9 +54,9 @@ extension NextcloudClient {
     ) throws -> DownloadInfo {
         let headers = outcome.head.headers
         var info = DownloadInfo(
-            status: outcome.head.status, etag: headers["OC-ETag"] ?? headers["ETag"], range: nil, totalSize: nil,
-            bytesWritten: outcome.bytesToSink, claimedChecksum: headers["OC-Checksum"])
-        if requested != nil, let value = headers["Content-Range"],
+            status: outcome.head.status, etag: headers[.ocETag] ?? headers[.eTag], range: nil, totalSize: nil,
+            bytesWritten: outcome.bytesToSink, claimedChecksum: headers[.ocChecksum])
+        if requested != nil, let value = headers[.contentRange],
             case .satisfied(let got, let total) = ContentRange(headerValue: value)
         {
             info.range = got
@@ -67,7 +67,7 @@ extension NextcloudClient {
                     detail: "the connection ended after \(outcome.bytesToSink) of \(got.length) bytes")
             }
         } else {
-            info.totalSize = headers["Content-Length"].flatMap { Int64($0) }
+            info.totalSize = headers[.contentLength].flatMap { Int64($0) }
         }
         return info
     }

@@ -69,9 +69,9 @@ extension NextcloudClient {
         let queryText = PathEncoding.formBody(query + [("format", "json")])
         var request = HTTPRequest(
             method: method, url: try url(base: base, endpoint + "?" + queryText), displayPath: endpoint)
-        request.headers = [("OCS-APIRequest", "true"), ("Accept", "application/json")]
+        request.headers = [.ocsAPIRequest: "true", .accept: "application/json"]
         if let form {
-            request.headers.append(("Content-Type", "application/x-www-form-urlencoded"))
+            request.headers[.contentType] = "application/x-www-form-urlencoded"
             request.body = .data(Data(PathEncoding.formBody(form).utf8))
         }
         request.acceptCompressed = true

@@ -20,7 +20,7 @@ extension NextcloudClient {
     func propfindEntries(_ path: String, depth: Depth) async throws -> [Multistatus.Entry] {
         let normalized = PathEncoding.normalize(path)
         var request = HTTPRequest(method: "PROPFIND", url: try filesURL(normalized), displayPath: normalized)
-        request.headers = [("Depth", depth.rawValue), ("Content-Type", "application/xml; charset=utf-8")]
+        request.headers = [.depth: depth.rawValue, .contentType: "application/xml; charset=utf-8"]
         request.body = .data(Multistatus.propfindBody)
         request.acceptCompressed = true
         let response = try await send(request)
@@ -80,7 +80,7 @@ extension NextcloudClient {
         let from = PathEncoding.normalize(path)
         var request = HTTPRequest(method: "MOVE", url: try filesURL(from), displayPath: from)
         request.headers = [
-            ("Destination", try filesURL(destination).absoluteString), ("Overwrite", overwrite ? "T" : "F"),
+            .destination: try filesURL(destination).absoluteString, .overwrite: overwrite ? "T" : "F",
         ]
         _ = try await send(request)
     }
@@ -111,17 +111,17 @@ extension NextcloudClient {
         var request = HTTPRequest(
             method: "PUT", url: try filesURL(normalized), displayPath: normalized, isIdempotent: true)
         request.body = body
-        request.headers = [("Content-Type", "application/octet-stream")]
-        if let modified { request.headers.append(("X-OC-Mtime", String(Int64(modified.timeIntervalSince1970)))) }
-        if let checksum { request.headers.append(("OC-Checksum", checksum)) }
-        if let ifMatch { request.headers.append(("If-Match", ifMatch)) }
+        request.headers = [.contentType: "application/octet-stream"]
+        if let modified { request.headers[.ocMtime] = String(Int64(modified.timeIntervalSince1970)) }
+        if let checksum { request.headers[.ocChecksum] = checksum }
+        if let ifMatch { request.headers[.ifMatch] = ifMatch }
         let response = try await send(request)
         return Self.uploadResult(response.head)
     }
 
     static func uploadResult(_ head: ResponseHead) -> UploadResult {
-        let fileID = head.headers["OC-FileId"].flatMap { Int64($0.prefix(while: { $0.isNumber })) }
+        let fileID = head.headers[.ocFileId].flatMap { Int64($0.prefix(while: { $0.isNumber })) }
         return UploadResult(
-            fileID: fileID, etag: head.headers["OC-ETag"] ?? head.headers["ETag"], created: head.status == 201)
+            fileID: fileID, etag: head.headers[.ocETag] ?? head.headers[.eTag], created: head.status == 201)
     }
 }

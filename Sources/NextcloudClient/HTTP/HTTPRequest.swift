@@ -1,3 +1,5 @@
+public import HTTPTypes
+
 public import struct Foundation.Data
 public import struct Foundation.URL
 
@@ -25,7 +27,7 @@ public enum RequestBody: Sendable {
 struct HTTPRequest: Sendable {
     var method: String
     var url: URL
-    var headers: [(String, String)] = []
+    var headers: HTTPFields = [:]
     var body: RequestBody = .none
     /// When set, a response body is trusted only if the server answered 206 with a
     /// `Content-Range` that starts at `range.first` and does not pass `range.last`.
@@ -51,7 +53,7 @@ public struct ResponseHead: Sendable {
     /// The final HTTP status (interim 1xx answers are skipped).
     public var status: Int
     /// The final response's headers.
-    public var headers: HTTPHeaders
+    public var headers: HTTPFields
 }
 
 /// A response whose body was collected in memory.

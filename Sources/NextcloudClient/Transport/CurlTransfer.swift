@@ -25,7 +25,7 @@ enum CurlTransfer {
         var headerList: UnsafeMutablePointer<curl_slist>? = nil
         defer { curl_slist_free_all(headerList) }
         // No "Expect: 100-continue" round trip before uploads.
-        for line in request.headers.map({ "\($0.0): \($0.1)" }) + ["Expect:"] {
+        for line in request.headers.map({ "\($0.name.rawName): \($0.value)" }) + ["Expect:"] {
             headerList = curl_slist_append(headerList, line)
         }
         var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)

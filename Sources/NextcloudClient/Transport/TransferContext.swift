@@ -1,4 +1,5 @@
 internal import Foundation
+import HTTPTypes
 internal import Synchronization
 
 #if canImport(Glibc)
@@ -29,7 +30,7 @@ final class TransferContext {
     let cancellation: CancellationFlag
 
     private(set) var status = 0
-    private(set) var headers = HTTPHeaders()
+    private(set) var headers = HTTPFields()
     private(set) var route = BodyRoute.undecided
     private(set) var errorBody = Data()
     private(set) var sinkError: (any Error)?
@@ -69,7 +70,7 @@ final class TransferContext {
             // A new response starts (after 100 Continue, say): forget the interim one.
             let parts = line.split(separator: " ", maxSplits: 2)
             status = parts.count >= 2 ? Int(parts[1]) ?? 0 : 0
-            headers = HTTPHeaders()
+            headers = HTTPFields()
             route = .undecided
             return
         }
@@ -99,7 +100,7 @@ final class TransferContext {
                     detail: "asked for bytes \(wanted) but the server sent the whole file; nothing was written"))
             return
         }
-        guard let header = headers["Content-Range"], let parsed = ContentRange(headerValue: header),
+        guard let header = headers[.contentRange], let parsed = ContentRange(headerValue: header),
             case .satisfied(let got, let total) = parsed,
             got.first == wanted.first, got.last <= wanted.last,
             got.last == wanted.last || total.map({ got.last == $0 - 1 }) == true

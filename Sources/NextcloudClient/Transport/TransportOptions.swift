@@ -1,4 +1,5 @@
 internal import Foundation
+import HarpBasics
 
 /// How the transport talks to the server: timeouts, concurrency, retries, trust.
 public struct TransportOptions: Sendable {
@@ -51,9 +52,7 @@ public struct RetryPolicy: Sendable {
     /// The delay before retry number `retry` (1-based): "full jitter", uniformly random in
     /// [cap/2, cap] where cap = min(maximumDelay, baseDelay * 2^(retry-1)).
     func delay(beforeRetry retry: Int) -> Duration {
-        let exponent = min(max(retry - 1, 0), 20)
-        let cap = min(maximumDelay, baseDelay * (1 << exponent))
-        return cap * Double.random(in: 0.5...1.0)
+        Backoff(base: baseDelay, cap: maximumDelay).jitteredDelay(forAttempt: retry - 1)
     }
 }
 

@@ -1,7 +1,7 @@
-import Crypto
 import NIOCore
 import NIOPosix
 public import NIOSSL
+import SignalingProtocol
 
 /// TLS with a pinned certificate: the client first fetches the server's certificate over a plain NIOSSL
 /// connection whose verification callback accepts it only if its SHA-256 fingerprint matches the pin, then
@@ -24,18 +24,18 @@ public enum CertificatePinning {
     ) async throws
         -> NIOSSLCertificate
     {
-        guard let pin = Hex.decode(fingerprint), pin.count == 32 else { throw SignalClientError.badPin }
+        guard let pin = CertificateFingerprint.parse(fingerprint) else { throw SignalClientError.badPin }
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.certificateVerification = .noHostnameVerification
         let context = try NIOSSLContext(configuration: configuration)
         let result = OneShot<NIOSSLCertificate>()
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connectTimeout(.seconds(Int64(max(1, timeout.seconds))))
+            .connectTimeout(.seconds(Int64(max(1, timeout / .seconds(1)))))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let handler = try NIOSSLClientHandler(context: context, serverHostname: nil) { chain, promise in
                         guard let leaf = chain.first, let der = try? leaf.toDERBytes(),
-                            Array(SHA256.hash(data: der)) == pin
+                            CertificateFingerprint.matches(der: der, pin: pin)
                         else {
                             result.fail(SignalClientError.pinMismatch)
                             promise.succeed(.failed)

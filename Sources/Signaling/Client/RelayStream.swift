@@ -1,4 +1,5 @@
 public import NIOCore
+public import SignalingProtocol
 
 /// A relay stream to another member of a swarm, carried by the signaling server, which forwards the bytes
 /// without reading them. Run an end-to-end encrypted session (Noise) over it: the server sees only ciphertext.

@@ -3,6 +3,7 @@ import HummingbirdWSClient
 import Logging
 import NIOCore
 import NIOSSL
+import SignalingProtocol
 
 extension SignalClient {
     /// One connection attempt, served until it ends. Returns whether the connection got authenticated.

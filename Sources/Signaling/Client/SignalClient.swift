@@ -1,8 +1,10 @@
 import Foundation
+import HarpBasics
 import HummingbirdWSClient
 public import Logging
 import NIOCore
 import NIOSSL
+public import SignalingProtocol
 
 /// The client of a signaling server: one WebSocket for any number of swarms, kept open by ``run()``, which
 /// reconnects with jittered exponential backoff and rejoins every swarm it was asked to be in.
@@ -113,7 +115,7 @@ public actor SignalClient {
                 delay = Swift.max(delay, retryAfter)
                 self.retryAfter = nil
             }
-            logger.debug("reconnecting", metadata: ["delay.ms": "\(Int(delay.seconds * 1000))"])
+            logger.debug("reconnecting", metadata: ["delay.ms": "\(Int(delay / .milliseconds(1)))"])
             do { try await Task.sleep(for: delay) } catch { break }
         }
         joinWaiters.failAll(CancellationError())
@@ -122,8 +124,7 @@ public actor SignalClient {
 
     /// Jittered exponential backoff: uniform in [d/2, d] with d = min(max, initial · 2^attempt).
     static func backoff(attempt: Int, initial: Duration, max: Duration) -> Duration {
-        let ceiling = Swift.min(max.seconds, initial.seconds * pow(2, Double(Swift.min(attempt, 20))))
-        return .nanoseconds(Int64(Double.random(in: ceiling / 2...ceiling) * 1e9))
+        Backoff(base: initial, cap: max).jitteredDelay(forAttempt: attempt)
     }
 
     /// Joins swarm `swarm.publicKey`, proving knowledge of its key by signing the server's challenge with it, and

@@ -1,3 +1,5 @@
+public import SignalingProtocol
+
 /// Why a ``SignalClient`` call failed.
 public enum SignalClientError: Error, Equatable, Sendable {
     /// The server refused the request with this code (see docs/signaling.md, "Errors").

@@ -35,7 +35,7 @@ public enum SignalErrorCode: String, Sendable, Codable, Hashable, Error {
 }
 
 /// Every JSON text message, in both directions. Each is one object whose `type` names the case.
-enum Message: Sendable, Equatable {
+package enum Message: Sendable, Equatable {
     // server → client
     case challenge(Challenge)
     case welcome(Welcome)
@@ -57,163 +57,140 @@ enum Message: Sendable, Equatable {
     /// The client's first message. The server writes nothing before it: bytes a server sends right behind its
     /// `101 Switching Protocols` can arrive in the client's last HTTP read and be lost while the client switches to
     /// WebSocket framing (seen here with the NIO WebSocket client under load), so the client speaks first.
-    struct Open: Codable, Sendable, Equatable {
-        var version: Int
-    }
-    struct Challenge: Codable, Sendable, Equatable {
-        var version: Int
-        var nonce: HexBytes
-    }
-    struct Hello: Codable, Sendable, Equatable {
-        var version: Int
-        var device: DeviceID
-        var signature: HexBytes
-        var joinProof: HexBytes?
-    }
-    struct Welcome: Codable, Sendable, Equatable {
-        var device: DeviceID
-    }
-    struct Join: Codable, Sendable, Equatable {
-        var id: UInt64
-        var swarm: SwarmID
-        var signature: HexBytes
-        var addresses: [String]
-    }
-    struct Joined: Codable, Sendable, Equatable {
-        var id: UInt64
-        var swarm: SwarmID
-        var peers: [PeerInfo]
-    }
-    struct PeerEvent: Codable, Sendable, Equatable {
-        var swarm: SwarmID
-        var peer: PeerInfo
-    }
-    struct PeerLeft: Codable, Sendable, Equatable {
-        var swarm: SwarmID
-        var device: DeviceID
-    }
-    struct Leave: Codable, Sendable, Equatable {
-        var swarm: SwarmID
-    }
-    struct RelayOpen: Codable, Sendable, Equatable {
-        var id: UInt64
-        var swarm: SwarmID
-        var peer: DeviceID
-    }
-    struct RelayOpened: Codable, Sendable, Equatable {
-        var id: UInt64
-        var stream: UInt32
-    }
-    struct RelayIncoming: Codable, Sendable, Equatable {
-        var stream: UInt32
-        var swarm: SwarmID
-        var peer: DeviceID
-    }
-    struct RelayRef: Codable, Sendable, Equatable {
-        var stream: UInt32
-    }
-    struct ErrorMessage: Codable, Sendable, Equatable {
-        var id: UInt64?
-        var code: SignalErrorCode
-        var message: String
-        var retryAfter: Double?
-    }
-}
+    package struct Open: Codable, Sendable, Equatable {
+        package var version: Int
 
-extension Message: Codable {
-    private enum TypeKey: String, CodingKey { case type }
-
-    var type: String {
-        switch self {
-        case .challenge: "challenge"
-        case .welcome: "welcome"
-        case .joined: "joined"
-        case .peerJoined: "peer-joined"
-        case .peerLeft: "peer-left"
-        case .relayOpened: "relay-opened"
-        case .relayIncoming: "relay-incoming"
-        case .relayClosed: "relay-closed"
-        case .error: "error"
-        case .open: "open"
-        case .hello: "hello"
-        case .join: "join"
-        case .leave: "leave"
-        case .relayOpen: "relay-open"
-        case .relayClose: "relay-close"
+        package init(version: Int) {
+            self.version = version
         }
     }
+    package struct Challenge: Codable, Sendable, Equatable {
+        package var version: Int
+        package var nonce: HexBytes
 
-    init(from decoder: any Decoder) throws {
-        let type = try decoder.container(keyedBy: TypeKey.self).decode(String.self, forKey: .type)
-        switch type {
-        case "challenge": self = .challenge(try Challenge(from: decoder))
-        case "welcome": self = .welcome(try Welcome(from: decoder))
-        case "joined": self = .joined(try Joined(from: decoder))
-        case "peer-joined": self = .peerJoined(try PeerEvent(from: decoder))
-        case "peer-left": self = .peerLeft(try PeerLeft(from: decoder))
-        case "relay-opened": self = .relayOpened(try RelayOpened(from: decoder))
-        case "relay-incoming": self = .relayIncoming(try RelayIncoming(from: decoder))
-        case "relay-closed": self = .relayClosed(try RelayRef(from: decoder))
-        case "error": self = .error(try ErrorMessage(from: decoder))
-        case "open": self = .open(try Open(from: decoder))
-        case "hello": self = .hello(try Hello(from: decoder))
-        case "join": self = .join(try Join(from: decoder))
-        case "leave": self = .leave(try Leave(from: decoder))
-        case "relay-open": self = .relayOpen(try RelayOpen(from: decoder))
-        case "relay-close": self = .relayClose(try RelayRef(from: decoder))
-        default:
-            throw DecodingError.dataCorrupted(.init(codingPath: [TypeKey.type], debugDescription: "unknown type"))
+        package init(version: Int, nonce: HexBytes) {
+            self.version = version
+            self.nonce = nonce
         }
     }
+    package struct Hello: Codable, Sendable, Equatable {
+        package var version: Int
+        package var device: DeviceID
+        package var signature: HexBytes
+        package var joinProof: HexBytes?
 
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: TypeKey.self)
-        try container.encode(type, forKey: .type)
-        switch self {
-        case .challenge(let body): try body.encode(to: encoder)
-        case .welcome(let body): try body.encode(to: encoder)
-        case .joined(let body): try body.encode(to: encoder)
-        case .peerJoined(let body): try body.encode(to: encoder)
-        case .peerLeft(let body): try body.encode(to: encoder)
-        case .relayOpened(let body): try body.encode(to: encoder)
-        case .relayIncoming(let body): try body.encode(to: encoder)
-        case .relayClosed(let body): try body.encode(to: encoder)
-        case .error(let body): try body.encode(to: encoder)
-        case .open(let body): try body.encode(to: encoder)
-        case .hello(let body): try body.encode(to: encoder)
-        case .join(let body): try body.encode(to: encoder)
-        case .leave(let body): try body.encode(to: encoder)
-        case .relayOpen(let body): try body.encode(to: encoder)
-        case .relayClose(let body): try body.encode(to: encoder)
+        package init(version: Int, device: DeviceID, signature: HexBytes, joinProof: HexBytes? = nil) {
+            self.version = version
+            self.device = device
+            self.signature = signature
+            self.joinProof = joinProof
         }
     }
-}
+    package struct Welcome: Codable, Sendable, Equatable {
+        package var device: DeviceID
 
-/// JSON coding of ``Message`` with the size cap checked before parsing.
-enum MessageCodec {
-    enum DecodeError: Error, Equatable {
-        case tooLarge
-        case malformed
-    }
-
-    static func encode(_ message: Message) -> String {
-        // Encoding these value types cannot fail: every field is a string, number, array or nested struct.
-        guard let data = try? JSONEncoder().encode(message) else { return "{}" }
-        return String(decoding: data, as: UTF8.self)
-    }
-
-    static func decode(_ text: String, maxBytes: Int) throws(DecodeError) -> Message {
-        let utf8 = text.utf8
-        guard utf8.count <= maxBytes else { throw .tooLarge }
-        do {
-            return try JSONDecoder().decode(Message.self, from: Data(utf8))
-        } catch {
-            throw .malformed
+        package init(device: DeviceID) {
+            self.device = device
         }
     }
-}
+    package struct Join: Codable, Sendable, Equatable {
+        package var id: UInt64
+        package var swarm: SwarmID
+        package var signature: HexBytes
+        package var addresses: [String]
 
-/// Binary relay frames: a 4-byte big-endian stream id followed by opaque bytes (docs/signaling.md, "Relay").
-enum RelayFrame {
-    static let headerSize = 4
+        package init(id: UInt64, swarm: SwarmID, signature: HexBytes, addresses: [String]) {
+            self.id = id
+            self.swarm = swarm
+            self.signature = signature
+            self.addresses = addresses
+        }
+    }
+    package struct Joined: Codable, Sendable, Equatable {
+        package var id: UInt64
+        package var swarm: SwarmID
+        package var peers: [PeerInfo]
+
+        package init(id: UInt64, swarm: SwarmID, peers: [PeerInfo]) {
+            self.id = id
+            self.swarm = swarm
+            self.peers = peers
+        }
+    }
+    package struct PeerEvent: Codable, Sendable, Equatable {
+        package var swarm: SwarmID
+        package var peer: PeerInfo
+
+        package init(swarm: SwarmID, peer: PeerInfo) {
+            self.swarm = swarm
+            self.peer = peer
+        }
+    }
+    package struct PeerLeft: Codable, Sendable, Equatable {
+        package var swarm: SwarmID
+        package var device: DeviceID
+
+        package init(swarm: SwarmID, device: DeviceID) {
+            self.swarm = swarm
+            self.device = device
+        }
+    }
+    package struct Leave: Codable, Sendable, Equatable {
+        package var swarm: SwarmID
+
+        package init(swarm: SwarmID) {
+            self.swarm = swarm
+        }
+    }
+    package struct RelayOpen: Codable, Sendable, Equatable {
+        package var id: UInt64
+        package var swarm: SwarmID
+        package var peer: DeviceID
+
+        package init(id: UInt64, swarm: SwarmID, peer: DeviceID) {
+            self.id = id
+            self.swarm = swarm
+            self.peer = peer
+        }
+    }
+    package struct RelayOpened: Codable, Sendable, Equatable {
+        package var id: UInt64
+        package var stream: UInt32
+
+        package init(id: UInt64, stream: UInt32) {
+            self.id = id
+            self.stream = stream
+        }
+    }
+    package struct RelayIncoming: Codable, Sendable, Equatable {
+        package var stream: UInt32
+        package var swarm: SwarmID
+        package var peer: DeviceID
+
+        package init(stream: UInt32, swarm: SwarmID, peer: DeviceID) {
+            self.stream = stream
+            self.swarm = swarm
+            self.peer = peer
+        }
+    }
+    package struct RelayRef: Codable, Sendable, Equatable {
+        package var stream: UInt32
+
+        package init(stream: UInt32) {
+            self.stream = stream
+        }
+    }
+    package struct ErrorMessage: Codable, Sendable, Equatable {
+        package var id: UInt64?
+        package var code: SignalErrorCode
+        package var message: String
+        package var retryAfter: Double?
+
+        package init(id: UInt64? = nil, code: SignalErrorCode, message: String, retryAfter: Double? = nil) {
+            self.id = id
+            self.code = code
+            self.message = message
+            self.retryAfter = retryAfter
+        }
+    }
 }

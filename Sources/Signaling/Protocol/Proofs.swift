@@ -28,7 +28,7 @@ public enum Proofs {
     }
 
     /// Checks an Ed25519 signature; any malformed input is simply invalid.
-    static func verify(signature: [UInt8], of message: [UInt8], by key: PublicKey32) -> Bool {
+    package static func verify(signature: [UInt8], of message: [UInt8], by key: PublicKey32) -> Bool {
         guard signature.count == 64,
             let publicKey = try? Curve25519.Signing.PublicKey(rawRepresentation: key.bytes)
         else { return false }
@@ -36,7 +36,9 @@ public enum Proofs {
     }
 
     /// Constant-time comparison of the expected and presented join-key proofs.
-    static func checkJoinKeyProof(_ proof: [UInt8], joinKey: [UInt8], nonce: [UInt8], device: DeviceID) -> Bool {
+    package static func checkJoinKeyProof(
+        _ proof: [UInt8], joinKey: [UInt8], nonce: [UInt8], device: DeviceID
+    ) -> Bool {
         let message = Array(joinKeyDomain.utf8) + [0] + nonce + device.bytes
         return HMAC<SHA256>.isValidAuthenticationCode(
             proof, authenticating: message, using: SymmetricKey(data: joinKey))

@@ -1,5 +1,6 @@
 import Foundation
 internal import GRDB
+import SignalingProtocol
 import Synchronization
 
 /// The server's SQLite database under `--data` (mode 0600): failure counts and bans per client address

@@ -63,7 +63,7 @@ final class ConnectionGuardHandler: ChannelInboundHandler, RemovableChannelHandl
         let slot = peerIsTrustedProxy ? nil : clientAddress
         guard guards.limiter.admit(slot) else {
             phase = .closed
-            guards.metrics.increment(.refusedConnections)
+            guards.metrics.refusedConnections.increment()
             context.close(promise: nil)
             return
         }
@@ -75,7 +75,7 @@ final class ConnectionGuardHandler: ChannelInboundHandler, RemovableChannelHandl
 
     private func requestDeadlinePassed(_ context: ChannelHandlerContext) {
         guard case .awaitingRequest = phase else { return }
-        guards.metrics.increment(.requestTimeouts)
+        guards.metrics.requestTimeouts.increment()
         context.close(promise: nil)
     }
 
@@ -109,7 +109,7 @@ final class ConnectionGuardHandler: ChannelInboundHandler, RemovableChannelHandl
             let client = Self.forwardedClient(forwardedFor, trusted: guards.trustedProxies)
         {
             guard guards.limiter.assign(client) else {
-                guards.metrics.increment(.refusedConnections)
+                guards.metrics.refusedConnections.increment()
                 phase = .served(slot: nil)
                 return nil
             }

@@ -1,3 +1,5 @@
+import SignalingProtocol
+
 /// Membership of every swarm and every relay stream: who is connected, who joined what, who relays to whom.
 /// All decisions are made here, in one actor; sessions only carry the results to their sockets.
 actor Hub {

@@ -1,128 +1,129 @@
+import CoreMetrics
+import Prometheus
 import Synchronization
 
-/// The server's counters and gauges, rendered by `GET /metrics` in Prometheus text format.
+/// The server's metrics, each declared once below with its Prometheus name and help text, and rendered by
+/// `GET /metrics` in Prometheus text format (names listed in docs/operations-signaling.md).
+///
+/// The code counts through swift-metrics' types (`Counter`, `Meter`, `Timer`); their handlers live in a
+/// `PrometheusCollectorRegistry` that this server owns. The global `MetricsSystem` is never bootstrapped, so two
+/// servers in one process (as in the tests) count apart, and an application embedding the server keeps its own
+/// metrics backend.
 final class ServerMetrics: Sendable {
-    let connections = Atomic<Int>(0)
-    let authenticated = Atomic<Int>(0)
-    let joins = Atomic<Int>(0)
-    let refusedProofs = Atomic<Int>(0)
-    let refusedJoinKeys = Atomic<Int>(0)
-    let refusedSwarmProofs = Atomic<Int>(0)
-    let bans = Atomic<Int>(0)
-    let bannedConnections = Atomic<Int>(0)
-    let relayStreams = Atomic<Int>(0)
-    let relayedBytes = Atomic<Int>(0)
-    let closedForAbuse = Atomic<Int>(0)
-    let refusedConnections = Atomic<Int>(0)
-    let requestTimeouts = Atomic<Int>(0)
+    private let registry = PrometheusCollectorRegistry()
+
+    // Counted as things happen.
+    let refusedConnections: CoreMetrics.Counter
+    let requestTimeouts: CoreMetrics.Counter
+    let connections: Meter
+    let authenticated: Meter
+    let joins: CoreMetrics.Counter
+    let refusedProofs: CoreMetrics.Counter
+    let refusedJoinKeys: CoreMetrics.Counter
+    let refusedSwarmProofs: CoreMetrics.Counter
+    let bans: CoreMetrics.Counter
+    let bannedConnections: CoreMetrics.Counter
+    let closedForAbuse: CoreMetrics.Counter
+    let relayStreams: CoreMetrics.Counter
+    let relayedBytes: CoreMetrics.Counter
+    /// From a `join` message to the server's answer (`joined` or an error), refused joins included.
+    let joinLatency: CoreMetrics.Timer
+
+    // Read from the limiter, the hub and the ban store when scraped (see `render`).
+    private let tcpConnections: Meter
+    private let clientAddresses: Meter
+    private let swarms: Meter
+    private let memberships: Meter
+    private let activeBans: Meter
+    private let openRelays: Meter
+
     /// Source of connection ids (not exported).
     let nextConnectionID = Atomic<UInt64>(1)
 
-    enum Counter {
-        case connections, authenticated, joins, refusedProofs, refusedJoinKeys, refusedSwarmProofs, bans
-        case bannedConnections, relayStreams, relayedBytes, closedForAbuse, refusedConnections, requestTimeouts
-    }
+    /// Buckets of ``joinLatency``: a join is a signature check and a hub update, well under a millisecond when idle;
+    /// the upper buckets show queueing under load and the deliberate delay after failed proofs.
+    static let joinBuckets: [Duration] = [
+        .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5),
+        .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
+        .milliseconds(500), .seconds(1), .seconds(2.5),
+    ]
 
-    func increment(_ counter: Counter, by amount: Int = 1) {
-        add(counter, amount)
-    }
-
-    func decrement(_ counter: Counter) {
-        add(counter, -1)
-    }
-
-    private func add(_ counter: Counter, _ amount: Int) {
-        switch counter {
-        case .connections: connections.wrappingAdd(amount, ordering: .relaxed)
-        case .authenticated: authenticated.wrappingAdd(amount, ordering: .relaxed)
-        case .joins: joins.wrappingAdd(amount, ordering: .relaxed)
-        case .refusedProofs: refusedProofs.wrappingAdd(amount, ordering: .relaxed)
-        case .refusedJoinKeys: refusedJoinKeys.wrappingAdd(amount, ordering: .relaxed)
-        case .refusedSwarmProofs: refusedSwarmProofs.wrappingAdd(amount, ordering: .relaxed)
-        case .bans: bans.wrappingAdd(amount, ordering: .relaxed)
-        case .bannedConnections: bannedConnections.wrappingAdd(amount, ordering: .relaxed)
-        case .relayStreams: relayStreams.wrappingAdd(amount, ordering: .relaxed)
-        case .relayedBytes: relayedBytes.wrappingAdd(amount, ordering: .relaxed)
-        case .closedForAbuse: closedForAbuse.wrappingAdd(amount, ordering: .relaxed)
-        case .refusedConnections: refusedConnections.wrappingAdd(amount, ordering: .relaxed)
-        case .requestTimeouts: requestTimeouts.wrappingAdd(amount, ordering: .relaxed)
+    init() {
+        let registry = self.registry
+        let factory = PrometheusMetricsFactory(registry: registry)
+        // Every name is `harp_signal_<name>[_<unit>]`.
+        func name(_ name: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
+            MetricNameDescriptor(
+                namespace: "harp", subsystem: "signal", metricName: name, unitName: unit, helpText: help)
         }
-    }
-
-    func value(_ counter: Counter) -> Int {
-        switch counter {
-        case .connections: connections.load(ordering: .relaxed)
-        case .authenticated: authenticated.load(ordering: .relaxed)
-        case .joins: joins.load(ordering: .relaxed)
-        case .refusedProofs: refusedProofs.load(ordering: .relaxed)
-        case .refusedJoinKeys: refusedJoinKeys.load(ordering: .relaxed)
-        case .refusedSwarmProofs: refusedSwarmProofs.load(ordering: .relaxed)
-        case .bans: bans.load(ordering: .relaxed)
-        case .bannedConnections: bannedConnections.load(ordering: .relaxed)
-        case .relayStreams: relayStreams.load(ordering: .relaxed)
-        case .relayedBytes: relayedBytes.load(ordering: .relaxed)
-        case .closedForAbuse: closedForAbuse.load(ordering: .relaxed)
-        case .refusedConnections: refusedConnections.load(ordering: .relaxed)
-        case .requestTimeouts: requestTimeouts.load(ordering: .relaxed)
+        func counter(_ metric: String, _ help: String) -> CoreMetrics.Counter {
+            let descriptor = name(metric, "total", help)
+            return CoreMetrics.Counter(
+                label: descriptor.name, dimensions: [], handler: registry.makeCounter(descriptor: descriptor),
+                factory: factory)
         }
+        func gauge(_ metric: String, _ help: String) -> Meter {
+            let descriptor = name(metric, "", help)
+            return Meter(
+                label: descriptor.name, dimensions: [], handler: registry.makeGauge(descriptor: descriptor),
+                factory: factory)
+        }
+        tcpConnections = gauge("tcp_connections", "Open TCP connections, upgraded or not.")
+        clientAddresses = gauge("client_addresses", "Client addresses (IPv4, IPv6 /64) with open connections.")
+        refusedConnections = counter(
+            "refused_connections", "Connections closed at once: their address or the server was at its connection cap.")
+        requestTimeouts = counter(
+            "request_timeouts", "Connections closed for not sending a whole HTTP request in time.")
+        connections = gauge("connections", "Open WebSocket connections.")
+        authenticated = gauge("peers_connected", "Connections that proved their device key.")
+        swarms = gauge("swarms", "Swarms with at least one member.")
+        memberships = gauge("swarm_memberships", "Joined (peer, swarm) pairs.")
+        joins = counter("joins", "Successful joins.")
+        refusedProofs = counter("refused_proofs", "Refused device-key proofs in hello.")
+        refusedJoinKeys = counter("refused_join_keys", "Refused organisation join-key proofs.")
+        refusedSwarmProofs = counter("refused_swarm_proofs", "Refused swarm-key proofs in join.")
+        bans = counter("bans", "Addresses banned since start.")
+        activeBans = gauge("bans_active", "Addresses banned now.")
+        bannedConnections = counter("banned_connections", "Connections refused because the address is banned.")
+        closedForAbuse = counter("closed_for_abuse", "Connections closed for size, rate, timeout or garbage.")
+        relayStreams = counter("relay_streams", "Relay streams opened.")
+        openRelays = gauge("relay_streams_open", "Relay streams open now.")
+        relayedBytes = counter("relayed_bytes", "Payload bytes forwarded by relays.")
+        let join = name("join", "seconds", "Time from a join message to the server's answer.")
+        joinLatency = CoreMetrics.Timer(
+            label: join.name, dimensions: [],
+            handler: registry.makeDurationHistogram(descriptor: join, buckets: Self.joinBuckets), factory: factory)
     }
 
-    /// The Prometheus exposition text; `swarms`, `members` and `activeBans` come from the hub and the ban store,
-    /// `sockets` and `addresses` from the connection limiter.
+    /// The Prometheus exposition text; `swarms`, `members`, `openRelays` and `activeBans` come from the hub and the
+    /// ban store, `sockets` from the connection limiter, all read at scrape time.
     func render(
         swarms: Int, members: Int, openRelays: Int, activeBans: Int, sockets: (total: Int, addresses: Int)
     ) -> String {
-        func load(_ counter: Counter) -> Int { value(counter) }
-        let rows: [(String, String, String, Int)] = [
-            ("harp_signal_tcp_connections", "gauge", "Open TCP connections, upgraded or not.", sockets.total),
-            (
-                "harp_signal_client_addresses", "gauge", "Client addresses (IPv4, IPv6 /64) with open connections.",
-                sockets.addresses
-            ),
-            (
-                "harp_signal_refused_connections_total", "counter",
-                "Connections closed at once: their address or the server was at its connection cap.",
-                load(.refusedConnections)
-            ),
-            (
-                "harp_signal_request_timeouts_total", "counter",
-                "Connections closed for not sending a whole HTTP request in time.", load(.requestTimeouts)
-            ),
-            ("harp_signal_connections", "gauge", "Open WebSocket connections.", load(.connections)),
-            ("harp_signal_peers_connected", "gauge", "Connections that proved their device key.", load(.authenticated)),
-            ("harp_signal_swarms", "gauge", "Swarms with at least one member.", swarms),
-            ("harp_signal_swarm_memberships", "gauge", "Joined (peer, swarm) pairs.", members),
-            ("harp_signal_joins_total", "counter", "Successful joins.", load(.joins)),
-            (
-                "harp_signal_refused_proofs_total", "counter", "Refused device-key proofs in hello.",
-                load(.refusedProofs)
-            ),
-            (
-                "harp_signal_refused_join_keys_total", "counter", "Refused organisation join-key proofs.",
-                load(.refusedJoinKeys)
-            ),
-            (
-                "harp_signal_refused_swarm_proofs_total", "counter", "Refused swarm-key proofs in join.",
-                load(.refusedSwarmProofs)
-            ),
-            ("harp_signal_bans_total", "counter", "Addresses banned since start.", load(.bans)),
-            ("harp_signal_bans_active", "gauge", "Addresses banned now.", activeBans),
-            (
-                "harp_signal_banned_connections_total", "counter", "Connections refused because the address is banned.",
-                load(.bannedConnections)
-            ),
-            (
-                "harp_signal_closed_for_abuse_total", "counter",
-                "Connections closed for size, rate, timeout or garbage.", load(.closedForAbuse)
-            ),
-            ("harp_signal_relay_streams_total", "counter", "Relay streams opened.", load(.relayStreams)),
-            ("harp_signal_relay_streams_open", "gauge", "Relay streams open now.", openRelays),
-            ("harp_signal_relayed_bytes_total", "counter", "Payload bytes forwarded by relays.", load(.relayedBytes)),
-        ]
-        var text = ""
-        for (name, kind, help, value) in rows {
-            text += "# HELP \(name) \(help)\n# TYPE \(name) \(kind)\n\(name) \(value)\n"
+        tcpConnections.set(sockets.total)
+        clientAddresses.set(sockets.addresses)
+        self.swarms.set(swarms)
+        memberships.set(members)
+        self.openRelays.set(openRelays)
+        self.activeBans.set(activeBans)
+        return registry.emitToString()
+    }
+
+    /// The current value of the sample named `name` (no labels), as the last ``render`` would show it; `nil` if
+    /// there is none. For tests and diagnostics; gauges read at scrape time are not refreshed by this.
+    func value(_ name: String) -> Double? {
+        var buffer: [UInt8] = []
+        registry.emit(into: &buffer)
+        for line in String(decoding: buffer, as: UTF8.self).split(separator: "\n") where line.hasPrefix(name + " ") {
+            return Double(line.dropFirst(name.count + 1))
         }
-        return text
+        return nil
+    }
+}
+
+extension CoreMetrics.Timer {
+    /// Records the time elapsed since `start`.
+    func record(since start: ContinuousClock.Instant) {
+        recordNanoseconds(Int64((ContinuousClock.now - start) / .nanoseconds(1)))
     }
 }

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import NIOSSL
+import SignalingProtocol
 import X509
 
 /// The server's TLS material: loaded from PEM files, or a self-signed certificate made on first start and kept in
@@ -48,7 +49,7 @@ struct ServerTLS {
     }
 
     static func fingerprint(of certificate: NIOSSLCertificate) throws -> String {
-        Hex.encode(Array(SHA256.hash(data: try certificate.toDERBytes())))
+        CertificateFingerprint.of(der: try certificate.toDERBytes())
     }
 
     /// A P-256 certificate for `localhost`, valid for ten years; clients pin its fingerprint rather than its name.

@@ -2,6 +2,7 @@ import Foundation
 import HummingbirdWebSocket
 import Logging
 import NIOCore
+import SignalingProtocol
 import Synchronization
 
 /// Shared by every session of one server.
@@ -30,8 +31,8 @@ struct Session: Sendable {
 
     func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
         let metrics = context.metrics
-        metrics.increment(.connections)
-        defer { metrics.decrement(.connections) }
+        metrics.connections.increment()
+        defer { metrics.connections.decrement() }
         var nonce = [UInt8](repeating: 0, count: 32)
         var rng = SystemRandomNumberGenerator()
         for index in nonce.indices { nonce[index] = rng.next() }
@@ -69,11 +70,11 @@ struct Session: Sendable {
         continuation.finish()
         if let handle {
             await context.hub.unregister(handle)
-            metrics.decrement(.authenticated)
+            metrics.authenticated.decrement()
         }
         switch exit {
         case .violation(let code, let reason, let retryAfter):
-            metrics.increment(.closedForAbuse)
+            metrics.closedForAbuse.increment()
             logger.info("closing connection", metadata: ["error.code": "\(code.rawValue)", "reason": "\(reason)"])
             let error = Message.ErrorMessage(id: nil, code: code, message: reason, retryAfter: retryAfter)
             try? await outbound.write(.text(MessageCodec.encode(.error(error))))

@@ -1,4 +1,5 @@
 import NIOCore
+import SignalingProtocol
 
 /// What a session's writer sends next: a control message, or an error after which the connection closes.
 enum Outgoing: Sendable {

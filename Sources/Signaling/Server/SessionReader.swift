@@ -2,6 +2,7 @@ import Foundation
 import HummingbirdWebSocket
 import Logging
 import NIOCore
+import SignalingProtocol
 import Synchronization
 
 /// The reading half of a ``Session``: parses each message under the size and rate limits, asks the state machine
@@ -96,25 +97,35 @@ struct SessionReader: Sendable {
             case .refuse(let code):
                 return await refuse(code, id: nil, closes: true)
             case .accept(let handle):
-                context.metrics.increment(.authenticated)
+                context.metrics.authenticated.increment()
                 await context.hub.register(handle)
                 send(.welcome(.init(device: handle.device)))
                 logger.debug("peer authenticated", metadata: ["peer.id": "\(handle.device.hex)"])
                 return nil
             }
         case .join(let join):
-            if let exit = banned() { return exit }
+            // What a peer waits for its answer, refusals (and their deliberate delay) included. Each path records
+            // before its answer is queued, so a peer holding the answer finds the join counted.
+            let received = ContinuousClock.now
+            let answering = { context.metrics.joinLatency.record(since: received) }
+            if let exit = banned() {
+                answering()
+                return exit
+            }
             switch state.withLock({ $0.join(join) }) {
             case .protocolViolation:
                 return .violation(.unexpected, "join before hello")
             case .refuse(let code, let countsAsFailure):
-                if countsAsFailure { return await refuse(code, id: join.id, closes: false) }
+                if countsAsFailure { return await refuse(code, id: join.id, closes: false, answering: answering) }
+                answering()
                 reply(join.id, code, "addresses refused")
                 return nil
             case .accept(let handle):
-                switch await context.hub.join(handle, swarm: join.swarm, addresses: join.addresses) {
+                let outcome = await context.hub.join(handle, swarm: join.swarm, addresses: join.addresses)
+                answering()
+                switch outcome {
                 case .success(let peers):
-                    context.metrics.increment(.joins)
+                    context.metrics.joins.increment()
                     send(.joined(.init(id: join.id, swarm: join.swarm, peers: peers)))
                 case .failure(let code):
                     reply(join.id, code, "join refused")
@@ -133,7 +144,7 @@ struct SessionReader: Sendable {
             }
             switch await context.hub.openRelay(handle, swarm: open.swarm, peer: open.peer) {
             case .success(let stream):
-                context.metrics.increment(.relayStreams)
+                context.metrics.relayStreams.increment()
                 send(.relayOpened(.init(id: open.id, stream: stream)))
             case .failure(let code):
                 reply(open.id, code, "relay refused")
@@ -153,18 +164,21 @@ struct SessionReader: Sendable {
     /// The closing answer for a banned address, or `nil` when it is not banned.
     private func banned() -> SessionExit? {
         guard let until = context.store.bannedUntil(remoteAddress) else { return nil }
-        context.metrics.increment(.bannedConnections)
+        context.metrics.bannedConnections.increment()
         return .violation(
             .banned, "too many failed proofs from this address", retryAfter: max(1, until.timeIntervalSinceNow))
     }
 
-    /// A failed proof: counted against the address (persisted), then delayed, refused, or banned.
-    private func refuse(_ code: SignalErrorCode, id: UInt64?, closes: Bool) async -> SessionExit? {
+    /// A failed proof: counted against the address (persisted), then delayed, refused, or banned. `answering` runs
+    /// just before the answer is queued.
+    private func refuse(
+        _ code: SignalErrorCode, id: UInt64?, closes: Bool, answering: () -> Void = {}
+    ) async -> SessionExit? {
         let metrics = context.metrics
         switch code {
-        case .badProof: metrics.increment(.refusedProofs)
-        case .badJoinKey: metrics.increment(.refusedJoinKeys)
-        case .badSwarmProof: metrics.increment(.refusedSwarmProofs)
+        case .badProof: metrics.refusedProofs.increment()
+        case .badJoinKey: metrics.refusedJoinKeys.increment()
+        case .badSwarmProof: metrics.refusedSwarmProofs.increment()
         default: break
         }
         logger.info(
@@ -182,11 +196,13 @@ struct SessionReader: Sendable {
         case .delayThenRefuse(let delay):
             try? await Task.sleep(for: delay)
         case .banned(let until):
-            metrics.increment(.bans)
+            metrics.bans.increment()
             logger.notice("address banned", metadata: ["remote.address": "\(remoteAddress)", "ban.until": "\(until)"])
+            answering()
             return .violation(
                 .banned, "too many failed proofs from this address", retryAfter: until.timeIntervalSinceNow)
         }
+        answering()
         if closes { return .violation(code, "proof refused") }
         reply(id, code, "proof refused")
         return nil
@@ -220,7 +236,7 @@ struct SessionReader: Sendable {
         }
         do {
             try await target.writeBinary(buffer)
-            context.metrics.increment(.relayedBytes, by: payloadBytes)
+            context.metrics.relayedBytes.increment(by: payloadBytes)
         } catch {
             await context.hub.closeRelay(stream, by: target)
         }

@@ -1,3 +1,5 @@
+import SignalingProtocol
+
 /// The lifecycle of one server-side connection: awaiting open → challenge sent → authenticated → closed. Every decision about
 /// what a message may do in the current state is made here; the session carries out the returned action.
 struct SessionStateMachine {

@@ -6,6 +6,7 @@ import HummingbirdWebSocket
 public import Logging
 import NIOCore
 public import ServiceLifecycle
+import SignalingProtocol
 import Synchronization
 
 /// The signaling server: WebSocket peers on ``Signaling/webSocketPath``, `GET /healthz`, `GET /metrics`.
@@ -146,59 +147,6 @@ public final class SignalServer: Service, Sendable {
     }
 }
 
-/// A value that becomes available once; waiters suspend until then, until it fails, or until they are cancelled.
-final class OneShot<Value: Sendable>: Sendable {
-    private enum State {
-        case waiting([UInt64: CheckedContinuation<Value, any Error>], next: UInt64)
-        case done(Result<Value, any Error>)
-    }
-
-    private let state = Mutex(State.waiting([:], next: 0))
-
-    func value() async throws -> Value {
-        let token = state.withLock { state -> UInt64 in
-            guard case .waiting(let waiters, let next) = state else { return 0 }
-            state = .waiting(waiters, next: next + 1)
-            return next + 1
-        }
-        return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { continuation in
-                let ready: Result<Value, any Error>? = state.withLock { state in
-                    switch state {
-                    case .waiting(var waiters, let next):
-                        if Task.isCancelled { return .failure(CancellationError()) }
-                        waiters[token] = continuation
-                        state = .waiting(waiters, next: next)
-                        return nil
-                    case .done(let result):
-                        return result
-                    }
-                }
-                if let ready { continuation.resume(with: ready) }
-            }
-        } onCancel: {
-            let waiter = state.withLock { state -> CheckedContinuation<Value, any Error>? in
-                guard case .waiting(var waiters, let next) = state else { return nil }
-                let waiter = waiters.removeValue(forKey: token)
-                state = .waiting(waiters, next: next)
-                return waiter
-            }
-            waiter?.resume(throwing: CancellationError())
-        }
-    }
-
-    func fulfil(_ value: Value) { complete(.success(value)) }
-    func fail(_ error: any Error) { complete(.failure(error)) }
-
-    private func complete(_ result: Result<Value, any Error>) {
-        let waiters = state.withLock { state -> [CheckedContinuation<Value, any Error>] in
-            guard case .waiting(let waiters, _) = state else { return [] }
-            state = .done(result)
-            return Array(waiters.values)
-        }
-        for waiter in waiters { waiter.resume(with: result) }
-    }
-}
 extension SignalServer {
     /// Runs the server until SIGINT or SIGTERM, then shuts down gracefully (open WebSockets get a close frame).
     public func runUntilSignalled() async throws {

@@ -1,4 +1,5 @@
 internal import ChunkStore
+internal import HarpBasics
 
 /// One connected peer, as the engine sees it.
 struct PeerState: Sendable {

@@ -1,4 +1,5 @@
 public import ChunkStore
+internal import HarpBasics
 
 /// Every decision of the swarm of one file version, as a value: events go in with their time
 /// (`handle(_:at:)`), the actions to carry out come out. It does no I/O, reads no clock and draws its randomness from

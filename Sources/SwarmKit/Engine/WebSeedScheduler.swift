@@ -1,3 +1,5 @@
+internal import HarpBasics
+
 /// The server as a source of last resort, as a value: how many range requests may be in flight, the grace at the
 /// start of a fetch, and the backoff after failures. No I/O; `SwarmEngine.fillServer()` decides what to ask for.
 public struct WebSeedScheduler: Sendable {
@@ -13,6 +15,8 @@ public struct WebSeedScheduler: Sendable {
     public private(set) var inFlight: [Int] = []
     public private(set) var failures = 0
     public private(set) var pausedUntil: Double = 0
+
+    static let backoff = Backoff(base: .milliseconds(250), cap: .seconds(30))
 
     public init(requests: Int, grace: Double) {
         self.requests = requests
@@ -47,7 +51,7 @@ public struct WebSeedScheduler: Sendable {
     /// A request failed in a way that may pass: pause, doubling from 0.5 s up to 30 s. Returns the pause.
     mutating func failed(at now: Double) -> Double {
         failures += 1
-        let pause = min(0.25 * Double(1 << min(failures, 8)), 30)
+        let pause = Self.backoff.delay(forAttempt: failures).secondsValue
         pausedUntil = now + pause
         return pause
     }

@@ -1,6 +1,7 @@
 import Crypto
 import CryptoExtras
 import Foundation
+import HarpBasics
 import Logging
 
 @testable import DevCloud
@@ -14,7 +15,7 @@ enum TestData {
     }
 
     static func sha1Hex(_ bytes: [UInt8]) -> String {
-        Insecure.SHA1.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+        Hex.encode(Insecure.SHA1.hash(data: bytes))
     }
 }
 

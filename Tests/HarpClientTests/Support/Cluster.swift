@@ -4,7 +4,9 @@ import Foundation
 import HarpClient
 import Logging
 import NextcloudClient
-import Signaling
+import SignalingClient
+import SignalingProtocol
+import SignalingServer
 import SwarmKit
 import Testing
 

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Testing
 
 @testable import NextcloudClient
@@ -7,10 +8,10 @@ import Testing
 struct Fixture: Sendable {
     let name: String
     let requestLine: String
-    let requestHeaders: HTTPHeaders
+    let requestHeaders: HTTPFields
     let requestBody: String
     let status: Int
-    let responseHeaders: HTTPHeaders
+    let responseHeaders: HTTPFields
     let body: Data
 
     var method: String { String(requestLine.split(separator: " ").first ?? "") }
@@ -53,10 +54,10 @@ struct Fixture: Sendable {
         self.body = Data((body.hasSuffix("\n") ? String(body.dropLast()) : body).utf8)
     }
 
-    private static func splitMessage(_ text: String, name: String) throws -> (String, HTTPHeaders, String) {
+    private static func splitMessage(_ text: String, name: String) throws -> (String, HTTPFields, String) {
         var lines = text.split(separator: "\n", omittingEmptySubsequences: false)[...]
         guard let first = lines.popFirst() else { throw FixtureError.malformed(name) }
-        var headers = HTTPHeaders()
+        var headers = HTTPFields()
         while let line = lines.popFirst(), !line.isEmpty {
             headers.addRawLine(line)
         }

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Synchronization
 
 @testable import NextcloudClient
@@ -29,7 +30,8 @@ final class MiniCloud: Sendable {
         if path == "/index.php/login/v2" {
             let body =
                 #"{"poll":{"token":"poll-secret-token","endpoint":"ENDPOINT/index.php/login/v2/poll"},"login":"ENDPOINT/index.php/login/v2/flow/abc"}"#
-            let host = "http://" + (request.headers["Host"] ?? "")
+            // An HTTP/1.1 request's Host header (HTTPField.Name.host is reserved for HTTP/2's :authority).
+            let host = "http://" + (request.headers[hostField] ?? "")
             return .respond(
                 200, headers: [("Content-Type", "application/json")],
                 body: Array(body.replacingOccurrences(of: "ENDPOINT", with: host).utf8))
@@ -52,7 +54,7 @@ final class MiniCloud: Sendable {
             return .closeDelimited(401, body: Array(sabreError("NotAuthenticated", "bad password \(echoed)")))
         }
         if path.hasPrefix("/ocs/") {
-            guard request.headers["OCS-APIRequest"] == "true" else { return .respond(412) }
+            guard request.headers[.ocsAPIRequest] == "true" else { return .respond(412) }
             return ocs(request, path: path)
         }
         let uploads = "/remote.php/dav/uploads/alice/"
@@ -84,7 +86,7 @@ final class MiniCloud: Sendable {
         guard let id = parts.first else { return .respond(400) }
         switch (request.method, parts.count) {
         case ("MKCOL", 1):
-            guard request.headers["Destination"] != nil else { return .respond(400) }
+            guard request.headers[.destination] != nil else { return .respond(400) }
             state.withLock { $0.chunks[id] = [:] }
             return .respond(201)
         case ("PROPFIND", 1):
@@ -100,8 +102,8 @@ final class MiniCloud: Sendable {
             xml += "</d:multistatus>"
             return .respond(207, body: Array(xml.utf8))
         case ("PUT", 2):
-            guard let n = Int(parts[1]), request.headers["OC-Total-Length"] != nil,
-                request.headers["Destination"] != nil
+            guard let n = Int(parts[1]), request.headers[.ocTotalLength] != nil,
+                request.headers[.destination] != nil
             else { return .respond(400) }
             let fail = state.withLock { state -> Bool in
                 state.chunkPuts.append(n)
@@ -115,7 +117,7 @@ final class MiniCloud: Sendable {
             }
             return fail ? .drop : .respond(201)
         case ("MOVE", 2) where parts[1] == ".file":
-            guard let destination = request.headers["Destination"], let total = request.headers["OC-Total-Length"],
+            guard let destination = request.headers[.destination], let total = request.headers[.ocTotalLength],
                 let chunks = state.withLock({ $0.chunks[id] })
             else { return .respond(400) }
             let assembled = chunks.sorted { $0.key < $1.key }.flatMap(\.value)
@@ -135,3 +137,6 @@ final class MiniCloud: Sendable {
 extension Data {
     var utf8Bytes: [UInt8] { Array(self) }
 }
+
+/// `Host`, as HTTP/1.1 sends it.
+private let hostField = HTTPField.Name("Host")!

@@ -1,3 +1,4 @@
+import HTTPTypes
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -11,12 +12,12 @@ final class TestHTTPServer: Sendable {
     struct Request: Sendable {
         let method: String
         let target: String
-        let headers: HTTPHeaders
+        let headers: HTTPFields
         let body: [UInt8]
 
         /// The user and password of a Basic Authorization header.
         var basicAuth: (user: String, password: String)? {
-            guard let value = headers["Authorization"], value.hasPrefix("Basic "),
+            guard let value = headers[.authorization], value.hasPrefix("Basic "),
                 let decoded = decodeBase64(String(value.dropFirst(6))),
                 let colon = decoded.firstIndex(of: ":")
             else { return nil }
@@ -122,9 +123,9 @@ private final class RawHTTPHandler: ChannelInboundHandler {
         let headText = String(decoding: buffer[..<end], as: UTF8.self)
         var lines = headText.split(separator: "\r\n")[...]
         let requestLine = lines.popFirst()?.split(separator: " ") ?? []
-        var headers = HTTPHeaders()
+        var headers = HTTPFields()
         for line in lines { headers.addRawLine(line) }
-        let length = headers["Content-Length"].flatMap { Int($0) } ?? 0
+        let length = headers[.contentLength].flatMap { Int($0) } ?? 0
         let bodyStart = end + 4
         guard buffer.count >= bodyStart + length, requestLine.count >= 2 else { return nil }
         let body = Array(buffer[bodyStart..<bodyStart + length])
