@@ -32,7 +32,9 @@ struct ReplayTests {
             #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
             let replay = try await bed.run("peer\(index)", ["debug", "replay", recording])
             let lines = replay.output
-            #expect(replay.process.terminationStatus == 0, "peer\(index) replay: \(replay.output) \(replay.stderr.suffix(2000))")
+            #expect(
+                replay.process.terminationStatus == 0,
+                "peer\(index) replay: \(replay.output) \(replay.stderr.suffix(2000))")
             #expect(lines.last == "identical", "peer\(index) replay: \(replay.output)")
             let events = lines.first { $0.hasPrefix("events: ") }.flatMap { Int($0.dropFirst(8)) } ?? 0
             let actions = lines.first { $0.hasPrefix("actions: ") }.flatMap { Int($0.dropFirst(9)) } ?? 0
