@@ -67,12 +67,20 @@ enum RawHTTP {
             if written <= 0 { break }
             offset += written
         }
+        // The response ends when the server closes (`Connection: close`); a server that stops sending without closing
+        // fails the read after 60 s instead of hanging the test.
+        var timeout = timeval(tv_sec: 60, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var response: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count <= 0 { break }
-            response.append(contentsOf: buffer[0..<count])
+        var count = 0
+        repeat {
+            count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count > 0 { response.append(contentsOf: buffer[0..<count]) }
+        } while count > 0
+        if count < 0, errno == EAGAIN || errno == EWOULDBLOCK {
+            throw RawHTTPError(
+                description: "timed out after 60 s waiting for the end of the response (\(response.count) bytes)")
         }
         return response
     }
