@@ -15,7 +15,6 @@ final class LaunchedProcess: @unchecked Sendable {
     private var exited = false
     private var outputEnded = false
     private var waiters: [CheckedContinuation<Void, Never>] = []
-    private let outputReader: FileHandle
     let stderrPath: String
 
     init(name: String, arguments: [String], environment: [String: String], directory: String) throws {
@@ -28,26 +27,29 @@ final class LaunchedProcess: @unchecked Sendable {
         _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
         // Standard output through a socket pair whose ends are close-on-exec from the start (Swift's Glibc has no
-        // pipe2): only this child gets the write end (as its descriptor 1), so the output ends when it exits, not when
-        // some other process the tests started meanwhile exits (a `Pipe`'s ends are inherited by every child spawned
-        // while they are open).
+        // pipe2): only this child gets the write end (as its descriptor 1). Foundation closes, in a child, the
+        // descriptors open when it prepares the spawn, not one opened meanwhile: a `Pipe` made by a test running in
+        // parallel could be inherited, and its output would not end before that other process did.
         var ends: [Int32] = [-1, -1]
         guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &ends) == 0 else {
             throw TestbedError("socketpair() failed: errno \(errno)")
         }
-        outputReader = FileHandle(fileDescriptor: ends[0], closeOnDealloc: true)
         let outputWriter = FileHandle(fileDescriptor: ends[1], closeOnDealloc: true)
         process.standardOutput = outputWriter
-        outputReader.readabilityHandler = { [weak self] handle in
-            let data = handle.availableData
-            if data.isEmpty {
-                handle.readabilityHandler = nil
-                self?.endOutput()
-            } else {
-                self?.append(data)
-            }
-        }
         process.terminationHandler = { [weak self] _ in self?.markExited() }
+        // Blocking reads on a thread of its own: the end of the output is the read that returns 0. (With a
+        // `readabilityHandler`, the end was once not seen for 30 s after the process had exited, under load.)
+        let reader = ends[0]
+        Thread { [weak self] in
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            var count = 0
+            repeat {
+                count = buffer.withUnsafeMutableBytes { read(reader, $0.baseAddress, $0.count) }
+                if count > 0 { self?.append(Data(buffer[0..<count])) }
+            } while count > 0 || (count < 0 && errno == EINTR)
+            close(reader)
+            self?.endOutput()
+        }.start()
         try process.run()
         try outputWriter.close()
     }
