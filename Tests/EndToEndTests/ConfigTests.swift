@@ -52,10 +52,12 @@ struct ConfigTests {
             bed, peer: "cfg", ["whoami", "--json"], environment: ["HARP_USER": "bob", "HARP_APP_PASSWORD": "bob-pw"])
         #expect(fromEnvironment.jsonLines.first?["user"] as? String == "bob", "\(fromEnvironment.stderr)")
         // A flag beats both: a server nobody listens on is a network failure (7).
+        let down = try RefusingPort()
         let fromFlag = try await run(
-            bed, peer: "cfg", ["whoami", "--server", "http://127.0.0.1:9"],
+            bed, peer: "cfg", ["whoami", "--server", "http://127.0.0.1:\(down.port)"],
             environment: ["HARP_APP_PASSWORD": "alice-pw"])
         #expect(fromFlag.process.terminationStatus == 7, "\(fromFlag.stderr)")
+        withExtendedLifetime(down) {}
     }
 
     @Test func aTypoInTheFileIsAUsageErrorNamingTheLine() async throws {

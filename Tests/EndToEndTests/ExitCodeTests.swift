@@ -26,8 +26,11 @@ struct ExitCodeTests {
         #expect(partial.process.terminationStatus == 5, "\(partial.stderr)")
         #expect(!FileManager.default.fileExists(atPath: bed.home("p") + "/f.bin"))
         // 7: the server cannot be reached.
+        let down = try RefusingPort()
         #expect(
-            try await bed.run("x", ["get", "/f.bin", "--server", "http://127.0.0.1:9"]).process.terminationStatus == 7)
+            try await bed.run("x", ["get", "/f.bin", "--server", "http://127.0.0.1:\(down.port)"]).process
+                .terminationStatus == 7)
+        withExtendedLifetime(down) {}
     }
 
     @Test func aSidecarThatDoesNotDescribeTheServersFileFailsPeersOnlyAndFallsBackToTheServer() async throws {

@@ -150,7 +150,8 @@ struct SwarmTests {
         _ = try await startSeeder(bed, "seeder", "/secret.bin")
         let joinsBefore = try await bed.signalMetric("harp_signal_joins_total")
         let connectedBefore = try await bed.signalMetric("harp_signal_connections")
-        #expect(joinsBefore >= 1)
+        // The seeder's one join (it answers before the seeder reports seeding): the metric is read, not missing (-1).
+        #expect(joinsBefore == 1)
 
         let bob = try await bed.run("bob", ["get", "/secret.bin", "-o", "copy/", "--json"], user: "bob")
         #expect(bob.process.terminationStatus == 4, "\(bob.stderr)")
@@ -167,12 +168,9 @@ struct SwarmTests {
         try await bed.upload(original)
         let fetcher = try bed.start("peer", ["get", "/f.bin", "-o", "copy/", "--json"])
         let part = bed.home("peer") + "/copy/f.bin.harp-part"
-        var waited = 0
-        while !FileManager.default.fileExists(atPath: part), waited < 1200 {
-            try await Task.sleep(for: .milliseconds(50))
-            waited += 1
+        try await waitUntil("the download to start (\(part)): \(fetcher.stderr.suffix(1000))", timeout: 60) {
+            FileManager.default.fileExists(atPath: part)
         }
-        try #require(FileManager.default.fileExists(atPath: part), "the download never started")
         // A new version with the same name, uploaded while the first is being fetched.
         try FileManager.default.createDirectory(atPath: bed.directory + "/v2", withIntermediateDirectories: true)
         try FileManager.default.moveItem(
@@ -200,12 +198,10 @@ struct SwarmTests {
         #expect(put.process.terminationStatus == 0, "\(put.stderr)")
         #expect(put.jsonLines.filter { $0["event"] as? String == "file-done" }.count == 2)
         let seeder = try bed.start("author", ["seed", "Project", "--remote", "/Project", "--json"])
-        for _ in 0..<2 {
-            _ = await seeder.waitForLine(timeout: 120) { _ in
-                seeder.jsonLines.filter { $0["event"] as? String == "seeding" }.count == 2
-            }
+        try await waitUntil("the seeder to seed both files: \(seeder.output) \(seeder.stderr)", timeout: 240) {
+            seeder.jsonLines.filter { $0["event"] as? String == "seeding" }.count >= 2
         }
-        #expect(seeder.jsonLines.filter { $0["event"] as? String == "seeding" }.count == 2, "\(seeder.stderr)")
+        #expect(seeder.jsonLines.filter { $0["event"] as? String == "seeding" }.count == 2, "\(seeder.output)")
 
         let before = try await bed.cloudBytesSent()
         let get = try await bed.run("reader", ["get", "-R", "/Project", "-o", "copy", "--json"])
@@ -242,7 +238,6 @@ struct SwarmTests {
         // Every byte crossed the signaling server's relay (as Noise ciphertext, framing included).
         let relayed = try await bed.signalMetric("harp_signal_relayed_bytes_total") - relayedBefore
         #expect(relayed >= Double(size), "the relay forwarded \(relayed) bytes")
-        #expect(try await bed.signalMetric("harp_signal_relay_streams_total") >= 1)
     }
 
     @Test func theTransferCompletesWhenTheSignalingServerGoesDown() async throws {
@@ -323,18 +318,15 @@ struct SwarmTests {
         try await bed.upload(original)
         let seeder = try await startSeeder(bed, "seeder", "/f.bin")
         var seen: [String: Any]?
-        for _ in 0..<50 {
+        try await waitUntil("status to show the seeder in one swarm", timeout: 60) {
             let status = try await bed.run("seeder", ["status", "--json"])
-            let processes = status.jsonLines.first?["processes"] as? [[String: Any]] ?? []
-            if let process = processes.first(where: { int64($0["pid"]) == Int64(seeder.process.processIdentifier) }),
-                int64(process["swarms"]) == 1
-            {
-                seen = status.jsonLines.first
-                break
+            seen = status.jsonLines.first
+            let processes = seen?["processes"] as? [[String: Any]] ?? []
+            return processes.contains {
+                int64($0["pid"]) == Int64(seeder.process.processIdentifier) && int64($0["swarms"]) == 1
             }
-            try await Task.sleep(for: .milliseconds(200))
         }
-        let status = try #require(seen, "status never showed the seeder")
+        let status = try #require(seen)
         let store = try #require(status["store"] as? [String: Any])
         #expect(int64(store["indexedBytes"]) == 4 << 20)
         #expect(int64(store["files"]) == 1)
@@ -354,11 +346,13 @@ struct SwarmTests {
         let first = try await bed.run("first", ["get", "/f.bin"])
         #expect(first.process.terminationStatus == 0, "\(first.stderr)")
         var environment = bed.environment(peer: "late")
-        environment["HARP_SIGNAL"] = "ws://127.0.0.1:9/v1/ws"
+        let down = try RefusingPort()
+        environment["HARP_SIGNAL"] = "ws://127.0.0.1:\(down.port)/v1/ws"
         let started = Date()
         let late = try LaunchedProcess(
             name: "late", arguments: ["get", "/f.bin", "--json"], environment: environment, directory: bed.home("late"))
         #expect(await late.wait(timeout: 120) == 0, "\(late.stderr.suffix(1500))")
+        withExtendedLifetime(down) {}
         #expect(Date().timeIntervalSince(started) < 60)
         #expect(try sameContents(original, bed.home("late") + "/f.bin"))
         #expect(int64(fileDone(late)?["bytesFromServer"]) == 3 << 20)

@@ -117,7 +117,8 @@ struct MultistatusFixtureTests {
 
     @Test func quotaAndLocks() throws {
         let quota = try Multistatus.parse(Fixture.named("073").body, rootHref: "/remote.php/dav/files/alice", path: nil)
-        #expect((quota[0].quotaAvailableBytes ?? -1) >= 0)
+        #expect(quota[0].quotaAvailableBytes == 1_048_576)
+        #expect(quota[0].quotaUsedBytes == 26_214_452)
         let locked = try Multistatus.parse(Fixture.named("059").body, rootHref: "/remote.php/dav/files/bob", path: nil)
         #expect(locked[0].isLocked)
         #expect(locked[0].lockOwner == "alice")

@@ -59,7 +59,14 @@ struct DiscoveryTests {
                 #expect(outcome == .failure(.refused(.badSwarmProof)))
                 #expect(!impostor.log.events.contains { $0.anyPeerJoined })
                 #expect(!impostor.log.events.contains { $0.joined(swarm.publicKey) != nil })
-                // The member was never told about the impostor.
+                // The member was never told about the impostor. The server sends the members' announcements before
+                // it answers a join, so a later join of the member's has its `joined` event after any such
+                // announcement on the member's ordered event stream: wait for it, then look.
+                let later = Ed25519Signer()
+                _ = try await withTimeout("member joins again") {
+                    try await member.client.join(swarm: later, addresses: [])
+                }
+                try await member.log.wait("the member's later join") { $0.joined(later.publicKey) != nil }
                 #expect(!member.log.events.contains { $0.peerJoined(swarm.publicKey, impostor.device.publicKey) })
             }
         }

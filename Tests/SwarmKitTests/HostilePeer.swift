@@ -134,13 +134,13 @@ final class HostilePeer {
     /// Waits until the connection is closed, at most until `deadline`; returns whether it closed. A peer that does
     /// not read does not see the other side's FIN: write keep-alives, which fail once the other side has closed.
     func waitClosed(until deadline: ContinuousClock.Instant) async -> Bool {
-        while ContinuousClock.now < deadline {
+        let closed: ()? = try? await waitFor("the connection to close", until: deadline) {
             if isClosed { return true }
             let probe = channel.eventLoop.makePromise(of: Void.self)
             channel.writeAndFlush(WireMessage.keepAlive, promise: probe)
-            try? await Task.sleep(for: .milliseconds(20))
+            return false
         }
-        return isClosed
+        return closed != nil || isClosed
     }
 
     func close() async {

@@ -61,16 +61,9 @@ import Testing
                 #expect(sender.bufferedBytes <= sender.queueLimit + block.readableBytes + 14)
             }
         }
-        // The writer stops once the kernel's buffers and the queue are full.
-        var last = -1
-        var stable = 0
-        let deadline = ContinuousClock.now + .seconds(20)
-        while stable < 20, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(10))
-            let now = sender.peakBufferedBytes
-            stable = now == last ? stable + 1 : 0
-            last = now
-        }
+        // The writer stops once the kernel's buffers and the queue are full: the backlog is over the queue limit, and
+        // the next `send` waits (the task is still running below, and `finish` makes it throw).
+        try await waitFor("the writer to fill the send queue", seconds: 20) { sender.bufferedBytes > sender.queueLimit }
         #expect(sender.peakBufferedBytes <= sender.queueLimit + block.readableBytes + 14)
         // finish does not wait for the queue to drain: the goodbye cannot be written, the connection closes anyway.
         try await connection.finish(reason: .normal, grace: .milliseconds(200))

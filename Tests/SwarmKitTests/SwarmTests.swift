@@ -222,17 +222,18 @@ import Testing
         // without another fault); the second fault bans the liar for the session.
         for attempt in 1...2 {
             try await fetcher.connect(to: liar)
-            while await fetcher.swarm.snapshot.peerFaults < attempt { try await Task.sleep(for: .milliseconds(10)) }
-            while await fetcher.swarm.isConnected(to: liar.identity.publicKey) {
-                try await Task.sleep(for: .milliseconds(10))
+            try await waitFor("fault \(attempt) of the liar") {
+                await fetcher.swarm.snapshot.peerFaults >= attempt
+            }
+            try await waitFor("the liar's connection \(attempt) to be dropped") {
+                await !fetcher.swarm.isConnected(to: liar.identity.publicKey)
             }
         }
         #expect(await fetcher.swarm.isBanned(liar.identity.publicKey))
         try await fetcher.connect(to: liar)
         // Wait for the refusal itself, not for a while: the swarm counts it when it turns the connection away.
-        let deadline = ContinuousClock.now + .seconds(30)
-        while await fetcher.swarm.snapshot.bannedRefused < 1, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(10))
+        try await waitFor("the banned liar's connection to be refused", seconds: 30) {
+            await fetcher.swarm.snapshot.bannedRefused > 0
         }
         #expect(await fetcher.swarm.snapshot.bannedRefused == 1, "a banned peer is refused")
         #expect(!(await fetcher.swarm.isConnected(to: liar.identity.publicKey)))
@@ -255,8 +256,8 @@ import Testing
         let first = try await Member(root: origin.root, size: origin.manifest.size)
         let second = try await Member(root: origin.root, size: origin.manifest.size)
         try await first.connect(to: hub)
-        while !(await hub.swarm.isConnected(to: first.identity.publicKey)) {
-            try await Task.sleep(for: .milliseconds(10))
+        try await waitFor("the hub to connect the first member") {
+            await hub.swarm.isConnected(to: first.identity.publicKey)
         }
         try await second.connect(to: hub)
         var iterator = second.swarm.discoveries.makeAsyncIterator()
@@ -280,11 +281,9 @@ import Testing
         let second = try await Member(root: origin.root, size: origin.manifest.size, options: options)
         try await second.connect(to: seeder)
         try await second.swarm.seed(manifest: origin.manifest, store: origin.store)
-        let deadline = ContinuousClock.now + .seconds(20)
-        while await second.swarm.snapshot.superSeeding, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(10))
+        try await waitFor("super-seeding to end once the complete seeder's bitfield is known", seconds: 20) {
+            await !second.swarm.snapshot.superSeeding
         }
-        #expect(await second.swarm.snapshot.superSeeding == false)
         #expect(await alone.swarm.snapshot.superSeeding)
         for member in [alone, seeder, second] { await member.stop() }
     }

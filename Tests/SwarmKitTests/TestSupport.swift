@@ -59,3 +59,25 @@ struct NoiseVectorFile: Decodable {
 extension SecureBytes {
     var bytes: [UInt8] { withUnsafeBytes { Array($0) } }
 }
+
+/// What ``waitFor(_:until:_:)`` throws when its deadline passes.
+struct TimedOut: Error, CustomStringConvertible {
+    let what: String
+    var description: String { "timed out waiting for \(what)" }
+}
+
+/// The one polling loop of these tests: checks `condition` every 10 ms until it holds, and throws ``TimedOut``
+/// naming `what` when `deadline` passes first (a deadline on a wait for an event, not a sleep for a peer).
+func waitFor(
+    _ what: String, until deadline: ContinuousClock.Instant, _ condition: () async throws -> Bool
+) async throws {
+    while try await !condition() {
+        guard ContinuousClock.now < deadline else { throw TimedOut(what: what) }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+}
+
+/// ``waitFor(_:until:_:)`` with a deadline `seconds` from now.
+func waitFor(_ what: String, seconds: Int = 15, _ condition: () async throws -> Bool) async throws {
+    try await waitFor(what, until: .now + .seconds(seconds), condition)
+}

@@ -67,12 +67,20 @@ enum RawHTTP {
             if written <= 0 { break }
             offset += written
         }
+        // The response ends when the server closes (`Connection: close`); a server that stops sending without closing
+        // fails the read after 60 s instead of hanging the test.
+        var timeout = timeval(tv_sec: 60, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var response: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count <= 0 { break }
-            response.append(contentsOf: buffer[0..<count])
+        var count = 0
+        repeat {
+            count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count > 0 { response.append(contentsOf: buffer[0..<count]) }
+        } while count > 0
+        if count < 0, errno == EAGAIN || errno == EWOULDBLOCK {
+            throw RawHTTPError(
+                description: "timed out after 60 s waiting for the end of the response (\(response.count) bytes)")
         }
         return response
     }
@@ -164,8 +172,12 @@ extension RawHTTP {
 }
 
 extension RawHTTP {
-    /// Sends a request head with `Expect: 100-continue` and waits (up to 5 s) for the interim answer before sending
-    /// the body, as libcurl does. Returns the interim status line (nil if none came) and the final response.
+    /// Sends a request head with `Expect: 100-continue` and waits for the interim answer before sending the body, as
+    /// libcurl does. Returns the interim status line (nil if none came) and the final response.
+    ///
+    /// Each read waits up to 60 s: with 5 s, a loaded machine (the whole suite on 2 cores) answered neither in time
+    /// and the test failed with "no complete response head (0 bytes)". A server that answers only once it has the
+    /// body still fails the check: nothing comes before the body, so there is no interim line.
     static func sendExpectingContinue(
         port: Int, method: String, path: String, headers: [(String, String)], body: [UInt8]
     ) async throws -> (String?, HTTPResult) {
@@ -190,7 +202,7 @@ extension RawHTTP {
                             }
                         }
                         guard fd >= 0, connected == 0 else { throw RawHTTPError(description: "connect() failed") }
-                        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+                        var timeout = timeval(tv_sec: 60, tv_usec: 0)
                         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
                         _ = headBytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
                         var buffer = [UInt8](repeating: 0, count: 65536)

@@ -13,6 +13,7 @@ final class LaunchedProcess: @unchecked Sendable {
     private var lines: [String] = []
     private var partial = Data()
     private var exited = false
+    private var outputEnded = false
     private var waiters: [CheckedContinuation<Void, Never>] = []
     let stderrPath: String
 
@@ -25,15 +26,32 @@ final class LaunchedProcess: @unchecked Sendable {
         stderrPath = directory + "/\(name).stderr"
         _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
-        let out = Pipe()
-        process.standardOutput = out
-        out.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            let data = handle.availableData
-            self?.append(data)
-            if data.isEmpty { handle.readabilityHandler = nil }
+        // Standard output through a socket pair whose ends are close-on-exec from the start (Swift's Glibc has no
+        // pipe2): only this child gets the write end (as its descriptor 1). Foundation closes, in a child, the
+        // descriptors open when it prepares the spawn, not one opened meanwhile: a `Pipe` made by a test running in
+        // parallel could be inherited, and its output would not end before that other process did.
+        var ends: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &ends) == 0 else {
+            throw TestbedError("socketpair() failed: errno \(errno)")
         }
+        let outputWriter = FileHandle(fileDescriptor: ends[1], closeOnDealloc: true)
+        process.standardOutput = outputWriter
         process.terminationHandler = { [weak self] _ in self?.markExited() }
+        // Blocking reads on a thread of its own: the end of the output is the read that returns 0. (With a
+        // `readabilityHandler`, the end was once not seen for 30 s after the process had exited, under load.)
+        let reader = ends[0]
+        Thread { [weak self] in
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            var count = 0
+            repeat {
+                count = buffer.withUnsafeMutableBytes { read(reader, $0.baseAddress, $0.count) }
+                if count > 0 { self?.append(Data(buffer[0..<count])) }
+            } while count > 0 || (count < 0 && errno == EINTR)
+            close(reader)
+            self?.endOutput()
+        }.start()
         try process.run()
+        try outputWriter.close()
     }
 
     private func append(_ data: Data) {
@@ -45,6 +63,18 @@ final class LaunchedProcess: @unchecked Sendable {
             }
         }
     }
+
+    /// The end of standard output (every copy of its write end is closed): no more lines will come.
+    private func endOutput() {
+        lock.withLock {
+            if !partial.isEmpty { lines.append(String(decoding: partial, as: UTF8.self)) }
+            partial.removeAll()
+            outputEnded = true
+        }
+    }
+
+    /// Whether standard output has ended: every line the process printed is in `output`.
+    var hasOutputEnded: Bool { lock.withLock { outputEnded } }
 
     private func markExited() {
         let resumed = lock.withLock {
@@ -67,19 +97,16 @@ final class LaunchedProcess: @unchecked Sendable {
 
     var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
 
-    /// Waits until a printed line satisfies `predicate` (polling the collected lines), or the process ends, or the
-    /// time limit passes; returns the line.
+    /// Waits until a printed line satisfies `predicate` (polling the collected lines), or the output ends without
+    /// one (the process exited), or the time limit passes; returns the line.
     func waitForLine(timeout: Double = 120, _ predicate: (String) -> Bool) async -> String? {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if let line = output.first(where: predicate) { return line }
-            if !process.isRunning {
-                try? await Task.sleep(for: .milliseconds(100))
-                return output.first(where: predicate)
-            }
-            try? await Task.sleep(for: .milliseconds(50))
+        let found: String?? = await poll(timeout: timeout) {
+            // Read the end first: once it is set, every line is in `output`.
+            let ended = hasOutputEnded
+            if let line = output.first(where: predicate) { return .some(line) }
+            return ended ? .some(nil) : nil
         }
-        return nil
+        return found ?? nil
     }
 
     /// Waits for the process to exit (killing it after `timeout` seconds) and returns its exit status.
@@ -101,8 +128,10 @@ final class LaunchedProcess: @unchecked Sendable {
             if done { continuation.resume() }
         }
         watchdog.cancel()
-        // Let the pipe drain.
-        try? await Task.sleep(for: .milliseconds(100))
+        // Every line it printed is collected once its standard output has ended (it ends with the process).
+        if await poll(timeout: 30, { hasOutputEnded ? true : nil }) == nil {
+            Issue.record("the standard output of \(name) was still open 30 s after it exited")
+        }
         return process.terminationStatus
     }
 
@@ -282,6 +311,26 @@ struct TestbedError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
+/// The one polling loop of the end-to-end tests: evaluates `probe` every 50 ms until it returns a value, and returns
+/// nil once `timeout` seconds have passed without one.
+func poll<T>(timeout: Double, _ probe: () async throws -> T?) async rethrows -> T? {
+    let deadline = ContinuousClock.now + .seconds(timeout)
+    while ContinuousClock.now < deadline {
+        if let value = try await probe() { return value }
+        try? await Task.sleep(for: .milliseconds(50))
+    }
+    return try await probe()
+}
+
+/// Waits until `condition` holds; throws a ``TestbedError`` naming `what` (evaluated then) after `timeout` seconds.
+func waitUntil(
+    _ what: @autoclosure () -> String, timeout: Double = 120, _ condition: () async throws -> Bool
+) async throws {
+    guard try await poll(timeout: timeout, { try await condition() ? true : nil }) != nil else {
+        throw TestbedError("timed out after \(Int(timeout)) s waiting for \(what())")
+    }
+}
+
 /// Whether two files have the same bytes (read in pieces).
 func sameContents(_ a: String, _ b: String) throws -> Bool {
     guard let x = FileHandle(forReadingAtPath: a), let y = FileHandle(forReadingAtPath: b) else { return false }
@@ -316,3 +365,32 @@ func fileDone(_ process: LaunchedProcess) -> [String: Any]? {
 }
 
 func int64(_ value: Any?) -> Int64 { (value as? NSNumber)?.int64Value ?? -1 }
+
+/// A loopback TCP port that refuses every connection while this value lives: bound (so that nothing else takes it)
+/// and never listening. For a server that is down, without a fixed port that something may listen on.
+final class RefusingPort {
+    let port: Int
+    private let descriptor: Int32
+
+    init() throws {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard descriptor >= 0 else { throw TestbedError("socket() failed: errno \(errno)") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
+                bind(descriptor, address, length) == 0 && getsockname(descriptor, address, &length) == 0
+            }
+        }
+        guard bound else {
+            close(descriptor)
+            throw TestbedError("bind() to 127.0.0.1:0 failed: errno \(errno)")
+        }
+        self.descriptor = descriptor
+        port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    deinit { close(descriptor) }
+}
