@@ -80,7 +80,11 @@ extension SwarmEngine {
         let free = cap - server.inFlight.count
         guard free > 0 else { return }
         let peersBusy = links.values.contains { !$0.outstanding.isEmpty }
-        let idle = now - lastPeerDelivery > options.peerIdleBeforeServer
+        // With a seeder connected (an origin, or a peer with every chunk) the server is not asked for what that
+        // seeder can give, even while this fetcher waits for its turn: the seeder's uplink is meant to carry the
+        // file, and a chunk taken from both is a copy too many.
+        let seederConnected = links.values.contains { $0.superSeeding || ($0.theirs?.isFull ?? false) }
+        let idle = !seederConnected && now - lastPeerDelivery > options.peerIdleBeforeServer
         let stripe = (index: members.firstIndex(of: localKey)!, of: members.count)
         let picks = picker.nextForServer(
             limit: free, stripe: stripe, reserve: peersBusy ? members.count * cap : 0,

@@ -119,6 +119,20 @@ struct SimulationTests {
         #expect(share < 0.05)
     }
 
+    /// The benchmark's late seeder: eight fetchers begin from the server, the origin's seeder joins 15 s later; the
+    /// server and the seeder together send about one copy.
+    @Test func eightFetchersAndALateSeederTakeAboutOneCopyFromTheOrigin() {
+        var nodes = Self.fetchers(8, uplink: 5 * Self.mb)
+        nodes.append(Node(name: "late seeder", uplink: 5 * Self.mb, seeds: true, joinAt: 15))
+        var sim = SwarmSimulator(chunks: 256, nodes: nodes, serverRate: 5 * Self.mb)
+        sim.run()
+        let server = Double(sim.serverBytes) / Double(sim.fileSize)
+        let seeder = Double(sim.nodes[8].bytesUploaded) / Double(sim.fileSize)
+        print("8 fetchers, late seeder: server \(server) F, seeder \(seeder) F, finish \(sim.lastFinish ?? -1) s")
+        #expect(sim.lastFinish != nil)
+        #expect(server + seeder <= 1.1)
+    }
+
     @Test func aPeerThatSendsBadChunksIsDroppedThenBanned() {
         var sim = SwarmSimulator(
             chunks: 32,
