@@ -89,15 +89,22 @@ extension SwarmEngine {
         else { return }
         let room = peer.pipeline.depth(chunkSize: manifest.averageChunkLength) - peer.outstanding.count
         guard room > 0 else { return }
-        // A super-seeding origin announces only the chunks it offers; once every chunk is in the swarm it announces
-        // all of them, and it is asked like any seeder (its uplink would idle otherwise, and a chunk that only a slow
-        // peer holds would wait for that peer).
-        let originSuperSeeds = peer.superSeeding && !theirs.isFull
-        var restricted: ChunkSet? = originSuperSeeds ? theirs : nil
-        if originSuperSeeds, links.values.contains(where: { !$0.superSeeding && $0.theirs != nil }) {
+        var restricted: ChunkSet? = peer.superSeeding ? theirs : nil
+        if peer.superSeeding, links.values.contains(where: { !$0.superSeeding && $0.theirs != nil }) {
             // The origin (a super-seeder) is asked only for chunks no other connected peer has, so that its uplink,
             // the scarce one, sends each chunk about once; the others are traded between peers.
             restricted = originOnlyChunks(among: theirs, picker: picker)
+            // Once it announces every chunk (super-seeding is over), it also fills in for peers that give this fetcher
+            // nothing: without that, its uplink idled at the end while a fetcher that peers choke (a slow uplink
+            // earns few unchokes), or a chunk that only a slow peer holds, held back the finish.
+            if theirs.isFull, restricted?.isEmpty ?? true,
+                !links.values.contains(where: { peer in
+                    !peer.superSeeding && !peer.outstanding.isEmpty
+                        && now - lastPeerDelivery < options.peerIdleBeforeServer
+                })
+            {
+                restricted = theirs
+            }
         }
         let picks = picker.next(for: link, limit: room, restrictedTo: restricted, using: &rng)
         self.picker = picker
@@ -120,12 +127,21 @@ extension SwarmEngine {
         send(requests, to: link)
     }
 
-    /// The chunks of `offered` that only super-seeding peers have (cached for 50 ms: this runs at every arrival).
+    /// The chunks of `offered` that no other peer can give this fetcher: only super-seeding peers have them, or the
+    /// other holders choke it or send to it at under a quarter of the fastest peer's rate (cached for 50 ms: this runs
+    /// at every arrival). A peer that chokes a fetcher (a slow uplink earns few unchokes) or barely sends does not
+    /// make a chunk available to it.
     mutating func originOnlyChunks(among offered: ChunkSet, picker: PiecePicker<LinkID>) -> ChunkSet {
         let supers = links.values.filter(\.superSeeding).count
         if originOnlyCache == nil || now - originOnlyCache!.at > 0.05 {
+            let peers = order.compactMap { links[$0] }.filter { !$0.superSeeding && $0.theirs != nil }
+            let fastest = peers.map { $0.recvMeter.rate(at: now) }.max() ?? 0
+            var unusable = [Int32](repeating: 0, count: picker.chunkCount)
+            for peer in peers where peer.peerChoking || peer.recvMeter.rate(at: now) < fastest / 4 {
+                for index in peer.theirs! where index < picker.chunkCount { unusable[index] += 1 }
+            }
             var only = ChunkSet(count: picker.chunkCount)
-            for index in 0..<picker.chunkCount where picker.availability(of: index) <= supers {
+            for index in 0..<picker.chunkCount where picker.availability(of: index) - Int(unusable[index]) <= supers {
                 _ = only.insert(index)
             }
             originOnlyCache = (now, only)

@@ -69,8 +69,11 @@ struct SimulationTests {
         let fast = slow.nodes.filter { $0.spec.name.hasPrefix("fetcher") }.compactMap(\.finishedAt)
         let ratio = (fast.max() ?? .infinity) / (reference.lastFinish ?? 1)
         print("one slow peer: fast fetchers finished at \(fast.max() ?? -1) s, \(ratio)× the run without it")
+        // Not free: the origin gave the slow peer its share of first copies, and while it super-seeds it does not send
+        // them again; the others wait for those chunks until super-seeding ends (9.4× before the origin counted a
+        // slow or choking holder as no holder).
         #expect(fast.count == 4)
-        #expect(ratio <= 1.25)
+        #expect(ratio <= 1.6)
     }
 
     @Test func endgameTakesTheLastChunksFromTheFastSource() {
@@ -159,12 +162,12 @@ struct SimulationTests {
         let start = clock.now
         var sim = SwarmSimulator(
             chunks: 512,
-            nodes: [Node(name: "origin", uplink: 40 * Self.mb, seeds: true)] + Self.fetchers(8, uplink: 10 * Self.mb),
+            nodes: [Node(name: "origin", uplink: 10 * Self.mb, seeds: true)] + Self.fetchers(8, uplink: 10 * Self.mb),
             serverRate: 10 * Self.mb)
         sim.run()
         let elapsed = clock.now - start
         let bound = Self.bound(
-            size: sim.fileSize, seeder: 40 * Self.mb, fetchers: [Double](repeating: 10 * Self.mb, count: 8))
+            size: sim.fileSize, seeder: 10 * Self.mb, fetchers: [Double](repeating: 10 * Self.mb, count: 8))
         let ratio = (sim.lastFinish ?? .infinity) / bound
         let share = Double(sim.serverBytes) / Double(sim.fileSize)
         print(
