@@ -97,12 +97,7 @@ extension SwarmEngine {
             // Once it announces every chunk (super-seeding is over), it also fills in for peers that give this fetcher
             // nothing: without that, its uplink idled at the end while a fetcher that peers choke (a slow uplink
             // earns few unchokes), or a chunk that only a slow peer holds, held back the finish.
-            // The last few chunks may come from it too, whoever else has them (duplicates are cancelled on arrival):
-            // a tail left to slow peers held back their finish while its uplink idled.
-            let tail = picker.missingCount <= max(8, 2 * links.count)
-            if theirs.isFull, tail {
-                restricted = theirs
-            } else if theirs.isFull, restricted?.isEmpty ?? true,
+            if theirs.isFull, restricted?.isEmpty ?? true,
                 !links.values.contains(where: { peer in
                     !peer.superSeeding && !peer.outstanding.isEmpty
                         && now - lastPeerDelivery < options.peerIdleBeforeServer

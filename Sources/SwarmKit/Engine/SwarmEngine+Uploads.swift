@@ -64,7 +64,7 @@ extension SwarmEngine {
     /// Reranking at every interest change made slots flap with the rate estimates, and every choke throws away the
     /// requests the peer has outstanding here.
     mutating func adjustChokes() {
-        let capacity = superSeeder != nil ? Int.max : choker.slots + 1
+        let capacity = superSeeder != nil ? Int.max : fetching ? choker.slots + 1 : Self.seedingSlots
         var used = links.values.filter { !$0.amChoking && $0.peerInterested }.count
         let waiting = order.filter { links[$0]!.amChoking && links[$0]!.peerInterested }
         for link in waiting where used < capacity {
@@ -85,11 +85,21 @@ extension SwarmEngine {
             }
         }
         // A super-seeder serves each peer only the one chunk it offered it, so its uplink is shared among all of them
-        // anyway: choking some would only slow how fast distinct chunks enter the swarm.
-        let unchoked =
-            superSeeder != nil
-            ? Set(states.filter(\.interested).map(\.peer))
-            : choker.unchoked(peers: states, seeding: !fetching, now: now, using: &rng)
+        // anyway: choking some would only slow how fast distinct chunks enter the swarm. A seeder has no trade to
+        // enforce: it unchokes up to `seedingSlots` interested peers, those it sends most to first. With the four
+        // slots of tit for tat, the peers it had sent least to (the slow ones) stayed choked while the others, which
+        // asked it for little, held the slots: its uplink idled while slow fetchers waited.
+        let unchoked: Set<LinkID>
+        if superSeeder != nil {
+            unchoked = Set(states.filter(\.interested).map(\.peer))
+        } else if !fetching {
+            let ranked = states.filter(\.interested).sorted {
+                ($0.uploadRate, $1.connectedAt) > ($1.uploadRate, $0.connectedAt)
+            }
+            unchoked = Set(ranked.prefix(Self.seedingSlots).map(\.peer))
+        } else {
+            unchoked = choker.unchoked(peers: states, seeding: false, now: now, using: &rng)
+        }
         for link in order {
             let choke = !unchoked.contains(link)
             guard choke != links[link]?.amChoking else { continue }
@@ -97,6 +107,9 @@ extension SwarmEngine {
             send(choke ? .choke : .unchoke, to: link)
         }
     }
+
+    /// Interested peers a seeder (not fetching, not super-seeding) unchokes at once.
+    static let seedingSlots = 16
 
     // MARK: Time
 
