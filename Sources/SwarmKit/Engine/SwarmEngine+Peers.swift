@@ -161,7 +161,10 @@ extension SwarmEngine {
     mutating func announce(to link: LinkID) {
         guard let manifest, let have, let peer = links[link] else { return }
         if superSeeder != nil { return offerNext(to: link) }
-        guard !peer.sentBitfield else { return }
+        // Before the download is open, `have` is not known yet (a resumed download, chunks from the local store):
+        // an empty bitfield then would be the only one, and a super-seeding origin would keep offering chunks this
+        // side has, which it never asks for (a resumed fetch stalled that way).
+        guard !peer.sentBitfield, fetching || have.isFull else { return }
         links[link]?.sentBitfield = true
         guard manifest.chunks.count <= Int(WireLimits.maxBitfieldChunks) else { return }
         send(.bitfield(have.bitfield), to: link)

@@ -136,6 +136,22 @@ struct SimulationTests {
         #expect(server + seeder <= 1.1)
     }
 
+    /// A fetcher that resumes with half the chunks, connected before its download opened, from an origin alone: the
+    /// origin must learn what it has (it stalled, offering chunks the fetcher had).
+    @Test func aResumedFetcherGetsTheRestFromASuperSeedingOrigin() {
+        var sim = SwarmSimulator(
+            chunks: 64,
+            nodes: [
+                Node(name: "origin", uplink: 10 * Self.mb, seeds: true),
+                Node(name: "resumed", uplink: 10 * Self.mb, resumedFraction: 0.5),
+            ], serverRate: nil)
+        sim.run(limit: 600)
+        let fromPeers = sim.nodes[1].engine.snapshot.bytesFromPeers
+        print("resumed fetcher: finished at \(sim.lastFinish ?? -1) s, \(fromPeers) bytes from the origin")
+        #expect(sim.lastFinish != nil)
+        #expect(fromPeers == sim.fileSize / 2)
+    }
+
     @Test func aPeerThatSendsBadChunksIsDroppedThenBanned() {
         var sim = SwarmSimulator(
             chunks: 32,

@@ -24,6 +24,8 @@ struct SwarmSimulator {
         var corrupts = false
         /// It reconnects this long after being dropped (a persistent attacker).
         var reconnectAfter: Double?
+        /// A fetcher that resumes: it has this fraction of the chunks (every other chunk) when its download opens.
+        var resumedFraction: Double = 0
     }
 
     struct Node {
@@ -231,7 +233,9 @@ struct SwarmSimulator {
             serveUplink(index)
         case .serveBlock, .servePage, .keepBlock, .discard, .discovered, .manifestReady:
             if case .manifestReady = action {
-                let have = ChunkSet(count: manifest.chunks.count)
+                let count = manifest.chunks.count
+                let kept = Int(nodes[index].spec.resumedFraction * Double(count))
+                let have = ChunkSet(count: count, indexes: (0..<count).filter { $0 % 2 == 0 }.prefix(kept))
                 queue.push(at: now, .engine(node: index, .opened(have: have, localBytes: 0)))
             }
         case .store(let chunk, let source):
