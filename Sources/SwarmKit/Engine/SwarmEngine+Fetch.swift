@@ -46,8 +46,14 @@ extension SwarmEngine {
         have = opened
         var picker = PiecePicker<LinkID>(chunkCount: manifest.chunks.count, have: opened)
         for link in order {
-            guard let peer = links[link], let theirs = peer.theirs else { continue }
-            picker.peerJoined(link, has: peer.superSeeding ? ChunkSet(count: theirs.count, full: true) : theirs)
+            guard let peer = links[link] else { continue }
+            // A super-seeding peer has every chunk (its hello says so) before it has announced anything: without it
+            // counted at once, every chunk looked unavailable and the server was asked for the first ones.
+            if peer.superSeeding {
+                picker.peerJoined(link, has: ChunkSet(count: manifest.chunks.count, full: true))
+            } else if let theirs = peer.theirs {
+                picker.peerJoined(link, has: theirs)
+            }
         }
         self.picker = picker
         lastPeerDelivery = now

@@ -112,7 +112,7 @@ extension SwarmEngine {
         }
         if var picker {
             if peer.superSeeding {
-                if before == nil { picker.peerJoined(link, has: ChunkSet(count: count, full: true)) }
+                if picker.chunks(of: link) == nil { picker.peerJoined(link, has: ChunkSet(count: count, full: true)) }
             } else if before == nil || picker.chunks(of: link) == nil {
                 picker.peerJoined(link, has: theirs)
             } else {

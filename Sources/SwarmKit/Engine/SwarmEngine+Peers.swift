@@ -90,6 +90,9 @@ extension SwarmEngine {
             info, connectedAt: now, pipeline: RequestPipeline(maxDepth: options.maxPipelineDepth))
         order.append(info.link)
         byKey[key] = info.link
+        if info.superSeeding, let count = manifest?.chunks.count, picker?.chunks(of: info.link) == nil {
+            picker?.peerJoined(info.link, has: ChunkSet(count: count, full: true))
+        }
         adjustChokes()
         log(
             .debug, "peer connected",
