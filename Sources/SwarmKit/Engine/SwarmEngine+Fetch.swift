@@ -156,31 +156,30 @@ extension SwarmEngine {
         return ChunkSet(count: offered.count, indexes: offered.lazy.filter { only.contains($0) })
     }
 
+    /// A piece arrived. It runs for every block, so the peer's state is changed in place: a copy of it held across
+    /// the change would copy its tables per block.
     mutating func receivePiece(_ block: BlockRequest, from link: LinkID) {
-        guard var peer = links[link] else { return }
+        guard links[link] != nil else { return }
         let chunk = Int(block.chunk)
         let length = Int(block.length)
-        peer.recvMeter.add(length, at: now)
+        links[link]!.recvMeter.add(length, at: now)
         downloadMeter.add(length, at: now)
-        guard var assembly = peer.outstanding[chunk], assembly.pending.contains(block.offset) else {
+        // Scalars only: a copy of the assembly kept alive would make the removal below copy its pending set.
+        guard let expected = links[link]!.outstanding[chunk]?.expectedLength(of: block.offset),
+            let chunkLength = links[link]!.outstanding[chunk]?.length,
+            let requestedAt = links[link]!.outstanding[chunk]?.requestedAt
+        else {
             counters.bytesWasted += Int64(length)
-            links[link] = peer
             return
         }
-        guard length == assembly.blockLength(at: Int(block.offset)) else {
-            return drop(link, reason: .malformedMessage, fault: true)
-        }
-        emit(.keepBlock(link, block, chunkLength: assembly.length))
-        assembly.pending.remove(block.offset)
+        guard length == expected else { return drop(link, reason: .malformedMessage, fault: true) }
+        emit(.keepBlock(link, block, chunkLength: chunkLength))
+        links[link]!.outstanding[chunk]!.pending.remove(block.offset)
         lastPeerDelivery = now
-        if assembly.pending.isEmpty {
-            peer.outstanding[chunk] = nil
-            peer.pipeline.arrived(bytes: assembly.length, requestedAt: assembly.requestedAt, now: now)
-            links[link] = peer
-            arrived(chunk, length: assembly.length, from: .peer(link))
-        } else {
-            peer.outstanding[chunk] = assembly
-            links[link] = peer
+        if links[link]!.outstanding[chunk]!.pending.isEmpty {
+            links[link]!.outstanding[chunk] = nil
+            links[link]!.pipeline.arrived(bytes: chunkLength, requestedAt: requestedAt, now: now)
+            arrived(chunk, length: chunkLength, from: .peer(link))
         }
         fill(link)
     }
@@ -280,22 +279,6 @@ extension SwarmEngine {
             send(cancels, to: link)
             log(.debug, "requests overdue, asked elsewhere", ["peer": peerName(link), "chunks": "\(overdue.count)"])
         }
-    }
-
-    /// The earliest time a request becomes overdue, if any is outstanding.
-    var nextOverdue: Double? {
-        var earliest: Double?
-        for link in order {
-            guard let peer = links[link] else { continue }
-            var queued = 0
-            for (_, assembly) in peer.outstandingByAge {
-                let at = peer.pipeline.overdueAt(
-                    bytes: assembly.length, queuedAhead: queued, requestedAt: assembly.requestedAt)
-                earliest = min(earliest ?? at, at)
-                queued += assembly.length
-            }
-        }
-        return earliest
     }
 }
 

@@ -55,6 +55,9 @@ struct Assembly: Sendable {
     /// The length of the block at `offset` (the last block of a chunk may be short).
     func blockLength(at offset: Int) -> Int { min(Int(WireLimits.maxBlockLength), length - offset) }
 
+    /// The length of the block at `offset` if that block is still awaited, else nil.
+    func expectedLength(of offset: UInt32) -> Int? { pending.contains(offset) ? blockLength(at: Int(offset)) : nil }
+
     /// The requests of the blocks not yet received, in order (to cancel them).
     func pendingBlocks(of chunk: Int) -> [BlockRequest] {
         pending.sorted().map {

@@ -134,14 +134,15 @@ extension SwarmEngine {
             if manifestAssembler.isActive { due = min(due, manifestAssembler.startedAt + 5.001) }
         }
         if fetching, failure == nil {
-            if let overdue = nextOverdue { due = min(due, overdue + 0.001) }
             if let serverDue = server.nextDecision(
                 lastPeerDelivery: lastPeerDelivery, idle: options.peerIdleBeforeServer, now: now)
             {
                 due = min(due, serverDue)
             }
             if !server.enabled, links.isEmpty { due = min(due, lastProgress + options.stallTimeout + 0.001) }
-            // Interest and pipelines follow events; a slow heartbeat catches what no event announces.
+            // Interest and pipelines follow events; a slow heartbeat catches what no event announces, and overdue
+            // requests (at least 2 s late by definition, so a second's granularity is enough; finding the earliest
+            // deadline at every event sorted every peer's requests per block).
             due = min(due, now + 1)
         }
         // Never sooner than a few milliseconds: a condition that a tick does not change must not spin.

@@ -74,11 +74,13 @@ extension SwarmEngine {
         guard server.enabled, var picker, let manifest, now >= server.pausedUntil, !picker.isComplete,
             !server.inGrace(peers: links.count, now: now)
         else { return }
-        var members = order.compactMap { links[$0]?.deviceKey } + [localKey]
-        members.sort { $0.lexicographicallyPrecedes($1) }
-        let cap = server.cap(members: members.count)
+        // This runs after every event while fetching: the cheap checks first, the members sorted only when a
+        // request may go out.
+        let cap = server.cap(members: links.count + 1)
         let free = cap - server.inFlight.count
         guard free > 0 else { return }
+        var members = order.compactMap { links[$0]?.deviceKey } + [localKey]
+        members.sort { $0.lexicographicallyPrecedes($1) }
         let peersBusy = links.values.contains { !$0.outstanding.isEmpty }
         // With a seeder connected (an origin, or a peer with every chunk) the server is not asked for what that
         // seeder can give, even while this fetcher waits for its turn: the seeder's uplink is meant to carry the
