@@ -18,16 +18,16 @@ public enum SwarmError: Error, Sendable, CustomStringConvertible {
     /// progress): nothing can make progress.
     case noSources
 
+    /// The engine's words for the same failure (one text for both).
     public var description: String {
         switch self {
-        case .noManifest: "no peer gave the file's manifest in time"
-        case .changedOnServer: "the file changed on the server during the download"
-        case .serverRefused(let why): "the server refused: \(why)"
-        case .server(let why): "the server keeps failing: \(why)"
-        case .serverMismatch(let chunk):
-            "chunk \(chunk) from the server does not match the file's content root (a wrong sidecar?)"
+        case .noManifest: EngineFailure.noManifest.description
+        case .changedOnServer: EngineFailure.changedOnServer.description
+        case .serverRefused(let why): EngineFailure.serverRefused(why).description
+        case .server(let why): EngineFailure.server(why).description
+        case .serverMismatch(let chunk): EngineFailure.serverMismatch(chunk: chunk).description
         case .storage(let error): "\(error)"
-        case .noSources: "no peer has been reachable for a while and the server may not be used"
+        case .noSources: EngineFailure.noSources.description
         }
     }
 
