@@ -40,3 +40,50 @@ struct SuperSeederDepartureTests {
         #expect(fresh.isActive && fresh.timesSent(1) == 0)
     }
 }
+
+/// BitTorrent's super-seeding rule: a peer gets its next first copy once it has passed the last ones on.
+@Suite("Super-seeder: first copies spread before more are offered")
+struct SuperSeederSpreadTests {
+    static let none = ChunkSet(count: 8)
+
+    /// A peer holding `spread` chunks from the seeder that nobody else announced is offered nothing new; another
+    /// peer's announcement of one of them releases it.
+    @Test func aPeerIsOfferedMoreOnceItsFirstCopiesSpread() {
+        var seeder = SuperSeeder<String>(chunkCount: 8)
+        for expected in [0, 1] {
+            #expect(
+                seeder.nextOffers(for: "a", lacking: Self.none, limit: 1, spread: 2, patience: 5, now: 0) == [expected])
+            seeder.sent(expected, to: "a", at: 0)
+        }
+        #expect(seeder.nextOffers(for: "a", lacking: Self.none, limit: 1, spread: 2, patience: 5, now: 1).isEmpty)
+        // Its own announcement is no spread; an announcement by the one who took it is ignored.
+        #expect(seeder.announced(0, by: "a") == nil)
+        #expect(seeder.nextOffers(for: "a", lacking: Self.none, limit: 1, spread: 2, patience: 5, now: 1).isEmpty)
+        #expect(seeder.announced(0, by: "b") == "a")
+        #expect(seeder.announced(0, by: "c") == nil)
+        #expect(seeder.nextOffers(for: "a", lacking: Self.none, limit: 1, spread: 2, patience: 5, now: 1) == [2])
+        // Without the rule (one peer interested), the window alone limits offers.
+        seeder.sent(2, to: "a", at: 1)
+        #expect(seeder.nextOffers(for: "a", lacking: Self.none, limit: 1, now: 1) == [3])
+    }
+
+    /// First copies that have not spread within the patience stop holding the peer back (nobody may ask it).
+    @Test func unspreadCopiesOlderThanThePatienceNoLongerCount() {
+        var seeder = SuperSeeder<String>(chunkCount: 8)
+        for index in [0, 1] {
+            _ = seeder.nextOffers(for: "a", lacking: Self.none, limit: 1, spread: 2, patience: 5, now: 0)
+            seeder.sent(index, to: "a", at: 0)
+        }
+        #expect(seeder.nextOffers(for: "a", lacking: Self.none, limit: 1, spread: 2, patience: 5, now: 4.9).isEmpty)
+        #expect(seeder.nextOffers(for: "a", lacking: Self.none, limit: 1, spread: 2, patience: 5, now: 5.1) == [2])
+    }
+
+    /// A peer that leaves takes its unspread chunks' bookkeeping with it: a later announcement releases no one.
+    @Test func aDepartedPeerIsNotReleased() {
+        var seeder = SuperSeeder<String>(chunkCount: 8)
+        _ = seeder.nextOffers(for: "a", lacking: Self.none, limit: 1, spread: 1, patience: 5, now: 0)
+        seeder.sent(0, to: "a", at: 0)
+        seeder.withdraw("a")
+        #expect(seeder.announced(0, by: "b") == nil)
+    }
+}

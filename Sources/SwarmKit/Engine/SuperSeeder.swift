@@ -17,6 +17,10 @@ public struct SuperSeeder<Peer: Hashable & Sendable>: Sendable {
     /// Who each offered chunk is offered to (one peer: an unsent chunk is offered to one peer at a time).
     private var offeredTo: [Int: Peer] = [:]
     private var cursor = 0
+    /// The chunks each peer took from this seeder that no other peer has announced yet, with when they were sent.
+    private var unspread: [Peer: [Int: Double]] = [:]
+    /// Who took each chunk from this seeder first.
+    private var recipient: [Int: Peer] = [:]
 
     public init(chunkCount: Int) {
         self.chunkCount = chunkCount
@@ -35,13 +39,27 @@ public struct SuperSeeder<Peer: Hashable & Sendable>: Sendable {
 
     /// Tops up the chunks offered to `peer` (dropping those it has meanwhile) to `limit`, with chunks never sent and
     /// not offered to anyone else. Returns the new offers, to announce to it.
-    public mutating func nextOffers(for peer: Peer, lacking has: ChunkSet, limit: Int = 1) -> [Int] {
+    ///
+    /// With `spread` set, a peer that still holds that many chunks from this seeder which no other peer has announced
+    /// (younger than `patience` seconds at `now`) is offered nothing new: as in BitTorrent's super-seeding, a peer
+    /// gets its next first copy once it has passed on the last, so a peer that passes chunks on slowly (a slow uplink,
+    /// or one that nobody asks) takes fewer first copies, and fewer chunks wait at the end on it alone.
+    public mutating func nextOffers(
+        for peer: Peer, lacking has: ChunkSet, limit: Int = 1, spread: Int? = nil, patience: Double = 0, now: Double = 0
+    ) -> [Int] {
         var current = offers[peer] ?? []
         for index in current where has.contains(index) {
             current.remove(index)
             offeredTo[index] = nil
         }
         var added: [Int] = []
+        if let spread, let held = unspread[peer] {
+            let waiting = held.values.filter { now - $0 < patience }.count
+            guard waiting < spread else {
+                offers[peer] = current
+                return added
+            }
+        }
         // Nothing is ever sent twice while super-seeding, so an unsent chunk is one that no peer has.
         var scanned = 0
         while current.count < limit, unsent - offeredTo.count > 0, scanned < chunkCount {
@@ -63,9 +81,21 @@ public struct SuperSeeder<Peer: Hashable & Sendable>: Sendable {
     }
 
     /// Chunk `index` was sent to `peer`.
-    public mutating func sent(_ index: Int, to peer: Peer) {
+    public mutating func sent(_ index: Int, to peer: Peer, at now: Double = 0) {
+        if !sent[index], index >= 0, index < chunkCount {
+            recipient[index] = peer
+            unspread[peer, default: [:]][index] = now
+        }
         markSent(index)
         offers[peer]?.remove(index)
+    }
+
+    /// `announcer` announced chunk `index`: if another peer took it from this seeder, it has now spread. Returns that
+    /// peer, which may be offered more.
+    public mutating func announced(_ index: Int, by announcer: Peer) -> Peer? {
+        guard let first = recipient[index], first != announcer else { return nil }
+        recipient[index] = nil
+        return unspread[first]?.removeValue(forKey: index) != nil ? first : nil
     }
 
     /// A peer announced chunk `index` that this seeder never sent (it came from the server or another seeder): the
@@ -88,6 +118,7 @@ public struct SuperSeeder<Peer: Hashable & Sendable>: Sendable {
     /// The peer left: its offers are withdrawn.
     public mutating func withdraw(_ peer: Peer) {
         for index in offers.removeValue(forKey: peer) ?? [] { offeredTo[index] = nil }
+        for index in unspread.removeValue(forKey: peer)?.keys ?? [:].keys { recipient[index] = nil }
     }
 
     private mutating func markSent(_ index: Int) {

@@ -99,16 +99,16 @@ extension SwarmEngine {
         if peer.superSeeding, links.values.contains(where: { !$0.superSeeding && $0.theirs != nil }) {
             // The origin (a super-seeder) is asked only for chunks no other connected peer has, so that its uplink,
             // the scarce one, sends each chunk about once; the others are traded between peers.
-            restricted = originOnlyChunks(among: theirs, picker: picker)
+            let idle = now - lastPeerDelivery >= options.peerIdleBeforeServer
+            if !theirs.isFull || idle {
+                restricted = originOnlyChunks(among: theirs, picker: picker, strict: false)
+            } else {
+                restricted = originOnlyChunks(among: theirs, picker: picker, strict: true)
+            }
             // Once it announces every chunk (super-seeding is over), it also fills in for peers that give this fetcher
             // nothing: without that, its uplink idled at the end while a fetcher that peers choke (a slow uplink
             // earns few unchokes), or a chunk that only a slow peer holds, held back the finish.
-            if theirs.isFull, restricted?.isEmpty ?? true,
-                !links.values.contains(where: { peer in
-                    !peer.superSeeding && !peer.outstanding.isEmpty
-                        && now - lastPeerDelivery < options.peerIdleBeforeServer
-                })
-            {
+            if theirs.isFull, restricted?.isEmpty ?? true, idle {
                 restricted = theirs
             }
         }
@@ -137,8 +137,19 @@ extension SwarmEngine {
     /// other holders choke it or send to it at under a quarter of the fastest peer's rate (cached for 50 ms: this runs
     /// at every arrival). A peer that chokes a fetcher (a slow uplink earns few unchokes) or barely sends does not
     /// make a chunk available to it.
-    mutating func originOnlyChunks(among offered: ChunkSet, picker: PiecePicker<LinkID>) -> ChunkSet {
+    mutating func originOnlyChunks(among offered: ChunkSet, picker: PiecePicker<LinkID>, strict: Bool) -> ChunkSet {
         let supers = links.values.filter(\.superSeeding).count
+        if strict {
+            let peers = order.compactMap { links[$0] }.filter { !$0.superSeeding && $0.theirs != nil }
+            let fastest = peers.compactMap(\.servingRate).max() ?? 0
+            var slow = [Int32](repeating: 0, count: picker.chunkCount)
+            for peer in peers where (peer.servingRate ?? .infinity) < fastest / 8 {
+                for index in peer.theirs! where index < picker.chunkCount { slow[index] += 1 }
+            }
+            return ChunkSet(
+                count: offered.count,
+                indexes: offered.lazy.filter { picker.availability(of: $0) - Int(slow[$0]) <= supers })
+        }
         if originOnlyCache == nil || now - originOnlyCache!.at > 0.05 {
             let peers = order.compactMap { links[$0] }.filter { !$0.superSeeding && $0.theirs != nil }
             let fastest = peers.map { $0.recvMeter.rate(at: now) }.max() ?? 0
@@ -174,6 +185,9 @@ extension SwarmEngine {
         }
         guard length == expected else { return drop(link, reason: .malformedMessage, fault: true) }
         emit(.keepBlock(link, block, chunkLength: chunkLength))
+        links[link]!.bytesReceived += Int64(length)
+        links[link]!.servingTime += now - max(links[link]!.lastPieceAt, requestedAt)
+        links[link]!.lastPieceAt = now
         links[link]!.outstanding[chunk]!.pending.remove(block.offset)
         lastPeerDelivery = now
         if links[link]!.outstanding[chunk]!.pending.isEmpty {

@@ -98,7 +98,14 @@ extension SwarmEngine {
         peer.theirs = theirs
         links[link] = peer
         if var seeder = superSeeder {
-            for index in added where seeder.timesSent(index) == 0 { seeder.seen(index) }
+            var released: [LinkID] = []
+            for index in added {
+                if seeder.timesSent(index) == 0 {
+                    seeder.seen(index)
+                } else if let first = seeder.announced(index, by: link), !released.contains(first) {
+                    released.append(first)
+                }
+            }
             superSeeder = seeder
             if !seeder.isActive {
                 endSuperSeeding()
@@ -108,6 +115,8 @@ extension SwarmEngine {
                 // then: a top-up scans for candidates, and doing it at every `have` would be quadratic over a file.
                 let offered = seeder.offers(for: link)
                 if !offered.isEmpty, added.contains(where: offered.contains) { offerNext(to: link) }
+                // Peers whose first copies this announcement spread may take more.
+                for first in released where first != link { offerNext(to: first) }
             }
         }
         if var picker {

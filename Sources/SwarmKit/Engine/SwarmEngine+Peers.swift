@@ -26,6 +26,15 @@ struct PeerState: Sendable {
     /// What the peer asked for that its upload loop has not taken yet.
     var uploads = UploadQueue()
     var recvMeter = RateMeter()
+    /// Chunk bytes received from the peer, and the seconds it spent sending them: from each block's request, or the
+    /// block before it, to its arrival. Their ratio is the rate at which the peer serves this side while it does: a
+    /// peer that chokes this side for a while is not slow for it.
+    var bytesReceived: Int64 = 0
+    var servingTime: Double = 0
+    var lastPieceAt: Double = 0
+
+    /// Bytes per second this peer sent while serving this side; nil before a whole second of it.
+    var servingRate: Double? { servingTime >= 1 ? Double(bytesReceived) / servingTime : nil }
     var sendMeter = RateMeter()
 
     init(_ info: ConnectedPeer, connectedAt: Double, pipeline: RequestPipeline) {
@@ -183,10 +192,16 @@ extension SwarmEngine {
         max(1, 4 / max(1, links.values.filter(\.peerInterested).count))
     }
 
+    /// How many first copies a peer may hold that no other peer has announced, and for how long they count.
+    static let superSeedSpread = 2
+    static let superSeedPatience = 5.0
+
     mutating func offerNext(to link: LinkID) {
         guard var seeder = superSeeder, let peer = links[link], let manifest else { return }
+        let interested = links.values.filter(\.peerInterested).count
         let offers = seeder.nextOffers(
-            for: link, lacking: peer.theirs ?? ChunkSet(count: manifest.chunks.count), limit: superSeedWindow)
+            for: link, lacking: peer.theirs ?? ChunkSet(count: manifest.chunks.count), limit: superSeedWindow,
+            spread: interested > 1 ? Self.superSeedSpread : nil, patience: Self.superSeedPatience, now: now)
         superSeeder = seeder
         send(offers.map { .have(chunk: UInt32($0)) }, to: link)
     }

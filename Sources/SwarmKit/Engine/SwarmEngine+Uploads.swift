@@ -48,7 +48,7 @@ extension SwarmEngine {
         guard var seeder = superSeeder, let manifest else { return }
         let chunk = Int(block.chunk)
         guard Int(block.offset) + bytes == manifest.chunks[chunk].length else { return }
-        seeder.sent(chunk, to: link)
+        seeder.sent(chunk, to: link, at: now)
         superSeeder = seeder
         if links[link]?.theirs != nil { links[link]?.theirs?.insert(chunk) }
         guard seeder.isActive else { return endSuperSeeding() }
@@ -116,6 +116,13 @@ extension SwarmEngine {
     /// Time-driven work: overdue requests, interest, the manifest's wait, stalls and the regular rechoke.
     mutating func tick() {
         if chokeDirty || now - lastChoke >= 10 { rechoke() }
+        if let seeder = superSeeder {
+            // Offers held back while a peer's first copies had not spread, once they are too old to wait for.
+            let window = superSeedWindow
+            for link in order where links[link]!.peerInterested && seeder.offers(for: link).count < window {
+                offerNext(to: link)
+            }
+        }
         if manifest == nil, failure == nil { return tickManifest() }
         guard fetching, failure == nil else { return }
         checkOverdue()
@@ -129,6 +136,8 @@ extension SwarmEngine {
     /// Asks the shell for a tick at the earliest time something is due.
     mutating func scheduleWake() {
         var due = lastChoke + 10
+        // Offers held back while first copies spread are made again within a second of their patience running out.
+        if superSeeder != nil { due = min(due, now + 1) }
         if manifest == nil, failure == nil, let deadline = manifestDeadline {
             due = min(due, deadline + 0.001)
             if manifestAssembler.isActive { due = min(due, manifestAssembler.startedAt + 5.001) }

@@ -64,15 +64,22 @@ struct SwarmSimulator {
     var serverBusy = false
     var serverCurrent: (node: Int, chunk: Int, length: Int, start: Double)?
     var serverBytes: Int64 = 0
+    /// The chunks the server sent whole, in the order they completed.
+    var serverChunks: [Int] = []
     let latency: Double
     /// Full copies of each chunk that node `observed` uploaded, in the order they completed (for super-seeding).
     var chunkUploads: [Int: [Int]] = [:]
+    var chunkUploadLog: [Int: [(chunk: Int, at: Double, to: Int)]] = [:]
+    var superSeedingEnded: [Int: Double] = [:]
     var events = 0
     var failures: [Int: EngineFailure] = [:]
     /// The longest time any fetcher that stays went without storing a chunk.
     var longestStall: Double = 0
 
-    init(chunks: Int, chunkSize: Int = 1 << 20, nodes specs: [NodeSpec], serverRate: Double?, latency: Double = 0.01) {
+    init(
+        chunks: Int, chunkSize: Int = 1 << 20, nodes specs: [NodeSpec], serverRate: Double?, latency: Double = 0.01,
+        seed: UInt64 = 0
+    ) {
         var refs: [ChunkRef] = []
         for index in 0..<chunks {
             var bytes = [UInt8](repeating: 0, count: 32)
@@ -91,7 +98,7 @@ struct SwarmSimulator {
             key[0] = UInt8(index + 1)
             let engine = SwarmEngine(
                 root: root, chunking: .default, expectedSize: manifest.size, localKey: key, options: options,
-                seed: UInt64(index + 1))
+                seed: seed &* 1000 &+ UInt64(index + 1))
             nodes.append(Node(spec: spec, engine: engine))
             queue.push(at: spec.joinAt, .join(node: index))
         }
@@ -178,11 +185,11 @@ struct SwarmSimulator {
 
     private mutating func leave(_ index: Int) {
         nodes[index].present = false
-        for (link, peer) in nodes[index].links {
+        for link in nodes[index].links.keys.sorted() {
+            guard let peer = nodes[index].links[link] else { continue }
             nodes[peer.node].links[peer.link] = nil
             nodes[peer.node].uploadQueues[peer.link] = nil
             feed(peer.node, .disconnected(peer.link))
-            _ = link
         }
         nodes[index].links.removeAll()
         nodes[index].uploadQueues.removeAll()
@@ -315,6 +322,10 @@ struct SwarmSimulator {
                 queue.push(at: done, .engine(node: index, .blockSent(link, sent)))
                 if Int(sent.offset) + Int(sent.length) == manifest.chunks[Int(sent.chunk)].length {
                     chunkUploads[index, default: []].append(Int(sent.chunk))
+                    chunkUploadLog[index, default: []].append((Int(sent.chunk), now, peer.node))
+                    if nodes[index].engine.snapshot.superSeeding == false, superSeedingEnded[index] == nil {
+                        superSeedingEnded[index] = now
+                    }
                 }
             }
             queue.push(at: done, .uplinkFree(node: index))
@@ -342,6 +353,7 @@ struct SwarmSimulator {
         serverCurrent = nil
         serverBusy = false
         serverBytes += Int64(current.length)
+        serverChunks.append(current.chunk)
         queue.push(at: now + latency, .engine(node: current.node, .serverDone(chunk: current.chunk)))
         startServer()
     }
