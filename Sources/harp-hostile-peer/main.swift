@@ -37,6 +37,7 @@ struct HostilePeerTool {
             identity: .generate(), swarmKey: sidecar.swarmKeys.swarmKey)
         configuration.logger = Logger(label: "hostile", factory: { _ in SwiftLogNoOpLogHandler() })
         configuration.enforceAnnouncements = false
+        configuration.swarmSelector = sidecar.swarmKeys.swarmID
         configuration.idleTimeout = .seconds(3600)
         var peer = try await Attacker.connect(host: address.host, port: Int(address.port), configuration: configuration)
         let started = ContinuousClock.now

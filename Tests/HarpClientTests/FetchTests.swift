@@ -1,5 +1,6 @@
 import ChunkStore
 import Foundation
+import Glibc
 import HarpClient
 import NextcloudClient
 import SwarmKit
@@ -54,6 +55,49 @@ struct FetchTests {
             await second.node.shutdown()
         }
         await cluster.stop()
+    }
+
+    /// One listening port for every swarm of a process, the one `--listen HOST:PORT` names: a reader gets two files
+    /// from a seeder through it, each connection naming its swarm before the handshake.
+    @Test func twoFilesAreServedThroughOneFixedPort() async throws {
+        let cluster = try await Cluster.start()
+        let files = [
+            try cluster.makeFile("a.bin", count: 2 << 20, seed: 1),
+            try cluster.makeFile("b.bin", count: 2 << 20, seed: 2),
+        ]
+        for (name, file) in zip(["a.bin", "b.bin"], files) {
+            _ = try await cluster.client().upload(Data(file.bytes), to: "/" + name)
+        }
+        let free = try #require(PeerSettings.splitListen("127.0.0.1:\(try freePort())"))
+        try await withSignalServer(directory: cluster.directory) { url in
+            let first = try await cluster.device("first", signalURL: url, listenPort: free.port)
+            let second = try await cluster.device("second", signalURL: url)
+            for (name, file) in zip(["a.bin", "b.bin"], files) {
+                let item = try await first.client.item(at: "/" + name)
+                let seeded = try await first.fetcher(seedAfter: true).fetch(
+                    FetchJob(source: .finished(item), destination: first.home + "/" + name))
+                #expect(seeded.method == "server")
+                #expect(await first.node.listenPort == free.port)
+                let report = try await second.fetcher(useServer: false).fetch(
+                    FetchJob(source: .finished(item), destination: second.home + "/" + name))
+                #expect(report.method == "swarm")
+                #expect(report.bytesFromPeers == Int64(file.bytes.count))
+                #expect(FileManager.default.contents(atPath: second.home + "/" + name) == Data(file.bytes))
+            }
+            await first.node.shutdown()
+            await second.node.shutdown()
+        }
+        await cluster.stop()
+    }
+
+    @Test func listenAddressesParse() {
+        #expect(PeerSettings.splitListen("0.0.0.0")! == ("0.0.0.0", 0))
+        #expect(PeerSettings.splitListen("10.1.2.3:7000")! == ("10.1.2.3", 7000))
+        #expect(PeerSettings.splitListen("[::1]:7000")! == ("::1", 7000))
+        #expect(PeerSettings.splitListen("::")! == ("::", 0))
+        for bad in ["", ":7000", "host:70000", "host:x", "[::1", "[::1]7000"] {
+            #expect(PeerSettings.splitListen(bad) == nil, "\(bad)")
+        }
     }
 
     /// A sidecar published for a modified copy: every chunk verifies against its root, but the comparison with the
@@ -155,4 +199,22 @@ struct FetchTests {
         #expect(try OutputFolder.destination(ofFile: "/F/x.bin", output: "out", count: 2) == "out/x.bin")
         #expect(throws: OutputPathError.self) { try OutputFolder.destination(ofFile: "/F/..", output: nil, count: 1) }
     }
+}
+
+/// A port that was free a moment ago (bound to port 0 on loopback, then released).
+func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw POSIXError(.EMFILE) }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+            bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
+        }
+    }
+    guard bound else { throw POSIXError(.EADDRINUSE) }
+    return Int(UInt16(bigEndian: address.sin_port))
 }

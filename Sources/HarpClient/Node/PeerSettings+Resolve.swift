@@ -38,12 +38,40 @@ extension PeerSettings {
         } else {
             settings.joinKey = try config.joinKey()
         }
-        settings.listenHost = pick(overrides.listenHost, "HARP_LISTEN", config.listen) ?? "0.0.0.0"
+        let listen = pick(overrides.listenHost, "HARP_LISTEN", config.listen) ?? "0.0.0.0"
+        guard let (host, port) = splitListen(listen) else {
+            throw UsageError(
+                description: "the peer listen address must be HOST or HOST:PORT (IPv6 as [ADDR]:PORT), not \(listen)")
+        }
+        settings.listenHost = host
+        settings.listenPort = port
         settings.advertiseHost = pick(overrides.advertiseHost, "HARP_ADVERTISE", config.advertise)
         if let url = settings.signalURL, !isSignalURL(url) {
             throw UsageError(description: "the signaling server must be a ws:// or wss:// URL, not \(url)")
         }
         return settings
+    }
+
+    /// A listen address: `HOST`, `HOST:PORT`, `[IPV6]:PORT` or a bare IPv6 address; port 0 (or none) lets the system
+    /// choose. Nil for an empty host or a port outside 0...65535.
+    public static func splitListen(_ text: String) -> (host: String, port: Int)? {
+        var host = text
+        var port = 0
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]") else { return nil }
+            host = String(text[text.index(after: text.startIndex)..<close])
+            let rest = text[text.index(after: close)...]
+            if !rest.isEmpty {
+                guard rest.hasPrefix(":"), let value = Int(rest.dropFirst()) else { return nil }
+                port = value
+            }
+        } else if text.filter({ $0 == ":" }).count == 1, let colon = text.firstIndex(of: ":") {
+            host = String(text[..<colon])
+            guard let value = Int(text[text.index(after: colon)...]) else { return nil }
+            port = value
+        }
+        guard !host.isEmpty, (0...65535).contains(port) else { return nil }
+        return (host, port)
     }
 
     /// Whether `url` is a ws:// or wss:// URL with a host.

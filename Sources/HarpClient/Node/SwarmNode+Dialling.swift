@@ -80,8 +80,11 @@ extension SwarmNode {
         else { return }
         do {
             let stream = try await signal.openRelay(swarm: id, to: peer)
+            // A relay stream names its swarm in the relay request: no preamble.
+            var configuration = peerConfiguration(entry, expectedKey: device)
+            configuration.swarmSelector = nil
             let connection = try await PeerConnection.over(
-                stream: stream, role: .initiator, configuration: peerConfiguration(entry, expectedKey: device),
+                stream: stream, role: .initiator, configuration: configuration,
                 write: { try await stream.write($0) }, close: { await stream.close() })
             logger.debug("connected through the signaling server's relay", metadata: ["peer": "\(peer)"])
             serve(connection, in: id, entry.swarm, target: target, address: nil)
@@ -114,7 +117,8 @@ extension SwarmNode {
     func peerConfiguration(_ entry: Entry, expectedKey: [UInt8]?) -> PeerConfiguration {
         var configuration = PeerConfiguration(identity: identity, swarmKey: entry.keys.swarmKey)
         configuration.expectedRemoteDeviceKey = expectedKey
-        configuration.listenPort = UInt16(entry.listenPort)
+        configuration.listenPort = UInt16(listenPort)
+        configuration.swarmSelector = entry.keys.swarmID
         configuration.capabilities = entry.capabilities
         configuration.logger = logger
         return configuration

@@ -4,6 +4,7 @@ public import Logging
 internal import SignalingClient
 public import SignalingProtocol
 public import SwarmKit
+internal import Synchronization
 
 /// Where and how this device meets peers: the signaling server and the local peer port.
 public struct PeerSettings: Sendable {
@@ -13,8 +14,10 @@ public struct PeerSettings: Sendable {
     public var signalPin: String?
     /// The shared join key of a private signaling server.
     public var joinKey: [UInt8]?
-    /// The local address peer listeners bind to.
+    /// The local address the peer listener binds to.
     public var listenHost = "0.0.0.0"
+    /// The port the peer listener binds to; 0 lets the system choose. One port serves every swarm of the process.
+    public var listenPort = 0
     /// The address told to other peers; by default the local address of the route to the signaling server.
     public var advertiseHost: String?
 
@@ -36,14 +39,27 @@ struct SwarmSigner: SignalSigner {
     func sign(_ message: [UInt8]) throws -> [UInt8] { keys.sign(message) }
 }
 
-/// This device's presence in swarms: one signaling connection for all of them, one peer listener per swarm (the
-/// Noise pre-shared key is the swarm's key), and the dialling of the peers that signaling and peer exchange name.
+/// The swarms a node's listener serves, by swarm id S: read on an event loop for each connection's preamble, so it is
+/// a lock rather than actor state.
+final class SwarmTable: Sendable {
+    private let configurations = Mutex<[[UInt8]: PeerConfiguration]>([:])
+
+    func set(_ swarmID: [UInt8], _ configuration: PeerConfiguration?) {
+        configurations.withLock { $0[swarmID] = configuration }
+    }
+
+    func configuration(for swarmID: [UInt8]) -> PeerConfiguration? {
+        configurations.withLock { $0[swarmID] }
+    }
+}
+
+/// This device's presence in swarms: one signaling connection and one listening port for all of them (each connection
+/// names its swarm in a preamble, `SwarmSelector`; the Noise pre-shared key is that swarm's key), and the dialling of
+/// the peers that signaling and peer exchange name.
 public actor SwarmNode {
     struct Entry {
         let swarm: Swarm
         let keys: SwarmKeys
-        let listener: PeerListener
-        let listenPort: Int
         /// Hello capability bits (the same on accepted and dialled connections).
         let capabilities: UInt64
         let tasks: [Task<Void, Never>]
@@ -57,6 +73,12 @@ public actor SwarmNode {
     var signal: SignalClient?
     private var signalTask: Task<Void, Never>?
     var entries: [SwarmID: Entry] = [:]
+    /// The one peer listener, bound at the first `open`, and the swarms it serves.
+    private var listener: PeerListener?
+    private var listenTask: Task<Void, Never>?
+    /// The port peers dial (0 until the listener is bound).
+    public private(set) var listenPort = 0
+    let table = SwarmTable()
     /// Swarms this node joined at the signaling server, and the members it reported (for the user's information).
     var joins: [SwarmID: Int] = [:]
     /// Bytes uploaded by swarms already closed.
@@ -120,6 +142,9 @@ public actor SwarmNode {
     /// Leaves every swarm, closes listeners and the signaling connection.
     public func shutdown() async {
         for id in Array(entries.keys) { await close(id) }
+        try? await listener?.close()
+        listenTask?.cancel()
+        listener = nil
         signalTask?.cancel()
         signalTask = nil
         signal = nil
@@ -136,28 +161,22 @@ public actor SwarmNode {
         let swarm = Swarm(
             root: root, chunking: chunking, expectedSize: expectedSize, identity: identity, options: options,
             logger: logger, recorder: recorder)
-        var configuration = PeerConfiguration(identity: identity, swarmKey: keys.swarmKey)
-        configuration.logger = logger
-        if options.superSeed { configuration.capabilities = Hello.Capability.superSeeding }
-        let listener = try await PeerListener.bind(host: settings.listenHost, port: 0, configuration: configuration)
-        let port = listener.localAddress?.port ?? 0
+        let port = try await listen(templateKey: keys.swarmKey)
+        let capabilities = options.superSeed ? Hello.Capability.superSeeding : 0
         let advertised = advertiseHost()
         if let own = PeerAddress(hostAndPort: "\(advertised):\(port)") { await swarm.setOwnAddresses([own]) }
         await swarm.start()
-        let listening = Task {
-            _ = try? await listener.run { connection in
-                await swarm.run(connection, initiatedByUs: false, address: nil)
-            }
-        }
         let exchange = Task { [weak self] in
             for await address in swarm.discoveries {
                 guard let self else { return }
                 await self.dial(id, host: address.host, port: Int(address.port), expectedKey: nil)
             }
         }
-        entries[id] = Entry(
-            swarm: swarm, keys: keys, listener: listener, listenPort: port, capabilities: configuration.capabilities,
-            tasks: [listening, exchange])
+        let entry = Entry(swarm: swarm, keys: keys, capabilities: capabilities, tasks: [exchange])
+        entries[id] = entry
+        var accepting = peerConfiguration(entry, expectedKey: nil)
+        accepting.swarmSelector = nil
+        table.set(keys.swarmID, accepting)
         if let signal {
             // The members it names arrive as a `joined` event too (also after every rejoin): dialled there.
             // A signaling server that cannot be reached must not stall the transfer: the swarm goes on with the
@@ -218,10 +237,42 @@ public actor SwarmNode {
         lingering.removeValue(forKey: id)?.cancel()
         guard let entry = entries.removeValue(forKey: id) else { return }
         closedUploads += await entry.swarm.snapshot.bytesUploaded
+        table.set(entry.keys.swarmID, nil)
         if let signal { await signal.leave(swarm: id) }
-        try? await entry.listener.close()
         await entry.swarm.stop()
         for task in entry.tasks { task.cancel() }
+    }
+
+    /// Binds the node's one peer listener if it is not bound yet, and returns its port. Each accepted connection goes
+    /// to the swarm its preamble names.
+    /// (`templateKey` only completes the template configuration, whose limits and deadline every swarm shares; each
+    /// connection's handshake uses its own swarm's key.)
+    func listen(templateKey: SecureBytes) async throws -> Int {
+        if listener != nil { return listenPort }
+        var template = PeerConfiguration(identity: identity, swarmKey: templateKey)
+        template.logger = logger
+        let table = self.table
+        let bound = try await PeerListener.bind(
+            host: settings.listenHost, port: settings.listenPort, template: template,
+            select: { table.configuration(for: $0) })
+        listener = bound
+        listenPort = bound.localAddress?.port ?? 0
+        // The task holds the node until `shutdown` closes the listener, which ends `run`.
+        listenTask = Task {
+            _ = try? await bound.run { connection in
+                await self.accepted(connection)
+            }
+        }
+        return listenPort
+    }
+
+    /// A connection the listener accepted for one of the open swarms: that swarm serves it until it ends.
+    private func accepted(_ connection: PeerConnection) async {
+        guard let selected = connection.swarmID, let id = PublicKey32(bytes: selected), let entry = entries[id] else {
+            try? await connection.channel.channel.close()
+            return
+        }
+        await entry.swarm.run(connection, initiatedByUs: false, address: nil)
     }
 
     /// Leaves the swarm of `keys` (see `close(_:)`).

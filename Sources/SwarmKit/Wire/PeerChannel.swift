@@ -11,6 +11,9 @@ public struct PeerConfiguration: Sendable {
     public var cipher: NoiseCipher = .preferred
     /// As initiator: the device key the peer must have (from signaling), or nil to accept any member.
     public var expectedRemoteDeviceKey: [UInt8]?
+    /// As initiator of a direct connection: the swarm id S written in the preamble before the handshake, for a
+    /// listener that serves several swarms on one port (`SwarmSelector`); nil writes none.
+    public var swarmSelector: [UInt8]?
     /// The port this side accepts peer connections on, told to the peer in `hello` (0: none).
     public var listenPort: UInt16 = 0
     /// Capability bits this side announces in `hello` (`Hello.Capability`).
@@ -62,7 +65,8 @@ public enum PeerChannel {
     /// channel initializer). The returned future succeeds with the peer's session once the handshake
     /// and the `hello` exchange are done, and fails with the reason otherwise (the channel is then closed).
     public static func addHandlers(
-        to channel: any Channel, role: Role, configuration: PeerConfiguration
+        to channel: any Channel, role: Role, configuration: PeerConfiguration,
+        position: ChannelPipeline.SynchronousOperations.Position = .last
     ) throws -> EventLoopFuture<PeerSession> {
         let handshake: PeerHandshake
         switch role {
@@ -80,18 +84,22 @@ public enum PeerChannel {
         var logger = configuration.logger
         logger[metadataKey: "peer.role"] = "\(role)"
         let ready = channel.eventLoop.makePromise(of: PeerSession.self)
-        let sync = channel.pipeline.syncOperations
-        try sync.addHandler(ByteToMessageHandler(FrameDecoder()))
-        try sync.addHandler(
-            NoiseHandler(handshake: handshake, handshakeTimeout: configuration.handshakeTimeout, logger: logger))
-        try sync.addHandler(ByteToMessageHandler(MessageDecoder()))
-        try sync.addHandler(MessageEncoder())
-        try sync.addHandler(
+        var handlers: [any ChannelHandler] = []
+        if role == .initiator, let selector = configuration.swarmSelector {
+            handlers.append(SelectorWriter(swarmID: selector))
+        }
+        handlers += [
+            ByteToMessageHandler(FrameDecoder()),
+            NoiseHandler(handshake: handshake, handshakeTimeout: configuration.handshakeTimeout, logger: logger),
+            ByteToMessageHandler(MessageDecoder()),
+            MessageEncoder(),
             PeerProtocolHandler(
                 localDeviceKey: configuration.identity.publicKey, listenPort: configuration.listenPort,
                 capabilities: configuration.capabilities,
                 enforceAnnouncements: configuration.enforceAnnouncements, idleTimeout: configuration.idleTimeout,
-                keepAliveInterval: configuration.keepAliveInterval, ready: ready, logger: logger))
+                keepAliveInterval: configuration.keepAliveInterval, ready: ready, logger: logger),
+        ]
+        try channel.pipeline.syncOperations.addHandlers(handlers, position: position)
         // The hello exchange shares the handshake deadline.
         let deadline = channel.eventLoop.scheduleTask(in: configuration.handshakeTimeout) {
             ready.fail(PeerConnectionError.handshakeTimeout(configuration.handshakeTimeout))

@@ -17,11 +17,17 @@ public struct PeerConnection: Sendable {
     public let channel: NIOAsyncChannel<WireMessage, WireMessage>
     /// The connection's one outbound queue (`PeerConfiguration.sendQueueLimit` and `sendBacklogLimit`).
     public let sender: PeerSender
+    /// On a connection a selecting listener accepted: the swarm id its preamble named (`SwarmSelector`).
+    public let swarmID: [UInt8]?
 
-    init(session: PeerSession, channel: NIOAsyncChannel<WireMessage, WireMessage>, limits: PeerSender.Limits) {
+    init(
+        session: PeerSession, channel: NIOAsyncChannel<WireMessage, WireMessage>, limits: PeerSender.Limits,
+        swarmID: [UInt8]? = nil
+    ) {
         self.session = session
         self.channel = channel
         self.sender = PeerSender(channel: channel.channel, queueLimit: limits.queue, backlogLimit: limits.backlog)
+        self.swarmID = swarmID
     }
 
     /// Sends `goodbye(reason)` after everything already queued in `sender`, and waits until the connection has
@@ -87,27 +93,62 @@ public struct PeerConnection: Sendable {
     }
 }
 
-/// A listening socket that accepts peer connections as responder.
+/// A listening socket that accepts peer connections as responder: for one swarm, or for every swarm a process
+/// serves, chosen by each connection's preamble (`SwarmSelector`).
 public struct PeerListener: Sendable {
-    private let server:
-        NIOAsyncChannel<(NIOAsyncChannel<WireMessage, WireMessage>, EventLoopFuture<PeerSession>), Never>
+    typealias Accepted = (NIOAsyncChannel<WireMessage, WireMessage>, EventLoopFuture<SelectedSession>)
+    private let server: NIOAsyncChannel<Accepted, Never>
     private let logger: Logger
     private let senderLimits: PeerSender.Limits
     /// The bound address (use port 0 to let the system choose, then read it here).
     public var localAddress: SocketAddress? { server.channel.localAddress }
 
-    /// Binds `host:port` (port 0 picks a free port).
+    /// Binds `host:port` (port 0 picks a free port) for the one swarm of `configuration`; connections carry no
+    /// preamble.
     public static func bind(
         host: String, port: Int, configuration: PeerConfiguration,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> PeerListener {
-        let server = try await ServerBootstrap(group: group)
+        let initializer = PeerConnection.initializer(.responder, configuration)
+        let server = try await bootstrap(group: group, configuration: configuration)
+            .bind(host: host, port: port) { channel in
+                initializer(channel).map { wrapped, ready in
+                    (wrapped, ready.map { SelectedSession(session: $0, swarmID: nil) })
+                }
+            }
+        return PeerListener(server: server, logger: configuration.logger, senderLimits: configuration.senderLimits)
+    }
+
+    /// Binds `host:port` for every swarm `select` knows: each connection's preamble names the swarm id, `select`
+    /// returns that swarm's configuration (nil closes the connection). `template` gives what all swarms share: the
+    /// socket and buffer limits, the deadline for preamble and handshake, the logger. `select` runs on an event loop:
+    /// it must not block.
+    public static func bind(
+        host: String, port: Int, template: PeerConfiguration,
+        select: @escaping @Sendable ([UInt8]) -> PeerConfiguration?,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> PeerListener {
+        let server = try await bootstrap(group: group, configuration: template)
+            .bind(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let ready = channel.eventLoop.makePromise(of: SelectedSession.self)
+                    try channel.pipeline.syncOperations.addHandler(
+                        SelectorReader(
+                            select: select, ready: ready, timeout: template.handshakeTimeout,
+                            logger: template.logger))
+                    let wrapped = try NIOAsyncChannel<WireMessage, WireMessage>(
+                        wrappingChannelSynchronously: channel, configuration: template.asyncChannelConfiguration)
+                    return (wrapped, ready.futureResult)
+                }
+            }
+        return PeerListener(server: server, logger: template.logger, senderLimits: template.senderLimits)
+    }
+
+    private static func bootstrap(group: any EventLoopGroup, configuration: PeerConfiguration) -> ServerBootstrap {
+        ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.tcpNotSentLowWatermark, value: SocketOptionValue(configuration.kernelUnsentLimit))
-            .bind(
-                host: host, port: port, childChannelInitializer: PeerConnection.initializer(.responder, configuration))
-        return PeerListener(server: server, logger: configuration.logger, senderLimits: configuration.senderLimits)
     }
 
     /// Accepts connections until the listener is closed, running `handler` for each one that completes
@@ -121,13 +162,16 @@ public struct PeerListener: Sendable {
             try await withThrowingDiscardingTaskGroup { group in
                 for try await (channel, ready) in inbound {
                     group.addTask {
-                        guard let session = try? await ready.get() else {
+                        guard let selected = try? await ready.get() else {
                             try? await channel.channel.close()
                             return
                         }
+                        let session = selected.session
                         do {
                             try await handler(
-                                PeerConnection(session: session, channel: channel, limits: senderLimits))
+                                PeerConnection(
+                                    session: session, channel: channel, limits: senderLimits,
+                                    swarmID: selected.swarmID))
                         } catch {
                             logger.debug(
                                 "peer connection handler ended with an error",

@@ -11,6 +11,8 @@ public enum PeerConnectionError: Error, Equatable, Sendable {
     case closedBeforeHello
     /// A message was written before the handshake finished (a programmer error in the caller).
     case handshakeNotComplete
+    /// The connection's preamble named no swarm this process serves, or was malformed (docs/protocol.md §3.0).
+    case unknownSwarm
     /// The peer said goodbye.
     case peerSaidGoodbye(GoodbyeReason)
 }

@@ -22,8 +22,8 @@ struct PeerOptions: ParsableArguments {
     @Option(
         name: .customLong("listen"),
         help: ArgumentHelp(
-            "Local address to accept peer connections on (default: $HARP_LISTEN, else all addresses).",
-            valueName: "host"))
+            "Local address to accept peer connections on, HOST or HOST:PORT; one port serves every file (default: $HARP_LISTEN, else all addresses, a free port).",
+            valueName: "host[:port]"))
     var listenHost: String?
 
     @Option(

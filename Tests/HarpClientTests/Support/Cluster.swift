@@ -60,12 +60,13 @@ final class Cluster: Sendable {
     }
 
     /// A device named `name`: its own folder, chunk store, device key and node (started).
-    func device(_ name: String, signalURL: String?) async throws -> Device {
+    func device(_ name: String, signalURL: String?, listenPort: Int = 0) async throws -> Device {
         let home = directory + "/" + name
         try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
         var settings = PeerSettings()
         settings.signalURL = signalURL
         settings.listenHost = "127.0.0.1"
+        settings.listenPort = listenPort
         settings.advertiseHost = "127.0.0.1"
         let identity = DeviceIdentity.generate()
         let node = SwarmNode(identity: identity, settings: settings, logger: logger)
