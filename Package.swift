@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "harp-signal-load", targets: ["harp-signal-load"]),
         .library(name: "HarpBasics", targets: ["HarpBasics"]),
         .library(name: "ChunkStore", targets: ["ChunkStore"]),
+        .library(name: "VersionLog", targets: ["VersionLog"]),
         .library(name: "SwarmKit", targets: ["SwarmKit"]),
         .library(name: "SignalingProtocol", targets: ["SignalingProtocol"]),
         .library(name: "SignalingClient", targets: ["SignalingClient"]),
@@ -54,6 +55,16 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The version log's formats, witness state machine, proof bundles and offline verifier (docs/proofs.md).
+        .target(
+            name: "VersionLog",
+            dependencies: [
+                "ChunkStore",
+                "HarpBasics",
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),
