@@ -269,6 +269,13 @@ let package = Package(
             resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings
         ),
+        .testTarget(
+            name: "VersionLogTests",
+            dependencies: [
+                "ChunkStore", "HarpBasics", "VersionLog", .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "EndToEndTests", dependencies: ["ChunkStore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "HarpClientTests",
