@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "HarpBasics", targets: ["HarpBasics"]),
         .library(name: "ChunkStore", targets: ["ChunkStore"]),
         .library(name: "VersionLog", targets: ["VersionLog"]),
+        .executable(name: "harp-log-bench", targets: ["harp-log-bench"]),
         .library(name: "SwarmKit", targets: ["SwarmKit"]),
         .library(name: "SignalingProtocol", targets: ["SignalingProtocol"]),
         .library(name: "SignalingClient", targets: ["SignalingClient"]),
@@ -66,6 +67,11 @@ let package = Package(
                 "HarpBasics",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "harp-log-bench",
+            dependencies: ["ChunkStore", "VersionLog", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .target(
