@@ -25,10 +25,13 @@ public struct EnrollmentEntry: Hashable, Sendable {
     /// The log key's Ed25519 signature of `signedMessage`.
     public var attestation: [UInt8]
 
-    /// An entry attested by `logKey` (the log's `ed25519` note key).
+    /// An entry attested by `logKey` (the log's `ed25519` note key); refuses a user name over 256 bytes or with
+    /// control characters, and a negative time.
     public static func attested(
         _ action: Action, device: DeviceKey, user: String, time: Int64, logKey: NoteSigningKey
-    ) -> EnrollmentEntry {
+    ) throws(LogEncodingError) -> EnrollmentEntry {
+        try VersionEntry.checkText(user, field: "user")
+        guard time >= 0 else { throw .outOfRange(field: "time") }
         var entry = EnrollmentEntry(action: action, device: device, user: user, time: time, attestation: [])
         entry.attestation = logKey.sign(entry.signedMessage)
         return entry

@@ -91,11 +91,15 @@ public struct VersionEntry: Hashable, Sendable {
         Hash256.sha256(Array("harp content commitment v1".utf8) + [0] + contentRoot.bytes)
     }
 
-    /// A new version signed by `device`; `previous` is the lineage's head (nil for version 1).
+    /// A new version signed by `device`; `previous` is the lineage's head (nil for version 1). Refuses an etag or a
+    /// user over `maximumTextLength` bytes, text with control characters, and a negative time.
     public static func signed(
         lineage: Hash256, previous: VersionEntry?, operation: VersionOperation, contentRoot: Hash256, size: UInt64,
         etag: String, authorUser: String, time: Int64, device: Curve25519.Signing.PrivateKey
-    ) -> VersionEntry {
+    ) throws(LogEncodingError) -> VersionEntry {
+        try checkText(etag, field: "etag")
+        try checkText(authorUser, field: "authorUser")
+        guard time >= 0 else { throw .outOfRange(field: "time") }
         var entry = VersionEntry(
             lineage: lineage, version: (previous?.version ?? 0) + 1, operation: operation,
             contentCommitment: commitment(contentRoot: contentRoot), size: size, etag: etag,
@@ -103,6 +107,13 @@ public struct VersionEntry: Hashable, Sendable {
             previousHash: previous?.chainHash ?? .zero, chainHash: .zero, signature: [])
         entry.seal(device: device)
         return entry
+    }
+
+    static func checkText(_ text: String, field: String) throws(LogEncodingError) {
+        guard text.utf8.count <= maximumTextLength else {
+            throw .fieldTooLong(field: field, length: text.utf8.count, limit: maximumTextLength)
+        }
+        guard Text.isPrintable(text) else { throw .invalidText(field: field) }
     }
 
     /// Recomputes `chainHash` from the fields and signs again (tests and the log's own tooling).

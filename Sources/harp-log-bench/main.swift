@@ -26,7 +26,7 @@ do {
     let device = Curve25519.Signing.PrivateKey()
     let lineage = VersionEntry.lineage(instance: "https://cloud.example", fileID: "42")
     // Filler: versions of other files. Their signatures are not checked on append, so one signed template is varied.
-    let template = VersionEntry.signed(
+    let template = try VersionEntry.signed(
         lineage: VersionEntry.lineage(instance: "https://cloud.example", fileID: "filler"), previous: nil,
         operation: .modify, contentRoot: .zero, size: 1 << 20, etag: "\"5f3c1a2b\"", authorUser: "filler",
         time: start, device: device)
@@ -36,14 +36,14 @@ do {
     let spacing = totalEntries / lineageVersions
     let clock = ContinuousClock()
     let appendStart = clock.now
-    log.append(
+    try log.append(
         .enrollment(.attested(.enroll, device: DeviceKey(device.publicKey), user: "alice", time: start, logKey: logKey))
     )
     var firstWitnessed: SignedNote?
     for index in 1..<totalEntries {
         let time = start + Int64(index / 1000)
         if index % spacing == spacing / 2 {
-            let entry = VersionEntry.signed(
+            let entry = try VersionEntry.signed(
                 lineage: lineage, previous: head, operation: head == nil ? .create : .modify,
                 contentRoot: Hash256.sha256(Array("content \(index)".utf8)), size: UInt64(index), etag: "\"\(index)\"",
                 authorUser: "alice", time: time, device: device)

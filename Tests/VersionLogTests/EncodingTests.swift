@@ -10,10 +10,10 @@ import Testing
 struct EncodingTests {
     @Test func logEntriesRoundTrip() throws {
         var world = try World()
-        world.enroll(world.alice, "alice")
-        let v1 = world.version(by: world.alice, "alice")
-        let v2 = world.version(by: world.alice, "alice", .rename)
-        let revoke = EnrollmentEntry.attested(
+        try world.enroll(world.alice, "alice")
+        let v1 = try world.version(by: world.alice, "alice")
+        let v2 = try world.version(by: world.alice, "alice", .rename)
+        let revoke = try EnrollmentEntry.attested(
             .revoke, device: DeviceKey(world.alice.publicKey), user: "alice", time: 5, logKey: world.logKey)
         for entry in [LogEntry.version(v1), .version(v2), .enrollment(revoke)] {
             let bytes = entry.encoded
@@ -30,7 +30,7 @@ struct EncodingTests {
 
     @Test func theChainHashIsSHA3OfMetaAndThePreviousHash() throws {
         let world = try World()
-        let v1 = VersionEntry.signed(
+        let v1 = try VersionEntry.signed(
             lineage: world.lineage, previous: nil, operation: .create, contentRoot: .zero, size: 1, etag: "e",
             authorUser: "alice", time: 1, device: world.alice)
         let expected = SHA3_256.hash(data: v1.metaBytes + [UInt8](repeating: 0, count: 32))
@@ -39,7 +39,7 @@ struct EncodingTests {
 
     @Test func decodersRefuseBadAndOversizeInput() throws {
         var world = try World()
-        let entry = LogEntry.version(world.version(by: world.alice, "alice"))
+        let entry = LogEntry.version(try world.version(by: world.alice, "alice"))
         let bytes = entry.encoded
         #expect(throws: LogEncodingError.entryTooLarge(size: 1025, limit: 1024)) {
             try LogEntry(encoded: [UInt8](repeating: 1, count: 1025))
@@ -59,9 +59,28 @@ struct EncodingTests {
         }
     }
 
+    @Test func entriesThatCannotBeEncodedAreRefusedWhenSigned() throws {
+        let world = try World()
+        let long = String(repeating: "e", count: VersionEntry.maximumTextLength + 1)
+        #expect(throws: LogEncodingError.fieldTooLong(field: "etag", length: 257, limit: 256)) {
+            try VersionEntry.signed(
+                lineage: world.lineage, previous: nil, operation: .create, contentRoot: .zero, size: 1, etag: long,
+                authorUser: "alice", time: 1, device: world.alice)
+        }
+        #expect(throws: LogEncodingError.invalidText(field: "authorUser")) {
+            try VersionEntry.signed(
+                lineage: world.lineage, previous: nil, operation: .create, contentRoot: .zero, size: 1, etag: "e",
+                authorUser: "al\nice", time: 1, device: world.alice)
+        }
+        #expect(throws: LogEncodingError.outOfRange(field: "time")) {
+            try EnrollmentEntry.attested(
+                .enroll, device: DeviceKey(world.alice.publicKey), user: "alice", time: -1, logKey: world.logKey)
+        }
+    }
+
     @Test func witnessRequestsAndAnswersRoundTrip() throws {
         var world = try World()
-        world.filler(9)
+        try world.filler(9)
         let note = world.log.signedCheckpoint()
         let request = try #require(world.log.addCheckpointRequest(oldSize: 4, note: note))
         #expect(request.consistencyProof.count > 0)
@@ -84,7 +103,7 @@ struct EncodingTests {
 
     @Test func witnessRequestsOverTheLimitsAreRefused() throws {
         var world = try World()
-        world.filler(2)
+        try world.filler(2)
         let note = world.log.signedCheckpoint()
         let sixtyFour = AddCheckpointRequest(
             oldSize: 1, consistencyProof: Array(repeating: .zero, count: 64), checkpoint: note)

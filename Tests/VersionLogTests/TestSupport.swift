@@ -96,10 +96,8 @@ struct World {
     @discardableResult
     mutating func enroll(
         _ device: Curve25519.Signing.PrivateKey, _ user: String, _ action: EnrollmentEntry.Action = .enroll
-    )
-        -> Int
-    {
-        let entry = EnrollmentEntry.attested(
+    ) throws -> Int {
+        let entry = try EnrollmentEntry.attested(
             action, device: DeviceKey(device.publicKey), user: user, time: tick(), logKey: logKey)
         return log.append(.enrollment(entry))
     }
@@ -109,9 +107,9 @@ struct World {
     mutating func version(
         by device: Curve25519.Signing.PrivateKey, _ user: String, _ operation: VersionOperation = .modify,
         append: Bool = true
-    ) -> VersionEntry {
+    ) throws -> VersionEntry {
         let number = (head?.version ?? 0) + 1
-        let entry = VersionEntry.signed(
+        let entry = try VersionEntry.signed(
             lineage: lineage, previous: head, operation: head == nil ? .create : operation,
             contentRoot: Hash256.sha256(Array("content \(number)".utf8)), size: 1000 * number,
             etag: "\"etag-\(number)\"", authorUser: user, time: tick(), device: device)
@@ -123,11 +121,11 @@ struct World {
     }
 
     /// Entries of some other file, to put distance between leaves.
-    mutating func filler(_ count: Int) {
+    mutating func filler(_ count: Int) throws {
         let other = Curve25519.Signing.PrivateKey()
         var previous: VersionEntry?
         for _ in 0..<count {
-            let entry = VersionEntry.signed(
+            let entry = try VersionEntry.signed(
                 lineage: VersionEntry.lineage(instance: "https://cloud.example", fileID: "other"), previous: previous,
                 operation: .modify, contentRoot: .zero, size: 1, etag: "x", authorUser: "carol", time: tick(1),
                 device: other)
@@ -157,15 +155,15 @@ struct World {
     /// Alice and Bob enrolled, three versions (alice, bob, alice), witnessed, then more entries and a newer checkpoint.
     static func honest() throws -> (world: World, first: SignedNote) {
         var world = try World()
-        world.enroll(world.alice, "alice")
-        world.enroll(world.bob, "bob")
-        world.filler(5)
-        world.version(by: world.alice, "alice")
-        world.filler(3)
-        world.version(by: world.bob, "bob")
-        world.version(by: world.alice, "alice")
+        try world.enroll(world.alice, "alice")
+        try world.enroll(world.bob, "bob")
+        try world.filler(5)
+        try world.version(by: world.alice, "alice")
+        try world.filler(3)
+        try world.version(by: world.bob, "bob")
+        try world.version(by: world.alice, "alice")
         let first = try world.cosign()
-        world.filler(7)
+        try world.filler(7)
         return (world, first)
     }
 
@@ -178,7 +176,7 @@ struct World {
     /// Witnesses the head now, adds a few entries, and returns the bundle against a newer cosigned checkpoint.
     mutating func witnessedBundle() throws -> ProofBundle {
         let first = try cosign()
-        filler(2)
+        try filler(2)
         return try bundle(first: first)
     }
 

@@ -36,7 +36,7 @@ struct VerifierTests {
         var fork = InMemoryLog(key: world.logKey)
         for index in 0..<world.log.size {
             let entry = try #require(world.log.entry(at: index))
-            fork.append(
+            try fork.append(
                 index == 3
                     ? .enrollment(
                         .attested(
@@ -72,9 +72,9 @@ struct VerifierTests {
     /// The author signed versions 1 and 2, the log put 2 before 1.
     @Test func versionsOutOfLogOrderAreRefused() throws {
         var world = try World()
-        world.enroll(world.alice, "alice")
-        let v1 = world.version(by: world.alice, "alice", append: false)
-        let v2 = VersionEntry.signed(
+        try world.enroll(world.alice, "alice")
+        let v1 = try world.version(by: world.alice, "alice", append: false)
+        let v2 = try VersionEntry.signed(
             lineage: world.lineage, previous: v1, operation: .modify, contentRoot: .zero, size: 2, etag: "2",
             authorUser: "alice", time: world.tick(), device: world.alice)
         world.append(v2)
@@ -97,7 +97,7 @@ struct VerifierTests {
     @Test func aForgedAuthorSignatureIsRefused() throws {
         var world = try World.honest().world
         let mallory = Curve25519.Signing.PrivateKey()
-        var forged = world.version(by: mallory, "alice", append: false)
+        var forged = try world.version(by: mallory, "alice", append: false)
         forged.authorDevice = DeviceKey(world.alice.publicKey)
         forged.seal(device: mallory)
         world.append(forged)
@@ -106,39 +106,39 @@ struct VerifierTests {
 
     @Test func anAuthorWithoutEnrollmentIsRefused() throws {
         var world = try World.honest().world
-        world.version(by: Curve25519.Signing.PrivateKey(), "alice")
+        try world.version(by: Curve25519.Signing.PrivateKey(), "alice")
         #expect(failure(try world.verifier(), try world.witnessedBundle()) == .authorNotEnrolled(version: 4))
     }
 
     @Test func aDeviceEnrolledForAnotherUserDoesNotCount() throws {
         var world = try World.honest().world
-        world.version(by: world.bob, "alice")
+        try world.version(by: world.bob, "alice")
         #expect(failure(try world.verifier(), try world.witnessedBundle()) == .authorNotEnrolled(version: 4))
     }
 
     @Test func anAuthorEnrolledAfterTheVersionIsRefused() throws {
         var world = try World.honest().world
         let carol = Curve25519.Signing.PrivateKey()
-        world.version(by: carol, "carol")
-        world.enroll(carol, "carol")
+        try world.version(by: carol, "carol")
+        try world.enroll(carol, "carol")
         #expect(failure(try world.verifier(), try world.witnessedBundle()) == .authorEnrolledAfterVersion(version: 4))
     }
 
     @Test func aRevokedDeviceIsRefusedUntilEnrolledAgain() throws {
         var world = try World.honest().world
-        world.enroll(world.bob, "bob", .revoke)
-        world.version(by: world.bob, "bob")
+        try world.enroll(world.bob, "bob", .revoke)
+        try world.version(by: world.bob, "bob")
         #expect(failure(try world.verifier(), try world.witnessedBundle()) == .authorRevoked(version: 4))
-        world.enroll(world.bob, "bob")
-        world.version(by: world.bob, "bob")
+        try world.enroll(world.bob, "bob")
+        try world.version(by: world.bob, "bob")
         #expect(failure(try world.verifier(), try world.witnessedBundle()) == .authorRevoked(version: 4))
     }
 
     @Test func aReEnrolledDeviceCountsAgain() throws {
         var world = try World.honest().world
-        world.enroll(world.bob, "bob", .revoke)
-        world.enroll(world.bob, "bob")
-        world.version(by: world.bob, "bob")
+        try world.enroll(world.bob, "bob", .revoke)
+        try world.enroll(world.bob, "bob")
+        try world.version(by: world.bob, "bob")
         #expect(try world.verifier().verify(try world.witnessedBundle()).versions.count == 4)
     }
 
@@ -146,10 +146,10 @@ struct VerifierTests {
         var world = try World.honest().world
         let carol = Curve25519.Signing.PrivateKey()
         let impostor = try NoteSigningKey.generate(name: world.log.origin, type: .ed25519)
-        world.log.append(
+        try world.log.append(
             .enrollment(
                 .attested(.enroll, device: DeviceKey(carol.publicKey), user: "carol", time: 1, logKey: impostor)))
-        world.version(by: carol, "carol")
+        try world.version(by: carol, "carol")
         #expect(failure(try world.verifier(), try world.witnessedBundle()) == .badEnrollmentAttestation(leafIndex: 20))
     }
 
@@ -157,7 +157,7 @@ struct VerifierTests {
         var world = try World.honest().world
         let v1 = try #require(world.log.entry(at: 7))
         guard case .version(let first) = v1 else { throw Failure("leaf 7 is not v1") }
-        var skipping = VersionEntry.signed(
+        var skipping = try VersionEntry.signed(
             lineage: world.lineage, previous: first, operation: .modify, contentRoot: .zero, size: 4, etag: "4",
             authorUser: "alice", time: world.tick(), device: world.alice)
         skipping.version = 4
@@ -287,10 +287,10 @@ struct VerifierTests {
 
     @Test func aFirstWitnessedCheckpointWithoutTheHeadIsRefused() throws {
         var world = try World()
-        world.enroll(world.alice, "alice")
-        world.version(by: world.alice, "alice")
+        try world.enroll(world.alice, "alice")
+        try world.version(by: world.alice, "alice")
         let early = try world.cosign()
-        world.version(by: world.alice, "alice")
+        try world.version(by: world.alice, "alice")
         let bundle = try world.bundle(first: early)
         #expect(failure(try world.verifier(), bundle) == .firstWitnessedDoesNotHoldHead)
     }

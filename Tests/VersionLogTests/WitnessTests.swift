@@ -8,13 +8,13 @@ import Testing
 struct WitnessTests {
     @Test func cosignsAGrowingLogAndRemembersIt() throws {
         var world = try World()
-        world.filler(3)
+        try world.filler(3)
         var witness = world.witnesses[0]
         let first = world.log.signedCheckpoint()
         let answer = witness.addCheckpoint(oldSize: 0, consistencyProof: [], signedCheckpoint: first, now: 100)
         guard case .cosigned(let lines) = answer else { throw Failure("refused: \(answer)") }
         #expect(Cosignature.verify(lines[0], checkpointText: first.text, key: world.witnessKeys[0].verifierKey) == 100)
-        world.filler(5)
+        try world.filler(5)
         let second = world.log.signedCheckpoint()
         let request = try #require(world.log.addCheckpointRequest(oldSize: 3, note: second))
         #expect(witness.addCheckpoint(request, now: 200).statusCode == 200)
@@ -29,10 +29,10 @@ struct WitnessTests {
     /// A fork: two different checkpoints of the same size. The witness that cosigned the first refuses the second.
     @Test func forkIsRefused() throws {
         var honest = try World()
-        honest.filler(4)
+        try honest.filler(4)
         var forked = InMemoryLog(key: honest.logKey)
         for index in 0..<3 { forked.append(try #require(honest.log.entry(at: index))) }
-        forked.append(
+        try forked.append(
             .enrollment(
                 .attested(.enroll, device: DeviceKey(honest.bob.publicKey), user: "bob", time: 1, logKey: honest.logKey)
             ))
@@ -56,9 +56,9 @@ struct WitnessTests {
     /// A rollback: an older checkpoint presented as current is refused, however the old size is given.
     @Test func rollbackIsRefused() throws {
         var world = try World()
-        world.filler(3)
+        try world.filler(3)
         let old = world.log.signedCheckpoint()
-        world.filler(3)
+        try world.filler(3)
         var witness = world.witnesses[0]
         let current = world.log.signedCheckpoint()
         #expect(
@@ -77,13 +77,13 @@ struct WitnessTests {
 
     @Test func aStaleOldSizeGets409WithTheCurrentSize() throws {
         var world = try World()
-        world.filler(3)
+        try world.filler(3)
         var witness = world.witnesses[0]
         #expect(
             witness.addCheckpoint(
                 oldSize: 0, consistencyProof: [], signedCheckpoint: world.log.signedCheckpoint(), now: 1
             ).statusCode == 200)
-        world.filler(2)
+        try world.filler(2)
         let answer = witness.addCheckpoint(
             oldSize: 0, consistencyProof: [], signedCheckpoint: world.log.signedCheckpoint(), now: 2)
         #expect(answer == .conflict(latestSize: 3))
@@ -92,7 +92,7 @@ struct WitnessTests {
 
     @Test func aWrongLogSignatureIsForbidden() throws {
         var world = try World()
-        world.filler(2)
+        try world.filler(2)
         let impostor = try NoteSigningKey.generate(name: world.log.origin, type: .ed25519)
         var witness = world.witnesses[0]
         let forged = world.log.checkpoint().signed(by: impostor)
@@ -106,13 +106,13 @@ struct WitnessTests {
 
     @Test func aProofThatDoesNotVerifyIs422() throws {
         var world = try World()
-        world.filler(3)
+        try world.filler(3)
         var witness = world.witnesses[0]
         #expect(
             witness.addCheckpoint(
                 oldSize: 0, consistencyProof: [], signedCheckpoint: world.log.signedCheckpoint(), now: 1
             ).statusCode == 200)
-        world.filler(3)
+        try world.filler(3)
         let note = world.log.signedCheckpoint()
         var request = try #require(world.log.addCheckpointRequest(oldSize: 3, note: note))
         request.consistencyProof[0] = .zero
