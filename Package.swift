@@ -14,6 +14,8 @@ let package = Package(
         .executable(name: "harp-signal-load", targets: ["harp-signal-load"]),
         .library(name: "HarpBasics", targets: ["HarpBasics"]),
         .library(name: "ChunkStore", targets: ["ChunkStore"]),
+        .library(name: "VersionLog", targets: ["VersionLog"]),
+        .executable(name: "harp-log-bench", targets: ["harp-log-bench"]),
         .library(name: "SwarmKit", targets: ["SwarmKit"]),
         .library(name: "SignalingProtocol", targets: ["SignalingProtocol"]),
         .library(name: "SignalingClient", targets: ["SignalingClient"]),
@@ -55,6 +57,21 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        // The version log's formats, witness state machine, proof bundles and offline verifier (docs/proofs.md).
+        .target(
+            name: "VersionLog",
+            dependencies: [
+                "ChunkStore",
+                "HarpBasics",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "harp-log-bench",
+            dependencies: ["ChunkStore", "VersionLog", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -256,6 +273,13 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             resources: [.copy("Fixtures")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "VersionLogTests",
+            dependencies: [
+                "ChunkStore", "HarpBasics", "VersionLog", .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "EndToEndTests", dependencies: ["ChunkStore"], swiftSettings: swiftSettings),

@@ -182,3 +182,113 @@ public enum Merkle {
         return fr == oldRoot && sr == newRoot && sn == 0
     }
 }
+
+extension Merkle {
+    /// An append-only RFC 6962 tree that keeps every complete, aligned subtree hash, for the version log.
+    ///
+    /// `levels[h][i]` is the hash of leaves `i * 2^h ..< (i + 1) * 2^h`; level 0 holds the leaf hashes. Appending costs
+    /// amortised O(1) hashes and the whole structure about two hashes (64 bytes) per leaf: 64 MB for a million leaves.
+    /// The hash of any RFC 6962 subtree `[lo, hi)` that a proof needs is either one stored node (complete and aligned)
+    /// or a complete left part plus a recursive right edge, so it costs O(log n) hashes, a root O(log n) and an
+    /// inclusion or consistency proof O(log² n) hashes, at every size up to the current one.
+    public struct Tree: Sendable {
+        private var levels: [[Hash256]] = [[]]
+
+        /// An empty tree.
+        public init() {}
+
+        /// A tree over `leafHashes`, in order.
+        public init(leafHashes: some Sequence<Hash256>) {
+            for leaf in leafHashes { append(leafHash: leaf) }
+        }
+
+        /// The number of leaves.
+        public var count: Int { levels[0].count }
+
+        /// The leaf hash at `index` (which must be below `count`).
+        public func leafHash(at index: Int) -> Hash256 { levels[0][index] }
+
+        /// Appends one leaf hash and returns its index; completes every subtree it closes.
+        @discardableResult
+        public mutating func append(leafHash: Hash256) -> Int {
+            let index = levels[0].count
+            levels[0].append(leafHash)
+            var height = 0
+            while levels[height].count % 2 == 0 {
+                let n = levels[height].count
+                let parent = nodeHash(levels[height][n - 2], levels[height][n - 1])
+                if levels.count == height + 1 { levels.append([]) }
+                levels[height + 1].append(parent)
+                height += 1
+            }
+            return index
+        }
+
+        /// The root of the tree of the first `size` leaves (`0 <= size <= count`).
+        public func root(size: Int) -> Hash256 {
+            precondition(size >= 0 && size <= count, "size out of range")
+            return size == 0 ? emptyRoot : subtree(0..<size)
+        }
+
+        /// The current root.
+        public var root: Hash256 { root(size: count) }
+
+        /// The RFC 9162 §2.1.3.1 inclusion path of leaf `index` in the tree of the first `size` leaves.
+        public func inclusionProof(index: Int, size: Int) -> [Hash256]? {
+            guard index >= 0, index < size, size <= count else { return nil }
+            var path: [Hash256] = []
+            var range = 0..<size
+            var ranges: [Range<Int>] = []
+            while range.count > 1 {
+                let mid = range.lowerBound + split(range.count)
+                if index < mid {
+                    ranges.append(mid..<range.upperBound)
+                    range = range.lowerBound..<mid
+                } else {
+                    ranges.append(range.lowerBound..<mid)
+                    range = mid..<range.upperBound
+                }
+            }
+            for sibling in ranges.reversed() { path.append(subtree(sibling)) }
+            return path
+        }
+
+        /// The RFC 9162 §2.1.4.1 consistency proof from the first `oldSize` leaves to the first `newSize` leaves.
+        public func consistencyProof(oldSize: Int, newSize: Int) -> [Hash256]? {
+            guard oldSize >= 0, oldSize <= newSize, newSize <= count else { return nil }
+            guard oldSize > 0, oldSize < newSize else { return [] }
+            var proof: [Hash256] = []
+            var m = oldSize
+            var range = 0..<newSize
+            var complete = true
+            while m != range.count {
+                let k = split(range.count)
+                let mid = range.lowerBound + k
+                if m <= k {
+                    proof.append(subtree(mid..<range.upperBound))
+                    range = range.lowerBound..<mid
+                } else {
+                    proof.append(subtree(range.lowerBound..<mid))
+                    m -= k
+                    range = mid..<range.upperBound
+                    complete = false
+                }
+            }
+            if !complete { proof.append(subtree(range)) }
+            return proof.reversed()
+        }
+
+        /// MTH of leaves `range`: one stored node when the range is complete and aligned, else split as RFC 6962 does.
+        private func subtree(_ range: Range<Int>) -> Hash256 {
+            let n = range.count
+            if n & (n - 1) == 0 {
+                let height = n.trailingZeroBitCount
+                if range.lowerBound % n == 0, height < levels.count, range.lowerBound / n < levels[height].count {
+                    return levels[height][range.lowerBound / n]
+                }
+            }
+            let mid = range.lowerBound + split(n)
+            return nodeHash(subtree(range.lowerBound..<mid), subtree(mid..<range.upperBound))
+        }
+    }
+}
