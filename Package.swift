@@ -280,6 +280,7 @@ let package = Package(
             dependencies: [
                 "ChunkStore", "HarpBasics", "VersionLog", .product(name: "Crypto", package: "swift-crypto"),
             ],
+            resources: [.copy("Vectors")],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "EndToEndTests", dependencies: ["ChunkStore"], swiftSettings: swiftSettings),

@@ -5,19 +5,11 @@ import Testing
 
 @testable import VersionLog
 
-/// The shared vectors at `../shared/vectors` beside the repository (docs: /work/shared/vectors/README.md).
+/// The vectors copied from `../shared/vectors` into `Vectors/` (see its README).
 enum SharedVectors {
-    static var directory: URL {
-        URL(fileURLWithPath: #filePath)
-            .deletingLastPathComponent()  // VersionLogTests
-            .deletingLastPathComponent()  // Tests
-            .deletingLastPathComponent()  // the repository
-            .deletingLastPathComponent()
-            .appendingPathComponent("shared/vectors")
-    }
-
     static func data(_ name: String) throws -> Data {
-        try Data(contentsOf: directory.appendingPathComponent(name))
+        let url = try #require(Bundle.module.url(forResource: name, withExtension: nil, subdirectory: "Vectors"))
+        return try Data(contentsOf: url)
     }
 
     /// One record of signed-note-examples.txt: its id, its `key: value` fields and its exact bytes.
