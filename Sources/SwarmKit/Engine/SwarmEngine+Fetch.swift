@@ -138,30 +138,28 @@ extension SwarmEngine {
     /// at every arrival). A peer that chokes a fetcher (a slow uplink earns few unchokes) or barely sends does not
     /// make a chunk available to it.
     mutating func originOnlyChunks(among offered: ChunkSet, picker: PiecePicker<LinkID>, strict: Bool) -> ChunkSet {
-        let supers = links.values.filter(\.superSeeding).count
-        if strict {
+        if originOnlyCache == nil || originOnlyCache!.strict != strict || now - originOnlyCache!.at > 0.05 {
+            let supers = links.values.filter(\.superSeeding).count
             let peers = order.compactMap { links[$0] }.filter { !$0.superSeeding && $0.theirs != nil }
-            let fastest = peers.compactMap(\.servingRate).max() ?? 0
-            var slow = [Int32](repeating: 0, count: picker.chunkCount)
-            for peer in peers where (peer.servingRate ?? .infinity) < fastest / 8 {
-                for index in peer.theirs! where index < picker.chunkCount { slow[index] += 1 }
+            let slow: [PeerState]
+            if strict {
+                // While peers feed this fetcher, a holder is passed over only if it serves this side far slower than
+                // the fastest peer does (judged while it served, not while it choked this side).
+                let fastest = peers.compactMap(\.servingRate).max() ?? 0
+                slow = peers.filter { ($0.servingRate ?? .infinity) < fastest / 8 }
+            } else {
+                let fastest = peers.map { $0.recvMeter.rate(at: now) }.max() ?? 0
+                slow = peers.filter { $0.peerChoking || $0.recvMeter.rate(at: now) < fastest / 4 }
             }
-            return ChunkSet(
-                count: offered.count,
-                indexes: offered.lazy.filter { picker.availability(of: $0) - Int(slow[$0]) <= supers })
-        }
-        if originOnlyCache == nil || now - originOnlyCache!.at > 0.05 {
-            let peers = order.compactMap { links[$0] }.filter { !$0.superSeeding && $0.theirs != nil }
-            let fastest = peers.map { $0.recvMeter.rate(at: now) }.max() ?? 0
             var unusable = [Int32](repeating: 0, count: picker.chunkCount)
-            for peer in peers where peer.peerChoking || peer.recvMeter.rate(at: now) < fastest / 4 {
+            for peer in slow {
                 for index in peer.theirs! where index < picker.chunkCount { unusable[index] += 1 }
             }
             var only = ChunkSet(count: picker.chunkCount)
             for index in 0..<picker.chunkCount where picker.availability(of: index) - Int(unusable[index]) <= supers {
                 _ = only.insert(index)
             }
-            originOnlyCache = (now, only)
+            originOnlyCache = (now, strict, only)
         }
         let only = originOnlyCache!.chunks
         return ChunkSet(count: offered.count, indexes: offered.lazy.filter { only.contains($0) })

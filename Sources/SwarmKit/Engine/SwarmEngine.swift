@@ -77,7 +77,7 @@ public struct SwarmEngine: Sendable {
     var server: WebSeedScheduler
     var lastPeerDelivery: Double = 0
     var lastProgress: Double = 0
-    var originOnlyCache: (at: Double, chunks: ChunkSet)?
+    var originOnlyCache: (at: Double, strict: Bool, chunks: ChunkSet)?
     /// Chunks handed to the shell to verify and write, and from where.
     var storing: [Int: ChunkSource] = [:]
     var counters = SwarmSnapshot()
