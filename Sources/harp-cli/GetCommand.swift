@@ -54,7 +54,7 @@ struct GetCommand: AsyncParsableCommand {
         help: ArgumentHelp(
             "After the files are in place, keep serving peers still fetching them for up to this many seconds"
                 + " (0: exit at once).", valueName: "seconds"))
-    var linger: Double = 10
+    var linger: Double = 30
 
     @Option(
         help: ArgumentHelp(
