@@ -76,6 +76,8 @@ public actor SwarmNode {
     /// The one peer listener, bound at the first `open`, and the swarms it serves.
     private var listener: PeerListener?
     private var listenTask: Task<Void, Never>?
+    /// The bind of the listener, once started: the port it got.
+    private var binding: Task<Int, any Error>?
     /// The port peers dial (0 until the listener is bound).
     public private(set) var listenPort = 0
     let table = SwarmTable()
@@ -145,6 +147,7 @@ public actor SwarmNode {
         try? await listener?.close()
         listenTask?.cancel()
         listener = nil
+        binding = nil
         signalTask?.cancel()
         signalTask = nil
         signal = nil
@@ -248,13 +251,24 @@ public actor SwarmNode {
     /// (`templateKey` only completes the template configuration, whose limits and deadline every swarm shares; each
     /// connection's handshake uses its own swarm's key.)
     func listen(templateKey: SecureBytes) async throws -> Int {
-        if listener != nil { return listenPort }
+        // Swarms open concurrently (a folder's files): the first binds, the others wait for that bind.
+        if let binding { return try await binding.value }
         var template = PeerConfiguration(identity: identity, swarmKey: templateKey)
         template.logger = logger
         let table = self.table
-        let bound = try await PeerListener.bind(
-            host: settings.listenHost, port: settings.listenPort, template: template,
-            select: { table.configuration(for: $0) })
+        let (host, port) = (settings.listenHost, settings.listenPort)
+        let task = Task {
+            try await PeerListener.bind(
+                host: host, port: port, template: template, select: { table.configuration(for: $0) })
+        }
+        binding = Task { try await task.value.localAddress?.port ?? 0 }
+        let bound: PeerListener
+        do {
+            bound = try await task.value
+        } catch {
+            binding = nil
+            throw error
+        }
         listener = bound
         listenPort = bound.localAddress?.port ?? 0
         // The task holds the node until `shutdown` closes the listener, which ends `run`.
