@@ -77,6 +77,7 @@ public struct FileFetcher: Sendable {
                     .malformedResponse, path: item.path, detail: "no fileid, etag or size in PROPFIND")
             }
             facts.hasOwnAccessRules = item.hasACLList
+            facts.tooSmallForASwarm = ServerComparison.comparesWhole(size: remote.size)
             run = Run(
                 path: item.path, destination: destination, remote: remote, checksums: item.checksums,
                 report: FetchReport(remotePath: item.path, destination: destination, size: remote.size, method: "swarm")
