@@ -96,6 +96,11 @@ public struct WholeFileDownload: Sendable {
                 }
             }
         }
+        // The bytes reach the disk before the name does: after a crash the destination holds the whole version or
+        // is absent, never a short or empty file under the final name (a rename can be written before the data).
+        guard fsync(fd) == 0 else {
+            throw ResumableDownload.Failure.local("fsync \(partPath): \(String(cString: strerror(errno)))")
+        }
         guard renameat(directory, partName, directory, (destination as NSString).lastPathComponent) == 0 else {
             throw ResumableDownload.Failure.local(
                 "cannot rename into \(destination): \(String(cString: strerror(errno)))")
