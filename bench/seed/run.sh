@@ -97,11 +97,18 @@ for run in $(seq 1 "$RUNS"); do
     listening=$(ss -ltnpH | grep -c "pid=$pid," || true)
     to_signal=$(ss -tnpH state established "( dport = :$SIG_PORT )" | grep -c "pid=$pid," || true)
     hwm=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+    cpu=$(awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$pid/stat")
+    curl -sS -u alice:pw "$DC_URL/harp-devcloud/stats" >"$d/devcloud-stats.json" 2>/dev/null || true
     kill -TERM "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
-    line=$(python3 - "$d/stdout" "$start" "$FILES" "$hwm" "$listening" "$to_signal" "$done_at" <<'PY'
+    line=$(python3 - "$d/stdout" "$start" "$FILES" "$hwm" "$listening" "$to_signal" "$done_at" "$cpu" "$d/devcloud-stats.json" <<'PY'
 import json, sys
 path, start, files, hwm, listening, to_signal, done_at = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6], float(sys.argv[7])
+cpu, stats_path = float(sys.argv[8]), sys.argv[9]
+try:
+    requests = json.load(open(stats_path)).get("requestsByMethod")
+except Exception:
+    requests = None
 events = [json.loads(l) for l in open(path) if l.startswith("{")]
 seeding = [e for e in events if e.get("event") == "seeding"]
 bases = {}
@@ -109,7 +116,8 @@ for e in seeding:
     bases[e.get("basis")] = bases.get(e.get("basis"), 0) + 1
 print(json.dumps({"seeding": len(seeding), "files": files, "lastSeconds": round(done_at - start, 2),
                   "peakRSSMiB": round(hwm / 1024, 1), "listeningSockets": int(listening),
-                  "signalingConnections": int(to_signal), "bases": bases}))
+                  "signalingConnections": int(to_signal), "bases": bases, "seedCPUSeconds": cpu,
+                  "devcloudRequestsSoFar": requests}))
 PY
 )
     echo "run $run: $line"
