@@ -62,7 +62,7 @@ public actor SwarmNode {
         let keys: SwarmKeys
         /// Hello capability bits (the same on accepted and dialled connections).
         let capabilities: UInt64
-        let tasks: [Task<Void, Never>]
+        var tasks: [Task<Void, Never>]
         var dialling: Set<String> = []
     }
 
@@ -155,9 +155,12 @@ public actor SwarmNode {
 
     /// Opens the swarm of the version with content root `root` and swarm keys `keys` (from R and the sidecar's σ): a
     /// listener, the join at the signaling server, and connections to the members it names. Returns the swarm (already
-    /// started).
+    /// started), after the signaling server answered the join (at most 10 s), or at once with `awaitJoin` false (a
+    /// seeder of many files: the client paces its joins under the server's message rate, so thousands of them take
+    /// minutes, and no file should wait for the others' turns).
     public func open(
-        root: Hash256, keys: SwarmKeys, chunking: ChunkingParameters, expectedSize: Int64?, options: Swarm.Options
+        root: Hash256, keys: SwarmKeys, chunking: ChunkingParameters, expectedSize: Int64?, options: Swarm.Options,
+        awaitJoin: Bool = true
     ) async throws -> Swarm {
         let id = keys.signalID
         if let existing = entries[id] { return existing.swarm }
@@ -186,6 +189,15 @@ public actor SwarmNode {
             // peers that peer exchange finds and with the server; the client keeps trying in the background.
             let signer = SwarmSigner(keys: keys)
             let addresses = ["\(advertised):\(port)"]
+            guard awaitJoin else {
+                // Owned by the entry: `close` cancels it with the swarm's other tasks.
+                let joining = Task { [weak self] in
+                    guard let peers = try? await signal.join(swarm: signer, addresses: addresses) else { return }
+                    await self?.recordJoin(id, peers: peers.count)
+                }
+                entries[id]?.tasks.append(joining)
+                return swarm
+            }
             let joined = await withTaskGroup(of: Int?.self) { group in
                 group.addTask { (try? await signal.join(swarm: signer, addresses: addresses))?.count }
                 group.addTask {
@@ -205,6 +217,10 @@ public actor SwarmNode {
             }
         }
         return swarm
+    }
+
+    private func recordJoin(_ id: SwarmID, peers: Int) {
+        if entries[id] != nil { joins[id] = peers }
     }
 
     /// A fetch of this version finished and the caller does not seed it: the swarm keeps serving the connected peers

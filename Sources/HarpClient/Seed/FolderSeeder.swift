@@ -283,7 +283,7 @@ public actor FolderSeeder {
             options.superSeed = true
             let swarm = try await node.open(
                 root: outcome.root, keys: chosen.keys, chunking: outcome.parameters, expectedSize: outcome.size,
-                options: options)
+                options: options, awaitJoin: false)
             try await swarm.seed(manifest: manifest, store: store)
             seeded[relative] = Seeded(
                 root: outcome.root, keys: chosen.keys, size: outcome.size, mtime: mtime, etag: remote.etag,

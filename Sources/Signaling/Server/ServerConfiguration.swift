@@ -45,8 +45,10 @@ public struct SignalServerConfiguration: Sendable {
     /// Connections from these addresses are not counted per address until the header says whose they are.
     public var trustedProxies: Set<String> = []
     /// Text messages per second a connection may send, with a burst allowance; more closes it.
-    public var messagesPerSecond: Double = 20
-    public var messageBurst: Double = 60
+    public var messagesPerSecond: Double = Self.defaultMessagesPerSecond
+    public var messageBurst: Double = Self.defaultMessageBurst
+    public static let defaultMessagesPerSecond: Double = 20
+    public static let defaultMessageBurst: Double = 60
     /// Limits per connection.
     public var maxSwarmsPerConnection: Int = 1024
     public var maxRelaysPerConnection: Int = 16
