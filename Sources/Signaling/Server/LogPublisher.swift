@@ -25,6 +25,8 @@ final class LogPublisher: Sendable {
     /// The size each witness last cosigned, by its witness vkey (a guess until it answers).
     private let cosignedSizes = Mutex<[String: Int]>([:])
     private let session: URLSession
+    /// The size of the newest published checkpoint, once read from the database: an idle round costs no I/O.
+    private let publishedSize = Mutex<Int?>(nil)
 
     /// The largest witness answer read (a few cosignature lines, or a size).
     static let maximumAnswer = 16 * 1024
@@ -63,10 +65,16 @@ final class LogPublisher: Sendable {
     /// current size and publish on quorum. Returns the size published, if any.
     @discardableResult
     func publishOnce() async throws -> Int? {
-        let published = try await log.latestPublished()
+        let known: Int
+        if let cached = publishedSize.withLock({ $0 }) {
+            known = cached
+        } else {
+            known = try await log.latestPublished()?.size ?? 0
+            publishedSize.withLock { $0 = known }
+        }
+        guard log.size > known else { return nil }
         let (checkpoint, note) = log.signedCheckpoint()
         let size = Int(checkpoint.size)
-        guard size > 0, size > published?.size ?? 0 else { return nil }
         let cosignatures = await withTaskGroup(of: NoteSignature?.self) { group in
             for witness in witnesses {
                 group.addTask { await self.cosignature(from: witness, note: note, size: size) }
@@ -83,6 +91,7 @@ final class LogPublisher: Sendable {
         }
         try await log.publish(
             LogStore.Published(size: size, note: note.adding(cosignatures)), now: Int64(Date().timeIntervalSince1970))
+        publishedSize.withLock { $0 = max($0 ?? 0, size) }
         metrics.checkpointsPublished.increment()
         logger.debug(
             "checkpoint published", metadata: ["log.size": "\(size)", "cosignatures": "\(cosignatures.count)"])
