@@ -19,10 +19,12 @@ fi
 bin=$BIN
 parts=${PARTS:-server,memory}
 work=$(mktemp -d)
-pids=()
+# Each server's pid is kept in a file: `serve` runs in a command substitution (a subshell), whose variables are lost.
 cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
+    for file in "$work"/*.pid; do
+        [ -e "$file" ] && kill "$(cat "$file")" 2>/dev/null || true
+    done
+    sleep 0.5
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -33,7 +35,7 @@ serve() {
     shift
     "$bin/harp-cli" signal serve --listen 127.0.0.1:0 --data "$work/$name" --log-level warning "$@" \
         >"$work/$name.out" 2>"$work/$name.err" &
-    pids+=($!)
+    echo $! >"$work/$name.pid"
     for _ in $(seq 1 200); do
         if [ -s "$work/$name.out" ]; then
             head -1 "$work/$name.out" | sed -e 's#^ws://#http://#' -e 's#/v1/ws$##'
