@@ -113,7 +113,9 @@ let package = Package(
         .target(
             name: "SignalingServer",
             dependencies: [
+                "ChunkStore",
                 "SignalingProtocol",
+                "VersionLog",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -207,6 +209,7 @@ let package = Package(
                 "SignalingProtocol",
                 "SignalingServer",
                 "SwarmKit",
+                "VersionLog",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -250,10 +253,13 @@ let package = Package(
         .testTarget(
             name: "SignalingTests",
             dependencies: [
+                "ChunkStore",
                 "SignalingClient",
                 "SignalingProtocol",
                 "SignalingServer",
+                "VersionLog",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -283,7 +289,7 @@ let package = Package(
             resources: [.copy("Vectors")],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "EndToEndTests", dependencies: ["ChunkStore"], swiftSettings: swiftSettings),
+        .testTarget(name: "EndToEndTests", dependencies: ["ChunkStore", "VersionLog"], swiftSettings: swiftSettings),
         .testTarget(
             name: "HarpClientTests",
             dependencies: [

@@ -26,6 +26,13 @@ final class ServerMetrics: Sendable {
     let closedForAbuse: CoreMetrics.Counter
     let relayStreams: CoreMetrics.Counter
     let relayedBytes: CoreMetrics.Counter
+    let logAppends: CoreMetrics.Counter
+    let logAppendConflicts: CoreMetrics.Counter
+    let logAppendRefusals: CoreMetrics.Counter
+    let checkpointsPublished: CoreMetrics.Counter
+    let witnessCosigned: CoreMetrics.Counter
+    /// `add-checkpoint` requests refused with 409 or 422: with a valid log signature, evidence of a misbehaving log.
+    let witnessRefusals: CoreMetrics.Counter
     /// From a `join` message to the server's answer (`joined` or an error), refused joins included.
     let joinLatency: CoreMetrics.Timer
 
@@ -89,6 +96,15 @@ final class ServerMetrics: Sendable {
         relayStreams = counter("relay_streams", "Relay streams opened.")
         openRelays = gauge("relay_streams_open", "Relay streams open now.")
         relayedBytes = counter("relayed_bytes", "Payload bytes forwarded by relays.")
+        logAppends = counter("log_appends", "Version entries appended to this server's log.")
+        logAppendConflicts = counter(
+            "log_append_conflicts", "Appends answered 409: the lineage head was not the one the client expected.")
+        logAppendRefusals = counter("log_append_refusals", "Appends refused: malformed, unsigned, skewed, unenrolled.")
+        checkpointsPublished = counter(
+            "log_checkpoints_published", "Checkpoints of this server's log published with a quorum of cosignatures.")
+        witnessCosigned = counter("witness_cosigned", "Checkpoints of other logs this server cosigned as a witness.")
+        witnessRefusals = counter(
+            "witness_refusals", "add-checkpoint requests refused as inconsistent (409 or 422): a stale or forking log.")
         let join = name("join", "seconds", "Time from a join message to the server's answer.")
         joinLatency = CoreMetrics.Timer(
             label: join.name, dimensions: [],

@@ -79,6 +79,18 @@ public struct SignalServerConfiguration: Sendable {
     /// WebSocket ping interval (a peer that does not answer is dropped).
     public var pingInterval: Duration = .seconds(30)
 
+    /// The other servers of the federation (`--federation FILE`): witnesses of this server's version log, and logs
+    /// this server witnesses.
+    public var federation = Federation()
+    /// Distinct witness cosignatures a checkpoint needs before it is published; nil means every listed witness.
+    public var witnessQuorum: Int?
+    /// How far a version entry's time may be from the server's clock, seconds.
+    public var maxClockSkew: Int64 = 300
+    /// How often the log checks whether it has a new checkpoint to get cosigned and publish.
+    public var publishInterval: Duration = .milliseconds(250)
+    /// The name of a new log key (its origin); nil for `harp-` and random digits. Existing keys keep their names.
+    public var logKeyName: String?
+
     /// Test hook: called with every relayed payload (after the stream id) as the server forwards it.
     public var relayObserver: (@Sendable (UInt32, ByteBuffer) -> Void)?
 
