@@ -84,6 +84,38 @@ public struct SidecarFolder: Sendable {
         }
     }
 
+    /// Where the folder sidecar of the server folder `folder` lives: `folder/.harp/folder.harp`.
+    public static func folderSidecarPath(of folder: String) -> String {
+        (folder == "/" ? "" : folder) + "/" + Sidecar.folderName + "/" + FolderSidecar.fileName
+    }
+
+    /// The folder sidecar of the server folder `folder` (its bundle of small files), or nil with a note when there is
+    /// none usable. It is read with a limit of `FolderSidecar.maxEncodedSize` and checked before use.
+    public func readFolderSidecar(of folder: String) async -> (sidecar: FolderSidecar?, note: String?) {
+        let path = Self.folderSidecarPath(of: folder)
+        do {
+            let (data, _) = try await client.data(at: path, limit: FolderSidecar.maxEncodedSize)
+            do {
+                return (try FolderSidecar(json: Array(data)), nil)
+            } catch {
+                logger.warning(
+                    "ignoring a folder sidecar that does not verify",
+                    metadata: ["path": "\(path)", "error": "\(error)"])
+                return (nil, "the folder's bundle sidecar does not verify (\(error))")
+            }
+        } catch let error as NextcloudError where error.kind == .notFoundOrNoAccess || error.kind == .forbidden {
+            return (nil, nil)
+        } catch {
+            return (nil, "the folder's bundle sidecar could not be read (\(error))")
+        }
+    }
+
+    /// Writes the folder sidecar of the server folder `folder` into its `.harp/`.
+    public func publishFolderSidecar(_ sidecar: FolderSidecar, of folder: String) async throws {
+        let path = Self.folderSidecarPath(of: folder)
+        try await upload(Data(sidecar.encoded()), to: path, in: Self.parent(of: path))
+    }
+
     /// Whether the user may create files in the folder of `path` (the sidecar goes into its `.harp/`).
     public func mayPublish(nextTo path: String) async -> Bool {
         guard let folder = try? await client.item(at: Self.parent(of: path)) else { return false }
