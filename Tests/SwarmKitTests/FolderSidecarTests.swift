@@ -104,14 +104,14 @@ struct FolderSidecarTests {
         let bundle = try FolderSidecar.bundle(Self.manifests)
         var options = SwarmEngine.Options()
         let single = SwarmEngine(
-            root: bundle.root, chunking: Self.parameters, expectedSize: bundle.size, localKey: Array(repeating: 1, count: 32),
-            options: options, seed: 1)
+            root: bundle.root, chunking: Self.parameters, expectedSize: bundle.size,
+            localKey: Array(repeating: 1, count: 32), options: options, seed: 1)
         // As one file, the bundle's four chunks exceed what its size allows (two short chunks).
         #expect(single.chunkCountBound < bundle.chunks.count)
         options.filesInVersion = Self.manifests.count
         let bundled = SwarmEngine(
-            root: bundle.root, chunking: Self.parameters, expectedSize: bundle.size, localKey: Array(repeating: 1, count: 32),
-            options: options, seed: 1)
+            root: bundle.root, chunking: Self.parameters, expectedSize: bundle.size,
+            localKey: Array(repeating: 1, count: 32), options: options, seed: 1)
         #expect(bundled.chunkCountBound >= bundle.chunks.count)
     }
 }
