@@ -61,6 +61,20 @@ struct FolderBundleTests {
         let sent = int64(statsAfter["bytesSent"]) - int64(statsBefore["bytesSent"])
         #expect(sent < Int64(smallBytes + (3 << 20)) / 4, "the server sent \(sent) bytes")
 
+        // With the seeder gone, the bundle's published manifest lets a fetcher start at once with the server as web
+        // seed, one Range GET per file, instead of waiting for a peer that will not come.
+        seeder.signal(SIGTERM)
+        _ = await seeder.wait()
+        let alone = try await bed.run("alone", ["get", "-R", "/Clips", "-o", "copy", "--json"])
+        #expect(alone.process.terminationStatus == 0, "\(alone.stderr)")
+        let aloneDone = alone.jsonLines.filter { $0["event"] as? String == "file-done" }
+        let aloneBundled = aloneDone.filter { ($0["notes"] as? [String] ?? []).contains { $0.contains("bundle") } }
+        #expect(aloneBundled.count == 150, "\(alone.jsonLines.filter { $0["event"] as? String == "note" })")
+        #expect(aloneBundled.reduce(Int64(0)) { $0 + int64($1["bytesFromServer"]) } == Int64(smallBytes))
+        for (relative, original) in small {
+            #expect(try sameContents(original, bed.home("alone") + "/copy/" + relative), "\(relative)")
+        }
+
         // A small file changed on the server after the bundle was written: its new version comes as the server has
         // it (the bundle no longer describes the folder until the seeder's next scan rewrites it), the others intact.
         let changed = try bed.makeFile("v2/clip1.bin", size: 5_000)

@@ -84,7 +84,7 @@ public struct FolderBundleFetcher: Sendable {
             start += entry.size
         }
         do {
-            let reports = try await fetch(sidecar, members: members)
+            let reports = try await fetch(sidecar, members: members, folder: folder)
             outcome.reports = reports
             outcome.remaining = jobs.enumerated().filter { !taken.contains($0.offset) }.map(\.element)
         } catch {
@@ -93,7 +93,7 @@ public struct FolderBundleFetcher: Sendable {
         return outcome
     }
 
-    private func fetch(_ sidecar: FolderSidecar, members: [Member]) async throws -> [FetchReport] {
+    private func fetch(_ sidecar: FolderSidecar, members: [Member], folder: String) async throws -> [FetchReport] {
         let started = ContinuousClock.now
         guard let output = members.first?.job.folder else { throw FetchError.local("no output folder") }
         try FileManager.default.createDirectory(atPath: output.path, withIntermediateDirectories: true)
@@ -118,7 +118,7 @@ public struct FolderBundleFetcher: Sendable {
                 return sink
             },
             webSeed: BundleWebSeed(client: client, members: members))
-        let label = (members.first.map { SidecarFolder.parent(of: $0.item.path) } ?? "") + " (bundle)"
+        let label = folder + " (bundle)"
         progress.begin(label, size: sidecar.size)
         defer { progress.end(label) }
         let reporter = Task { [progress] in
@@ -131,7 +131,9 @@ public struct FolderBundleFetcher: Sendable {
         let manifest: Manifest
         let check: ServerComparison.Outcome
         do {
-            manifest = try await swarm.fetch(target, knownManifest: try store.manifest(root: sidecar.root))
+            var known = try store.manifest(root: sidecar.root)
+            if known == nil { known = await sidecars.readFolderManifest(for: sidecar, of: folder) }
+            manifest = try await swarm.fetch(target, knownManifest: known)
             guard let sink = box.sink else { throw FetchError.local("the bundle's download was not opened") }
             try sink.flush()
             check = try await compare(members, bundleAt: sink.partPath)

@@ -418,7 +418,8 @@ public actor FolderSeeder {
                 sidecar = FolderSidecar(
                     files: wanted, chunking: manifest.parameters, root: manifest.root, salt: Sidecar.randomSalt(),
                     writerKey: identity.publicKey, sign: identity.sign)
-                try await SidecarFolder(client: client, logger: logger).publishFolderSidecar(sidecar, of: remoteRoot)
+                try await SidecarFolder(client: client, logger: logger).publishFolderSidecar(
+                    sidecar, manifest: manifest, of: remoteRoot)
             }
             bundleSidecarTag = listedTag
             let keys = sidecar.swarmKeys
