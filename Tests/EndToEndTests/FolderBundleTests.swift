@@ -71,6 +71,8 @@ struct FolderBundleTests {
         let aloneBundled = aloneDone.filter { ($0["notes"] as? [String] ?? []).contains { $0.contains("bundle") } }
         #expect(aloneBundled.count == 150, "\(alone.jsonLines.filter { $0["event"] as? String == "note" })")
         #expect(aloneBundled.reduce(Int64(0)) { $0 + int64($1["bytesFromServer"]) } == Int64(smallBytes))
+        // Bytes that all came from the server under If-Match are not compared with it again.
+        #expect(aloneBundled.allSatisfy { $0["check"] is NSNull }, "\(aloneBundled.first ?? [:])")
         for (relative, original) in small {
             #expect(try sameContents(original, bed.home("alone") + "/copy/" + relative), "\(relative)")
         }

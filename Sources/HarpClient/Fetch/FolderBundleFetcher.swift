@@ -129,15 +129,20 @@ public struct FolderBundleFetcher: Sendable {
         }
         defer { reporter.cancel() }
         let manifest: Manifest
-        let check: ServerComparison.Outcome
+        var check: ServerComparison.Outcome?
         do {
             var known = try store.manifest(root: sidecar.root)
             if known == nil { known = await sidecars.readFolderManifest(for: sidecar, of: folder) }
             manifest = try await swarm.fetch(target, knownManifest: known)
             guard let sink = box.sink else { throw FetchError.local("the bundle's download was not opened") }
             try sink.flush()
-            check = try await compare(members, bundleAt: sink.partPath)
-            if let offset = check.mismatchAt {
+            // Bytes that all came from the server (each range under If-Match on its file's etag) are the server's:
+            // comparing samples of them with the server again would prove nothing.
+            let sources = await swarm.snapshot
+            if sources.bytesFromPeers > 0 || sources.bytesFromLocal > 0 {
+                check = try await compare(members, bundleAt: sink.partPath)
+            }
+            if let offset = check?.mismatchAt {
                 try? sink.discard()
                 throw FetchError.differsFromServer(offset: offset)
             }
@@ -157,8 +162,9 @@ public struct FolderBundleFetcher: Sendable {
         if !options.seedAfter { await node.finish(keys, linger: options.linger) }
         let seconds = (ContinuousClock.now - started).secondsValue
         let note =
-            "fetched with the folder's bundle of \(members.count) small files (one swarm), compared with the server "
-            + "by \(check.requests) samples of the whole bundle"
+            "fetched with the folder's bundle of \(members.count) small files (one swarm), "
+            + (check.map { "compared with the server by \($0.requests) samples of the whole bundle" }
+                ?? "every byte from the server")
         // The bundle's totals, shared out by size: the summary's sums stay the bundle's.
         var reports: [FetchReport] = []
         var peersLeft = snapshot.bytesFromPeers
