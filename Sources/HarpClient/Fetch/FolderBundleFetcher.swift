@@ -155,9 +155,10 @@ public struct FolderBundleFetcher: Sendable {
             throw error
         }
         let layout = try sidecar.layout(of: manifest)
-        try await extract(members, layout: layout, manifest: manifest)
+        guard let sink = box.sink else { throw FetchError.local("the bundle's download was not opened") }
+        try await extract(members, layout: layout, from: sink)
         await swarm.fetchFinished(store: store)
-        try? box.sink?.discard()
+        try? sink.discard()
         let snapshot = await swarm.snapshot
         if !options.seedAfter { await node.finish(keys, linger: options.linger) }
         let seconds = (ContinuousClock.now - started).secondsValue
@@ -248,39 +249,24 @@ public struct FolderBundleFetcher: Sendable {
         return low
     }
 
-    /// Writes each file from the bundle's verified chunks into its own partial file (the store copies them from the
-    /// bundle's download), finishes it (synced, checked against the file's root, renamed into place) and records it
-    /// as the server's version. Four files at a time, on NIO's thread pool.
-    private func extract(_ members: [Member], layout: [Range<Int>], manifest: Manifest) async throws {
-        let store = self.store
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            var pending = members.enumerated().makeIterator()
-            func addNext() {
-                guard let (index, member) = pending.next() else { return }
-                let chunks = Array(manifest.chunks[layout[index]])
-                group.addTask {
-                    try await NIOThreadPool.singleton.runIfActive {
-                        let destination = URL(fileURLWithPath: member.job.destination).standardizedFileURL.path
-                        try member.job.folder?.createFolders(for: destination)
-                        let fileManifest = try Manifest(parameters: manifest.parameters, chunks: chunks)
-                        let sink = try store.openDownload(
-                            manifest: fileManifest, root: member.entry.root, destination: destination)
-                        _ = try sink.adoptLocalChunks()
-                        guard sink.missing.isEmpty else {
-                            try? sink.discard()
-                            throw FetchError.local("\(member.entry.path): the bundle's chunks could not be copied")
-                        }
-                        try sink.finish()
-                        if let remote = member.item.remoteVersion {
-                            try? store.recordProvenance(
-                                path: destination, root: member.entry.root, server: remote, source: .download)
-                        }
-                    }
-                }
-            }
-            for _ in 0..<4 { addNext() }
-            while try await group.next() != nil { addNext() }
+    /// Writes each file from the bundle's verified chunks (`DownloadSink.place`: read back, hashed, written, synced,
+    /// renamed, then every file indexed with its provenance in one transaction), its folders made first without
+    /// following symbolic links. On NIO's thread pool.
+    private func extract(
+        _ members: [Member], layout: [Range<Int>], from sink: DownloadSink
+    ) async throws {
+        var placements: [DownloadSink.Placement] = []
+        placements.reserveCapacity(members.count)
+        for (index, member) in members.enumerated() {
+            let destination = URL(fileURLWithPath: member.job.destination).standardizedFileURL.path
+            try member.job.folder?.createFolders(for: destination)
+            placements.append(
+                DownloadSink.Placement(
+                    destination: destination, chunks: layout[index], root: member.entry.root,
+                    server: member.item.remoteVersion))
         }
+        let all = placements
+        _ = try await NIOThreadPool.singleton.runIfActive { try sink.place(all) }
     }
 }
 
