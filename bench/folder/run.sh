@@ -30,6 +30,7 @@
 # NEXTCLOUD_FOLDER (default /harp-folder-bench), uploaded once with `rclone copy` when it does not hold the same files;
 # skipped when NEXTCLOUD_URL is unset. Only loopback addresses are used unless NEXTCLOUD_URL names another server.
 #
+# NESTED=1: FILES files of 4 KiB to SIZE_KIB KiB (random sizes, fixed seed) in 20 folders of 10 subfolders each.
 # Parameters (environment): FILES (2000), SIZE_KIB (64), RUNS (3), PARALLELS ("4 8 16 32"), TRANSFERS (rclone's
 # --transfers, 8), WORK (/var/tmp/harp-folder-bench), HARP_CLI (else built with `swift build -c release --product
 # harp-cli --scratch-path .build-release`), HARP_BEFORE, INSTALL (1: apt-get rclone, python3, time when missing),
@@ -52,6 +53,7 @@ INSTALL=${INSTALL:-1}
 TIMEOUT=${TIMEOUT:-900}
 DEVCLOUD=${DEVCLOUD:-1}
 SWARM=${SWARM:-1}
+NESTED=${NESTED:-0}
 HARP_BIN=${HARP_CLI:-}
 BEFORE_BIN=${HARP_BEFORE:-}
 NC_URL=${NEXTCLOUD_URL:-}
@@ -109,8 +111,21 @@ RESULTS=$WORK/results.jsonl
 
 # --- the source files -----------------------------------------------------------------------------------------------
 # Incompressible and deterministic: one AES-256-CTR keystream cut into FILES pieces of SIZE_KIB KiB.
-SRC=$WORK/src-$FILES-$SIZE_KIB
-if [ "$(find "$SRC" -type f 2>/dev/null | wc -l)" != "$FILES" ]; then
+SRC=$WORK/src-$FILES-$SIZE_KIB$([ "$NESTED" = 1 ] && echo -nested)
+if [ "$NESTED" = 1 ] && [ "$(find "$SRC" -type f 2>/dev/null | wc -l)" != "$FILES" ]; then
+    # Sizes from 4 KiB to SIZE_KIB KiB, in 20 folders of 10 subfolders each (issue 15: 20,000 files of 4 to 64 KiB).
+    rm -rf "$SRC"
+    python3 - "$SRC" "$FILES" "$SIZE_KIB" <<'PY'
+import os, random, sys
+root, count, kib = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rng = random.Random(15)
+for i in range(count):
+    folder = os.path.join(root, "d%02d" % (i % 20), "e%02d" % ((i // 20) % 10))
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "f%05d.bin" % i), "wb") as f:
+        f.write(rng.randbytes(rng.randint(4 * 1024, kib * 1024)))
+PY
+elif [ "$(find "$SRC" -type f 2>/dev/null | wc -l)" != "$FILES" ]; then
     rm -rf "$SRC"
     mkdir -p "$SRC"
     head -c "$((FILES * SIZE_KIB * 1024))" /dev/zero |
@@ -118,7 +133,7 @@ if [ "$(find "$SRC" -type f 2>/dev/null | wc -l)" != "$FILES" ]; then
         (cd "$SRC" && split -a 5 -d -b "$((SIZE_KIB * 1024))" - f && for f in f*; do mv "$f" "$f.bin"; done)
 fi
 [ "$(find "$SRC" -type f | wc -l)" = "$FILES" ] || { echo "could not write $FILES files into $SRC" >&2; exit 1; }
-cat "$SRC"/* >/dev/null
+find "$SRC" -type f -exec cat {} + >/dev/null
 
 # --- one timed copy -------------------------------------------------------------------------------------------------
 # Sets COPY_SECONDS, COPY_RC, COPY_OK, COPY_CPU, COPY_RSS_KIB.
@@ -225,7 +240,7 @@ echo "$(rclone version | head -n 1)"
 # --- DevCloud -------------------------------------------------------------------------------------------------------
 if [ "$DEVCLOUD" = 1 ]; then
     mkdir -p "$WORK/dc/files/alice/bench"
-    cp "$SRC"/* "$WORK/dc/files/alice/bench/"
+    cp -r "$SRC"/. "$WORK/dc/files/alice/bench/"
     "$HARP" devcloud serve --data "$WORK/dc" --listen 127.0.0.1:0 --user alice:alice-bench-pw \
         >"$LOGS/devcloud.out" 2>"$LOGS/devcloud.err" &
     PIDS+=($!)
@@ -239,7 +254,9 @@ if [ "$DEVCLOUD" = 1 ]; then
     REMOTE_FOLDER=/bench
     STATS_URL=$DC_URL/harp-devcloud/stats
     listed=$(curl -sS -f -u "alice:$REMOTE_PASS" -X PROPFIND -H 'Depth: 1' "$REMOTE_URL/bench/" | grep -o '<d:response>' | wc -l)
-    [ "$listed" = "$((FILES + 1))" ] || { echo "DevCloud lists $listed entries in /bench, not $((FILES + 1))" >&2; exit 1; }
+    if [ "$NESTED" != 1 ]; then
+        [ "$listed" = "$((FILES + 1))" ] || { echo "DevCloud lists $listed entries in /bench, not $((FILES + 1))" >&2; exit 1; }
+    fi
     if [ "$SWARM" = 1 ]; then
         "$HARP" signal serve --listen 127.0.0.1:0 --data "$WORK/peers/signal" --log-level warning \
             >"$LOGS/signal.out" 2>"$LOGS/signal.err" &
