@@ -111,7 +111,7 @@ RESULTS=$WORK/results.jsonl
 
 # --- the source files -----------------------------------------------------------------------------------------------
 # Incompressible and deterministic: one AES-256-CTR keystream cut into FILES pieces of SIZE_KIB KiB.
-SRC=$WORK/src-$FILES-$SIZE_KIB$([ "$NESTED" = 1 ] && echo -nested)
+SRC=$WORK/src-$FILES-$SIZE_KIB$(if [ "$NESTED" = 1 ]; then echo -nested; fi)
 if [ "$NESTED" = 1 ] && [ "$(find "$SRC" -type f 2>/dev/null | wc -l)" != "$FILES" ]; then
     # Sizes from 4 KiB to SIZE_KIB KiB, in 20 folders of 10 subfolders each (issue 15: 20,000 files of 4 to 64 KiB).
     rm -rf "$SRC"
