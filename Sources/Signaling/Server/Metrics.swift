@@ -26,6 +26,9 @@ final class ServerMetrics: Sendable {
     let closedForAbuse: CoreMetrics.Counter
     let relayStreams: CoreMetrics.Counter
     let relayedBytes: CoreMetrics.Counter
+    /// Hole punches the server coordinated, and those the requester reported connected (docs/nat.md).
+    let punchAttempts: CoreMetrics.Counter
+    let punchSuccesses: CoreMetrics.Counter
     /// From a `join` message to the server's answer (`joined` or an error), refused joins included.
     let joinLatency: CoreMetrics.Timer
 
@@ -89,6 +92,8 @@ final class ServerMetrics: Sendable {
         relayStreams = counter("relay_streams", "Relay streams opened.")
         openRelays = gauge("relay_streams_open", "Relay streams open now.")
         relayedBytes = counter("relayed_bytes", "Payload bytes forwarded by relays.")
+        punchAttempts = counter("punch_attempts", "Hole punches coordinated (punch sent to both ends).")
+        punchSuccesses = counter("punch_successes", "Hole punches the requester reported connected.")
         let join = name("join", "seconds", "Time from a join message to the server's answer.")
         joinLatency = CoreMetrics.Timer(
             label: join.name, dimensions: [],
