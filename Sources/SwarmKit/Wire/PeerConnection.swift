@@ -2,6 +2,12 @@ internal import Logging
 public import NIOCore
 public import NIOPosix
 
+#if canImport(Glibc)
+    internal import Glibc
+#elseif canImport(Darwin)
+    internal import Darwin
+#endif
+
 /// An open, encrypted, authenticated connection to one peer.
 ///
 /// Use it like any `NIOAsyncChannel`: `try await connection.channel.executeThenClose { inbound, outbound in ... }`.
@@ -58,6 +64,29 @@ public struct PeerConnection: Sendable {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelOption(.tcpNotSentLowWatermark, value: SocketOptionValue(configuration.kernelUnsentLimit))
             .connect(host: host, port: port, channelInitializer: initializer(.initiator, configuration))
+        return try await established(channel, ready: ready, configuration: configuration)
+    }
+
+    /// One side of a TCP simultaneous open (hole punching, docs/nat.md): connects to `host:port` from `localPort`
+    /// (the listening port, shared with `SO_REUSEADDR` and `SO_REUSEPORT`, so the NAT's mapping of the listening
+    /// port is the one the other side dials) while the other side does the same towards us. Both ends are TCP
+    /// clients, so the Noise roles cannot come from who connected: the caller passes `role` (the device-key order,
+    /// the same on both sides). No preamble is sent: both sides know the swarm.
+    public static func punch(
+        host: String, port: Int, localPort: Int, role: PeerChannel.Role, configuration: PeerConfiguration,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> PeerConnection {
+        var configuration = configuration
+        configuration.swarmSelector = nil
+        let local = try SocketAddress(ipAddress: host.contains(":") ? "::" : "0.0.0.0", port: localPort)
+        let (channel, ready) = try await ClientBootstrap(group: group)
+            .connectTimeout(configuration.connectTimeout)
+            .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            .channelOption(ChannelOptions.socket(SocketOptionLevel(SOL_SOCKET), SO_REUSEPORT), value: 1)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpNotSentLowWatermark, value: SocketOptionValue(configuration.kernelUnsentLimit))
+            .bind(to: local)
+            .connect(host: host, port: port, channelInitializer: initializer(role, configuration))
         return try await established(channel, ready: ready, configuration: configuration)
     }
 
@@ -145,8 +174,11 @@ public struct PeerListener: Sendable {
     }
 
     private static func bootstrap(group: any EventLoopGroup, configuration: PeerConfiguration) -> ServerBootstrap {
+        // SO_REUSEPORT lets hole punching connect from the listening port (`punch(host:port:localPort:...)`); the
+        // kernel allows it only to sockets of the same user.
         ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(ChannelOptions.socket(SocketOptionLevel(SOL_SOCKET), SO_REUSEPORT), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.tcpNotSentLowWatermark, value: SocketOptionValue(configuration.kernelUnsentLimit))
     }
