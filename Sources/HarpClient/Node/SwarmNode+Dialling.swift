@@ -49,6 +49,10 @@ extension SwarmNode {
         guard peer.device.bytes != identity.publicKey else { return }
         let candidates = CandidateOrder.order(peer.addresses, isOnLink: LocalRoute.isOnLink)
         let device = peer.device.bytes
+        // A reflexive candidate behind a NAT that filters (most do) answers only to a punch, and a NAT that drops
+        // unsolicited SYNs makes its plain dial wait for the connect timeout: the punch is asked for at the moment
+        // the first reflexive candidate is dialled, not after it failed.
+        let punchAt = candidates.firstIndex { $0.kind == .reflexive }
         Task {
             let reached = await withTaskGroup(of: DialOutcome.self) { group in
                 for (index, candidate) in candidates.enumerated() {
@@ -59,14 +63,25 @@ extension SwarmNode {
                             path: candidate.kind == .mapped ? .mapped : .direct, relayOnFailure: false)
                     }
                 }
+                if let punchAt {
+                    group.addTask {
+                        if punchAt > 0 { try? await Task.sleep(for: Self.candidateStagger * punchAt) }
+                        if await self.isConnected(swarm, to: device) { return .skipped }
+                        return await self.punchConnects(swarm, to: device) ? .connected : .failed
+                    }
+                }
                 var reached = false
                 for await outcome in group where outcome != .failed { reached = true }
                 return reached
             }
-            if reached { return }
-            if candidates.contains(where: { $0.kind == .reflexive }), await punchConnects(swarm, to: device) { return }
-            await relay(swarm, to: device)
+            if !reached { await relay(swarm, to: device) }
         }
+    }
+
+    /// Whether a swarm is connected to the device `device`.
+    func isConnected(_ swarm: SwarmID, to device: [UInt8]) async -> Bool {
+        guard let entry = entries[swarm] else { return false }
+        return await entry.swarm.isConnected(to: device)
     }
 
     /// The delay between starting the dials of one peer's successive candidates.
