@@ -24,6 +24,12 @@
 # harp_signal_relayed_bytes_total), the time to the first byte and to the end, and the relayed bytes as a fraction
 # of the file.
 #
+# INBOUND (reset or drop, default drop): what a router does with a connection to its WAN address that matches no
+# flow and no mapping. drop (what most home routers do) silently discards the SYN, so the dialler waits for its
+# connect timeout and a hole punch succeeds when the peer's SYN, retransmitted a second later, finds the mapping open;
+# reset lets the router's own stack answer with a TCP reset at once (nothing listens there), which also kills a
+# punch whose SYN arrives before the other side's has left.
+#
 # Parameters (environment): SIZE_MIB (16), RATE_MBIT (40), BURST (64kb), TBF_LATENCY (50ms), PAIRS, TIMEOUT (120 s
 # per fetch), HARP_CLI (a harp-cli binary; else one is built in release into .build-release), HARP_ARGS (extra
 # arguments for every harp-cli get, e.g. --no-port-mapping), WORK (/var/tmp/harp-nat-bench), INSTALL (1: apt-get
@@ -52,6 +58,8 @@ TIMEOUT=${TIMEOUT:-120}
 WORK=${WORK:-/var/tmp/harp-nat-bench}
 INSTALL=${INSTALL:-1}
 PROBE_ONLY=${PROBE_ONLY:-0}
+INBOUND=${INBOUND:-drop}
+case $INBOUND in reset | drop) ;; *) echo "INBOUND must be reset or drop" >&2; exit 1 ;; esac
 PREFIX=${PREFIX:-hnt}
 PAIRS=${PAIRS:-"pub:eim1 eim1:pub eim1:eim2 upnp:eim1 eim1:upnp upnp:sym1 sym1:upnp eim1:sym1 sym1:eim1 sym1:sym2 pub:sym1"}
 HARP_ARGS=${HARP_ARGS:-}
@@ -161,7 +169,10 @@ setup_site() {  # site
     nsx "$r" "$IPT" -P FORWARD DROP
     nsx "$r" "$IPT" -A FORWARD -i lan0 -o wan -j ACCEPT
     nsx "$r" "$IPT" -A FORWARD -i wan -o lan0 -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
-    # Connections to the router itself from outside get a reset, as from a host with nothing listening.
+    # Connections to the router itself from outside: dropped (INBOUND=drop), or reset by its stack (nothing listens).
+    if [ "$INBOUND" = drop ]; then
+        nsx "$r" "$IPT" -A INPUT -i wan -p tcp --syn -m conntrack --ctstate NEW -j DROP
+    fi
     case $s in
         sym*) nsx "$r" "$IPT" -t nat -A POSTROUTING -o wan -j MASQUERADE --random-fully ;;
         *) nsx "$r" "$IPT" -t nat -A POSTROUTING -o wan -j MASQUERADE ;;
@@ -221,6 +232,8 @@ s.settimeout(3)
 try:
     s.connect((sys.argv[1], int(sys.argv[2])))
     print("open")
+except socket.timeout:
+    print("blocked (no answer in 3 s)")
 except OSError as e:
     print("refused (%s)" % (e.strerror or type(e).__name__))
 PY
@@ -304,7 +317,8 @@ start_origin() {
     nsx origin curl -sS -f -u alice:pw -T "$FILE" "$DC_URL/remote.php/dav/files/alice/f.bin" >/dev/null
 }
 metric() {  # name
-    nsx origin curl -sS -k --max-time 5 "$METRICS_URL" | awk -v n="$1" '$1 == n {print int($2); exit}'
+    # (awk reads to the end: leaving early would make curl fail on a closed pipe.)
+    nsx origin curl -sS -k --max-time 5 "$METRICS_URL" | awk -v n="$1" '$1 == n && v == "" {v = int($2)} END {print v}'
 }
 harp_env() {  # peer-dir
     echo "HARP_SERVER=$DC_URL HARP_USER=alice HARP_APP_PASSWORD=pw HARP_SIGNAL=$SIG_URL" \
@@ -328,6 +342,9 @@ run_pair() {  # seeder-site fetcher-site
     fi
     sleep 1
     r0=$(metric harp_signal_relayed_bytes_total)
+    local pa0 ps0 pa1 ps1
+    pa0=$(metric harp_signal_punch_attempts_total)
+    ps0=$(metric harp_signal_punch_successes_total)
     t0=$(now)
     # shellcheck disable=SC2046,SC2086
     ip netns exec "$PREFIX-$b" env $(harp_env "$dir/fetcher") timeout "$TIMEOUT" "$HARP" get /f.bin \
@@ -337,8 +354,16 @@ run_pair() {  # seeder-site fetcher-site
     t1=$(now)
     sleep 0.5
     r1=$(metric harp_signal_relayed_bytes_total)
+    pa1=$(metric harp_signal_punch_attempts_total)
+    ps1=$(metric harp_signal_punch_successes_total)
+    local maps_during="" maps_after=""
+    if [ "$a" = upnp ]; then maps_during=$(nsx upnp upnpc -m eth0 -l 2>/dev/null | grep -c "'harp'" || true); fi
     kill -TERM "$seeder_pid" 2>/dev/null || true
     wait "$seeder_pid" 2>/dev/null || true
+    if [ "$a" = upnp ]; then
+        maps_after=$(nsx upnp upnpc -m eth0 -l 2>/dev/null | grep -c "'harp'" || true)
+        echo "   the router's harp port mappings while the seeder ran: $maps_during; after it exited: $maps_after"
+    fi
     # The first progress line with bytes > 0.
     first=$(grep '"event":"progress"' "$dir/fetcher/stdout" | grep -v '"bytes":0[,}]' | head -n 1 | cut -d' ' -f1 || true)
     [ -z "$first" ] && first=$(grep '"event":"file-done"' "$dir/fetcher/stdout" | head -n 1 | cut -d' ' -f1 || true)
@@ -353,18 +378,21 @@ run_pair() {  # seeder-site fetcher-site
         way=mixed
     fi
     local how
-    how=$(grep -o '"connection":"[a-z]*"' "$dir/fetcher/stdout" | sort | uniq -c | sort -rn | head -n 1 |
-        grep -o '"[a-z]*"$' | tr -d '"' || true)
+    # The connection paths the fetcher's --json lines named, most often named first ("punched+relayed").
+    how=$(grep -o '"connection":"[a-z]*"' "$dir/fetcher/stdout" | sort | uniq -c | sort -rn |
+        grep -o '"[a-z]*"$' | tr -d '"' | paste -sd+ - || true)
     python3 - "$a" "$b" "$rc" "$verified" "$way" "${how:-}" "$t0" "$t1" "${first:-}" "$relayed" "$F" \
-        "$(nat_kind "$a")" "$(nat_kind "$b")" >>"$RESULTS" <<'PY'
+        "$(nat_kind "$a")" "$(nat_kind "$b")" "$((${pa1:-0} - ${pa0:-0}))" "$((${ps1:-0} - ${ps0:-0}))" \
+        >>"$RESULTS" <<'PY'
 import json, sys
-a, b, rc, verified, way, how, t0, t1, first, relayed, F, ka, kb = sys.argv[1:]
+a, b, rc, verified, way, how, t0, t1, first, relayed, F, ka, kb, pa, ps = sys.argv[1:]
 t0, t1 = float(t0), float(t1)
 print(json.dumps({
     "seeder": a, "fetcher": b, "seederNAT": ka, "fetcherNAT": kb, "exit": int(rc), "verified": verified == "yes",
     "way": way, "how": how or None, "seconds": round(t1 - t0, 2),
     "firstByte": round(float(first) - t0, 2) if first else None,
-    "relayedBytes": int(relayed), "relayedFraction": round(int(relayed) / int(F), 4)}))
+    "relayedBytes": int(relayed), "relayedFraction": round(int(relayed) / int(F), 4),
+    "punchAttempts": int(pa), "punchSuccesses": int(ps)}))
 PY
     tail -n 1 "$RESULTS" | sed 's/^/   /'
 }
@@ -376,7 +404,8 @@ RESULTS=$WORK/results.jsonl
 : >"$RESULTS"
 FILE=$WORK/data/f.bin
 head -c "$F" /dev/zero | openssl enc -aes-256-ctr -pass pass:harp-nat-bench -nosalt -pbkdf2 2>/dev/null >"$FILE"
-echo "NAT testbed: F = $SIZE_MIB MiB, uplinks ${RATE_MBIT} Mbit/s (tbf burst $BURST latency $TBF_LATENCY);" \
+echo "NAT testbed: F = $SIZE_MIB MiB, uplinks ${RATE_MBIT} Mbit/s (tbf burst $BURST latency $TBF_LATENCY)," \
+    "unsolicited inbound: $INBOUND;" \
     "harp-cli: $HARP ${HARP_ARGS:+(extra: $HARP_ARGS)}; work: $WORK"
 setup_net
 probes
@@ -390,11 +419,11 @@ python3 - "$RESULTS" <<'PY'
 import json, sys
 rows = [json.loads(line) for line in open(sys.argv[1])]
 print()
-print("| seeder (NAT) | fetcher (NAT) | verified | connection | first byte s | total s | relayed / file |")
-print("| --- | --- | --- | --- | --- | --- | --- |")
+print("| seeder (NAT) | fetcher (NAT) | verified | connection | first byte s | total s | relayed / file | punches (ok) |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- |")
 for r in rows:
-    print("| %s (%s) | %s (%s) | %s | %s%s | %s | %.1f | %.1f %% |" % (
+    print("| %s (%s) | %s (%s) | %s | %s%s | %s | %.1f | %.1f %% | %d (%d) |" % (
         r["seeder"], r["seederNAT"], r["fetcher"], r["fetcherNAT"], "yes" if r["verified"] else "NO (exit %d)" % r["exit"],
         r["way"], " (%s)" % r["how"] if r["how"] else "", "%.1f" % r["firstByte"] if r["firstByte"] is not None else "-",
-        r["seconds"], 100 * r["relayedFraction"]))
+        r["seconds"], 100 * r["relayedFraction"], r.get("punchAttempts", 0), r.get("punchSuccesses", 0)))
 PY
