@@ -24,8 +24,15 @@ struct NATTestbedTests {
         let work = FileManager.default.temporaryDirectory.appendingPathComponent("harp-nat-e2e-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: work) }
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [repository.appendingPathComponent("bench/nat/run.sh").path]
+        // Through python3, which clears the signal mask first: this process's threads block SIGTERM, children
+        // inherit the mask, and the script and the harp-cli processes it stops with SIGTERM would ignore it.
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [
+            "python3", "-c",
+            "import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, []); "
+                + "os.execv('/bin/bash', ['bash', sys.argv[1]])",
+            repository.appendingPathComponent("bench/nat/run.sh").path,
+        ]
         var environment = ProcessInfo.processInfo.environment
         environment["HARP_CLI"] = HarpBinary.url.path
         environment["PAIRS"] = "eim1:eim2 upnp:eim2 sym1:sym2"

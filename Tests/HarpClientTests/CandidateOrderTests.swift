@@ -37,3 +37,18 @@ struct CandidateOrderTests {
         #expect(CandidateOrder.order(["", "::"], isOnLink: onLink).isEmpty)
     }
 }
+
+@Suite("Address scope")
+struct AddressScopeTests {
+    @Test(
+        "private addresses ask for a mapping; loopback, link-local, public and junk do not",
+        arguments: [
+            ("10.1.0.2", true), ("172.16.0.1", true), ("172.31.255.255", true), ("172.32.0.1", false),
+            ("192.168.1.7", true), ("100.64.0.1", true), ("100.128.0.1", false), ("127.0.0.1", false),
+            ("169.254.1.1", false), ("11.77.0.11", false), ("198.51.100.7", false), ("fd00::1", true),
+            ("fe80::1", false), ("2001:db8::1", false), ("10.1.0", false), ("10.1.0.256", false), ("", false),
+        ])
+    func scope(host: String, isPrivate: Bool) {
+        #expect(AddressScope.isPrivate(host) == isPrivate)
+    }
+}

@@ -202,7 +202,8 @@ uuid=3f1b8a3e-1a7e-4c6e-9d7e-2c5b0f6c1701
 allow 1024-65535 $lan.0/24 1024-65535
 deny 0-65535 0.0.0.0/0 0-65535
 EOF
-        nsx "$r" miniupnpd -d -f "$WORK/upnp/miniupnpd.conf" -P "$WORK/upnp/miniupnpd.pid" \
+        # (ip netns exec, not nsx: a backgrounded function would be a subshell, and $! its pid.)
+        ip netns exec "$PREFIX-$r" miniupnpd -d -f "$WORK/upnp/miniupnpd.conf" -P "$WORK/upnp/miniupnpd.pid" \
             >"$WORK/upnp/miniupnpd.log" 2>&1 &
     fi
 }
@@ -238,19 +239,23 @@ except OSError as e:
     print("refused (%s)" % (e.strerror or type(e).__name__))
 PY
 }
+# The probes' own processes, killed (SIGKILL: a caller may have SIGTERM blocked, which its children inherit) and
+# waited for by pid at the end of the probes; never a bare `wait`, which would wait for miniupnpd too.
+PROBE_PIDS=()
 listen_once() {  # ns port
-    nsx "$1" python3 -c '
+    ip netns exec "$PREFIX-$1" python3 -c '
 import socket, sys
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("0.0.0.0", int(sys.argv[1]))); s.listen(8); s.settimeout(30)
 try:
     while True: s.accept()[0].close()
 except OSError: pass' "$2" &
+    PROBE_PIDS+=($!)
     sleep 0.3
 }
 probes() {
     echo "reachability (a TCP listener on port 42000 in each site's peer namespace, dialled from the origin):"
-    local s pid
+    local s
     listen_once pub 42000
     echo "   pub  $PUB_IP:42000 (no NAT): $(probe origin "$PUB_IP" 42000)"
     for s in $SITES; do
@@ -263,7 +268,7 @@ probes() {
     # twice (endpoint-independent mapping) or two (symmetric).
     local ports
     for s in eim1 sym1; do
-        nsx origin python3 -c '
+        ip netns exec "$PREFIX-origin" python3 -c '
 import socket, sys
 ls = []
 for port in (42001, 42002):
@@ -276,13 +281,14 @@ for l in ls:
     except OSError:
         out.append("-")
 open(sys.argv[1], "w").write(" ".join(out))' "$WORK/ports-$s" &
+        local collector=$!
         sleep 0.3
         nsx "$s" python3 -c '
 import socket, time
 for dst in (42001, 42002):
     c = socket.socket(); c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); c.bind(("0.0.0.0", 43000))
     c.connect(("'"$ORIGIN_IP"'", dst)); c.close(); time.sleep(0.1)' 2>/dev/null || true
-        wait $! 2>/dev/null || true
+        wait "$collector" 2>/dev/null || true
         ports=$(cat "$WORK/ports-$s" 2>/dev/null || echo "-")
         echo "   $s: source port 43000 to two destinations leaves as port(s) $ports"
     done
@@ -297,8 +303,10 @@ for dst in (42001, 42002):
     else
         echo "   miniupnpd is not running: $(tail -n 3 "$WORK/upnp/miniupnpd.log" 2>/dev/null | tr '\n' ' ')"
     fi
-    for pid in $(jobs -p); do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
+    local pid
+    for pid in "${PROBE_PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+    for pid in "${PROBE_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    PROBE_PIDS=()
 }
 
 # --- the origin ------------------------------------------------------------------------------------------------------

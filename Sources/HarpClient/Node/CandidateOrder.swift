@@ -29,3 +29,26 @@ public enum CandidateOrder {
         return ordered
     }
 }
+
+/// Which addresses sit behind a NAT (docs/nat.md): a port mapping is asked for only when this host's advertised
+/// address is one of them, so a host with a public address, and a swarm on loopback (the tests'), send no SSDP.
+public enum AddressScope {
+    /// Private IPv4 (10/8, 172.16/12, 192.168/16), shared address space (100.64/10) and unique-local IPv6
+    /// (fc00::/7). Loopback, link-local, public addresses and anything that is not an IP address are not.
+    public static func isPrivate(_ host: String) -> Bool {
+        let parts = host.split(separator: ".", omittingEmptySubsequences: false)
+        if parts.count == 4 {
+            let octets = parts.compactMap { UInt8($0) }
+            guard octets.count == 4 else { return false }
+            switch (octets[0], octets[1]) {
+            case (10, _): return true
+            case (172, 16...31): return true
+            case (192, 168): return true
+            case (100, 64...127): return true
+            default: return false
+            }
+        }
+        let lower = host.lowercased()
+        return host.contains(":") && (lower.hasPrefix("fc") || lower.hasPrefix("fd"))
+    }
+}

@@ -21,7 +21,8 @@ public struct PeerSettings: Sendable {
     /// The address told to other peers; by default the local address of the route to the signaling server.
     public var advertiseHost: String?
     /// Whether to ask the router for a port mapping of the listening port (UPnP IGD) and advertise it
-    /// (`--no-port-mapping` turns it off). Only with a signaling server: the mapping is announced there.
+    /// (`--no-port-mapping` turns it off). Only with a signaling server (the mapping is announced there), and only
+    /// when the advertised address is private (``AddressScope/isPrivate(_:)``).
     public var portMapping = true
 
     /// No signaling server, listening on every address.
@@ -196,7 +197,7 @@ public actor SwarmNode {
         if let signal {
             // A mapping the router is granting right now goes into the first join (peers dial it at once), waited
             // for a moment at most.
-            await awaitFirstMapping(atMost: .seconds(2))
+            await awaitFirstMapping(atMost: .milliseconds(1200))
             // The members it names arrive as a `joined` event too (also after every rejoin): dialled there.
             // A signaling server that cannot be reached must not stall the transfer: the swarm goes on with the
             // peers that peer exchange finds and with the server; the client keeps trying in the background.
@@ -281,7 +282,10 @@ public actor SwarmNode {
             select: { table.configuration(for: $0) })
         listener = bound
         listenPort = bound.localAddress?.port ?? 0
-        if settings.portMapping, signal != nil, let port = UInt16(exactly: listenPort), port != 0 {
+        // Only a host behind a NAT needs a mapping (a private advertised address; not loopback, not public).
+        if settings.portMapping, signal != nil, let port = UInt16(exactly: listenPort), port != 0,
+            AddressScope.isPrivate(advertiseHost())
+        {
             startPortMapping(port: port)
         }
         // The task holds the node until `shutdown` closes the listener, which ends `run`.
