@@ -18,7 +18,7 @@ struct NATTestbedTests {
     @Test(
         "two endpoint-independent NATs punch through, a UPnP router maps, two symmetric NATs relay",
         .enabled(if: canRun), .timeLimit(.minutes(10)))
-    func pairs() throws {
+    func pairs() async throws {
         let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent()
         let work = FileManager.default.temporaryDirectory.appendingPathComponent("harp-nat-e2e-\(UUID().uuidString)")
@@ -48,8 +48,13 @@ struct NATTestbedTests {
         let handle = try FileHandle(forWritingTo: log)
         process.standardOutput = handle
         process.standardError = handle
-        try process.run()
-        process.waitUntilExit()
+        // Waited for without blocking a thread: the cooperative pool has as many threads as cores, and a minute's
+        // blocking wait starves every other test running meanwhile.
+        let launched = await withCheckedContinuation { (done: CheckedContinuation<Bool, Never>) in
+            process.terminationHandler = { _ in done.resume(returning: true) }
+            do { try process.run() } catch { done.resume(returning: false) }
+        }
+        try #require(launched, "could not start bench/nat/run.sh")
         try handle.close()
         let output = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
         #expect(process.terminationStatus == 0, "bench/nat/run.sh failed:\n\(output)")
