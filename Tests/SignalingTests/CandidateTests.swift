@@ -95,13 +95,19 @@ struct CandidateTests {
         membership.reflexivePort = 41000
         membership.addresses = (0..<20).map { "10.0.0.\($0):1" }
         #expect(SignalClient.announced(membership, observed: observed).count == SignalClient.maxAnnounced)
+        membership.addresses = ["10.0.0.7:41000"]
+        let loopback = ObservedAddress(address: "127.0.0.1", port: 5555)
+        #expect(SignalClient.announced(membership, observed: loopback) == ["10.0.0.7:41000"])
+        #expect(
+            SignalClient.announced(membership, observed: loopback, loopback: true)
+                == ["10.0.0.7:41000", "reflexive@127.0.0.1:41000"])
     }
 
     @Test("over loopback, the server tells each client its address and port, and members see the reflexive candidate")
     func reflexiveOverLoopback() async throws {
         let configuration = makeServerConfiguration(dataDirectory: try temporaryDirectory())
         try await withServer(configuration) { _, url, _ in
-            try await withPeers(2, url: url) { peers in
+            try await withPeers(2, url: url, configure: { $0.announceLoopbackReflexive = true }) { peers in
                 let swarm = Ed25519Signer()
                 let (a, b) = (peers[0], peers[1])
                 _ = try await withTimeout("a joins") {

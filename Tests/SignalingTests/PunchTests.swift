@@ -24,7 +24,7 @@ struct PunchTests {
     func bothEndsAreTold() async throws {
         let configuration = makeServerConfiguration(dataDirectory: try temporaryDirectory())
         try await withServer(configuration) { _, url, port in
-            try await withPeers(2, url: url) { peers in
+            try await withPeers(2, url: url, configure: { $0.announceLoopbackReflexive = true }) { peers in
                 let swarm = Ed25519Signer()
                 let (a, b) = (peers[0], peers[1])
                 _ = try await withTimeout("a joins") {

@@ -104,16 +104,21 @@ extension SignalClient {
         let id = nextRequestID
         nextRequestID += 1
         pendingJoins[id] = swarm
-        let addresses = Self.announced(membership, observed: observed)
+        let addresses = Self.announced(
+            membership, observed: observed, loopback: configuration.announceLoopbackReflexive)
         await send(.join(.init(id: id, swarm: swarm, signature: HexBytes(signature), addresses: addresses)))
     }
 
     /// What a join announces: the membership's addresses, then (when the server told us our reflexive address and
     /// the membership names its listening port) a `reflexive@` candidate, unless an address with that host is
     /// already there (a peer with a public address sees itself). At most ``maxAnnounced`` entries.
-    static func announced(_ membership: Membership, observed: ObservedAddress?) -> [String] {
+    /// A loopback observation (the server runs on this host) says nothing about a NAT and is left out, unless
+    /// `loopback` (tests on one host).
+    static func announced(_ membership: Membership, observed: ObservedAddress?, loopback: Bool = false) -> [String] {
         var addresses = Array(membership.addresses.prefix(maxAnnounced))
-        guard let observed, let port = membership.reflexivePort, port != 0, addresses.count < maxAnnounced else {
+        guard let observed, let port = membership.reflexivePort, port != 0, addresses.count < maxAnnounced,
+            loopback || !(observed.address.hasPrefix("127.") || observed.address == "::1")
+        else {
             return addresses
         }
         let hosts = Set(addresses.compactMap { Candidate(text: $0)?.host })

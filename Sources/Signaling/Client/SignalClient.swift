@@ -34,6 +34,9 @@ public actor SignalClient {
         public var maxFrameSize: Int = 64 * 1024
         /// Bytes buffered per incoming relay stream before the connection stops reading.
         public var relayBufferBytes: Int = 1 << 20
+        /// Whether to announce a reflexive candidate when the server sees this client on loopback (it runs on the
+        /// same host, so the observation says nothing about a NAT): off, except in tests on one host.
+        public var announceLoopbackReflexive = false
 
         public init(url: String, pinnedCertificateSHA256: String? = nil, joinKey: [UInt8]? = nil) {
             self.url = url
