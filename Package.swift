@@ -115,7 +115,9 @@ let package = Package(
         .target(
             name: "SignalingServer",
             dependencies: [
+                "ChunkStore",
                 "SignalingProtocol",
+                "VersionLog",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -210,6 +212,7 @@ let package = Package(
                 "SignalingProtocol",
                 "SignalingServer",
                 "SwarmKit",
+                "VersionLog",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -253,10 +256,13 @@ let package = Package(
         .testTarget(
             name: "SignalingTests",
             dependencies: [
+                "ChunkStore",
                 "SignalingClient",
                 "SignalingProtocol",
                 "SignalingServer",
+                "VersionLog",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -286,7 +292,7 @@ let package = Package(
             resources: [.copy("Vectors")],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "EndToEndTests", dependencies: ["ChunkStore"], swiftSettings: swiftSettings),
+        .testTarget(name: "EndToEndTests", dependencies: ["ChunkStore", "VersionLog"], swiftSettings: swiftSettings),
         .testTarget(
             name: "HarpClientTests",
             dependencies: [

@@ -72,13 +72,19 @@ extension DevCloudServer {
         }
     }
 
-    /// `{"bytesSent":N,"bytesSentByUser":{...},"requests":N,"egress":{...}}`
+    /// `{"bytesSent":N,"bytesSentByUser":{...},"requests":N,"requestsByMethod":{"GET":N,...},"egress":{...}}`
     func statsJSON() -> String {
-        let (total, byUser, requests) = state.withLock { ($0.bytesSentTotal, $0.bytesSentByUser, $0.requests) }
+        let (total, byUser, requests, byMethod) = state.withLock {
+            ($0.bytesSentTotal, $0.bytesSentByUser, $0.requests, $0.requestsByMethod)
+        }
         var pairs: [(String, OCSValue)] = [
             ("bytesSent", .int(total)),
             ("bytesSentByUser", .object(byUser.sorted { $0.key < $1.key }.map { ($0.key, .int($0.value)) })),
             ("requests", .int(Int64(requests))),
+            (
+                "requestsByMethod",
+                .object(byMethod.sorted { $0.key < $1.key }.map { ($0.key, .int(Int64($0.value))) })
+            ),
         ]
         if let egress {
             let accounting = egress.accounting

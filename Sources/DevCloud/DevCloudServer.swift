@@ -175,6 +175,10 @@ public final class DevCloudServer: Sendable {
     /// Number of requests answered so far (including faults and refusals).
     public var requestCount: Int { state.withLock { $0.requests } }
 
+    /// Requests answered so far by HTTP method (`GET`, `PROPFIND` …), including faults and refusals but not the admin
+    /// endpoints: what a client cost the server, for tests and benchmarks.
+    public var requestCountsByMethod: [String: Int] { state.withLock { $0.requestsByMethod } }
+
     /// Answers the next `count` requests that match (method and path prefix, both optional) with `status`
     /// instead of serving them, e.g. `injectFaults(status: 503, count: 2)`.
     /// `status` must be a final HTTP status (200...599).

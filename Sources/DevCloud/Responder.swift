@@ -26,6 +26,7 @@ struct DevCloudResponder: HTTPResponder {
         let isAdmin = path.hasPrefix("/harp-devcloud/")
         let fault = server.state.withLock { state -> Int? in
             state.requests += 1
+            if !isAdmin { state.requestsByMethod[method, default: 0] += 1 }
             return isAdmin ? nil : state.takeFault(method: method, path: path)
         }
         if let fault {

@@ -5,6 +5,8 @@ import Synchronization
 /// The in-memory part of DevCloud's state, guarded by the server's mutex.
 struct ServerState: Sendable {
     var requests = 0
+    /// Requests answered so far by method, the admin endpoints left out (faults and refusals included).
+    var requestsByMethod: [String: Int] = [:]
     var bytesSentTotal: Int64 = 0
     var bytesSentByUser: [String: Int64] = [:]
     var faults: [FaultRule] = []

@@ -71,14 +71,18 @@ extension ConfigOptions {
 
     /// A client for the account the flags, environment and stored login describe (config.toml's server and user
     /// fill in what the stored login lacks).
-    func client(_ account: AccountOptions) throws -> NextcloudClient {
+    func client(
+        _ account: AccountOptions, concurrentTransfers: Int = TransportOptions.defaultConcurrentTransfers
+    ) throws -> NextcloudClient {
         var stored = try store.load()
         let file = try harpConfig()
         if stored.server == nil { stored.server = file.server }
         if stored.user == nil { stored.user = file.user }
         let credentials = try Credentials.resolve(
             server: account.server, user: account.user, appPassword: account.appPassword, stored: stored)
-        return NextcloudClient(credentials: credentials, options: transportOptions, logger: logger)
+        var options = transportOptions
+        options.maximumConcurrentTransfers = concurrentTransfers
+        return NextcloudClient(credentials: credentials, options: options, logger: logger)
     }
 }
 

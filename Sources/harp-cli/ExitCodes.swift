@@ -70,6 +70,12 @@ enum HarpExitCode: Int32 {
             case .storage(let inner): code(for: inner)
             }
         case is DeviceIdentityError: .failure
+        case let error as ProofFetchError:
+            switch error {
+            case .unreachable: .networkFailure
+            case .refused(404, _): .notFoundOrNoAccess
+            case .refused, .malformed: .failure
+            }
         default: .failure
         }
     }

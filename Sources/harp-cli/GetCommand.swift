@@ -54,12 +54,18 @@ struct GetCommand: AsyncParsableCommand {
         help: ArgumentHelp(
             "After the files are in place, keep serving peers still fetching them for up to this many seconds"
                 + " (0: exit at once).", valueName: "seconds"))
-    var linger: Double = 10
+    var linger: Double = 30
 
     @Option(
         help: ArgumentHelp(
-            "Files fetched at once (default: limits.parallel_files of config.toml, else 3).", valueName: "n"))
+            "Files fetched at once (default: limits.parallel_files of config.toml, else \(FetchQueue.defaultParallel),"
+                + " what a server sustains as measured in docs/benchmarks.md).", valueName: "n"))
     var parallel: Int?
+
+    /// `--parallel`, else config.toml's `limits.parallel_files`, else the measured default.
+    func parallelFiles(_ config: HarpConfig) -> Int {
+        parallel ?? config.parallelFiles ?? FetchQueue.defaultParallel
+    }
 
     @Option(
         name: .customLong("record-engine"),
@@ -87,7 +93,11 @@ struct GetCommand: AsyncParsableCommand {
         try await runReportingErrors {
             let harpConfig = try config.harpConfig()
             let logger = config.logger
-            let client = try config.client(account)
+            // At least one transfer thread (each with its kept-alive connection) per file in flight: with fewer, files
+            // would wait for a thread, whatever --parallel says.
+            let client = try config.client(
+                account,
+                concurrentTransfers: max(TransportOptions.defaultConcurrentTransfers, parallelFiles(harpConfig)))
             let identity = try config.deviceIdentity()
             let store = try storeOptions.open(config: harpConfig)
             let settings = try peers.settings(config: harpConfig)
@@ -153,55 +163,35 @@ struct GetCommand: AsyncParsableCommand {
             let started = ContinuousClock.now
             var reports: [FetchReport] = []
             var failures: [(String, any Error)] = refused.map { ($0.path, $0.error) }
-            // The children hand their results over through `outcomes`, not as the group's element: a payload-carrying
-            // task group crashed in the concurrency runtime in release builds (a tuple copied while the group's waiting
-            // task was resumed), and a Void group sidesteps that.
-            let outcomes = OutcomeQueue()
-            await withTaskGroup(of: Void.self) { group in
-                var pending = jobs.makeIterator()
-                func addNext() {
-                    guard let job = pending.next() else { return }
-                    group.addTask {
-                        do {
-                            outcomes.push(job.remotePath, .success(try await fetcher.fetch(job)))
-                        } catch {
-                            outcomes.push(job.remotePath, .failure(error))
-                        }
+            let queue = FetchQueue(fetcher: fetcher, parallel: parallelFiles(harpConfig))
+            await queue.run(jobs) { path, result in
+                switch result {
+                case .success(let report):
+                    reports.append(report)
+                    live.fileDone(
+                        bytes: report.size, fromPeers: report.bytesFromPeers, fromServer: report.bytesFromServer
+                    )
+                    if json {
+                        printJSONLine(report.json)
+                    } else {
+                        let peersPart =
+                            report.method == "swarm"
+                            ? ", \(formatBytes(report.bytesFromPeers)) from \(report.peersUsed) peers" : ""
+                        live.say(
+                            "\(report.remotePath) -> \(report.destination): \(formatBytes(report.size)) in "
+                                + String(format: "%.1f s", report.seconds)
+                                + "\(peersPart), \(formatBytes(report.bytesFromServer)) from the server")
+                        for note in report.notes { live.say("  note: \(note)") }
                     }
-                }
-                for _ in 0..<(parallel ?? harpConfig.parallelFiles ?? 3) { addNext() }
-                for await _ in group {
-                    for (path, result) in outcomes.drain() {
-                        switch result {
-                        case .success(let report):
-                            reports.append(report)
-                            live.fileDone(
-                                bytes: report.size, fromPeers: report.bytesFromPeers, fromServer: report.bytesFromServer
-                            )
-                            if json {
-                                printJSONLine(report.json)
-                            } else {
-                                let peersPart =
-                                    report.method == "swarm"
-                                    ? ", \(formatBytes(report.bytesFromPeers)) from \(report.peersUsed) peers" : ""
-                                live.say(
-                                    "\(report.remotePath) -> \(report.destination): \(formatBytes(report.size)) in "
-                                        + String(format: "%.1f s", report.seconds)
-                                        + "\(peersPart), \(formatBytes(report.bytesFromServer)) from the server")
-                                for note in report.notes { live.say("  note: \(note)") }
-                            }
-                        case .failure(let error):
-                            failures.append((path, error))
-                            if json {
-                                printJSONLine([
-                                    "event": "error", "path": path, "message": "\(error)",
-                                    "code": Int(HarpExitCode.code(for: error).rawValue),
-                                ])
-                            } else {
-                                printError("harp-cli: \(path): \(error)")
-                            }
-                        }
-                        addNext()
+                case .failure(let error):
+                    failures.append((path, error))
+                    if json {
+                        printJSONLine([
+                            "event": "error", "path": path, "message": "\(error)",
+                            "code": Int(HarpExitCode.code(for: error).rawValue),
+                        ])
+                    } else {
+                        printError("harp-cli: \(path): \(error)")
                     }
                 }
             }
@@ -268,24 +258,6 @@ func reportUploads(_ node: SwarmNode, json: Bool) async {
         printJSONLine(["event": "uploads", "bytesUploaded": totals.bytesUploaded])
     } else {
         print("sent \(formatBytes(totals.bytesUploaded)) to peers")
-    }
-}
-
-/// Results of finished fetches, handed from the children of a task group to its body.
-final class OutcomeQueue: @unchecked Sendable {
-    // @unchecked: `items` is only read and written under `lock`.
-    private let lock = NSLock()
-    private var items: [(String, Result<FetchReport, any Error>)] = []
-
-    func push(_ path: String, _ result: Result<FetchReport, any Error>) {
-        lock.withLock { items.append((path, result)) }
-    }
-
-    func drain() -> [(String, Result<FetchReport, any Error>)] {
-        lock.withLock {
-            defer { items.removeAll() }
-            return items
-        }
     }
 }
 

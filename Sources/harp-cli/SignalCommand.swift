@@ -10,7 +10,7 @@ struct SignalCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "signal",
         abstract: "Run the signaling server where peers of a swarm meet.",
-        subcommands: [Serve.self]
+        subcommands: [Serve.self, Keys.self, Enroll.self]
     )
 
     /// `harp-cli signal serve`.
@@ -74,6 +74,16 @@ struct SignalCommand: AsyncParsableCommand {
                 discussion: "Without it, every connection through a proxy counts as the proxy's address."))
         var trustedProxy: [String] = []
 
+        @Option(
+            help: ArgumentHelp(
+                "File listing the other servers of the federation: lines 'server URL LOG_VKEY WITNESS_VKEY'.",
+                discussion: "They witness this server's version log and it witnesses theirs (docs/proofs.md)."),
+            completion: .file())
+        var federation: String?
+
+        @Option(help: "Witness cosignatures a checkpoint needs before it is published (default: every listed server).")
+        var witnessQuorum: Int?
+
         @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
         var logLevel = "info"
 
@@ -89,6 +99,7 @@ struct SignalCommand: AsyncParsableCommand {
                     "--max-connections, --max-connections-per-address and --max-memberships-per-address must be positive"
                 )
             }
+            if let witnessQuorum, witnessQuorum < 0 { throw ValidationError("--witness-quorum must not be negative") }
             for proxy in trustedProxy where !Self.isIPAddress(proxy) {
                 throw ValidationError("--trusted-proxy must be an IP address, got '\(proxy)'")
             }
@@ -162,6 +173,25 @@ struct SignalCommand: AsyncParsableCommand {
             configuration.maxConnections = maxConnections
             configuration.maxMembershipsPerAddress = maxMembershipsPerAddress
             configuration.trustedProxies = Set(trustedProxy)
+            if let federation {
+                guard let data = FileManager.default.contents(atPath: federation) else {
+                    throw UsageError(description: "cannot read --federation \(federation)")
+                }
+                do {
+                    configuration.federation = try Federation(parsing: String(decoding: data, as: UTF8.self))
+                } catch {
+                    throw UsageError(description: "\(federation): \(error)")
+                }
+            }
+            if let witnessQuorum {
+                guard witnessQuorum <= configuration.federation.servers.count else {
+                    throw UsageError(
+                        description:
+                            "--witness-quorum \(witnessQuorum) is more than the \(configuration.federation.servers.count) listed servers"
+                    )
+                }
+                configuration.witnessQuorum = witnessQuorum
+            }
             Self.raiseOpenFileLimit()
             var logger = Logger(label: "harp.signal") { StreamLogHandler.standardError(label: $0) }
             logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info

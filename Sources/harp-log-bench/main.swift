@@ -1,6 +1,8 @@
 // harp-log-bench: the version log's figures. Builds an in-memory log of 1,000,000 entries holding a lineage of 1,000
 // versions spread through it, then prints the append rate, the proof bundle's size and the verify time (median of 5).
 // Run in release: swift build -c release --product harp-log-bench --scratch-path .build-release
+// With HARP_LOG_BENCH_OUT=DIR it also writes the bundle (DIR/bundle.json) and its policy (DIR/policy), for timing
+// `harp-cli verify-proof`. `device` and `append` measure a running server instead (HTTPAppend.swift, bench/proof/run.sh).
 import ChunkStore
 import Crypto
 import Foundation
@@ -8,10 +10,28 @@ import VersionLog
 
 let totalEntries = 1_000_000
 let lineageVersions = 1_000
-let start: Int64 = 1_800_000_000
+// Every time in the log is in the past (the log spans 1,000 s), so that `harp-cli verify-proof` accepts the bundle.
+let start = Int64(Date().timeIntervalSince1970) - 2_000
 
 func seconds(_ duration: Duration) -> Double {
     Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+}
+
+let arguments = CommandLine.arguments
+if arguments.count == 3, arguments[1] == "device" {
+    let key = try HTTPAppend.device(seed: arguments[2])
+    print(DeviceKey(key.publicKey).description)
+    exit(0)
+}
+if arguments.count >= 5, arguments[1] == "append", let count = Int(arguments[3]), count > 0 {
+    do {
+        let lineages = arguments.count > 5 ? Int(arguments[5]) ?? 8 : 8
+        try await HTTPAppend.run(base: arguments[2], count: count, seed: arguments[4], lineages: max(1, lineages))
+        exit(0)
+    } catch {
+        print("harp-log-bench: \(error)")
+        exit(1)
+    }
 }
 
 do {
@@ -103,6 +123,10 @@ do {
             Double(totalEntries) / appendTime))
     print("proof bundle: \(json.count) bytes (\(json.count / lineageVersions) bytes a version)")
     print(String(format: "decode + verify, median of 5: %.1f ms", times[2] * 1000))
+    if let directory = ProcessInfo.processInfo.environment["HARP_LOG_BENCH_OUT"] {
+        try Data(json).write(to: URL(fileURLWithPath: directory + "/bundle.json"))
+        try Data(policy.formatted.utf8).write(to: URL(fileURLWithPath: directory + "/policy"))
+    }
 } catch {
     print("harp-log-bench: \(error)")
     exit(1)

@@ -39,7 +39,8 @@ struct CommandLineTests {
     @Test(
         arguments: [
             ["login"], ["logout"], ["whoami"], ["ls"], ["index"], ["get"], ["put"], ["seed"], ["status"], ["demo"],
-            ["signal", "serve"], ["devcloud", "serve"],
+            ["signal", "serve"], ["signal", "keys"], ["signal", "enroll"], ["verify-proof"], ["proof"],
+            ["devcloud", "serve"],
         ])
     func everyCommandHasHelpWithAnExample(_ command: [String]) throws {
         let help = try run(command + ["--help"])

@@ -16,6 +16,24 @@ struct FetchPlanTests {
         #expect(plan.notes.isEmpty)
     }
 
+    /// A file the comparison would read whole (256 KiB or less) comes in one GET: no sidecar is read, published or
+    /// seeded, since a swarm cannot save the server anything for it.
+    @Test func aFileTooSmallForASwarmComesFromTheServerWithNoSidecar() {
+        var plan = FetchPlan(FetchPlan.Facts(hasSignaling: true, seedAfter: true, tooSmallForASwarm: true))
+        #expect(plan.start() == .fetchFromServer)
+        #expect(plan.next(after: .serverFinished(sameRootAsSidecar: false)) == .finishFromServer(seed: false))
+        #expect(plan.notes.count == 1 && plan.notes[0].hasPrefix("a small file: one request to the server"))
+        #expect(ServerComparison.comparesWhole(size: 256 << 10))
+        #expect(!ServerComparison.comparesWhole(size: (256 << 10) + 1))
+    }
+
+    /// With `--no-server` a small file still goes through its swarm (and is compared with the server).
+    @Test func aSmallFileWithNoServerStillUsesItsSwarm() {
+        var plan = FetchPlan(FetchPlan.Facts(hasSignaling: true, useServer: false, tooSmallForASwarm: true))
+        #expect(plan.start() == .readSidecar)
+        #expect(plan.next(after: .sidecarRead(.found(.valid))) == .fetchFromSwarm(useServer: false))
+    }
+
     @Test func verifyServerComparesEveryByte() {
         var plan = FetchPlan(FetchPlan.Facts(hasSignaling: true, verifyServer: true))
         _ = plan.start()

@@ -29,13 +29,28 @@ final class TCPProbe: Sendable {
         }
     }
 
-    static func connect(port: Int, from source: String) async throws -> TCPProbe {
+    /// Writes `first` as soon as the connection is up, on the event loop: a test whose server closes idle
+    /// connections after a short timeout cannot lose that race to a slow scheduler between connect and send.
+    private final class FirstWrite: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        let text: String
+        init(text: String) { self.text = text }
+        func channelActive(context: ChannelHandlerContext) {
+            context.writeAndFlush(NIOAny(ByteBuffer(string: text)), promise: nil)
+            context.fireChannelActive()
+        }
+    }
+
+    static func connect(port: Int, from source: String, sending first: String? = nil) async throws -> TCPProbe {
         let received = Received()
         let collector = Collector { bytes in received.bytes.withLock { $0 += bytes } }
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
             .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(collector) }
+                channel.eventLoop.makeCompletedFuture {
+                    if let first { try channel.pipeline.syncOperations.addHandler(FirstWrite(text: first)) }
+                    try channel.pipeline.syncOperations.addHandler(collector)
+                }
             }
             .bind(to: try SocketAddress(ipAddress: source, port: 0))
             .connect(host: "127.0.0.1", port: port)

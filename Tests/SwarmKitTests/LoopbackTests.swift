@@ -99,6 +99,10 @@ import Testing
         clientConfiguration.expectedRemoteDeviceKey = server.publicKey
         var serverConfiguration = Self.configuration(server)
         serverConfiguration.enforceAnnouncements = false
+        // The relay's pump runs on the shared cooperative pool, which CPU-bound suites running alongside can hold for
+        // seconds on a 2-core machine: the handshake deadline here is about the protocol, not about that.
+        clientConfiguration.handshakeTimeout = .seconds(40)
+        serverConfiguration.handshakeTimeout = .seconds(40)
         async let accepted = PeerConnection.over(
             stream: toServer.stream, role: .responder, configuration: serverConfiguration,
             write: { toClient.write($0) }, close: closeBoth)

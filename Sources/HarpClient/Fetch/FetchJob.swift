@@ -60,8 +60,17 @@ public struct FetchJobs {
         var result = FetchJobs()
         for path in paths {
             let item: DAVItem
+            // With -R the argument is listed at Depth 1 at once: a folder's listing is the walk's first step (it is
+            // not listed again), a file's is the file alone. Without -R, Depth 0 is all that is needed.
+            var listing: NextcloudClient.Listing?
             do {
-                item = try await client.item(at: path)
+                if recursive {
+                    let listed = try await client.listEntries(path)
+                    item = listed.folder
+                    listing = listed
+                } else {
+                    item = try await client.item(at: path)
+                }
             } catch let error as NextcloudError where error.kind == .notFoundOrNoAccess && findUploads {
                 guard let sidecar = await SidecarFolder(client: client, logger: logger).readPending(forFileAt: path)
                 else { throw error }
@@ -76,7 +85,8 @@ public struct FetchJobs {
             }
             guard recursive else { throw UsageError(description: "\(path) is a folder; use -R") }
             let folder = try OutputFolder.forFolder(item.path, output: output)
-            for try await entry in client.walkEntries(item.path) {
+            let walk = listing.map { client.walkEntries(from: $0) } ?? client.walkEntries(item.path)
+            for try await entry in walk {
                 switch entry {
                 case .refused(let entry): result.refused.append((entry.name, entry.error))
                 case .item(let child) where !child.isFolder:

@@ -22,10 +22,14 @@ public struct FetchPlan: Sendable, Equatable {
         public var verifyServer = false
         /// `--seed`: keep seeding the file afterwards.
         public var seedAfter = false
+        /// The file is so small that the comparison after a swarm fetch would read it whole from the server
+        /// (`ServerComparison.comparesWhole(size:)`): a swarm cannot save the server a byte or a request, and one GET
+        /// is all the fetch needs.
+        public var tooSmallForASwarm = false
 
         public init(
             uploading: Bool = false, hasOwnAccessRules: Bool = false, hasSignaling: Bool = false,
-            useServer: Bool = true, verifyServer: Bool = false, seedAfter: Bool = false
+            useServer: Bool = true, verifyServer: Bool = false, seedAfter: Bool = false, tooSmallForASwarm: Bool = false
         ) {
             self.uploading = uploading
             self.hasOwnAccessRules = hasOwnAccessRules
@@ -33,7 +37,12 @@ public struct FetchPlan: Sendable, Equatable {
             self.useServer = useServer
             self.verifyServer = verifyServer
             self.seedAfter = seedAfter
+            self.tooSmallForASwarm = tooSmallForASwarm
         }
+
+        /// Whether the file comes from the server with no sidecar read, published or seeded: a small file while the
+        /// server may be used (with `--no-server` it still goes through its swarm, compared with the server).
+        var serverOnlyForSize: Bool { tooSmallForASwarm && useServer }
     }
 
     /// What a sidecar read found.
@@ -115,6 +124,12 @@ public struct FetchPlan: Sendable, Equatable {
             notes.append("no signaling server configured: fetching from the server alone")
             return server(orFail: "no swarm for this file and --no-server was given")
         }
+        if facts.serverOnlyForSize {
+            notes.append(
+                "a small file: one request to the server (through a swarm it would still be read whole from the "
+                    + "server, to compare it)")
+            return .fetchFromServer
+        }
         return .readSidecar
     }
 
@@ -161,7 +176,9 @@ public struct FetchPlan: Sendable, Equatable {
             if sidecarInUse && !sameRoot {
                 notes.append("the sidecar's content root differs from the server's bytes: replacing it")
             }
-            if !sidecarReady && facts.hasSignaling && !facts.hasOwnAccessRules { return .publishSidecar }
+            if !sidecarReady && facts.hasSignaling && !facts.hasOwnAccessRules && !facts.serverOnlyForSize {
+                return .publishSidecar
+            }
             return finishFromServer()
         case .publishEnded(let outcome):
             switch outcome {
@@ -180,6 +197,8 @@ public struct FetchPlan: Sendable, Equatable {
     }
 
     private func finishFromServer() -> Step {
-        .finishFromServer(seed: facts.seedAfter && facts.hasSignaling && !facts.hasOwnAccessRules && sidecarReady)
+        .finishFromServer(
+            seed: facts.seedAfter && facts.hasSignaling && !facts.hasOwnAccessRules && !facts.serverOnlyForSize
+                && sidecarReady)
     }
 }

@@ -4,13 +4,47 @@ internal import NextcloudClient
 internal import SwarmKit
 
 extension FileFetcher {
-    /// Downloads the server's version alone (resumable Range requests), renames it into place and indexes it; returns
-    /// whether its content root is the one of the sidecar in use (false without one).
+    /// Downloads the server's version alone, renames it into place and indexes it; returns whether its content root is
+    /// the one of the sidecar in use (false without one). A file of at most one block comes in one GET with `If-Match`
+    /// (`WholeFileDownload`: that request proves the bytes are the listed version, so nothing is asked before or
+    /// after it); a larger one in resumable Range requests.
     func fetchFromServer(_ run: inout Run) async throws -> Bool {
         guard let remote = run.remote else {
             preconditionFailure("the plan fetches from the server only a server version")
         }
         run.report.method = "server"
+        if remote.size <= ResumableDownload.defaultBlockSize {
+            try await fetchWholeFromServer(&run, remote: remote)
+        } else {
+            try await fetchResumableFromServer(&run, remote: remote)
+        }
+        let outcome = try store.index(file: run.destination)
+        run.report.root = outcome.root
+        // These bytes are the server's: this copy may publish and seed this version (DESIGN §4, "Provenance").
+        recordProvenance(&run, root: outcome.root)
+        let sameRoot = run.sidecar?.root == outcome.root
+        if !sameRoot { run.sidecar = nil }
+        return sameRoot
+    }
+
+    /// One GET with `If-Match`, into place.
+    private func fetchWholeFromServer(_ run: inout Run, remote: RemoteVersion) async throws {
+        let path = run.path
+        let download = WholeFileDownload(
+            client: client, remotePath: path, etag: remote.etag, size: remote.size, destination: run.destination,
+            logger: logger, progress: { [progress] in progress.add(path, server: $0) })
+        do {
+            run.report.bytesFromServer = try await download.run()
+        } catch ResumableDownload.Failure.changedOnServer {
+            throw FetchError.changedOnServer
+        } catch ResumableDownload.Failure.local(let why) {
+            throw FetchError.local(why)
+        }
+    }
+
+    /// Range requests of one block each, several at once, resumable; then a PROPFIND, since a change can land between
+    /// two of them.
+    private func fetchResumableFromServer(_ run: inout Run, remote: RemoteVersion) async throws {
         let path = run.path
         let download = ResumableDownload(
             client: client, remotePath: path, etag: remote.etag, size: remote.size, destination: run.destination,
@@ -33,13 +67,6 @@ extension FileFetcher {
         } catch ResumableDownload.Failure.local(let why) {
             throw FetchError.local(why)
         }
-        let outcome = try store.index(file: run.destination)
-        run.report.root = outcome.root
-        // These bytes are the server's: this copy may publish and seed this version (DESIGN §4, "Provenance").
-        recordProvenance(&run, root: outcome.root)
-        let sameRoot = run.sidecar?.root == outcome.root
-        if !sameRoot { run.sidecar = nil }
-        return sameRoot
     }
 
     /// Publishes a fresh sidecar (manifest first) for the server's bytes just downloaded, when the user may write the

@@ -18,7 +18,7 @@ public struct FileFetcher: Sendable {
         /// `--seed`: keep seeding the files after they are fetched.
         public var seedAfter = false
         /// Without `seedAfter`: how long a finished swarm keeps serving peers still fetching it.
-        public var linger: Duration = .seconds(10)
+        public var linger: Duration = .seconds(30)
         /// What every swarm starts from.
         public var swarm = Swarm.Options()
 
@@ -77,6 +77,7 @@ public struct FileFetcher: Sendable {
                     .malformedResponse, path: item.path, detail: "no fileid, etag or size in PROPFIND")
             }
             facts.hasOwnAccessRules = item.hasACLList
+            facts.tooSmallForASwarm = ServerComparison.comparesWhole(size: remote.size)
             run = Run(
                 path: item.path, destination: destination, remote: remote, checksums: item.checksums,
                 report: FetchReport(remotePath: item.path, destination: destination, size: remote.size, method: "swarm")

@@ -66,7 +66,7 @@ public actor SwarmNode {
         let keys: SwarmKeys
         /// Hello capability bits (the same on accepted and dialled connections).
         let capabilities: UInt64
-        let tasks: [Task<Void, Never>]
+        var tasks: [Task<Void, Never>]
         var dialling: Set<String> = []
     }
 
@@ -80,6 +80,8 @@ public actor SwarmNode {
     /// The one peer listener, bound at the first `open`, and the swarms it serves.
     private var listener: PeerListener?
     private var listenTask: Task<Void, Never>?
+    /// The bind of the listener, once started: the port it got.
+    private var binding: Task<Int, any Error>?
     /// The port peers dial (0 until the listener is bound).
     public private(set) var listenPort = 0
     let table = SwarmTable()
@@ -162,6 +164,7 @@ public actor SwarmNode {
         try? await listener?.close()
         listenTask?.cancel()
         listener = nil
+        binding = nil
         signalTask?.cancel()
         signalTask = nil
         signal = nil
@@ -169,9 +172,12 @@ public actor SwarmNode {
 
     /// Opens the swarm of the version with content root `root` and swarm keys `keys` (from R and the sidecar's σ): a
     /// listener, the join at the signaling server, and connections to the members it names. Returns the swarm (already
-    /// started).
+    /// started), after the signaling server answered the join (at most 10 s), or at once with `awaitJoin` false (a
+    /// seeder of many files: the client paces its joins under the server's message rate, so thousands of them take
+    /// minutes, and no file should wait for the others' turns).
     public func open(
-        root: Hash256, keys: SwarmKeys, chunking: ChunkingParameters, expectedSize: Int64?, options: Swarm.Options
+        root: Hash256, keys: SwarmKeys, chunking: ChunkingParameters, expectedSize: Int64?, options: Swarm.Options,
+        awaitJoin: Bool = true
     ) async throws -> Swarm {
         let id = keys.signalID
         if let existing = entries[id] { return existing.swarm }
@@ -206,6 +212,18 @@ public actor SwarmNode {
             // client from the address the server reports; a mapped one once the router grants it.
             let addresses = announcedAddresses(host: advertised, port: port)
             let reflexivePort = UInt16(exactly: port)
+            guard awaitJoin else {
+                // Owned by the entry: `close` cancels it with the swarm's other tasks.
+                let joining = Task { [weak self] in
+                    guard
+                        let peers = try? await signal.join(
+                            swarm: signer, addresses: addresses, reflexivePort: reflexivePort)
+                    else { return }
+                    await self?.recordJoin(id, peers: peers.count)
+                }
+                entries[id]?.tasks.append(joining)
+                return swarm
+            }
             let joined = await withTaskGroup(of: Int?.self) { group in
                 group.addTask {
                     (try? await signal.join(swarm: signer, addresses: addresses, reflexivePort: reflexivePort))?.count
@@ -227,6 +245,10 @@ public actor SwarmNode {
             }
         }
         return swarm
+    }
+
+    private func recordJoin(_ id: SwarmID, peers: Int) {
+        if entries[id] != nil { joins[id] = peers }
     }
 
     /// A fetch of this version finished and the caller does not seed it: the swarm keeps serving the connected peers
@@ -273,13 +295,24 @@ public actor SwarmNode {
     /// (`templateKey` only completes the template configuration, whose limits and deadline every swarm shares; each
     /// connection's handshake uses its own swarm's key.)
     func listen(templateKey: SecureBytes) async throws -> Int {
-        if listener != nil { return listenPort }
+        // Swarms open concurrently (a folder's files): the first binds, the others wait for that bind.
+        if let binding { return try await binding.value }
         var template = PeerConfiguration(identity: identity, swarmKey: templateKey)
         template.logger = logger
         let table = self.table
-        let bound = try await PeerListener.bind(
-            host: settings.listenHost, port: settings.listenPort, template: template,
-            select: { table.configuration(for: $0) })
+        let (host, port) = (settings.listenHost, settings.listenPort)
+        let task = Task {
+            try await PeerListener.bind(
+                host: host, port: port, template: template, select: { table.configuration(for: $0) })
+        }
+        binding = Task { try await task.value.localAddress?.port ?? 0 }
+        let bound: PeerListener
+        do {
+            bound = try await task.value
+        } catch {
+            binding = nil
+            throw error
+        }
         listener = bound
         listenPort = bound.localAddress?.port ?? 0
         // Only a host behind a NAT needs a mapping (a private advertised address; not loopback, not public).

@@ -75,6 +75,11 @@ public actor FolderSeeder {
     private var mismatched: [String: (mtime: Date, etag: String)] = [:]
     /// Files skipped for their own access rules (reported once).
     private var ownRules: Set<String> = []
+    /// Whether this device may publish sidecars in each folder, as found in this scan (one PROPFIND per folder, not
+    /// per file).
+    private var publishableFolders: [String: Bool] = [:]
+    /// Files looked at concurrently in a scan.
+    static let parallelFiles = 8
 
     /// A seeder of the local folder `localRoot`, which mirrors the server folder `remoteRoot`; `report` hears what each
     /// scan does.
@@ -116,6 +121,7 @@ public actor FolderSeeder {
             return
         }
         var present = Set<String>()
+        var work: [(relative: String, path: String, item: DAVItem, mtime: Date, sidecarTag: String?)] = []
         for (relative, item) in remoteItems.sorted(by: { $0.key < $1.key }) {
             let path = localRoot + "/" + relative
             guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
@@ -135,7 +141,30 @@ public actor FolderSeeder {
                 continue
             }
             if let memo = mismatched[relative], memo.mtime == mtime, memo.etag == etag { continue }
-            await seedFile(relative: relative, path: path, item: item, mtime: mtime, sidecarTag: sidecarTag)
+            work.append((relative, path, item, mtime, sidecarTag))
+        }
+        // Files are looked at `Self.parallelFiles` at a time: each costs a few requests to the server and a join at the
+        // signaling server, which one after the other made a folder of thousands of files ready at about one a second.
+        // The actor's state is touched only between those awaits, and each file only by its own task.
+        publishableFolders = [:]
+        await withTaskGroup(of: Void.self) { group in
+            var next = work.makeIterator()
+            for _ in 0..<Self.parallelFiles {
+                guard let file = next.next() else { break }
+                group.addTask {
+                    await self.seedFile(
+                        relative: file.relative, path: file.path, item: file.item, mtime: file.mtime,
+                        sidecarTag: file.sidecarTag)
+                }
+            }
+            while await group.next() != nil {
+                guard let file = next.next() else { continue }
+                group.addTask {
+                    await self.seedFile(
+                        relative: file.relative, path: file.path, item: file.item, mtime: file.mtime,
+                        sidecarTag: file.sidecarTag)
+                }
+            }
         }
         for (relative, entry) in seeded where !present.contains(relative) {
             await node.close(entry.keys)
@@ -173,8 +202,13 @@ public actor FolderSeeder {
         do {
             let outcome = try store.index(file: path)
             guard let manifest = try store.manifest(root: outcome.root) else { return }
-            let sidecars = SidecarFolder(client: client, logger: logger)
-            let (sidecar, _) = await sidecars.read(forFileAt: item.path, fileID: remote.fileid)
+            // The walk lists `.harp/`: a file whose sidecar it did not list has none (no GET for it).
+            var sidecar: Sidecar?
+            if sidecarTag != nil {
+                sidecar = await SidecarFolder(client: client, logger: logger).read(
+                    forFileAt: item.path, fileID: remote.fileid
+                ).sidecar
+            }
             let established = try store.establishedProvenance(
                 path: path, fileid: remote.fileid, etag: remote.etag)
             let chosen: (keys: SwarmKeys, basis: Basis)
@@ -202,7 +236,7 @@ public actor FolderSeeder {
                             return
                         }
                     }
-                    if await publisher.mayPublish(nextTo: item.path) {
+                    if await mayPublish(nextTo: item.path) {
                         try await publisher.publish(
                             .version(remote), root: outcome.root, chunking: outcome.parameters,
                             salt: sidecar.saltBytes, manifest: nil, nextTo: item.path)
@@ -225,7 +259,7 @@ public actor FolderSeeder {
                         path: path, root: outcome.root, server: remote, source: .comparison)
                     basis = .comparison
                 }
-                guard await publisher.mayPublish(nextTo: item.path) else {
+                guard await mayPublish(nextTo: item.path) else {
                     report(.skipped(path: relative, why: .cannotPublish))
                     return
                 }
@@ -249,7 +283,7 @@ public actor FolderSeeder {
             options.superSeed = true
             let swarm = try await node.open(
                 root: outcome.root, keys: chosen.keys, chunking: outcome.parameters, expectedSize: outcome.size,
-                options: options)
+                options: options, awaitJoin: false)
             try await swarm.seed(manifest: manifest, store: store)
             seeded[relative] = Seeded(
                 root: outcome.root, keys: chosen.keys, size: outcome.size, mtime: mtime, etag: remote.etag,
@@ -259,6 +293,15 @@ public actor FolderSeeder {
         } catch {
             report(.error(path: relative, message: "\(error)"))
         }
+    }
+
+    /// `SidecarPublisher.mayPublish`, asked once per folder and scan.
+    private func mayPublish(nextTo path: String) async -> Bool {
+        let folder = SidecarFolder.parent(of: path)
+        if let known = publishableFolders[folder] { return known }
+        let may = await publisher.mayPublish(nextTo: path)
+        publishableFolders[folder] = may
+        return may
     }
 
     private func comparison(_ remotePath: String, _ remote: RemoteVersion) -> ServerComparison {

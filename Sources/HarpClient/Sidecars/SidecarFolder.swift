@@ -3,16 +3,32 @@ internal import Foundation
 public import Logging
 public import NextcloudClient
 public import SwarmKit
+internal import Synchronization
 
 /// Reading and publishing the `.harp/` sidecars next to files on the server (docs/engine.md, "Sidecars").
 public struct SidecarFolder: Sendable {
     let client: NextcloudClient
     let logger: Logger
+    /// `.harp/` folders known to exist (shared by the copies of one publisher): publishing many files of one folder
+    /// creates it once, not twice per file.
+    let known: KnownFolders?
 
     /// The `.harp/` folders of `client`'s server; `logger` gets the sidecars that do not verify.
-    public init(client: NextcloudClient, logger: Logger) {
+    public init(client: NextcloudClient, logger: Logger, remembering known: KnownFolders? = nil) {
         self.client = client
         self.logger = logger
+        self.known = known
+    }
+
+    /// Folders found or made on the server, remembered across publishes (a lock; publishes run concurrently).
+    public final class KnownFolders: Sendable {
+        private let folders = Mutex<Set<String>>([])
+
+        public init() {}
+
+        func contains(_ folder: String) -> Bool { folders.withLock { $0.contains(folder) } }
+        func insert(_ folder: String) { _ = folders.withLock { $0.insert(folder) } }
+        func remove(_ folder: String) { _ = folders.withLock { $0.remove(folder) } }
     }
 
     /// `/a/b/file.mov` → `/a/b`.
@@ -78,8 +94,27 @@ public struct SidecarFolder: Sendable {
     /// Writes `sidecar` into the `.harp/` folder next to `path`, creating the folder when needed.
     public func publish(_ sidecar: Sidecar, nextTo path: String) async throws {
         let folder = Self.folder(for: path)
-        try await ensureFolder(folder)
-        _ = try await client.upload(Data(sidecar.encoded()), to: folder + "/" + sidecar.fileName)
+        try await upload(Data(sidecar.encoded()), to: folder + "/" + sidecar.fileName, in: folder)
+    }
+
+    /// Uploads into `folder`, making it first unless it is known to exist; a known folder that has gone since (the
+    /// PUT's parent is missing) is made again, once.
+    private func upload(_ data: Data, to path: String, in folder: String) async throws {
+        let wasKnown = known?.contains(folder) ?? false
+        if !wasKnown {
+            try await ensureFolder(folder)
+            known?.insert(folder)
+        }
+        do {
+            _ = try await client.upload(data, to: path)
+        } catch let error as NextcloudError
+            where wasKnown && (error.kind == .conflict || error.kind == .notFoundOrNoAccess)
+        {
+            known?.remove(folder)
+            try await ensureFolder(folder)
+            known?.insert(folder)
+            _ = try await client.upload(data, to: path)
+        }
     }
 
     /// Publishes the manifest of the version next to its sidecar (`.harp/<fileid>.hrpm`, or
@@ -87,8 +122,8 @@ public struct SidecarFolder: Sendable {
     /// R before use like a manifest from a peer. It is about 40 bytes per chunk (20 KiB per 512 MiB).
     public func publishManifest(_ manifest: Manifest, for sidecar: Sidecar, nextTo path: String) async throws {
         let name = String(sidecar.fileName.dropLast(".harp".count)) + ".hrpm"
-        try await ensureFolder(Self.folder(for: path))
-        _ = try await client.upload(Data(manifest.encoded()), to: Self.folder(for: path) + "/" + name)
+        let folder = Self.folder(for: path)
+        try await upload(Data(manifest.encoded()), to: folder + "/" + name, in: folder)
     }
 
     /// The manifest published for `sidecar`, if there is one that verifies against its content root. `size` is the

@@ -24,7 +24,7 @@ public struct SidecarPublisher: Sendable {
 
     /// A publisher that signs with `identity`.
     public init(client: NextcloudClient, identity: DeviceIdentity, logger: Logger) {
-        self.folder = SidecarFolder(client: client, logger: logger)
+        self.folder = SidecarFolder(client: client, logger: logger, remembering: SidecarFolder.KnownFolders())
         self.identity = identity
     }
 

@@ -22,6 +22,12 @@ public struct ServerComparison: Sendable {
     /// Range requests in flight at once while sampling.
     static let concurrency = 4
 
+    /// Whether a sampling comparison of a file of `size` bytes reads it whole (it is no larger than the samples
+    /// together).
+    public static func comparesWhole(size: Int64) -> Bool {
+        size <= Int64(sampleCount * sampleLength)
+    }
+
     /// How much of the file to compare.
     public enum Depth: Sendable, Equatable {
         /// `sampleCount` random ranges of `sampleLength` bytes (the whole file when it is no larger).
@@ -82,8 +88,9 @@ public struct ServerComparison: Sendable {
     func sample<G: RandomNumberGenerator>(
         localPath: String, using generator: inout G
     ) async throws -> Outcome {
-        let budget = Int64(Self.sampleCount * Self.sampleLength)
-        guard size > budget else { return try await compareEveryByte(localPath: localPath, mode: .whole) }
+        guard !Self.comparesWhole(size: size) else {
+            return try await compareEveryByte(localPath: localPath, mode: .whole)
+        }
         let offsets = (0..<Self.sampleCount).map { _ in
             Int64.random(in: 0...(size - Int64(Self.sampleLength)), using: &generator)
         }

@@ -29,8 +29,11 @@ public struct ResumableDownload: Sendable {
     let etag: String
     let size: Int64
     let destination: String
+    /// The default bytes per Range request; a file no larger comes in one request whichever way it is fetched
+    /// (`WholeFileDownload`).
+    public static let defaultBlockSize: Int64 = 8 << 20
     /// Bytes per Range request.
-    public var blockSize: Int64 = 8 << 20
+    public var blockSize: Int64 = defaultBlockSize
     /// Range requests in flight at once.
     public var parallel = 4
     let logger: Logger

@@ -9,8 +9,10 @@ public struct TransportOptions: Sendable {
     public var lowSpeedBytesPerSecond = 1
     /// See `lowSpeedBytesPerSecond`.
     public var lowSpeedSeconds = 60
-    /// At most this many transfers run at once (one thread and one easy handle each).
-    public var maximumConcurrentTransfers = 8
+    /// The default of `maximumConcurrentTransfers`.
+    public static let defaultConcurrentTransfers = 8
+    /// At most this many transfers run at once (one thread and one easy handle, with its kept-alive connection, each).
+    public var maximumConcurrentTransfers = defaultConcurrentTransfers
     /// Retries of idempotent requests after a 5xx or a network failure.
     public var retry = RetryPolicy()
     /// Sent as `User-Agent`; Login Flow v2 names the new app password after it.

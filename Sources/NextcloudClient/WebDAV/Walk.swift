@@ -100,6 +100,15 @@ extension NextcloudClient {
         let state = WalkState(client: self, root: PathEncoding.normalize(path), limits: limits)
         return AsyncThrowingStream(unfolding: { try await state.next() })
     }
+
+    /// The same walk, starting from `listing`, the walked folder's own Depth 1 listing already in hand (`get -R` lists
+    /// its argument once to learn whether it is a folder): that folder is not listed again.
+    public func walkEntries(
+        from listing: Listing, limits: WalkLimits = WalkLimits()
+    ) -> AsyncThrowingStream<WalkEntry, any Error> {
+        let state = WalkState(client: self, root: listing.folder.path, limits: limits, firstListing: listing)
+        return AsyncThrowingStream(unfolding: { try await state.next() })
+    }
 }
 
 /// The queue of a recursive walk: entries listed but not yet handed out, folders not yet listed.
@@ -117,19 +126,34 @@ actor WalkState {
     private var pendingFolders: [String]
     private var listed = 0
 
-    init(client: NextcloudClient, root: String, limits: WalkLimits) {
+    /// A walk of `root`; with `firstListing` (the Depth 1 listing of `root`) the root is not listed again.
+    init(
+        client: NextcloudClient, root: String, limits: WalkLimits, firstListing: NextcloudClient.Listing? = nil
+    ) {
         self.client = client
         self.root = root
         self.rootDepth = root.split(separator: "/").count
         self.limits = limits
-        self.pendingFolders = [root]
+        self.pendingFolders = firstListing == nil ? [root] : []
+        self.firstListing = firstListing
     }
+
+    private var firstListing: NextcloudClient.Listing?
 
     func next() async throws -> WalkEntry? {
         while buffered.isEmpty {
-            guard let folder = pendingFolders.popLast() else { return nil }
-            try Task.checkCancellation()
-            let listing = try await client.listEntries(folder)
+            let folder: String
+            let listing: NextcloudClient.Listing
+            if let first = firstListing {
+                firstListing = nil
+                folder = root
+                listing = first
+            } else {
+                guard let next = pendingFolders.popLast() else { return nil }
+                try Task.checkCancellation()
+                folder = next
+                listing = try await client.listEntries(folder)
+            }
             listed += listing.children.count + listing.refused.count
             guard listed <= limits.maximumEntries else {
                 throw NextcloudError(

@@ -82,6 +82,18 @@ extension SignalClient {
     }
 
     func send(_ message: Message) async {
+        await paced()
+        await write(message)
+    }
+
+    /// Waits for this message's turn under `Configuration.messagesPerSecond`: the turns are handed out in call order,
+    /// so messages keep their order.
+    func paced() async {
+        let turn = pacer.reserve(at: ContinuousClock.now)
+        if turn > ContinuousClock.now { try? await Task.sleep(until: turn) }
+    }
+
+    private func write(_ message: Message) async {
         guard let outbound = link.outbound else { return }
         do {
             try await outbound.write(.text(MessageCodec.encode(message)))
@@ -92,6 +104,9 @@ extension SignalClient {
 
     /// Sends the join for `swarm` if connected (otherwise it goes out after the next welcome).
     func sendJoin(_ swarm: SwarmID) async {
+        guard link.ready != nil, memberships[swarm] != nil else { return }
+        // The turn first: the proof signs the connection's nonce, which a reconnect during the wait replaces.
+        await paced()
         guard let (_, nonce) = link.ready, let membership = memberships[swarm] else { return }
         let signature: [UInt8]
         do {
@@ -106,7 +121,7 @@ extension SignalClient {
         pendingJoins[id] = swarm
         let addresses = Self.announced(
             membership, observed: observed, loopback: configuration.announceLoopbackReflexive)
-        await send(.join(.init(id: id, swarm: swarm, signature: HexBytes(signature), addresses: addresses)))
+        await write(.join(.init(id: id, swarm: swarm, signature: HexBytes(signature), addresses: addresses)))
     }
 
     /// What a join announces: the membership's addresses, then (when the server told us our reflexive address and
@@ -155,7 +170,17 @@ extension SignalClient {
                     "reflexive.address": "\(observed?.address ?? "-")", "reflexive.port": "\(observed?.port ?? 0)",
                 ])
             emit(.connected)
-            for swarm in memberships.keys { await sendJoin(swarm) }
+            // The rejoins wait for their turns under the message rate (minutes for thousands of swarms): in a task
+            // of their own, so that this connection's messages are read meanwhile. A reconnect replaces it; each join
+            // checks that the link it was meant for is still the ready one.
+            rejoining?.cancel()
+            let swarms = Array(memberships.keys)
+            rejoining = Task { [weak self] in
+                for swarm in swarms {
+                    guard !Task.isCancelled else { return }
+                    await self?.sendJoin(swarm)
+                }
+            }
         case .joined(let joined):
             guard pendingJoins.removeValue(forKey: joined.id) == joined.swarm, memberships[joined.swarm] != nil else {
                 return

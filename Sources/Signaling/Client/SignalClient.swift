@@ -37,6 +37,11 @@ public actor SignalClient {
         /// Whether to announce a reflexive candidate when the server sees this client on loopback (it runs on the
         /// same host, so the observation says nothing about a NAT): off, except in tests on one host.
         public var announceLoopbackReflexive = false
+        /// Messages per second this client sends at most, with a burst: under the server's default limit (20 per
+        /// second, burst 60), past which it closes the connection. A device that seeds thousands of files joins that
+        /// many swarms: sent at once (and again after every reconnect) they closed the connection each time.
+        public var messagesPerSecond: Double = 16
+        public var messageBurst: Double = 48
 
         public init(url: String, pinnedCertificateSHA256: String? = nil, joinKey: [UInt8]? = nil) {
             self.url = url
@@ -77,6 +82,10 @@ public actor SignalClient {
     let logger: Logger
 
     var link = ClientLinkState()
+    /// Turns for outgoing messages (`Configuration.messagesPerSecond`).
+    var pacer: MessagePacer
+    /// The rejoins after the latest welcome, sent at the pacer's rate.
+    var rejoining: Task<Void, Never>?
     var memberships: [SwarmID: Membership] = [:]
     var pendingJoins: [UInt64: SwarmID] = [:]
     var relays: [UInt32: RelayStream] = [:]
@@ -109,6 +118,7 @@ public actor SignalClient {
     /// Creates a client; nothing happens until ``run()``.
     public init(configuration: Configuration, device: any SignalSigner, logger: Logger) {
         self.configuration = configuration
+        self.pacer = MessagePacer(rate: configuration.messagesPerSecond, burst: configuration.messageBurst)
         self.device = device
         self.logger = logger
         (events, eventSink) = AsyncStream<Event>.makeStream()

@@ -4,8 +4,8 @@ import SignalingProtocol
 import Synchronization
 
 /// The server's SQLite database under `--data` (mode 0600): failure counts and bans per client address
-/// (``ClientAddress``), so a restart forgives nothing, and a small configuration table. Named migrations; the version
-/// log arrives as a later migration.
+/// (``ClientAddress``), so a restart forgives nothing, and a small configuration table. Named migrations; the second
+/// holds the version log (``LogStore``) and the witness's state.
 ///
 /// Counts and bans are decided in memory, under one lock, at the moment a proof fails, and written to the database
 /// after: a burst of proofs on many connections cannot outrun the ban while the writes queue. A ban does not reset the
@@ -29,7 +29,8 @@ final class AbuseStore: Sendable {
         var failures: [String: Failures] = [:]
     }
 
-    private let pool: DatabasePool
+    /// The database, shared with the version log (``LogStore``).
+    let pool: DatabasePool
     private let memory: Mutex<Memory>
     private let delayThreshold: Int
     private let banThreshold: Int
@@ -46,6 +47,8 @@ final class AbuseStore: Sendable {
         try Self.createPrivately(path)
         var dbConfiguration = Configuration()
         dbConfiguration.busyMode = .timeout(5)
+        // An append acknowledged to a client must survive a crash of the machine, not only of the process.
+        dbConfiguration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         pool = try DatabasePool(path: path, configuration: dbConfiguration)
         try Self.migrator.migrate(pool)
         delayThreshold = configuration.delayThreshold
@@ -107,6 +110,50 @@ final class AbuseStore: Sendable {
                     CREATE TABLE config (
                         key TEXT PRIMARY KEY,
                         value TEXT NOT NULL
+                    ) WITHOUT ROWID;
+                    """)
+        }
+        migrator.registerMigration("v2: version log, witness state") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE log_leaf (
+                        idx INTEGER PRIMARY KEY CHECK (idx >= 0),
+                        entry BLOB NOT NULL CHECK (length(entry) BETWEEN 1 AND 1024),
+                        leafHash BLOB NOT NULL CHECK (length(leafHash) = 32),
+                        lineage BLOB CHECK (lineage IS NULL OR length(lineage) = 32),
+                        device BLOB NOT NULL CHECK (length(device) = 32)
+                    );
+                    CREATE INDEX log_leaf_lineage ON log_leaf(lineage, idx) WHERE lineage IS NOT NULL;
+                    CREATE INDEX log_leaf_device ON log_leaf(device, idx);
+                    CREATE TRIGGER log_leaf_dense BEFORE INSERT ON log_leaf
+                        WHEN NEW.idx != (SELECT IFNULL(MAX(idx) + 1, 0) FROM log_leaf)
+                        BEGIN SELECT RAISE(ABORT, 'version log leaves are dense'); END;
+                    CREATE TRIGGER log_leaf_no_update BEFORE UPDATE ON log_leaf
+                        BEGIN SELECT RAISE(ABORT, 'the version log is append-only'); END;
+                    CREATE TRIGGER log_leaf_no_delete BEFORE DELETE ON log_leaf
+                        BEGIN SELECT RAISE(ABORT, 'the version log is append-only'); END;
+                    CREATE TABLE lineage_head (
+                        lineage BLOB PRIMARY KEY CHECK (length(lineage) = 32),
+                        version INTEGER NOT NULL CHECK (version >= 1),
+                        chainHash BLOB NOT NULL CHECK (length(chainHash) = 32),
+                        leafIndex INTEGER NOT NULL REFERENCES log_leaf(idx)
+                    ) WITHOUT ROWID;
+                    CREATE TABLE enrollment (
+                        device BLOB NOT NULL CHECK (length(device) = 32),
+                        user TEXT NOT NULL,
+                        enrolled BOOLEAN NOT NULL,
+                        leafIndex INTEGER NOT NULL REFERENCES log_leaf(idx),
+                        PRIMARY KEY (device, user)
+                    ) WITHOUT ROWID;
+                    CREATE TABLE log_checkpoint (
+                        size INTEGER PRIMARY KEY CHECK (size >= 0),
+                        note TEXT NOT NULL,
+                        publishedAt INTEGER NOT NULL
+                    );
+                    CREATE TABLE witness_state (
+                        origin TEXT PRIMARY KEY,
+                        size INTEGER NOT NULL CHECK (size >= 0),
+                        rootHash BLOB NOT NULL CHECK (length(rootHash) = 32)
                     ) WITHOUT ROWID;
                     """)
         }

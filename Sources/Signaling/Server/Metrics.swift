@@ -29,6 +29,13 @@ final class ServerMetrics: Sendable {
     /// Hole punches the server coordinated, and those the requester reported connected (docs/nat.md).
     let punchAttempts: CoreMetrics.Counter
     let punchSuccesses: CoreMetrics.Counter
+    let logAppends: CoreMetrics.Counter
+    let logAppendConflicts: CoreMetrics.Counter
+    let logAppendRefusals: CoreMetrics.Counter
+    let checkpointsPublished: CoreMetrics.Counter
+    let witnessCosigned: CoreMetrics.Counter
+    /// `add-checkpoint` requests refused with 409 or 422: with a valid log signature, evidence of a misbehaving log.
+    let witnessRefusals: CoreMetrics.Counter
     /// From a `join` message to the server's answer (`joined` or an error), refused joins included.
     let joinLatency: CoreMetrics.Timer
 
@@ -94,6 +101,15 @@ final class ServerMetrics: Sendable {
         relayedBytes = counter("relayed_bytes", "Payload bytes forwarded by relays.")
         punchAttempts = counter("punch_attempts", "Hole punches coordinated (punch sent to both ends).")
         punchSuccesses = counter("punch_successes", "Hole punches the requester reported connected.")
+        logAppends = counter("log_appends", "Version entries appended to this server's log.")
+        logAppendConflicts = counter(
+            "log_append_conflicts", "Appends answered 409: the lineage head was not the one the client expected.")
+        logAppendRefusals = counter("log_append_refusals", "Appends refused: malformed, unsigned, skewed, unenrolled.")
+        checkpointsPublished = counter(
+            "log_checkpoints_published", "Checkpoints of this server's log published with a quorum of cosignatures.")
+        witnessCosigned = counter("witness_cosigned", "Checkpoints of other logs this server cosigned as a witness.")
+        witnessRefusals = counter(
+            "witness_refusals", "add-checkpoint requests refused as inconsistent (409 or 422): a stale or forking log.")
         let join = name("join", "seconds", "Time from a join message to the server's answer.")
         joinLatency = CoreMetrics.Timer(
             label: join.name, dimensions: [],

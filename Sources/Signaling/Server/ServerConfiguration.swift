@@ -45,8 +45,10 @@ public struct SignalServerConfiguration: Sendable {
     /// Connections from these addresses are not counted per address until the header says whose they are.
     public var trustedProxies: Set<String> = []
     /// Text messages per second a connection may send, with a burst allowance; more closes it.
-    public var messagesPerSecond: Double = 20
-    public var messageBurst: Double = 60
+    public var messagesPerSecond: Double = Self.defaultMessagesPerSecond
+    public var messageBurst: Double = Self.defaultMessageBurst
+    public static let defaultMessagesPerSecond: Double = 20
+    public static let defaultMessageBurst: Double = 60
     /// Limits per connection.
     public var maxSwarmsPerConnection: Int = 1024
     public var maxRelaysPerConnection: Int = 16
@@ -76,6 +78,18 @@ public struct SignalServerConfiguration: Sendable {
 
     /// WebSocket ping interval (a peer that does not answer is dropped).
     public var pingInterval: Duration = .seconds(30)
+
+    /// The other servers of the federation (`--federation FILE`): witnesses of this server's version log, and logs
+    /// this server witnesses.
+    public var federation = Federation()
+    /// Distinct witness cosignatures a checkpoint needs before it is published; nil means every listed witness.
+    public var witnessQuorum: Int?
+    /// How far a version entry's time may be from the server's clock, seconds.
+    public var maxClockSkew: Int64 = 300
+    /// How often the log checks whether it has a new checkpoint to get cosigned and publish.
+    public var publishInterval: Duration = .milliseconds(250)
+    /// The name of a new log key (its origin); nil for `harp-` and random digits. Existing keys keep their names.
+    public var logKeyName: String?
 
     /// Test hook: called with every relayed payload (after the stream id) as the server forwards it.
     public var relayObserver: (@Sendable (UInt32, ByteBuffer) -> Void)?

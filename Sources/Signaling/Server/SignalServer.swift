@@ -8,6 +8,7 @@ import NIOCore
 public import ServiceLifecycle
 import SignalingProtocol
 import Synchronization
+public import VersionLog
 
 /// The signaling server: WebSocket peers on ``Signaling/webSocketPath``, `GET /healthz`, `GET /metrics`.
 ///
@@ -21,6 +22,10 @@ public final class SignalServer: Service, Sendable {
     private let listening = OneShot<Int>()
     /// Open TCP connections per client address and in total.
     let limiter: ConnectionLimiter
+    /// The version log, this server as a witness of the others' logs, and the publisher of its checkpoints.
+    let log: LogStore
+    let witness: WitnessStore
+    let publisher: LogPublisher
 
     /// Opens (or creates) the database under the data directory and prepares TLS.
     public init(configuration: SignalServerConfiguration, logger: Logger) throws {
@@ -33,15 +38,41 @@ public final class SignalServer: Service, Sendable {
             maxTotal: Self.connectionCap(configuration.maxConnections),
             maxPerAddress: configuration.maxConnectionsPerAddress)
         if let tls { try store.setConfig("tls.fingerprint", tls.fingerprint) }
+        let keys = try ServerKeys.loadOrCreate(directory: configuration.dataDirectory, name: configuration.logKeyName)
+        log = try LogStore(pool: store.pool, key: keys.log, maxClockSkew: configuration.maxClockSkew)
+        witness = WitnessStore(
+            pool: store.pool, key: keys.witness, logKeys: configuration.federation.servers.map(\.logKey))
+        let metrics = ServerMetrics()
+        publisher = LogPublisher(
+            log: log, witnesses: configuration.federation.servers,
+            quorum: configuration.witnessQuorum ?? configuration.federation.servers.count,
+            interval: configuration.publishInterval, metrics: metrics, logger: logger)
         context = SessionContext(
             configuration: configuration,
             hub: Hub(limits: configuration),
             store: store,
-            metrics: ServerMetrics(),
+            metrics: metrics,
             globalRelayBucket: SharedTokenBucket(
                 rate: configuration.globalRelayBytesPerSecond,
                 burst: max(configuration.globalRelayBytesPerSecond, Double(configuration.maxFrameSize))))
     }
+
+    /// Takes the data directory's log lock (an exclusive `flock`, held while the server runs), so that
+    /// `harp-cli signal enroll` never appends behind a running server's back (its tree would not hold the leaf).
+    public static func lockLog(directory: String) throws -> Int32 {
+        let path = directory + "/log.lock"
+        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw SignalServerError.storage("cannot open \(path)") }
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+            close(descriptor)
+            throw SignalServerError.storage("another process has the version log of \(directory) open")
+        }
+        return descriptor
+    }
+
+    /// This server's log key (its checkpoints' origin) and witness key, as verifier keys.
+    public var logKey: NoteVerifierKey { log.key.verifierKey }
+    public var witnessKey: NoteVerifierKey { witness.key.verifierKey }
 
     /// `requested`, kept under the process's open-file limit less a reserve (database, listener, event loops), so
     /// that a flood is refused by the cap, with the process still able to open files, rather than by `accept`
@@ -74,6 +105,7 @@ public final class SignalServer: Service, Sendable {
         let store = context.store
         let limiter = self.limiter
         router.get("/healthz") { _, _ in "ok\n" }
+        LogRoutes(log: log, witness: witness, metrics: metrics, logger: logger).add(to: router)
         router.get("/metrics") { _, _ -> Response in
             let stats = await hub.stats()
             let text = metrics.render(
@@ -139,8 +171,16 @@ public final class SignalServer: Service, Sendable {
             },
             logger: logger
         )
+        let publisher = self.publisher
+        let logLock = try Self.lockLog(directory: configuration.dataDirectory)
+        defer { close(logLock) }
+        try log.reload()
         do {
-            try await app.run()
+            try await withThrowingDiscardingTaskGroup { group in
+                group.addTask { await publisher.run() }
+                try await app.run()
+                group.cancelAll()
+            }
             listening.fail(SignalServerError.notListening)
         } catch {
             listening.fail(error)

@@ -54,8 +54,13 @@ public struct SuperSeeder<Peer: Hashable & Sendable>: Sendable {
         }
         var added: [Int] = []
         if let spread, let held = unspread[peer] {
-            let waiting = held.values.filter { now - $0 < patience }.count
-            guard waiting < spread else {
+            // Copies past their patience no longer count: dropped here, so the table holds only the waiting ones.
+            let waiting = held.filter { now - $0.value < patience }
+            if waiting.count < held.count {
+                for index in held.keys where waiting[index] == nil { recipient[index] = nil }
+                unspread[peer] = waiting
+            }
+            guard waiting.count < spread else {
                 offers[peer] = current
                 return added
             }
@@ -118,7 +123,7 @@ public struct SuperSeeder<Peer: Hashable & Sendable>: Sendable {
     /// The peer left: its offers are withdrawn.
     public mutating func withdraw(_ peer: Peer) {
         for index in offers.removeValue(forKey: peer) ?? [] { offeredTo[index] = nil }
-        for index in unspread.removeValue(forKey: peer)?.keys ?? [:].keys { recipient[index] = nil }
+        for index in (unspread.removeValue(forKey: peer) ?? [:]).keys { recipient[index] = nil }
     }
 
     private mutating func markSent(_ index: Int) {

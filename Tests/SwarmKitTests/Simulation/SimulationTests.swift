@@ -5,7 +5,7 @@ import Testing
 
 /// Whole swarms in virtual time, driving the real `SwarmEngine` of every node (`SwarmSimulator`): the figures the
 /// engine's policies are for. Each test prints its figures.
-@Suite("Engine: simulated swarms")
+@Suite("Engine: simulated swarms", .serialized)
 struct SimulationTests {
     typealias Node = SwarmSimulator.NodeSpec
     static let mb = 1_000_000.0

@@ -1,0 +1,117 @@
+import ChunkStore
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import VersionLog
+
+/// The version log's HTTP endpoints, beside the WebSocket routes (docs/proofs.md, "HTTP"):
+///
+/// - `POST /v1/log/append`: body = the expected head's chain hash (32 bytes, zeroes for a new lineage) then the
+///   entry's canonical encoding; 200 `{"leafIndex": N}`, 409 `{"head": null | {"version", "chainHash", "leafIndex",
+///   "entry"}}` (hex hash, base64 entry), 400 with the reason;
+/// - `GET /v1/log/checkpoint`: the newest published checkpoint, a signed note with its cosignatures (404 before the
+///   first);
+/// - `GET /v1/log/proof?lineage=HEX`: the lineage's `ProofBundle` JSON against that checkpoint;
+/// - `POST /add-checkpoint`: this server as a witness of the other logs of its federation (c2sp.org/tlog-witness).
+///
+/// Every body is read up to a bound before it is parsed.
+struct LogRoutes: Sendable {
+    let log: LogStore
+    let witness: WitnessStore
+    let metrics: ServerMetrics
+    let logger: Logger
+
+    /// The largest append body: the expected head and the largest entry.
+    static let maximumAppendBody = 32 + LogEntry.maximumEncodedSize
+
+    func add(to router: Router<BasicRequestContext>) {
+        router.post("/v1/log/append") { request, _ in try await append(request) }
+        router.get("/v1/log/checkpoint") { _, _ in try await checkpoint() }
+        router.get("/v1/log/proof") { request, _ in try await proof(request) }
+        router.post("/add-checkpoint") { request, _ in try await addCheckpoint(request) }
+    }
+
+    private static func response(_ status: HTTPResponse.Status, _ body: String, type: String = "text/plain") -> Response
+    {
+        Response(
+            status: status, headers: [.contentType: type], body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+
+    private static func json(_ status: HTTPResponse.Status, _ object: [String: Any]) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return response(status, String(decoding: data, as: UTF8.self), type: "application/json")
+    }
+
+    private func append(_ request: Request) async throws -> Response {
+        var request = request
+        let body = try await request.collectBody(upTo: Self.maximumAppendBody)
+        let bytes = Array(body.readableBytesView)
+        guard bytes.count > 32, let expected = Hash256(bytes: bytes[0..<32]) else {
+            metrics.logAppendRefusals.increment()
+            return Self.response(.badRequest, "the body is the expected head (32 bytes) then the entry\n")
+        }
+        do {
+            let now = Int64(Date().timeIntervalSince1970)
+            switch try await log.append(encoded: Array(bytes[32...]), expectedHead: expected, now: now) {
+            case .appended(let index):
+                metrics.logAppends.increment()
+                return Self.json(.ok, ["leafIndex": index])
+            case .conflict(let head):
+                metrics.logAppendConflicts.increment()
+                guard let head else { return Self.json(.conflict, ["head": NSNull()]) }
+                return Self.json(
+                    .conflict,
+                    [
+                        "head": [
+                            "version": head.version, "chainHash": head.chainHash.hex, "leafIndex": head.leafIndex,
+                            "entry": Data(head.entry).base64EncodedString(),
+                        ]
+                    ])
+            }
+        } catch let error as LogStore.AppendError {
+            metrics.logAppendRefusals.increment()
+            logger.info("version log append refused", metadata: ["reason": "\(error)"])
+            return Self.response(.badRequest, "\(error)\n")
+        }
+    }
+
+    private func checkpoint() async throws -> Response {
+        guard let published = try await log.latestPublished() else {
+            return Self.response(.notFound, "no checkpoint published yet\n")
+        }
+        return Self.response(.ok, published.note.formatted, type: "text/plain; charset=utf-8")
+    }
+
+    private func proof(_ request: Request) async throws -> Response {
+        guard let hex = request.uri.queryParameters.get("lineage"), hex.utf8.count == 64,
+            let lineage = Hash256(hex: hex)
+        else { return Self.response(.badRequest, "lineage=HEX (64 hex digits) is required\n") }
+        guard let bundle = try await log.proofBundle(lineage: lineage) else {
+            return Self.response(.notFound, "no version of this lineage is in a published checkpoint\n")
+        }
+        return Response(
+            status: .ok, headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(bytes: bundle.json())))
+    }
+
+    private func addCheckpoint(_ request: Request) async throws -> Response {
+        var request = request
+        let body = try await request.collectBody(upTo: AddCheckpointRequest.maximumBodySize)
+        let text = String(decoding: body.readableBytesView, as: UTF8.self)
+        let answer = try await witness.addCheckpoint(body: text, now: UInt64(max(0, Date().timeIntervalSince1970)))
+        switch answer {
+        case .cosigned:
+            metrics.witnessCosigned.increment()
+        case .conflict, .inconsistent:
+            metrics.witnessRefusals.increment()
+            logger.warning(
+                "witness refused an inconsistent checkpoint",
+                metadata: ["status": "\(answer.statusCode)", "answer": "\(answer.body.prefix(80))"])
+        case .badRequest, .forbidden, .unknownOrigin:
+            logger.info("witness refused a checkpoint", metadata: ["status": "\(answer.statusCode)"])
+        }
+        return Self.response(
+            HTTPResponse.Status(code: answer.statusCode), answer.body, type: answer.contentType)
+    }
+}
