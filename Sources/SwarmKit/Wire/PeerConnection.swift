@@ -133,11 +133,12 @@ public struct PeerListener: Sendable {
     public var localAddress: SocketAddress? { server.channel.localAddress }
 
     /// Binds `host:port` (port 0 picks a free port) for the one swarm of `configuration`; connections carry no
-    /// preamble.
+    /// preamble. A fixed port another socket listens on throws ``PeerListenerError/portInUse(host:port:)``.
     public static func bind(
         host: String, port: Int, configuration: PeerConfiguration,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> PeerListener {
+        try PortProbe.checkFree(host: host, port: port)
         let initializer = PeerConnection.initializer(.responder, configuration)
         let server = try await bootstrap(group: group, configuration: configuration)
             .bind(host: host, port: port) { channel in
@@ -151,12 +152,14 @@ public struct PeerListener: Sendable {
     /// Binds `host:port` for every swarm `select` knows: each connection's preamble names the swarm id, `select`
     /// returns that swarm's configuration (nil closes the connection). `template` gives what all swarms share: the
     /// socket and buffer limits, the deadline for preamble and handshake, the logger. `select` runs on an event loop:
-    /// it must not block.
+    /// it must not block. A fixed port another socket listens on throws ``PeerListenerError/portInUse(host:port:)``
+    /// (the listener's `SO_REUSEPORT` would otherwise share it with that socket).
     public static func bind(
         host: String, port: Int, template: PeerConfiguration,
         select: @escaping @Sendable ([UInt8]) -> PeerConfiguration?,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> PeerListener {
+        try PortProbe.checkFree(host: host, port: port)
         let server = try await bootstrap(group: group, configuration: template)
             .bind(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
