@@ -46,6 +46,8 @@ let package = Package(
         // System libraries from apt, found through pkg-config.
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        // UPnP IGD port mapping (docs/nat.md).
+        .systemLibrary(name: "CMiniUPnPc", pkgConfig: "miniupnpc", providers: [.apt(["libminiupnpc-dev"])]),
 
         // Hex, backoff, rate meter, clock: the helpers every module needs; depends on nothing.
         .target(name: "HarpBasics", swiftSettings: swiftSettings),
@@ -187,6 +189,7 @@ let package = Package(
             dependencies: [
                 "HarpBasics",
                 "ChunkStore",
+                "CMiniUPnPc",
                 "NextcloudClient",
                 "SignalingClient",
                 "SignalingProtocol",

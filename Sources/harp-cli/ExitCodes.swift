@@ -70,6 +70,9 @@ enum HarpExitCode: Int32 {
             case .storage(let inner): code(for: inner)
             }
         case is DeviceIdentityError: .failure
+        // A fixed --listen port another process holds: not a bad argument as such (the same port works once that
+        // process is gone), so the general failure.
+        case is PeerListenerError: .failure
         case let error as ProofFetchError:
             switch error {
             case .unreachable: .networkFailure

@@ -149,7 +149,8 @@ struct GetCommand: AsyncParsableCommand {
                 }
             }
 
-            let live = LiveProgress(board: board, json: json, quiet: outputOptions.quiet)
+            let live = LiveProgress(
+                board: board, json: json, quiet: outputOptions.quiet, links: { [node] in node.peerLinks })
             live.setTotal(files: jobs.count)
             let status = StatusWriter(command: "get", node: node, board: board)
             await status.start()

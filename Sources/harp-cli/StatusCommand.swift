@@ -55,7 +55,7 @@ actor StatusWriter {
             "pid": Int(getpid()), "command": command, "started": Int(started.timeIntervalSince1970),
             "updated": Int(Date().timeIntervalSince1970), "fetching": fetching, "swarms": totals.swarms,
             "peers": totals.peers, "bytesUploaded": totals.bytesUploaded, "uploadRate": Int64(totals.uploadRate),
-            "downloadRate": Int64(totals.downloadRate),
+            "downloadRate": Int64(totals.downloadRate), "connections": LiveProgress.connections(node.peerLinks),
         ]
         guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
         let temporary = path + ".tmp"
@@ -131,6 +131,11 @@ struct StatusCommand: AsyncParsableCommand {
                         + "down \(formatBytes(number(process["downloadRate"])))/s, "
                         + "up \(formatBytes(number(process["uploadRate"])))/s, "
                         + "sent \(formatBytes(number(process["bytesUploaded"]))) to peers")
+                let connections = process["connections"] as? [[String: Any]] ?? []
+                if !connections.isEmpty {
+                    let paths = connections.map { "\($0["peer"] ?? "?") \($0["connection"] ?? "?")" }
+                    print("  peers: " + paths.joined(separator: ", "))
+                }
                 for file in fetching {
                     let size = number(file["size"])
                     let percent = size > 0 ? Double(number(file["bytes"])) * 100 / Double(size) : 100

@@ -16,6 +16,7 @@ struct MetricsTests {
         "harp_signal_refused_swarm_proofs_total", "harp_signal_bans_total", "harp_signal_bans_active",
         "harp_signal_banned_connections_total", "harp_signal_closed_for_abuse_total",
         "harp_signal_relay_streams_total", "harp_signal_relay_streams_open", "harp_signal_relayed_bytes_total",
+        "harp_signal_punch_attempts_total", "harp_signal_punch_successes_total",
     ]
 
     @Test("/metrics serves every documented name once, with its type and help")

@@ -137,4 +137,29 @@ import Testing
         try await listener.close()
         try await serving
     }
+
+    /// The listener sets SO_REUSEPORT (hole punching dials from its port): a second listener on the same fixed port,
+    /// as a second process with the same `--listen HOST:PORT` would be, must be refused instead of sharing the port.
+    @Test func aFixedPortAnotherListenerHoldsIsRefused() async throws {
+        let first = try await Self.listener()
+        let port = try LoopbackTests.port(first)
+        for host in ["127.0.0.1", "0.0.0.0"] {
+            await #expect(throws: PeerListenerError.self) {
+                let second = try await PeerListener.bind(
+                    host: host, port: port, template: LoopbackTests.configuration(), select: { _ in nil })
+                try await second.close()
+            }
+            await #expect(throws: PeerListenerError.self) {
+                let second = try await PeerListener.bind(
+                    host: host, port: port, configuration: LoopbackTests.configuration())
+                try await second.close()
+            }
+        }
+        try await first.close()
+        // Once the first is closed the port is free again: the probe does not refuse a port nobody listens on.
+        let again = try await PeerListener.bind(
+            host: "127.0.0.1", port: port, template: LoopbackTests.configuration(), select: { _ in nil })
+        #expect(again.localAddress?.port == port)
+        try await again.close()
+    }
 }

@@ -48,3 +48,48 @@ extension SwarmKeys {
         return id
     }
 }
+
+extension LocalRoute {
+    /// Whether `host` (an IP address) is on the subnet of one of this machine's interfaces, by its netmask: then a
+    /// peer's local candidate is the way to reach it. `false` for anything that is not an IP address.
+    static func isOnLink(_ host: String) -> Bool {
+        guard let target = try? SocketAddress(ipAddress: host, port: 0), let bytes = addressBytes(target) else {
+            return false
+        }
+        var list: UnsafeMutablePointer<ifaddrs>?
+        guard getifaddrs(&list) == 0, let first = list else { return false }
+        defer { freeifaddrs(list) }
+        var cursor: UnsafeMutablePointer<ifaddrs>? = first
+        while let entry = cursor {
+            defer { cursor = entry.pointee.ifa_next }
+            guard let address = entry.pointee.ifa_addr, let mask = entry.pointee.ifa_netmask,
+                let own = sockaddrBytes(address), let netmask = sockaddrBytes(mask), own.count == bytes.count,
+                netmask.count == bytes.count
+            else { continue }
+            if zip(zip(own, bytes), netmask).allSatisfy({ ($0.0 & $1) == ($0.1 & $1) }) { return true }
+        }
+        return false
+    }
+
+    private static func addressBytes(_ address: SocketAddress) -> [UInt8]? {
+        address.withSockAddr { pointer, _ in sockaddrBytes(pointer) }
+    }
+
+    /// The IP bytes of an IPv4 or IPv6 socket address (4 or 16), `nil` for other families.
+    private static func sockaddrBytes(_ pointer: UnsafePointer<sockaddr>) -> [UInt8]? {
+        switch Int32(pointer.pointee.sa_family) {
+        case AF_INET:
+            return pointer.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { v4 in
+                var address = v4.pointee.sin_addr
+                return withUnsafeBytes(of: &address) { Array($0) }
+            }
+        case AF_INET6:
+            return pointer.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { v6 in
+                var address = v6.pointee.sin6_addr
+                return withUnsafeBytes(of: &address) { Array($0) }
+            }
+        default:
+            return nil
+        }
+    }
+}

@@ -31,6 +31,8 @@ extension SwarmNode {
             break
         case .relayIncoming(let stream):
             Task { await self.acceptRelay(stream) }
+        case .punch(let swarm, let peer, let delay, let id):
+            Task { await self.punch(swarm, peer: peer, delay: delay, id: id) }
         }
     }
 
@@ -39,35 +41,92 @@ extension SwarmNode {
         connect(swarm, to: peer)
     }
 
+    /// Dials a member the signaling server named at each of its candidates, in ``CandidateOrder`` (a local one on our
+    /// subnet first, then mapped, reflexive, other local), each started ``candidateStagger`` after the one before
+    /// unless the peer is connected by then (as Happy Eyeballs does: a candidate whose NAT drops the SYN costs a
+    /// connect timeout, which the next ones do not wait for); the relay when none answers.
     func connect(_ swarm: SwarmID, to peer: PeerInfo) {
         guard peer.device.bytes != identity.publicKey else { return }
-        for text in peer.addresses {
-            guard let address = PeerAddress(hostAndPort: text) else { continue }
-            Task { await dial(swarm, host: address.host, port: Int(address.port), expectedKey: peer.device.bytes) }
-            return
+        let candidates = CandidateOrder.order(peer.addresses, isOnLink: LocalRoute.isOnLink)
+        let device = peer.device.bytes
+        // A reflexive candidate behind a NAT that filters (most do) answers only to a punch, and a NAT that drops
+        // unsolicited SYNs makes its plain dial wait for the connect timeout: the punch is asked for at the moment
+        // the first reflexive candidate is dialled, not after it failed.
+        let punchAt = candidates.firstIndex { $0.kind == .reflexive }
+        Task {
+            let reached = await withTaskGroup(of: DialOutcome.self) { group in
+                for (index, candidate) in candidates.enumerated() {
+                    group.addTask {
+                        if index > 0 { try? await Task.sleep(for: Self.candidateStagger * index) }
+                        return await self.dial(
+                            swarm, host: candidate.host, port: Int(candidate.port), expectedKey: device,
+                            path: candidate.kind == .mapped ? .mapped : .direct, relayOnFailure: false)
+                    }
+                }
+                if let punchAt {
+                    group.addTask {
+                        if punchAt > 0 { try? await Task.sleep(for: Self.candidateStagger * punchAt) }
+                        if await self.isConnected(swarm, to: device) { return .skipped }
+                        return await self.punchConnects(swarm, to: device) ? .connected : .failed
+                    }
+                }
+                var reached = false
+                for await outcome in group where outcome != .failed { reached = true }
+                return reached
+            }
+            if !reached { await relay(swarm, to: device) }
         }
     }
 
+    /// Whether a swarm is connected to the device `device`.
+    func isConnected(_ swarm: SwarmID, to device: [UInt8]) async -> Bool {
+        guard let entry = entries[swarm] else { return false }
+        return await entry.swarm.isConnected(to: device)
+    }
+
+    /// The delay between starting the dials of one peer's successive candidates.
+    static var candidateStagger: Duration { .milliseconds(250) }
+
+    /// What became of a dial.
+    enum DialOutcome {
+        /// Connected (the swarm serves the connection now).
+        case connected
+        /// Nothing to do: already connected to that peer or address, being dialled, banned, or the swarm is closed.
+        case skipped
+        /// The connection or its handshake failed.
+        case failed
+    }
+
     /// Dials one peer of a swarm; the connection is served by the swarm until it ends. When the peer cannot be
-    /// reached directly and its device key is known (from the signaling server), the connection goes through a relay
-    /// stream of the signaling server instead.
-    func dial(_ id: SwarmID, host: String, port: Int, expectedKey: [UInt8]?) async {
-        let target = "\(host):\(port)"
-        guard let entry = entries[id], !entry.dialling.contains(target) else { return }
+    /// reached directly, `relayOnFailure` is set and its device key is known (from the signaling server), the
+    /// connection goes through a relay stream of the signaling server instead.
+    @discardableResult
+    func dial(
+        _ id: SwarmID, host: String, port: Int, expectedKey: [UInt8]?, path: ConnectionPath = .direct,
+        relayOnFailure: Bool = true
+    ) async -> DialOutcome {
+        let target = PeerAddress(hostAndPort: host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)")
+        let key = target.map { "\($0.host):\($0.port)" } ?? "\(host):\(port)"
+        guard let entry = entries[id], !entry.dialling.contains(key) else { return .skipped }
         if let expectedKey {
-            if await entry.swarm.isConnected(to: expectedKey) { return }
-            if await entry.swarm.isBanned(expectedKey) { return }
+            if await entry.swarm.isConnected(to: expectedKey) { return .skipped }
+            if await entry.swarm.isBanned(expectedKey) { return .skipped }
         }
-        if let address = PeerAddress(hostAndPort: target), await entry.swarm.isConnected(toAddress: address) { return }
-        guard entries[id]?.dialling.insert(target).inserted == true else { return }
-        let configuration = peerConfiguration(entry, expectedKey: expectedKey)
+        if let target, await entry.swarm.isConnected(toAddress: target) { return .skipped }
+        guard entries[id]?.dialling.insert(key).inserted == true else { return .skipped }
+        var configuration = peerConfiguration(entry, expectedKey: expectedKey)
+        // A candidate behind a NAT that drops unsolicited SYNs costs this long before the next step (punch, relay).
+        configuration.connectTimeout = .seconds(3)
         do {
             let connection = try await PeerConnection.connect(host: host, port: port, configuration: configuration)
-            serve(connection, in: id, entry.swarm, target: target, address: PeerAddress(hostAndPort: target))
+            logger.debug("connected to a peer", metadata: ["address": "\(key)", "path": "\(path)"])
+            serve(connection, in: id, entry.swarm, target: key, address: target, path: path)
+            return .connected
         } catch {
-            logger.debug("could not connect to a peer", metadata: ["address": "\(target)", "error": "\(error)"])
-            dialEnded(id, target: target)
-            if let expectedKey { await relay(id, to: expectedKey) }
+            logger.debug("could not connect to a peer", metadata: ["address": "\(key)", "error": "\(error)"])
+            dialEnded(id, target: key)
+            if relayOnFailure, let expectedKey { await relay(id, to: expectedKey) }
+            return .failed
         }
     }
 
@@ -87,7 +146,7 @@ extension SwarmNode {
                 stream: stream, role: .initiator, configuration: configuration,
                 write: { try await stream.write($0) }, close: { await stream.close() })
             logger.debug("connected through the signaling server's relay", metadata: ["peer": "\(peer)"])
-            serve(connection, in: id, entry.swarm, target: target, address: nil)
+            serve(connection, in: id, entry.swarm, target: target, address: nil, path: .relayed)
         } catch {
             logger.debug("could not relay to a peer", metadata: ["peer": "\(peer)", "error": "\(error)"])
             dialEnded(id, target: target)
@@ -108,7 +167,9 @@ extension SwarmNode {
                 return
             }
             logger.debug("accepted a relayed connection", metadata: ["peer": "\(stream.peer)"])
+            let token = linkOpened(stream.peer.bytes, swarm: stream.swarm, path: .relayed)
             await entry.swarm.run(connection, initiatedByUs: false, address: nil)
+            linkClosed(token)
         } catch {
             logger.debug("a relayed connection failed", metadata: ["peer": "\(stream.peer)", "error": "\(error)"])
         }
@@ -126,10 +187,13 @@ extension SwarmNode {
 
     /// Serves a connection this side opened until it ends; then `target` may be dialled again.
     func serve(
-        _ connection: PeerConnection, in id: SwarmID, _ swarm: Swarm, target: String, address: PeerAddress?
+        _ connection: PeerConnection, in id: SwarmID, _ swarm: Swarm, target: String, address: PeerAddress?,
+        path: ConnectionPath, initiatedByUs: Bool = true
     ) {
+        let token = linkOpened(connection.session.remoteDeviceKey, swarm: id, path: path)
         Task {
-            await swarm.run(connection, initiatedByUs: true, address: address)
+            await swarm.run(connection, initiatedByUs: initiatedByUs, address: address)
+            self.linkClosed(token)
             self.dialEnded(id, target: target)
         }
     }

@@ -20,6 +20,10 @@ public struct PeerSettings: Sendable {
     public var listenPort = 0
     /// The address told to other peers; by default the local address of the route to the signaling server.
     public var advertiseHost: String?
+    /// Whether to ask the router for a port mapping of the listening port (UPnP IGD) and advertise it
+    /// (`--no-port-mapping` turns it off). Only with a signaling server (the mapping is announced there), and only
+    /// when the advertised address is private (``AddressScope/isPrivate(_:)``).
+    public var portMapping = true
 
     /// No signaling server, listening on every address.
     public init() {}
@@ -83,6 +87,18 @@ public actor SwarmNode {
     let table = SwarmTable()
     /// Swarms this node joined at the signaling server, and the members it reported (for the user's information).
     var joins: [SwarmID: Int] = [:]
+    /// Every open connection's path (direct, mapped, punched, relayed).
+    let linkTable = LinkTable()
+    /// Hole punches by peer device key, and the peers this side asked the server to punch with.
+    var punchProgress: [[UInt8]: PunchProgress] = [:]
+    var punchRequested: Set<[UInt8]> = []
+    /// The port mapping this node's router granted, if any (advertised as a `mapped@` candidate).
+    var mapped: Candidate?
+    /// Asks for, renews and replaces the mapping (see SwarmNode+PortMapping.swift).
+    var mappingTask: Task<Void, Never>?
+    var firstMappingDone = false
+    /// What to delete at shutdown.
+    var currentMapping: (mapper: PortMapper, mapping: PortMapper.Mapping)?
     /// Bytes uploaded by swarms already closed.
     private var closedUploads: Int64 = 0
     /// Finished swarms that still serve peers fetching from them, until `waitForLingering` or a deadline.
@@ -141,9 +157,10 @@ public actor SwarmNode {
         return (uploaded + closedUploads, peers, entries.count, up, down)
     }
 
-    /// Leaves every swarm, closes listeners and the signaling connection.
+    /// Leaves every swarm, closes listeners and the signaling connection, deletes the port mapping.
     public func shutdown() async {
         for id in Array(entries.keys) { await close(id) }
+        await stopPortMapping()
         try? await listener?.close()
         listenTask?.cancel()
         listener = nil
@@ -184,22 +201,33 @@ public actor SwarmNode {
         accepting.swarmSelector = nil
         table.set(keys.swarmID, accepting)
         if let signal {
+            // A mapping the router is granting right now goes into the first join (peers dial it at once), waited
+            // for a moment at most.
+            await awaitFirstMapping(atMost: .milliseconds(1200))
             // The members it names arrive as a `joined` event too (also after every rejoin): dialled there.
             // A signaling server that cannot be reached must not stall the transfer: the swarm goes on with the
             // peers that peer exchange finds and with the server; the client keeps trying in the background.
             let signer = SwarmSigner(keys: keys)
-            let addresses = ["\(advertised):\(port)"]
+            // The local candidate (written plainly, as every client announces it); the reflexive one is added by the
+            // client from the address the server reports; a mapped one once the router grants it.
+            let addresses = announcedAddresses(host: advertised, port: port)
+            let reflexivePort = UInt16(exactly: port)
             guard awaitJoin else {
                 // Owned by the entry: `close` cancels it with the swarm's other tasks.
                 let joining = Task { [weak self] in
-                    guard let peers = try? await signal.join(swarm: signer, addresses: addresses) else { return }
+                    guard
+                        let peers = try? await signal.join(
+                            swarm: signer, addresses: addresses, reflexivePort: reflexivePort)
+                    else { return }
                     await self?.recordJoin(id, peers: peers.count)
                 }
                 entries[id]?.tasks.append(joining)
                 return swarm
             }
             let joined = await withTaskGroup(of: Int?.self) { group in
-                group.addTask { (try? await signal.join(swarm: signer, addresses: addresses))?.count }
+                group.addTask {
+                    (try? await signal.join(swarm: signer, addresses: addresses, reflexivePort: reflexivePort))?.count
+                }
                 group.addTask {
                     try? await Task.sleep(for: .seconds(10))
                     return nil
@@ -287,6 +315,12 @@ public actor SwarmNode {
         }
         listener = bound
         listenPort = bound.localAddress?.port ?? 0
+        // Only a host behind a NAT needs a mapping (a private advertised address; not loopback, not public).
+        if settings.portMapping, signal != nil, let port = UInt16(exactly: listenPort), port != 0,
+            AddressScope.isPrivate(advertiseHost())
+        {
+            startPortMapping(port: port)
+        }
         // The task holds the node until `shutdown` closes the listener, which ends `run`.
         listenTask = Task {
             _ = try? await bound.run { connection in
@@ -302,7 +336,9 @@ public actor SwarmNode {
             try? await connection.channel.channel.close()
             return
         }
+        let token = linkOpened(connection.session.remoteDeviceKey, swarm: id, path: .direct)
         await entry.swarm.run(connection, initiatedByUs: false, address: nil)
+        linkClosed(token)
     }
 
     /// Leaves the swarm of `keys` (see `close(_:)`).

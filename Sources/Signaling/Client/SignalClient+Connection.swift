@@ -119,7 +119,28 @@ extension SignalClient {
         let id = nextRequestID
         nextRequestID += 1
         pendingJoins[id] = swarm
-        await write(.join(.init(id: id, swarm: swarm, signature: HexBytes(signature), addresses: membership.addresses)))
+        let addresses = Self.announced(
+            membership, observed: observed, loopback: configuration.announceLoopbackReflexive)
+        await write(.join(.init(id: id, swarm: swarm, signature: HexBytes(signature), addresses: addresses)))
+    }
+
+    /// What a join announces: the membership's addresses, then (when the server told us our reflexive address and
+    /// the membership names its listening port) a `reflexive@` candidate, unless an address with that host is
+    /// already there (a peer with a public address sees itself). At most ``maxAnnounced`` entries.
+    /// A loopback observation (the server runs on this host) says nothing about a NAT and is left out, unless
+    /// `loopback` (tests on one host).
+    static func announced(_ membership: Membership, observed: ObservedAddress?, loopback: Bool = false) -> [String] {
+        var addresses = Array(membership.addresses.prefix(maxAnnounced))
+        guard let observed, let port = membership.reflexivePort, port != 0, addresses.count < maxAnnounced,
+            loopback || !(observed.address.hasPrefix("127.") || observed.address == "::1")
+        else {
+            return addresses
+        }
+        let hosts = Set(addresses.compactMap { Candidate(text: $0)?.host })
+        guard !hosts.contains(observed.address) else { return addresses }
+        let reflexive = Candidate(kind: .reflexive, host: observed.address, port: port)
+        if Candidate(text: reflexive.text) != nil { addresses.append(reflexive.text) }
+        return addresses
     }
 
     /// One control message from the server.
@@ -135,14 +156,19 @@ extension SignalClient {
                 let proof = configuration.joinKey.map { Proofs.joinKeyProof(joinKey: $0, nonce: nonce, device: me) }
                 let hello = Message.Hello(
                     version: Signaling.protocolVersion, device: me, signature: HexBytes(signature),
-                    joinProof: proof.map(HexBytes.init))
+                    joinProof: proof.map(HexBytes.init), features: [Message.Hello.punchFeature])
                 try await outbound.write(.text(MessageCodec.encode(.hello(hello))))
             } catch {
                 logger.error("hello not sent", metadata: ["error.type": "\(String(reflecting: type(of: error)))"])
             }
-        case .welcome:
+        case .welcome(let welcome):
             guard case .send = link.welcome() else { return await protocolError("unexpected welcome") }
-            logger.debug("connected to signaling server")
+            observed = welcome.observed
+            logger.debug(
+                "connected to signaling server",
+                metadata: [
+                    "reflexive.address": "\(observed?.address ?? "-")", "reflexive.port": "\(observed?.port ?? 0)",
+                ])
             emit(.connected)
             // The rejoins wait for their turns under the message rate (minutes for thousands of swarms): in a task
             // of their own, so that this connection's messages are read meanwhile. A reconnect replaces it; each join
@@ -177,9 +203,13 @@ extension SignalClient {
             emit(.relayIncoming(relay))
         case .relayClosed(let ref):
             relays.removeValue(forKey: ref.stream)?.queue.finish()
+        case .punch(let punch):
+            guard memberships[punch.swarm] != nil else { return }
+            let delay = Duration.milliseconds(min(max(punch.delayMs, 0), 5000))
+            emit(.punch(swarm: punch.swarm, peer: punch.peer, delay: delay, id: punch.id))
         case .error(let error):
             handleError(error)
-        case .open, .hello, .join, .leave, .relayOpen, .relayClose:
+        case .open, .hello, .join, .leave, .relayOpen, .relayClose, .punchRequest, .punchResult:
             await protocolError("client message sent by the server")
         }
     }
@@ -190,6 +220,8 @@ extension SignalClient {
             logger.info("join refused", metadata: ["swarm.id": "\(swarm.hex)", "error.code": "\(error.code.rawValue)"])
             emit(.refused(swarm: swarm, code: error.code))
             joinWaiters.resume(swarm, with: .failure(SignalClientError.refused(error.code)))
+        } else if let id = error.id, pendingPunchRequests.remove(id) != nil {
+            logger.debug("punch refused", metadata: ["error.code": "\(error.code.rawValue)"])
         } else if let id = error.id, pendingRelayRequests.remove(id) != nil {
             relayRequestTargets[id] = nil
             requestWaiters.resume(id, with: .failure(SignalClientError.refused(error.code)))

@@ -34,6 +34,9 @@ public actor SignalClient {
         public var maxFrameSize: Int = 64 * 1024
         /// Bytes buffered per incoming relay stream before the connection stops reading.
         public var relayBufferBytes: Int = 1 << 20
+        /// Whether to announce a reflexive candidate when the server sees this client on loopback (it runs on the
+        /// same host, so the observation says nothing about a NAT): off, except in tests on one host.
+        public var announceLoopbackReflexive = false
         /// Messages per second this client sends at most, with a burst: under the server's default limit (20 per
         /// second, burst 60), past which it closes the connection. A device that seeds thousands of files joins that
         /// many swarms: sent at once (and again after every reconnect) they closed the connection each time.
@@ -63,6 +66,9 @@ public actor SignalClient {
         case peerLeft(swarm: SwarmID, device: DeviceID)
         /// Another member opened a relay stream to us; it is open already: use it, or close it.
         case relayIncoming(RelayStream)
+        /// The server coordinates a hole punch with `peer` (asked by either end): dial its candidates from the
+        /// listening port after `delay` (0–5 s), then report with ``reportPunch(id:connected:)`` if we asked.
+        case punch(swarm: SwarmID, peer: PeerInfo, delay: Duration, id: UInt32)
         /// The server sent an error not tied to a request (ban, timeout, replaced); the connection closes. After
         /// `replaced` (another client connected with the same device key) this client stops: ``run()`` returns.
         case serverError(code: SignalErrorCode, message: String)
@@ -87,6 +93,8 @@ public actor SignalClient {
     let joinWaiters = Waiters<SwarmID, [PeerInfo]>()
     let requestWaiters = Waiters<UInt64, UInt32>()
     var pendingRelayRequests: Set<UInt64> = []
+    /// Punch requests awaiting a possible refusal (bounded: the oldest are forgotten).
+    var pendingPunchRequests: Set<UInt64> = []
     var relayRequestTargets: [UInt64: (swarm: SwarmID, peer: DeviceID)] = [:]
     /// Set by a `banned` error: the next reconnect waits at least this long.
     var retryAfter: Duration?
@@ -96,7 +104,16 @@ public actor SignalClient {
     struct Membership {
         let signer: any SignalSigner
         var addresses: [String]
+        /// The listening port to announce with the reflexive address the server reports, if any.
+        var reflexivePort: UInt16?
     }
+
+    /// Addresses announced per join at most (the server's default cap is 16).
+    static let maxAnnounced = 8
+
+    /// Where the server saw this client's connection come from (its reflexive address), from the last `welcome`;
+    /// `nil` before it or when the server did not say.
+    public internal(set) var observed: ObservedAddress?
 
     /// Creates a client; nothing happens until ``run()``.
     public init(configuration: Configuration, device: any SignalSigner, logger: Logger) {
@@ -141,12 +158,28 @@ public actor SignalClient {
     /// announces `addresses`. Returns the candidate peers once the server accepts; the membership is kept (and
     /// renewed after every reconnect) until ``leave(swarm:)``. Throws ``SignalClientError/refused(_:)`` if the
     /// server refuses. If not connected, waits for the connection; cancel the calling task to stop waiting.
-    public func join(swarm: any SignalSigner, addresses: [String]) async throws -> [PeerInfo] {
+    ///
+    /// With `reflexivePort` (the listening port), every join also announces a `reflexive@ADDRESS:PORT` candidate
+    /// made of the address the server reports in `welcome` (see ``Candidate``); it follows the address when the
+    /// connection is made again from elsewhere.
+    public func join(
+        swarm: any SignalSigner, addresses: [String], reflexivePort: UInt16? = nil
+    ) async throws
+        -> [PeerInfo]
+    {
         let id = swarm.publicKey
-        memberships[id] = Membership(signer: swarm, addresses: addresses)
+        memberships[id] = Membership(signer: swarm, addresses: addresses, reflexivePort: reflexivePort)
         let token = joinWaiters.register(id)
         await sendJoin(id)
         return try await joinWaiters.wait(token)
+    }
+
+    /// Announces new addresses in a swarm already joined (a port mapping was granted or lost): the join is sent
+    /// again with them, and the members are told. A no-op for a swarm not joined.
+    public func announce(swarm: SwarmID, addresses: [String]) async {
+        guard memberships[swarm] != nil, memberships[swarm]?.addresses != addresses else { return }
+        memberships[swarm]?.addresses = addresses
+        await sendJoin(swarm)
     }
 
     /// Leaves a swarm (and stops rejoining it).
@@ -169,6 +202,22 @@ public actor SignalClient {
         if let relay = relays[stream] { return relay }
         // Opened, then closed by the peer before this task resumed.
         throw SignalClientError.relayClosed
+    }
+
+    /// Asks the server to coordinate a hole punch with `peer` in `swarm` (docs/nat.md): both ends then get a
+    /// `.punch` event. Refusals (the peer's client cannot punch, the pair asked less than 5 s ago) are logged only.
+    public func requestPunch(swarm: SwarmID, peer: DeviceID) async {
+        guard link.isReady else { return }
+        let id = nextRequestID
+        nextRequestID += 1
+        if pendingPunchRequests.count >= 64 { pendingPunchRequests.remove(pendingPunchRequests.min() ?? id) }
+        pendingPunchRequests.insert(id)
+        await send(.punchRequest(.init(id: id, swarm: swarm, peer: peer)))
+    }
+
+    /// Tells the server how a punch this client asked for ended (for its metrics).
+    public func reportPunch(id: UInt32, connected: Bool) async {
+        await send(.punchResult(.init(id: id, connected: connected)))
     }
 
     /// The swarms this client is asked to be in.

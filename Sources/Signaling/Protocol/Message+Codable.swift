@@ -13,6 +13,7 @@ extension Message: Codable {
         case .relayOpened: "relay-opened"
         case .relayIncoming: "relay-incoming"
         case .relayClosed: "relay-closed"
+        case .punch: "punch"
         case .error: "error"
         case .open: "open"
         case .hello: "hello"
@@ -20,6 +21,8 @@ extension Message: Codable {
         case .leave: "leave"
         case .relayOpen: "relay-open"
         case .relayClose: "relay-close"
+        case .punchRequest: "punch-request"
+        case .punchResult: "punch-result"
         }
     }
 
@@ -34,6 +37,9 @@ extension Message: Codable {
         case "relay-opened": self = .relayOpened(try RelayOpened(from: decoder))
         case "relay-incoming": self = .relayIncoming(try RelayIncoming(from: decoder))
         case "relay-closed": self = .relayClosed(try RelayRef(from: decoder))
+        case "punch": self = .punch(try Punch(from: decoder))
+        case "punch-request": self = .punchRequest(try PunchRequest(from: decoder))
+        case "punch-result": self = .punchResult(try PunchResult(from: decoder))
         case "error": self = .error(try ErrorMessage(from: decoder))
         case "open": self = .open(try Open(from: decoder))
         case "hello": self = .hello(try Hello(from: decoder))
@@ -58,6 +64,9 @@ extension Message: Codable {
         case .relayOpened(let body): try body.encode(to: encoder)
         case .relayIncoming(let body): try body.encode(to: encoder)
         case .relayClosed(let body): try body.encode(to: encoder)
+        case .punch(let body): try body.encode(to: encoder)
+        case .punchRequest(let body): try body.encode(to: encoder)
+        case .punchResult(let body): try body.encode(to: encoder)
         case .error(let body): try body.encode(to: encoder)
         case .open(let body): try body.encode(to: encoder)
         case .hello(let body): try body.encode(to: encoder)

@@ -32,6 +32,8 @@ public enum SignalErrorCode: String, Sendable, Codable, Hashable, Error {
     case replaced = "replaced"
     case overloaded = "overloaded"
     case unsupportedVersion = "unsupported-version"
+    /// A `punch-request` the server cannot carry out: the peer's client does not punch, or the pair asked too often.
+    case cannotPunch = "cannot-punch"
 }
 
 /// Every JSON text message, in both directions. Each is one object whose `type` names the case.
@@ -45,6 +47,7 @@ package enum Message: Sendable, Equatable {
     case relayOpened(RelayOpened)
     case relayIncoming(RelayIncoming)
     case relayClosed(RelayRef)
+    case punch(Punch)
     case error(ErrorMessage)
     // client → server
     case open(Open)
@@ -53,6 +56,8 @@ package enum Message: Sendable, Equatable {
     case leave(Leave)
     case relayOpen(RelayOpen)
     case relayClose(RelayRef)
+    case punchRequest(PunchRequest)
+    case punchResult(PunchResult)
 
     /// The client's first message. The server writes nothing before it: bytes a server sends right behind its
     /// `101 Switching Protocols` can arrive in the client's last HTTP read and be lost while the client switches to
@@ -73,24 +78,49 @@ package enum Message: Sendable, Equatable {
             self.nonce = nonce
         }
     }
+    /// `features` (optional; older clients send none) names what the client understands beyond version 1:
+    /// `punch` (the server may send it `punch`). At most ``maxFeatures`` are read, each at most 32 bytes.
     package struct Hello: Codable, Sendable, Equatable {
         package var version: Int
         package var device: DeviceID
         package var signature: HexBytes
         package var joinProof: HexBytes?
+        package var features: [String]?
 
-        package init(version: Int, device: DeviceID, signature: HexBytes, joinProof: HexBytes? = nil) {
+        package static let maxFeatures = 8
+        package static let punchFeature = "punch"
+
+        package init(
+            version: Int, device: DeviceID, signature: HexBytes, joinProof: HexBytes? = nil, features: [String]? = nil
+        ) {
             self.version = version
             self.device = device
             self.signature = signature
             self.joinProof = joinProof
+            self.features = features
+        }
+
+        /// Whether the client asked for `feature` (within the bounds above).
+        package func has(_ feature: String) -> Bool {
+            (features ?? []).prefix(Self.maxFeatures).contains { $0.utf8.count <= 32 && $0 == feature }
         }
     }
+    /// `observedAddress` and `observedPort` (both optional: older servers send neither; behind a trusted proxy only
+    /// the address) are where the server saw the connection come from: the client's reflexive address.
     package struct Welcome: Codable, Sendable, Equatable {
         package var device: DeviceID
+        package var observedAddress: String?
+        package var observedPort: Int?
 
-        package init(device: DeviceID) {
+        package init(device: DeviceID, observedAddress: String? = nil, observedPort: Int? = nil) {
             self.device = device
+            self.observedAddress = observedAddress
+            self.observedPort = observedPort
+        }
+
+        /// The observed address, if the server sent a usable one (see ``ObservedAddress/init(address:port:)``).
+        package var observed: ObservedAddress? {
+            ObservedAddress(address: observedAddress, port: observedPort)
         }
     }
     package struct Join: Codable, Sendable, Equatable {
@@ -178,6 +208,44 @@ package enum Message: Sendable, Equatable {
 
         package init(stream: UInt32) {
             self.stream = stream
+        }
+    }
+    /// client → server: ask the server to coordinate a hole punch with `peer`, a member of `swarm` (docs/nat.md).
+    package struct PunchRequest: Codable, Sendable, Equatable {
+        package var id: UInt64
+        package var swarm: SwarmID
+        package var peer: DeviceID
+
+        package init(id: UInt64, swarm: SwarmID, peer: DeviceID) {
+            self.id = id
+            self.swarm = swarm
+            self.peer = peer
+        }
+    }
+    /// server → both ends: dial `peer` (its device key and announced addresses) from the listening port after
+    /// `delayMs` milliseconds (0–5000), timed so that both ends start together. `id` names the attempt in
+    /// `punch-result`.
+    package struct Punch: Codable, Sendable, Equatable {
+        package var id: UInt32
+        package var swarm: SwarmID
+        package var peer: PeerInfo
+        package var delayMs: Int
+
+        package init(id: UInt32, swarm: SwarmID, peer: PeerInfo, delayMs: Int) {
+            self.id = id
+            self.swarm = swarm
+            self.peer = peer
+            self.delayMs = delayMs
+        }
+    }
+    /// client → server: how the attempt `id` ended (counted in the server's metrics; the requester's report only).
+    package struct PunchResult: Codable, Sendable, Equatable {
+        package var id: UInt32
+        package var connected: Bool
+
+        package init(id: UInt32, connected: Bool) {
+            self.id = id
+            self.connected = connected
         }
     }
     package struct ErrorMessage: Codable, Sendable, Equatable {

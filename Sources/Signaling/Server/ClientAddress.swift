@@ -1,4 +1,5 @@
 import NIOCore
+import SignalingProtocol
 
 /// The unit that connection caps, quotas, failure counts and bans apply to: an IPv4 address as written
 /// (`203.0.113.9`), or the /64 prefix of an IPv6 address (`2001:db8:1:2::/64`), because one IPv6 host usually holds a
@@ -29,6 +30,17 @@ enum ClientAddress {
         let trimmed = text.trimmingWhitespace()
         guard !trimmed.isEmpty, trimmed.utf8.count <= 64 else { return nil }
         return try? SocketAddress(ipAddress: trimmed, port: 0)
+    }
+
+    /// The whole address of a socket (an IPv4-mapped IPv6 address as IPv4), with its port when `port` is set: what
+    /// the server tells the client as its reflexive address. `nil` for a channel without an IP peer.
+    static func observed(_ address: SocketAddress?, port: Bool) -> ObservedAddress? {
+        guard let address, var text = address.ipAddress else { return nil }
+        if case .v6 = address, text.lowercased().hasPrefix("::ffff:"), !text.dropFirst(7).contains(":") {
+            text = String(text.dropFirst(7))
+        }
+        let number = port ? address.port.flatMap { UInt16(exactly: $0) } : nil
+        return ObservedAddress(address: text, port: number)
     }
 
     private static func key(ipv6 bytes: [UInt8]) -> String {

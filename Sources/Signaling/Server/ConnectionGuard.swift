@@ -1,6 +1,7 @@
 import HummingbirdCore
 import Logging
 import NIOCore
+import SignalingProtocol
 
 /// What every connection's guard shares: the limiter, the request deadline, the trusted proxies and the metrics.
 struct ConnectionGuards: Sendable {
@@ -31,6 +32,9 @@ final class ConnectionGuardHandler: ChannelInboundHandler, RemovableChannelHandl
     private var phase = Phase.fresh
     /// The client address of this connection: the socket's peer, or what a trusted proxy forwarded.
     private(set) var clientAddress = "unknown"
+    /// Where the connection comes from as the server sees it (the client's reflexive address, told in `welcome`):
+    /// the socket's peer address and port, or the address a trusted proxy forwarded (no port).
+    private(set) var observed: ObservedAddress?
     private var peerIsTrustedProxy = false
 
     init(guards: ConnectionGuards) {
@@ -59,6 +63,7 @@ final class ConnectionGuardHandler: ChannelInboundHandler, RemovableChannelHandl
         guard case .fresh = phase else { return }
         let peer = context.channel.remoteAddress
         clientAddress = ClientAddress.key(of: peer)
+        observed = ClientAddress.observed(peer, port: true)
         peerIsTrustedProxy = peer?.ipAddress.map { guards.trustedProxies.contains($0) } ?? false
         let slot = peerIsTrustedProxy ? nil : clientAddress
         guard guards.limiter.admit(slot) else {
@@ -115,6 +120,7 @@ final class ConnectionGuardHandler: ChannelInboundHandler, RemovableChannelHandl
             }
             slot = client
             clientAddress = client
+            observed = Self.forwardedAddress(forwardedFor, trusted: guards.trustedProxies)
         }
         phase = .served(slot: slot)
         return clientAddress
@@ -124,11 +130,20 @@ final class ConnectionGuardHandler: ChannelInboundHandler, RemovableChannelHandl
     /// right-most entry that is not a trusted proxy. Entries left of it were written by the client and are not
     /// believed. At most 32 entries are read.
     static func forwardedClient(_ values: [String], trusted: Set<String>) -> String? {
+        forwardedSocketAddress(values, trusted: trusted).map { ClientAddress.key(of: $0) }
+    }
+
+    /// The whole address of the client ``forwardedClient(_:trusted:)`` names (not its /64 for IPv6), without a port.
+    static func forwardedAddress(_ values: [String], trusted: Set<String>) -> ObservedAddress? {
+        ClientAddress.observed(forwardedSocketAddress(values, trusted: trusted), port: false)
+    }
+
+    private static func forwardedSocketAddress(_ values: [String], trusted: Set<String>) -> SocketAddress? {
         let entries = values.flatMap { $0.split(separator: ",", omittingEmptySubsequences: false) }.suffix(32)
         for entry in entries.reversed() {
             guard let address = ClientAddress.parse(String(entry)) else { return nil }
             if let ip = address.ipAddress, trusted.contains(ip) { continue }
-            return ClientAddress.key(of: address)
+            return address
         }
         return nil
     }

@@ -3,7 +3,7 @@ import SignalingProtocol
 /// Membership of every swarm and every relay stream: who is connected, who joined what, who relays to whom.
 /// All decisions are made here, in one actor; sessions only carry the results to their sockets.
 actor Hub {
-    private struct Entry {
+    struct Entry {
         let handle: SessionHandle
         /// Joined swarms and the addresses announced in each.
         var swarms: [SwarmID: [String]] = [:]
@@ -25,6 +25,10 @@ actor Hub {
     private var relays: [UInt32: Relay] = [:]
     private var nextStream: UInt32 = 1
     private let limits: SignalServerConfiguration
+    /// Hole punching (Hub+Punch.swift): when each pair last asked, attempts awaiting their result.
+    var punchTimes: [PunchPair: ContinuousClock.Instant] = [:]
+    var pendingPunches: [UInt32: PendingPunch] = [:]
+    var nextPunch: UInt32 = 1
 
     init(limits: SignalServerConfiguration) {
         self.limits = limits
@@ -171,6 +175,17 @@ actor Hub {
             sessions[end.device]?.relays.remove(stream)
             if end !== except { end.send(.relayClosed(.init(stream: stream))) }
         }
+    }
+
+    /// The entry of `handle`'s device, if `handle` is its current connection.
+    func sessionEntry(_ handle: SessionHandle) -> Entry? {
+        guard let entry = sessions[handle.device], entry.handle === handle else { return nil }
+        return entry
+    }
+
+    /// The entry of `device`'s current connection.
+    func sessionEntry(device: DeviceID) -> Entry? {
+        sessions[device]
     }
 
     /// Gauges for `/metrics`.

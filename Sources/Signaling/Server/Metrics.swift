@@ -26,6 +26,9 @@ final class ServerMetrics: Sendable {
     let closedForAbuse: CoreMetrics.Counter
     let relayStreams: CoreMetrics.Counter
     let relayedBytes: CoreMetrics.Counter
+    /// Hole punches the server coordinated, and those the requester reported connected (docs/nat.md).
+    let punchAttempts: CoreMetrics.Counter
+    let punchSuccesses: CoreMetrics.Counter
     let logAppends: CoreMetrics.Counter
     let logAppendConflicts: CoreMetrics.Counter
     let logAppendRefusals: CoreMetrics.Counter
@@ -96,6 +99,8 @@ final class ServerMetrics: Sendable {
         relayStreams = counter("relay_streams", "Relay streams opened.")
         openRelays = gauge("relay_streams_open", "Relay streams open now.")
         relayedBytes = counter("relayed_bytes", "Payload bytes forwarded by relays.")
+        punchAttempts = counter("punch_attempts", "Hole punches coordinated (punch sent to both ends).")
+        punchSuccesses = counter("punch_successes", "Hole punches the requester reported connected.")
         logAppends = counter("log_appends", "Version entries appended to this server's log.")
         logAppendConflicts = counter(
             "log_append_conflicts", "Appends answered 409: the lineage head was not the one the client expected.")

@@ -27,6 +27,8 @@ struct Session: Sendable {
     let context: SessionContext
     let eventLoop: any EventLoop
     let remoteAddress: String
+    /// The client's reflexive address, told in `welcome`.
+    var observed: ObservedAddress? = nil
     let logger: Logger
 
     func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
@@ -53,7 +55,7 @@ struct Session: Sendable {
             group.addTask { await Self.writeLoop(outbox, outbound: outbound, state: state) }
             group.addTask {
                 await SessionReader(
-                    context: context, remoteAddress: remoteAddress, logger: logger, state: state,
+                    context: context, remoteAddress: remoteAddress, observed: observed, logger: logger, state: state,
                     outbox: continuation, outbound: outbound
                 ).run(inbound)
             }

@@ -15,16 +15,23 @@ final class SessionHandle: Sendable {
     let id: UInt64
     let device: DeviceID
     let remoteAddress: String
+    /// The round trip from sending `challenge` to receiving `hello`, which times hole punches (docs/nat.md).
+    let rtt: Duration?
+    /// Whether the client said in `hello` that it understands `punch`.
+    let canPunch: Bool
     private let outbox: AsyncStream<Outgoing>.Continuation
     private let binaryWriter: @Sendable (ByteBuffer) async throws -> Void
 
     init(
         id: UInt64, device: DeviceID, remoteAddress: String, outbox: AsyncStream<Outgoing>.Continuation,
+        rtt: Duration? = nil, canPunch: Bool = false,
         binaryWriter: @escaping @Sendable (ByteBuffer) async throws -> Void
     ) {
         self.id = id
         self.device = device
         self.remoteAddress = remoteAddress
+        self.rtt = rtt
+        self.canPunch = canPunch
         self.outbox = outbox
         self.binaryWriter = binaryWriter
     }

@@ -10,10 +10,13 @@ import Synchronization
 struct SessionReader: Sendable {
     let context: SessionContext
     let remoteAddress: String
+    let observed: ObservedAddress?
     let logger: Logger
     let state: Locked<SessionStateMachine>
     let outbox: AsyncStream<Outgoing>.Continuation
     let outbound: WebSocketOutboundWriter
+    /// When the challenge was sent (the hello's arrival gives the round trip).
+    private let challengeSent = Locked<ContinuousClock.Instant?>(nil)
 
     private var configuration: SignalServerConfiguration { context.configuration }
 
@@ -71,6 +74,8 @@ struct SessionReader: Sendable {
             case .challenge(let nonce):
                 if let exit = banned() { return exit }
                 send(.challenge(.init(version: Signaling.protocolVersion, nonce: HexBytes(nonce))))
+                let now = ContinuousClock.now
+                challengeSent.withLock { $0 = now }
                 return nil
             }
         case .hello(let hello):
@@ -79,11 +84,13 @@ struct SessionReader: Sendable {
             if let exit = banned() { return exit }
             let writer = outbound
             let (outbox, remoteAddress, metrics) = (self.outbox, self.remoteAddress, context.metrics)
+            let rtt = challengeSent.withLock { $0 }.map { ContinuousClock.now - $0 }
+            let canPunch = hello.has(Message.Hello.punchFeature)
             let action = state.withLock { machine in
                 machine.hello(hello) { device in
                     SessionHandle(
                         id: metrics.nextConnectionID.wrappingAdd(1, ordering: .relaxed).oldValue, device: device,
-                        remoteAddress: remoteAddress, outbox: outbox,
+                        remoteAddress: remoteAddress, outbox: outbox, rtt: rtt, canPunch: canPunch,
                         binaryWriter: { try await writer.write(.binary($0)) })
                 }
             }
@@ -99,7 +106,11 @@ struct SessionReader: Sendable {
             case .accept(let handle):
                 context.metrics.authenticated.increment()
                 await context.hub.register(handle)
-                send(.welcome(.init(device: handle.device)))
+                send(
+                    .welcome(
+                        .init(
+                            device: handle.device, observedAddress: observed?.address,
+                            observedPort: observed?.port.map { Int($0) })))
                 logger.debug("peer authenticated", metadata: ["peer.id": "\(handle.device.hex)"])
                 return nil
             }
@@ -150,13 +161,35 @@ struct SessionReader: Sendable {
                 reply(open.id, code, "relay refused")
             }
             return nil
+        case .punchRequest(let request):
+            guard case .proceed(let handle) = state.withLock({ $0.request() }) else {
+                return .violation(.unexpected, "punch-request before hello")
+            }
+            switch await context.hub.punch(handle, swarm: request.swarm, peer: request.peer, now: .now) {
+            case .success(let punch):
+                context.metrics.punchAttempts.increment()
+                send(.punch(punch.toRequester))
+                punch.target.send(.punch(punch.toTarget))
+            case .failure(let code):
+                reply(request.id, code, "punch refused")
+            }
+            return nil
+        case .punchResult(let result):
+            guard case .proceed(let handle) = state.withLock({ $0.request() }) else {
+                return .violation(.unexpected, "punch-result before hello")
+            }
+            if await context.hub.punchResult(handle, id: result.id), result.connected {
+                context.metrics.punchSuccesses.increment()
+            }
+            return nil
         case .relayClose(let ref):
             guard case .proceed(let handle) = state.withLock({ $0.request() }) else {
                 return .violation(.unexpected, "relay-close before hello")
             }
             await context.hub.closeRelay(ref.stream, by: handle)
             return nil
-        case .challenge, .welcome, .joined, .peerJoined, .peerLeft, .relayOpened, .relayIncoming, .relayClosed, .error:
+        case .challenge, .welcome, .joined, .peerJoined, .peerLeft, .relayOpened, .relayIncoming, .relayClosed, .punch,
+            .error:
             return .violation(.unexpected, "server-to-client message sent by a client")
         }
     }

@@ -130,11 +130,13 @@ public final class SignalServer: Service, Sendable {
                 else { return .dontUpgrade }
                 let forwarded = request.headerFields.filter { $0.name.canonicalName == "x-forwarded-for" }.map(\.value)
                 guard let remote = connectionGuard.upgrade(forwardedFor: forwarded) else { return .dontUpgrade }
+                let observed = connectionGuard.observed
                 return .upgrade([:]) { inbound, outbound, _ in
                     var sessionLogger = logger
                     sessionLogger[metadataKey: "remote.address"] = "\(remote)"
                     await Session(
-                        context: context, eventLoop: channel.eventLoop, remoteAddress: remote, logger: sessionLogger
+                        context: context, eventLoop: channel.eventLoop, remoteAddress: remote, observed: observed,
+                        logger: sessionLogger
                     )
                     .run(inbound: inbound, outbound: outbound)
                 }

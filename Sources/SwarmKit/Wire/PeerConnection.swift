@@ -2,6 +2,12 @@ internal import Logging
 public import NIOCore
 public import NIOPosix
 
+#if canImport(Glibc)
+    internal import Glibc
+#elseif canImport(Darwin)
+    internal import Darwin
+#endif
+
 /// An open, encrypted, authenticated connection to one peer.
 ///
 /// Use it like any `NIOAsyncChannel`: `try await connection.channel.executeThenClose { inbound, outbound in ... }`.
@@ -61,6 +67,29 @@ public struct PeerConnection: Sendable {
         return try await established(channel, ready: ready, configuration: configuration)
     }
 
+    /// One side of a TCP simultaneous open (hole punching, docs/nat.md): connects to `host:port` from `localPort`
+    /// (the listening port, shared with `SO_REUSEADDR` and `SO_REUSEPORT`, so the NAT's mapping of the listening
+    /// port is the one the other side dials) while the other side does the same towards us. Both ends are TCP
+    /// clients, so the Noise roles cannot come from who connected: the caller passes `role` (the device-key order,
+    /// the same on both sides). No preamble is sent: both sides know the swarm.
+    public static func punch(
+        host: String, port: Int, localPort: Int, role: PeerChannel.Role, configuration: PeerConfiguration,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> PeerConnection {
+        var configuration = configuration
+        configuration.swarmSelector = nil
+        let local = try SocketAddress(ipAddress: host.contains(":") ? "::" : "0.0.0.0", port: localPort)
+        let (channel, ready) = try await ClientBootstrap(group: group)
+            .connectTimeout(configuration.connectTimeout)
+            .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            .channelOption(ChannelOptions.socket(SocketOptionLevel(SOL_SOCKET), SO_REUSEPORT), value: 1)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpNotSentLowWatermark, value: SocketOptionValue(configuration.kernelUnsentLimit))
+            .bind(to: local)
+            .connect(host: host, port: port, channelInitializer: initializer(role, configuration))
+        return try await established(channel, ready: ready, configuration: configuration)
+    }
+
     /// A channel wrapped for async use, and the future of its handshake.
     typealias Pending = (NIOAsyncChannel<WireMessage, WireMessage>, EventLoopFuture<PeerSession>)
 
@@ -104,11 +133,12 @@ public struct PeerListener: Sendable {
     public var localAddress: SocketAddress? { server.channel.localAddress }
 
     /// Binds `host:port` (port 0 picks a free port) for the one swarm of `configuration`; connections carry no
-    /// preamble.
+    /// preamble. A fixed port another socket listens on throws ``PeerListenerError/portInUse(host:port:)``.
     public static func bind(
         host: String, port: Int, configuration: PeerConfiguration,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> PeerListener {
+        try PortProbe.checkFree(host: host, port: port)
         let initializer = PeerConnection.initializer(.responder, configuration)
         let server = try await bootstrap(group: group, configuration: configuration)
             .bind(host: host, port: port) { channel in
@@ -122,12 +152,14 @@ public struct PeerListener: Sendable {
     /// Binds `host:port` for every swarm `select` knows: each connection's preamble names the swarm id, `select`
     /// returns that swarm's configuration (nil closes the connection). `template` gives what all swarms share: the
     /// socket and buffer limits, the deadline for preamble and handshake, the logger. `select` runs on an event loop:
-    /// it must not block.
+    /// it must not block. A fixed port another socket listens on throws ``PeerListenerError/portInUse(host:port:)``
+    /// (the listener's `SO_REUSEPORT` would otherwise share it with that socket).
     public static func bind(
         host: String, port: Int, template: PeerConfiguration,
         select: @escaping @Sendable ([UInt8]) -> PeerConfiguration?,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> PeerListener {
+        try PortProbe.checkFree(host: host, port: port)
         let server = try await bootstrap(group: group, configuration: template)
             .bind(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -145,8 +177,11 @@ public struct PeerListener: Sendable {
     }
 
     private static func bootstrap(group: any EventLoopGroup, configuration: PeerConfiguration) -> ServerBootstrap {
+        // SO_REUSEPORT lets hole punching connect from the listening port (`punch(host:port:localPort:...)`); the
+        // kernel allows it only to sockets of the same user.
         ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(ChannelOptions.socket(SocketOptionLevel(SOL_SOCKET), SO_REUSEPORT), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.tcpNotSentLowWatermark, value: SocketOptionValue(configuration.kernelUnsentLimit))
     }

@@ -22,8 +22,12 @@ final class LiveProgress: @unchecked Sendable {
     private var serverBytes: Int64 = 0
     private let started = Date()
 
-    init(board: ProgressBoard, json: Bool, quiet: Bool) {
+    /// The open peer connections and their paths (direct, mapped, punched, relayed), for the JSON lines.
+    private let links: @Sendable () -> [PeerLink]
+
+    init(board: ProgressBoard, json: Bool, quiet: Bool, links: @escaping @Sendable () -> [PeerLink] = { [] }) {
         self.board = board
+        self.links = links
         if quiet {
             mode = .quiet
         } else if json {
@@ -71,11 +75,12 @@ final class LiveProgress: @unchecked Sendable {
             switch mode {
             case .quiet: return
             case .json:
+                let connections = Self.connections(links())
                 for (path, entry) in board.active {
                     printJSONLine([
                         "event": "progress", "path": path, "bytes": entry.have, "size": entry.size,
                         "bytesFromPeers": entry.fromPeers, "bytesFromServer": entry.fromServer, "peers": entry.peers,
-                        "rate": Int64(rate(path, entry.have)),
+                        "rate": Int64(rate(path, entry.have)), "connections": connections,
                     ])
                 }
             case .plain:
@@ -85,6 +90,12 @@ final class LiveProgress: @unchecked Sendable {
                 drawLocked()
             }
         }
+    }
+
+    /// The peer connections as JSON: `{"peer": first 8 bytes of the device key in hex, "connection": "direct"}`, at
+    /// most 64.
+    static func connections(_ links: [PeerLink]) -> [[String: Any]] {
+        links.prefix(64).map { ["peer": $0.shortDevice, "connection": $0.path.rawValue] }
     }
 
     /// Removes the live lines (before the final summary).

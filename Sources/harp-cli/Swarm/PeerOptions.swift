@@ -40,14 +40,23 @@ struct PeerOptions: ParsableArguments {
             valueName: "rate"))
     var uploadLimit: String?
 
+    @Flag(
+        name: .customLong("no-port-mapping"),
+        help: ArgumentHelp(
+            "Do not ask the router (UPnP IGD) to forward a port to this peer; peers then reach it directly only when it is reachable anyway, else through the signaling server's relay."
+        ))
+    var noPortMapping = false
+
     @Option(name: .customLong("debug-corrupt-every"), help: .hidden)
     var corruptEvery: Int = 0
 
     /// The settings, each from the flag, else the environment, else config.toml (see `PeerSettings.resolve`).
     func settings(config: HarpConfig) throws -> PeerSettings {
-        try PeerSettings.resolve(
+        var settings = try PeerSettings.resolve(
             .init(signalURL: signalURL, signalPin: signalPin, listenHost: listenHost, advertiseHost: advertiseHost),
             config: config)
+        settings.portMapping = !noPortMapping
+        return settings
     }
 
     /// The swarm options these flags (and config.toml) set: every swarm of the command starts from them.

@@ -1,0 +1,104 @@
+import SignalingProtocol
+
+/// Hole punching (docs/nat.md): the hub checks that both ends are members of the swarm and understand `punch`,
+/// limits how often a pair may ask, and times the attempt so both ends dial at the same moment: each end's one-way
+/// delay is taken as half the round trip measured at its hello, and the end nearer the server waits for the other.
+extension Hub {
+    /// What a granted punch sends: a `punch` to each end.
+    struct GrantedPunch {
+        let toRequester: Message.Punch
+        let toTarget: Message.Punch
+        let target: SessionHandle
+    }
+
+    /// The margin added to the later end's delay (the message still has to be read and acted on).
+    static let punchMargin = Duration.milliseconds(20)
+    /// The longest delay told to an end.
+    static let maxPunchDelay = Duration.seconds(5)
+    /// A pair may ask once in this interval.
+    static let punchInterval = Duration.seconds(5)
+    /// Attempts remembered (for their results) at most, and for how long.
+    static let maxPendingPunches = 4096
+    static let punchLifetime = Duration.seconds(60)
+
+    func punch(
+        _ handle: SessionHandle, swarm: SwarmID, peer: DeviceID, now: ContinuousClock.Instant
+    ) -> Result<GrantedPunch, SignalErrorCode> {
+        guard let entry = sessionEntry(handle) else { return .failure(.unexpected) }
+        guard let mine = entry.swarms[swarm] else { return .failure(.notJoined) }
+        guard peer != handle.device, let target = sessionEntry(device: peer), let theirs = target.swarms[swarm] else {
+            return .failure(.noSuchPeer)
+        }
+        guard handle.canPunch, target.handle.canPunch else { return .failure(.cannotPunch) }
+        let pair = PunchPair(handle.device, peer)
+        if let last = punchTimes[pair], now - last < Self.punchInterval { return .failure(.cannotPunch) }
+        expirePunches(now: now)
+        guard pendingPunches.count < Self.maxPendingPunches else { return .failure(.overloaded) }
+        punchTimes[pair] = now
+        var id = nextPunch
+        while id == 0 || pendingPunches[id] != nil { id &+= 1 }
+        nextPunch = id &+ 1
+        pendingPunches[id] = PendingPunch(requester: handle.device, created: now)
+        let (requesterDelay, targetDelay) = Self.punchDelays(handle.rtt, target.handle.rtt)
+        return .success(
+            GrantedPunch(
+                toRequester: .init(
+                    id: id, swarm: swarm, peer: PeerInfo(device: peer, addresses: theirs),
+                    delayMs: Self.milliseconds(requesterDelay)),
+                toTarget: .init(
+                    id: id, swarm: swarm, peer: PeerInfo(device: handle.device, addresses: mine),
+                    delayMs: Self.milliseconds(targetDelay)),
+                target: target.handle))
+    }
+
+    /// The requester's report of attempt `id`: `true` the first time it comes from the requester (then forgotten).
+    func punchResult(_ handle: SessionHandle, id: UInt32) -> Bool {
+        guard let pending = pendingPunches[id], pending.requester == handle.device else { return false }
+        pendingPunches[id] = nil
+        return true
+    }
+
+    /// Delays for two ends whose round trips to the server are `a` and `b` (unknown counts as zero): the end with
+    /// the shorter one-way delay waits for the difference, both wait the margin, neither more than the maximum.
+    static func punchDelays(_ a: Duration?, _ b: Duration?) -> (Duration, Duration) {
+        let oneWayA = (a ?? .zero) / 2
+        let oneWayB = (b ?? .zero) / 2
+        let latest = max(oneWayA, oneWayB)
+        return (
+            min(latest - oneWayA + punchMargin, maxPunchDelay), min(latest - oneWayB + punchMargin, maxPunchDelay)
+        )
+    }
+
+    private static func milliseconds(_ duration: Duration) -> Int {
+        Int(duration / .milliseconds(1))
+    }
+
+    private func expirePunches(now: ContinuousClock.Instant) {
+        if pendingPunches.count > Self.maxPendingPunches / 2 {
+            pendingPunches = pendingPunches.filter { now - $0.value.created < Self.punchLifetime }
+        }
+        if punchTimes.count > Self.maxPendingPunches {
+            punchTimes = punchTimes.filter { now - $0.value < Self.punchInterval }
+        }
+    }
+}
+
+/// An unordered pair of devices.
+struct PunchPair: Hashable {
+    let low: DeviceID
+    let high: DeviceID
+
+    init(_ a: DeviceID, _ b: DeviceID) {
+        if a.bytes.lexicographicallyPrecedes(b.bytes) {
+            (low, high) = (a, b)
+        } else {
+            (low, high) = (b, a)
+        }
+    }
+}
+
+/// An attempt whose result may still come.
+struct PendingPunch {
+    let requester: DeviceID
+    let created: ContinuousClock.Instant
+}

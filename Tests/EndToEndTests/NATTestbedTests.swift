@@ -1,0 +1,79 @@
+import Foundation
+import Testing
+
+/// The NAT testbed (bench/nat/run.sh, docs/nat.md) as a test: network namespaces, iptables NAT routers, miniupnpd.
+/// Runs only as root with the tools installed (`ip`, `iptables`, `miniupnpd`, `upnpc`, `python3`, `curl`); skipped
+/// otherwise, and when `HARP_NAT_E2E=0`. Its namespaces have their own prefix, so a benchmark run at the same time
+/// is not disturbed.
+@Suite("NAT testbed", .serialized)
+struct NATTestbedTests {
+    static var canRun: Bool {
+        guard getuid() == 0, ProcessInfo.processInfo.environment["HARP_NAT_E2E"] != "0" else { return false }
+        let paths = ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+        return ["ip", "iptables", "miniupnpd", "upnpc", "python3", "curl", "tc"].allSatisfy { tool in
+            paths.contains { FileManager.default.isExecutableFile(atPath: "\($0)/\(tool)") }
+        }
+    }
+
+    @Test(
+        "two endpoint-independent NATs punch through, a UPnP router maps, two symmetric NATs relay",
+        .enabled(if: canRun), .timeLimit(.minutes(10)))
+    func pairs() async throws {
+        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("harp-nat-e2e-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: work) }
+        let process = Process()
+        // Through python3, which clears the signal mask first: this process's threads block SIGTERM, children
+        // inherit the mask, and the script and the harp-cli processes it stops with SIGTERM would ignore it.
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [
+            "python3", "-c",
+            "import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, []); "
+                + "os.execv('/bin/bash', ['bash', sys.argv[1]])",
+            repository.appendingPathComponent("bench/nat/run.sh").path,
+        ]
+        var environment = ProcessInfo.processInfo.environment
+        environment["HARP_CLI"] = HarpBinary.url.path
+        environment["PAIRS"] = "eim1:eim2 upnp:eim2 sym1:sym2"
+        environment["PREFIX"] = "hne\(getpid() % 10000)"
+        environment["WORK"] = work.path
+        environment["INSTALL"] = "0"
+        environment["SIZE_MIB"] = "4"
+        environment["INBOUND"] = "drop"
+        process.environment = environment
+        let log = work.appendingPathExtension("log")
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: log) }
+        let handle = try FileHandle(forWritingTo: log)
+        process.standardOutput = handle
+        process.standardError = handle
+        // Waited for without blocking a thread: the cooperative pool has as many threads as cores, and a minute's
+        // blocking wait starves every other test running meanwhile.
+        let launched = await withCheckedContinuation { (done: CheckedContinuation<Bool, Never>) in
+            process.terminationHandler = { _ in done.resume(returning: true) }
+            do { try process.run() } catch { done.resume(returning: false) }
+        }
+        try #require(launched, "could not start bench/nat/run.sh")
+        try handle.close()
+        let output = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        #expect(process.terminationStatus == 0, "bench/nat/run.sh failed:\n\(output)")
+        let results = try String(contentsOf: work.appendingPathComponent("results.jsonl"), encoding: .utf8)
+        let rows = results.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+        func row(_ seeder: String, _ fetcher: String) -> [String: Any]? {
+            rows.first { $0["seeder"] as? String == seeder && $0["fetcher"] as? String == fetcher }
+        }
+        let punched = try #require(row("eim1", "eim2"), "no eim1:eim2 result:\n\(output)")
+        #expect(punched["verified"] as? Bool == true)
+        #expect(punched["way"] as? String == "direct")
+        #expect((punched["how"] as? String)?.hasPrefix("punched") == true)
+        let mapped = try #require(row("upnp", "eim2"))
+        #expect(mapped["way"] as? String == "direct")
+        #expect((mapped["how"] as? String)?.hasPrefix("mapped") == true)
+        let relayed = try #require(row("sym1", "sym2"))
+        #expect(relayed["verified"] as? Bool == true)
+        #expect(relayed["way"] as? String == "relayed")
+    }
+}

@@ -1,0 +1,138 @@
+import Foundation
+import NIOCore
+import Testing
+
+@testable import SignalingClient
+@testable import SignalingProtocol
+@testable import SignalingServer
+
+/// Candidates (docs/nat.md): the text peers announce, the reflexive address the server reports, and the join that
+/// carries both.
+@Suite("NAT candidates")
+struct CandidateTests {
+    @Test(
+        "announced texts parse to their kind, host and port",
+        arguments: [
+            ("10.1.0.2:41000", Candidate(kind: .local, host: "10.1.0.2", port: 41000)),
+            ("reflexive@203.0.113.7:41000", Candidate(kind: .reflexive, host: "203.0.113.7", port: 41000)),
+            ("mapped@[2001:db8::7]:5", Candidate(kind: .mapped, host: "2001:db8::7", port: 5)),
+            ("[::1]:65535", Candidate(kind: .local, host: "::1", port: 65535)),
+            ("relayish@192.0.2.1:9", Candidate(kind: Candidate.Kind(rawValue: "relayish"), host: "192.0.2.1", port: 9)),
+        ])
+    func parses(text: String, expected: Candidate) {
+        #expect(Candidate(text: text) == expected)
+        #expect(Candidate(text: text)?.text == text)
+    }
+
+    @Test(
+        "hostile or malformed texts are refused",
+        arguments: [
+            "", "10.1.0.2", "10.1.0.2:0", "10.1.0.2:65536", "10.1.0.2:-1", ":41000", "@10.1.0.2:1", "Mapped@10.1.0.2:1",
+            "map ped@10.1.0.2:1", "abcdefghijklmnopq@10.1.0.2:1", "2001:db8::7:41000", "[2001:db8::7:41000",
+            "[]:1", "10.1.0.2/8:1", "host name:1", "a@b@10.1.0.2:1", String(repeating: "1", count: 79) + ":1",
+        ])
+    func refuses(text: String) {
+        #expect(Candidate(text: text) == nil)
+    }
+
+    @Test("a local candidate is written plainly, as older peers announce and parse it")
+    func localIsPlain() {
+        #expect(Candidate(kind: .local, host: "10.0.0.1", port: 7).text == "10.0.0.1:7")
+        #expect(Candidate(kind: .mapped, host: "10.0.0.1", port: 7).text == "mapped@10.0.0.1:7")
+    }
+
+    @Test("the observed address a server sends is checked before use")
+    func observedIsChecked() {
+        #expect(
+            ObservedAddress(address: "203.0.113.9", port: 5000) == ObservedAddress(address: "203.0.113.9", port: 5000))
+        #expect(ObservedAddress(address: "2001:db8::1", port: nil)?.port == nil)
+        #expect(ObservedAddress(address: nil, port: 5000) == nil)
+        #expect(ObservedAddress(address: "", port: 5000) == nil)
+        #expect(ObservedAddress(address: "example.org", port: 5000) == nil)
+        #expect(ObservedAddress(address: "203.0.113.9", port: 0) == nil)
+        #expect(ObservedAddress(address: "203.0.113.9", port: 70000) == nil)
+        #expect(ObservedAddress(address: String(repeating: "1", count: 65), port: 1) == nil)
+    }
+
+    @Test("welcome decodes with and without the observed address (older servers send none)")
+    func welcomeIsCompatible() throws {
+        let device = Ed25519Signer().publicKey
+        let old = try MessageCodec.decode(#"{"type":"welcome","device":"\#(device.hex)"}"#, maxBytes: 4096)
+        #expect(old == .welcome(.init(device: device)))
+        let new = Message.welcome(.init(device: device, observedAddress: "198.51.100.4", observedPort: 6123))
+        let text = MessageCodec.encode(new)
+        #expect(try MessageCodec.decode(text, maxBytes: 4096) == new)
+        if case .welcome(let welcome) = new {
+            #expect(welcome.observed == ObservedAddress(address: "198.51.100.4", port: 6123))
+        }
+    }
+
+    @Test("the server reports an IPv4-mapped peer as IPv4, and a forwarded client's whole address without port")
+    func serverSideObservation() throws {
+        let mapped = try SocketAddress(ipAddress: "::ffff:203.0.113.9", port: 4242)
+        #expect(ClientAddress.observed(mapped, port: true) == ObservedAddress(address: "203.0.113.9", port: 4242))
+        let v6 = try SocketAddress(ipAddress: "2001:db8:1:2::9", port: 4242)
+        #expect(ClientAddress.observed(v6, port: false) == ObservedAddress(address: "2001:db8:1:2::9", port: nil))
+        let forwarded = ConnectionGuardHandler.forwardedAddress(
+            ["198.51.100.66, 2001:db8:1:2::9, 10.0.0.1"], trusted: ["10.0.0.1"])
+        #expect(forwarded == ObservedAddress(address: "2001:db8:1:2::9", port: nil))
+        #expect(ConnectionGuardHandler.forwardedAddress(["not an address"], trusted: []) == nil)
+    }
+
+    @Test("a join announces a reflexive candidate unless an address with that host is there already")
+    func announcedAddresses() {
+        let signer = Ed25519Signer()
+        let observed = ObservedAddress(address: "203.0.113.9", port: 5555)
+        var membership = SignalClient.Membership(signer: signer, addresses: ["10.0.0.7:41000"], reflexivePort: 41000)
+        #expect(
+            SignalClient.announced(membership, observed: observed) == ["10.0.0.7:41000", "reflexive@203.0.113.9:41000"])
+        #expect(SignalClient.announced(membership, observed: nil) == ["10.0.0.7:41000"])
+        membership.addresses = ["203.0.113.9:41000"]
+        #expect(SignalClient.announced(membership, observed: observed) == ["203.0.113.9:41000"])
+        membership.reflexivePort = nil
+        membership.addresses = ["10.0.0.7:41000"]
+        #expect(SignalClient.announced(membership, observed: observed) == ["10.0.0.7:41000"])
+        membership.reflexivePort = 41000
+        membership.addresses = (0..<20).map { "10.0.0.\($0):1" }
+        #expect(SignalClient.announced(membership, observed: observed).count == SignalClient.maxAnnounced)
+        membership.addresses = ["10.0.0.7:41000"]
+        let loopback = ObservedAddress(address: "127.0.0.1", port: 5555)
+        #expect(SignalClient.announced(membership, observed: loopback) == ["10.0.0.7:41000"])
+        #expect(
+            SignalClient.announced(membership, observed: loopback, loopback: true)
+                == ["10.0.0.7:41000", "reflexive@127.0.0.1:41000"])
+    }
+
+    @Test("over loopback, the server tells each client its address and port, and members see the reflexive candidate")
+    func reflexiveOverLoopback() async throws {
+        let configuration = makeServerConfiguration(dataDirectory: try temporaryDirectory())
+        try await withServer(configuration) { _, url, _ in
+            try await withPeers(2, url: url, configure: { $0.announceLoopbackReflexive = true }) { peers in
+                let swarm = Ed25519Signer()
+                let (a, b) = (peers[0], peers[1])
+                _ = try await withTimeout("a joins") {
+                    try await a.client.join(swarm: swarm, addresses: ["10.9.9.1:41000"], reflexivePort: 41000)
+                }
+                let observed = await a.client.observed
+                #expect(observed?.address == "127.0.0.1")
+                #expect((observed?.port ?? 0) != 0)
+                let seen = try await withTimeout("b joins") {
+                    try await b.client.join(swarm: swarm, addresses: ["10.9.9.2:41001"])
+                }
+                #expect(seen.first?.addresses == ["10.9.9.1:41000", "reflexive@127.0.0.1:41000"])
+                #expect(seen.first?.addresses.compactMap(Candidate.init(text:)).map(\.kind) == [.local, .reflexive])
+
+                // A mapping granted later is announced again; the other member hears of it.
+                await a.client.announce(
+                    swarm: swarm.publicKey, addresses: ["10.9.9.1:41000", "mapped@192.0.2.9:41000"])
+                try await b.log.wait("b hears a's mapping") { event in
+                    if case .peerJoined(_, let peer) = event {
+                        peer.addresses == ["10.9.9.1:41000", "mapped@192.0.2.9:41000", "reflexive@127.0.0.1:41000"]
+                    } else {
+                        false
+                    }
+                }
+            }
+        }
+    }
+}
