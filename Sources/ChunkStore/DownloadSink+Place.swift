@@ -1,6 +1,7 @@
 import Foundation
 internal import GRDB
 import Glibc
+import Synchronization
 
 extension DownloadSink {
     /// One file to write out of a finished download that holds several files one after the other (a folder's bundle).
@@ -34,34 +35,37 @@ extension DownloadSink {
     public func place(_ placements: [Placement]) throws(ChunkStoreError) -> [String] {
         try flush()
         let recorded = state.withLock { $0.recorded }
-        var placed: [(path: String, manifest: Manifest, root: Hash256, guard: FileGuard, server: ServerVersion?)] = []
-        var folders: [String: FileDescriptor] = [:]
+        // Each file costs one fdatasync, which waits for the disk: several run at once (a disk's flushes overlap and a
+        // journal commit can carry several), in threads of their own, each with its own open folders.
+        let workers = min(Self.placementWorkers, placements.count)
+        let outcomes = Mutex<[Int: Result<PlacedFile, ChunkStoreError>]>([:])
+        let group = DispatchGroup()
+        for worker in 0..<workers {
+            group.enter()
+            let thread = Thread {
+                defer { group.leave() }
+                var folders: [String: FileDescriptor] = [:]
+                for index in stride(from: worker, to: placements.count, by: workers) {
+                    let result = Result { () throws(ChunkStoreError) -> PlacedFile in
+                        try self.placeOne(placements[index], recorded: recorded, folders: &folders)
+                    }
+                    outcomes.withLock { $0[index] = result }
+                }
+                for folder in folders.values { _ = fsync(folder.fd) }
+            }
+            thread.start()
+        }
+        group.wait()
+        let results = outcomes.withLock { $0 }
+        var placed: [PlacedFile] = []
         var failure: ChunkStoreError?
-        for placement in placements {
-            do throws(ChunkStoreError) {
-                guard placement.chunks.allSatisfy({ recorded[$0] }) else {
-                    throw .incomplete(missing: placement.chunks.filter { !recorded[$0] }.count)
-                }
-                let fileManifest = try Manifest(
-                    parameters: manifest.parameters, chunks: Array(manifest.chunks[placement.chunks]))
-                try fileManifest.verify(root: placement.root)
-                let destination = URL(fileURLWithPath: placement.destination).standardizedFileURL.path
-                let folderPath = FileSystem.parentDirectory(of: destination)
-                let folder: FileDescriptor
-                if let open = folders[folderPath] {
-                    folder = open
-                } else {
-                    folder = try FileDescriptor(path: folderPath, flags: O_RDONLY | O_DIRECTORY)
-                    folders[folderPath] = folder
-                }
-                let values = try write(placement.chunks, of: fileManifest, to: destination, in: folder)
-                placed.append((destination, fileManifest, placement.root, values, placement.server))
-            } catch {
-                failure = error
-                break
+        for index in placements.indices {
+            switch results[index] {
+            case .success(let file)?: placed.append(file)
+            case .failure(let error)?: failure = failure ?? error
+            case nil: failure = failure ?? .incomplete(missing: placements[index].chunks.count)
             }
         }
-        for folder in folders.values { _ = fsync(folder.fd) }
         try store.run {
             try store.pool.write { db in
                 for file in placed {
@@ -77,6 +81,40 @@ extension DownloadSink {
         }
         if let failure { throw failure }
         return placed.map(\.path)
+    }
+
+    /// Files written at once by `place`.
+    static let placementWorkers = 8
+
+    struct PlacedFile: Sendable {
+        var path: String
+        var manifest: Manifest
+        var root: Hash256
+        var `guard`: FileGuard
+        var server: ServerVersion?
+    }
+
+    private func placeOne(
+        _ placement: Placement, recorded: [Bool], folders: inout [String: FileDescriptor]
+    ) throws(ChunkStoreError) -> PlacedFile {
+        guard placement.chunks.allSatisfy({ recorded[$0] }) else {
+            throw .incomplete(missing: placement.chunks.filter { !recorded[$0] }.count)
+        }
+        let fileManifest = try Manifest(
+            parameters: manifest.parameters, chunks: Array(manifest.chunks[placement.chunks]))
+        try fileManifest.verify(root: placement.root)
+        let destination = URL(fileURLWithPath: placement.destination).standardizedFileURL.path
+        let folderPath = FileSystem.parentDirectory(of: destination)
+        let folder: FileDescriptor
+        if let open = folders[folderPath] {
+            folder = open
+        } else {
+            folder = try FileDescriptor(path: folderPath, flags: O_RDONLY | O_DIRECTORY)
+            folders[folderPath] = folder
+        }
+        let values = try write(placement.chunks, of: fileManifest, to: destination, in: folder)
+        return PlacedFile(
+            path: destination, manifest: fileManifest, root: placement.root, guard: values, server: placement.server)
     }
 
     /// Writes one file from chunks `range` of this download; returns its guard after the rename.

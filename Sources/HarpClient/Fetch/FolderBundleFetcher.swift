@@ -104,6 +104,10 @@ public struct FolderBundleFetcher: Sendable {
         var swarmOptions = options.swarm
         swarmOptions.useServer = options.useServer
         swarmOptions.filesInVersion = sidecar.files.count
+        // Each small file is about one chunk: as many more requests in flight as the chunks are smaller than the
+        // chunking's average (the pipeline's own estimate from rate and round trip still decides below that cap).
+        let averageFile = max(1, Int(sidecar.size / Int64(sidecar.files.count)))
+        swarmOptions.maxPipelineDepth *= min(64, max(1, sidecar.chunking.avgSize / averageFile))
         let swarm = try await node.open(
             root: sidecar.root, keys: keys, chunking: sidecar.chunking, expectedSize: sidecar.size,
             options: swarmOptions)
@@ -130,10 +134,14 @@ public struct FolderBundleFetcher: Sendable {
         defer { reporter.cancel() }
         let manifest: Manifest
         var check: ServerComparison.Outcome?
+        var opened = started
+        var fetched = started
         do {
             var known = try store.manifest(root: sidecar.root)
             if known == nil { known = await sidecars.readFolderManifest(for: sidecar, of: folder) }
+            opened = ContinuousClock.now
             manifest = try await swarm.fetch(target, knownManifest: known)
+            fetched = ContinuousClock.now
             guard let sink = box.sink else { throw FetchError.local("the bundle's download was not opened") }
             try sink.flush()
             // Bytes that all came from the server (each range under If-Match on its file's etag) are the server's:
@@ -156,7 +164,17 @@ public struct FolderBundleFetcher: Sendable {
         }
         let layout = try sidecar.layout(of: manifest)
         guard let sink = box.sink else { throw FetchError.local("the bundle's download was not opened") }
+        let compared = ContinuousClock.now
         try await extract(members, layout: layout, from: sink)
+        logger.info(
+            "fetched a folder's bundle",
+            metadata: [
+                "files": "\(members.count)", "bytes": "\(sidecar.size)",
+                "seconds.open": "\((opened - started).secondsValue)",
+                "seconds.fetch": "\((fetched - opened).secondsValue)",
+                "seconds.compare": "\((compared - fetched).secondsValue)",
+                "seconds.place": "\((ContinuousClock.now - compared).secondsValue)",
+            ])
         await swarm.fetchFinished(store: store)
         try? sink.discard()
         let snapshot = await swarm.snapshot

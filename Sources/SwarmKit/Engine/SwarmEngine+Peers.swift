@@ -188,8 +188,14 @@ extension SwarmEngine {
     /// Chunks offered to each peer while super-seeding: four shared among the interested peers, at least one each. A
     /// peer alone with the origin gets four, so it is not held to one chunk per round trip; with many peers each gets
     /// one, so that every first copy completes as soon as possible and can be passed on.
+    ///
+    /// The window counts chunks of the chunking's average size: a version of much smaller chunks (a folder's bundle,
+    /// each small file one chunk) gets as many more, or a peer alone with the origin would fetch 64 KiB files four per
+    /// round trip.
     var superSeedWindow: Int {
-        max(1, 4 / max(1, links.values.filter(\.peerInterested).count))
+        let chunks = max(1, 4 / max(1, links.values.filter(\.peerInterested).count))
+        guard let manifest else { return chunks }
+        return chunks * max(1, chunking.avgSize / manifest.averageChunkLength)
     }
 
     /// How many first copies a peer may hold that no other peer has announced, and for how long they count.
