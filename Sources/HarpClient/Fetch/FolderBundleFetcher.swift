@@ -117,7 +117,11 @@ public struct FolderBundleFetcher: Sendable {
             openSink: { manifest in
                 // The writer's list and the bundle must agree before a byte is written.
                 _ = try sidecar.layout(of: manifest)
-                let sink = try store.openDownload(manifest: manifest, root: sidecar.root, destination: destination)
+                // Synced and recorded every 64 MiB rather than every 32 chunks: a bundle's chunks are small files, and
+                // a crash costs at most one batch, fetched again.
+                let sink = try store.openDownload(
+                    manifest: manifest, root: sidecar.root, destination: destination,
+                    durability: DownloadSink.Durability(maxPendingChunks: 4096, maxPendingBytes: 64 << 20))
                 box.sink = sink
                 return sink
             },
