@@ -21,7 +21,7 @@ extension ChunkStore {
         let partPath = destination + ".harp-part"
         let count = manifest.chunks.count
 
-        let (versionId, previous) = try run {
+        let (knownVersionId, previous) = try run {
             try pool.write { db -> (Int64, (id: Int64, versionId: Int64, inode: UInt64)?) in
                 let versionId = try insertVersion(manifest, root: root, db: db)
                 let row = try Row.fetchOne(
@@ -31,6 +31,7 @@ extension ChunkStore {
             }
         }
 
+        var versionId = knownVersionId
         let directory = try FileDescriptor(
             path: FileSystem.parentDirectory(of: destination), flags: O_RDONLY | O_DIRECTORY)
         var recorded = Array(repeating: false, count: count)
@@ -62,8 +63,11 @@ extension ChunkStore {
             }
             file = try openPartFile(partPath, flags: O_RDWR | O_CREAT | O_TRUNC)
             let inode = try file.guardValues().inode
-            downloadId = try run {
+            // The version is looked up (or inserted) again in this transaction: another download finishing meanwhile
+            // deletes versions nothing refers to, and this one had no download row yet.
+            (versionId, downloadId) = try run {
                 try pool.write { db in
+                    let versionId = try insertVersion(manifest, root: root, db: db)
                     try db.execute(
                         sql: """
                             INSERT INTO download(versionId, destination, partPath, partInode, createdAt)
@@ -72,7 +76,7 @@ extension ChunkStore {
                         arguments: [
                             versionId, destination, partPath, Int64(bitPattern: inode), Date().timeIntervalSince1970,
                         ])
-                    return db.lastInsertedRowID
+                    return (versionId, db.lastInsertedRowID)
                 }
             }
         }

@@ -163,8 +163,7 @@ struct GetCommand: AsyncParsableCommand {
             let started = ContinuousClock.now
             var reports: [FetchReport] = []
             var failures: [(String, any Error)] = refused.map { ($0.path, $0.error) }
-            let queue = FetchQueue(fetcher: fetcher, parallel: parallelFiles(harpConfig))
-            await queue.run(jobs) { path, result in
+            func finished(_ path: String, _ result: Result<FetchReport, any Error>) {
                 switch result {
                 case .success(let report):
                     reports.append(report)
@@ -195,6 +194,25 @@ struct GetCommand: AsyncParsableCommand {
                     }
                 }
             }
+            // A walked folder's small files come through its bundle, one swarm for all of them, when it has one that
+            // describes the folder as listed; everything else file by file.
+            var remaining = jobs
+            let bundles = FolderBundleFetcher(
+                client: client, store: store, node: node, options: fetchOptions, logger: logger, progress: board)
+            for folder in resolved.folders {
+                let outcome = await bundles.fetch(folder: folder, jobs: remaining)
+                remaining = outcome.remaining
+                for note in outcome.notes {
+                    if json {
+                        printJSONLine(["event": "note", "path": folder, "message": note])
+                    } else if !outputOptions.quiet {
+                        live.say("\(folder): note: \(note)")
+                    }
+                }
+                for report in outcome.reports { finished(report.remotePath, .success(report)) }
+            }
+            let queue = FetchQueue(fetcher: fetcher, parallel: parallelFiles(harpConfig))
+            await queue.run(remaining, finished: finished)
             printer.cancel()
             live.finish()
             let elapsed = ContinuousClock.now - started
@@ -221,10 +239,11 @@ struct GetCommand: AsyncParsableCommand {
                         print("stopped seeding \(path): \(reason)")
                     }
                 }
+                let seeded = reports
                 let watching = Task {
                     while !Task.isCancelled {
                         try? await Task.sleep(for: .seconds(30))
-                        await watch.check(reports)
+                        await watch.check(seeded)
                     }
                 }
                 await waitForInterrupt()

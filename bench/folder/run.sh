@@ -14,6 +14,10 @@
 #   harp          `harp-cli get -R FOLDER -o OUT` with its defaults, from the server alone (no signaling server)
 #   harp-pN       the same with `--parallel N`, for each N in PARALLELS (default "4 8 16 32")
 #   harp-before   HARP_BEFORE's `get -R` with its defaults, when HARP_BEFORE is set
+#   harp-swarm    (DevCloud only, SWARM=1, the default) `get -R` with a signaling server and one seeder: the seeder
+#                 (`harp-cli seed` of the source folder, started once before the first run, not timed) publishes the
+#                 folder's bundle of small files; the fetcher takes them from it. The script prints the share of the
+#                 copied bytes the server sent in file bodies (DevCloud's bytesSent), target under 0.1.
 # Every copy is compared with the source (`diff -r`, byte for byte, and the same number of files); a run counts only
 # when its client exited 0 and the copy is identical. Figures: wall time of the client process from start to exit
 # (listing included), medians over the counted runs, files/s, and the ratio of the medians harp/rclone (time; below 1
@@ -26,6 +30,7 @@
 # NEXTCLOUD_FOLDER (default /harp-folder-bench), uploaded once with `rclone copy` when it does not hold the same files;
 # skipped when NEXTCLOUD_URL is unset. Only loopback addresses are used unless NEXTCLOUD_URL names another server.
 #
+# NESTED=1: FILES files of 4 KiB to SIZE_KIB KiB (random sizes, fixed seed) in 20 folders of 10 subfolders each.
 # Parameters (environment): FILES (2000), SIZE_KIB (64), RUNS (3), PARALLELS ("4 8 16 32"), TRANSFERS (rclone's
 # --transfers, 8), WORK (/var/tmp/harp-folder-bench), HARP_CLI (else built with `swift build -c release --product
 # harp-cli --scratch-path .build-release`), HARP_BEFORE, INSTALL (1: apt-get rclone, python3, time when missing),
@@ -47,6 +52,8 @@ WORK=${WORK:-/var/tmp/harp-folder-bench}
 INSTALL=${INSTALL:-1}
 TIMEOUT=${TIMEOUT:-900}
 DEVCLOUD=${DEVCLOUD:-1}
+SWARM=${SWARM:-1}
+NESTED=${NESTED:-0}
 HARP_BIN=${HARP_CLI:-}
 BEFORE_BIN=${HARP_BEFORE:-}
 NC_URL=${NEXTCLOUD_URL:-}
@@ -104,8 +111,21 @@ RESULTS=$WORK/results.jsonl
 
 # --- the source files -----------------------------------------------------------------------------------------------
 # Incompressible and deterministic: one AES-256-CTR keystream cut into FILES pieces of SIZE_KIB KiB.
-SRC=$WORK/src-$FILES-$SIZE_KIB
-if [ "$(find "$SRC" -type f 2>/dev/null | wc -l)" != "$FILES" ]; then
+SRC=$WORK/src-$FILES-$SIZE_KIB$(if [ "$NESTED" = 1 ]; then echo -nested; fi)
+if [ "$NESTED" = 1 ] && [ "$(find "$SRC" -type f 2>/dev/null | wc -l)" != "$FILES" ]; then
+    # Sizes from 4 KiB to SIZE_KIB KiB, in 20 folders of 10 subfolders each (issue 15: 20,000 files of 4 to 64 KiB).
+    rm -rf "$SRC"
+    python3 - "$SRC" "$FILES" "$SIZE_KIB" <<'PY'
+import os, random, sys
+root, count, kib = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rng = random.Random(15)
+for i in range(count):
+    folder = os.path.join(root, "d%02d" % (i % 20), "e%02d" % ((i // 20) % 10))
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "f%05d.bin" % i), "wb") as f:
+        f.write(rng.randbytes(rng.randint(4 * 1024, kib * 1024)))
+PY
+elif [ "$(find "$SRC" -type f 2>/dev/null | wc -l)" != "$FILES" ]; then
     rm -rf "$SRC"
     mkdir -p "$SRC"
     head -c "$((FILES * SIZE_KIB * 1024))" /dev/zero |
@@ -113,7 +133,7 @@ if [ "$(find "$SRC" -type f 2>/dev/null | wc -l)" != "$FILES" ]; then
         (cd "$SRC" && split -a 5 -d -b "$((SIZE_KIB * 1024))" - f && for f in f*; do mv "$f" "$f.bin"; done)
 fi
 [ "$(find "$SRC" -type f | wc -l)" = "$FILES" ] || { echo "could not write $FILES files into $SRC" >&2; exit 1; }
-cat "$SRC"/* >/dev/null
+find "$SRC" -type f -exec cat {} + >/dev/null
 
 # --- one timed copy -------------------------------------------------------------------------------------------------
 # Sets COPY_SECONDS, COPY_RC, COPY_OK, COPY_CPU, COPY_RSS_KIB.
@@ -132,8 +152,10 @@ timed_client() {  # label output-folder -- command...
     COPY_RSS_KIB=$(awk 'END {print $2}' "$tfile" 2>/dev/null || echo "")
     COPY_CPU=$(awk 'END {printf "%.2f", $3 + $4}' "$tfile" 2>/dev/null || echo "")
     COPY_OK=0
-    if [ "$rc" = 0 ] && [ -d "$out" ] && [ "$(find "$out" -type f | wc -l)" = "$FILES" ] &&
-        diff -r -q "$SRC" "$out" >/dev/null 2>&1; then
+    # The seeder of the harp-swarm series writes .harp/ (the folder's bundle) into the remote folder: rclone copies it,
+    # harp does not; the copies are compared without it.
+    if [ "$rc" = 0 ] && [ -d "$out" ] && [ "$(find "$out" -path '*/.harp' -prune -o -type f -print | wc -l)" = "$FILES" ] &&
+        diff -r -q -x .harp "$SRC" "$out" >/dev/null 2>&1; then
         COPY_OK=1
     fi
 }
@@ -164,9 +186,14 @@ run_client() {  # tool run-number
                 harp-before) binary=$BEFORE_BIN ;;
                 harp-p*) extra=(--parallel "${tool#harp-p}") ;;
             esac
+            local swarm_env=()
+            if [ "$tool" = harp-swarm ]; then
+                swarm_env=(HARP_SIGNAL="$SIG_URL" HARP_LISTEN=127.0.0.1)
+                extra=(--linger 0)
+            fi
             timed_client "$label" "$out" -- env HARP_SERVER="$REMOTE_BASE" HARP_USER="$REMOTE_USER" \
                 HARP_APP_PASSWORD="$REMOTE_PASS" HARP_CONFIG_DIR="$peer/config" HARP_STORE="$peer/store.sqlite" \
-                XDG_STATE_HOME="$peer/state" \
+                XDG_STATE_HOME="$peer/state" "${swarm_env[@]}" \
                 "$binary" get -R "$REMOTE_FOLDER" -o "$out" --quiet "${extra[@]}"
             ;;
     esac
@@ -182,11 +209,15 @@ else:
     print(json.dumps({m: am[m] - bm.get(m, 0) for m in sorted(am) if am[m] - bm.get(m, 0)}))
 PY
 )
-    printf '   %-12s %8s s  %7.1f files/s  exit %s  %s  CPU %s s  peak RSS %s MiB  requests %s\n' "$tool" \
-        "$COPY_SECONDS" "$(python3 -c "print($FILES / $COPY_SECONDS)")" "$COPY_RC" \
+    local sent=null
+    if [ -n "$STATS_URL" ]; then
+        sent=$(python3 -c "import json, sys; print(json.loads(sys.argv[2]).get('bytesSent', 0) - json.loads(sys.argv[1]).get('bytesSent', 0))" "$before" "$after")
+    fi
+    printf '   %-12s %8s s  %7.1f files/s  exit %s  %s  CPU %s s  peak RSS %s MiB  server sent %s B  requests %s\n' \
+        "$tool" "$COPY_SECONDS" "$(python3 -c "print($FILES / $COPY_SECONDS)")" "$COPY_RC" \
         "$([ "$COPY_OK" = 1 ] && echo identical || echo DIFFERS)" "$COPY_CPU" \
-        "$(python3 -c "print('%.1f' % (${COPY_RSS_KIB:-0} / 1024))")" "$counts"
-    echo "{\"server\":\"$SERVER_LABEL\",\"tool\":\"$tool\",\"run\":$number,\"files\":$FILES,\"kib\":$SIZE_KIB,\"seconds\":$COPY_SECONDS,\"rc\":$COPY_RC,\"identical\":$COPY_OK,\"cpuSeconds\":${COPY_CPU:-null},\"rssKiB\":${COPY_RSS_KIB:-null},\"requests\":$counts}" >>"$RESULTS"
+        "$(python3 -c "print('%.1f' % (${COPY_RSS_KIB:-0} / 1024))")" "$sent" "$counts"
+    echo "{\"server\":\"$SERVER_LABEL\",\"tool\":\"$tool\",\"run\":$number,\"files\":$FILES,\"kib\":$SIZE_KIB,\"seconds\":$COPY_SECONDS,\"rc\":$COPY_RC,\"identical\":$COPY_OK,\"cpuSeconds\":${COPY_CPU:-null},\"rssKiB\":${COPY_RSS_KIB:-null},\"bytesSent\":$sent,\"requests\":$counts}" >>"$RESULTS"
     rm -rf "$out" "$peer"
 }
 
@@ -209,7 +240,7 @@ echo "$(rclone version | head -n 1)"
 # --- DevCloud -------------------------------------------------------------------------------------------------------
 if [ "$DEVCLOUD" = 1 ]; then
     mkdir -p "$WORK/dc/files/alice/bench"
-    cp "$SRC"/* "$WORK/dc/files/alice/bench/"
+    cp -r "$SRC"/. "$WORK/dc/files/alice/bench/"
     "$HARP" devcloud serve --data "$WORK/dc" --listen 127.0.0.1:0 --user alice:alice-bench-pw \
         >"$LOGS/devcloud.out" 2>"$LOGS/devcloud.err" &
     PIDS+=($!)
@@ -223,7 +254,32 @@ if [ "$DEVCLOUD" = 1 ]; then
     REMOTE_FOLDER=/bench
     STATS_URL=$DC_URL/harp-devcloud/stats
     listed=$(curl -sS -f -u "alice:$REMOTE_PASS" -X PROPFIND -H 'Depth: 1' "$REMOTE_URL/bench/" | grep -o '<d:response>' | wc -l)
-    [ "$listed" = "$((FILES + 1))" ] || { echo "DevCloud lists $listed entries in /bench, not $((FILES + 1))" >&2; exit 1; }
+    if [ "$NESTED" != 1 ]; then
+        [ "$listed" = "$((FILES + 1))" ] || { echo "DevCloud lists $listed entries in /bench, not $((FILES + 1))" >&2; exit 1; }
+    fi
+    if [ "$SWARM" = 1 ]; then
+        "$HARP" signal serve --listen 127.0.0.1:0 --data "$WORK/peers/signal" --log-level warning \
+            >"$LOGS/signal.out" 2>"$LOGS/signal.err" &
+        PIDS+=($!)
+        wait_line "$LOGS/signal.out" '^wss?://' 60 $! || { cat "$LOGS/signal.err" >&2; exit 1; }
+        SIG_URL=$(head -n 1 "$LOGS/signal.out")
+        seeder=$WORK/peers/seeder
+        mkdir -p "$seeder"
+        t0=$(now)
+        env HARP_SERVER="$DC_URL" HARP_USER=alice HARP_APP_PASSWORD=alice-bench-pw HARP_SIGNAL="$SIG_URL" \
+            HARP_LISTEN=127.0.0.1 HARP_CONFIG_DIR="$seeder/config" HARP_STORE="$seeder/store.sqlite" \
+            XDG_STATE_HOME="$seeder/state" "$HARP" seed "$SRC" --remote /bench --json --rescan 3600 \
+            >"$LOGS/seeder.out" 2>"$LOGS/seeder.err" &
+        PIDS+=($!)
+        for _ in $(seq 1 "$TIMEOUT"); do
+            n=$(grep -c '"event":"seeding"' "$LOGS/seeder.out" 2>/dev/null || true)
+            [ "${n:-0}" -ge "$FILES" ] && break
+            kill -0 "${PIDS[-1]}" 2>/dev/null || { tail -5 "$LOGS/seeder.err" >&2; echo "the seeder exited" >&2; exit 1; }
+            sleep 1
+        done
+        echo "seeder: every file seeding after $(python3 -c "print('%.1f' % ($(now) - $t0))") s"
+        TOOLS+=(harp-swarm)
+    fi
     run_series
     STATS_URL=""
 fi
@@ -277,6 +333,12 @@ for server in dict.fromkeys(r["server"] for r in rows):
             "%.2f" % med[t] if med[t] else "-", "%.0f" % (files / med[t]) if med[t] else "-", ratio,
             "%.1f" % statistics.median([r["cpuSeconds"] for r in good]) if good else "-",
             "%.0f" % (statistics.median([r["rssKiB"] for r in good]) / 1024) if good else "-", per_file))
+    swarm = [r for r in rs if r["tool"] == "harp-swarm" and r["rc"] == 0 and r["identical"] == 1]
+    if swarm and med.get("rclone"):
+        share = statistics.median([r["bytesSent"] / (files * kib * 1024) for r in swarm if r.get("bytesSent") is not None])
+        print("harp-swarm (one seeder) / rclone, time: %.2f -> %s (target: at most 1/3); server sent %.3f of the bytes "
+              "(target: under 0.1)" % (med["harp-swarm"] / med["rclone"],
+                                     "MET" if med["harp-swarm"] * 3 <= med["rclone"] else "NOT MET", share))
     if med.get("harp") and med.get("rclone"):
         ratio = med["harp"] / med["rclone"]
         print("harp (defaults) / rclone --transfers 8, time: %.2f -> %s (target: at most 1)" % (

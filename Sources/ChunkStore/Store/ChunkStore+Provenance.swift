@@ -70,24 +70,33 @@ extension ChunkStore {
                 guard Hash256(bytes: row["root"] as Data) == root else {
                     throw ChunkStoreError.manifestMismatch("\(absolute) is indexed with another content root")
                 }
-                try db.execute(
-                    sql: """
-                        INSERT INTO provenance(path, root, fileid, etag, remoteSize, remoteMtime, size, mtimeNs,
-                            inode, device, source, recordedAt)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                        ON CONFLICT(path) DO UPDATE SET root = excluded.root, fileid = excluded.fileid,
-                            etag = excluded.etag, remoteSize = excluded.remoteSize,
-                            remoteMtime = excluded.remoteMtime, size = excluded.size, mtimeNs = excluded.mtimeNs,
-                            inode = excluded.inode, device = excluded.device, source = excluded.source,
-                            recordedAt = excluded.recordedAt
-                        """,
-                    arguments: [
-                        absolute, Data(root.bytes), server.fileid, server.etag, server.size, server.mtime,
-                        indexed.size, indexed.mtimeNanoseconds, Int64(bitPattern: indexed.inode),
-                        Int64(bitPattern: indexed.device), source.rawValue, Date().timeIntervalSince1970,
-                    ])
+                try upsertProvenance(
+                    path: absolute, root: root, server: server, guard: indexed, source: source, db: db)
             }
         }
+    }
+
+    /// Writes the provenance record of `path` (whose index entry has the guard `values`) in the transaction `db`.
+    func upsertProvenance(
+        path: String, root: Hash256, server: ServerVersion, guard values: FileGuard, source: Provenance.Source,
+        db: Database
+    ) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO provenance(path, root, fileid, etag, remoteSize, remoteMtime, size, mtimeNs,
+                    inode, device, source, recordedAt)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(path) DO UPDATE SET root = excluded.root, fileid = excluded.fileid,
+                    etag = excluded.etag, remoteSize = excluded.remoteSize,
+                    remoteMtime = excluded.remoteMtime, size = excluded.size, mtimeNs = excluded.mtimeNs,
+                    inode = excluded.inode, device = excluded.device, source = excluded.source,
+                    recordedAt = excluded.recordedAt
+                """,
+            arguments: [
+                path, Data(root.bytes), server.fileid, server.etag, server.size, server.mtime,
+                values.size, values.mtimeNanoseconds, Int64(bitPattern: values.inode),
+                Int64(bitPattern: values.device), source.rawValue, Date().timeIntervalSince1970,
+            ])
     }
 
     /// The provenance record of the file at `path`, whether or not the file still matches it.

@@ -49,6 +49,8 @@ public struct FetchJobs {
     public var jobs: [FetchJob] = []
     /// Listing entries that are not fetched, with why.
     public var refused: [(path: String, error: any Error)] = []
+    /// The folders walked (with -R), by their server path: each may have a bundle of its small files.
+    public var folders: [String] = []
 
     /// Resolves `paths` (files, or folders with `recursive`) to jobs. A path the server does not show is looked for
     /// as an upload in progress when `findUploads` (a signaling server is configured): its pending sidecar is
@@ -85,6 +87,7 @@ public struct FetchJobs {
             }
             guard recursive else { throw UsageError(description: "\(path) is a folder; use -R") }
             let folder = try OutputFolder.forFolder(item.path, output: output)
+            result.folders.append(item.path)
             let walk = listing.map { client.walkEntries(from: $0) } ?? client.walkEntries(item.path)
             for try await entry in walk {
                 switch entry {

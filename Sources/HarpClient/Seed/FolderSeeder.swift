@@ -78,6 +78,13 @@ public actor FolderSeeder {
     /// Whether this device may publish sidecars in each folder, as found in this scan (one PROPFIND per folder, not
     /// per file).
     private var publishableFolders: [String: Bool] = [:]
+    /// Files of `FolderSidecar.maxFileSize` or less, established as the server's version: they are served through the
+    /// folder's bundle (one swarm, one join), not through swarms of their own, which no fetcher would use.
+    private var bundleFiles: [String: (entry: FolderSidecar.Entry, basis: Basis, mtime: Date)] = [:]
+    /// The bundle seeded now, and the etag of its folder sidecar as the last scan listed it.
+    private var bundle: (sidecar: FolderSidecar, keys: SwarmKeys)?
+    private var bundleSidecarTag: String?
+    let identity: DeviceIdentity
     /// Files looked at concurrently in a scan.
     static let parallelFiles = 8
 
@@ -91,6 +98,7 @@ public actor FolderSeeder {
         self.store = store
         self.node = node
         self.publisher = SidecarPublisher(client: client, identity: identity, logger: logger)
+        self.identity = identity
         self.localRoot = localRoot
         self.remoteRoot = remoteRoot
         self.baseOptions = baseOptions
@@ -99,7 +107,10 @@ public actor FolderSeeder {
     }
 
     /// The files seeded now, by path relative to the folder.
-    public var seededFiles: [String] { seeded.keys.sorted() }
+    public var seededFiles: [String] { (Array(seeded.keys) + (bundle?.sidecar.files.map(\.path) ?? [])).sorted() }
+
+    /// The folder's bundle seeded now, if any.
+    public var seededBundle: FolderSidecar? { bundle?.sidecar }
 
     /// One pass: walk the server folder, match local files, start seeding new and changed ones, stop removed ones and
     /// ones that gained their own access rules.
@@ -140,6 +151,11 @@ public actor FolderSeeder {
             {
                 continue
             }
+            if let bundled = bundleFiles[relative], bundled.entry.etag == etag, bundled.entry.size == size,
+                bundled.mtime == mtime
+            {
+                continue
+            }
             if let memo = mismatched[relative], memo.mtime == mtime, memo.etag == etag { continue }
             work.append((relative, path, item, mtime, sidecarTag))
         }
@@ -171,6 +187,9 @@ public actor FolderSeeder {
             seeded[relative] = nil
             report(.unseeded(path: relative, ownAccessRules: false, sidecarDeleted: false))
         }
+        for relative in bundleFiles.keys where !present.contains(relative) { bundleFiles[relative] = nil }
+        await refreshBundle(
+            listedTag: sidecarTags[SidecarFolder.folderSidecarPath(of: remoteRoot)], remoteItems: remoteItems)
     }
 
     /// DESIGN §4: a file with its own ACL rules travels from the server only. A file that gained them after its sidecar
@@ -202,6 +221,11 @@ public actor FolderSeeder {
         do {
             let outcome = try store.index(file: path)
             guard let manifest = try store.manifest(root: outcome.root) else { return }
+            if outcome.size > 0, outcome.size <= FolderSidecar.maxFileSize {
+                return try await considerForBundle(
+                    relative: relative, path: path, item: item, remote: remote, root: outcome.root, mtime: mtime)
+            }
+            bundleFiles[relative] = nil
             // The walk lists `.harp/`: a file whose sidecar it did not list has none (no GET for it).
             var sidecar: Sidecar?
             if sidecarTag != nil {
@@ -293,6 +317,144 @@ public actor FolderSeeder {
         } catch {
             report(.error(path: relative, message: "\(error)"))
         }
+    }
+
+    /// A small file: established as the server's version (from the store's provenance, else compared whole with the
+    /// server, which costs one GET), it joins the folder's bundle at the end of the scan.
+    private func considerForBundle(
+        relative: String, path: String, item: DAVItem, remote: RemoteVersion, root: Hash256, mtime: Date
+    ) async throws {
+        var basis = try store.establishedProvenance(path: path, fileid: remote.fileid, etag: remote.etag).map {
+            Basis(rawValue: $0.source.rawValue) ?? .download
+        }
+        if basis == nil {
+            let check = try await comparison(item.path, remote).check(localPath: path, depth: .everyByte)
+            guard check.matches else {
+                bundleFiles[relative] = nil
+                skipMismatch(
+                    relative: relative, mtime: mtime, etag: remote.etag, reason: "it differs from the server's file")
+                return
+            }
+            try store.recordProvenance(path: path, root: root, server: remote, source: .comparison)
+            basis = .comparison
+        }
+        // A file that was larger at an earlier scan had a swarm of its own.
+        await stop(relative)
+        mismatched[relative] = nil
+        bundleFiles[relative] = (
+            FolderSidecar.Entry(
+                path: relative, fileid: remote.fileid, etag: remote.etag, size: remote.size, mtime: remote.mtime,
+                root: root),
+            basis ?? .comparison, mtime
+        )
+    }
+
+    /// Keeps the folder's bundle in step with the small files found: seeds the published bundle when this device holds
+    /// every file it lists, and publishes a new one (new σ) when there is none, it lists a file that is no longer the
+    /// server's (or that gained its own access rules), or this device holds more files than it lists. A current bundle
+    /// that lists a file this device lacks is left to its writer: two seeders with different files never overwrite
+    /// each other's bundle in turn.
+    private func refreshBundle(listedTag: String?, remoteItems: [String: DAVItem]) async {
+        let wanted = bundleFiles.values.map(\.entry).sorted { $0.path < $1.path }
+        if let bundle, bundle.sidecar.files == wanted, listedTag == bundleSidecarTag { return }
+        guard !wanted.isEmpty else {
+            await closeBundle()
+            return
+        }
+        let held = Dictionary(uniqueKeysWithValues: wanted.map { ($0.path, $0) })
+        var chosen: FolderSidecar?
+        if listedTag != nil {
+            let (existing, _) = await SidecarFolder(client: client, logger: logger).readFolderSidecar(of: remoteRoot)
+            if let existing {
+                let current = existing.files.allSatisfy { entry in
+                    guard let item = remoteItems[entry.path] else { return false }
+                    return item.etag == entry.etag && item.fileID.map(String.init) == entry.fileid && !item.hasACLList
+                }
+                let servable = existing.files.allSatisfy { held[$0.path] == $0 }
+                if current && !servable {
+                    await closeBundle()
+                    bundleSidecarTag = listedTag
+                    report(
+                        .error(
+                            path: nil,
+                            message: "the folder's bundle lists files this copy does not have as the server's: its "
+                                + "small files are not seeded"))
+                    return
+                }
+                if current {
+                    let complete = existing.files.count == wanted.count
+                    if complete {
+                        chosen = existing
+                    } else if await !mayPublishBundle() {
+                        chosen = existing
+                    }
+                }
+            }
+        }
+        do {
+            if chosen == nil {
+                guard await mayPublishBundle() else {
+                    await closeBundle()
+                    for entry in wanted where bundleFiles[entry.path] != nil {
+                        report(.skipped(path: entry.path, why: .cannotPublish))
+                    }
+                    return
+                }
+            }
+            let manifests = try (chosen?.files ?? wanted).map { entry throws -> Manifest in
+                guard let manifest = try store.manifest(root: entry.root) else {
+                    throw ChunkStoreError.manifestMismatch("no manifest for \(entry.path)")
+                }
+                return manifest
+            }
+            let manifest = try FolderSidecar.bundle(manifests)
+            let sidecar: FolderSidecar
+            if let chosen {
+                guard manifest.root == chosen.root else {
+                    throw ChunkStoreError.manifestMismatch("the folder's bundle does not match its files")
+                }
+                sidecar = chosen
+            } else {
+                sidecar = FolderSidecar(
+                    files: wanted, chunking: manifest.parameters, root: manifest.root, salt: Sidecar.randomSalt(),
+                    writerKey: identity.publicKey, sign: identity.sign)
+                try await SidecarFolder(client: client, logger: logger).publishFolderSidecar(
+                    sidecar, manifest: manifest, of: remoteRoot)
+            }
+            bundleSidecarTag = listedTag
+            let keys = sidecar.swarmKeys
+            if let bundle, bundle.keys.swarmID == keys.swarmID {
+                self.bundle = (sidecar, keys)
+                return
+            }
+            await closeBundle()
+            var options = baseOptions
+            options.superSeed = true
+            options.filesInVersion = sidecar.files.count
+            let swarm = try await node.open(
+                root: sidecar.root, keys: keys, chunking: sidecar.chunking, expectedSize: sidecar.size,
+                options: options, awaitJoin: false)
+            try await swarm.seed(manifest: manifest, store: store)
+            bundle = (sidecar, keys)
+            for entry in sidecar.files {
+                report(
+                    .seeding(
+                        path: entry.path, swarmID: keys.swarmID, size: entry.size,
+                        basis: bundleFiles[entry.path]?.basis ?? .sidecar))
+            }
+        } catch {
+            report(.error(path: nil, message: "the folder's bundle of small files: \(error)"))
+        }
+    }
+
+    private func closeBundle() async {
+        guard let bundle else { return }
+        await node.close(bundle.keys)
+        self.bundle = nil
+    }
+
+    private func mayPublishBundle() async -> Bool {
+        await mayPublish(nextTo: (remoteRoot == "/" ? "" : remoteRoot) + "/" + FolderSidecar.fileName)
     }
 
     /// `SidecarPublisher.mayPublish`, asked once per folder and scan.

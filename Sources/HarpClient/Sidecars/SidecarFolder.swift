@@ -84,6 +84,58 @@ public struct SidecarFolder: Sendable {
         }
     }
 
+    /// Where the folder sidecar of the server folder `folder` lives: `folder/.harp/folder.harp`.
+    public static func folderSidecarPath(of folder: String) -> String {
+        (folder == "/" ? "" : folder) + "/" + Sidecar.folderName + "/" + FolderSidecar.fileName
+    }
+
+    /// The folder sidecar of the server folder `folder` (its bundle of small files), or nil with a note when there is
+    /// none usable. It is read with a limit of `FolderSidecar.maxEncodedSize` and checked before use.
+    public func readFolderSidecar(of folder: String) async -> (sidecar: FolderSidecar?, note: String?) {
+        let path = Self.folderSidecarPath(of: folder)
+        do {
+            let (data, _) = try await client.data(at: path, limit: FolderSidecar.maxEncodedSize)
+            do {
+                return (try FolderSidecar(json: Array(data)), nil)
+            } catch {
+                logger.warning(
+                    "ignoring a folder sidecar that does not verify",
+                    metadata: ["path": "\(path)", "error": "\(error)"])
+                return (nil, "the folder's bundle sidecar does not verify (\(error))")
+            }
+        } catch let error as NextcloudError where error.kind == .notFoundOrNoAccess || error.kind == .forbidden {
+            return (nil, nil)
+        } catch {
+            return (nil, "the folder's bundle sidecar could not be read (\(error))")
+        }
+    }
+
+    /// Writes the bundle's manifest (`.harp/folder.hrpm`), then the folder sidecar of the server folder `folder`, into
+    /// its `.harp/`: a fetcher that finds the sidecar can start from the manifest (with the server as web seed) when no
+    /// peer is there, instead of waiting for one.
+    public func publishFolderSidecar(_ sidecar: FolderSidecar, manifest: Manifest, of folder: String) async throws {
+        let path = Self.folderSidecarPath(of: folder)
+        let parent = Self.parent(of: path)
+        try await upload(Data(manifest.encoded()), to: Self.folderManifestPath(of: folder), in: parent)
+        try await upload(Data(sidecar.encoded()), to: path, in: parent)
+    }
+
+    static func folderManifestPath(of folder: String) -> String {
+        String(folderSidecarPath(of: folder).dropLast(".harp".count)) + ".hrpm"
+    }
+
+    /// The bundle manifest published next to `sidecar`, if it verifies against the bundle's root; read with a limit
+    /// from the number of chunks the bundle's size and file count allow (36 bytes a chunk).
+    public func readFolderManifest(for sidecar: FolderSidecar, of folder: String) async -> Manifest? {
+        let chunks = sidecar.size / Int64(max(sidecar.chunking.minSize, 64)) + Int64(sidecar.files.count) + 1
+        let limit = Int(min(4096 + chunks * 36, 64 << 20))
+        guard let (data, _) = try? await client.data(at: Self.folderManifestPath(of: folder), limit: limit),
+            let manifest = try? Manifest(encoded: Array(data)), (try? manifest.verify(root: sidecar.root)) != nil,
+            manifest.parameters == sidecar.chunking, manifest.size == sidecar.size
+        else { return nil }
+        return manifest
+    }
+
     /// Whether the user may create files in the folder of `path` (the sidecar goes into its `.harp/`).
     public func mayPublish(nextTo path: String) async -> Bool {
         guard let folder = try? await client.item(at: Self.parent(of: path)) else { return false }

@@ -103,8 +103,17 @@ public struct ServerComparison: Sendable {
         try await compare(localPath: localPath, ranges: size > 0 ? [(Int64(0), size)] : [], mode: mode)
     }
 
+    /// Compares `ranges` of this version with the local file at `localPath`, which holds the version's bytes from
+    /// `localBase` on (a folder's bundle holds many files one after the other). A mismatch is reported as an offset in
+    /// the local file.
+    public func check(
+        localPath: String, localBase: Int64, ranges: [(offset: Int64, length: Int64)]
+    ) async throws -> Outcome {
+        try await compare(localPath: localPath, ranges: ranges, mode: .samples, localBase: localBase)
+    }
+
     private func compare(
-        localPath: String, ranges: [(offset: Int64, length: Int64)], mode: Outcome.Mode
+        localPath: String, ranges: [(offset: Int64, length: Int64)], mode: Outcome.Mode, localBase: Int64 = 0
     ) async throws -> Outcome {
         let started = ContinuousClock.now
         let fd = open(localPath, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
@@ -113,8 +122,10 @@ public struct ServerComparison: Sendable {
         }
         defer { close(fd) }
         var st = stat()
-        guard fstat(fd, &st) == 0, Int64(st.st_size) == size else {
-            return Outcome(mode: mode, mismatchAt: 0)
+        guard fstat(fd, &st) == 0,
+            localBase == 0 ? Int64(st.st_size) == size : Int64(st.st_size) >= localBase + size
+        else {
+            return Outcome(mode: mode, mismatchAt: localBase)
         }
         let counters = Counters()
         let client = self.client
@@ -125,7 +136,7 @@ public struct ServerComparison: Sendable {
             func addNext() {
                 guard let range = pending.next() else { return }
                 group.addTask {
-                    let sink = ComparingSink(descriptor: fd, path: localPath, offset: range.offset)
+                    let sink = ComparingSink(descriptor: fd, path: localPath, offset: localBase + range.offset)
                     do {
                         guard let byteRange = ByteRange(offset: range.offset, length: range.length) else { return }
                         // A whole-file comparison asks for the range 0-(size-1), which a server answers with 206.

@@ -87,11 +87,13 @@ public struct ManifestAssembler: Sendable {
 
 /// The manifest, both ways: asking a peer for it and serving it.
 extension SwarmEngine {
-    /// The most chunks a version of `size` bytes can have with this swarm's chunking: every chunk but the last is at
-    /// least `chunking.minSize` long. Never above `Manifest.maxChunkCount`, whatever the size and parameters say.
+    /// The most chunks a version of `size` bytes can have with this swarm's chunking: every chunk but the last of each
+    /// file is at least `chunking.minSize` long (a folder's bundle has `options.filesInVersion` files). Never above
+    /// `Manifest.maxChunkCount`, whatever the size and parameters say.
     public func chunkCountBound(size: UInt64) -> Int {
         let minSize = UInt64(max(chunking.minSize, 1))
-        let bound = size / minSize + (size % minSize == 0 ? 0 : 1)
+        let files = UInt64(max(options.filesInVersion, 1))
+        let bound = files == 1 ? size / minSize + (size % minSize == 0 ? 0 : 1) : size / minSize + files
         return Int(min(bound, UInt64(Manifest.maxChunkCount)))
     }
 

@@ -36,6 +36,9 @@ public struct SwarmEngine: Sendable {
         public var maxPipelineDepth = 16
         /// Upload limit of this swarm in bytes per second (nil: none).
         public var uploadLimit: Int?
+        /// Files the version is made of: 1 for a file, more for a folder's bundle, whose files each end with a chunk
+        /// that may be shorter than the chunking's minimum (the manifest bound allows one such chunk per file).
+        public var filesInVersion = 1
         /// Test support: corrupt every n-th chunk this side uploads (0: never). Never set in normal use.
         public var corruptEveryNthUpload = 0
         public init() {}

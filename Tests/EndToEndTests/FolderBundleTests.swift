@@ -1,0 +1,94 @@
+import Foundation
+import Testing
+
+/// Issue 15, item 1: a folder's small files are one swarm (a bundle), seeded with one join and fetched with one folder
+/// sidecar, from peers, compared with the server by samples of the whole bundle.
+@Suite("Folder bundles (real processes)")
+struct FolderBundleTests {
+    @Test func aSeededFoldersSmallFilesComeFromPeersThroughOneBundle() async throws {
+        let bed = try await Testbed()
+        defer { bed.shutdown() }
+        let folder = bed.home("author") + "/Clips"
+        try FileManager.default.createDirectory(atPath: folder + "/day1/a", withIntermediateDirectories: true)
+        var small: [String: String] = [:]
+        var smallBytes = 0
+        // More small files than a comparison takes samples: the server's requests must not grow with the count.
+        for index in 0..<150 {
+            let size = index % 10 == 0 ? 1 + (index * 8_737) % (256 << 10) : 1 + (index * 997) % 20_000
+            let relative = (index % 3 == 0 ? "day1/a/" : index % 3 == 1 ? "day1/" : "") + "clip\(index).bin"
+            let made = try bed.makeFile("clip\(index).bin", size: size)
+            try FileManager.default.copyItem(atPath: made, toPath: folder + "/" + relative)
+            small[relative] = made
+            smallBytes += size
+        }
+        let large = try bed.makeFile("large.bin", size: 3 << 20)
+        try FileManager.default.copyItem(atPath: large, toPath: folder + "/large.bin")
+
+        let put = try await bed.run("author", ["put", "-R", "Clips", "/", "--json"])
+        #expect(put.process.terminationStatus == 0, "\(put.stderr)")
+        let seeder = try bed.start("author", ["seed", "Clips", "--remote", "/Clips", "--json"])
+        try await waitUntil("the seeder to seed all 151 files: \(seeder.output) \(seeder.stderr)", timeout: 240) {
+            seeder.jsonLines.filter { $0["event"] as? String == "seeding" }.count >= 151
+        }
+        let seeding = seeder.jsonLines.filter { $0["event"] as? String == "seeding" }
+        // The 150 small files share one swarm; the large file has its own.
+        let swarms = Set(seeding.compactMap { $0["swarm"] as? String })
+        #expect(swarms.count == 2, "\(seeding)")
+
+        let statsBefore = try await bed.cloudStats()
+        let get = try await bed.run("reader", ["get", "-R", "/Clips", "-o", "copy", "--json"])
+        #expect(
+            get.process.terminationStatus == 0,
+            "\(get.stderr) \(get.output.filter { !$0.contains("file-done") }) \(seeder.stderr.suffix(3000))")
+        let statsAfter = try await bed.cloudStats()
+        for (relative, original) in small {
+            #expect(try sameContents(original, bed.home("reader") + "/copy/" + relative), "\(relative)")
+        }
+        #expect(try sameContents(large, bed.home("reader") + "/copy/large.bin"))
+        let done = get.jsonLines.filter { $0["event"] as? String == "file-done" }
+        #expect(done.count == 151)
+        let bundled = done.filter { ($0["path"] as? String)?.hasSuffix("large.bin") == false }
+        #expect(
+            bundled.allSatisfy { $0["method"] as? String == "swarm" },
+            "\(get.jsonLines.filter { $0["event"] as? String == "note" }) \(get.stderr.suffix(4000)) SEEDER \(seeder.stderr.suffix(4000))"
+        )
+        #expect(bundled.reduce(Int64(0)) { $0 + int64($1["bytesFromPeers"]) } == Int64(smallBytes))
+        #expect(bundled.reduce(Int64(0)) { $0 + int64($1["bytesFromServer"]) } == 0)
+        // The server sent the listing, one folder sidecar, the large file's sidecar and manifest, and samples: far
+        // fewer requests than files, and a small share of the bytes.
+        let gets = requests(statsAfter, "GET") - requests(statsBefore, "GET")
+        #expect(gets < 150, "\(gets) GETs for 150 small files")
+        let sent = int64(statsAfter["bytesSent"]) - int64(statsBefore["bytesSent"])
+        #expect(sent < Int64(smallBytes + (3 << 20)) / 4, "the server sent \(sent) bytes")
+
+        // With the seeder gone, the bundle's published manifest lets a fetcher start at once with the server as web
+        // seed, one Range GET per file, instead of waiting for a peer that will not come.
+        seeder.signal(SIGTERM)
+        _ = await seeder.wait()
+        let alone = try await bed.run("alone", ["get", "-R", "/Clips", "-o", "copy", "--json"])
+        #expect(alone.process.terminationStatus == 0, "\(alone.stderr)")
+        let aloneDone = alone.jsonLines.filter { $0["event"] as? String == "file-done" }
+        let aloneBundled = aloneDone.filter { ($0["notes"] as? [String] ?? []).contains { $0.contains("bundle") } }
+        #expect(aloneBundled.count == 150, "\(alone.jsonLines.filter { $0["event"] as? String == "note" })")
+        #expect(aloneBundled.reduce(Int64(0)) { $0 + int64($1["bytesFromServer"]) } == Int64(smallBytes))
+        // Bytes that all came from the server under If-Match are not compared with it again.
+        #expect(aloneBundled.allSatisfy { $0["check"] is NSNull }, "\(aloneBundled.first ?? [:])")
+        for (relative, original) in small {
+            #expect(try sameContents(original, bed.home("alone") + "/copy/" + relative), "\(relative)")
+        }
+
+        // A small file changed on the server after the bundle was written: its new version comes as the server has
+        // it (the bundle no longer describes the folder until the seeder's next scan rewrites it), the others intact.
+        let changed = try bed.makeFile("v2/clip1.bin", size: 5_000)
+        try await bed.upload(changed, to: "/Clips/day1")
+        let again = try await bed.run("late", ["get", "-R", "/Clips", "-o", "copy", "--json"])
+        #expect(again.process.terminationStatus == 0, "\(again.stderr)")
+        #expect(try sameContents(changed, bed.home("late") + "/copy/day1/clip1.bin"))
+        #expect(try sameContents(try #require(small["day1/a/clip0.bin"]), bed.home("late") + "/copy/day1/a/clip0.bin"))
+        #expect(try sameContents(large, bed.home("late") + "/copy/large.bin"))
+    }
+}
+
+private func requests(_ stats: [String: Any], _ method: String) -> Int64 {
+    ((stats["requestsByMethod"] as? [String: Any])?[method] as? NSNumber)?.int64Value ?? 0
+}
