@@ -15,10 +15,10 @@ struct NATTestbedTests {
         }
     }
 
-    @Test(
-        "two endpoint-independent NATs punch through, a UPnP router maps, two symmetric NATs relay",
-        .enabled(if: canRun), .timeLimit(.minutes(10)))
-    func pairs() async throws {
+    /// Runs bench/nat/run.sh for `pairs`; its output and its result rows.
+    static func run(
+        pairs: String, environment extra: [String: String] = [:]
+    ) async throws -> (output: String, rows: [[String: Any]]) {
         let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent()
         let work = FileManager.default.temporaryDirectory.appendingPathComponent("harp-nat-e2e-\(UUID().uuidString)")
@@ -35,12 +35,13 @@ struct NATTestbedTests {
         ]
         var environment = ProcessInfo.processInfo.environment
         environment["HARP_CLI"] = HarpBinary.url.path
-        environment["PAIRS"] = "eim1:eim2 upnp:eim2 sym1:sym2"
+        environment["PAIRS"] = pairs
         environment["PREFIX"] = "hne\(getpid() % 10000)"
         environment["WORK"] = work.path
         environment["INSTALL"] = "0"
         environment["SIZE_MIB"] = "4"
         environment["INBOUND"] = "drop"
+        environment.merge(extra) { $1 }
         process.environment = environment
         let log = work.appendingPathExtension("log")
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
@@ -62,6 +63,14 @@ struct NATTestbedTests {
         let rows = results.split(separator: "\n").compactMap {
             try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
         }
+        return (output, rows)
+    }
+
+    @Test(
+        "two endpoint-independent NATs punch through, a UPnP and a NAT-PMP router map, two symmetric NATs relay",
+        .enabled(if: canRun), .timeLimit(.minutes(10)))
+    func pairs() async throws {
+        let (output, rows) = try await Self.run(pairs: "eim1:eim2 upnp:eim2 pmp:eim2 sym1:sym2")
         func row(_ seeder: String, _ fetcher: String) -> [String: Any]? {
             rows.first { $0["seeder"] as? String == seeder && $0["fetcher"] as? String == fetcher }
         }
@@ -72,8 +81,31 @@ struct NATTestbedTests {
         let mapped = try #require(row("upnp", "eim2"))
         #expect(mapped["way"] as? String == "direct")
         #expect((mapped["how"] as? String)?.hasPrefix("mapped") == true)
+        // A router with NAT-PMP only: the mapping comes from NAT-PMP, and is deleted when the seeder exits.
+        let natPMP = try #require(row("pmp", "eim2"))
+        #expect(natPMP["way"] as? String == "direct", "\(output)")
+        #expect((natPMP["how"] as? String)?.hasPrefix("mapped") == true, "\(output)")
+        #expect(natPMP["routerMappings"] as? [Int] == [1, 0], "\(output)")
         let relayed = try #require(row("sym1", "sym2"))
         #expect(relayed["verified"] as? Bool == true)
         #expect(relayed["way"] as? String == "relayed")
+    }
+
+    /// Relay, then upgrade (docs/nat.md): two endpoint-independent NATs that cannot reach each other for the first
+    /// 8 s of the fetch start on the relay; the background punch then moves them to a punched connection, the file
+    /// arrives whole, and only part of it crossed the relay.
+    @Test(
+        "a pair that starts on the relay moves to a punched connection", .enabled(if: canRun), .timeLimit(.minutes(10)))
+    func relayThenUpgrade() async throws {
+        let (output, rows) = try await Self.run(
+            pairs: "eim1:eim2:8", environment: ["SIZE_MIB": "24", "RATE_MBIT": "12"])
+        let upgraded = try #require(rows.first, "no result:\n\(output)")
+        #expect(upgraded["verified"] as? Bool == true, "\(output)")
+        #expect(upgraded["lastPath"] as? String == "punched", "\(output)")
+        let how = (upgraded["how"] as? String) ?? ""
+        #expect(how.contains("relayed") && how.contains("punched"), "\(output)")
+        let relayedFraction = try #require(upgraded["relayedFraction"] as? Double)
+        #expect(relayedFraction > 0.01 && relayedFraction < 0.9, "\(output)")
+        #expect((upgraded["punchSuccesses"] as? Int ?? 0) >= 1, "\(output)")
     }
 }

@@ -5,7 +5,11 @@
 #
 #   bench/nat/run.sh                                  # every pair of PAIRS once
 #   PAIRS="eim1:eim2 upnp:sym1" bench/nat/run.sh      # seeder-site:fetcher-site pairs
+#   PAIRS="eim1:eim2:10" bench/nat/run.sh             # ... whose routers drop each other's packets for the first
+#                                                     # 10 s of the fetch (relay, then upgrade: docs/nat.md)
 #   PROBE_ONLY=1 bench/nat/run.sh                     # build the network, print the reachability probes, exit
+#   PAIRS= SWARM=upnp:eim1,eim2,pmp,sym1 RUNS=3 bench/nat/run.sh
+#                                                     # a seeder and fetchers, each in its own site, all at once
 #
 # Sites (one peer namespace each, $PREFIX-<site>):
 #   pub    no NAT: the peer sits on the internet bridge itself (NET.20)
@@ -13,6 +17,7 @@
 #   eim2   internal address:port maps to the same external port whatever the destination); filtering is by conntrack
 #          (address- and port-dependent): an inbound connection with no matching outbound flow or mapping is refused
 #   upnp   as eim, and the router runs miniupnpd (UPnP IGD and NAT-PMP on its LAN side) so a peer can map a port
+#   pmp    as eim, and the router runs miniupnpd with NAT-PMP only (no UPnP: harp falls back to NAT-PMP)
 #   sym1   symmetric NAT: MASQUERADE --random-fully (a fresh random external port for every flow)
 #   sym2
 # Every uplink is shaped with `tc tbf` (RATE_MBIT): the origin's and the public peer's, each router's WAN side (the
@@ -33,7 +38,7 @@
 # Parameters (environment): SIZE_MIB (16), RATE_MBIT (40), BURST (64kb), TBF_LATENCY (50ms), PAIRS, TIMEOUT (120 s
 # per fetch), HARP_CLI (a harp-cli binary; else one is built in release into .build-release), HARP_ARGS (extra
 # arguments for every harp-cli get, e.g. --no-port-mapping), WORK (/var/tmp/harp-nat-bench), INSTALL (1: apt-get
-# the missing tools), PROBE_ONLY.
+# the missing tools), PROBE_ONLY, SWARM (SEEDER:FETCHER,FETCHER,... run before the pairs), RUNS (of the swarm, 1).
 #
 # Why not a documentation range (198.51.100.0/24, RFC 5737): miniupnpd 2.3.1 refuses to map ports when its external
 # address is in any reserved range (documentation, benchmarking, CGNAT, private: its addr_is_reserved list), so the
@@ -61,7 +66,7 @@ PROBE_ONLY=${PROBE_ONLY:-0}
 INBOUND=${INBOUND:-drop}
 case $INBOUND in reset | drop) ;; *) echo "INBOUND must be reset or drop" >&2; exit 1 ;; esac
 PREFIX=${PREFIX:-hnt}
-PAIRS=${PAIRS:-"pub:eim1 eim1:pub eim1:eim2 upnp:eim1 eim1:upnp upnp:sym1 sym1:upnp eim1:sym1 sym1:eim1 sym1:sym2 pub:sym1"}
+PAIRS=${PAIRS-"pub:eim1 eim1:pub eim1:eim2 upnp:eim1 eim1:upnp upnp:sym1 sym1:upnp eim1:sym1 sym1:eim1 sym1:sym2 pub:sym1"}
 HARP_ARGS=${HARP_ARGS:-}
 NET=${NET:-11.77.0}            # the "internet" (see above)
 ORIGIN_IP=$NET.1
@@ -70,7 +75,7 @@ DC_PORT=8080
 SIG_PORT=7000
 PEER_PORT=41000                # every peer listens here (--listen 0.0.0.0:PEER_PORT)
 F=$((SIZE_MIB * 1024 * 1024))
-SITES="eim1 eim2 upnp sym1 sym2"
+SITES="eim1 eim2 upnp sym1 sym2 pmp"
 # The routers' rules go through iptables-legacy when there is one: miniupnpd-iptables edits the legacy tables (libiptc).
 IPT=iptables
 command -v iptables-legacy >/dev/null && IPT=iptables-legacy
@@ -85,7 +90,9 @@ fi
 find_harp "$repo" "$HARP_CLI"
 
 # --- names and addresses ------------------------------------------------------------------------------------------
-site_index() { case $1 in eim1) echo 1 ;; eim2) echo 2 ;; upnp) echo 3 ;; sym1) echo 4 ;; sym2) echo 5 ;; esac; }
+site_index() {
+    case $1 in eim1) echo 1 ;; eim2) echo 2 ;; upnp) echo 3 ;; sym1) echo 4 ;; sym2) echo 5 ;; pmp) echo 6 ;; esac
+}
 wan_ip() { echo "$NET.$((10 + $(site_index "$1")))"; }
 lan_net() { echo "10.$(site_index "$1").0"; }
 peer_ip() { if [ "$1" = pub ]; then echo "$PUB_IP"; else echo "$(lan_net "$1").2"; fi; }
@@ -94,6 +101,7 @@ nat_kind() {
         pub) echo "none" ;;
         eim*) echo "endpoint-independent" ;;
         upnp) echo "endpoint-independent + UPnP/NAT-PMP" ;;
+        pmp) echo "endpoint-independent + NAT-PMP" ;;
         sym*) echo "symmetric (--random-fully)" ;;
     esac
 }
@@ -123,7 +131,8 @@ cleanup() {
     [ -n "$jobs_left" ] && kill -TERM $jobs_left 2>/dev/null
     teardown_ns
     wait 2>/dev/null
-    rm -rf "$WORK/data" "$WORK"/pair*/*/out "$WORK"/pair*/*/store "$WORK/origin/dc" 2>/dev/null
+    rm -rf "$WORK/data" "$WORK"/pair*/*/out "$WORK"/pair*/*/store "$WORK"/swarm-*/*/out "$WORK"/swarm-*/*/store \
+        "$WORK/origin/dc" 2>/dev/null
     [ -d "$WORK" ] && echo "logs and results: $WORK" >&2
     exit "$status"
 }
@@ -177,7 +186,7 @@ setup_site() {  # site
         sym*) nsx "$r" "$IPT" -t nat -A POSTROUTING -o wan -j MASQUERADE --random-fully ;;
         *) nsx "$r" "$IPT" -t nat -A POSTROUTING -o wan -j MASQUERADE ;;
     esac
-    if [ "$s" = upnp ]; then
+    if [ "$s" = upnp ] || [ "$s" = pmp ]; then
         # miniupnpd's chains (what its iptables_init.sh makes), inserted ahead of the rules above.
         nsx "$r" "$IPT" -t nat -N MINIUPNPD
         nsx "$r" "$IPT" -t nat -I PREROUTING -i wan -j MINIUPNPD
@@ -187,24 +196,26 @@ setup_site() {  # site
         nsx "$r" "$IPT" -t mangle -I PREROUTING -i wan -j MINIUPNPD
         nsx "$r" "$IPT" -N MINIUPNPD
         nsx "$r" "$IPT" -I FORWARD -i wan ! -o wan -j MINIUPNPD
-        mkdir -p "$WORK/upnp"
-        cat >"$WORK/upnp/miniupnpd.conf" <<EOF
+        local upnp=yes
+        [ "$s" = pmp ] && upnp=no
+        mkdir -p "$WORK/$s"
+        cat >"$WORK/$s/miniupnpd.conf" <<EOF
 ext_ifname=wan
 listening_ip=lan0
 port=5000
-enable_upnp=yes
+enable_upnp=$upnp
 enable_natpmp=yes
 secure_mode=yes
 system_uptime=yes
 notify_interval=60
 clean_ruleset_interval=600
-uuid=3f1b8a3e-1a7e-4c6e-9d7e-2c5b0f6c1701
+uuid=3f1b8a3e-1a7e-4c6e-9d7e-2c5b0f6c170$(site_index "$s")
 allow 1024-65535 $lan.0/24 1024-65535
 deny 0-65535 0.0.0.0/0 0-65535
 EOF
         # (ip netns exec, not nsx: a backgrounded function would be a subshell, and $! its pid.)
-        ip netns exec "$PREFIX-$r" miniupnpd -d -f "$WORK/upnp/miniupnpd.conf" -P "$WORK/upnp/miniupnpd.pid" \
-            >"$WORK/upnp/miniupnpd.log" 2>&1 &
+        ip netns exec "$PREFIX-$r" miniupnpd -d -f "$WORK/$s/miniupnpd.conf" -P "$WORK/$s/miniupnpd.pid" \
+            >"$WORK/$s/miniupnpd.log" 2>&1 &
     fi
 }
 
@@ -335,8 +346,39 @@ harp_env() {  # peer-dir
 now() { date +%s.%N; }
 
 # --- one pair -------------------------------------------------------------------------------------------------------
-run_pair() {  # seeder-site fetcher-site
-    local a=$1 b=$2 dir=$WORK/pair-$1-$2 seeder_pid rc=0 t0 t1 r0 r1 first="" way
+public_ip() { if [ "$1" = pub ]; then echo "$PUB_IP"; else wan_ip "$1"; fi; }
+# Each router of the pair drops what comes from the other site's public address (-I) or stops doing so (-D): no
+# direct dial and no punch gets through, the relay (through the origin) does. Dropped in the raw table, before
+# connection tracking, as a loss upstream of the router would be: a drop in FORWARD would leave both routers a
+# half-open entry of the listening ports' flow (SYN_SENT2, both SYNs seen) with the old sequence numbers, which makes
+# every punch of the pair fail until it expires (120 s; docs/nat.md).
+# While a pair is blocked, its routers also forget a half-open flow after 3 s instead of 120: the SYNs of the punch
+# that failed during the block would otherwise leave each router a flow of the listening ports that lets the other
+# side's next SYN in before the local punch has left, and the answer to it is then invalid for the router (docs/nat.md,
+# "Relay, then upgrade").
+half_open_timeout() {  # seconds site...
+    local seconds=$1 site
+    shift
+    for site in "$@"; do
+        [ "$site" != pub ] && nsx "r-$site" sysctl -qw "net.netfilter.nf_conntrack_tcp_timeout_syn_sent=$seconds"
+    done
+    return 0
+}
+block_pair() {  # -I|-D site-a site-b
+    local op=$1 a=$2 b=$3
+    [ "$a" != pub ] && nsx "r-$a" "$IPT" -t raw "$op" PREROUTING -i wan -s "$(public_ip "$b")" -j DROP
+    [ "$b" != pub ] && nsx "r-$b" "$IPT" -t raw "$op" PREROUTING -i wan -s "$(public_ip "$a")" -j DROP
+    return 0
+}
+
+# The port mappings miniupnpd holds for the peer port (its DNAT rules, whichever protocol asked).
+router_mappings() {  # site
+    nsx "r-$1" "$IPT" -t nat -S MINIUPNPD 2>/dev/null | grep -c -- "--dport $PEER_PORT " || true
+}
+
+run_pair() {  # seeder-site fetcher-site [seconds the two sites cannot reach each other]
+    local a=$1 b=$2 block=${3:-0} dir=$WORK/pair-$1-$2 seeder_pid rc=0 t0 t1 r0 r1 first="" way unblock_pid=""
+    [ "$block" != 0 ] && dir=$dir-blocked
     mkdir -p "$dir/seeder/out" "$dir/seeder/store" "$dir/fetcher/out" "$dir/fetcher/store"
     # shellcheck disable=SC2046,SC2086
     ip netns exec "$PREFIX-$a" env $(harp_env "$dir/seeder") "$HARP" get /f.bin -o "$dir/seeder/out/" --seed \
@@ -353,6 +395,12 @@ run_pair() {  # seeder-site fetcher-site
     local pa0 ps0 pa1 ps1
     pa0=$(metric harp_signal_punch_attempts_total)
     ps0=$(metric harp_signal_punch_successes_total)
+    if [ "$block" != 0 ]; then
+        half_open_timeout 3 "$a" "$b"
+        block_pair -I "$a" "$b"
+        (sleep "$block"; block_pair -D "$a" "$b") &
+        unblock_pid=$!
+    fi
     t0=$(now)
     # shellcheck disable=SC2046,SC2086
     ip netns exec "$PREFIX-$b" env $(harp_env "$dir/fetcher") timeout "$TIMEOUT" "$HARP" get /f.bin \
@@ -360,16 +408,22 @@ run_pair() {  # seeder-site fetcher-site
         > >(while IFS= read -r line; do printf '%s %s\n' "$(now)" "$line"; done >"$dir/fetcher/stdout") \
         2>"$dir/fetcher/stderr" || rc=$?
     t1=$(now)
+    if [ -n "$unblock_pid" ]; then
+        # A fetch that ended before the unblock: the rules go now.
+        if kill -0 "$unblock_pid" 2>/dev/null; then kill "$unblock_pid" 2>/dev/null || true; block_pair -D "$a" "$b"; fi
+        wait "$unblock_pid" 2>/dev/null || true
+        half_open_timeout 120 "$a" "$b"
+    fi
     sleep 0.5
     r1=$(metric harp_signal_relayed_bytes_total)
     pa1=$(metric harp_signal_punch_attempts_total)
     ps1=$(metric harp_signal_punch_successes_total)
     local maps_during="" maps_after=""
-    if [ "$a" = upnp ]; then maps_during=$(nsx upnp upnpc -m eth0 -l 2>/dev/null | grep -c "'harp'" || true); fi
+    if [ "$a" = upnp ] || [ "$a" = pmp ]; then maps_during=$(router_mappings "$a"); fi
     kill -TERM "$seeder_pid" 2>/dev/null || true
     wait "$seeder_pid" 2>/dev/null || true
-    if [ "$a" = upnp ]; then
-        maps_after=$(nsx upnp upnpc -m eth0 -l 2>/dev/null | grep -c "'harp'" || true)
+    if [ "$a" = upnp ] || [ "$a" = pmp ]; then
+        maps_after=$(router_mappings "$a")
         echo "   the router's harp port mappings while the seeder ran: $maps_during; after it exited: $maps_after"
     fi
     # The first progress line with bytes > 0.
@@ -389,14 +443,20 @@ run_pair() {  # seeder-site fetcher-site
     # The connection paths the fetcher's --json lines named, most often named first ("punched+relayed").
     how=$(grep -o '"connection":"[a-z]*"' "$dir/fetcher/stdout" | sort | uniq -c | sort -rn |
         grep -o '"[a-z]*"$' | tr -d '"' | paste -sd+ - || true)
+    # The path of the last progress line that names one (after an upgrade: punched).
+    local last
+    last=$(grep '"connection":"' "$dir/fetcher/stdout" | tail -n 1 | grep -o '"connection":"[a-z]*"' |
+        tr -d '"' | cut -d: -f2 | paste -sd+ - || true)
     python3 - "$a" "$b" "$rc" "$verified" "$way" "${how:-}" "$t0" "$t1" "${first:-}" "$relayed" "$F" \
         "$(nat_kind "$a")" "$(nat_kind "$b")" "$((${pa1:-0} - ${pa0:-0}))" "$((${ps1:-0} - ${ps0:-0}))" \
-        >>"$RESULTS" <<'PY'
+        "$block" "${last:-}" "${maps_during:-}" "${maps_after:-}" >>"$RESULTS" <<'PY'
 import json, sys
-a, b, rc, verified, way, how, t0, t1, first, relayed, F, ka, kb, pa, ps = sys.argv[1:]
+a, b, rc, verified, way, how, t0, t1, first, relayed, F, ka, kb, pa, ps, block, last, md, ma = sys.argv[1:]
 t0, t1 = float(t0), float(t1)
 print(json.dumps({
     "seeder": a, "fetcher": b, "seederNAT": ka, "fetcherNAT": kb, "exit": int(rc), "verified": verified == "yes",
+    "blockedSeconds": int(block), "lastPath": last or None,
+    "routerMappings": [int(md), int(ma)] if md and ma else None,
     "way": way, "how": how or None, "seconds": round(t1 - t0, 2),
     "firstByte": round(float(first) - t0, 2) if first else None,
     "relayedBytes": int(relayed), "relayedFraction": round(int(relayed) / int(F), 4),
@@ -405,8 +465,78 @@ PY
     tail -n 1 "$RESULTS" | sed 's/^/   /'
 }
 
+# --- a swarm: one seeder, several fetchers at once -----------------------------------------------------------------
+# Each fetcher is `get --no-server` (peers only); its finish is the time of its file-done line (a finished fetcher
+# lingers while others still fetch from it). The lower bound: every byte leaves the seeder's uplink once, F / RATE
+# (the fetchers' uplinks add 4 x RATE, and downlinks are not shaped).
+run_swarm() {  # seeder-site fetcher-sites(comma-separated) run
+    local a=$1 fetchers=${2//,/ } n=$3 dir=$WORK/swarm-$3 seeder_pid t0 r0 r1 pa0 ps0 pa1 ps1 s pids=()
+    mkdir -p "$dir/seeder/out" "$dir/seeder/store"
+    # shellcheck disable=SC2046,SC2086
+    ip netns exec "$PREFIX-$a" env $(harp_env "$dir/seeder") "$HARP" get /f.bin -o "$dir/seeder/out/" --seed \
+        --listen "0.0.0.0:$PEER_PORT" -v $HARP_ARGS >"$dir/seeder/stdout" 2>"$dir/seeder/stderr" &
+    seeder_pid=$!
+    if ! wait_line "$dir/seeder/stdout" '^seeding' 300 "$seeder_pid"; then
+        echo "   the seeder did not reach 'seeding' (logs in $dir/seeder)"
+        kill -TERM "$seeder_pid" 2>/dev/null || true
+        wait "$seeder_pid" 2>/dev/null || true
+        return 0
+    fi
+    sleep 1
+    r0=$(metric harp_signal_relayed_bytes_total)
+    pa0=$(metric harp_signal_punch_attempts_total)
+    ps0=$(metric harp_signal_punch_successes_total)
+    t0=$(now)
+    for s in $fetchers; do
+        mkdir -p "$dir/$s/out" "$dir/$s/store"
+        # shellcheck disable=SC2046,SC2086
+        (ip netns exec "$PREFIX-$s" env $(harp_env "$dir/$s") timeout "$TIMEOUT" "$HARP" get /f.bin \
+            -o "$dir/$s/out/" --no-server --json -v --listen "0.0.0.0:$PEER_PORT" $HARP_ARGS \
+            > >(while IFS= read -r line; do printf '%s %s\n' "$(now)" "$line"; done >"$dir/$s/stdout") \
+            2>"$dir/$s/stderr"
+            echo $? >"$dir/$s/exit") &
+        pids+=($!)
+    done
+    for s in "${pids[@]}"; do wait "$s" 2>/dev/null || true; done
+    sleep 0.5
+    r1=$(metric harp_signal_relayed_bytes_total)
+    pa1=$(metric harp_signal_punch_attempts_total)
+    ps1=$(metric harp_signal_punch_successes_total)
+    kill -TERM "$seeder_pid" 2>/dev/null || true
+    wait "$seeder_pid" 2>/dev/null || true
+    local rows="" done_at verified how
+    for s in $fetchers; do
+        done_at=$(grep '"event":"file-done"' "$dir/$s/stdout" | head -n 1 | cut -d' ' -f1 || true)
+        verified=no
+        cmp -s "$FILE" "$dir/$s/out/f.bin" && verified=yes
+        how=$(grep -o '"connection":"[a-z]*"' "$dir/$s/stdout" | sort | uniq -c | sort -rn |
+            grep -o '"[a-z]*"$' | tr -d '"' | paste -sd+ - || true)
+        rows="$rows $s=$(cat "$dir/$s/exit" 2>/dev/null || echo -),$verified,${done_at:-},${how:-}"
+    done
+    python3 - "$n" "$a" "$t0" "$((${r1:-0} - ${r0:-0}))" "$F" "$RATE_MBIT" "$((${pa1:-0} - ${pa0:-0}))" \
+        "$((${ps1:-0} - ${ps0:-0}))" $rows >>"$WORK/swarm.jsonl" <<'PY'
+import json, sys
+n, a, t0, relayed, F, rate, pa, ps = sys.argv[1:9]
+t0, F = float(t0), int(F)
+fetchers = {}
+for item in sys.argv[9:]:
+    site, fields = item.split("=", 1)
+    code, verified, done, how = fields.split(",", 3)
+    fetchers[site] = {"exit": int(code) if code.lstrip("-").isdigit() else None, "verified": verified == "yes",
+                      "seconds": round(float(done) - t0, 2) if done else None, "how": how or None}
+times = [f["seconds"] for f in fetchers.values()]
+print(json.dumps({
+    "run": int(n), "seeder": a, "fetchers": fetchers,
+    "seconds": max(times) if all(t is not None for t in times) else None,
+    "lowerBound": round(F * 8 / (float(rate) * 1e6), 2),
+    "relayedBytes": int(relayed), "relayedFraction": round(int(relayed) / (F * len(fetchers)), 4),
+    "punchAttempts": int(pa), "punchSuccesses": int(ps)}))
+PY
+    tail -n 1 "$WORK/swarm.jsonl" | sed 's/^/   /'
+}
+
 # --- main -------------------------------------------------------------------------------------------------------------
-rm -rf "$WORK"/pair-* "$WORK/origin" "$WORK/upnp"
+rm -rf "$WORK"/pair-* "$WORK"/swarm-* "$WORK/origin" "$WORK/upnp" "$WORK/pmp"
 mkdir -p "$WORK/data"
 RESULTS=$WORK/results.jsonl
 : >"$RESULTS"
@@ -419,19 +549,51 @@ setup_net
 probes
 [ "$PROBE_ONLY" = 1 ] && exit 0
 start_origin
+SWARM=${SWARM:-}
+RUNS=${RUNS:-1}
+: >"$WORK/swarm.jsonl"
+if [ -n "$SWARM" ]; then
+    for run in $(seq 1 "$RUNS"); do
+        echo "-- swarm run $run: seeder in ${SWARM%%:*}, fetchers in ${SWARM##*:} (each behind its own NAT)"
+        run_swarm "${SWARM%%:*}" "${SWARM##*:}" "$run"
+    done
+    python3 - "$WORK/swarm.jsonl" <<'PY'
+import json, statistics, sys
+rows = [json.loads(line) for line in open(sys.argv[1])]
+done = [r for r in rows if r["seconds"] is not None]
+if done:
+    median = statistics.median(r["seconds"] for r in done)
+    bound = done[0]["lowerBound"]
+    print()
+    print("swarm: %d run(s), finish (last fetcher) median %.1f s = %.2fx the lower bound %.1f s; relayed / bytes "
+          "fetched: median %.1f %%" % (len(done), median, median / bound, bound,
+                                      100 * statistics.median(r["relayedFraction"] for r in done)))
+    for r in rows:
+        print("   run %d: %s s, relayed %.1f %%, punches %d (%d ok); %s" % (
+            r["run"], r["seconds"], 100 * r["relayedFraction"], r["punchAttempts"], r["punchSuccesses"],
+            "; ".join("%s %s s %s%s" % (site, f["seconds"], f["how"] or "-", "" if f["verified"] else " NOT VERIFIED")
+                      for site, f in r["fetchers"].items())))
+PY
+fi
 for pair in $PAIRS; do
-    echo "-- seeder in ${pair%%:*} ($(nat_kind "${pair%%:*}")), fetcher in ${pair##*:} ($(nat_kind "${pair##*:}"))"
-    run_pair "${pair%%:*}" "${pair##*:}"
+    IFS=: read -r seeder_site fetcher_site blocked <<<"$pair"
+    echo "-- seeder in $seeder_site ($(nat_kind "$seeder_site")), fetcher in $fetcher_site" \
+        "($(nat_kind "$fetcher_site"))${blocked:+, unreachable from each other for the first $blocked s}"
+    run_pair "$seeder_site" "$fetcher_site" "${blocked:-0}"
 done
 python3 - "$RESULTS" <<'PY'
 import json, sys
 rows = [json.loads(line) for line in open(sys.argv[1])]
 print()
-print("| seeder (NAT) | fetcher (NAT) | verified | connection | first byte s | total s | relayed / file | punches (ok) |")
-print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+print("| seeder (NAT) | fetcher (NAT) | verified | connection | last path | first byte s | total s | relayed / file "
+      "| punches (ok) |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 for r in rows:
-    print("| %s (%s) | %s (%s) | %s | %s%s | %s | %.1f | %.1f %% | %d (%d) |" % (
-        r["seeder"], r["seederNAT"], r["fetcher"], r["fetcherNAT"], "yes" if r["verified"] else "NO (exit %d)" % r["exit"],
-        r["way"], " (%s)" % r["how"] if r["how"] else "", "%.1f" % r["firstByte"] if r["firstByte"] is not None else "-",
+    blocked = " (blocked %d s)" % r["blockedSeconds"] if r.get("blockedSeconds") else ""
+    print("| %s (%s) | %s (%s)%s | %s | %s%s | %s | %s | %.1f | %.1f %% | %d (%d) |" % (
+        r["seeder"], r["seederNAT"], r["fetcher"], r["fetcherNAT"], blocked,
+        "yes" if r["verified"] else "NO (exit %d)" % r["exit"],
+        r["way"], " (%s)" % r["how"] if r["how"] else "", r.get("lastPath") or "-",
+        "%.1f" % r["firstByte"] if r["firstByte"] is not None else "-",
         r["seconds"], 100 * r["relayedFraction"], r.get("punchAttempts", 0), r.get("punchSuccesses", 0)))
 PY

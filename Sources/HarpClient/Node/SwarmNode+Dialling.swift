@@ -74,7 +74,11 @@ extension SwarmNode {
                 for await outcome in group where outcome != .failed { reached = true }
                 return reached
             }
-            if !reached { await relay(swarm, to: device) }
+            guard !reached else { return }
+            await relay(swarm, to: device)
+            // Relay, then upgrade: a peer that announced a reflexive candidate may be punched later (its NAT's
+            // filtering, a punch that lost a race, a mapping that expired meanwhile).
+            if punchAt != nil { self.startUpgrade(swarm, to: device) }
         }
     }
 

@@ -14,7 +14,8 @@ extension SwarmNode {
             var mapping = await mapper.map(port: port)
             await self?.mappingSettled(mapping, mapper: mapper)
             while !Task.isCancelled {
-                let wait = mapping == nil ? Duration.seconds(300) : .seconds(Int(PortMapper.lease / 2))
+                // Renewed at half the lease the router granted (at least 10 s apart, whatever it granted).
+                let wait = mapping.map { Duration.seconds(Int(max($0.lifetime / 2, 10))) } ?? .seconds(300)
                 do { try await Task.sleep(for: wait) } catch { return }
                 if let current = mapping, await mapper.renew(current) { continue }
                 mapping = await mapper.map(port: port)
@@ -30,9 +31,12 @@ extension SwarmNode {
         if let mapping {
             logger.info(
                 "the router mapped the peer port",
-                metadata: ["mapped": "\(candidate?.hostAndPort ?? "")", "port": "\(mapping.internalPort)"])
+                metadata: [
+                    "mapped": "\(candidate?.hostAndPort ?? "")", "port": "\(mapping.internalPort)",
+                    "protocol": "\(mapper?.protocolName ?? "-")", "lifetime": "\(mapping.lifetime)",
+                ])
         } else {
-            logger.debug("no port mapping (no UPnP IGD on the LAN, or it refused)")
+            logger.debug("no port mapping (no UPnP IGD or NAT-PMP gateway on the LAN, or it refused)")
         }
         currentMapping = mapping.flatMap { mapping in mapper.map { (mapper: $0, mapping: mapping) } }
         guard candidate != mapped else { return }

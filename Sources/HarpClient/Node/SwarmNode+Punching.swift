@@ -41,8 +41,62 @@ extension SwarmNode {
         while case .running = punchProgress[device], ContinuousClock.now - started < .seconds(20) {
             try? await Task.sleep(for: .milliseconds(50))
         }
-        guard let entry = entries[swarm] else { return false }
-        return await entry.swarm.isConnected(to: device)
+        return hasDirectLink(swarm, to: device)
+    }
+
+    /// How much later than the initiator the responder dials in a punch of a pair already on the relay.
+    static var upgradeResponderLag: Duration { .milliseconds(250) }
+
+    /// Whether `device` is connected in `swarm` through the relay.
+    func hasRelayedLink(_ swarm: SwarmID, to device: [UInt8]) -> Bool {
+        linkTable.all.contains { $0.swarm == swarm && $0.device == device && $0.path == .relayed }
+    }
+
+    /// Whether a punch with `device` is under way (an inbound connection from it meanwhile is the punch's).
+    func isPunching(_ device: [UInt8]) -> Bool {
+        if case .running = punchProgress[device] { return true }
+        return false
+    }
+
+    /// Whether a connection to `device` in `swarm` goes around the relay (direct, mapped or punched).
+    func hasDirectLink(_ swarm: SwarmID, to device: [UInt8]) -> Bool {
+        linkTable.all.contains { $0.swarm == swarm && $0.device == device && $0.path != .relayed }
+    }
+
+    /// The waits before each background punch of a pair that is on the relay (docs/nat.md, "Relay, then upgrade"):
+    /// five attempts over about two and a half minutes, each at least the server's 5 s between two punches of a pair.
+    static var upgradeDelays: [Duration] { [.seconds(5), .seconds(10), .seconds(20), .seconds(40), .seconds(80)] }
+
+    /// Starts ``upgradeRelayed(_:to:)`` as one of the swarm's tasks (`close` cancels it).
+    func startUpgrade(_ swarm: SwarmID, to device: [UInt8]) {
+        guard entries[swarm] != nil else { return }
+        let task = Task { [weak self] in
+            guard let self else { return }
+            await self.upgradeRelayed(swarm, to: device)
+        }
+        entries[swarm]?.tasks.append(task)
+    }
+
+    /// Relay, then upgrade: while `device` is reached through the relay only, asks the server for a punch after each
+    /// of ``upgradeDelays``. A punched connection replaces the relayed one in the swarm (the same peer's new
+    /// connection: its tie-break keeps the punched one on both ends, `SwarmEngine.handOver` moves the requests in
+    /// flight to it and keeps the blocks already received). Stops when the pair is connected otherwise, is not
+    /// connected at all, or the swarm closes.
+    func upgradeRelayed(_ swarm: SwarmID, to device: [UInt8]) async {
+        for (attempt, delay) in Self.upgradeDelays.enumerated() {
+            try? await Task.sleep(for: delay)
+            guard !Task.isCancelled, await isConnected(swarm, to: device), !hasDirectLink(swarm, to: device) else {
+                return
+            }
+            if await punchConnects(swarm, to: device) {
+                logger.debug(
+                    "a relayed peer is now reached through a punched connection",
+                    metadata: [
+                        "peer": "\(PublicKey32(bytes: device).map { "\($0)" } ?? "?")", "attempt": "\(attempt + 1)",
+                    ])
+                return
+            }
+        }
     }
 
     /// Carries out a `punch` from the server: after `delay`, dials the peer's reflexive candidates (at most two)
@@ -59,11 +113,18 @@ extension SwarmNode {
         logger.debug(
             "punching",
             metadata: ["peer": "\(peer.device)", "delay.ms": "\(delay / .milliseconds(1))", "role": "\(role)"])
-        try? await Task.sleep(for: delay)
+        // A pair on the relay punches again: if the responder's router lets the initiator's SYN in before the
+        // responder's own SYN has left (a NAT with endpoint-independent filtering), the responder's listener takes it
+        // and the connection works as a dialled one (it carries the preamble, `PeerConnection.punch`); the other way
+        // round, the initiator's listener would wait for a preamble the responder never sends. So the responder lags a
+        // little, making the harmless order the likely one.
+        let lag = role == .responder && hasRelayedLink(swarm, to: device) ? Self.upgradeResponderLag : .zero
+        try? await Task.sleep(for: delay + lag)
         var connected = false
         attempts: for attempt in 0..<Self.punchAttempts {
             for target in targets {
-                if await entry.swarm.isConnected(to: device) {
+                // A pair on the relay punches too (`upgradeRelayed`): only a connection around the relay counts.
+                if hasDirectLink(swarm, to: device) {
                     connected = true
                     break attempts
                 }

@@ -336,7 +336,9 @@ public actor SwarmNode {
             try? await connection.channel.channel.close()
             return
         }
-        let token = linkOpened(connection.session.remoteDeviceKey, swarm: id, path: .direct)
+        // A connection from a peer this side is punching with is the punch's (its SYN arrived before ours left).
+        let device = connection.session.remoteDeviceKey
+        let token = linkOpened(device, swarm: id, path: isPunching(device) ? .punched : .direct)
         await entry.swarm.run(connection, initiatedByUs: false, address: nil)
         linkClosed(token)
     }

@@ -18,6 +18,11 @@ public enum EngineAction: Sendable, Equatable, Codable {
     case store(chunk: Int, from: ChunkSource)
     /// Forget the bytes held for chunk `chunk` from `source` (cancelled, a duplicate, or the link is gone).
     case discard(chunk: Int, from: ChunkSource)
+    /// A new connection of the same peer replaced link `from` (a relayed link upgraded to a punched one, a peer that
+    /// dialled again): the blocks held for `chunks` from `from` now belong to the chunks' assembly from `to` (their
+    /// missing blocks are asked again there), and `from`'s close, which follows, may wait a moment for the peer to
+    /// take the new connection too.
+    case handOver(from: LinkID, to: LinkID, chunks: [Int])
     /// Fetch `length` bytes at `offset` from the server for chunk `chunk`; report `serverDone` or `serverFailed`.
     case fetchRange(chunk: Int, offset: Int64, length: Int)
     /// Stop the server request for chunk `chunk` (it came from elsewhere); no report is expected.

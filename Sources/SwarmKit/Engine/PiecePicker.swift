@@ -187,6 +187,21 @@ public struct PiecePicker<Peer: Hashable & Sendable>: Sendable {
         }
     }
 
+    /// The requests of `chunks` move from `old` to `new` (a peer's connection replaced by a new one): they stay in
+    /// flight, now from `new`. A chunk not requested from `old` is left as it is.
+    public mutating func transfer(_ chunks: [Int], from old: Source, to new: Source) {
+        for chunk in chunks where requested[old]?.remove(chunk) != nil {
+            requested[new, default: []].insert(chunk)
+            guard var askers = inFlight[chunk], let index = askers.firstIndex(of: old) else { continue }
+            if askers.contains(new) {
+                askers.remove(at: index)
+            } else {
+                askers[index] = new
+            }
+            inFlight[chunk] = askers
+        }
+    }
+
     /// Every outstanding request to `source` is given up (it was choked, dropped or banned).
     public mutating func abandonAll(from source: Source) {
         for chunk in (requested.removeValue(forKey: source) ?? []).sorted() { failed(chunk, from: source) }

@@ -93,6 +93,26 @@ extension SwarmEngine {
         guard fetching, var picker, var peer = links[link], !peer.peerChoking, peer.amInterested,
             let manifest, let theirs = peer.theirs
         else { return }
+        if peer.inheritsRequests {
+            // Requests inherited from a replaced connection of this peer (`handOver`) go out first: their missing
+            // blocks only, or the chunk is wanted again if this connection's announcements lack it.
+            peer.inheritsRequests = false
+            var resent: [OutboundMessage] = []
+            for chunk in peer.outstanding.keys.sorted() where !peer.outstanding[chunk]!.sent {
+                if theirs.contains(chunk) {
+                    peer.outstanding[chunk]!.sent = true
+                    peer.outstanding[chunk]!.requestedAt = now
+                    resent += peer.outstanding[chunk]!.pendingBlocks(of: chunk).map { .request($0) }
+                } else {
+                    peer.outstanding[chunk] = nil
+                    picker.failed(chunk, from: .peer(link))
+                    emit(.discard(chunk: chunk, from: .peer(link)))
+                }
+            }
+            links[link] = peer
+            self.picker = picker
+            send(resent, to: link)
+        }
         let room = peer.pipeline.depth(chunkSize: manifest.averageChunkLength) - peer.outstanding.count
         guard room > 0 else { return }
         var restricted: ChunkSet? = peer.superSeeding ? theirs : nil

@@ -23,6 +23,8 @@ struct PeerState: Sendable {
     var peerChoking = true
     var peerInterested = false
     var outstanding: [Int: Assembly] = [:]
+    /// Whether `outstanding` holds requests inherited from a replaced connection that are still to be sent.
+    var inheritsRequests = false
     /// What the peer asked for that its upload loop has not taken yet.
     var uploads = UploadQueue()
     var recvMeter = RateMeter()
@@ -60,6 +62,9 @@ struct Assembly: Sendable {
     var requestedAt: Double
     var length: Int
     var pending: Set<UInt32>
+    /// False for an assembly handed over from a replaced link: its pending blocks are still to be asked on this one
+    /// (`SwarmEngine.fill`, once the peer unchokes it).
+    var sent = true
 
     /// The length of the block at `offset` (the last block of a chunk may be short).
     func blockLength(at offset: Int) -> Int { min(Int(WireLimits.maxBlockLength), length - offset) }
@@ -85,6 +90,7 @@ extension SwarmEngine {
             return emit(.close(info.link, .badChunk))
         }
         if key == localKey { return emit(.close(info.link, .duplicateConnection)) }
+        var inherited: [Int: Assembly] = [:]
         if let existing = byKey[key], let old = links[existing] {
             // The same side dialled again: the old connection is stale (the peer restarted or lost it), replace it.
             // Both sides dialled each other: keep the connection whose initiator has the smaller device key, the same
@@ -96,10 +102,13 @@ extension SwarmEngine {
                     return emit(.close(info.link, .duplicateConnection))
                 }
             }
+            inherited = handOver(from: existing, to: info.link)
             drop(existing, reason: .duplicateConnection, fault: false)
         }
         links[info.link] = PeerState(
             info, connectedAt: now, pipeline: RequestPipeline(maxDepth: options.maxPipelineDepth))
+        links[info.link]!.outstanding = inherited
+        links[info.link]!.inheritsRequests = !inherited.isEmpty
         order.append(info.link)
         byKey[key] = info.link
         if info.superSeeding, let count = manifest?.chunks.count, picker?.chunks(of: info.link) == nil {
@@ -115,6 +124,30 @@ extension SwarmEngine {
         announce(to: info.link)
         if manifest == nil { requestManifest(from: info.link) }
         exchangePeers(newcomer: info.link)
+    }
+
+    /// The chunks requested on `old`, taken over by `new`, a connection of the same peer that replaces it (a relayed
+    /// link upgraded to a punched one, docs/nat.md): the blocks already received stay (the shell moves them,
+    /// `handOver`), the picker counts the chunks in flight from `new`, and the missing blocks are asked on `new` when
+    /// it may be asked (`fill`). Nothing received is lost and no chunk is asked twice.
+    mutating func handOver(from old: LinkID, to new: LinkID) -> [Int: Assembly] {
+        guard var peer = links[old] else { return [:] }
+        var inherited: [Int: Assembly] = [:]
+        for (chunk, assembly) in peer.outstandingByAge {
+            var moved = assembly
+            moved.sent = false
+            moved.requestedAt = now
+            inherited[chunk] = moved
+        }
+        peer.outstanding.removeAll()
+        links[old] = peer
+        let chunks = inherited.keys.sorted()
+        picker?.transfer(chunks, from: .peer(old), to: .peer(new))
+        emit(.handOver(from: old, to: new, chunks: chunks))
+        if !chunks.isEmpty {
+            log(.debug, "requests handed over to the peer's new connection", ["chunks": "\(chunks.count)"])
+        }
+        return inherited
     }
 
     mutating func disconnect(_ link: LinkID) {

@@ -45,6 +45,13 @@ public actor Swarm {
     var webSeed: (any WebSeed)?
     /// Chunks being assembled from peers' pieces, and the server's answers, until the engine says what to do.
     var assemblies: [AssemblyKey: [UInt8]] = [:]
+    /// Links a new connection of the same peer replaced (`EngineAction.handOver`): their close waits
+    /// ``replacedLinkGrace``, for at most ``maxLingeringReplaced`` links at a time (a peer that reconnects in a loop
+    /// gets its old connections closed at once).
+    var replaced: Set<LinkID> = []
+    var lingeringReplaced = 0
+    static var replacedLinkGrace: Duration { .seconds(2) }
+    static var maxLingeringReplaced: Int { 8 }
     var serverBytes: [Int: [UInt8]] = [:]
     /// Work for the running fetch's task group: writes and server requests.
     var jobs: AsyncStream<FetchJob>.Continuation?
@@ -170,7 +177,17 @@ public actor Swarm {
                 if case .backlogExceeded = error { feed(.backlogFull(link)) }
             }
         case .close(let link, let reason):
-            connections[link]?.close(reason)
+            let wasReplaced = replaced.remove(link) != nil
+            guard let handle = connections[link] else { return }
+            guard wasReplaced, lingeringReplaced < Self.maxLingeringReplaced else { return handle.close(reason) }
+            // The peer is taking the new connection too, a moment later than this side: a goodbye on the old one
+            // that overtook it there would make it drop the old link before handing its requests over.
+            lingeringReplaced += 1
+            Task {
+                try? await Task.sleep(for: Self.replacedLinkGrace)
+                handle.close(reason)
+                self.replacedClosed()
+            }
         case .queueUpload(let link, let item):
             connections[link]?.uploads.yield(item)
         case .serveBlock, .servePage:
@@ -184,6 +201,13 @@ public actor Swarm {
             switch source {
             case .peer(let link): assemblies[AssemblyKey(link: link, chunk: chunk)] = nil
             case .server: serverBytes[chunk] = nil
+            }
+        case .handOver(let old, let new, let chunks):
+            replaced.insert(old)
+            for chunk in chunks {
+                if let bytes = assemblies.removeValue(forKey: AssemblyKey(link: old, chunk: chunk)) {
+                    assemblies[AssemblyKey(link: new, chunk: chunk)] = bytes
+                }
             }
         case .fetchRange(let chunk, let offset, let length):
             requestRange(chunk, offset: offset, length: length)
@@ -229,6 +253,10 @@ public actor Swarm {
             guard !Task.isCancelled else { return }
             await self?.timerFired()
         }
+    }
+
+    private func replacedClosed() {
+        lingeringReplaced -= 1
     }
 
     private func timerFired() {

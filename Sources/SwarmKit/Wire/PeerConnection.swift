@@ -71,23 +71,48 @@ public struct PeerConnection: Sendable {
     /// (the listening port, shared with `SO_REUSEADDR` and `SO_REUSEPORT`, so the NAT's mapping of the listening
     /// port is the one the other side dials) while the other side does the same towards us. Both ends are TCP
     /// clients, so the Noise roles cannot come from who connected: the caller passes `role` (the device-key order,
-    /// the same on both sides). No preamble is sent: both sides know the swarm.
+    /// the same on both sides).
+    ///
+    /// The initiator sends the swarm preamble (`configuration.swarmSelector`) as a dial does, and the responder reads
+    /// it before the handshake, as a listener does: so when the initiator's SYN reaches the other host before that
+    /// one's own punch has left (a router that still holds the flow of an earlier punch lets it in), the other host's
+    /// listener accepts it as any dialled connection, and the punch still connects. Without a selector (a listener for
+    /// one swarm) neither side sends or reads a preamble.
     public static func punch(
         host: String, port: Int, localPort: Int, role: PeerChannel.Role, configuration: PeerConfiguration,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> PeerConnection {
-        var configuration = configuration
-        configuration.swarmSelector = nil
         let local = try SocketAddress(ipAddress: host.contains(":") ? "::" : "0.0.0.0", port: localPort)
-        let (channel, ready) = try await ClientBootstrap(group: group)
+        let bootstrap = ClientBootstrap(group: group)
             .connectTimeout(configuration.connectTimeout)
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
             .channelOption(ChannelOptions.socket(SocketOptionLevel(SOL_SOCKET), SO_REUSEPORT), value: 1)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelOption(.tcpNotSentLowWatermark, value: SocketOptionValue(configuration.kernelUnsentLimit))
             .bind(to: local)
-            .connect(host: host, port: port, channelInitializer: initializer(role, configuration))
-        return try await established(channel, ready: ready, configuration: configuration)
+        guard role == .responder, let swarmID = configuration.swarmSelector else {
+            let (channel, ready) = try await bootstrap.connect(
+                host: host, port: port, channelInitializer: initializer(role, configuration))
+            return try await established(channel, ready: ready, configuration: configuration)
+        }
+        let responder = {
+            var responder = configuration
+            responder.swarmSelector = nil
+            return responder
+        }()
+        let (channel, ready) = try await bootstrap.connect(host: host, port: port) { channel in
+            channel.eventLoop.makeCompletedFuture { () -> Pending in
+                let selected = channel.eventLoop.makePromise(of: SelectedSession.self)
+                try channel.pipeline.syncOperations.addHandler(
+                    SelectorReader(
+                        select: { $0 == swarmID ? responder : nil }, ready: selected,
+                        timeout: responder.handshakeTimeout, logger: responder.logger))
+                let wrapped = try NIOAsyncChannel<WireMessage, WireMessage>(
+                    wrappingChannelSynchronously: channel, configuration: responder.asyncChannelConfiguration)
+                return (wrapped, selected.futureResult.map(\.session))
+            }
+        }
+        return try await established(channel, ready: ready, configuration: responder)
     }
 
     /// A channel wrapped for async use, and the future of its handshake.

@@ -238,7 +238,7 @@ struct SwarmSimulator {
             if nodes[index].uploadQueues[link] == nil { nodes[index].uploadOrder.append(link) }
             nodes[index].uploadQueues[link, default: []].append(item)
             serveUplink(index)
-        case .serveBlock, .servePage, .keepBlock, .discard, .discovered, .manifestReady:
+        case .serveBlock, .servePage, .keepBlock, .discard, .handOver, .discovered, .manifestReady:
             if case .manifestReady = action {
                 let count = manifest.chunks.count
                 let kept = Int(nodes[index].spec.resumedFraction * Double(count))
