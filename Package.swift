@@ -114,6 +114,8 @@ let package = Package(
             name: "SignalingServer",
             dependencies: [
                 "ChunkStore",
+                "HarpBasics",
+                "NextcloudClient",
                 "SignalingProtocol",
                 "VersionLog",
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -191,6 +193,7 @@ let package = Package(
                 "SignalingClient",
                 "SignalingProtocol",
                 "SwarmKit",
+                "VersionLog",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

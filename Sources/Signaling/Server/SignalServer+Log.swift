@@ -1,5 +1,6 @@
 import ChunkStore
 import Foundation
+import HarpBasics
 import Hummingbird
 import Logging
 import NIOCore
@@ -13,12 +14,17 @@ import VersionLog
 /// - `GET /v1/log/checkpoint`: the newest published checkpoint, a signed note with its cosignatures (404 before the
 ///   first);
 /// - `GET /v1/log/proof?lineage=HEX`: the lineage's `ProofBundle` JSON against that checkpoint;
-/// - `POST /add-checkpoint`: this server as a witness of the other logs of its federation (c2sp.org/tlog-witness).
+/// - `POST /add-checkpoint`: this server as a witness of the other logs of its federation (c2sp.org/tlog-witness);
+/// - `GET /v1/log/head?lineage=HEX`: the lineage's head (the 409 answer's `head` object), 404 without one;
+/// - `POST /v1/log/enroll/challenge`: a nonce and the server's Nextcloud account, for an enrollment through a share;
+/// - `POST /v1/log/enroll`: body = the id of the share holding the signed request; 200 `{"leafIndex", "user",
+///   "action"}`, 400/403 with the reason, 503 when Nextcloud cannot be asked (docs/proofs.md §3).
 ///
 /// Every body is read up to a bound before it is parsed.
 struct LogRoutes: Sendable {
     let log: LogStore
     let witness: WitnessStore
+    let enrollment: ShareEnrollment?
     let metrics: ServerMetrics
     let logger: Logger
 
@@ -30,6 +36,75 @@ struct LogRoutes: Sendable {
         router.get("/v1/log/checkpoint") { _, _ in try await checkpoint() }
         router.get("/v1/log/proof") { request, _ in try await proof(request) }
         router.post("/add-checkpoint") { request, _ in try await addCheckpoint(request) }
+        router.get("/v1/log/head") { request, _ in try await head(request) }
+        router.post("/v1/log/enroll/challenge") { _, _ in challenge() }
+        router.post("/v1/log/enroll") { request, _ in try await enroll(request) }
+    }
+
+    private static func headObject(_ head: LogStore.Head) -> [String: Any] {
+        [
+            "version": head.version, "chainHash": head.chainHash.hex, "leafIndex": head.leafIndex,
+            "entry": Data(head.entry).base64EncodedString(),
+        ]
+    }
+
+    private func head(_ request: Request) async throws -> Response {
+        guard let hex = request.uri.queryParameters.get("lineage"), hex.utf8.count == 64,
+            let lineage = Hash256(hex: hex)
+        else { return Self.response(.badRequest, "lineage=HEX (64 hex digits) is required\n") }
+        guard let head = try await log.head(of: lineage) else {
+            return Self.response(.notFound, "no version of this lineage\n")
+        }
+        return Self.json(.ok, Self.headObject(head))
+    }
+
+    private func challenge() -> Response {
+        guard let enrollment else {
+            return Self.response(.notFound, "this server has no Nextcloud account: enrollment is by its operator\n")
+        }
+        guard let challenge = enrollment.challenge(now: Int64(Date().timeIntervalSince1970)) else {
+            metrics.enrollmentRefusals.increment()
+            return Self.response(.serviceUnavailable, "too many enrollment challenges outstanding; try again later\n")
+        }
+        return Self.json(
+            .ok,
+            [
+                "nonce": Hex.encode(challenge.nonce), "account": challenge.account, "instance": challenge.instance,
+                "origin": challenge.origin, "expires": challenge.expires,
+            ])
+    }
+
+    /// The largest enroll body: a share id.
+    static let maximumEnrollBody = 64
+
+    private func enroll(_ request: Request) async throws -> Response {
+        guard let enrollment else {
+            return Self.response(.notFound, "this server has no Nextcloud account: enrollment is by its operator\n")
+        }
+        var request = request
+        let body = try await request.collectBody(upTo: Self.maximumEnrollBody)
+        let shareID = String(decoding: body.readableBytesView, as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        do {
+            let (leaf, enrolled) = try await enrollment.enroll(shareID: shareID) {
+                Int64(Date().timeIntervalSince1970)
+            }
+            metrics.enrollments.increment()
+            return Self.json(
+                .ok,
+                [
+                    "leafIndex": leaf, "user": enrolled.user, "device": enrolled.device.description,
+                    "action": enrolled.action == .enroll ? "enroll" : "revoke",
+                ])
+        } catch {
+            metrics.enrollmentRefusals.increment()
+            logger.info("enrollment refused", metadata: ["reason": "\(error)"])
+            switch error {
+            case .badRequest(let reason): return Self.response(.badRequest, reason + "\n")
+            case .refused(let reason): return Self.response(.forbidden, reason + "\n")
+            case .unavailable(let reason): return Self.response(.serviceUnavailable, reason + "\n")
+            }
+        }
     }
 
     private static func response(_ status: HTTPResponse.Status, _ body: String, type: String = "text/plain") -> Response
@@ -60,19 +135,13 @@ struct LogRoutes: Sendable {
             case .conflict(let head):
                 metrics.logAppendConflicts.increment()
                 guard let head else { return Self.json(.conflict, ["head": NSNull()]) }
-                return Self.json(
-                    .conflict,
-                    [
-                        "head": [
-                            "version": head.version, "chainHash": head.chainHash.hex, "leafIndex": head.leafIndex,
-                            "entry": Data(head.entry).base64EncodedString(),
-                        ]
-                    ])
+                return Self.json(.conflict, ["head": Self.headObject(head)])
             }
         } catch let error as LogStore.AppendError {
             metrics.logAppendRefusals.increment()
             logger.info("version log append refused", metadata: ["reason": "\(error)"])
-            return Self.response(.badRequest, "\(error)\n")
+            // 403 for a device that is not enrolled (the client enrolls, then appends again); 400 otherwise.
+            return Self.response(error == .notEnrolled ? .forbidden : .badRequest, "\(error)\n")
         }
     }
 
