@@ -196,6 +196,10 @@ struct GetCommand: AsyncParsableCommand {
             }
             printer.cancel()
             live.finish()
+            await VersionLogHook(
+                signalURL: settings.signalURL, client: client, identity: identity, logger: logger, json: json,
+                quiet: outputOptions.quiet
+            ).fetched(reports)
             let elapsed = ContinuousClock.now - started
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
             if json {
