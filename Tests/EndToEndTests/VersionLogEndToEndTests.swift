@@ -1,0 +1,196 @@
+import Foundation
+import Testing
+import VersionLog
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
+/// The version log end to end, every part a real process (issue 16): DevCloud, three signaling servers in
+/// federated mode (A holds the log, with its own Nextcloud account for enrollments; B and C witness it), and
+/// `harp-cli` as alice, bob and carol. No operator enrolls anyone: each device enrolls through a Nextcloud share the
+/// first time it appends.
+@Suite("Version log end to end")
+struct VersionLogEndToEndTests {
+    /// Starts `harp-cli signal serve`; returns the process and its http:// base.
+    static func serve(
+        _ name: String, data: String, in bed: Testbed, _ extra: [String], environment: [String: String] = [:]
+    ) async throws -> (LaunchedProcess, String) {
+        let server = try LaunchedProcess(
+            name: name, arguments: ["signal", "serve", "--listen", "127.0.0.1:0", "--data", data] + extra,
+            environment: Testbed.baseEnvironment.merging(environment) { _, new in new }, directory: bed.directory)
+        guard let url = await server.waitForLine(timeout: 60, { $0.hasPrefix("ws://") }) else {
+            server.signal(SIGKILL)
+            throw TestbedError("\(name) did not start: \(server.stderr)")
+        }
+        return (
+            server, url.replacingOccurrences(of: "ws://", with: "http://").replacingOccurrences(of: "/v1/ws", with: "")
+        )
+    }
+
+    static func write(_ text: String, to path: String) throws {
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+    }
+
+    /// An HTTP request to DevCloud as `user` (Basic auth with the testbed's passwords).
+    static func cloud(
+        _ bed: Testbed, _ method: String, _ path: String, user: String, password: String? = nil, body: Data? = nil,
+        ocs: Bool = false
+    ) async throws -> (Int, Data) {
+        var request = URLRequest(url: try #require(URL(string: bed.cloudURL + path)))
+        request.httpMethod = method
+        request.httpBody = body
+        request.setValue(
+            "Basic " + Data("\(user):\(password ?? user + "-pw")".utf8).base64EncodedString(),
+            forHTTPHeaderField: "Authorization")
+        if ocs { request.setValue("true", forHTTPHeaderField: "OCS-APIRequest") }
+        let (data, response) = try await URLSession.shared.data(for: request)
+        return ((response as? HTTPURLResponse)?.statusCode ?? -1, data)
+    }
+
+    @Test func threeFederatedServersWitnessAHistoryOfPutsAndAnObservedWebDAVWrite() async throws {
+        let bed = try await Testbed(cloudArguments: [
+            "--user", "carol:carol-pw", "--user", "harp-signal:signal-pw", "--share", "alice:/Footage:bob:1",
+        ])
+        defer { bed.shutdown() }
+        let keys = try ["a", "b", "c"].map { try ProofCommandTests.keys(bed.directory + "/" + $0) }
+        let (a, b, c) = (keys[0], keys[1], keys[2])
+
+        // B and C witness A (and list each other); nothing appends to their own logs, so their listed URLs for the
+        // others are never used but A's.
+        try Self.write(
+            "server http://127.0.0.1:1 \(a.log) \(a.witness)\nserver http://127.0.0.1:1 \(c.log) \(c.witness)\n",
+            to: bed.directory + "/b.federation")
+        try Self.write(
+            "server http://127.0.0.1:1 \(a.log) \(a.witness)\nserver http://127.0.0.1:1 \(b.log) \(b.witness)\n",
+            to: bed.directory + "/c.federation")
+        let (serverB, urlB) = try await Self.serve(
+            "signal-b", data: bed.directory + "/b", in: bed, ["--federation", bed.directory + "/b.federation"])
+        defer { serverB.signal(SIGKILL) }
+        let (serverC, urlC) = try await Self.serve(
+            "signal-c", data: bed.directory + "/c", in: bed, ["--federation", bed.directory + "/c.federation"])
+        defer { serverC.signal(SIGKILL) }
+        // A publishes a checkpoint once one witness cosigned it (it asks both, and waits for both answers).
+        try Self.write(
+            "server \(urlB) \(b.log) \(b.witness)\nserver \(urlC) \(c.log) \(c.witness)\n",
+            to: bed.directory + "/a.federation")
+        let (serverA, urlA) = try await Self.serve(
+            "signal-a", data: bed.directory + "/a", in: bed,
+            ["--federation", bed.directory + "/a.federation", "--witness-quorum", "1", "--nextcloud", bed.cloudURL],
+            environment: ["HARP_SIGNAL_NC_USER": "harp-signal", "HARP_SIGNAL_NC_APP_PASSWORD": "signal-pw"])
+        defer { serverA.signal(SIGKILL) }
+        let signal = ["--signal", urlA.replacingOccurrences(of: "http://", with: "ws://") + "/v1/ws"]
+
+        // alice puts three versions; her device enrolls by itself on the first.
+        for version in 1...3 {
+            let local = try bed.makeFile("v\(version)/clip.bin", size: 20_000 + version)
+            let put = try await bed.run("alice", ["put", local, "/Footage", "--json"] + signal, signal: false)
+            #expect(put.process.terminationStatus == 0, "\(put.stderr)")
+            let logged = fileDone(put)?["versionLog"] as? [String: Any]
+            #expect(logged?["result"] as? String == "appended", "\(put.output)")
+            #expect(int64(logged?["version"]) == Int64(version))
+        }
+        // The enrollment left nothing behind: no file in alice's home, no share with the server's account.
+        let aliceHarp = bed.directory + "/cloud/files/alice/.harp"
+        let leftovers = (try? FileManager.default.contentsOfDirectory(atPath: aliceHarp)) ?? []
+        #expect(leftovers.allSatisfy { !$0.hasPrefix("enroll-") }, "\(leftovers)")
+        let (status, shares) = try await Self.cloud(
+            bed, "GET", "/ocs/v2.php/apps/files_sharing/api/v1/shares?shared_with_me=true&format=json",
+            user: "harp-signal", password: "signal-pw", ocs: true)
+        #expect(status == 200)
+        #expect(String(decoding: shares, as: UTF8.self).contains("\"data\":[]"))
+
+        // A fourth version written through WebDAV directly, not by harp: bob's get observes it.
+        let (written, _) = try await Self.cloud(
+            bed, "PUT", "/remote.php/dav/files/alice/Footage/clip.bin", user: "alice", body: Data(count: 30_000))
+        #expect(written == 204)
+        let get = try await bed.run(
+            "bob", ["get", "/Footage/clip.bin", "-o", bed.directory + "/bob.bin", "--json", "--linger", "0"] + signal,
+            user: "bob", signal: false)
+        #expect(get.process.terminationStatus == 0, "\(get.stderr)")
+        let observed = get.jsonLines.first { $0["event"] as? String == "version-log" }
+        #expect(observed?["result"] as? String == "appended", "\(get.output)")
+        #expect(int64(observed?["version"]) == 4)
+        // Fetching it again finds it known: nothing more is appended.
+        let again = try await bed.run(
+            "bob", ["get", "/Footage/clip.bin", "-o", bed.directory + "/bob2.bin", "--json", "--linger", "0"] + signal,
+            user: "bob", signal: false)
+        #expect(again.jsonLines.first { $0["event"] as? String == "version-log" }?["result"] as? String == "known")
+
+        // bob's proof verifies offline under a 2-of-2 witness policy.
+        let twoOfTwo = bed.directory + "/two-of-two.policy"
+        let oneOfTwo = bed.directory + "/one-of-two.policy"
+        let witnesses = "log \(a.log)\nwitness b \(b.witness)\nwitness c \(c.witness)\n"
+        try Self.write(witnesses + "quorum 2\n", to: twoOfTwo)
+        try Self.write(witnesses + "quorum 1\n", to: oneOfTwo)
+        let bundle = bed.directory + "/clip.proof.json"
+        try await proof(bed, signal, bundle: bundle, versions: 4)
+        let verified = try CommandLineTests().run(["verify-proof", bundle, "--policy", twoOfTwo])
+        #expect(verified.status == 0, "\(verified.stderr)")
+        #expect(verified.stdout.contains("1  create  alice"))
+        #expect(verified.stdout.contains("3  modify  alice"))
+        #expect(verified.stdout.contains("4  observed  bob"))
+
+        // C stops: a fifth version is cosigned by B alone, which a 2-of-2 policy refuses and a 1-of-2 accepts.
+        serverC.signal(SIGKILL)
+        await serverC.wait(timeout: 30)
+        let local = try bed.makeFile("v5/clip.bin", size: 25_000)
+        let put = try await bed.run("alice", ["put", local, "/Footage", "--json"] + signal, signal: false)
+        #expect((fileDone(put)?["versionLog"] as? [String: Any])?["result"] as? String == "appended")
+        try await proof(bed, signal, bundle: bundle, versions: 5)
+        let underWitnessed = try CommandLineTests().run(["verify-proof", bundle, "--policy", twoOfTwo])
+        #expect(underWitnessed.status == 6, "\(underWitnessed.stdout)")
+        let oneWitness = try CommandLineTests().run(["verify-proof", bundle, "--policy", oneOfTwo])
+        #expect(oneWitness.status == 0, "\(oneWitness.stderr)")
+        #expect(oneWitness.stdout.contains("5  modify  alice"))
+
+        // bob revokes his device; his next append enrolls it again by itself (both are entries of the log).
+        let revoke = try await bed.run("bob", ["device", "revoke"] + signal, user: "bob", signal: false)
+        #expect(revoke.process.terminationStatus == 0, "\(revoke.stderr)")
+        #expect(revoke.output.first?.hasPrefix("revoked device") == true, "\(revoke.output)")
+        let (rewritten, _) = try await Self.cloud(
+            bed, "PUT", "/remote.php/dav/files/alice/Footage/clip.bin", user: "alice", body: Data(count: 31_000))
+        #expect(rewritten == 204)
+        let afterRevoke = try await bed.run(
+            "bob", ["get", "/Footage/clip.bin", "-o", bed.directory + "/bob3.bin", "--json", "--linger", "0"] + signal,
+            user: "bob", signal: false)
+        let reenrolled = afterRevoke.jsonLines.first { $0["event"] as? String == "version-log" }
+        #expect(reenrolled?["result"] as? String == "appended", "\(afterRevoke.output)")
+        #expect(int64(reenrolled?["version"]) == 6)
+        try await proof(bed, signal, bundle: bundle, versions: 6)
+        let bundleData = try #require(FileManager.default.contents(atPath: bundle))
+        let actions = try ProofBundle(json: Array(bundleData)).enrollments.compactMap { proven -> String? in
+            guard case .enrollment(let entry) = try LogEntry(encoded: proven.entry), entry.user == "bob" else {
+                return nil
+            }
+            return entry.action == .enroll ? "enroll" : "revoke"
+        }
+        #expect(actions == ["enroll", "revoke", "enroll"])
+        let reverified = try CommandLineTests().run(["verify-proof", bundle, "--policy", oneOfTwo])
+        #expect(reverified.status == 0, "\(reverified.stderr)")
+
+        // carol, without access, gets nothing: neither the file nor a proof.
+        let carolBundle = bed.directory + "/carol.proof.json"
+        let carolProof = try await bed.run(
+            "carol", ["proof", "/Footage/clip.bin", "-o", carolBundle] + signal, user: "carol", signal: false)
+        let carolGet = try await bed.run(
+            "carol", ["get", "/Footage/clip.bin", "-o", bed.directory + "/carol.bin"] + signal, user: "carol",
+            signal: false)
+        #expect(carolProof.process.terminationStatus == 4)
+        #expect(carolGet.process.terminationStatus == 4)
+        #expect(!FileManager.default.fileExists(atPath: carolBundle))
+        #expect(!FileManager.default.fileExists(atPath: bed.directory + "/carol.bin"))
+    }
+
+    /// Runs bob's `proof` until its bundle holds `versions` versions (they are published a moment after the append).
+    func proof(_ bed: Testbed, _ signal: [String], bundle: String, versions: Int) async throws {
+        try await waitUntil("a proof with \(versions) versions", timeout: 30) {
+            let run = try await bed.run(
+                "bob", ["proof", "/Footage/clip.bin", "-o", bundle] + signal, user: "bob", signal: false)
+            guard run.process.terminationStatus == 0, let data = FileManager.default.contents(atPath: bundle) else {
+                return false
+            }
+            return (try? ProofBundle(json: Array(data)))?.entries.count == versions
+        }
+    }
+}
