@@ -4,6 +4,7 @@ import HarpClient
 import Logging
 import NextcloudClient
 import SwarmKit
+import Synchronization
 
 /// What `put`, `get` and `seed` do with the version log (docs/proofs.md): one call each, after their transfers.
 /// A log that is down or refuses never fails a transfer: the command warns (standard error, or a `versionLog` field /
@@ -13,6 +14,8 @@ struct VersionLogHook {
     let enabled: Bool
     let json: Bool
     let quiet: Bool
+    /// Paths (relative to the seeded folder) that `seed` began to seed since the last `recordSeeded`.
+    private let seeded = SeededPaths()
 
     init(
         signalURL: String?, client: NextcloudClient, identity: DeviceIdentity, logger: Logger, json: Bool, quiet: Bool
@@ -44,8 +47,46 @@ struct VersionLogHook {
         }
     }
 
+    /// Notes a file `seed` began to seed (called from its event handler, synchronously).
+    func note(_ event: FolderSeeder.Event) {
+        guard enabled, case .seeding(let path, _, _, _) = event else { return }
+        seeded.add(path)
+    }
+
+    /// After a scan of `seed`: records the versions of the files it began to seed that the log does not know, from
+    /// their provenance records (the version of the server that the local bytes were established to be).
+    func recordSeeded(store: ChunkStore, localRoot: String, remoteRoot: String) async {
+        for relative in seeded.take() {
+            guard let provenance = try? store.provenance(path: localRoot + "/" + relative) else { continue }
+            let remotePath = (remoteRoot == "/" ? "" : remoteRoot) + "/" + relative
+            let result = await recorder.recordObserved(
+                remotePath: remotePath, root: provenance.root, size: provenance.server.size,
+                etag: provenance.server.etag)
+            if json { printJSONLine(["event": "version-log", "path": remotePath].merging(result.json) { a, _ in a }) }
+            warn(remotePath, result)
+        }
+    }
+
     private func warn(_ path: String, _ result: VersionRecorder.Result) {
         guard !json, let warning = result.warning else { return }
         printError("harp-cli: warning: \(path): not recorded in the version log: \(warning)")
+    }
+}
+
+/// The paths `seed` reported as newly seeded, handed from its synchronous event handler to the scan loop; at most
+/// `limit` are kept between two scans (a scan reports each file once).
+final class SeededPaths: Sendable {
+    private let paths = Mutex<[String]>([])
+    let limit = 100_000
+
+    func add(_ path: String) {
+        paths.withLock { if $0.count < limit { $0.append(path) } }
+    }
+
+    func take() -> [String] {
+        paths.withLock { paths in
+            defer { paths.removeAll() }
+            return paths
+        }
     }
 }

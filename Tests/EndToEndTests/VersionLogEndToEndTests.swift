@@ -182,6 +182,46 @@ struct VersionLogEndToEndTests {
         #expect(!FileManager.default.fileExists(atPath: bed.directory + "/carol.bin"))
     }
 
+    @Test func seedObservesAVersionWrittenOutsideHarpAndALogThatRefusesNeverFailsATransfer() async throws {
+        let bed = try await Testbed(cloudArguments: ["--user", "harp-signal:signal-pw"])
+        defer { bed.shutdown() }
+        let (server, url) = try await Self.serve(
+            "signal-log", data: bed.directory + "/log", in: bed, ["--nextcloud", bed.cloudURL],
+            environment: ["HARP_SIGNAL_NC_USER": "harp-signal", "HARP_SIGNAL_NC_APP_PASSWORD": "signal-pw"])
+        defer { server.signal(SIGKILL) }
+        let signal = ["--signal", url.replacingOccurrences(of: "http://", with: "ws://") + "/v1/ws"]
+
+        // A file written through WebDAV alone, and the same bytes in a local folder: seed vouches for them and
+        // records the version it met as observed (enrolling alice's device first).
+        let local = try bed.makeFile("Seeded/a.bin", size: 12_000)
+        #expect(try await Self.cloud(bed, "MKCOL", "/remote.php/dav/files/alice/Seeded", user: "alice").0 == 201)
+        let bytes = try #require(FileManager.default.contents(atPath: local))
+        #expect(
+            try await Self.cloud(bed, "PUT", "/remote.php/dav/files/alice/Seeded/a.bin", user: "alice", body: bytes).0
+                == 201)
+        let seed = try bed.start(
+            "alice", ["seed", bed.directory + "/Seeded", "--remote", "/Seeded", "--json"] + signal, signal: false)
+        let line = await seed.waitForLine(timeout: 60) { $0.contains("\"version-log\"") }
+        seed.signal(SIGINT)
+        await seed.wait(timeout: 60)
+        let event = try #require(
+            line.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) } as? [String: Any])
+        #expect(event["result"] as? String == "appended", "\(seed.output) \(seed.stderr)")
+        #expect(int64(event["version"]) == 1)
+
+        // The testbed's own signaling server has no Nextcloud account: the device cannot enroll there, the append is
+        // refused, and put warns and succeeds all the same.
+        let file = try bed.makeFile("b.bin", size: 5000)
+        let put = try await bed.run("bob", ["put", file, "/", "--json"], user: "bob")
+        #expect(put.process.terminationStatus == 0, "\(put.stderr)")
+        let logged = fileDone(put)?["versionLog"] as? [String: Any]
+        #expect(logged?["result"] as? String == "failed", "\(put.output)")
+        #expect((logged?["warning"] as? String)?.contains("operator enrolls devices") == true, "\(put.output)")
+        let quiet = try await bed.run("bob", ["put", file, "/"], user: "bob")
+        #expect(quiet.process.terminationStatus == 0)
+        #expect(quiet.stderr.contains("not recorded in the version log"), "\(quiet.stderr)")
+    }
+
     /// Runs bob's `proof` until its bundle holds `versions` versions (they are published a moment after the append).
     func proof(_ bed: Testbed, _ signal: [String], bundle: String, versions: Int) async throws {
         try await waitUntil("a proof with \(versions) versions", timeout: 30) {
