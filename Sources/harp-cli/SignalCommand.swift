@@ -101,6 +101,12 @@ struct SignalCommand: AsyncParsableCommand {
             completion: .file())
         var nextcloudCredentials: String?
 
+        @Option(
+            help: ArgumentHelp(
+                "Version-log requests (/v1/log/*) per second from one client address; bursts of four times that.",
+                discussion: "Past it the server answers 429; an enrollment counts as ten requests."))
+        var logRequestsPerSecond: Double = 50
+
         @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
         var logLevel = "info"
 
@@ -121,6 +127,9 @@ struct SignalCommand: AsyncParsableCommand {
                 else { throw ValidationError("--nextcloud must be an http:// or https:// URL") }
             } else if nextcloudCredentials != nil {
                 throw ValidationError("--nextcloud-credentials needs --nextcloud")
+            }
+            guard logRequestsPerSecond > 0, logRequestsPerSecond.isFinite else {
+                throw ValidationError("--log-requests-per-second must be positive")
             }
             if let witnessQuorum, witnessQuorum < 0 { throw ValidationError("--witness-quorum must not be negative") }
             for proxy in trustedProxy where !Self.isIPAddress(proxy) {
@@ -196,6 +205,8 @@ struct SignalCommand: AsyncParsableCommand {
             configuration.maxConnections = maxConnections
             configuration.maxMembershipsPerAddress = maxMembershipsPerAddress
             configuration.trustedProxies = Set(trustedProxy)
+            configuration.logRequestsPerSecondPerAddress = logRequestsPerSecond
+            configuration.logRequestBurst = max(logRequestsPerSecond * 4, 20)
             if let federation {
                 guard let data = FileManager.default.contents(atPath: federation) else {
                     throw UsageError(description: "cannot read --federation \(federation)")

@@ -35,6 +35,7 @@ final class ServerMetrics: Sendable {
     let witnessRefusals: CoreMetrics.Counter
     let enrollments: CoreMetrics.Counter
     let enrollmentRefusals: CoreMetrics.Counter
+    let logRateLimited: CoreMetrics.Counter
     /// From a `join` message to the server's answer (`joined` or an error), refused joins included.
     let joinLatency: CoreMetrics.Timer
 
@@ -111,6 +112,8 @@ final class ServerMetrics: Sendable {
         enrollmentRefusals = counter(
             "log_enrollment_refusals",
             "Enrollment challenges or enrollments refused (bad proof, full table, Nextcloud).")
+        logRateLimited = counter(
+            "log_rate_limited", "Version-log requests answered 429: the address's budget was spent.")
         let join = name("join", "seconds", "Time from a join message to the server's answer.")
         joinLatency = CoreMetrics.Timer(
             label: join.name, dimensions: [],

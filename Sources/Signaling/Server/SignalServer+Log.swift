@@ -25,20 +25,66 @@ struct LogRoutes: Sendable {
     let log: LogStore
     let witness: WitnessStore
     let enrollment: ShareEnrollment?
+    /// Requests to `/v1/log/*` per client address (an enrollment costs `enrollmentCost` requests).
+    let rateLimit: AddressRateLimit
+    /// Addresses of proxies whose `X-Forwarded-For` names the client (exact IP strings as `SocketAddress` prints them).
+    let trustedProxies: Set<String>
     let metrics: ServerMetrics
     let logger: Logger
 
     /// The largest append body: the expected head and the largest entry.
     static let maximumAppendBody = 32 + LogEntry.maximumEncodedSize
 
-    func add(to router: Router<BasicRequestContext>) {
-        router.post("/v1/log/append") { request, _ in try await append(request) }
-        router.get("/v1/log/checkpoint") { _, _ in try await checkpoint() }
-        router.get("/v1/log/proof") { request, _ in try await proof(request) }
+    /// What an enrollment or a challenge costs of an address's request budget: each makes the server ask Nextcloud.
+    static let enrollmentCost: Double = 10
+
+    func add(to router: Router<SignalRequestContext>) {
+        router.post("/v1/log/append") { request, context in
+            try await limited(request, context) { try await append(request) }
+        }
+        router.get("/v1/log/checkpoint") { request, context in
+            try await limited(request, context) { try await checkpoint() }
+        }
+        router.get("/v1/log/proof") { request, context in
+            try await limited(request, context) { try await proof(request) }
+        }
+        router.get("/v1/log/head") { request, context in
+            try await limited(request, context) { try await head(request) }
+        }
+        router.post("/v1/log/enroll/challenge") { request, context in
+            try await limited(request, context, cost: Self.enrollmentCost) { challenge() }
+        }
+        router.post("/v1/log/enroll") { request, context in
+            try await limited(request, context, cost: Self.enrollmentCost) { try await enroll(request) }
+        }
         router.post("/add-checkpoint") { request, _ in try await addCheckpoint(request) }
-        router.get("/v1/log/head") { request, _ in try await head(request) }
-        router.post("/v1/log/enroll/challenge") { _, _ in challenge() }
-        router.post("/v1/log/enroll") { request, _ in try await enroll(request) }
+    }
+
+    /// Runs `handler` if the client's address has `cost` requests left in its budget, else answers 429.
+    private func limited(
+        _ request: Request, _ context: SignalRequestContext, cost: Double = 1,
+        _ handler: () async throws -> Response
+    ) async throws -> Response {
+        guard rateLimit.allow(clientKey(request, context), cost: cost) else {
+            metrics.logRateLimited.increment()
+            return Response(
+                status: .tooManyRequests, headers: [.contentType: "text/plain", .retryAfter: "1"],
+                body: .init(byteBuffer: ByteBuffer(string: "too many version-log requests from your address\n")))
+        }
+        return try await handler()
+    }
+
+    /// The client's address key: the last `X-Forwarded-For` entry when the peer is a trusted proxy, else the peer.
+    private func clientKey(_ request: Request, _ context: SignalRequestContext) -> String {
+        let peer = context.remoteAddress
+        if let ip = peer?.ipAddress, trustedProxies.contains(ip),
+            let last = request.headers.filter({ $0.name.canonicalName == "x-forwarded-for" }).last?.value
+                .split(separator: ",").last,
+            let key = ClientAddress.key(text: String(last))
+        {
+            return key
+        }
+        return ClientAddress.key(of: peer)
     }
 
     private static func headObject(_ head: LogStore.Head) -> [String: Any] {

@@ -109,13 +109,19 @@ public final class SignalServer: Service, Sendable {
 
     /// Serves until cancelled or until graceful shutdown.
     public func run() async throws {
-        let router = Router()
+        let router = Router(context: SignalRequestContext.self)
         let metrics = context.metrics
         let hub = context.hub
         let store = context.store
         let limiter = self.limiter
         router.get("/healthz") { _, _ in "ok\n" }
-        LogRoutes(log: log, witness: witness, enrollment: enrollment, metrics: metrics, logger: logger).add(to: router)
+        LogRoutes(
+            log: log, witness: witness, enrollment: enrollment,
+            rateLimit: AddressRateLimit(
+                rate: configuration.logRequestsPerSecondPerAddress, burst: configuration.logRequestBurst),
+            trustedProxies: Set(configuration.trustedProxies.compactMap { ClientAddress.parse($0)?.ipAddress }),
+            metrics: metrics, logger: logger
+        ).add(to: router)
         router.get("/metrics") { _, _ -> Response in
             let stats = await hub.stats()
             let text = metrics.render(
