@@ -222,6 +222,21 @@ struct VersionLogEndToEndTests {
         #expect(quiet.stderr.contains("not recorded in the version log"), "\(quiet.stderr)")
     }
 
+    @Test func serveWithNextcloudButNoAccountRefusesToStart() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("harp-nc-\(UUID().uuidString)")
+            .path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let server = try LaunchedProcess(
+            name: "serve",
+            arguments: [
+                "signal", "serve", "--listen", "127.0.0.1:0", "--data", directory + "/data", "--nextcloud",
+                "http://127.0.0.1:1",
+            ], environment: Testbed.baseEnvironment, directory: directory)
+        #expect(await server.wait(timeout: 60) == 2)
+        #expect(server.stderr.contains("HARP_SIGNAL_NC_USER"), "\(server.stderr)")
+    }
+
     /// Runs bob's `proof` until its bundle holds `versions` versions (they are published a moment after the append).
     func proof(_ bed: Testbed, _ signal: [String], bundle: String, versions: Int) async throws {
         try await waitUntil("a proof with \(versions) versions", timeout: 30) {
