@@ -199,7 +199,7 @@ struct GetCommand: AsyncParsableCommand {
             await VersionLogHook(
                 signalURL: settings.signalURL, client: client, identity: identity, logger: logger, json: json,
                 quiet: outputOptions.quiet
-            ).fetched(reports)
+            ).fetched(reports, jobs: jobs)
             let elapsed = ContinuousClock.now - started
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
             if json {

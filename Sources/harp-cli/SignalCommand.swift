@@ -105,7 +105,7 @@ struct SignalCommand: AsyncParsableCommand {
             help: ArgumentHelp(
                 "Version-log requests (/v1/log/*) per second from one client address; bursts of four times that.",
                 discussion: "Past it the server answers 429; an enrollment counts as ten requests."))
-        var logRequestsPerSecond: Double = 50
+        var logRequestsPerSecond: Double = 200
 
         @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
         var logLevel = "info"

@@ -34,16 +34,37 @@ struct VersionLogHook {
         return result.json
     }
 
-    /// After `get` fetched files: records the versions the log does not know as `observed`.
-    func fetched(_ reports: [FetchReport]) async {
+    /// After `get` fetched files: records the versions the log does not know as `observed`. The fileid comes from
+    /// the job's listing and the etag from the fetch, so nothing more is asked of Nextcloud; four files at a time.
+    func fetched(_ reports: [FetchReport], jobs: [FetchJob]) async {
         guard enabled else { return }
-        for report in reports {
-            let result = await recorder.recordObserved(
-                remotePath: report.remotePath, root: report.root, size: report.size, etag: report.etag)
-            if json {
-                printJSONLine(["event": "version-log", "path": report.remotePath].merging(result.json) { a, _ in a })
+        var fileIDs: [String: Int64] = [:]
+        for job in jobs {
+            if case .finished(let item) = job.source, let id = item.fileID { fileIDs[item.path] = id }
+        }
+        let recorder = self.recorder
+        var results: [(String, VersionRecorder.Result)] = []
+        await withTaskGroup(of: (String, VersionRecorder.Result).self) { group in
+            var next = reports.makeIterator()
+            func addNext() {
+                guard let report = next.next() else { return }
+                let fileID = fileIDs[report.remotePath]
+                group.addTask {
+                    let result = await recorder.recordObserved(
+                        remotePath: report.remotePath, fileID: fileID, root: report.root, size: report.size,
+                        etag: report.etag)
+                    return (report.remotePath, result)
+                }
             }
-            warn(report.remotePath, result)
+            for _ in 0..<4 { addNext() }
+            for await result in group {
+                results.append(result)
+                addNext()
+            }
+        }
+        for (path, result) in results {
+            if json { printJSONLine(["event": "version-log", "path": path].merging(result.json) { a, _ in a }) }
+            warn(path, result)
         }
     }
 
@@ -60,8 +81,8 @@ struct VersionLogHook {
             guard let provenance = try? store.provenance(path: localRoot + "/" + relative) else { continue }
             let remotePath = (remoteRoot == "/" ? "" : remoteRoot) + "/" + relative
             let result = await recorder.recordObserved(
-                remotePath: remotePath, root: provenance.root, size: provenance.server.size,
-                etag: provenance.server.etag)
+                remotePath: remotePath, fileID: Int64(provenance.server.fileid), root: provenance.root,
+                size: provenance.server.size, etag: provenance.server.etag)
             if json { printJSONLine(["event": "version-log", "path": remotePath].merging(result.json) { a, _ in a }) }
             warn(remotePath, result)
         }

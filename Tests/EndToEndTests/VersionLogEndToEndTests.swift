@@ -185,8 +185,11 @@ struct VersionLogEndToEndTests {
     @Test func seedObservesAVersionWrittenOutsideHarpAndALogThatRefusesNeverFailsATransfer() async throws {
         let bed = try await Testbed(cloudArguments: ["--user", "harp-signal:signal-pw"])
         defer { bed.shutdown() }
+        // A budget of 20 requests, one more a second: the first append (a head, a refused append, a challenge and an
+        // enrollment counting ten each, the append again) runs into the rate limit and waits it out.
         let (server, url) = try await Self.serve(
-            "signal-log", data: bed.directory + "/log", in: bed, ["--nextcloud", bed.cloudURL],
+            "signal-log", data: bed.directory + "/log", in: bed,
+            ["--nextcloud", bed.cloudURL, "--log-requests-per-second", "1"],
             environment: ["HARP_SIGNAL_NC_USER": "harp-signal", "HARP_SIGNAL_NC_APP_PASSWORD": "signal-pw"])
         defer { server.signal(SIGKILL) }
         let signal = ["--signal", url.replacingOccurrences(of: "http://", with: "ws://") + "/v1/ws"]

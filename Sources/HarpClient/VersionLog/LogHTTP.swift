@@ -35,11 +35,26 @@ struct LogHTTP: Sendable {
         var json: [String: Any]? { (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] }
     }
 
+    /// Seconds waited out, at most, when the log answers 429 (its per-address rate limit), one at a time.
+    var maximumRateWaits = 30
+
+    /// Sends a request; a 429 is waited out (a second, then the request again) up to `maximumRateWaits` times.
     func request(
         _ method: String, _ pathAndQuery: String, body: Data? = nil, limit: Int = 64 << 10
     ) async throws
         -> Answer
     {
+        var answer = try await once(method, pathAndQuery, body: body, limit: limit)
+        var waits = 0
+        while answer.status == 429, waits < maximumRateWaits {
+            waits += 1
+            try await Task.sleep(for: .seconds(1))
+            answer = try await once(method, pathAndQuery, body: body, limit: limit)
+        }
+        return answer
+    }
+
+    private func once(_ method: String, _ pathAndQuery: String, body: Data?, limit: Int) async throws -> Answer {
         guard let url = URL(string: base.absoluteString + pathAndQuery) else { throw LogHTTPError("bad URL") }
         var request = URLRequest(url: url)
         request.httpMethod = method

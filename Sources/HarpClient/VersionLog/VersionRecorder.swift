@@ -85,21 +85,33 @@ public struct VersionRecorder: Sendable {
     }
 
     /// Records the version `get` or `seed` met at `remotePath` (`etag` when the fetch began), if the log does not know
-    /// it.
-    public func recordObserved(remotePath: String, root: Hash256?, size: Int64, etag: String?) async -> Result {
+    /// it. With `fileID` and `etag` (the listing the fetch began with, whose bytes it verified), nothing is asked of
+    /// Nextcloud; without them, a PROPFIND finds them.
+    public func recordObserved(
+        remotePath: String, fileID: Int64? = nil, root: Hash256?, size: Int64, etag: String?
+    ) async -> Result {
         guard let root else { return .skipped("no content root") }
-        return await record(remotePath: remotePath, root: root, size: size, etag: etag, observed: true)
+        return await record(remotePath: remotePath, fileID: fileID, root: root, size: size, etag: etag, observed: true)
     }
 
-    private func record(remotePath: String, root: Hash256, size: Int64, etag: String?, observed: Bool) async -> Result {
+    private func record(
+        remotePath: String, fileID knownFileID: Int64? = nil, root: Hash256, size: Int64, etag: String?, observed: Bool
+    ) async -> Result {
         guard let http else { return .skipped("no signaling server") }
         do {
-            let item = try await client.item(at: remotePath)
-            guard let fileID = item.fileID, let currentEtag = item.etag else {
-                return .skipped("the server gave no file id or etag")
-            }
-            guard item.size == size, etag.map({ Self.bare($0) == Self.bare(currentEtag) }) ?? true else {
-                return .skipped("the file changed on the server since")
+            let fileID: Int64
+            let currentEtag: String
+            if let knownFileID, let etag {
+                (fileID, currentEtag) = (knownFileID, etag)
+            } else {
+                let item = try await client.item(at: remotePath)
+                guard let id = item.fileID, let itemEtag = item.etag else {
+                    return .skipped("the server gave no file id or etag")
+                }
+                guard item.size == size, etag.map({ Self.bare($0) == Self.bare(itemEtag) }) ?? true else {
+                    return .skipped("the file changed on the server since")
+                }
+                (fileID, currentEtag) = (id, itemEtag)
             }
             let lineage = VersionEntry.lineage(instance: Self.instance(client.credentials.server), fileID: "\(fileID)")
             var head = try await self.head(http, lineage)

@@ -99,8 +99,8 @@ public struct SignalServerConfiguration: Sendable {
 
     /// Requests to the version log's endpoints (`/v1/log/*`) per second from one client address, with a burst
     /// allowance; more are answered 429. An enrollment costs ten.
-    public var logRequestsPerSecondPerAddress: Double = 50
-    public var logRequestBurst: Double = 200
+    public var logRequestsPerSecondPerAddress: Double = 200
+    public var logRequestBurst: Double = 800
 
     /// The name of a new log key (its origin); nil for `harp-` and random digits. Existing keys keep their names.
     public var logKeyName: String?
