@@ -28,6 +28,17 @@ struct VersionLogEndToEndTests {
         )
     }
 
+    /// Runs `harp-cli` to the end without blocking a thread of the cooperative pool (the other tests run on it).
+    static func harp(
+        _ bed: Testbed, _ arguments: [String]
+    ) async throws -> (status: Int32, stdout: String, stderr: String) {
+        let process = try LaunchedProcess(
+            name: "harp-\(UUID().uuidString.prefix(8))", arguments: arguments, environment: Testbed.baseEnvironment,
+            directory: bed.directory)
+        let status = await process.wait(timeout: 120)
+        return (status, process.output.joined(separator: "\n"), process.stderr)
+    }
+
     static func write(_ text: String, to path: String) throws {
         try Data(text.utf8).write(to: URL(fileURLWithPath: path))
     }
@@ -53,7 +64,15 @@ struct VersionLogEndToEndTests {
             "--user", "carol:carol-pw", "--user", "harp-signal:signal-pw", "--share", "alice:/Footage:bob:1",
         ])
         defer { bed.shutdown() }
-        let keys = try ["a", "b", "c"].map { try ProofCommandTests.keys(bed.directory + "/" + $0) }
+        var keys: [(log: String, witness: String)] = []
+        for name in ["a", "b", "c"] {
+            let run = try await Self.harp(bed, ["signal", "keys", "--data", bed.directory + "/" + name])
+            let words = run.stdout.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
+            guard run.status == 0, words.count == 2, words.allSatisfy({ $0.count == 2 }) else {
+                throw TestbedError("signal keys: \(run.stderr)")
+            }
+            keys.append((words[0][1], words[1][1]))
+        }
         let (a, b, c) = (keys[0], keys[1], keys[2])
 
         // B and C witness A (and list each other); nothing appends to their own logs, so their listed URLs for the
@@ -125,7 +144,7 @@ struct VersionLogEndToEndTests {
         try Self.write(witnesses + "quorum 1\n", to: oneOfTwo)
         let bundle = bed.directory + "/clip.proof.json"
         try await proof(bed, signal, bundle: bundle, versions: 4)
-        let verified = try CommandLineTests().run(["verify-proof", bundle, "--policy", twoOfTwo])
+        let verified = try await Self.harp(bed, ["verify-proof", bundle, "--policy", twoOfTwo])
         #expect(verified.status == 0, "\(verified.stderr)")
         #expect(verified.stdout.contains("1  create  alice"))
         #expect(verified.stdout.contains("3  modify  alice"))
@@ -138,9 +157,9 @@ struct VersionLogEndToEndTests {
         let put = try await bed.run("alice", ["put", local, "/Footage", "--json"] + signal, signal: false)
         #expect((fileDone(put)?["versionLog"] as? [String: Any])?["result"] as? String == "appended")
         try await proof(bed, signal, bundle: bundle, versions: 5)
-        let underWitnessed = try CommandLineTests().run(["verify-proof", bundle, "--policy", twoOfTwo])
+        let underWitnessed = try await Self.harp(bed, ["verify-proof", bundle, "--policy", twoOfTwo])
         #expect(underWitnessed.status == 6, "\(underWitnessed.stdout)")
-        let oneWitness = try CommandLineTests().run(["verify-proof", bundle, "--policy", oneOfTwo])
+        let oneWitness = try await Self.harp(bed, ["verify-proof", bundle, "--policy", oneOfTwo])
         #expect(oneWitness.status == 0, "\(oneWitness.stderr)")
         #expect(oneWitness.stdout.contains("5  modify  alice"))
 
@@ -166,7 +185,7 @@ struct VersionLogEndToEndTests {
             return entry.action == .enroll ? "enroll" : "revoke"
         }
         #expect(actions == ["enroll", "revoke", "enroll"])
-        let reverified = try CommandLineTests().run(["verify-proof", bundle, "--policy", oneOfTwo])
+        let reverified = try await Self.harp(bed, ["verify-proof", bundle, "--policy", oneOfTwo])
         #expect(reverified.status == 0, "\(reverified.stderr)")
 
         // carol, without access, gets nothing: neither the file nor a proof.
