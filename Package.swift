@@ -116,6 +116,8 @@ let package = Package(
             name: "SignalingServer",
             dependencies: [
                 "ChunkStore",
+                "HarpBasics",
+                "NextcloudClient",
                 "SignalingProtocol",
                 "VersionLog",
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -194,6 +196,7 @@ let package = Package(
                 "SignalingClient",
                 "SignalingProtocol",
                 "SwarmKit",
+                "VersionLog",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

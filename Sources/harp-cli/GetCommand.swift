@@ -215,6 +215,10 @@ struct GetCommand: AsyncParsableCommand {
             await queue.run(remaining, finished: finished)
             printer.cancel()
             live.finish()
+            await VersionLogHook(
+                signalURL: settings.signalURL, client: client, identity: identity, logger: logger, json: json,
+                quiet: outputOptions.quiet
+            ).fetched(reports, jobs: jobs)
             let elapsed = ContinuousClock.now - started
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
             if json {

@@ -16,7 +16,7 @@ struct HarpCommand: AsyncParsableCommand {
         subcommands: [
             LoginCommand.self, LogoutCommand.self, WhoamiCommand.self, LsCommand.self, IndexCommand.self,
             GetCommand.self, PutCommand.self, SeedCommand.self, StatusCommand.self, DemoCommand.self,
-            SignalCommand.self, VerifyProofCommand.self, ProofCommand.self,
+            SignalCommand.self, VerifyProofCommand.self, ProofCommand.self, DeviceCommand.self,
             DevCloudCommand.self,
             DebugDownloadCommand.self, DebugPublishSidecarCommand.self, DebugCommand.self,
         ]

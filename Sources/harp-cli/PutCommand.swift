@@ -105,16 +105,20 @@ struct PutCommand: AsyncParsableCommand {
             let uploader = FileUploader(
                 client: client, store: store, node: node, identity: identity, baseOptions: baseOptions,
                 seedAfter: seed, logger: logger)
+            let versionLog = VersionLogHook(
+                signalURL: settings.signalURL, client: client, identity: identity, logger: logger, json: output.json,
+                quiet: output.quiet)
             for job in jobs {
                 do {
                     let started = ContinuousClock.now
                     let uploaded = try await uploader.upload(job.local, to: job.remote)
                     let elapsed = ContinuousClock.now - started
+                    let logged = await versionLog.uploaded(job.remote, root: uploaded.root, size: uploaded.size)
                     if output.json {
                         printJSONLine([
                             "event": "file-done", "path": job.remote, "local": job.local, "size": uploaded.size,
                             "swarm": uploaded.swarmID?.hexString ?? NSNull(),
-                            "fileid": uploaded.fileID ?? NSNull(),
+                            "fileid": uploaded.fileID ?? NSNull(), "versionLog": logged,
                             "seconds":
                                 (Double(elapsed.components.attoseconds) * 1e-18 + Double(elapsed.components.seconds)
                                 * 1000)

@@ -69,15 +69,22 @@ struct SeedCommand: AsyncParsableCommand {
             let node = SwarmNode(identity: identity, settings: settings, logger: logger)
             await node.start()
             let (json, quiet) = (output.json, output.quiet)
+            let versionLog = VersionLogHook(
+                signalURL: settings.signalURL, client: client, identity: identity, logger: logger, json: json,
+                quiet: quiet)
             let seeder = FolderSeeder(
                 client: client, store: store, node: node, identity: identity, localRoot: local,
                 remoteRoot: folder.path, baseOptions: try peers.swarmOptions(config: harpConfig), logger: logger
-            ) { event in event.print(json: json, quiet: quiet) }
+            ) { event in
+                event.print(json: json, quiet: quiet)
+                versionLog.note(event)
+            }
             let status = StatusWriter(command: "seed", node: node, board: ProgressBoard())
             await status.start()
             let loop = Task {
                 while !Task.isCancelled {
                     await seeder.scan()
+                    await versionLog.recordSeeded(store: store, localRoot: local, remoteRoot: folder.path)
                     try? await Task.sleep(for: .seconds(rescan))
                 }
             }

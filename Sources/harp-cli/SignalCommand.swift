@@ -84,6 +84,29 @@ struct SignalCommand: AsyncParsableCommand {
         @Option(help: "Witness cosignatures a checkpoint needs before it is published (default: every listed server).")
         var witnessQuorum: Int?
 
+        @Option(
+            help: ArgumentHelp(
+                "The server's own Nextcloud account, through which devices enroll in the version log (its URL).",
+                discussion: """
+                    The account comes from HARP_SIGNAL_NC_USER and HARP_SIGNAL_NC_APP_PASSWORD, or from \
+                    --nextcloud-credentials. Devices share a signed challenge with it; it never holds a user's \
+                    password (docs/proofs.md §3).
+                    """))
+        var nextcloud: String?
+
+        @Option(
+            help: ArgumentHelp(
+                "A 0600 file with the lines 'user NAME' and 'app_password SECRET' for --nextcloud.",
+                discussion: "There is no flag for the app password itself: flags show in ps."),
+            completion: .file())
+        var nextcloudCredentials: String?
+
+        @Option(
+            help: ArgumentHelp(
+                "Version-log requests (/v1/log/*) per second from one client address; bursts of four times that.",
+                discussion: "Past it the server answers 429; an enrollment counts as ten requests."))
+        var logRequestsPerSecond: Double = 200
+
         @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
         var logLevel = "info"
 
@@ -98,6 +121,15 @@ struct SignalCommand: AsyncParsableCommand {
                 throw ValidationError(
                     "--max-connections, --max-connections-per-address and --max-memberships-per-address must be positive"
                 )
+            }
+            if let nextcloud {
+                guard let url = URL(string: nextcloud), url.scheme == "http" || url.scheme == "https", url.host != nil
+                else { throw ValidationError("--nextcloud must be an http:// or https:// URL") }
+            } else if nextcloudCredentials != nil {
+                throw ValidationError("--nextcloud-credentials needs --nextcloud")
+            }
+            guard logRequestsPerSecond > 0, logRequestsPerSecond.isFinite else {
+                throw ValidationError("--log-requests-per-second must be positive")
             }
             if let witnessQuorum, witnessQuorum < 0 { throw ValidationError("--witness-quorum must not be negative") }
             for proxy in trustedProxy where !Self.isIPAddress(proxy) {
@@ -173,6 +205,8 @@ struct SignalCommand: AsyncParsableCommand {
             configuration.maxConnections = maxConnections
             configuration.maxMembershipsPerAddress = maxMembershipsPerAddress
             configuration.trustedProxies = Set(trustedProxy)
+            configuration.logRequestsPerSecondPerAddress = logRequestsPerSecond
+            configuration.logRequestBurst = max(logRequestsPerSecond * 4, 20)
             if let federation {
                 guard let data = FileManager.default.contents(atPath: federation) else {
                     throw UsageError(description: "cannot read --federation \(federation)")
@@ -192,6 +226,21 @@ struct SignalCommand: AsyncParsableCommand {
                 }
                 configuration.witnessQuorum = witnessQuorum
             }
+            if let nextcloud, let url = URL(string: nextcloud) {
+                if let nextcloudCredentials {
+                    configuration.nextcloud = try NextcloudAccount.load(file: nextcloudCredentials, server: url)
+                } else {
+                    guard let user = environment["HARP_SIGNAL_NC_USER"], !user.isEmpty,
+                        let password = environment["HARP_SIGNAL_NC_APP_PASSWORD"], !password.isEmpty
+                    else {
+                        throw UsageError(
+                            description:
+                                "--nextcloud needs HARP_SIGNAL_NC_USER and HARP_SIGNAL_NC_APP_PASSWORD, or --nextcloud-credentials"
+                        )
+                    }
+                    configuration.nextcloud = NextcloudAccount(server: url, user: user, appPassword: password)
+                }
+            }
             Self.raiseOpenFileLimit()
             var logger = Logger(label: "harp.signal") { StreamLogHandler.standardError(label: $0) }
             logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
@@ -209,6 +258,7 @@ struct SignalCommand: AsyncParsableCommand {
                         "listen.port": "\(bound)", "data.dir": "\(dataDirectory)",
                         "join.key": "\(configuration.joinKey == nil ? "off" : "on")",
                         "max.connections.per.address": "\(maxConnectionsPerAddress)",
+                        "nextcloud.user": "\(configuration.nextcloud?.user ?? "none")",
                     ])
             }
         }

@@ -28,7 +28,11 @@ struct LogCrashTests {
     static func startServer(_ directory: String) async throws -> (LaunchedProcess, String) {
         let server = try LaunchedProcess(
             name: "signal-\(UUID().uuidString.prefix(8))",
-            arguments: ["signal", "serve", "--listen", "127.0.0.1:0", "--data", directory + "/signal"],
+            arguments: [
+                "signal", "serve", "--listen", "127.0.0.1:0", "--data", directory + "/signal",
+                // Appends as fast as the loop goes: above the per-address rate limit of the version log.
+                "--log-requests-per-second", "100000",
+            ],
             environment: Testbed.baseEnvironment, directory: directory)
         guard let line = await server.waitForLine(timeout: 60, { $0.hasPrefix("ws://") }) else {
             server.signal(SIGKILL)

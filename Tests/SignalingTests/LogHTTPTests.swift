@@ -76,7 +76,7 @@ struct LogHTTPTests {
             let device = Curve25519.Signing.PrivateKey()
             let first = try Self.version(device, after: nil)
             let unenrolled = try await http.append(first)
-            #expect(unenrolled.status == 400 && unenrolled.text.contains("not enrolled"))
+            #expect(unenrolled.status == 403 && unenrolled.text.contains("not enrolled"))
             try await Self.enroll(server, device)
             let appended = try await http.append(first)
             #expect(appended.status == 200 && appended.text == #"{"leafIndex":1}"#)

@@ -26,6 +26,17 @@ extension NextcloudClient {
             query: [("shared_with_me", "true")])
     }
 
+    /// The share `id` as this user sees it (its owner or its recipient); at most `limit` bytes of answer are read.
+    public func share(id: String, limit: Int = 64 << 10) async throws -> Share {
+        let shares = try await ocs(
+            [Share].self, method: "GET",
+            endpoint: "/ocs/v2.php/apps/files_sharing/api/v1/shares/" + PathEncoding.encodeSegment(id), limit: limit)
+        guard let share = shares.first, shares.count == 1, share.id == id else {
+            throw NextcloudError(.malformedResponse, path: "share \(id)", detail: "not exactly the share asked for")
+        }
+        return share
+    }
+
     /// Shares `path` with the user `recipient` (share type 0).
     public func createUserShare(
         of path: String, with recipient: String, permissions: SharePermissions
@@ -55,11 +66,11 @@ extension NextcloudClient {
     /// An OCS call: always `OCS-APIRequest: true` and `format=json`.
     func ocs<T: Decodable>(
         _ type: T.Type, method: String, endpoint: String, query: [(String, String)] = [],
-        form: [(String, String)]? = nil
+        form: [(String, String)]? = nil, limit: Int = 64 << 20
     ) async throws -> T {
         let request = try Self.ocsRequest(
             base: credentials.server, method: method, endpoint: endpoint, query: query, form: form)
-        let response = try await send(request)
+        let response = try await send(request, limit: limit)
         return try OCSEnvelope.decode(T.self, json: response.body, path: endpoint)
     }
 

@@ -93,6 +93,10 @@ public struct Share: Sendable, Hashable, Codable {
     public var fileSource: Int64?
     /// The recipient's mount type ("shared" when listed as shared with me).
     public var mountType: String?
+    /// The owner of the shared file (differs from `owner` for a reshare).
+    public var fileOwner: String?
+    /// Where the shared node is in the recipient's tree (`file_target`).
+    public var fileTarget: String?
 
     enum CodingKeys: String, CodingKey {
         case id
@@ -105,6 +109,8 @@ public struct Share: Sendable, Hashable, Codable {
         case shareWithDisplayName = "share_with_displayname"
         case fileSource = "file_source"
         case mountType = "mount-type"
+        case fileOwner = "uid_file_owner"
+        case fileTarget = "file_target"
     }
 }
 

@@ -36,6 +36,9 @@ final class ServerMetrics: Sendable {
     let witnessCosigned: CoreMetrics.Counter
     /// `add-checkpoint` requests refused with 409 or 422: with a valid log signature, evidence of a misbehaving log.
     let witnessRefusals: CoreMetrics.Counter
+    let enrollments: CoreMetrics.Counter
+    let enrollmentRefusals: CoreMetrics.Counter
+    let logRateLimited: CoreMetrics.Counter
     /// From a `join` message to the server's answer (`joined` or an error), refused joins included.
     let joinLatency: CoreMetrics.Timer
 
@@ -110,6 +113,12 @@ final class ServerMetrics: Sendable {
         witnessCosigned = counter("witness_cosigned", "Checkpoints of other logs this server cosigned as a witness.")
         witnessRefusals = counter(
             "witness_refusals", "add-checkpoint requests refused as inconsistent (409 or 422): a stale or forking log.")
+        enrollments = counter("log_enrollments", "Devices enrolled or revoked through a Nextcloud share.")
+        enrollmentRefusals = counter(
+            "log_enrollment_refusals",
+            "Enrollment challenges or enrollments refused (bad proof, full table, Nextcloud).")
+        logRateLimited = counter(
+            "log_rate_limited", "Version-log requests answered 429: the address's budget was spent.")
         let join = name("join", "seconds", "Time from a join message to the server's answer.")
         joinLatency = CoreMetrics.Timer(
             label: join.name, dimensions: [],

@@ -88,6 +88,20 @@ public struct SignalServerConfiguration: Sendable {
     public var maxClockSkew: Int64 = 300
     /// How often the log checks whether it has a new checkpoint to get cosigned and publish.
     public var publishInterval: Duration = .milliseconds(250)
+    /// The server's own Nextcloud account, through which devices enroll (docs/proofs.md §3); nil: devices are
+    /// enrolled only by an operator (`harp-cli signal enroll`).
+    public var nextcloud: NextcloudAccount?
+    /// Enrollment challenges outstanding at once, and how long each stays valid (seconds).
+    public var maxEnrollmentNonces: Int = 4096
+    public var enrollmentNonceLifetime: Int64 = 300
+    /// How long each request to Nextcloud during an enrollment may take.
+    public var nextcloudTimeout: Duration = .seconds(10)
+
+    /// Requests to the version log's endpoints (`/v1/log/*`) per second from one client address, with a burst
+    /// allowance; more are answered 429. An enrollment costs ten.
+    public var logRequestsPerSecondPerAddress: Double = 200
+    public var logRequestBurst: Double = 800
+
     /// The name of a new log key (its origin); nil for `harp-` and random digits. Existing keys keep their names.
     public var logKeyName: String?
 

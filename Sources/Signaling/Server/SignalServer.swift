@@ -26,6 +26,8 @@ public final class SignalServer: Service, Sendable {
     let log: LogStore
     let witness: WitnessStore
     let publisher: LogPublisher
+    /// Enrollment through the server's Nextcloud account, when it has one.
+    let enrollment: ShareEnrollment?
 
     /// Opens (or creates) the database under the data directory and prepares TLS.
     public init(configuration: SignalServerConfiguration, logger: Logger) throws {
@@ -43,6 +45,14 @@ public final class SignalServer: Service, Sendable {
         witness = WitnessStore(
             pool: store.pool, key: keys.witness, logKeys: configuration.federation.servers.map(\.logKey))
         let metrics = ServerMetrics()
+        let log = self.log
+        enrollment = configuration.nextcloud.map { account in
+            ShareEnrollment(
+                account: NextcloudEnrollmentAccount(account, logger: logger), log: log, logger: logger,
+                nonces: EnrollmentNonces(
+                    capacity: configuration.maxEnrollmentNonces, lifetime: configuration.enrollmentNonceLifetime),
+                timeout: configuration.nextcloudTimeout)
+        }
         publisher = LogPublisher(
             log: log, witnesses: configuration.federation.servers,
             quorum: configuration.witnessQuorum ?? configuration.federation.servers.count,
@@ -99,13 +109,19 @@ public final class SignalServer: Service, Sendable {
 
     /// Serves until cancelled or until graceful shutdown.
     public func run() async throws {
-        let router = Router()
+        let router = Router(context: SignalRequestContext.self)
         let metrics = context.metrics
         let hub = context.hub
         let store = context.store
         let limiter = self.limiter
         router.get("/healthz") { _, _ in "ok\n" }
-        LogRoutes(log: log, witness: witness, metrics: metrics, logger: logger).add(to: router)
+        LogRoutes(
+            log: log, witness: witness, enrollment: enrollment,
+            rateLimit: AddressRateLimit(
+                rate: configuration.logRequestsPerSecondPerAddress, burst: configuration.logRequestBurst),
+            trustedProxies: Set(configuration.trustedProxies.compactMap { ClientAddress.parse($0)?.ipAddress }),
+            metrics: metrics, logger: logger
+        ).add(to: router)
         router.get("/metrics") { _, _ -> Response in
             let stats = await hub.stats()
             let text = metrics.render(
