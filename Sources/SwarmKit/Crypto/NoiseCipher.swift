@@ -1,66 +1,45 @@
-internal import CSodium
-
-/// The two Noise cipher functions harp supports, both from libsodium.
+/// The two Noise cipher functions harp supports: ChaChaPoly from libsodium, AESGCM from swift-crypto (BoringSSL).
+///
+/// One implementation of each serves the handshake and the transport alike. AESGCM moved from libsodium's
+/// `crypto_aead_aes256gcm_*` to swift-crypto's `AES.GCM`: on 64 KiB frames it opens at about twice libsodium
+/// 1.0.18's rate and seals at about the same (its public API copies each frame; BoringSSL's VAES code itself is
+/// several times faster), and a loopback transfer costs less CPU on both sides (docs/benchmarks.md, "Wire").
+/// libsodium's version stays as `AESGCMReference`, which the tests cross-check against and the benchmark
+/// compares with.
 public enum NoiseCipher: String, Sendable, CaseIterable {
-    /// ChaCha20-Poly1305 (IETF, 96-bit nonce = 4 zero bytes + little-endian 64-bit counter).
+    /// ChaCha20-Poly1305 (IETF, 96-bit nonce = 4 zero bytes + little-endian 64-bit counter), libsodium.
     case chaChaPoly = "ChaChaPoly"
-    /// AES-256-GCM (96-bit nonce = 4 zero bytes + big-endian 64-bit counter); needs AES-NI.
+    /// AES-256-GCM (96-bit nonce = 4 zero bytes + big-endian 64-bit counter), swift-crypto.
     case aesGCM = "AESGCM"
 
     /// The length of the authentication tag every ciphertext carries.
     public static let tagLength = 16
 
-    /// Whether this machine can run the cipher (AES-256-GCM in libsodium requires AES-NI + PCLMUL).
-    public var isAvailable: Bool {
-        switch self {
-        case .chaChaPoly: return true
-        case .aesGCM: return Sodium.aes256GCMAvailable
-        }
-    }
+    /// Whether this machine can run the cipher. Both always can: BoringSSL's AES-GCM has constant-time code
+    /// for CPUs without AES instructions (slower than ChaChaPoly there, which is what `preferred` is about).
+    public var isAvailable: Bool { true }
 
-    /// The transport cipher harp prefers on this machine: AES-256-GCM where the CPU has AES instructions
-    /// (measured faster here, see docs/benchmarks.md ("Wire")), ChaChaPoly otherwise.
+    /// The transport cipher harp prefers on this machine: AES-256-GCM where the CPU has AES and carry-less
+    /// multiply instructions (measured faster here, see docs/benchmarks.md ("Wire")), ChaChaPoly otherwise.
+    /// The CPU check is libsodium's `crypto_aead_aes256gcm_is_available()` (AES-NI and PCLMUL on x86-64).
     public static var preferred: NoiseCipher {
-        NoiseCipher.aesGCM.isAvailable ? .aesGCM : .chaChaPoly
+        Sodium.aes256GCMAvailable ? .aesGCM : .chaChaPoly
     }
 
-    /// Calls `body` with the 12-byte AEAD nonce for `counter`: 4 zero bytes, then the counter as a 64-bit
-    /// integer, little-endian for ChaChaPoly and big-endian for AESGCM (Noise revision 34, section 12).
-    private func withNonce<R>(_ counter: UInt64, _ body: (UnsafePointer<UInt8>) -> R) -> R {
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 12) { nonce in
-            for index in 0..<4 { nonce[index] = 0 }
-            for index in 0..<8 {
-                let shift = self == .chaChaPoly ? 8 * index : 8 * (7 - index)
-                nonce[4 + index] = UInt8(truncatingIfNeeded: counter >> UInt64(shift))
-            }
-            return body(UnsafePointer(nonce.baseAddress!))
-        }
-    }
-
-    /// Noise `ENCRYPT(k, n, ad, plaintext)`; writes `plaintext.count + 16` bytes into `out`.
+    /// Noise `ENCRYPT(k, n, ad, plaintext)`; writes `plaintext.count + 16` bytes (ciphertext, then tag) into `out`.
     func seal(
         key: SecureBytes, nonce: UInt64, ad: UnsafeRawBufferPointer,
         plaintext: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer
     ) {
         precondition(out.count == plaintext.count + Self.tagLength)
-        var written: UInt64 = 0
-        let rc = key.withUnsafeBytes { k in
-            withNonce(nonce) { np in
-                let c = out.baseAddress!.assumingMemoryBound(to: UInt8.self)
-                let m = plaintext.baseAddress?.assumingMemoryBound(to: UInt8.self)
-                let a = ad.baseAddress?.assumingMemoryBound(to: UInt8.self)
-                let kp = k.baseAddress!.assumingMemoryBound(to: UInt8.self)
-                switch self {
-                case .chaChaPoly:
-                    return crypto_aead_chacha20poly1305_ietf_encrypt(
-                        c, &written, m, UInt64(plaintext.count), a, UInt64(ad.count), nil, np, kp)
-                case .aesGCM:
-                    return crypto_aead_aes256gcm_encrypt(
-                        c, &written, m, UInt64(plaintext.count), a, UInt64(ad.count), nil, np, kp)
-                }
+        switch self {
+        case .chaChaPoly:
+            key.withUnsafeBytes { k in
+                SodiumAEAD.chaChaPolySeal(key: k, nonce: nonce, ad: ad, plaintext: plaintext, into: out)
             }
+        case .aesGCM:
+            Self.aesGCMSeal(key: key, nonce: nonce, ad: ad, plaintext: plaintext, into: out)
         }
-        precondition(rc == 0 && written == UInt64(out.count), "AEAD encryption cannot fail")
     }
 
     /// Noise `DECRYPT(k, n, ad, ciphertext)`; writes `ciphertext.count - 16` bytes into `out`.
@@ -71,26 +50,31 @@ public enum NoiseCipher: String, Sendable, CaseIterable {
         guard ciphertext.count >= Self.tagLength, out.count == ciphertext.count - Self.tagLength else {
             throw .invalidMessageLength
         }
-        var written: UInt64 = 0
-        // An empty plaintext still gets a valid pointer: libsodium writes `mlen` = 0 bytes through it.
-        let rc = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1) { scratch in
-            key.withUnsafeBytes { k in
-                withNonce(nonce) { np in
-                    let mp = out.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? scratch.baseAddress!
-                    let c = ciphertext.baseAddress!.assumingMemoryBound(to: UInt8.self)
-                    let a = ad.baseAddress?.assumingMemoryBound(to: UInt8.self)
-                    let kp = k.baseAddress!.assumingMemoryBound(to: UInt8.self)
-                    switch self {
-                    case .chaChaPoly:
-                        return crypto_aead_chacha20poly1305_ietf_decrypt(
-                            mp, &written, nil, c, UInt64(ciphertext.count), a, UInt64(ad.count), np, kp)
-                    case .aesGCM:
-                        return crypto_aead_aes256gcm_decrypt(
-                            mp, &written, nil, c, UInt64(ciphertext.count), a, UInt64(ad.count), np, kp)
-                    }
-                }
+        switch self {
+        case .chaChaPoly:
+            let failure: NoiseError? = key.withUnsafeBytes { k in
+                do throws(NoiseError) {
+                    try SodiumAEAD.chaChaPolyOpen(key: k, nonce: nonce, ad: ad, ciphertext: ciphertext, into: out)
+                    return nil
+                } catch { return error }
             }
+            if let failure { throw failure }
+        case .aesGCM:
+            try Self.aesGCMOpen(key: key, nonce: nonce, ad: ad, ciphertext: ciphertext, into: out)
         }
-        guard rc == 0 else { throw .decryptionFailed }
+    }
+
+    /// Calls `body` with the 12-byte AEAD nonce for `counter`: 4 zero bytes, then the counter as a 64-bit
+    /// integer, little-endian for ChaChaPoly and big-endian for AESGCM (Noise revision 34, section 12).
+    static func withNonce<R, E: Error>(
+        _ counter: UInt64, bigEndian: Bool, _ body: (UnsafeRawBufferPointer) throws(E) -> R
+    ) throws(E) -> R {
+        try withUnsafeTemporaryAllocation(byteCount: 12, alignment: 4) { (nonce) throws(E) -> R in
+            nonce.storeBytes(of: 0, toByteOffset: 0, as: UInt32.self)
+            // Unaligned store (SE-0349): the counter starts at byte 4.
+            nonce.storeBytes(
+                of: bigEndian ? counter.bigEndian : counter.littleEndian, toByteOffset: 4, as: UInt64.self)
+            return try body(UnsafeRawBufferPointer(nonce))
+        }
     }
 }
