@@ -225,10 +225,11 @@ public struct FolderBundleFetcher: Sendable {
     func compare(_ members: [Member], bundleAt path: String) async throws -> ServerComparison.Outcome {
         var generator = SystemRandomNumberGenerator()
         let total = members.last.map { $0.start + $0.entry.size } ?? 0
+        let starts = members.map(\.start)
         var ranges: [Int: [(offset: Int64, length: Int64)]] = [:]
         for _ in 0..<ServerComparison.sampleCount where total > 0 {
             let position = Int64.random(in: 0..<total, using: &generator)
-            let index = Self.member(at: position, starts: members.map(\.start))
+            let index = Self.member(at: position, starts: starts)
             let size = members[index].entry.size
             let length = min(Int64(ServerComparison.sampleLength), size)
             let offset = min(position - members[index].start, size - length)
