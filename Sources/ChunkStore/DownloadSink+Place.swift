@@ -51,7 +51,6 @@ extension DownloadSink {
                     }
                     outcomes.withLock { $0[index] = result }
                 }
-                for folder in folders.values { _ = fsync(folder.fd) }
             }
             thread.start()
         }
@@ -64,6 +63,12 @@ extension DownloadSink {
             case .success(let file)?: placed.append(file)
             case .failure(let error)?: failure = failure ?? error
             case nil: failure = failure ?? .incomplete(missing: placements[index].chunks.count)
+            }
+        }
+        // Each folder once, after every rename in it and before the index names the files.
+        for folder in Set(placed.map { FileSystem.parentDirectory(of: $0.path) }) {
+            if let descriptor = try? FileDescriptor(path: folder, flags: O_RDONLY | O_DIRECTORY) {
+                _ = fsync(descriptor.fd)
             }
         }
         try store.run {
@@ -97,6 +102,11 @@ extension DownloadSink {
     private func placeOne(
         _ placement: Placement, recorded: [Bool], folders: inout [String: FileDescriptor]
     ) throws(ChunkStoreError) -> PlacedFile {
+        guard placement.chunks.lowerBound >= 0, placement.chunks.upperBound <= manifest.chunks.count,
+            !placement.chunks.isEmpty
+        else {
+            throw .manifestMismatch("chunks \(placement.chunks) are not in the download's \(manifest.chunks.count)")
+        }
         guard placement.chunks.allSatisfy({ recorded[$0] }) else {
             throw .incomplete(missing: placement.chunks.filter { !recorded[$0] }.count)
         }

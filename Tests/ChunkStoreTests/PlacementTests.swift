@@ -112,6 +112,18 @@ struct PlacementTests {
         #expect(try store.provenance(path: b.dir.file("f1.bin")) == nil)
     }
 
+    @Test func chunksOutsideTheDownloadAreRefusedWithoutATrap() throws {
+        let b = try Bundle()
+        let store = try ChunkStore(path: b.dir.file("store.sqlite"))
+        let sink = try b.download(store)
+        var placements = b.placements()
+        placements[1].chunks = b.manifest.chunks.count..<b.manifest.chunks.count + 2
+        #expect(throws: ChunkStoreError.self) { try sink.place(placements) }
+        #expect(!FileManager.default.fileExists(atPath: b.dir.file("f1.bin")))
+        placements[1].chunks = 0..<0
+        #expect(throws: ChunkStoreError.self) { try sink.place(placements) }
+    }
+
     @Test func aFileWhoseChunksAreNotItsRootIsRefused() throws {
         let b = try Bundle()
         let store = try ChunkStore(path: b.dir.file("store.sqlite"))
