@@ -269,20 +269,11 @@ public actor FolderSeeder {
                 chosen = (sidecar.swarmKeys, .sidecar)
             } else {
                 // No usable sidecar: publish one, but only for bytes established from the server.
-                var basis = established.map { Basis(rawValue: $0.source.rawValue) ?? .download }
-                if basis == nil {
-                    let check = try await comparison(item.path, remote).check(localPath: path, depth: .everyByte)
-                    guard check.matches else {
-                        skipMismatch(
-                            relative: relative, mtime: mtime, etag: remote.etag,
-                            reason: "it differs from the server's file")
-                        await stop(relative)
-                        return
-                    }
-                    try store.recordProvenance(
-                        path: path, root: outcome.root, server: remote, source: .comparison)
-                    basis = .comparison
-                }
+                guard
+                    let basis = try await establish(
+                        relative: relative, path: path, item: item, remote: remote, root: outcome.root, mtime: mtime,
+                        recorded: established)
+                else { return }
                 guard await mayPublish(nextTo: item.path) else {
                     report(.skipped(path: relative, why: .cannotPublish))
                     return
@@ -290,7 +281,7 @@ public actor FolderSeeder {
                 let published = try await publisher.publish(
                     .version(remote), root: outcome.root, chunking: outcome.parameters, salt: Sidecar.randomSalt(),
                     manifest: manifest, nextTo: item.path)
-                chosen = (published.swarmKeys, basis ?? .comparison)
+                chosen = (published.swarmKeys, basis)
             }
             if let old = seeded[relative] {
                 guard old.keys.swarmID != chosen.keys.swarmID else {
@@ -324,19 +315,14 @@ public actor FolderSeeder {
     private func considerForBundle(
         relative: String, path: String, item: DAVItem, remote: RemoteVersion, root: Hash256, mtime: Date
     ) async throws {
-        var basis = try store.establishedProvenance(path: path, fileid: remote.fileid, etag: remote.etag).map {
-            Basis(rawValue: $0.source.rawValue) ?? .download
-        }
-        if basis == nil {
-            let check = try await comparison(item.path, remote).check(localPath: path, depth: .everyByte)
-            guard check.matches else {
-                bundleFiles[relative] = nil
-                skipMismatch(
-                    relative: relative, mtime: mtime, etag: remote.etag, reason: "it differs from the server's file")
-                return
-            }
-            try store.recordProvenance(path: path, root: root, server: remote, source: .comparison)
-            basis = .comparison
+        let recorded = try store.establishedProvenance(path: path, fileid: remote.fileid, etag: remote.etag)
+        guard
+            let basis = try await establish(
+                relative: relative, path: path, item: item, remote: remote, root: root, mtime: mtime,
+                recorded: recorded)
+        else {
+            bundleFiles[relative] = nil
+            return
         }
         // A file that was larger at an earlier scan had a swarm of its own.
         await stop(relative)
@@ -345,8 +331,27 @@ public actor FolderSeeder {
             FolderSidecar.Entry(
                 path: relative, fileid: remote.fileid, etag: remote.etag, size: remote.size, mtime: remote.mtime,
                 root: root),
-            basis ?? .comparison, mtime
+            basis, mtime
         )
+    }
+
+    /// How the local file is known to be the server's version: from the store's provenance record (`recorded`), else
+    /// by comparing every byte with the server, which is then recorded. Nil when the file differs: it is reported as
+    /// skipped and any swarm of it stopped.
+    private func establish(
+        relative: String, path: String, item: DAVItem, remote: RemoteVersion, root: Hash256, mtime: Date,
+        recorded: Provenance?
+    ) async throws -> Basis? {
+        if let recorded { return Basis(rawValue: recorded.source.rawValue) ?? .download }
+        let check = try await comparison(item.path, remote).check(localPath: path, depth: .everyByte)
+        guard check.matches else {
+            skipMismatch(
+                relative: relative, mtime: mtime, etag: remote.etag, reason: "it differs from the server's file")
+            await stop(relative)
+            return nil
+        }
+        try store.recordProvenance(path: path, root: root, server: remote, source: .comparison)
+        return .comparison
     }
 
     /// Keeps the folder's bundle in step with the small files found: seeds the published bundle when this device holds
