@@ -197,6 +197,7 @@ struct GetCommand: AsyncParsableCommand {
             // A walked folder's small files come through its bundle, one swarm for all of them, when it has one that
             // describes the folder as listed; everything else file by file.
             var remaining = jobs
+            var bundled: [String] = []
             let bundles = FolderBundleFetcher(
                 client: client, store: store, node: node, options: fetchOptions, logger: logger, progress: board)
             for folder in resolved.folders {
@@ -209,10 +210,46 @@ struct GetCommand: AsyncParsableCommand {
                         live.say("\(folder): note: \(note)")
                     }
                 }
-                for report in outcome.reports { finished(report.remotePath, .success(report)) }
+                for report in outcome.reports {
+                    bundled.append(report.remotePath)
+                    finished(report.remotePath, .success(report))
+                }
             }
             let queue = FetchQueue(fetcher: fetcher, parallel: parallelFiles(harpConfig))
             await queue.run(remaining, finished: finished)
+            // The folders' bundles, where the small files came one by one (none was published, or it was out of
+            // date): the next get -R takes them through one swarm. Served here with --seed.
+            if await node.hasSignaling {
+                let publisher = FolderBundlePublisher(client: client, store: store, identity: identity, logger: logger)
+                let byBundle = Set(bundled)
+                for folder in resolved.folders {
+                    let prefix = folder == "/" ? "/" : (folder.hasSuffix("/") ? folder : folder + "/")
+                    let single = reports.filter {
+                        $0.remotePath.hasPrefix(prefix) && !byBundle.contains($0.remotePath)
+                            && $0.size <= FolderSidecar.maxFileSize
+                    }
+                    guard !single.isEmpty else { continue }
+                    do {
+                        let base = String(prefix.dropLast()).isEmpty ? "/" : String(prefix.dropLast())
+                        guard let published = try await publisher.publish(folder: base, fetched: reports, jobs: jobs),
+                            published.written || seed
+                        else { continue }
+                        if seed, failures.isEmpty {
+                            _ = try await publisher.serve(published, node: node, baseOptions: fetchOptions.swarm)
+                        }
+                        if json {
+                            printJSONLine([
+                                "event": "bundle", "path": base, "files": published.sidecar.files.count,
+                                "written": published.written,
+                            ])
+                        }
+                    } catch {
+                        logger.warning(
+                            "the folder's bundle of small files was not published",
+                            metadata: ["folder": "\(folder)", "error": "\(error)"])
+                    }
+                }
+            }
             printer.cancel()
             live.finish()
             await VersionLogHook(

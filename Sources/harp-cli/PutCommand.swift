@@ -37,6 +37,46 @@ struct PutCommand: AsyncParsableCommand {
     @OptionGroup var config: ConfigOptions
     @OptionGroup var output: OutputOptions
 
+    /// Small files uploaded at once (each one PUT).
+    static let parallelSmall = 8
+
+    static func fileSize(_ path: String) -> Int64? {
+        ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.int64Value
+    }
+
+    /// Makes the server folders that `paths` are in, below the folders given with -R (`bases`): each base with its
+    /// missing parents, then each folder below it once (parents first). Returns the folders made or found.
+    static func makeFolders(
+        for paths: [String], in bases: [String], _ sidecars: SidecarFolder
+    ) async throws
+        -> [String]
+    {
+        var needed = Set<String>()
+        for path in paths {
+            var folder = SidecarFolder.parent(of: path)
+            while !needed.contains(folder), !bases.contains(folder), folder.count > 1 {
+                needed.insert(folder)
+                folder = SidecarFolder.parent(of: folder)
+            }
+        }
+        for base in Set(bases) { try await sidecars.ensureFolders(base) }
+        let ordered = needed.sorted { $0.count < $1.count || ($0.count == $1.count && $0 < $1) }
+        for folder in ordered { try await sidecars.ensureFolder(folder) }
+        return ordered
+    }
+
+    /// The files below the server folder `folder`, by path relative to it (`.harp/` left out).
+    static func listFiles(_ folder: String, client: NextcloudClient) async throws -> [String: DAVItem] {
+        var files: [String: DAVItem] = [:]
+        let prefix = folder == "/" ? "/" : folder + "/"
+        for try await item in client.walk(folder) where !item.isFolder && item.path.hasPrefix(prefix) {
+            let relative = String(item.path.dropFirst(prefix.count))
+            if relative.split(separator: "/").contains(where: { $0 == Sidecar.folderName }) { continue }
+            files[relative] = item
+        }
+        return files
+    }
+
     func validate() throws {
         try peers.validateURL()
         guard arguments.count >= 2 else { throw ValidationError("give at least one local path and the remote folder") }
@@ -68,7 +108,9 @@ struct PutCommand: AsyncParsableCommand {
                 throw NextcloudError(.forbidden, path: folder.path, detail: "you may not create files in this folder")
             }
 
-            var jobs: [(local: String, remote: String)] = []
+            // Each file to upload, and for files found in a folder given with -R, that folder's index in `folders`.
+            var jobs: [(local: String, remote: String, folder: Int?)] = []
+            var folders: [(local: String, remote: String)] = []
             for argument in arguments.dropLast() {
                 let local = URL(fileURLWithPath: argument).standardizedFileURL.path
                 var isDirectory: ObjCBool = false
@@ -78,6 +120,7 @@ struct PutCommand: AsyncParsableCommand {
                 let base = (folder.path == "/" ? "" : folder.path) + "/" + URL(fileURLWithPath: local).lastPathComponent
                 if isDirectory.boolValue {
                     guard recursive else { throw UsageError(description: "\(argument) is a folder; use -R") }
+                    folders.append((local, base))
                     let enumerator = FileManager.default.enumerator(atPath: local)
                     while let relative = enumerator?.nextObject() as? String {
                         var childIsDirectory: ObjCBool = false
@@ -85,11 +128,11 @@ struct PutCommand: AsyncParsableCommand {
                         if FileManager.default.fileExists(atPath: child, isDirectory: &childIsDirectory),
                             !childIsDirectory.boolValue, !relative.hasSuffix(".harp-part")
                         {
-                            jobs.append((child, base + "/" + relative))
+                            jobs.append((child, base + "/" + relative, folders.count - 1))
                         }
                     }
                 } else {
-                    jobs.append((local, base))
+                    jobs.append((local, base, nil))
                 }
             }
 
@@ -108,37 +151,133 @@ struct PutCommand: AsyncParsableCommand {
             let versionLog = VersionLogHook(
                 signalURL: settings.signalURL, client: client, identity: identity, logger: logger, json: output.json,
                 quiet: output.quiet)
-            for job in jobs {
+            let json = output.json
+            let quiet = output.quiet
+            func done(
+                local: String, remote: String, size: Int64, swarm: [UInt8]?, fileID: Int64?, logged: Any,
+                elapsed: Duration
+            ) {
+                if json {
+                    printJSONLine([
+                        "event": "file-done", "path": remote, "local": local, "size": size,
+                        "swarm": swarm?.hexString ?? NSNull(), "fileid": fileID ?? NSNull(), "versionLog": logged,
+                        "seconds":
+                            (Double(elapsed.components.attoseconds) * 1e-18
+                            + Double(elapsed.components.seconds) * 1000).rounded() / 1000,
+                    ])
+                } else if !quiet {
+                    print("\(local) -> \(remote): \(formatBytes(size)) uploaded")
+                }
+            }
+            func failed(local: String, remote: String, _ error: any Error) {
+                failures += 1
+                if firstError == nil { firstError = error }
+                if json {
+                    printJSONLine([
+                        "event": "error", "path": remote, "message": "\(error)",
+                        "code": Int(HarpExitCode.code(for: error).rawValue),
+                    ])
+                } else {
+                    printError("harp-cli: \(local): \(error)")
+                }
+            }
+
+            // The small files of folders given with -R go up first, `Self.parallelSmall` at a time, one PUT each: the
+            // folder's bundle carries them (one swarm for all), so none gets a sidecar or swarm of its own.
+            let small = jobs.filter { job in
+                guard job.folder != nil, let size = Self.fileSize(job.local) else { return false }
+                return size > 0 && size <= FolderSidecar.maxFileSize
+            }
+            let smallPaths = Set(small.map(\.local))
+            var smallUploads: [FileUploader.SmallOutcome] = []
+            if !small.isEmpty {
+                let sidecars = SidecarFolder(client: client, logger: logger)
+                for created in try await Self.makeFolders(for: small.map(\.remote), in: folders.map(\.remote), sidecars)
+                {
+                    logger.debug("created a folder", metadata: ["path": "\(created)"])
+                }
+                await withTaskGroup(of: (Int, Result<(FileUploader.SmallOutcome, Duration), any Error>).self) { group in
+                    var next = 0
+                    func add() {
+                        guard next < small.count else { return }
+                        let index = next
+                        let job = small[index]
+                        next += 1
+                        group.addTask {
+                            do {
+                                let started = ContinuousClock.now
+                                let uploaded = try await uploader.uploadSmall(job.local, to: job.remote)
+                                return (index, .success((uploaded, ContinuousClock.now - started)))
+                            } catch {
+                                return (index, .failure(error))
+                            }
+                        }
+                    }
+                    for _ in 0..<Self.parallelSmall { add() }
+                    while let (index, result) = await group.next() {
+                        add()
+                        let job = small[index]
+                        switch result {
+                        case .success(let (uploaded, elapsed)):
+                            smallUploads.append(uploaded)
+                            let logged = await versionLog.uploaded(job.remote, root: uploaded.root, size: uploaded.size)
+                            done(
+                                local: job.local, remote: job.remote, size: uploaded.size, swarm: nil,
+                                fileID: uploaded.fileID, logged: logged, elapsed: elapsed)
+                        case .failure(let error):
+                            failed(local: job.local, remote: job.remote, error)
+                        }
+                    }
+                }
+            }
+            for job in jobs where !smallPaths.contains(job.local) {
                 do {
                     let started = ContinuousClock.now
                     let uploaded = try await uploader.upload(job.local, to: job.remote)
-                    let elapsed = ContinuousClock.now - started
                     let logged = await versionLog.uploaded(job.remote, root: uploaded.root, size: uploaded.size)
-                    if output.json {
-                        printJSONLine([
-                            "event": "file-done", "path": job.remote, "local": job.local, "size": uploaded.size,
-                            "swarm": uploaded.swarmID?.hexString ?? NSNull(),
-                            "fileid": uploaded.fileID ?? NSNull(), "versionLog": logged,
-                            "seconds":
-                                (Double(elapsed.components.attoseconds) * 1e-18 + Double(elapsed.components.seconds)
-                                * 1000)
-                                .rounded() / 1000,
-                        ])
-                    } else if !output.quiet {
-                        print("\(job.local) -> \(job.remote): \(formatBytes(uploaded.size)) uploaded")
-                    }
+                    done(
+                        local: job.local, remote: job.remote, size: uploaded.size, swarm: uploaded.swarmID,
+                        fileID: uploaded.fileID, logged: logged, elapsed: ContinuousClock.now - started)
                 } catch {
-                    failures += 1
-                    if firstError == nil { firstError = error }
-                    if output.json {
-                        printJSONLine([
-                            "event": "error", "path": job.remote, "message": "\(error)",
-                            "code": Int(HarpExitCode.code(for: error).rawValue),
-                        ])
-                    } else {
-                        printError("harp-cli: \(job.local): \(error)")
-                    }
+                    failed(local: job.local, remote: job.remote, error)
                     if jobs.count == 1 { throw error }
+                }
+            }
+            // Each folder's bundle: its small files as the server lists them now, with the other writers' files the
+            // bundle already published still lists.
+            if !smallUploads.isEmpty, await node.hasSignaling {
+                let bundles = FolderBundlePublisher(client: client, store: store, identity: identity, logger: logger)
+                for (_, remote) in folders {
+                    do {
+                        let listing = try await Self.listFiles(remote, client: client)
+                        let held = uploader.bundleEntries(smallUploads, in: remote, listing: listing)
+                        guard let published = try await bundles.publish(folder: remote, held: held, listing: listing)
+                        else { continue }
+                        var swarmID: [UInt8]?
+                        if seed {
+                            _ = try await bundles.serve(published, node: node, baseOptions: baseOptions)
+                            swarmID = published.sidecar.swarmKeys.swarmID
+                        }
+                        if json {
+                            printJSONLine([
+                                "event": "bundle", "path": remote, "files": published.sidecar.files.count,
+                                "held": held.count, "written": published.written,
+                                "swarm": swarmID?.hexString ?? NSNull(),
+                            ])
+                        } else if !quiet {
+                            print("\(remote): \(published.sidecar.files.count) small file(s) bundled in one swarm")
+                        }
+                    } catch {
+                        // The files are uploaded: without a bundle they travel file by file from the server.
+                        if json {
+                            printJSONLine([
+                                "event": "note", "path": remote,
+                                "message": "the folder's bundle of small files was not published: \(error)",
+                            ])
+                        } else if !quiet {
+                            printError("harp-cli: \(remote): the folder's bundle was not published: \(error)")
+                        }
+                    }
                 }
             }
             if seed, failures == 0, settings.signalURL != nil {

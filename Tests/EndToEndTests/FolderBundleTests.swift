@@ -87,6 +87,76 @@ struct FolderBundleTests {
         #expect(try sameContents(try #require(small["day1/a/clip0.bin"]), bed.home("late") + "/copy/day1/a/clip0.bin"))
         #expect(try sameContents(large, bed.home("late") + "/copy/large.bin"))
     }
+
+    /// `put -R` publishes its folder's bundle itself (small files go up with one PUT each, no sidecar or swarm of
+    /// their own) and serves it with --seed; a folder put without a signaling server has none, and the first `get -R`
+    /// publishes it, so the next reader takes the small files through the bundle.
+    @Test func putAndTheFirstGetPublishTheFoldersBundle() async throws {
+        let bed = try await Testbed()
+        defer { bed.shutdown() }
+        let folder = bed.home("author") + "/Build"
+        try FileManager.default.createDirectory(atPath: folder + "/lib", withIntermediateDirectories: true)
+        var small: [String: String] = [:]
+        var smallBytes = 0
+        for index in 0..<40 {
+            let size = 1 + (index * 6_151) % (200 << 10)
+            let relative = (index % 2 == 0 ? "lib/" : "") + "part\(index).o"
+            let made = try bed.makeFile("part\(index).o", size: size)
+            try FileManager.default.copyItem(atPath: made, toPath: folder + "/" + relative)
+            small[relative] = made
+            smallBytes += size
+        }
+        let large = try bed.makeFile("app.tar", size: 1 << 20)
+        try FileManager.default.copyItem(atPath: large, toPath: folder + "/app.tar")
+
+        let put = try bed.start("author", ["put", "-R", "Build", "/", "--seed", "--json"])
+        try await waitUntil("put to publish and serve the bundle: \(put.output) \(put.stderr)", timeout: 240) {
+            put.jsonLines.contains { $0["event"] as? String == "bundle" && !($0["swarm"] is NSNull) }
+        }
+        let bundle = try #require(put.jsonLines.first { $0["event"] as? String == "bundle" })
+        #expect(bundle["files"] as? Int == 40, "\(bundle)")
+        #expect(bundle["path"] as? String == "/Build")
+        let uploaded = put.jsonLines.filter { $0["event"] as? String == "file-done" }
+        #expect(uploaded.count == 41)
+        // Only the large file has a swarm (and a sidecar) of its own.
+        #expect(uploaded.filter { !($0["swarm"] is NSNull) }.map { $0["path"] as? String } == ["/Build/app.tar"])
+
+        let get = try await bed.run("reader", ["get", "-R", "/Build", "-o", "copy", "--json"])
+        #expect(get.process.terminationStatus == 0, "\(get.stderr) \(put.stderr.suffix(3000))")
+        let done = get.jsonLines.filter { $0["event"] as? String == "file-done" }
+        let bundled = done.filter { ($0["path"] as? String)?.hasSuffix("app.tar") == false }
+        #expect(bundled.count == 40)
+        #expect(
+            bundled.reduce(Int64(0)) { $0 + int64($1["bytesFromPeers"]) } == Int64(smallBytes),
+            "\(get.jsonLines.filter { $0["event"] as? String == "note" })")
+        for (relative, original) in small {
+            #expect(try sameContents(original, bed.home("reader") + "/copy/" + relative), "\(relative)")
+        }
+        #expect(try sameContents(large, bed.home("reader") + "/copy/app.tar"))
+        put.signal(SIGTERM)
+        _ = await put.wait()
+
+        // A folder put without a signaling server has no bundle: the first reader fetches file by file and publishes
+        // one; the next reader's small files come through it (from the server as web seed: nobody serves it).
+        let plain = try await bed.run("author", ["put", "-R", "Build", "/Plain", "--json"], signal: false)
+        #expect(plain.process.terminationStatus == 0, "\(plain.stderr)")
+        #expect(!plain.jsonLines.contains { $0["event"] as? String == "bundle" })
+        let first = try await bed.run("first", ["get", "-R", "/Plain/Build", "-o", "copy", "--json"])
+        #expect(first.process.terminationStatus == 0, "\(first.stderr)")
+        let published = try #require(
+            first.jsonLines.first { $0["event"] as? String == "bundle" }, "\(first.stderr.suffix(3000))")
+        #expect(published["files"] as? Int == 40)
+        #expect(published["written"] as? Bool == true)
+        let next = try await bed.run("next", ["get", "-R", "/Plain/Build", "-o", "copy", "--json"])
+        #expect(next.process.terminationStatus == 0, "\(next.stderr)")
+        let nextDone = next.jsonLines.filter { $0["event"] as? String == "file-done" }
+        let throughBundle = nextDone.filter { ($0["notes"] as? [String] ?? []).contains { $0.contains("bundle") } }
+        #expect(throughBundle.count == 40, "\(next.jsonLines.filter { $0["event"] as? String == "note" })")
+        #expect(!next.jsonLines.contains { $0["event"] as? String == "bundle" && $0["written"] as? Bool == true })
+        for (relative, original) in small {
+            #expect(try sameContents(original, bed.home("next") + "/copy/" + relative), "\(relative)")
+        }
+    }
 }
 
 private func requests(_ stats: [String: Any], _ method: String) -> Int64 {

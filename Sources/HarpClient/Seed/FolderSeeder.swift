@@ -82,8 +82,10 @@ public actor FolderSeeder {
     /// folder's bundle (one swarm, one join), not through swarms of their own, which no fetcher would use.
     private var bundleFiles: [String: (entry: FolderSidecar.Entry, basis: Basis, mtime: Date)] = [:]
     /// The bundle seeded now, and the etag of its folder sidecar as the last scan listed it.
-    private var bundle: (sidecar: FolderSidecar, keys: SwarmKeys)?
+    private var bundle: (sidecar: FolderSidecar, keys: SwarmKeys, swarm: Swarm)?
     private var bundleSidecarTag: String?
+    /// The small files the bundle was last refreshed for.
+    private var bundleHeld: [FolderSidecar.Entry] = []
     let identity: DeviceIdentity
     /// Files looked at concurrently in a scan.
     static let parallelFiles = 8
@@ -107,7 +109,10 @@ public actor FolderSeeder {
     }
 
     /// The files seeded now, by path relative to the folder.
-    public var seededFiles: [String] { (Array(seeded.keys) + (bundle?.sidecar.files.map(\.path) ?? [])).sorted() }
+    public var seededFiles: [String] {
+        guard bundle != nil else { return seeded.keys.sorted() }
+        return (Array(seeded.keys) + bundleHeld.map(\.path)).sorted()
+    }
 
     /// The folder's bundle seeded now, if any.
     public var seededBundle: FolderSidecar? { bundle?.sidecar }
@@ -354,94 +359,45 @@ public actor FolderSeeder {
         return .comparison
     }
 
-    /// Keeps the folder's bundle in step with the small files found: seeds the published bundle when this device holds
-    /// every file it lists, and publishes a new one (new σ) when there is none, it lists a file that is no longer the
-    /// server's (or that gained its own access rules), or this device holds more files than it lists. A current bundle
-    /// that lists a file this device lacks is left to its writer: two seeders with different files never overwrite
-    /// each other's bundle in turn.
+    /// Keeps the folder's bundle in step with the small files found (`FolderBundlePublisher`): the published bundle is
+    /// kept while it lists exactly the current small files this device and other writers hold; otherwise a bundle of
+    /// all of them is published (new σ). This device serves the whole bundle when it holds every file, else its part:
+    /// two seeders with different files converge on one bundle that both serve, instead of overwriting each other's.
     private func refreshBundle(listedTag: String?, remoteItems: [String: DAVItem]) async {
         let wanted = bundleFiles.values.map(\.entry).sorted { $0.path < $1.path }
-        if let bundle, bundle.sidecar.files == wanted, listedTag == bundleSidecarTag { return }
+        if bundle != nil, bundleHeld == wanted, listedTag == bundleSidecarTag { return }
         guard !wanted.isEmpty else {
             await closeBundle()
             return
         }
-        let held = Dictionary(uniqueKeysWithValues: wanted.map { ($0.path, $0) })
-        var chosen: FolderSidecar?
-        if listedTag != nil {
-            let (existing, _) = await SidecarFolder(client: client, logger: logger).readFolderSidecar(of: remoteRoot)
-            if let existing {
-                let current = existing.files.allSatisfy { entry in
-                    guard let item = remoteItems[entry.path] else { return false }
-                    return item.etag == entry.etag && item.fileID.map(String.init) == entry.fileid && !item.hasACLList
-                }
-                let servable = existing.files.allSatisfy { held[$0.path] == $0 }
-                if current && !servable {
-                    await closeBundle()
-                    bundleSidecarTag = listedTag
-                    report(
-                        .error(
-                            path: nil,
-                            message: "the folder's bundle lists files this copy does not have as the server's: its "
-                                + "small files are not seeded"))
-                    return
-                }
-                if current {
-                    let complete = existing.files.count == wanted.count
-                    if complete {
-                        chosen = existing
-                    } else if await !mayPublishBundle() {
-                        chosen = existing
-                    }
-                }
-            }
-        }
         do {
-            if chosen == nil {
-                guard await mayPublishBundle() else {
-                    await closeBundle()
-                    for entry in wanted where bundleFiles[entry.path] != nil {
-                        report(.skipped(path: entry.path, why: .cannotPublish))
-                    }
-                    return
-                }
+            let publisher = FolderBundlePublisher(client: client, store: store, identity: identity, logger: logger)
+            guard let published = try await publisher.publish(folder: remoteRoot, held: wanted, listing: remoteItems)
+            else {
+                await closeBundle()
+                for entry in wanted { report(.skipped(path: entry.path, why: .cannotPublish)) }
+                bundleHeld = wanted
+                bundleSidecarTag = listedTag
+                return
             }
-            let manifests = try (chosen?.files ?? wanted).map { entry throws -> Manifest in
-                guard let manifest = try store.manifest(root: entry.root) else {
-                    throw ChunkStoreError.manifestMismatch("no manifest for \(entry.path)")
-                }
-                return manifest
-            }
-            let manifest = try FolderSidecar.bundle(manifests)
-            let sidecar: FolderSidecar
-            if let chosen {
-                guard manifest.root == chosen.root else {
-                    throw ChunkStoreError.manifestMismatch("the folder's bundle does not match its files")
-                }
-                sidecar = chosen
-            } else {
-                sidecar = FolderSidecar(
-                    files: wanted, chunking: manifest.parameters, root: manifest.root, salt: Sidecar.randomSalt(),
-                    writerKey: identity.publicKey, sign: identity.sign)
-                try await SidecarFolder(client: client, logger: logger).publishFolderSidecar(
-                    sidecar, manifest: manifest, of: remoteRoot)
-            }
-            bundleSidecarTag = listedTag
-            let keys = sidecar.swarmKeys
+            // A bundle written now changes the listed tag: the next scan reads it once more and keeps it.
+            bundleSidecarTag = published.written ? nil : listedTag
+            bundleHeld = wanted
+            let keys = published.sidecar.swarmKeys
             if let bundle, bundle.keys.swarmID == keys.swarmID {
-                self.bundle = (sidecar, keys)
+                if published.holding.isFull {
+                    try await bundle.swarm.seed(manifest: published.manifest, store: store)
+                } else {
+                    try await bundle.swarm.seed(manifest: published.manifest, store: store, holding: published.holding)
+                }
+                self.bundle = (published.sidecar, keys, bundle.swarm)
                 return
             }
             await closeBundle()
-            var options = baseOptions
-            options.superSeed = true
-            options.filesInVersion = sidecar.files.count
-            let swarm = try await node.open(
-                root: sidecar.root, keys: keys, chunking: sidecar.chunking, expectedSize: sidecar.size,
-                options: options, awaitJoin: false)
-            try await swarm.seed(manifest: manifest, store: store)
-            bundle = (sidecar, keys)
-            for entry in sidecar.files {
+            let swarm = try await publisher.serve(published, node: node, baseOptions: baseOptions)
+            bundle = (published.sidecar, keys, swarm)
+            let held = Dictionary(uniqueKeysWithValues: wanted.map { ($0.path, $0) })
+            for entry in published.sidecar.files where held[entry.path] == entry {
                 report(
                     .seeding(
                         path: entry.path, swarmID: keys.swarmID, size: entry.size,
@@ -456,10 +412,6 @@ public actor FolderSeeder {
         guard let bundle else { return }
         await node.close(bundle.keys)
         self.bundle = nil
-    }
-
-    private func mayPublishBundle() async -> Bool {
-        await mayPublish(nextTo: (remoteRoot == "/" ? "" : remoteRoot) + "/" + FolderSidecar.fileName)
     }
 
     /// `SidecarPublisher.mayPublish`, asked once per folder and scan.

@@ -41,6 +41,59 @@ public struct FileUploader: Sendable {
         self.logger = logger
     }
 
+    /// What uploading a small file of a folder did: its content root and what the server answered.
+    public struct SmallOutcome: Sendable {
+        public var local: String
+        public var remote: String
+        public var size: Int64
+        public var root: Hash256
+        public var fileID: Int64?
+        /// The etag the PUT answered (quotes included), to check the folder's listing against.
+        public var etag: String?
+    }
+
+    /// Uploads a small file of a folder (`put -R`) with one PUT: no sidecar or swarm of its own, since the folder's
+    /// bundle will carry it (`FolderBundlePublisher`). Its folder must exist.
+    public func uploadSmall(_ local: String, to remote: String) async throws -> SmallOutcome {
+        let outcome = try store.index(file: local)
+        let attributes = try FileManager.default.attributesOfItem(atPath: local)
+        let modified = attributes[.modificationDate] as? Date ?? Date()
+        let result = try await client.uploadFile(at: local, to: remote, modified: modified)
+        return SmallOutcome(
+            local: local, remote: remote, size: outcome.size, root: outcome.root, fileID: result.fileID,
+            etag: result.etag)
+    }
+
+    /// The bundle entries of small files uploaded into the server folder `folder` (`listing`: its files as listed
+    /// after the uploads, by path relative to it). A file is listed when the server still has the version its PUT
+    /// made and the local file is unchanged since it was indexed (its provenance is recorded then); others are left
+    /// out, to the file-by-file path.
+    public func bundleEntries(
+        _ uploads: [SmallOutcome], in folder: String, listing: [String: DAVItem]
+    ) -> [FolderSidecar.Entry] {
+        let prefix = folder == "/" ? "/" : folder + "/"
+        var entries: [FolderSidecar.Entry] = []
+        for upload in uploads where upload.remote.hasPrefix(prefix) {
+            let relative = String(upload.remote.dropFirst(prefix.count))
+            guard let item = listing[relative], let version = item.remoteVersion, version.size == upload.size,
+                upload.etag == nil || upload.etag == version.etag, !item.hasACLList
+            else { continue }
+            do {
+                try store.recordProvenance(path: upload.local, root: upload.root, server: version, source: .upload)
+            } catch {
+                logger.warning(
+                    "the file changed during its upload: not recorded as the server's bytes",
+                    metadata: ["file.path": "\(upload.local)", "error": "\(error)"])
+                continue
+            }
+            entries.append(
+                FolderSidecar.Entry(
+                    path: relative, fileid: version.fileid, etag: version.etag, size: version.size,
+                    mtime: version.mtime, root: upload.root))
+        }
+        return entries
+    }
+
     /// Uploads the local file `local` to the remote path `remote` (its folder must exist).
     public func upload(_ local: String, to remote: String) async throws -> Outcome {
         let outcome = try store.index(file: local)

@@ -86,6 +86,9 @@ public enum ServerFailure: Sendable, Equatable, Codable {
 public enum EngineEvent: Sendable, Equatable, Codable {
     /// This device has the complete version (the store can read every chunk): serve it.
     case seed(Manifest)
+    /// This device has part of the version (`holding`, one bit per chunk; the store can read those chunks): serve that
+    /// part with a bitfield, never super-seeding. A folder's bundle that lists files of other writers is served so.
+    case seedPart(Manifest, holding: ChunkSet)
     /// Begin fetching. `manifest` when it is known locally; `server` when the web seed may be used.
     case fetch(manifest: Manifest?, server: Bool)
     /// The download was opened: the chunks the destination holds already (resumed, or copied from the local store),

@@ -2,14 +2,32 @@ internal import ChunkStore
 
 /// Fetching: the manifest, the download's start, requests to peers and what arrives, storing, and overdue requests.
 extension SwarmEngine {
-    mutating func seed(_ manifest: Manifest) {
+    /// Serves the version: all of it, or only the chunks in `holding` (which must have a bit per chunk). A part is
+    /// announced with a bitfield, never super-seeded: the super-seeder's rule "nothing leaves twice before everything
+    /// left once" means nothing for chunks this side cannot send.
+    mutating func seed(_ manifest: Manifest, holding: ChunkSet? = nil) {
         guard (try? manifest.verify(root: root)) != nil else {
             return log(.warning, "asked to seed a manifest of another root")
         }
+        if let holding, holding.count != manifest.chunks.count {
+            return log(.warning, "asked to seed a part whose chunk set does not fit the manifest")
+        }
+        guard !fetching else { return log(.warning, "asked to seed while fetching") }
+        let sameVersion = self.manifest?.chunks.count == manifest.chunks.count
         self.manifest = manifest
         let wasComplete = have?.isFull ?? false
-        have = ChunkSet(count: manifest.chunks.count, full: true)
-        if options.superSeed, !wasComplete, manifest.chunks.count > 0 {
+        // A part served before: peers that had its bitfield learn what was added with `have` messages.
+        let before = seedingPart && sameVersion ? have : nil
+        let part = holding.flatMap { $0.isFull ? nil : $0 }
+        have = part ?? ChunkSet(count: manifest.chunks.count, full: true)
+        seedingPart = part != nil
+        if let before, let have {
+            let added = have.filter { !before.contains($0) }.map { OutboundMessage.have(chunk: UInt32($0)) }
+            for link in order where links[link]?.sentBitfield == true && !added.isEmpty { send(added, to: link) }
+        }
+        if part != nil || before != nil {
+            superSeeder = nil
+        } else if options.superSeed, !wasComplete, manifest.chunks.count > 0 {
             // Only the chunks the swarm lacks are super-seeded: what connected peers have counts as sent.
             var seeder = SuperSeeder<LinkID>(chunkCount: manifest.chunks.count)
             for link in order {

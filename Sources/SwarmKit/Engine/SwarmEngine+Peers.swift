@@ -212,7 +212,7 @@ extension SwarmEngine {
         // Before the download is open, `have` is not known yet (a resumed download, chunks from the local store):
         // an empty bitfield then would be the only one, and a super-seeding origin would keep offering chunks this
         // side has, which it never asks for (a resumed fetch stalled that way).
-        guard !peer.sentBitfield, fetching || have.isFull else { return }
+        guard !peer.sentBitfield, fetching || seedingPart || have.isFull else { return }
         links[link]?.sentBitfield = true
         guard manifest.chunks.count <= Int(WireLimits.maxBitfieldChunks) else { return }
         send(.bitfield(have.bitfield), to: link)

@@ -59,6 +59,8 @@ public struct SwarmEngine: Sendable {
     var picker: PiecePicker<LinkID>?
     /// Fetching: the download is open and chunks are being requested.
     var fetching = false
+    /// Serving part of the version (`seedPart`): the bitfield goes out although `have` is not full.
+    var seedingPart = false
     /// Waiting for a manifest to begin a fetch, until this time.
     var manifestDeadline: Double?
     var failure: EngineFailure?
@@ -118,6 +120,7 @@ public struct SwarmEngine: Sendable {
         actions.removeAll(keepingCapacity: true)
         switch event {
         case .seed(let manifest): seed(manifest)
+        case .seedPart(let manifest, let holding): seed(manifest, holding: holding)
         case .fetch(let manifest, let useServer): beginFetch(manifest: manifest, useServer: useServer)
         case .opened(let have, let localBytes): opened(have: have, localBytes: localBytes)
         case .fetchFinished: fetchFinished()
