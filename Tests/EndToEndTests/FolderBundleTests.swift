@@ -157,6 +157,66 @@ struct FolderBundleTests {
             #expect(try sameContents(original, bed.home("next") + "/copy/" + relative), "\(relative)")
         }
     }
+
+    /// Two seeders that each hold half of a folder's small files converge on one bundle listing all of them, and each
+    /// serves its half: a reader takes every small byte from the two of them.
+    @Test func twoSeedersWithHalfTheFilesEachServeOneBundle() async throws {
+        let bed = try await Testbed()
+        defer { bed.shutdown() }
+        let folder = bed.home("author") + "/Share"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        var files: [String: String] = [:]
+        var total = 0
+        for index in 0..<12 {
+            let size = 4_000 + index * 9_001
+            let made = try bed.makeFile("f\(index).bin", size: size)
+            try FileManager.default.copyItem(atPath: made, toPath: folder + "/f\(index).bin")
+            files["f\(index).bin"] = made
+            total += size
+        }
+        let put = try await bed.run("author", ["put", "-R", "Share", "/", "--json"], signal: false)
+        #expect(put.process.terminationStatus == 0, "\(put.stderr)")
+        for (name, half) in [("one", 0..<6), ("two", 6..<12)] {
+            try FileManager.default.createDirectory(
+                atPath: bed.home(name) + "/Share", withIntermediateDirectories: true)
+            for index in half {
+                try FileManager.default.copyItem(
+                    atPath: try #require(files["f\(index).bin"]), toPath: bed.home(name) + "/Share/f\(index).bin")
+            }
+        }
+        let one = try bed.start("one", ["seed", "Share", "--remote", "/Share", "--rescan", "1", "--json"])
+        try await waitUntil("the first seeder to seed its 6 files: \(one.stderr)", timeout: 120) {
+            one.jsonLines.filter { $0["event"] as? String == "seeding" }.count >= 6
+        }
+        let two = try bed.start("two", ["seed", "Share", "--remote", "/Share", "--rescan", "1", "--json"])
+        try await waitUntil("the second seeder to seed its 6 files: \(two.stderr)", timeout: 120) {
+            two.jsonLines.filter { $0["event"] as? String == "seeding" }.count >= 6
+        }
+        // The second seeder's bundle lists all 12 files; the first moves to it at a later scan.
+        let bundleSwarm = try #require(
+            two.jsonLines.last { $0["event"] as? String == "seeding" }?["swarm"] as? String)
+        try await waitUntil("the first seeder to serve the bundle of 12: \(one.output)", timeout: 120) {
+            one.jsonLines.contains { $0["event"] as? String == "seeding" && $0["swarm"] as? String == bundleSwarm }
+        }
+        let get = try await bed.run("reader", ["get", "-R", "/Share", "-o", "copy", "--json"])
+        #expect(get.process.terminationStatus == 0, "\(get.stderr)")
+        let done = get.jsonLines.filter { $0["event"] as? String == "file-done" }
+        #expect(done.count == 12)
+        #expect(
+            done.reduce(Int64(0)) { $0 + int64($1["bytesFromPeers"]) } == Int64(total),
+            "\(get.jsonLines.filter { $0["event"] as? String == "note" }) \(one.stderr.suffix(2000))")
+        #expect(done.allSatisfy { int64($0["peersUsed"]) >= 1 })
+        for (name, original) in files {
+            #expect(try sameContents(original, bed.home("reader") + "/copy/" + name), "\(name)")
+        }
+        // Neither seeder rewrote the bundle after the second one's: both still serve its swarm.
+        #expect(
+            one.jsonLines.last { $0["event"] as? String == "seeding" }?["swarm"] as? String == bundleSwarm)
+        one.signal(SIGTERM)
+        two.signal(SIGTERM)
+        _ = await one.wait()
+        _ = await two.wait()
+    }
 }
 
 private func requests(_ stats: [String: Any], _ method: String) -> Int64 {

@@ -100,6 +100,29 @@ struct FetchTests {
         }
     }
 
+    /// A bundle's first file starts at byte 0 of the bundle, which is longer than the file: its samples are compared
+    /// like any other file's (they were refused as a short file, which failed about one bundle get in three), and a
+    /// changed byte in it is still found.
+    @Test func theFirstFileOfABundleIsComparedInsideTheBundle() async throws {
+        let cluster = try await Cluster.start()
+        let first = try cluster.makeFile("first.bin", count: 5_000)
+        let second = try cluster.makeFile("second.bin", count: 7_000)
+        _ = try await cluster.client().upload(Data(first.bytes), to: "/first.bin")
+        _ = try await cluster.client().upload(Data(second.bytes), to: "/second.bin")
+        let bundle = cluster.directory + "/bundle.part"
+        try Data(first.bytes + second.bytes).write(to: URL(fileURLWithPath: bundle))
+        let version = try #require(try await cluster.client().item(at: "/first.bin").remoteVersion)
+        let comparison = ServerComparison(
+            client: cluster.client(), remotePath: "/first.bin", etag: version.etag, size: version.size)
+        let ranges: [(offset: Int64, length: Int64)] = [(0, 4096), (904, 4096)]
+        #expect(try await comparison.check(localPath: bundle, localBase: 0, ranges: ranges).matches)
+        var changed = first.bytes + second.bytes
+        changed[1000] ^= 0xFF
+        try Data(changed).write(to: URL(fileURLWithPath: bundle))
+        #expect(try await comparison.check(localPath: bundle, localBase: 0, ranges: ranges).mismatchAt == 1000)
+        await cluster.stop()
+    }
+
     /// A sidecar published for a modified copy: every chunk verifies against its root, but the comparison with the
     /// server's bytes refuses it and nothing is renamed into place.
     @Test func theSpotCheckRefusesACopyThatIsNotTheServersFile() async throws {

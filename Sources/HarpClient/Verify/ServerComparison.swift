@@ -109,11 +109,14 @@ public struct ServerComparison: Sendable {
     public func check(
         localPath: String, localBase: Int64, ranges: [(offset: Int64, length: Int64)]
     ) async throws -> Outcome {
-        try await compare(localPath: localPath, ranges: ranges, mode: .samples, localBase: localBase)
+        try await compare(localPath: localPath, ranges: ranges, mode: .samples, localBase: localBase, inBundle: true)
     }
 
+    /// `inBundle`: the local file holds this version from `localBase` on among other files' bytes, so it may be longer
+    /// than the version (the bundle's first file starts at 0 too); otherwise it must be exactly the version's size.
     private func compare(
-        localPath: String, ranges: [(offset: Int64, length: Int64)], mode: Outcome.Mode, localBase: Int64 = 0
+        localPath: String, ranges: [(offset: Int64, length: Int64)], mode: Outcome.Mode, localBase: Int64 = 0,
+        inBundle: Bool = false
     ) async throws -> Outcome {
         let started = ContinuousClock.now
         let fd = open(localPath, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
@@ -123,7 +126,7 @@ public struct ServerComparison: Sendable {
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0,
-            localBase == 0 ? Int64(st.st_size) == size : Int64(st.st_size) >= localBase + size
+            inBundle ? Int64(st.st_size) >= localBase + size : Int64(st.st_size) == size
         else {
             return Outcome(mode: mode, mismatchAt: localBase)
         }
