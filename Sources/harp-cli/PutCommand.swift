@@ -243,15 +243,18 @@ struct PutCommand: AsyncParsableCommand {
                     if jobs.count == 1 { throw error }
                 }
             }
-            // Each folder's bundle: its small files as the server lists them now, with the other writers' files the
-            // bundle already published still lists.
-            if !smallUploads.isEmpty, await node.hasSignaling {
+            // Each folder, listed once: the small files the server has as uploaded are recorded as its versions (so
+            // `seed` can stand for them without comparing them), and with a signaling server its bundle is published
+            // for them, with the other writers' files the bundle already published still lists.
+            let announce = await node.hasSignaling
+            if !smallUploads.isEmpty {
                 let bundles = FolderBundlePublisher(client: client, store: store, identity: identity, logger: logger)
                 for (_, remote) in folders {
                     do {
                         let listing = try await Self.listFiles(remote, client: client)
                         let held = uploader.bundleEntries(smallUploads, in: remote, listing: listing)
-                        guard let published = try await bundles.publish(folder: remote, held: held, listing: listing)
+                        guard announce,
+                            let published = try await bundles.publish(folder: remote, held: held, listing: listing)
                         else { continue }
                         var swarmID: [UInt8]?
                         if seed {

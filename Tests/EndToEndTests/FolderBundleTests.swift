@@ -156,6 +156,22 @@ struct FolderBundleTests {
         for (relative, original) in small {
             #expect(try sameContents(original, bed.home("next") + "/copy/" + relative), "\(relative)")
         }
+        // The uploader's store recorded each small file as the server version its PUT made: seeding the folder
+        // compares nothing with the server, and it serves the bundle the first reader published.
+        let gets = requests(try await bed.cloudStats(), "GET")
+        let seeder = try bed.start("author", ["seed", "Build", "--remote", "/Plain/Build", "--json"])
+        try await waitUntil("the uploader to seed its 41 files: \(seeder.stderr)", timeout: 120) {
+            seeder.jsonLines.filter { $0["event"] as? String == "seeding" }.count >= 41
+        }
+        let seeding = seeder.jsonLines.filter { $0["event"] as? String == "seeding" }
+        let smallSeeding = seeding.filter { $0["path"] as? String != "app.tar" }
+        #expect(smallSeeding.count == 40)
+        #expect(smallSeeding.allSatisfy { $0["basis"] as? String == "upload" }, "\(seeding)")
+        #expect(Set(seeding.compactMap { $0["swarm"] as? String }).count == 2)
+        // Sidecars and the bundle manifest, not file bodies: fewer GETs than files.
+        #expect(requests(try await bed.cloudStats(), "GET") - gets < 20)
+        seeder.signal(SIGTERM)
+        _ = await seeder.wait()
     }
 
     /// Two seeders that each hold half of a folder's small files converge on one bundle listing all of them, and each

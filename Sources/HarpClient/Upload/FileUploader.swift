@@ -66,8 +66,8 @@ public struct FileUploader: Sendable {
 
     /// The bundle entries of small files uploaded into the server folder `folder` (`listing`: its files as listed
     /// after the uploads, by path relative to it). A file is listed when the server still has the version its PUT
-    /// made and the local file is unchanged since it was indexed (its provenance is recorded then); others are left
-    /// out, to the file-by-file path.
+    /// made and the local file is unchanged since it was indexed; its provenance is recorded then (DESIGN §4), so
+    /// `seed` stands for it without comparing it. Others are left out, to the file-by-file path.
     public func bundleEntries(
         _ uploads: [SmallOutcome], in folder: String, listing: [String: DAVItem]
     ) -> [FolderSidecar.Entry] {
