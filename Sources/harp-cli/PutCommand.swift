@@ -196,7 +196,8 @@ struct PutCommand: AsyncParsableCommand {
                 {
                     logger.debug("created a folder", metadata: ["path": "\(created)"])
                 }
-                await withTaskGroup(of: (Int, Result<(FileUploader.SmallOutcome, Duration), any Error>).self) { group in
+                typealias Uploaded = (FileUploader.SmallOutcome, Duration, VersionRecorder.Result?)
+                await withTaskGroup(of: (Int, Result<Uploaded, any Error>).self) { group in
                     var next = 0
                     func add() {
                         guard next < small.count else { return }
@@ -207,7 +208,10 @@ struct PutCommand: AsyncParsableCommand {
                             do {
                                 let started = ContinuousClock.now
                                 let uploaded = try await uploader.uploadSmall(job.local, to: job.remote)
-                                return (index, .success((uploaded, ContinuousClock.now - started)))
+                                let elapsed = ContinuousClock.now - started
+                                // Appended here, eight at a time: one after the other they took as long as the uploads.
+                                let logged = await versionLog.uploadedSmall(uploaded)
+                                return (index, .success((uploaded, elapsed, logged)))
                             } catch {
                                 return (index, .failure(error))
                             }
@@ -218,12 +222,12 @@ struct PutCommand: AsyncParsableCommand {
                         add()
                         let job = small[index]
                         switch result {
-                        case .success(let (uploaded, elapsed)):
+                        case .success(let (uploaded, elapsed, logged)):
                             smallUploads.append(uploaded)
-                            let logged = await versionLog.uploaded(job.remote, root: uploaded.root, size: uploaded.size)
                             done(
                                 local: job.local, remote: job.remote, size: uploaded.size, swarm: nil,
-                                fileID: uploaded.fileID, logged: logged, elapsed: elapsed)
+                                fileID: uploaded.fileID, logged: versionLog.report(job.remote, logged), elapsed: elapsed
+                            )
                         case .failure(let error):
                             failed(local: job.local, remote: job.remote, error)
                         }

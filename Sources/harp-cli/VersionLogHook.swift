@@ -9,7 +9,7 @@ import Synchronization
 /// What `put`, `get` and `seed` do with the version log (docs/proofs.md): one call each, after their transfers.
 /// A log that is down or refuses never fails a transfer: the command warns (standard error, or a `versionLog` field /
 /// `version-log` event with `--json`) and goes on.
-struct VersionLogHook {
+struct VersionLogHook: Sendable {
     let recorder: VersionRecorder
     let enabled: Bool
     let json: Bool
@@ -30,6 +30,21 @@ struct VersionLogHook {
     func uploaded(_ path: String, root: Hash256, size: Int64) async -> Any {
         guard enabled else { return NSNull() }
         let result = await recorder.recordUpload(remotePath: path, root: root, size: size)
+        warn(path, result)
+        return result.json
+    }
+
+    /// After `put` uploaded a small file of a folder with one PUT whose answer named its fileid and etag: appends its
+    /// version without asking Nextcloud. Safe to call from several tasks at once.
+    func uploadedSmall(_ upload: FileUploader.SmallOutcome) async -> VersionRecorder.Result? {
+        guard enabled else { return nil }
+        return await recorder.recordUpload(
+            remotePath: upload.remote, fileID: upload.fileID, etag: upload.etag, root: upload.root, size: upload.size)
+    }
+
+    /// The `versionLog` field for `result` (from `uploadedSmall`), after warning about it.
+    func report(_ path: String, _ result: VersionRecorder.Result?) -> Any {
+        guard let result else { return NSNull() }
         warn(path, result)
         return result.json
     }

@@ -4,6 +4,7 @@ internal import HarpBasics
 public import Logging
 public import NextcloudClient
 public import SwarmKit
+internal import Synchronization
 internal import VersionLog
 
 /// Appends this device's versions to the signaling server's version log (docs/proofs.md): `put` records what it
@@ -63,6 +64,8 @@ public struct VersionRecorder: Sendable {
     let logger: Logger
     /// Appends tried again after a lost race before giving up.
     var maximumRetries = 8
+    /// One enrollment for all of this recorder's appends, however many run at once.
+    let enrollmentGate = EnrollmentGate()
 
     /// A recorder for the log of `signalURL` (nil or unusable: every call answers `skipped`).
     public init(signalURL: String?, client: NextcloudClient, identity: DeviceIdentity, logger: Logger) {
@@ -82,6 +85,16 @@ public struct VersionRecorder: Sendable {
     /// Records the version `put` just uploaded to `remotePath` (content root `root`, `size` bytes).
     public func recordUpload(remotePath: String, root: Hash256, size: Int64) async -> Result {
         await record(remotePath: remotePath, root: root, size: size, etag: nil, observed: false)
+    }
+
+    /// Appends the version a PUT just made, with the fileid and etag its answer gave (nothing asked of Nextcloud);
+    /// without them, as `recordUpload(remotePath:root:size:)`.
+    public func recordUpload(
+        remotePath: String, fileID: Int64?, etag: String?, root: Hash256, size: Int64
+    ) async
+        -> Result
+    {
+        await record(remotePath: remotePath, fileID: fileID, root: root, size: size, etag: etag, observed: false)
     }
 
     /// Records the version `get` or `seed` met at `remotePath` (`etag` when the fetch began), if the log does not know
@@ -138,8 +151,11 @@ public struct VersionRecorder: Sendable {
                         let enrollment = DeviceEnrollment(
                             signalURL: http.base.absoluteString, client: client, identity: identity, logger: logger)
                     else { return .failed("bad signaling server URL") }
-                    let done = try await enrollment.run(.enroll)
-                    logger.info("device enrolled in the version log", metadata: ["leaf": "\(done.leafIndex)"])
+                    let logger = self.logger
+                    try await enrollmentGate.enroll {
+                        let done = try await enrollment.run(.enroll)
+                        logger.info("device enrolled in the version log", metadata: ["leaf": "\(done.leafIndex)"])
+                    }
                     enrolled = true
                 default:
                     return .failed("the version log refused the entry (\(answer.status)): \(answer.text)")
@@ -176,5 +192,22 @@ public struct VersionRecorder: Sendable {
             entry.chainHash == entry.computedChainHash
         else { throw VersionLogError("the version log's head is not a version of this file") }
         return entry
+    }
+}
+
+/// Runs one enrollment for concurrent appends: the first that meets 403 starts it, the others that meet 403 meanwhile
+/// (put appends eight at a time) wait for the same one instead of each sharing a request with the server. Its outcome
+/// stands for the rest of the process.
+final class EnrollmentGate: Sendable {
+    private let running = Mutex<Task<Void, any Error>?>(nil)
+
+    func enroll(_ start: @escaping @Sendable () async throws -> Void) async throws {
+        let task = running.withLock { current -> Task<Void, any Error> in
+            if let current { return current }
+            let task = Task { try await start() }
+            current = task
+            return task
+        }
+        try await task.value
     }
 }
