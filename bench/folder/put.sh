@@ -22,7 +22,8 @@
 #
 # Parameters (environment): FILES (2000), SIZE_KIB (64), RUNS (3), TRANSFERS (rclone's --transfers, 8), WORK
 # (/var/tmp/harp-folder-put-bench), HARP_CLI (else built with `swift build -c release --product harp-cli
-# --scratch-path .build-release`), HARP_BEFORE, TIMEOUT (seconds per upload, 900).
+# --scratch-path .build-release`), HARP_BEFORE, TIMEOUT (seconds per upload, 900), TOOLS (the tools to time, in order,
+# default "rclone harp harp-bundle", plus harp-before with HARP_BEFORE; the per-file path takes minutes per run).
 # Only loopback addresses are used. Processes started here are ended on exit, Ctrl-C or SIGTERM.
 set -euo pipefail
 umask 022
@@ -162,8 +163,12 @@ print(json.dumps({m: a[m] - b.get(m, 0) for m in sorted(a) if a[m] - b.get(m, 0)
     rm -rf "$peer"
 }
 
-TOOLS=(rclone harp harp-bundle)
-[ -n "$BEFORE_BIN" ] && TOOLS+=(harp-before)
+if [ -n "${TOOLS:-}" ]; then
+    read -r -a TOOLS <<<"$TOOLS"
+else
+    TOOLS=(rclone harp harp-bundle)
+    [ -n "$BEFORE_BIN" ] && TOOLS+=(harp-before)
+fi
 echo "machine: $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo); harp-cli $HARP"
 echo "$(rclone version | head -n 1)"
 echo "== devcloud: $FILES files of $SIZE_KIB KiB up; load average $(load)"

@@ -365,9 +365,12 @@ public actor FolderSeeder {
     /// two seeders with different files converge on one bundle that both serve, instead of overwriting each other's.
     private func refreshBundle(listedTag: String?, remoteItems: [String: DAVItem]) async {
         let wanted = bundleFiles.values.map(\.entry).sorted { $0.path < $1.path }
-        if bundle != nil, bundleHeld == wanted, listedTag == bundleSidecarTag { return }
+        // Nothing changed since the last refresh (served then, or refused: a refusal is reported once, not at every
+        // scan).
+        if bundleHeld == wanted, listedTag == bundleSidecarTag { return }
         guard !wanted.isEmpty else {
             await closeBundle()
+            bundleHeld = []
             return
         }
         do {
