@@ -58,6 +58,19 @@ public struct FolderBundlePublisher: Sendable {
         let heldPaths = Set(entries.keys)
         let (existing, _) = await sidecars.readFolderSidecar(of: folder)
         if let existing {
+            // An entry for the same server version as a file held here but with another content root names other bytes
+            // than the server's (this device established its own): its writer is named in the log, and it is replaced.
+            for entry in existing.files {
+                guard let mine = entries[entry.path], mine.etag == entry.etag, mine.fileid == entry.fileid,
+                    mine.root != entry.root
+                else { continue }
+                logger.warning(
+                    "the folder's bundle listed a file with other bytes than the server's: replaced",
+                    metadata: [
+                        "folder": "\(folder)", "file.path": "\(entry.path)",
+                        "writer": "\(DeviceIdentity.fingerprint(of: existing.writerKey))",
+                    ])
+            }
             // The published bundle's entries that are still the server's versions stay listed.
             let current = existing.files.filter { entry in
                 guard heldPaths.contains(entry.path) == false, let item = listing[entry.path] else { return false }
