@@ -532,13 +532,16 @@ run_swarm() {  # seeder-site fetcher-sites(comma-separated) run
             grep -o '"[a-z]*"$' | tr -d '"' | paste -sd+ - || true)
         rows="$rows $s=$(cat "$dir/$s/exit" 2>/dev/null || echo -),$verified,${done_at:-},${up:-0},${down:-0},${relayed_in:-},${how:-}"
     done
+    # What the seeder sent to peers, as it printed it at exit ("sent 72.2 MiB to peers").
+    local seeder_sent
+    seeder_sent=$(grep -o '^sent [0-9.]* [KMG]iB' "$dir/seeder/stdout" | tail -n 1 | cut -d' ' -f2- || true)
     python3 - "$n" "$a" "$t0" "$((${r1:-0} - ${r0:-0}))" "$F" "$RATE_MBIT" "$((${pa1:-0} - ${pa0:-0}))" \
-        "$((${ps1:-0} - ${ps0:-0}))" $rows >>"$WORK/swarm.jsonl" <<'PY'
+        "$((${ps1:-0} - ${ps0:-0}))" "${seeder_sent:--}" $rows >>"$WORK/swarm.jsonl" <<'PY'
 import json, sys
-n, a, t0, relayed, F, rate, pa, ps = sys.argv[1:9]
+n, a, t0, relayed, F, rate, pa, ps, seeder_sent = sys.argv[1:10]
 t0, F = float(t0), int(F)
 fetchers = {}
-for item in sys.argv[9:]:
+for item in sys.argv[10:]:
     site, fields = item.split("=", 1)
     code, verified, done, up, down, relayed_in, how = fields.split(",", 6)
     fetchers[site] = {"exit": int(code) if code.lstrip("-").isdigit() else None, "verified": verified == "yes",
@@ -547,7 +550,7 @@ for item in sys.argv[9:]:
                       "bytesFromRelayedPeers": int(relayed_in) if relayed_in else None}
 times = [f["seconds"] for f in fetchers.values()]
 print(json.dumps({
-    "run": int(n), "seeder": a, "fetchers": fetchers,
+    "run": int(n), "seeder": a, "seederSent": seeder_sent, "fetchers": fetchers,
     "seconds": max(times) if all(t is not None for t in times) else None,
     "lowerBound": round(F * 8 / (float(rate) * 1e6), 2),
     "relayedBytes": int(relayed), "relayedFraction": round(int(relayed) / (F * len(fetchers)), 4),
@@ -590,8 +593,9 @@ if done:
           "fetched: median %.1f %%" % (len(done), median, median / bound, bound,
                                       100 * statistics.median(r["relayedFraction"] for r in done)))
     for r in rows:
-        print("   run %d: %s s, relayed %.1f %%, punches %d (%d ok); %s" % (
+        print("   run %d: %s s, relayed %.1f %%, punches %d (%d ok), seeder sent %s; %s" % (
             r["run"], r["seconds"], 100 * r["relayedFraction"], r["punchAttempts"], r["punchSuccesses"],
+            r.get("seederSent", "-"),
             "; ".join("%s %s s %s%s" % (site, f["seconds"], f["how"] or "-", "" if f["verified"] else " NOT VERIFIED")
                       for site, f in r["fetchers"].items())))
         # To and from the signaling server (relay and control), in MiB, per fetcher site.

@@ -37,7 +37,12 @@ extension SwarmEngine {
         if relayWaitUntil.count != count { relayWaitUntil = [Double](repeating: -1, count: count) }
         var held = ChunkSet(count: count)
         var holdsAll = false
-        for peer in direct {
+        // An origin (a super-seeder) is no holder here: its uplink is as scarce as the relay's (every fetcher's first
+        // copies leave through it), and the origin rule (`originOnlyChunks`) already decides what it is asked for.
+        // Counted as holding everything once it announces every chunk, it left a fetcher whose one other direct peer
+        // was busy only the origin for the rest: in the testbed the origin sent 1.55 F and the swarm took 1.74x the
+        // bound with nothing relayed.
+        for peer in direct where !peer.superSeeding {
             let theirs = peer.theirs!
             if theirs.count == count, theirs.isFull {
                 holdsAll = true
