@@ -133,7 +133,10 @@ struct StatusCommand: AsyncParsableCommand {
                         + "sent \(formatBytes(number(process["bytesUploaded"]))) to peers")
                 let connections = process["connections"] as? [[String: Any]] ?? []
                 if !connections.isEmpty {
-                    let paths = connections.map { "\($0["peer"] ?? "?") \($0["connection"] ?? "?")" }
+                    let paths = connections.map { connection in
+                        let why = (connection["why"] as? String).map { " (\($0))" } ?? ""
+                        return "\(connection["peer"] ?? "?") \(connection["connection"] ?? "?")\(why)"
+                    }
                     print("  peers: " + paths.joined(separator: ", "))
                 }
                 for file in fetching {

@@ -466,6 +466,19 @@ PY
 }
 
 # --- a swarm: one seeder, several fetchers at once -----------------------------------------------------------------
+# Where the relayed bytes go: each fetcher's router counts the bytes its site sends to and receives from the
+# signaling server's port (relay streams and control messages), in a chain of counting rules (HRELAY) consulted
+# first in FORWARD; relay_bytes prints "up down" for a site.
+relay_count_start() {  # site
+    local r="r-$1"
+    nsx "$r" "$IPT" -N HRELAY 2>/dev/null || nsx "$r" "$IPT" -F HRELAY
+    nsx "$r" "$IPT" -A HRELAY -i lan0 -o wan -d "$ORIGIN_IP" -p tcp --dport "$SIG_PORT"
+    nsx "$r" "$IPT" -A HRELAY -i wan -o lan0 -s "$ORIGIN_IP" -p tcp --sport "$SIG_PORT"
+    nsx "$r" "$IPT" -C FORWARD -j HRELAY 2>/dev/null || nsx "$r" "$IPT" -I FORWARD 1 -j HRELAY
+}
+relay_bytes() {  # site
+    nsx "r-$1" "$IPT" -L HRELAY -v -n -x | awk 'NR > 2 {printf "%s ", $2} END {print ""}'
+}
 # Each fetcher is `get --no-server` (peers only); its finish is the time of its file-done line (a finished fetcher
 # lingers while others still fetch from it). The lower bound: every byte leaves the seeder's uplink once, F / RATE
 # (the fetchers' uplinks add 4 x RATE, and downlinks are not shaped).
@@ -486,6 +499,7 @@ run_swarm() {  # seeder-site fetcher-sites(comma-separated) run
     r0=$(metric harp_signal_relayed_bytes_total)
     pa0=$(metric harp_signal_punch_attempts_total)
     ps0=$(metric harp_signal_punch_successes_total)
+    for s in $fetchers; do [ "$s" != pub ] && relay_count_start "$s"; done
     t0=$(now)
     for s in $fetchers; do
         mkdir -p "$dir/$s/out" "$dir/$s/store"
@@ -504,29 +518,39 @@ run_swarm() {  # seeder-site fetcher-sites(comma-separated) run
     ps1=$(metric harp_signal_punch_successes_total)
     kill -TERM "$seeder_pid" 2>/dev/null || true
     wait "$seeder_pid" 2>/dev/null || true
-    local rows="" done_at verified how
+    local rows="" done_at verified how up down relayed_in
     for s in $fetchers; do
+        up=0 down=0
+        if [ "$s" != pub ]; then read -r up down <<<"$(relay_bytes "$s")"; fi
+        # Of the bytes this fetcher verified, those that came over relayed links (as the fetcher counted them).
+        relayed_in=$(grep '"event":"file-done"' "$dir/$s/stdout" | head -n 1 | grep -o '"bytesFromRelayedPeers":[0-9]*' |
+            cut -d: -f2 || true)
         done_at=$(grep '"event":"file-done"' "$dir/$s/stdout" | head -n 1 | cut -d' ' -f1 || true)
         verified=no
         cmp -s "$FILE" "$dir/$s/out/f.bin" && verified=yes
         how=$(grep -o '"connection":"[a-z]*"' "$dir/$s/stdout" | sort | uniq -c | sort -rn |
             grep -o '"[a-z]*"$' | tr -d '"' | paste -sd+ - || true)
-        rows="$rows $s=$(cat "$dir/$s/exit" 2>/dev/null || echo -),$verified,${done_at:-},${how:-}"
+        rows="$rows $s=$(cat "$dir/$s/exit" 2>/dev/null || echo -),$verified,${done_at:-},${up:-0},${down:-0},${relayed_in:-},${how:-}"
     done
+    # What the seeder sent to peers, as it printed it at exit ("sent 72.2 MiB to peers").
+    local seeder_sent
+    seeder_sent=$(grep -o '^sent [0-9.]* [KMG]iB' "$dir/seeder/stdout" | tail -n 1 | cut -d' ' -f2- || true)
     python3 - "$n" "$a" "$t0" "$((${r1:-0} - ${r0:-0}))" "$F" "$RATE_MBIT" "$((${pa1:-0} - ${pa0:-0}))" \
-        "$((${ps1:-0} - ${ps0:-0}))" $rows >>"$WORK/swarm.jsonl" <<'PY'
+        "$((${ps1:-0} - ${ps0:-0}))" "${seeder_sent:--}" $rows >>"$WORK/swarm.jsonl" <<'PY'
 import json, sys
-n, a, t0, relayed, F, rate, pa, ps = sys.argv[1:9]
+n, a, t0, relayed, F, rate, pa, ps, seeder_sent = sys.argv[1:10]
 t0, F = float(t0), int(F)
 fetchers = {}
-for item in sys.argv[9:]:
+for item in sys.argv[10:]:
     site, fields = item.split("=", 1)
-    code, verified, done, how = fields.split(",", 3)
+    code, verified, done, up, down, relayed_in, how = fields.split(",", 6)
     fetchers[site] = {"exit": int(code) if code.lstrip("-").isdigit() else None, "verified": verified == "yes",
-                      "seconds": round(float(done) - t0, 2) if done else None, "how": how or None}
+                      "seconds": round(float(done) - t0, 2) if done else None, "how": how or None,
+                      "toSignaling": int(up), "fromSignaling": int(down),
+                      "bytesFromRelayedPeers": int(relayed_in) if relayed_in else None}
 times = [f["seconds"] for f in fetchers.values()]
 print(json.dumps({
-    "run": int(n), "seeder": a, "fetchers": fetchers,
+    "run": int(n), "seeder": a, "seederSent": seeder_sent, "fetchers": fetchers,
     "seconds": max(times) if all(t is not None for t in times) else None,
     "lowerBound": round(F * 8 / (float(rate) * 1e6), 2),
     "relayedBytes": int(relayed), "relayedFraction": round(int(relayed) / (F * len(fetchers)), 4),
@@ -569,10 +593,17 @@ if done:
           "fetched: median %.1f %%" % (len(done), median, median / bound, bound,
                                       100 * statistics.median(r["relayedFraction"] for r in done)))
     for r in rows:
-        print("   run %d: %s s, relayed %.1f %%, punches %d (%d ok); %s" % (
+        print("   run %d: %s s, relayed %.1f %%, punches %d (%d ok), seeder sent %s; %s" % (
             r["run"], r["seconds"], 100 * r["relayedFraction"], r["punchAttempts"], r["punchSuccesses"],
+            r.get("seederSent", "-"),
             "; ".join("%s %s s %s%s" % (site, f["seconds"], f["how"] or "-", "" if f["verified"] else " NOT VERIFIED")
                       for site, f in r["fetchers"].items())))
+        # To and from the signaling server (relay and control), in MiB, per fetcher site.
+        print("      signaling traffic MiB (site: sent/received [verified over relayed links]): " + "; ".join(
+            "%s %.1f/%.1f%s" % (site, f.get("toSignaling", 0) / 2**20, f.get("fromSignaling", 0) / 2**20,
+                                " [%.1f]" % (f["bytesFromRelayedPeers"] / 2**20)
+                                if f.get("bytesFromRelayedPeers") is not None else "")
+            for site, f in r["fetchers"].items()))
 PY
 fi
 for pair in $PAIRS; do

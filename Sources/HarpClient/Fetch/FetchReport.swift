@@ -20,6 +20,9 @@ public struct FetchReport: Sendable {
     public var bytesFromLocal: Int64 = 0
     /// Bytes this process sent to other peers while it fetched the file.
     public var bytesUploaded: Int64 = 0
+    /// Of `bytesFromPeers` and `bytesUploaded`: the bytes that crossed the signaling server's relay.
+    public var bytesFromRelayedPeers: Int64 = 0
+    public var bytesUploadedRelayed: Int64 = 0
     /// Bytes received and not used: endgame duplicates, blocks that arrived after a cancel or choke, bad chunks.
     public var bytesWasted: Int64 = 0
     public var peersUsed = 0

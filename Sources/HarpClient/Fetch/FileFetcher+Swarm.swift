@@ -109,6 +109,8 @@ extension FileFetcher {
         run.report.bytesFromServer = snapshot.bytesFromServer
         run.report.bytesFromLocal = snapshot.bytesFromLocal
         run.report.bytesUploaded = snapshot.bytesUploaded
+        run.report.bytesFromRelayedPeers = snapshot.bytesFromRelayedPeers
+        run.report.bytesUploadedRelayed = snapshot.bytesUploadedRelayed
         run.report.bytesWasted = snapshot.bytesWasted
         run.report.peersUsed = snapshot.peersUsed
         run.report.badChunks = snapshot.badChunks

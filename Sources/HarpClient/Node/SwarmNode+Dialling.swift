@@ -37,8 +37,26 @@ extension SwarmNode {
     }
 
     func connectIfNeeded(_ swarm: SwarmID, to peer: PeerInfo) async {
-        guard let entry = entries[swarm], !(await entry.swarm.isConnected(to: peer.device.bytes)) else { return }
-        connect(swarm, to: peer)
+        guard let entry = entries[swarm] else { return }
+        let device = peer.device.bytes
+        guard await entry.swarm.isConnected(to: device) else { return connect(swarm, to: peer) }
+        // Relay, then upgrade through a mapping: a member that announces a port mapping after this pair went to the
+        // relay (its router granted it late, or it was renewed at another port) is dialled there. The swarm keeps the
+        // mapped connection and hands the relayed one's requests over to it (a connection around the relay always
+        // replaces a relayed one).
+        guard hasRelayedLink(swarm, to: device), !hasDirectLink(swarm, to: device) else { return }
+        let mapped = CandidateOrder.order(peer.addresses, isOnLink: LocalRoute.isOnLink).filter { $0.kind == .mapped }
+        for candidate in mapped {
+            let outcome = await dial(
+                swarm, host: candidate.host, port: Int(candidate.port), expectedKey: device, path: .mapped,
+                relayOnFailure: false, upgrading: true)
+            if outcome == .connected {
+                logger.info(
+                    "a relayed peer is now reached through its port mapping",
+                    metadata: ["peer": "\(peer.device)", "address": "\(candidate.host):\(candidate.port)"])
+                return
+            }
+        }
     }
 
     /// Dials a member the signaling server named at each of its candidates, in ``CandidateOrder`` (a local one on our
@@ -75,11 +93,26 @@ extension SwarmNode {
                 return reached
             }
             guard !reached else { return }
-            await relay(swarm, to: device)
+            await relay(
+                swarm, to: device,
+                reason: self.relayReason(device, candidates: candidates.count, punched: punchAt != nil))
             // Relay, then upgrade: a peer that announced a reflexive candidate may be punched later (its NAT's
             // filtering, a punch that lost a race, a mapping that expired meanwhile).
             if punchAt != nil { self.startUpgrade(swarm, to: device) }
         }
+    }
+
+    /// Why a member is reached through the relay after its `candidates` did not answer (`status`, `--json`).
+    func relayReason(_ device: [UInt8], candidates: Int, punched: Bool) -> String {
+        let tried = candidates == 1 ? "its address did not answer" : "none of its \(candidates) addresses answered"
+        guard candidates > 0 else { return "the peer announced no address" }
+        guard punched else { return "\(tried), and it announced no reflexive address to punch through" }
+        if case .done = punchProgress[device] {
+            return "\(tried), and the punch failed after \(Self.punchAttempts) attempts (a symmetric NAT on either "
+                + "side, without a port mapping, or a NAT that drops or resets it)"
+        }
+        return "\(tried), and the signaling server arranged no punch (the peer's client cannot punch, or the pair "
+            + "punched a moment ago)"
     }
 
     /// Whether a swarm is connected to the device `device`.
@@ -103,20 +136,26 @@ extension SwarmNode {
 
     /// Dials one peer of a swarm; the connection is served by the swarm until it ends. When the peer cannot be
     /// reached directly, `relayOnFailure` is set and its device key is known (from the signaling server), the
-    /// connection goes through a relay stream of the signaling server instead.
+    /// connection goes through a relay stream of the signaling server instead. `upgrading`: the peer may be
+    /// connected through the relay (then this dial would replace that connection); only a connection around the relay
+    /// makes it skip.
     @discardableResult
     func dial(
         _ id: SwarmID, host: String, port: Int, expectedKey: [UInt8]?, path: ConnectionPath = .direct,
-        relayOnFailure: Bool = true
+        relayOnFailure: Bool = true, upgrading: Bool = false
     ) async -> DialOutcome {
         let target = PeerAddress(hostAndPort: host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)")
         let key = target.map { "\($0.host):\($0.port)" } ?? "\(host):\(port)"
         guard let entry = entries[id], !entry.dialling.contains(key) else { return .skipped }
         if let expectedKey {
-            if await entry.swarm.isConnected(to: expectedKey) { return .skipped }
+            if upgrading {
+                if hasDirectLink(id, to: expectedKey) { return .skipped }
+            } else if await entry.swarm.isConnected(to: expectedKey) {
+                return .skipped
+            }
             if await entry.swarm.isBanned(expectedKey) { return .skipped }
         }
-        if let target, await entry.swarm.isConnected(toAddress: target) { return .skipped }
+        if !upgrading, let target, await entry.swarm.isConnected(toAddress: target) { return .skipped }
         guard entries[id]?.dialling.insert(key).inserted == true else { return .skipped }
         var configuration = peerConfiguration(entry, expectedKey: expectedKey)
         // A candidate behind a NAT that drops unsolicited SYNs costs this long before the next step (punch, relay).
@@ -129,13 +168,15 @@ extension SwarmNode {
         } catch {
             logger.debug("could not connect to a peer", metadata: ["address": "\(key)", "error": "\(error)"])
             dialEnded(id, target: key)
-            if relayOnFailure, let expectedKey { await relay(id, to: expectedKey) }
+            if relayOnFailure, let expectedKey {
+                await relay(id, to: expectedKey, reason: "its address \(key) did not answer")
+            }
             return .failed
         }
     }
 
     /// Connects to a member through a relay stream of the signaling server (it forwards Noise ciphertext only).
-    func relay(_ id: SwarmID, to device: [UInt8]) async {
+    func relay(_ id: SwarmID, to device: [UInt8], reason: String) async {
         guard let signal, let entry = entries[id], let peer = PublicKey32(bytes: device) else { return }
         let target = "relay:\(peer)"
         guard !entry.dialling.contains(target), !(await entry.swarm.isConnected(to: device)),
@@ -150,7 +191,7 @@ extension SwarmNode {
                 stream: stream, role: .initiator, configuration: configuration,
                 write: { try await stream.write($0) }, close: { await stream.close() })
             logger.debug("connected through the signaling server's relay", metadata: ["peer": "\(peer)"])
-            serve(connection, in: id, entry.swarm, target: target, address: nil, path: .relayed)
+            serve(connection, in: id, entry.swarm, target: target, address: nil, path: .relayed, reason: reason)
         } catch {
             logger.debug("could not relay to a peer", metadata: ["peer": "\(peer)", "error": "\(error)"])
             dialEnded(id, target: target)
@@ -171,8 +212,10 @@ extension SwarmNode {
                 return
             }
             logger.debug("accepted a relayed connection", metadata: ["peer": "\(stream.peer)"])
-            let token = linkOpened(stream.peer.bytes, swarm: stream.swarm, path: .relayed)
-            await entry.swarm.run(connection, initiatedByUs: false, address: nil)
+            let token = linkOpened(
+                stream.peer.bytes, swarm: stream.swarm, path: .relayed,
+                reason: "the peer could not reach this side directly and opened the relay")
+            await entry.swarm.run(connection, initiatedByUs: false, address: nil, relayed: true)
             linkClosed(token)
         } catch {
             logger.debug("a relayed connection failed", metadata: ["peer": "\(stream.peer)", "error": "\(error)"])
@@ -192,11 +235,11 @@ extension SwarmNode {
     /// Serves a connection this side opened until it ends; then `target` may be dialled again.
     func serve(
         _ connection: PeerConnection, in id: SwarmID, _ swarm: Swarm, target: String, address: PeerAddress?,
-        path: ConnectionPath, initiatedByUs: Bool = true
+        path: ConnectionPath, initiatedByUs: Bool = true, reason: String? = nil
     ) {
-        let token = linkOpened(connection.session.remoteDeviceKey, swarm: id, path: path)
+        let token = linkOpened(connection.session.remoteDeviceKey, swarm: id, path: path, reason: reason)
         Task {
-            await swarm.run(connection, initiatedByUs: initiatedByUs, address: address)
+            await swarm.run(connection, initiatedByUs: initiatedByUs, address: address, relayed: path == .relayed)
             self.linkClosed(token)
             self.dialEnded(id, target: target)
         }

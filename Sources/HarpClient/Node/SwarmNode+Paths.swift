@@ -22,6 +22,9 @@ public struct PeerLink: Sendable, Hashable {
     public var device: [UInt8]
     public var swarm: SwarmID
     public var path: ConnectionPath
+    /// Why a relayed connection is relayed, as this side knows it (nil for the other paths): which candidates failed,
+    /// whether a punch was arranged, or that the peer opened the relay.
+    public var reason: String?
 
     /// The first 8 bytes of the device key in hex, as logs name peers.
     public var shortDevice: String {
@@ -53,8 +56,8 @@ final class LinkTable: Sendable {
 
 extension SwarmNode {
     /// Records an open connection; returns the token that ``linkClosed(_:)`` takes.
-    func linkOpened(_ device: [UInt8], swarm: SwarmID, path: ConnectionPath) -> Int {
-        linkTable.open(PeerLink(device: device, swarm: swarm, path: path))
+    func linkOpened(_ device: [UInt8], swarm: SwarmID, path: ConnectionPath, reason: String? = nil) -> Int {
+        linkTable.open(PeerLink(device: device, swarm: swarm, path: path, reason: path == .relayed ? reason : nil))
     }
 
     func linkClosed(_ token: Int) {

@@ -22,15 +22,35 @@ public struct ConnectedPeer: Sendable, Equatable, Codable {
     public var superSeeding: Bool
     /// Where the peer accepts connections, if known (for peer exchange).
     public var listenAddress: PeerAddress?
+    /// The connection goes through the signaling server's relay: the last resort (it loads the organisation's
+    /// server and shares its uplink), asked only for what no direct link gives (docs/engine.md, "Relayed links").
+    public var relayed: Bool
 
     public init(
-        link: LinkID, deviceKey: [UInt8], initiatedByUs: Bool, superSeeding: Bool, listenAddress: PeerAddress?
+        link: LinkID, deviceKey: [UInt8], initiatedByUs: Bool, superSeeding: Bool, listenAddress: PeerAddress?,
+        relayed: Bool = false
     ) {
         self.link = link
         self.deviceKey = deviceKey
         self.initiatedByUs = initiatedByUs
         self.superSeeding = superSeeding
         self.listenAddress = listenAddress
+        self.relayed = relayed
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case link, deviceKey, initiatedByUs, superSeeding, listenAddress, relayed
+    }
+
+    /// Recordings made before links had a kind have no `relayed`: those links were all treated as direct.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        link = try container.decode(LinkID.self, forKey: .link)
+        deviceKey = try container.decode([UInt8].self, forKey: .deviceKey)
+        initiatedByUs = try container.decode(Bool.self, forKey: .initiatedByUs)
+        superSeeding = try container.decode(Bool.self, forKey: .superSeeding)
+        listenAddress = try container.decodeIfPresent(PeerAddress.self, forKey: .listenAddress)
+        relayed = try container.decodeIfPresent(Bool.self, forKey: .relayed) ?? false
     }
 }
 

@@ -131,7 +131,10 @@ extension SwarmEngine {
             self.picker = picker
             send(resent, to: link)
         }
-        let room = peer.pipeline.depth(chunkSize: manifest.averageChunkLength) - peer.outstanding.count
+        var room = peer.pipeline.depth(chunkSize: manifest.averageChunkLength) - peer.outstanding.count
+        // A relayed peer, while links around the relay serve this side: only what they cannot give, a few at a time.
+        let lastResort = peer.relayed ? relayAllowedChunks(picker: picker) : nil
+        if lastResort != nil { room = min(room, Self.relayedDepth - peer.outstanding.count) }
         guard room > 0 else { return }
         var restricted: ChunkSet? = peer.superSeeding ? theirs : nil
         if peer.superSeeding, links.values.contains(where: { !$0.superSeeding && $0.theirs != nil }) {
@@ -149,6 +152,10 @@ extension SwarmEngine {
             if theirs.isFull, restricted?.isEmpty ?? true, idle {
                 restricted = theirs
             }
+        }
+        if let lastResort {
+            let base = restricted ?? theirs
+            restricted = ChunkSet(count: base.count, indexes: base.lazy.filter { lastResort.contains($0) })
         }
         let picks = picker.next(for: link, limit: room, restrictedTo: restricted, using: &rng)
         self.picker = picker
@@ -179,15 +186,22 @@ extension SwarmEngine {
         if originOnlyCache == nil || originOnlyCache!.strict != strict || now - originOnlyCache!.at > 0.05 {
             let supers = links.values.filter(\.superSeeding).count
             let peers = order.compactMap { links[$0] }.filter { !$0.superSeeding && $0.theirs != nil }
+            // Behind a relayed link a chunk is at hand only as a last resort: an origin reached around the relay is
+            // asked for it first (while super-seeding it offers only chunks no one has, so this weighs only after).
+            let relayedAreLastResort = links.values.contains { $0.superSeeding && !$0.relayed }
             let slow: [PeerState]
             if strict {
                 // While peers feed this fetcher, a holder is passed over only if it serves this side far slower than
                 // the fastest peer does (judged while it served, not while it choked this side).
                 let fastest = peers.compactMap(\.servingRate).max() ?? 0
-                slow = peers.filter { ($0.servingRate ?? .infinity) < fastest / 8 }
+                slow = peers.filter {
+                    (relayedAreLastResort && $0.relayed) || ($0.servingRate ?? .infinity) < fastest / 8
+                }
             } else {
                 let fastest = peers.map { $0.recvMeter.rate(at: now) }.max() ?? 0
-                slow = peers.filter { $0.peerChoking || $0.recvMeter.rate(at: now) < fastest / 4 }
+                slow = peers.filter {
+                    (relayedAreLastResort && $0.relayed) || $0.peerChoking || $0.recvMeter.rate(at: now) < fastest / 4
+                }
             }
             var unusable = [Int32](repeating: 0, count: picker.chunkCount)
             for peer in slow {
@@ -226,6 +240,7 @@ extension SwarmEngine {
         links[link]!.lastPieceAt = now
         links[link]!.outstanding[chunk]!.pending.remove(block.offset)
         lastPeerDelivery = now
+        if !links[link]!.relayed { lastDirectDelivery = now }
         if links[link]!.outstanding[chunk]!.pending.isEmpty {
             links[link]!.outstanding[chunk] = nil
             links[link]!.pipeline.arrived(bytes: chunkLength, requestedAt: requestedAt, now: now)
@@ -258,6 +273,7 @@ extension SwarmEngine {
         case .peer(let link):
             counters.bytesFromPeers += bytes
             counters.chunksFromPeers += 1
+            if links[link]?.relayed ?? false { counters.bytesFromRelayedPeers += bytes }
             if let key = links[link]?.deviceKey { usedPeers.insert(key) }
         case .server:
             counters.bytesFromServer += bytes

@@ -9,6 +9,8 @@ struct PeerState: Sendable {
     let connectedAt: Double
     /// The peer super-seeds: it has every chunk but announces them one at a time.
     let superSeeding: Bool
+    /// The connection goes through the signaling server's relay (the last resort: `relayAllowedChunks`).
+    let relayed: Bool
     var listenAddress: PeerAddress?
     var pipeline: RequestPipeline
     var theirs: ChunkSet?
@@ -45,6 +47,7 @@ struct PeerState: Sendable {
         initiatedByUs = info.initiatedByUs
         self.connectedAt = connectedAt
         superSeeding = info.superSeeding
+        relayed = info.relayed
         listenAddress = info.listenAddress
         self.pipeline = pipeline
     }
@@ -92,10 +95,14 @@ extension SwarmEngine {
         if key == localKey { return emit(.close(info.link, .duplicateConnection)) }
         var inherited: [Int: Assembly] = [:]
         if let existing = byKey[key], let old = links[existing] {
+            // A connection around the relay replaces a relayed one, and a relayed one never replaces one around the
+            // relay, whoever dialled: both ends see both connections' kinds alike, so they make the same choice (a
+            // peer that dials our port mapping while we reached it through the relay keeps the mapped connection).
             // The same side dialled again: the old connection is stale (the peer restarted or lost it), replace it.
             // Both sides dialled each other: keep the connection whose initiator has the smaller device key, the same
             // choice on both ends.
-            if old.initiatedByUs != info.initiatedByUs {
+            if info.relayed, !old.relayed { return emit(.close(info.link, .duplicateConnection)) }
+            if old.relayed == info.relayed, old.initiatedByUs != info.initiatedByUs {
                 let newInitiator = info.initiatedByUs ? localKey : key
                 let oldInitiator = old.initiatedByUs ? localKey : key
                 guard newInitiator.lexicographicallyPrecedes(oldInitiator) else {

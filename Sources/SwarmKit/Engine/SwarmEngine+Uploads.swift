@@ -44,6 +44,7 @@ extension SwarmEngine {
         uploadMeter.add(bytes, at: now)
         counters.bytesUploaded += Int64(bytes)
         guard links[link] != nil else { return }
+        if links[link]!.relayed { counters.bytesUploadedRelayed += Int64(bytes) }
         links[link]?.sendMeter.add(bytes, at: now)
         guard var seeder = superSeeder, let manifest else { return }
         let chunk = Int(block.chunk)

@@ -83,6 +83,11 @@ public struct SwarmEngine: Sendable {
     var lastPeerDelivery: Double = 0
     var lastProgress: Double = 0
     var originOnlyCache: (at: Double, strict: Bool, chunks: ChunkSet)?
+    /// The last time a link around the relay delivered a block, the chunks relayed peers may be asked for (nil: all),
+    /// and when each chunk that only relayed peers hold may be asked of them (-1: not waiting): `relayAllowedChunks`.
+    var lastDirectDelivery: Double = -.infinity
+    var relayCache: (at: Double, chunks: ChunkSet?)?
+    var relayWaitUntil: [Double] = []
     /// Chunks handed to the shell to verify and write, and from where.
     var storing: [Int: ChunkSource] = [:]
     var counters = SwarmSnapshot()

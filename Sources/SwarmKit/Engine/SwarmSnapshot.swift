@@ -11,6 +11,9 @@ public struct SwarmSnapshot: Sendable, Equatable {
     /// Bytes received that were not used (endgame duplicates, cancelled blocks, bad chunks).
     public var bytesWasted: Int64 = 0
     public var bytesUploaded: Int64 = 0
+    /// Of `bytesFromPeers` and `bytesUploaded`: the bytes that crossed a relayed link (the signaling server's relay).
+    public var bytesFromRelayedPeers: Int64 = 0
+    public var bytesUploadedRelayed: Int64 = 0
     public var chunksFromPeers = 0
     public var chunksFromServer = 0
     public var badChunks = 0

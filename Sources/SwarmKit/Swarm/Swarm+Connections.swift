@@ -27,11 +27,14 @@ struct AssemblyKey: Hashable, Sendable {
 extension Swarm {
     /// Serves one authenticated connection until it ends: registers the peer, exchanges announcements, answers its
     /// requests and carries ours. `address` is where the peer accepts connections, if known (for peer exchange).
-    public nonisolated func run(_ connection: PeerConnection, initiatedByUs: Bool, address: PeerAddress?) async {
+    /// `relayed`: the connection goes through the signaling server's relay, which the engine uses as a last resort.
+    public nonisolated func run(
+        _ connection: PeerConnection, initiatedByUs: Bool, address: PeerAddress?, relayed: Bool = false
+    ) async {
         let (uploads, uploadSink) = AsyncStream.makeStream(of: UploadItem.self)
         let (closes, closeSink) = AsyncStream.makeStream(of: GoodbyeReason.self, bufferingPolicy: .bufferingNewest(1))
         let handle = LinkHandle(connection: connection, uploads: uploadSink, closer: closeSink)
-        guard let link = await admit(handle, initiatedByUs: initiatedByUs, address: address) else {
+        guard let link = await admit(handle, initiatedByUs: initiatedByUs, address: address, relayed: relayed) else {
             var reasons = closes.makeAsyncIterator()
             let reason = await reasons.next() ?? .duplicateConnection
             try? await connection.finish(reason: reason)
@@ -62,7 +65,7 @@ extension Swarm {
         await ended(link, violation: nil)
     }
 
-    private func admit(_ handle: LinkHandle, initiatedByUs: Bool, address: PeerAddress?) -> LinkID? {
+    private func admit(_ handle: LinkHandle, initiatedByUs: Bool, address: PeerAddress?, relayed: Bool) -> LinkID? {
         nextLinkID += 1
         let link = LinkID(nextLinkID)
         let session = handle.connection.session
@@ -78,7 +81,7 @@ extension Swarm {
                 ConnectedPeer(
                     link: link, deviceKey: session.remoteDeviceKey, initiatedByUs: initiatedByUs,
                     superSeeding: session.remoteHello.capabilities & Hello.Capability.superSeeding != 0,
-                    listenAddress: address)))
+                    listenAddress: address, relayed: relayed)))
         guard engine.link(of: session.remoteDeviceKey) == link else {
             connections[link] = nil
             return nil

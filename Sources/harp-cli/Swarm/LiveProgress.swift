@@ -95,7 +95,11 @@ final class LiveProgress: @unchecked Sendable {
     /// The peer connections as JSON: `{"peer": first 8 bytes of the device key in hex, "connection": "direct"}`, at
     /// most 64.
     static func connections(_ links: [PeerLink]) -> [[String: Any]] {
-        links.prefix(64).map { ["peer": $0.shortDevice, "connection": $0.path.rawValue] }
+        links.prefix(64).map { link in
+            var entry: [String: Any] = ["peer": link.shortDevice, "connection": link.path.rawValue]
+            if let reason = link.reason { entry["why"] = reason }
+            return entry
+        }
     }
 
     /// Removes the live lines (before the final summary).

@@ -9,6 +9,7 @@ extension FetchReport {
             "swarm": swarmID?.hexString ?? NSNull(), "method": method, "check": check?.json ?? NSNull(),
             "bytesFromPeers": bytesFromPeers,
             "bytesFromServer": bytesFromServer, "bytesFromLocal": bytesFromLocal, "bytesUploaded": bytesUploaded,
+            "bytesFromRelayedPeers": bytesFromRelayedPeers, "bytesUploadedRelayed": bytesUploadedRelayed,
             "bytesWasted": bytesWasted, "peersUsed": peersUsed,
             "badChunks": badChunks, "seconds": (seconds * 1000).rounded() / 1000, "notes": notes,
         ]

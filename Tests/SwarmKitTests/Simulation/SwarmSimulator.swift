@@ -67,6 +67,16 @@ struct SwarmSimulator {
     /// The chunks the server sent whole, in the order they completed.
     var serverChunks: [Int] = []
     let latency: Double
+    /// Pairs of nodes (lower index first) whose link goes through the signaling server's relay: their messages take
+    /// twice the latency, and their pieces queue, after the sender's uplink, for the relay's uplink (`relayRate`,
+    /// shared by every relayed link; nil: unlimited).
+    var relayedPairs: Set<[Int]> = []
+    var relayRate: Double?
+    /// Whether the engines are told which links are relayed (false: the engine before it knew, for comparison).
+    var enginesKnowRelayed = true
+    var relayBusyUntil: Double = 0
+    /// Piece bytes that crossed the relay.
+    var relayedBytes: Int64 = 0
     /// Full copies of each chunk that node `observed` uploaded, in the order they completed (for super-seeding).
     var chunkUploads: [Int: [Int]] = [:]
     var chunkUploadLog: [Int: [(chunk: Int, at: Double, to: Int)]] = [:]
@@ -178,10 +188,18 @@ struct SwarmSimulator {
     }
 
     private func peer(_ index: Int, link: LinkID, initiatedByUs: Bool) -> ConnectedPeer {
-        ConnectedPeer(
+        let other = nodes.indices.first { nodes[$0].links[link] != nil } ?? index
+        return ConnectedPeer(
             link: link, deviceKey: nodes[index].engine.localKey, initiatedByUs: initiatedByUs,
-            superSeeding: nodes[index].spec.seeds && nodes[index].spec.superSeeds, listenAddress: nil)
+            superSeeding: nodes[index].spec.seeds && nodes[index].spec.superSeeds, listenAddress: nil,
+            relayed: enginesKnowRelayed && isRelayed(index, other))
     }
+
+    /// Whether the link between two nodes goes through the relay.
+    func isRelayed(_ a: Int, _ b: Int) -> Bool { relayedPairs.contains([min(a, b), max(a, b)]) }
+
+    /// The one-way latency between two nodes (through the relay: there and on).
+    func latency(_ a: Int, _ b: Int) -> Double { isRelayed(a, b) ? 2 * latency : latency }
 
     private mutating func leave(_ index: Int) {
         nodes[index].present = false
@@ -219,7 +237,9 @@ struct SwarmSimulator {
         case .send(let link, let messages):
             guard let peer = nodes[index].links[link] else { return }
             for message in messages {
-                queue.push(at: now + latency, .engine(node: peer.node, .received(peer.link, message.inbound)))
+                queue.push(
+                    at: now + latency(index, peer.node), .engine(node: peer.node, .received(peer.link, message.inbound))
+                )
             }
         case .close(let link, _):
             guard let peer = nodes[index].links.removeValue(forKey: link) else {
@@ -317,7 +337,14 @@ struct SwarmSimulator {
             nodes[index].uplinkBusyUntil = done
             nodes[index].uplinkScheduled = true
             nodes[index].bytesUploaded += Int64(bytes)
-            queue.push(at: done + latency, .engine(node: peer.node, arrival))
+            if isRelayed(index, peer.node) {
+                // The relay forwards it on its own uplink, after what it forwards already.
+                relayBusyUntil = max(done, relayBusyUntil) + (relayRate.map { Double(bytes) / $0 } ?? 0)
+                if sent != nil { relayedBytes += Int64(bytes) }
+                queue.push(at: relayBusyUntil + 2 * latency, .engine(node: peer.node, arrival))
+            } else {
+                queue.push(at: done + latency, .engine(node: peer.node, arrival))
+            }
             if let sent {
                 queue.push(at: done, .engine(node: index, .blockSent(link, sent)))
                 if Int(sent.offset) + Int(sent.length) == manifest.chunks[Int(sent.chunk)].length {
