@@ -16,6 +16,8 @@ struct VersionLogHook: Sendable {
     let quiet: Bool
     /// Paths (relative to the seeded folder) that `seed` began to seed since the last `recordSeeded`.
     private let seeded = SeededPaths()
+    /// How many times each warning was met.
+    private let warned = WarningCounts()
 
     init(
         signalURL: String?, client: NextcloudClient, identity: DeviceIdentity, logger: Logger, json: Bool, quiet: Bool
@@ -103,9 +105,17 @@ struct VersionLogHook: Sendable {
         }
     }
 
+    /// Warns on standard error for the first file of each reason; the files after it that failed for the same reason
+    /// are not listed one by one (a log that cannot enroll this device refuses every file of a folder alike).
     private func warn(_ path: String, _ result: VersionRecorder.Result) {
         guard !json, let warning = result.warning else { return }
-        printError("harp-cli: warning: \(path): not recorded in the version log: \(warning)")
+        switch warned.note(warning) {
+        case 1: printError("harp-cli: warning: \(path): not recorded in the version log: \(warning)")
+        case 2:
+            printError(
+                "harp-cli: warning: further files not recorded in the version log for that reason are not listed")
+        default: break
+        }
     }
 }
 
@@ -123,6 +133,21 @@ final class SeededPaths: Sendable {
         paths.withLock { paths in
             defer { paths.removeAll() }
             return paths
+        }
+    }
+}
+
+/// How many times each warning text was met (at most `limit` texts are kept).
+final class WarningCounts: Sendable {
+    private let counts = Mutex<[String: Int]>([:])
+    let limit = 64
+
+    /// Counts `warning` once more and returns its count (1 the first time); past `limit` texts, new ones count as 1.
+    func note(_ warning: String) -> Int {
+        counts.withLock { counts in
+            guard counts[warning] != nil || counts.count < limit else { return 1 }
+            counts[warning, default: 0] += 1
+            return counts[warning]!
         }
     }
 }

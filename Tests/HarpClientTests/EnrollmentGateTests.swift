@@ -42,7 +42,10 @@ struct EnrollmentGateTests {
     @Test func aFailedEnrollmentFailsEveryCaller() async {
         struct Refused: Error {}
         let gate = EnrollmentGate()
+        #expect(gate.failed == nil)
         await #expect(throws: Refused.self) { try await gate.enroll { throw Refused() } }
         await #expect(throws: Refused.self) { try await gate.enroll {} }
+        // The recorder asks this before every append: once it is set, nothing more is sent to the log.
+        #expect(gate.failed != nil)
     }
 }

@@ -111,6 +111,7 @@ public struct VersionRecorder: Sendable {
         remotePath: String, fileID knownFileID: Int64? = nil, root: Hash256, size: Int64, etag: String?, observed: Bool
     ) async -> Result {
         guard let http else { return .skipped("no signaling server") }
+        if let reason = enrollmentGate.failed { return .failed(reason) }
         do {
             let fileID: Int64
             let currentEtag: String
@@ -200,6 +201,7 @@ public struct VersionRecorder: Sendable {
 /// stands for the rest of the process.
 final class EnrollmentGate: Sendable {
     private let running = Mutex<Task<Void, any Error>?>(nil)
+    private let failure = Mutex<String?>(nil)
 
     func enroll(_ start: @escaping @Sendable () async throws -> Void) async throws {
         let task = running.withLock { current -> Task<Void, any Error> in
@@ -208,6 +210,15 @@ final class EnrollmentGate: Sendable {
             current = task
             return task
         }
-        try await task.value
+        do {
+            try await task.value
+        } catch {
+            failure.withLock { $0 = $0 ?? "\(error)" }
+            throw error
+        }
     }
+
+    /// Why the enrollment failed, once it has: the device cannot append in this process, so later versions are not
+    /// sent (a get of 2,000 files sent 4,000 requests to learn 2,000 times what the first answer said).
+    var failed: String? { failure.withLock { $0 } }
 }
