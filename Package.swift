@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "SignalingServer", targets: ["SignalingServer"]),
         .library(name: "NextcloudClient", targets: ["NextcloudClient"]),
         .library(name: "DevCloud", targets: ["DevCloud"]),
+        .library(name: "HarpHTTP", targets: ["HarpHTTP"]),
         .executable(name: "harp-wire-bench", targets: ["harp-wire-bench"]),
         .executable(name: "harp-hostile-peer", targets: ["harp-hostile-peer"]),
     ],
@@ -76,6 +77,17 @@ let package = Package(
             dependencies: ["ChunkStore", "VersionLog", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
+        // One HTTP/1.1 request with its answer bounded (body, head, deadline): for answers from other servers.
+        .target(
+            name: "HarpHTTP",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "NextcloudClient",
             dependencies: [
@@ -117,6 +129,7 @@ let package = Package(
             dependencies: [
                 "ChunkStore",
                 "HarpBasics",
+                "HarpHTTP",
                 "NextcloudClient",
                 "SignalingProtocol",
                 "VersionLog",
@@ -190,6 +203,7 @@ let package = Package(
             name: "HarpClient",
             dependencies: [
                 "HarpBasics",
+                "HarpHTTP",
                 "ChunkStore",
                 "CMiniUPnPc",
                 "NextcloudClient",
@@ -209,6 +223,7 @@ let package = Package(
             dependencies: [
                 "ChunkStore",
                 "HarpClient",
+                "HarpHTTP",
                 "DevCloud",
                 "NextcloudClient",
                 "SignalingClient",
@@ -225,6 +240,15 @@ let package = Package(
         ),
 
         .testTarget(name: "HarpBasicsTests", dependencies: ["HarpBasics"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "HarpHTTPTests",
+            dependencies: [
+                "HarpHTTP",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "ChunkStoreTests",
             dependencies: ["ChunkStore", "HarpBasics"],
@@ -308,6 +332,8 @@ let package = Package(
                 "SignalingServer",
                 "SwarmKit",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -1,12 +1,9 @@
 import ArgumentParser
 import Foundation
 import HarpClient
+import HarpHTTP
 import NextcloudClient
 import VersionLog
-
-#if canImport(FoundationNetworking)
-    import FoundationNetworking
-#endif
 
 /// `harp-cli proof PATH [-o BUNDLE]`: fetches the proof of a file's version history from the signaling server.
 struct ProofCommand: AsyncParsableCommand {
@@ -86,25 +83,26 @@ struct ProofCommand: AsyncParsableCommand {
         return components.string
     }
 
+    /// Fetches and decodes a bundle. The answer is read up to `maximumBundle` bytes and 60 s in all: a server that
+    /// sends more, or never ends, has its connection closed at the bound.
     static func fetch(_ url: String) async throws -> ProofBundle {
-        guard let url = URL(string: url) else { throw UsageError(description: "bad signaling server URL") }
-        var request = URLRequest(url: url)
-        request.timeoutInterval = 30
-        let data: Data
-        let status: Int
+        let client = BoundedHTTPClient(limits: .init(maximumBody: maximumBundle, deadline: .seconds(60)))
+        let answer: BoundedHTTPClient.Response
         do {
-            let (body, response) = try await URLSession.shared.data(for: request)
-            data = body
-            status = (response as? HTTPURLResponse)?.statusCode ?? 0
+            answer = try await client.send("GET", url)
+        } catch BoundedHTTPError.badURL {
+            throw UsageError(description: "bad signaling server URL")
+        } catch BoundedHTTPError.bodyTooLarge(let limit) {
+            throw ProofFetchError.malformed("over \(limit) bytes")
         } catch {
             throw ProofFetchError.unreachable("\(error)")
         }
-        guard status == 200 else {
-            throw ProofFetchError.refused(status: status, String(decoding: data.prefix(200), as: UTF8.self))
+        guard answer.status == 200 else {
+            throw ProofFetchError.refused(
+                status: answer.status, String(decoding: answer.body.prefix(200), as: UTF8.self))
         }
-        guard data.count <= maximumBundle else { throw ProofFetchError.malformed("over \(maximumBundle) bytes") }
         do {
-            return try ProofBundle(json: Array(data))
+            return try ProofBundle(json: answer.body)
         } catch {
             throw ProofFetchError.malformed("\(error)")
         }

@@ -119,4 +119,72 @@ struct ProofCommandTests {
         #expect(bobProof.process.terminationStatus == bobGet.process.terminationStatus)
         #expect(!FileManager.default.fileExists(atPath: bobBundle))
     }
+
+    /// A signaling server that answers the proof request with an endless chunked body (128 MiB written): `proof` must
+    /// stop at the bundle bound (32 MiB) with an error, write nothing, and the server must see the connection closed
+    /// before it wrote everything.
+    @Test func anEndlessBundleIsCutOffAtTheBound() async throws {
+        let bed = try await Testbed()
+        defer { bed.shutdown() }
+        try await bed.upload(try bed.makeFile("endless.bin", size: 1000))
+        let script = bed.directory + "/endless.py"
+        let outcome = bed.directory + "/endless.outcome"
+        try Data(Self.endlessServer.utf8).write(to: URL(fileURLWithPath: script))
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        server.arguments = ["python3", script, outcome]
+        let out = Pipe()
+        server.standardOutput = out
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        defer { if server.isRunning { server.terminate() } }
+        // The script prints its port once it listens (an empty line if python3 is missing).
+        var line = Data()
+        while let byte = try out.fileHandleForReading.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) {
+            line.append(byte)
+        }
+        let port = try #require(Int(String(decoding: line, as: UTF8.self)), "the endless server did not start")
+
+        let bundle = bed.directory + "/endless.proof.json"
+        let proof = try await bed.run(
+            "alice-endless", ["proof", "/endless.bin", "-o", bundle, "--signal", "ws://127.0.0.1:\(port)/v1/ws"],
+            signal: false)
+        #expect(proof.process.terminationStatus != 0)
+        #expect(proof.stderr.contains("over \(32 << 20) bytes"), "\(proof.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: bundle))
+        try await waitUntil("the endless server's outcome", timeout: 60) { !server.isRunning }
+        let written = String(decoding: FileManager.default.contents(atPath: outcome) ?? Data(), as: UTF8.self)
+        #expect(written.hasPrefix("closed "), "the server wrote all 128 MiB: proof read on past its bound (\(written))")
+    }
+
+    /// `python3 endless.py OUTCOME`: one connection; after the request, a chunked 200 of 2,048 chunks of 64 KiB; writes
+    /// `closed N` (the client hung up after N bytes) or `complete N` to OUTCOME.
+    static let endlessServer = """
+        import socket, sys
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        print(listener.getsockname()[1], flush=True)
+        connection, _ = listener.accept()
+        request = b""
+        while b"\\r\\n\\r\\n" not in request:
+            data = connection.recv(65536)
+            if not data:
+                break
+            request += data
+        piece = b"10000\\r\\n" + b"a" * 65536 + b"\\r\\n"
+        written = 0
+        try:
+            connection.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Type: application/json\\r\\n")
+            connection.sendall(b"Transfer-Encoding: chunked\\r\\n\\r\\n")
+            for _ in range(2048):
+                connection.sendall(piece)
+                written += len(piece)
+            result = "complete %d" % written
+        except OSError:
+            result = "closed %d" % written
+        with open(sys.argv[1], "w") as f:
+            f.write(result)
+        connection.close()
+        """
 }

@@ -1,12 +1,9 @@
 internal import Foundation
-import Synchronization
-
-#if canImport(FoundationNetworking)
-    internal import FoundationNetworking
-#endif
+import HarpHTTP
 
 /// HTTP to the signaling server's version-log endpoints (`/v1/log/...`), with every answer bounded: at most `limit`
-/// bytes are kept (the transfer is cancelled past it) and a request takes at most `timeout` seconds in all.
+/// bytes of body and 16 KiB of headers are read (the connection is closed past either, `BoundedHTTPClient`) and a
+/// request takes at most `timeout` seconds in all. `https` trusts the system's roots and checks the host name.
 struct LogHTTP: Sendable {
     /// `http://host:port` (from `ws://host:port/v1/ws`; `wss` gives `https`).
     let base: URL
@@ -55,24 +52,13 @@ struct LogHTTP: Sendable {
     }
 
     private func once(_ method: String, _ pathAndQuery: String, body: Data?, limit: Int) async throws -> Answer {
-        guard let url = URL(string: base.absoluteString + pathAndQuery) else { throw LogHTTPError("bad URL") }
-        var request = URLRequest(url: url)
-        request.httpMethod = method
-        request.httpBody = body
-        request.timeoutInterval = timeout
-        let configuration = URLSessionConfiguration.ephemeral
-        configuration.timeoutIntervalForRequest = timeout
-        configuration.timeoutIntervalForResource = timeout
-        let collector = BoundedCollector(limit: limit)
-        let session = URLSession(configuration: configuration, delegate: collector, delegateQueue: nil)
-        defer { session.finishTasksAndInvalidate() }
-        return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { continuation in
-                collector.start(continuation)
-                session.dataTask(with: request).resume()
-            }
-        } onCancel: {
-            session.invalidateAndCancel()
+        let client = BoundedHTTPClient(
+            limits: .init(maximumBody: limit, deadline: .milliseconds(Int64(max(0, timeout) * 1000))))
+        do {
+            let answer = try await client.send(method, base.absoluteString + pathAndQuery, body: body.map { Array($0) })
+            return Answer(status: answer.status, body: Data(answer.body))
+        } catch let error as BoundedHTTPError {
+            throw LogHTTPError(error.description)
         }
     }
 }
@@ -80,58 +66,4 @@ struct LogHTTP: Sendable {
 struct LogHTTPError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
-}
-
-/// Collects one response body up to a limit; cancels the task past it.
-private final class BoundedCollector: NSObject, URLSessionDataDelegate, Sendable {
-    private struct State {
-        var continuation: CheckedContinuation<LogHTTP.Answer, any Error>?
-        var status = 0
-        var body = Data()
-        var overflow = false
-    }
-    private let state = Mutex(State())
-    let limit: Int
-
-    init(limit: Int) { self.limit = limit }
-
-    func start(_ continuation: CheckedContinuation<LogHTTP.Answer, any Error>) {
-        state.withLock { $0.continuation = continuation }
-    }
-
-    func urlSession(
-        _ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
-        completionHandler: @escaping (URLSession.ResponseDisposition) -> Void
-    ) {
-        state.withLock { $0.status = (response as? HTTPURLResponse)?.statusCode ?? 0 }
-        completionHandler(.allow)
-    }
-
-    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
-        let over = state.withLock { state in
-            if state.body.count + data.count > limit {
-                state.overflow = true
-                return true
-            }
-            state.body.append(data)
-            return false
-        }
-        if over { dataTask.cancel() }
-    }
-
-    func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: (any Error)?) {
-        let (continuation, result):
-            (CheckedContinuation<LogHTTP.Answer, any Error>?, Result<LogHTTP.Answer, any Error>) =
-                state.withLock { state in
-                    defer { state.continuation = nil }
-                    if state.overflow {
-                        return (state.continuation, .failure(LogHTTPError("answer over \(limit) bytes")))
-                    }
-                    if let error {
-                        return (state.continuation, .failure(LogHTTPError("\(error.localizedDescription)")))
-                    }
-                    return (state.continuation, .success(LogHTTP.Answer(status: state.status, body: state.body)))
-                }
-        continuation?.resume(with: result)
-    }
 }

@@ -1,12 +1,9 @@
 import ChunkStore
 import Foundation
+import HarpHTTP
 import Logging
 import Synchronization
 import VersionLog
-
-#if canImport(FoundationNetworking)
-    import FoundationNetworking
-#endif
 
 /// Publishes the log's checkpoints: after appends, signs a checkpoint of the whole log, sends it with a consistency
 /// proof to every witness of the federation (`POST URL/add-checkpoint`), collects their cosignatures and publishes
@@ -24,7 +21,8 @@ final class LogPublisher: Sendable {
     let logger: Logger
     /// The size each witness last cosigned, by its witness vkey (a guess until it answers).
     private let cosignedSizes = Mutex<[String: Int]>([:])
-    private let session: URLSession
+    /// Witness answers are hostile input: at most `maximumAnswer` bytes and 10 s, the connection closed past either.
+    private let http = BoundedHTTPClient(limits: .init(maximumBody: LogPublisher.maximumAnswer, deadline: .seconds(10)))
     /// The size of the newest published checkpoint, once read from the database: an idle round costs no I/O.
     private let publishedSize = Mutex<Int?>(nil)
 
@@ -41,10 +39,6 @@ final class LogPublisher: Sendable {
         self.interval = interval
         self.metrics = metrics
         self.logger = logger
-        let configuration = URLSessionConfiguration.ephemeral
-        configuration.timeoutIntervalForRequest = 5
-        configuration.timeoutIntervalForResource = 10
-        session = URLSession(configuration: configuration)
     }
 
     /// Publishes whenever the log grew, every `interval`, until cancelled.
@@ -133,15 +127,15 @@ final class LogPublisher: Sendable {
     }
 
     private func post(_ url: String, body: String) async -> AddCheckpointResponse? {
-        guard let url = URL(string: url) else { return nil }
-        var request = URLRequest(url: url)
-        request.httpMethod = "POST"
-        request.httpBody = Data(body.utf8)
-        request.setValue("text/plain", forHTTPHeaderField: "Content-Type")
         do {
-            let (data, response) = try await session.data(for: request)
-            guard let http = response as? HTTPURLResponse, data.count <= Self.maximumAnswer else { return nil }
-            return AddCheckpointResponse(statusCode: http.statusCode, body: String(decoding: data, as: UTF8.self))
+            let answer = try await http.send(
+                "POST", url, headers: [("Content-Type", "text/plain")], body: Array(body.utf8))
+            return AddCheckpointResponse(statusCode: answer.status, body: String(decoding: answer.body, as: UTF8.self))
+        } catch BoundedHTTPError.bodyTooLarge(let limit), BoundedHTTPError.headTooLarge(let limit) {
+            logger.warning(
+                "a witness answered over the bound; its connection was closed",
+                metadata: ["url": "\(url)", "limit": "\(limit)"])
+            return nil
         } catch {
             logger.debug("a witness could not be reached", metadata: ["url": "\(url)", "error": "\(error)"])
             return nil
