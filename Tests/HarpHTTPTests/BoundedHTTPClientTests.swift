@@ -96,9 +96,11 @@ struct BoundedHTTPClientTests {
             await #expect(throws: BoundedHTTPError.timedOut(.milliseconds(500))) {
                 try await client.send("GET", base + "/")
             }
-            // The server sees the hang-up: the connection was closed, not left open.
+            // The server sees the hang-up: the connection was closed, not left open (an outcome is reported only once
+            // the connection ended; `first` fails after 30 s without one). Under load the client's deadline can pass
+            // before the server wrote its head, whose write then fails: that is the same hang-up, seen earlier.
             let outcome = try await first(of: outcomes, within: 30, "the stalled connection's close")
-            #expect(outcome.complete)
+            #expect(outcome.written == 0)
         }
     }
 
