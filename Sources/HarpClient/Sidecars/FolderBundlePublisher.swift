@@ -91,7 +91,15 @@ public struct FolderBundlePublisher: Sendable {
                 }
             }
         }
-        let files = entries.values.sorted { $0.path < $1.path }
+        // A folder sidecar lists at most `FolderSidecar.maxFiles` files: this device's own first, the rest file by file.
+        var chosen = Array(entries.values)
+        if chosen.count > FolderSidecar.maxFiles {
+            chosen.sort {
+                (heldPaths.contains($0.path) ? 0 : 1, $0.path) < (heldPaths.contains($1.path) ? 0 : 1, $1.path)
+            }
+            chosen.removeLast(chosen.count - FolderSidecar.maxFiles)
+        }
+        let files = chosen.sorted { $0.path < $1.path }
         // Files chunked with other parameters than most cannot share the bundle's manifest.
         let byParameters = Dictionary(grouping: files) { manifests[$0.path]?.parameters ?? .default }
         guard let parameters = byParameters.max(by: { $0.value.count < $1.value.count })?.key else { return nil }
@@ -118,6 +126,11 @@ public struct FolderBundlePublisher: Sendable {
         let sidecar = FolderSidecar(
             files: listed, chunking: parameters, root: manifest.root, salt: Sidecar.randomSalt(),
             writerKey: identity.publicKey, sign: identity.sign)
+        // Readers refuse a folder sidecar over the limit: one that long (paths of kilobytes) is not written.
+        guard sidecar.encoded().count <= FolderSidecar.maxEncodedSize else {
+            throw ChunkStoreError.manifestMismatch(
+                "the folder sidecar of \(listed.count) files is over \(FolderSidecar.maxEncodedSize) bytes")
+        }
         try await sidecars.publishFolderSidecar(sidecar, manifest: manifest, of: folder)
         logger.info(
             "published the folder's bundle of small files",
