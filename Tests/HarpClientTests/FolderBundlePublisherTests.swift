@@ -67,6 +67,14 @@ struct FolderBundlePublisherTests {
             try await publisher.publish(folder: "/F", held: [entry("b.bin", bRight.root)], listing: listing))
         #expect(!again.written)
         #expect(again.sidecar.swarmKeys.swarmID == published.sidecar.swarmKeys.swarmID)
+
+        // Over the limit of files a bundle lists, this device's own files are the ones kept.
+        var capped = publisher
+        capped.maximumFiles = 1
+        let one = try #require(
+            try await capped.publish(folder: "/F", held: [entry("b.bin", bRight.root)], listing: listing))
+        #expect(one.sidecar.files.map(\.path) == ["b.bin"])
+        #expect(one.holding.isFull)
         await cluster.stop()
     }
 }

@@ -18,6 +18,8 @@ public struct FolderBundlePublisher: Sendable {
     let identity: DeviceIdentity
     let sidecars: SidecarFolder
     let logger: Logger
+    /// The most files a bundle lists (`FolderSidecar.maxFiles`; lower in tests).
+    var maximumFiles = FolderSidecar.maxFiles
 
     public init(client: NextcloudClient, store: ChunkStore, identity: DeviceIdentity, logger: Logger) {
         self.client = client
@@ -93,11 +95,11 @@ public struct FolderBundlePublisher: Sendable {
         }
         // A folder sidecar lists at most `FolderSidecar.maxFiles` files: this device's own first, the rest file by file.
         var chosen = Array(entries.values)
-        if chosen.count > FolderSidecar.maxFiles {
+        if chosen.count > maximumFiles {
             chosen.sort {
                 (heldPaths.contains($0.path) ? 0 : 1, $0.path) < (heldPaths.contains($1.path) ? 0 : 1, $1.path)
             }
-            chosen.removeLast(chosen.count - FolderSidecar.maxFiles)
+            chosen.removeLast(chosen.count - maximumFiles)
         }
         let files = chosen.sorted { $0.path < $1.path }
         // Files chunked with other parameters than most cannot share the bundle's manifest.
