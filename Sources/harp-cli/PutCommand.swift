@@ -190,12 +190,19 @@ struct PutCommand: AsyncParsableCommand {
             }
             let smallPaths = Set(small.map(\.local))
             var smallUploads: [FileUploader.SmallOutcome] = []
-            if !small.isEmpty {
+            // Every folder of the trees given with -R is made once, parents first (the per-file path would look up
+            // each file's folders one PROPFIND per level).
+            let inTrees = jobs.filter { $0.folder != nil }
+            let treesMade = !inTrees.isEmpty
+            if treesMade {
                 let sidecars = SidecarFolder(client: client, logger: logger)
-                for created in try await Self.makeFolders(for: small.map(\.remote), in: folders.map(\.remote), sidecars)
+                for created in try await Self.makeFolders(
+                    for: inTrees.map(\.remote), in: folders.map(\.remote), sidecars)
                 {
-                    logger.debug("created a folder", metadata: ["path": "\(created)"])
+                    logger.debug("made a folder", metadata: ["path": "\(created)"])
                 }
+            }
+            if !small.isEmpty {
                 typealias Uploaded = (FileUploader.SmallOutcome, Duration, VersionRecorder.Result?)
                 await withTaskGroup(of: (Int, Result<Uploaded, any Error>).self) { group in
                     var next = 0
@@ -237,7 +244,8 @@ struct PutCommand: AsyncParsableCommand {
             for job in jobs where !smallPaths.contains(job.local) {
                 do {
                     let started = ContinuousClock.now
-                    let uploaded = try await uploader.upload(job.local, to: job.remote)
+                    let uploaded = try await uploader.upload(
+                        job.local, to: job.remote, folderExists: job.folder != nil && treesMade)
                     let logged = await versionLog.uploaded(job.remote, root: uploaded.root, size: uploaded.size)
                     done(
                         local: job.local, remote: job.remote, size: uploaded.size, swarm: uploaded.swarmID,

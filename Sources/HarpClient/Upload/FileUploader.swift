@@ -94,13 +94,14 @@ public struct FileUploader: Sendable {
         return entries
     }
 
-    /// Uploads the local file `local` to the remote path `remote` (its folder must exist).
-    public func upload(_ local: String, to remote: String) async throws -> Outcome {
+    /// Uploads the local file `local` to the remote path `remote`; its folder is made when missing, unless the caller
+    /// made it (`folderExists`).
+    public func upload(_ local: String, to remote: String, folderExists: Bool = false) async throws -> Outcome {
         let outcome = try store.index(file: local)
         guard let manifest = try store.manifest(root: outcome.root) else {
             throw FetchError.local("the index lost the manifest of \(local)")
         }
-        try await sidecars.ensureFolders(SidecarFolder.parent(of: remote))
+        if !folderExists { try await sidecars.ensureFolders(SidecarFolder.parent(of: remote)) }
         let attributes = try FileManager.default.attributesOfItem(atPath: local)
         let modified = attributes[.modificationDate] as? Date ?? Date()
         let announce = await node.hasSignaling
