@@ -31,9 +31,7 @@ struct VersionLogHook: Sendable {
     /// After `put` uploaded `path`: appends its version; returns the `versionLog` field of the `file-done` line.
     func uploaded(_ path: String, root: Hash256, size: Int64) async -> Any {
         guard enabled else { return NSNull() }
-        let result = await recorder.recordUpload(remotePath: path, root: root, size: size)
-        warn(path, result)
-        return result.json
+        return report(path, await recorder.recordUpload(remotePath: path, root: root, size: size))
     }
 
     /// After `put` uploaded a small file of a folder with one PUT whose answer named its fileid and etag: appends its

@@ -71,9 +71,7 @@ public struct FolderBundleFetcher: Sendable {
         var taken = Set<Int>()
         var start: Int64 = 0
         for entry in sidecar.files {
-            guard let index = byPath[entry.path], case .finished(let item) = jobs[index].source,
-                item.etag == entry.etag, item.fileID.map(String.init) == entry.fileid, item.size == entry.size,
-                !item.hasACLList
+            guard let index = byPath[entry.path], case .finished(let item) = jobs[index].source, entry.describes(item)
             else {
                 outcome.notes.append(
                     "the folder's bundle of small files is out of date (\(entry.path) changed): fetching file by file")

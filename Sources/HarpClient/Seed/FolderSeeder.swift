@@ -388,11 +388,7 @@ public actor FolderSeeder {
             bundleHeld = wanted
             let keys = published.sidecar.swarmKeys
             if let bundle, bundle.keys.swarmID == keys.swarmID {
-                if published.holding.isFull {
-                    try await bundle.swarm.seed(manifest: published.manifest, store: store)
-                } else {
-                    try await bundle.swarm.seed(manifest: published.manifest, store: store, holding: published.holding)
-                }
+                try await bundle.swarm.seed(manifest: published.manifest, store: store, holding: published.holding)
                 self.bundle = (published.sidecar, keys, bundle.swarm)
                 return
             }

@@ -59,6 +59,8 @@ public struct FolderBundlePublisher: Sendable {
         }
         let heldPaths = Set(entries.keys)
         let (existing, _) = await sidecars.readFolderSidecar(of: folder)
+        // The published bundle's manifest, read at most once.
+        var existingManifest: Manifest?
         if let existing {
             // An entry for the same server version as a file held here but with another content root names other bytes
             // than the server's (this device established its own): its writer is named in the log, and it is replaced.
@@ -75,13 +77,10 @@ public struct FolderBundlePublisher: Sendable {
             }
             // The published bundle's entries that are still the server's versions stay listed.
             let current = existing.files.filter { entry in
-                guard heldPaths.contains(entry.path) == false, let item = listing[entry.path] else { return false }
-                return item.etag == entry.etag && item.fileID.map(String.init) == entry.fileid && !item.hasACLList
-                    && item.size == entry.size
+                !heldPaths.contains(entry.path) && listing[entry.path].map(entry.describes) == true
             }
-            if !current.isEmpty, let bundle = await sidecars.readFolderManifest(for: existing, of: folder),
-                let ranges = try? existing.layout(of: bundle)
-            {
+            if !current.isEmpty { existingManifest = await sidecars.readFolderManifest(for: existing, of: folder) }
+            if !current.isEmpty, let bundle = existingManifest, let ranges = try? existing.layout(of: bundle) {
                 let byPath = Dictionary(uniqueKeysWithValues: zip(existing.files.map(\.path), ranges))
                 for entry in current {
                     guard let range = byPath[entry.path],
@@ -123,7 +122,8 @@ public struct FolderBundlePublisher: Sendable {
         guard await sidecars.mayPublish(nextTo: anchor) else {
             // A reader who may not write the folder still serves its part of a bundle that is current.
             return try await existingPart(
-                existing, of: folder, held: entries.filter { heldPaths.contains($0.key) }, listing: listing)
+                existing, manifest: existingManifest, of: folder, held: entries.filter { heldPaths.contains($0.key) },
+                listing: listing)
         }
         let sidecar = FolderSidecar(
             files: listed, chunking: parameters, root: manifest.root, salt: Sidecar.randomSalt(),
@@ -174,16 +174,16 @@ public struct FolderBundlePublisher: Sendable {
     /// The published bundle `existing` when every file it lists is still the server's version, with the chunks of the
     /// files in `held` (same path and content root) as the part this device can serve.
     private func existingPart(
-        _ existing: FolderSidecar?, of folder: String, held: [String: FolderSidecar.Entry], listing: [String: DAVItem]
+        _ existing: FolderSidecar?, manifest read: Manifest?, of folder: String, held: [String: FolderSidecar.Entry],
+        listing: [String: DAVItem]
     ) async throws -> Published? {
         guard let existing,
-            existing.files.allSatisfy({ entry in
-                guard let item = listing[entry.path] else { return false }
-                return item.etag == entry.etag && item.fileID.map(String.init) == entry.fileid && !item.hasACLList
-            }),
-            existing.files.contains(where: { held[$0.path] == $0 }),
-            let manifest = await sidecars.readFolderManifest(for: existing, of: folder)
+            existing.files.allSatisfy({ listing[$0.path].map($0.describes) == true }),
+            existing.files.contains(where: { held[$0.path] == $0 })
         else { return nil }
+        var manifest = read
+        if manifest == nil { manifest = await sidecars.readFolderManifest(for: existing, of: folder) }
+        guard let manifest else { return nil }
         let ranges = try existing.layout(of: manifest)
         let chunks = zip(existing.files, ranges).flatMap { entry, range in held[entry.path] == entry ? Array(range) : []
         }
@@ -203,11 +203,15 @@ public struct FolderBundlePublisher: Sendable {
         let swarm = try await node.open(
             root: sidecar.root, keys: keys, chunking: sidecar.chunking, expectedSize: sidecar.size, options: options,
             awaitJoin: false)
-        if published.holding.isFull {
-            try await swarm.seed(manifest: published.manifest, store: store)
-        } else {
-            try await swarm.seed(manifest: published.manifest, store: store, holding: published.holding)
-        }
+        try await swarm.seed(manifest: published.manifest, store: store, holding: published.holding)
         return swarm
+    }
+}
+
+extension FolderSidecar.Entry {
+    /// Whether this entry is the server's version that `item` lists: same fileid, etag and size, and the file has no
+    /// access rules of its own (such a file travels from the server only).
+    func describes(_ item: DAVItem) -> Bool {
+        item.etag == etag && item.fileID.map(String.init) == fileid && item.size == size && !item.hasACLList
     }
 }

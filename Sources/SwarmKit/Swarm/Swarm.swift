@@ -157,15 +157,15 @@ public actor Swarm {
         feed(.seed(manifest))
     }
 
-    /// Serves part of a version: the chunks set in `holding` (one bit per chunk of `manifest`), which the store can
-    /// read. Called again with more chunks, it announces the new ones; with all of them, it serves the whole version.
+    /// Serves the chunks set in `holding` (one bit per chunk of `manifest`), which the store can read: with every bit
+    /// set, the whole version (as `seed(manifest:store:)`). Called again with more chunks, it announces the new ones.
     public func seed(manifest: Manifest, store: ChunkStore, holding: ChunkSet) throws(ChunkStoreError) {
         try manifest.verify(root: root)
         guard holding.count == manifest.chunks.count else {
             throw .manifestMismatch("the chunks held do not fit the manifest")
         }
         self.store = store
-        feed(.seedPart(manifest, holding: holding))
+        feed(holding.isFull ? .seed(manifest) : .seedPart(manifest, holding: holding))
     }
 
     // MARK: The engine
