@@ -38,7 +38,9 @@
 # Parameters (environment): SIZE_MIB (16), RATE_MBIT (40), BURST (64kb), TBF_LATENCY (50ms), PAIRS, TIMEOUT (120 s
 # per fetch), HARP_CLI (a harp-cli binary; else one is built in release into .build-release), HARP_ARGS (extra
 # arguments for every harp-cli get, e.g. --no-port-mapping), WORK (/var/tmp/harp-nat-bench), INSTALL (1: apt-get
-# the missing tools), PROBE_ONLY, SWARM (SEEDER:FETCHER,FETCHER,... run before the pairs), RUNS (of the swarm, 1).
+# the missing tools), PROBE_ONLY, SWARM (SEEDER:FETCHER,FETCHER,... run before the pairs), RUNS (of the swarm, 1),
+# RECORD (1: every process of a swarm run records its engine with --record-engine, in WORK/swarm-RUN/SITE/engine.jsonl,
+# for `harp-cli debug replay` and bench/nat/uploads.py).
 #
 # Why not a documentation range (198.51.100.0/24, RFC 5737): miniupnpd 2.3.1 refuses to map ports when its external
 # address is in any reserved range (documentation, benchmarking, CGNAT, private: its addr_is_reserved list), so the
@@ -482,12 +484,17 @@ relay_bytes() {  # site
 # Each fetcher is `get --no-server` (peers only); its finish is the time of its file-done line (a finished fetcher
 # lingers while others still fetch from it). The lower bound: every byte leaves the seeder's uplink once, F / RATE
 # (the fetchers' uplinks add 4 x RATE, and downlinks are not shaped).
+record_args() {  # dir
+    [ "${RECORD:-0}" = 1 ] && echo "--record-engine $1/engine.jsonl"
+    return 0
+}
 run_swarm() {  # seeder-site fetcher-sites(comma-separated) run
     local a=$1 fetchers=${2//,/ } n=$3 dir=$WORK/swarm-$3 seeder_pid t0 r0 r1 pa0 ps0 pa1 ps1 s pids=()
     mkdir -p "$dir/seeder/out" "$dir/seeder/store"
     # shellcheck disable=SC2046,SC2086
     ip netns exec "$PREFIX-$a" env $(harp_env "$dir/seeder") "$HARP" get /f.bin -o "$dir/seeder/out/" --seed \
-        --listen "0.0.0.0:$PEER_PORT" -v $HARP_ARGS >"$dir/seeder/stdout" 2>"$dir/seeder/stderr" &
+        --listen "0.0.0.0:$PEER_PORT" -v $HARP_ARGS $(record_args "$dir/seeder") >"$dir/seeder/stdout" \
+        2>"$dir/seeder/stderr" &
     seeder_pid=$!
     if ! wait_line "$dir/seeder/stdout" '^seeding' 300 "$seeder_pid"; then
         echo "   the seeder did not reach 'seeding' (logs in $dir/seeder)"
@@ -505,7 +512,7 @@ run_swarm() {  # seeder-site fetcher-sites(comma-separated) run
         mkdir -p "$dir/$s/out" "$dir/$s/store"
         # shellcheck disable=SC2046,SC2086
         (ip netns exec "$PREFIX-$s" env $(harp_env "$dir/$s") timeout "$TIMEOUT" "$HARP" get /f.bin \
-            -o "$dir/$s/out/" --no-server --json -v --listen "0.0.0.0:$PEER_PORT" $HARP_ARGS \
+            -o "$dir/$s/out/" --no-server --json -v --listen "0.0.0.0:$PEER_PORT" $HARP_ARGS $(record_args "$dir/$s") \
             > >(while IFS= read -r line; do printf '%s %s\n' "$(now)" "$line"; done >"$dir/$s/stdout") \
             2>"$dir/$s/stderr"
             echo $? >"$dir/$s/exit") &

@@ -99,7 +99,7 @@ extension FileFetcher {
             preconditionFailure("the plan finishes a swarm download only after it")
         }
         try sink.finish()
-        await swarm.fetchFinished(store: store)
+        if await swarm.fetchFinished(store: store) { await node.superSeeding(sidecar.swarmKeys) }
         recordProvenance(&run, root: sidecar.root)
         let snapshot = await swarm.snapshot
         progress.update(run.path, snapshot: snapshot)

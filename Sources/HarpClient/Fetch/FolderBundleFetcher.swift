@@ -177,7 +177,7 @@ public struct FolderBundleFetcher: Sendable {
                 "seconds.compare": "\((compared - fetched).secondsValue)",
                 "seconds.place": "\((ContinuousClock.now - compared).secondsValue)",
             ])
-        await swarm.fetchFinished(store: store)
+        if await swarm.fetchFinished(store: store) { await node.superSeeding(keys) }
         try? sink.discard()
         let snapshot = await swarm.snapshot
         if !options.seedAfter { await node.finish(keys, linger: options.linger) }

@@ -227,7 +227,8 @@ extension SwarmNode {
         configuration.expectedRemoteDeviceKey = expectedKey
         configuration.listenPort = UInt16(listenPort)
         configuration.swarmSelector = entry.keys.swarmID
-        configuration.capabilities = entry.capabilities
+        // The entry as it is now: a finished fetch may have made the swarm an origin since `entry` was read.
+        configuration.capabilities = entries[entry.keys.signalID]?.capabilities ?? entry.capabilities
         configuration.logger = logger
         return configuration
     }

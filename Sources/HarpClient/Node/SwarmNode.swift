@@ -65,7 +65,7 @@ public actor SwarmNode {
         let swarm: Swarm
         let keys: SwarmKeys
         /// Hello capability bits (the same on accepted and dialled connections).
-        let capabilities: UInt64
+        var capabilities: UInt64
         var tasks: [Task<Void, Never>]
         var dialling: Set<String> = []
     }
@@ -277,6 +277,19 @@ public actor SwarmNode {
         while let (_, task) = lingering.first {
             await task.value
         }
+    }
+
+    /// The swarm's finished fetch made it an origin (`Swarm.fetchFinished(store:)` returned true): connections from
+    /// now on, accepted or dialled, say so in their `hello`, so that those peers ask it only for the chunks it offers.
+    public func superSeeding(_ keys: SwarmKeys) {
+        guard var entry = entries[keys.signalID], entry.capabilities & Hello.Capability.superSeeding == 0 else {
+            return
+        }
+        entry.capabilities |= Hello.Capability.superSeeding
+        entries[keys.signalID] = entry
+        var accepting = peerConfiguration(entry, expectedKey: nil)
+        accepting.swarmSelector = nil
+        table.set(keys.swarmID, accepting)
     }
 
     /// Leaves the swarm and closes its listener and connections.

@@ -76,11 +76,15 @@ extension Swarm {
         return manifest
     }
 
-    /// After the download was finished and renamed: serve from the store (the indexed file) from now on.
-    public func fetchFinished(store: ChunkStore) {
+    /// After the download was finished and renamed: serve from the store (the indexed file) from now on. Returns
+    /// whether the swarm now super-seeds (no connected peer held some of the chunks: the caller's node then tells
+    /// newcomers so in `hello`, `SwarmNode.superSeeding`).
+    @discardableResult
+    public func fetchFinished(store: ChunkStore) -> Bool {
         self.store = store
         self.sink = nil
         feed(.fetchFinished)
+        return engine.superSeeder != nil
     }
 
     // MARK: Waiting

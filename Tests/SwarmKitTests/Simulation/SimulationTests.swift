@@ -157,6 +157,54 @@ struct SimulationTests {
         #expect(server + seeder <= 1.1)
     }
 
+    /// A fetcher that took the file from the server and stays (`get --seed`) is the swarm's only source when four
+    /// fetchers without the server join later: it super-seeds them like an origin that indexed the file. When it
+    /// announced its full bitfield instead, every newcomer asked it for the same rarest chunks (1.25 F from it, 1.26×
+    /// the bound).
+    @Test func aFetcherThatFinishedFromTheServerSeedsNewcomersAsAnOrigin() async {
+        var nodes = [Node(name: "first", uplink: 5 * Self.mb)]
+        for index in 0..<4 {
+            nodes.append(Node(name: "late-\(index)", uplink: 5 * Self.mb, joinAt: 30, useServer: false))
+        }
+        var sim = SwarmSimulator(chunks: 64, nodes: nodes, serverRate: 10 * Self.mb)
+        await sim.runOnOwnThread(limit: 600)
+        let first = sim.nodes[0]
+        let sent = Double(first.bytesUploaded) / Double(sim.fileSize)
+        let bound = Double(sim.fileSize) / (5 * Self.mb)
+        let ratio = ((sim.lastFinish ?? .infinity) - 30) / bound
+        let repeats = (sim.chunkUploads[0] ?? []).prefix(64)
+        print("a fetcher seeding newcomers: it sent \(sent) F, newcomers finished in \(ratio)× the bound")
+        #expect(first.finishedAt.map { $0 < 30 } == true)
+        #expect(sim.serverBytes == sim.fileSize)
+        #expect(Set(repeats).count == 64)
+        #expect(sent <= 1.1)
+        #expect(ratio <= 1.2)
+    }
+
+    /// A peer that connected while the fetcher still fetched saw every chunk announced: once the fetcher turns origin,
+    /// that peer is still served whatever it asks for (it would wait for ever for chunks it was never offered), while
+    /// a newcomer is offered chunks one by one.
+    @Test func aPeerConnectedDuringTheFetchIsStillServedEverything() async {
+        let nodes = [
+            Node(name: "first", uplink: 2 * Self.mb),
+            Node(name: "early", uplink: 5 * Self.mb, joinAt: 1, useServer: false),
+            Node(name: "newcomer", uplink: 5 * Self.mb, joinAt: 12, useServer: false),
+        ]
+        var sim = SwarmSimulator(chunks: 64, nodes: nodes, serverRate: 10 * Self.mb)
+        await sim.runOnOwnThread(limit: 600)
+        let first = sim.nodes[0]
+        print(
+            "an early peer and a newcomer: first finished at \(first.finishedAt ?? -1) s, early at "
+                + "\(sim.nodes[1].finishedAt ?? -1) s, newcomer at \(sim.nodes[2].finishedAt ?? -1) s")
+        #expect(first.finishedAt.map { $0 < 12 } == true)
+        #expect(sim.lastFinish != nil)
+        #expect(sim.nodes[1].engine.snapshot.bytesFromServer == 0)
+        // The early peer gets everything over the first fetcher's uplink, at that rate: 38.5 s; refused every chunk
+        // it was not offered, it waited out each request (127.9 s).
+        let early = Double(sim.fileSize) / (2 * Self.mb)
+        #expect((sim.nodes[1].finishedAt ?? .infinity) <= 1 + 1.25 * early)
+    }
+
     /// A fetcher that resumes with half the chunks, connected before its download opened, from an origin alone: the
     /// origin must learn what it has (it stalled, offering chunks the fetcher had).
     @Test func aResumedFetcherGetsTheRestFromASuperSeedingOrigin() async {

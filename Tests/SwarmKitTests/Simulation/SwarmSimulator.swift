@@ -26,6 +26,8 @@ struct SwarmSimulator {
         var reconnectAfter: Double?
         /// A fetcher that resumes: it has this fraction of the chunks (every other chunk) when its download opens.
         var resumedFraction: Double = 0
+        /// A fetcher that may use the web seed (when the simulation has one).
+        var useServer = true
     }
 
     struct Node {
@@ -103,7 +105,7 @@ struct SwarmSimulator {
         for (index, spec) in specs.enumerated() {
             var options = SwarmEngine.Options()
             options.superSeed = spec.seeds && spec.superSeeds
-            options.useServer = serverRate != nil
+            options.useServer = serverRate != nil && spec.useServer
             var key = [UInt8](repeating: 0, count: 32)
             key[0] = UInt8(index + 1)
             let engine = SwarmEngine(
@@ -167,7 +169,7 @@ struct SwarmSimulator {
         if nodes[index].spec.seeds {
             feed(index, .seed(manifest))
         } else if !nodes[index].spec.corrupts {
-            feed(index, .fetch(manifest: manifest, server: serverRate != nil))
+            feed(index, .fetch(manifest: manifest, server: serverRate != nil && nodes[index].spec.useServer))
         } else {
             feed(index, .seed(manifest))
         }
@@ -191,7 +193,9 @@ struct SwarmSimulator {
         let other = nodes.indices.first { nodes[$0].links[link] != nil } ?? index
         return ConnectedPeer(
             link: link, deviceKey: nodes[index].engine.localKey, initiatedByUs: initiatedByUs,
-            superSeeding: nodes[index].spec.seeds && nodes[index].spec.superSeeds, listenAddress: nil,
+            // An origin says so in its hello; so does a fetcher whose finished fetch made it one (`becomeOrigin`).
+            superSeeding: nodes[index].spec.seeds && nodes[index].spec.superSeeds
+                || nodes[index].engine.superSeeder != nil, listenAddress: nil,
             relayed: enginesKnowRelayed && isRelayed(index, other))
     }
 
@@ -287,6 +291,8 @@ struct SwarmSimulator {
             }
         case .finished:
             nodes[index].finishedAt = now
+            // As the shell does once the file is renamed into place: it stays, serving from the store.
+            queue.push(at: now, .engine(node: index, .fetchFinished))
         case .failed(let failure):
             failures[index] = failure
         case .wake(let at):
@@ -301,7 +307,10 @@ struct SwarmSimulator {
     private mutating func serveUplink(_ index: Int) {
         guard nodes[index].present, !nodes[index].uplinkScheduled, now >= nodes[index].uplinkBusyUntil else { return }
         var node = nodes[index]
-        for _ in 0..<node.uploadOrder.count {
+        // Until a block or page leaves: every turn takes an item or drops a link with none, so this ends. (It took
+        // one item per link and stopped: when each was a request the peer had cancelled, the requests behind them
+        // waited for the next arrival, which never came, and a swarm stalled on its last chunk.)
+        while !node.uploadOrder.isEmpty {
             let link = node.uploadOrder.removeFirst()
             guard var items = node.uploadQueues[link], !items.isEmpty, let peer = node.links[link] else {
                 node.uploadQueues[link] = nil
