@@ -26,7 +26,6 @@ extension SwarmNode {
 
     /// A mapping was granted, renewed under another port, or lost: the swarms announce the change.
     func mappingSettled(_ mapping: PortMapper.Mapping?, mapper: PortMapper?) async {
-        firstMappingDone = true
         let candidate = mapping.map { Candidate(kind: .mapped, host: $0.externalAddress, port: $0.externalPort) }
         if let mapping {
             logger.info(
@@ -44,15 +43,6 @@ extension SwarmNode {
         guard let signal else { return }
         let addresses = announcedAddresses(host: advertiseHost(), port: listenPort)
         for id in entries.keys { await signal.announce(swarm: id, addresses: addresses) }
-    }
-
-    /// Waits until the first mapping attempt has an answer, for at most `limit`.
-    func awaitFirstMapping(atMost limit: Duration) async {
-        guard mappingTask != nil else { return }
-        let deadline = ContinuousClock.now + limit
-        while !firstMappingDone, ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(50))
-        }
     }
 
     /// Stops renewing and deletes the mapping at the router.

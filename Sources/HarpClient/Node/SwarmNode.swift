@@ -96,7 +96,6 @@ public actor SwarmNode {
     var mapped: Candidate?
     /// Asks for, renews and replaces the mapping (see SwarmNode+PortMapping.swift).
     var mappingTask: Task<Void, Never>?
-    var firstMappingDone = false
     /// What to delete at shutdown.
     var currentMapping: (mapper: PortMapper, mapping: PortMapper.Mapping)?
     /// Bytes uploaded by swarms already closed.
@@ -201,9 +200,9 @@ public actor SwarmNode {
         accepting.swarmSelector = nil
         table.set(keys.swarmID, accepting)
         if let signal {
-            // A mapping the router is granting right now goes into the first join (peers dial it at once), waited
-            // for a moment at most.
-            await awaitFirstMapping(atMost: .milliseconds(1200))
+            // The join goes out at once, without a mapping the router may be granting: that comes in a second
+            // announcement (`mappingSettled`). Waiting for it cost every fetcher behind a NAT without a router the
+            // 1.2 s the discovery takes to find nothing, 9 % of the NAT testbed's swarm (docs/nat.md).
             // The members it names arrive as a `joined` event too (also after every rejoin): dialled there.
             // A signaling server that cannot be reached must not stall the transfer: the swarm goes on with the
             // peers that peer exchange finds and with the server; the client keeps trying in the background.
