@@ -16,8 +16,9 @@
 #   eim1   NAT with endpoint-independent mapping: MASQUERADE (Linux keeps the source port when it is free, and one
 #   eim2   internal address:port maps to the same external port whatever the destination); filtering is by conntrack
 #          (address- and port-dependent): an inbound connection with no matching outbound flow or mapping is refused
-#   upnp   as eim, and the router runs miniupnpd (UPnP IGD and NAT-PMP on its LAN side) so a peer can map a port
-#   pmp    as eim, and the router runs miniupnpd with NAT-PMP only (no UPnP: harp falls back to NAT-PMP)
+#   upnp   as eim, and the router runs miniupnpd with UPnP IGD only on its LAN side, so a peer can map a port
+#   pmp    as eim, and the router runs miniupnpd with PCP and NAT-PMP only (no UPnP: harp maps through PCP; the
+#          pair's "mappedBy" says which protocol the seeder's mapping came through)
 #   sym1   symmetric NAT: MASQUERADE --random-fully (a fresh random external port for every flow)
 #   sym2
 # Every uplink is shaped with `tc tbf` (RATE_MBIT): the origin's and the public peer's, each router's WAN side (the
@@ -102,8 +103,8 @@ nat_kind() {
     case $1 in
         pub) echo "none" ;;
         eim*) echo "endpoint-independent" ;;
-        upnp) echo "endpoint-independent + UPnP/NAT-PMP" ;;
-        pmp) echo "endpoint-independent + NAT-PMP" ;;
+        upnp) echo "endpoint-independent + UPnP" ;;
+        pmp) echo "endpoint-independent + PCP/NAT-PMP" ;;
         sym*) echo "symmetric (--random-fully)" ;;
     esac
 }
@@ -198,15 +199,18 @@ setup_site() {  # site
         nsx "$r" "$IPT" -t mangle -I PREROUTING -i wan -j MINIUPNPD
         nsx "$r" "$IPT" -N MINIUPNPD
         nsx "$r" "$IPT" -I FORWARD -i wan ! -o wan -j MINIUPNPD
-        local upnp=yes
-        [ "$s" = pmp ] && upnp=no
+        # upnp speaks UPnP only and pmp PCP and NAT-PMP only, so each of harp's ways to map is exercised (harp asks
+        # the gateway in PCP first: on upnp nothing listens on 5351 and the ICMP "port unreachable" sends it on to
+        # UPnP at once).
+        local upnp=yes natpmp=no
+        [ "$s" = pmp ] && upnp=no natpmp=yes
         mkdir -p "$WORK/$s"
         cat >"$WORK/$s/miniupnpd.conf" <<EOF
 ext_ifname=wan
 listening_ip=lan0
 port=5000
 enable_upnp=$upnp
-enable_natpmp=yes
+enable_natpmp=$natpmp
 secure_mode=yes
 system_uptime=yes
 notify_interval=60
@@ -420,13 +424,17 @@ run_pair() {  # seeder-site fetcher-site [seconds the two sites cannot reach eac
     r1=$(metric harp_signal_relayed_bytes_total)
     pa1=$(metric harp_signal_punch_attempts_total)
     ps1=$(metric harp_signal_punch_successes_total)
-    local maps_during="" maps_after=""
+    local maps_during="" maps_after="" mapped_by=""
     if [ "$a" = upnp ] || [ "$a" = pmp ]; then maps_during=$(router_mappings "$a"); fi
     kill -TERM "$seeder_pid" 2>/dev/null || true
     wait "$seeder_pid" 2>/dev/null || true
     if [ "$a" = upnp ] || [ "$a" = pmp ]; then
         maps_after=$(router_mappings "$a")
-        echo "   the router's harp port mappings while the seeder ran: $maps_during; after it exited: $maps_after"
+        # Which protocol the seeder's mapping came through (UPnP, PCP or NAT-PMP), from its log line's metadata.
+        mapped_by=$(grep 'the router mapped the peer port' "$dir/seeder/stderr" | grep -o 'protocol=[A-Za-z-]*' |
+            head -n 1 | cut -d= -f2 || true)
+        echo "   the router's harp port mappings while the seeder ran: $maps_during; after it exited: $maps_after" \
+            "(mapped through ${mapped_by:-nothing})"
     fi
     # The first progress line with bytes > 0.
     first=$(grep '"event":"progress"' "$dir/fetcher/stdout" | grep -v '"bytes":0[,}]' | head -n 1 | cut -d' ' -f1 || true)
@@ -451,14 +459,14 @@ run_pair() {  # seeder-site fetcher-site [seconds the two sites cannot reach eac
         tr -d '"' | cut -d: -f2 | paste -sd+ - || true)
     python3 - "$a" "$b" "$rc" "$verified" "$way" "${how:-}" "$t0" "$t1" "${first:-}" "$relayed" "$F" \
         "$(nat_kind "$a")" "$(nat_kind "$b")" "$((${pa1:-0} - ${pa0:-0}))" "$((${ps1:-0} - ${ps0:-0}))" \
-        "$block" "${last:-}" "${maps_during:-}" "${maps_after:-}" >>"$RESULTS" <<'PY'
+        "$block" "${last:-}" "${maps_during:-}" "${maps_after:-}" "${mapped_by:-}" >>"$RESULTS" <<'PY'
 import json, sys
-a, b, rc, verified, way, how, t0, t1, first, relayed, F, ka, kb, pa, ps, block, last, md, ma = sys.argv[1:]
+a, b, rc, verified, way, how, t0, t1, first, relayed, F, ka, kb, pa, ps, block, last, md, ma, mb = sys.argv[1:]
 t0, t1 = float(t0), float(t1)
 print(json.dumps({
     "seeder": a, "fetcher": b, "seederNAT": ka, "fetcherNAT": kb, "exit": int(rc), "verified": verified == "yes",
     "blockedSeconds": int(block), "lastPath": last or None,
-    "routerMappings": [int(md), int(ma)] if md and ma else None,
+    "routerMappings": [int(md), int(ma)] if md and ma else None, "mappedBy": mb or None,
     "way": way, "how": how or None, "seconds": round(t1 - t0, 2),
     "firstByte": round(float(first) - t0, 2) if first else None,
     "relayedBytes": int(relayed), "relayedFraction": round(int(relayed) / int(F), 4),

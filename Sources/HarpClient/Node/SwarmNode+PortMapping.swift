@@ -7,11 +7,12 @@ extension SwarmNode {
     func startPortMapping(port: UInt16) {
         guard mappingTask == nil else { return }
         mappingTask = Task { [weak self] in
-            guard let mapper = await PortMapper.discover() else {
+            guard let found = await PortMapper.discover(port: port) else {
                 await self?.mappingSettled(nil, mapper: nil)
                 return
             }
-            var mapping = await mapper.map(port: port)
+            let mapper = found.mapper
+            var mapping = found.mapping
             await self?.mappingSettled(mapping, mapper: mapper)
             while !Task.isCancelled {
                 // Renewed at half the lease the router granted (at least 10 s apart, whatever it granted).
@@ -35,7 +36,7 @@ extension SwarmNode {
                     "protocol": "\(mapper?.protocolName ?? "-")", "lifetime": "\(mapping.lifetime)",
                 ])
         } else {
-            logger.debug("no port mapping (no UPnP IGD or NAT-PMP gateway on the LAN, or it refused)")
+            logger.debug("no port mapping (no PCP or NAT-PMP gateway and no UPnP IGD on the LAN, or it refused)")
         }
         currentMapping = mapping.flatMap { mapping in mapper.map { (mapper: $0, mapping: mapping) } }
         guard candidate != mapped else { return }
