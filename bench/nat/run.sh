@@ -15,6 +15,7 @@
 #   pub    no NAT: the peer sits on the internet bridge itself (NET.20)
 #   eim1   NAT with endpoint-independent mapping: MASQUERADE (Linux keeps the source port when it is free, and one
 #   eim2   internal address:port maps to the same external port whatever the destination); filtering is by conntrack
+#   eim3   (a third, so that a swarm of four fetchers can sit behind NATs that all let a punch through)
 #          (address- and port-dependent): an inbound connection with no matching outbound flow or mapping is refused
 #   upnp   as eim, and the router runs miniupnpd with UPnP IGD only on its LAN side, so a peer can map a port
 #   pmp    as eim, and the router runs miniupnpd with PCP and NAT-PMP only (no UPnP: harp maps through PCP; the
@@ -78,7 +79,7 @@ DC_PORT=8080
 SIG_PORT=7000
 PEER_PORT=41000                # every peer listens here (--listen 0.0.0.0:PEER_PORT)
 F=$((SIZE_MIB * 1024 * 1024))
-SITES="eim1 eim2 upnp sym1 sym2 pmp"
+SITES="eim1 eim2 eim3 upnp sym1 sym2 pmp"
 # The routers' rules go through iptables-legacy when there is one: miniupnpd-iptables edits the legacy tables (libiptc).
 IPT=iptables
 command -v iptables-legacy >/dev/null && IPT=iptables-legacy
@@ -94,7 +95,7 @@ find_harp "$repo" "$HARP_CLI"
 
 # --- names and addresses ------------------------------------------------------------------------------------------
 site_index() {
-    case $1 in eim1) echo 1 ;; eim2) echo 2 ;; upnp) echo 3 ;; sym1) echo 4 ;; sym2) echo 5 ;; pmp) echo 6 ;; esac
+    case $1 in eim1) echo 1 ;; eim2) echo 2 ;; upnp) echo 3 ;; sym1) echo 4 ;; sym2) echo 5 ;; pmp) echo 6 ;; eim3) echo 7 ;; esac
 }
 wan_ip() { echo "$NET.$((10 + $(site_index "$1")))"; }
 lan_net() { echo "10.$(site_index "$1").0"; }
