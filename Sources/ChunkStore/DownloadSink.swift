@@ -114,20 +114,29 @@ public final class DownloadSink: Sendable {
     /// length. Writing a chunk that is already written is a no-op. Returns whether the bytes were new.
     @discardableResult
     public func write(index: Int, bytes: UnsafeRawBufferPointer) throws(ChunkStoreError) -> Bool {
+        try write(index: index, segments: [bytes])
+    }
+
+    /// Verifies the segments, one after the other, against chunk `index` and writes them at the chunk's offset with
+    /// one `pwritev`: a chunk kept as the blocks it arrived in is hashed and written without being copied into one
+    /// buffer first. As `write(index:bytes:)` otherwise.
+    @discardableResult
+    public func write(index: Int, segments: [UnsafeRawBufferPointer]) throws(ChunkStoreError) -> Bool {
         guard index >= 0, index < manifest.chunks.count else {
             throw .chunkIndexOutOfRange(index, count: manifest.chunks.count)
         }
         let expected = manifest.chunks[index]
-        let actual = Hash256.sha256(bytes)
-        guard bytes.count == expected.length, actual == expected.hash else {
+        let count = segments.reduce(0) { $0 + $1.count }
+        let actual = Hash256.sha256(segments: segments)
+        guard count == expected.length, actual == expected.hash else {
             throw .chunkMismatch(index: index, expected: expected.hash, actual: actual)
         }
         if has(index) { return false }
-        try file.write(bytes, at: manifest.offsets[index])
+        try file.write(segments: segments, at: manifest.offsets[index])
         let needsFlush = state.withLock { s -> Bool in
             guard !s.recorded[index], !s.pending.contains(index) else { return false }
             s.pending.append(index)
-            s.pendingBytes += bytes.count
+            s.pendingBytes += count
             s.verifiedHere[index] = true
             return s.pending.count >= durability.maxPendingChunks || s.pendingBytes >= durability.maxPendingBytes
         }
@@ -140,6 +149,17 @@ public final class DownloadSink: Sendable {
     public func readChunk(_ index: Int) throws(ChunkStoreError) -> [UInt8]? {
         guard index >= 0, index < manifest.chunks.count, has(index) else { return nil }
         return try file.readBytes(count: manifest.chunks[index].length, at: manifest.offsets[index])
+    }
+
+    /// Reads chunk `index` from the partial file into `buffer` (exactly the chunk's length) if it is written; false
+    /// if it is not written yet.
+    public func readChunk(_ index: Int, into buffer: UnsafeMutableRawBufferPointer) throws(ChunkStoreError) -> Bool {
+        guard index >= 0, index < manifest.chunks.count, has(index), buffer.count == manifest.chunks[index].length,
+            buffer.count > 0
+        else { return false }
+        let count = try file.read(into: buffer.baseAddress!, count: buffer.count, at: manifest.offsets[index])
+        guard count == buffer.count else { throw .io(path: file.path, operation: "read", errno: EIO) }
+        return true
     }
 
     /// Writes a chunk given as an array; see `write(index:bytes:)`.

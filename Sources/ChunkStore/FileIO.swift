@@ -80,16 +80,44 @@ final class FileDescriptor: @unchecked Sendable {
 
     /// Writes all of `bytes` at `offset`; a full disk is reported as `diskFull`.
     func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64) throws(ChunkStoreError) {
-        guard let base = bytes.baseAddress else { return }
-        var done = 0
-        while done < bytes.count {
-            let n = pwrite(fd, base + done, bytes.count - done, off_t(offset) + off_t(done))
+        try write(segments: [bytes], at: offset)
+    }
+
+    /// Most segments one `pwritev` takes (Linux's `IOV_MAX`); longer lists go in several calls.
+    static let maxSegmentsPerCall = 1024
+
+    /// Writes the segments one after the other from `offset`, with `pwritev` (one system call for a chunk kept as the
+    /// blocks it arrived in, instead of a copy into one buffer first). A short write continues where it stopped; a
+    /// full disk is reported as `diskFull`.
+    func write(segments: [UnsafeRawBufferPointer], at offset: Int64) throws(ChunkStoreError) {
+        var vectors = segments.compactMap { segment in
+            segment.baseAddress.map { iovec(iov_base: UnsafeMutableRawPointer(mutating: $0), iov_len: segment.count) }
+        }
+        var first = 0
+        var position = off_t(offset)
+        while first < vectors.count {
+            let count = min(vectors.count - first, Self.maxSegmentsPerCall)
+            let n = vectors.withUnsafeBufferPointer { pwritev(fd, $0.baseAddress! + first, Int32(count), position) }
             if n < 0 {
                 if errno == EINTR { continue }
                 if errno == ENOSPC || errno == EDQUOT { throw .diskFull(path: path) }
                 throw .io(path: path, operation: "write", errno: errno)
             }
-            done += n
+            guard n > 0 else { throw .io(path: path, operation: "write", errno: EIO) }
+            position += off_t(n)
+            // Skip what was written: whole segments, then the written front of a partly written one.
+            var left = n
+            while left > 0, first < vectors.count {
+                if left >= vectors[first].iov_len {
+                    left -= vectors[first].iov_len
+                    first += 1
+                } else {
+                    vectors[first].iov_base += left
+                    vectors[first].iov_len -= left
+                    left = 0
+                }
+            }
+            while first < vectors.count, vectors[first].iov_len == 0 { first += 1 }
         }
     }
 

@@ -74,6 +74,13 @@ public struct Hash256: Hashable, Sendable, Comparable, CustomStringConvertible {
         return Hash256(hasher.finalize())
     }
 
+    /// SHA-256 of the segments one after the other (a chunk kept as the blocks it arrived in).
+    public static func sha256(segments: [UnsafeRawBufferPointer]) -> Hash256 {
+        var hasher = SHA256()
+        for segment in segments { hasher.update(bufferPointer: segment) }
+        return Hash256(hasher.finalize())
+    }
+
     /// SHA-256 of `bytes`.
     public static func sha256(_ bytes: [UInt8]) -> Hash256 {
         bytes.withUnsafeBytes { sha256($0) }

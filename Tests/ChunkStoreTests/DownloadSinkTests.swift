@@ -226,4 +226,60 @@ struct DownloadSinkTests {
         #expect(!FileManager.default.fileExists(atPath: elsewhere + "/out.bin"))
         #expect([UInt8](try Data(contentsOf: URL(fileURLWithPath: f.dir.file("moved/out.bin")))) == f.data)
     }
+
+    /// A chunk given as the blocks it arrived in (any split, down to single bytes, more than one `pwritev` can take)
+    /// is verified over all of them and written in place; a wrong or missing block writes nothing.
+    @Test func aChunkGivenAsSegmentsIsVerifiedAndWrittenWhole() throws {
+        let f = try Fixture()
+        let store = try f.store()
+        let sink = try store.openDownload(manifest: f.manifest, root: f.root, destination: f.destination)
+        func write(_ index: Int, cuts: [Int], _ edit: (inout [UInt8]) -> Void = { _ in }) throws -> Bool {
+            var bytes = f.bytes(of: index)
+            edit(&bytes)
+            let bounds = [0] + cuts.filter { $0 > 0 && $0 < bytes.count } + [bytes.count]
+            return try bytes.withUnsafeBytes { raw throws(ChunkStoreError) -> Bool in
+                let segments = zip(bounds, bounds.dropFirst()).map { UnsafeRawBufferPointer(rebasing: raw[$0..<$1]) }
+                return try sink.write(index: index, segments: segments)
+            }
+        }
+        let count = f.manifest.chunks.count
+        // A flipped byte in the last block, and a missing last block: refused, nothing on disk.
+        #expect(throws: ChunkStoreError.self) { _ = try write(0, cuts: [100, 5000]) { $0[$0.count - 1] ^= 1 } }
+        #expect(throws: ChunkStoreError.self) { _ = try write(0, cuts: [100]) { $0.removeLast(7) } }
+        #expect(try f.chunksPresentOnDisk().isEmpty)
+        #expect(try write(0, cuts: [1, 2, 4096, 4097]))
+        // Every byte a segment of its own: over IOV_MAX segments, so the write takes several pwritev calls.
+        let single = f.bytes(of: 1).count
+        #expect(single > FileDescriptor.maxSegmentsPerCall)
+        #expect(try write(1, cuts: Array(1..<single)))
+        for index in 2..<count { #expect(try write(index, cuts: [index * 997, index * 3001])) }
+        #expect(try f.chunksPresentOnDisk() == Set(0..<count))
+        try sink.finish()
+        #expect([UInt8](try Data(contentsOf: URL(fileURLWithPath: f.destination))) == f.data)
+    }
+
+    /// A chunk read into a caller's buffer, from the partial file and from the store once indexed, is its bytes; a
+    /// buffer of another length, or a chunk not written yet, reads nothing.
+    @Test func aChunkIsReadIntoTheCallersBuffer() throws {
+        let f = try Fixture()
+        let store = try f.store()
+        let sink = try store.openDownload(manifest: f.manifest, root: f.root, destination: f.destination)
+        let length = f.manifest.chunks[3].length
+        var buffer = [UInt8](repeating: 0, count: length)
+        #expect(try buffer.withUnsafeMutableBytes { try sink.readChunk(3, into: $0) } == false)
+        try sink.write(index: 3, bytes: f.bytes(of: 3))
+        #expect(try buffer.withUnsafeMutableBytes { try sink.readChunk(3, into: $0) } == true)
+        #expect(buffer == f.bytes(of: 3))
+        var short = [UInt8](repeating: 0, count: length - 1)
+        #expect(try short.withUnsafeMutableBytes { try sink.readChunk(3, into: $0) } == false)
+        for index in 0..<f.manifest.chunks.count where index != 3 { try sink.write(index: index, bytes: f.bytes(of: index)) }
+        try sink.finish()
+        _ = try store.index(file: f.destination, parameters: .small)
+        buffer = [UInt8](repeating: 0, count: length)
+        try buffer.withUnsafeMutableBytes { try store.readChunk(f.manifest.chunks[3].hash, into: $0) }
+        #expect(buffer == f.bytes(of: 3))
+        #expect(throws: ChunkStoreError.self) {
+            try short.withUnsafeMutableBytes { try store.readChunk(f.manifest.chunks[3].hash, into: $0) }
+        }
+    }
 }

@@ -82,6 +82,29 @@ extension ChunkStore {
         throw firstFailure ?? .chunkNotFound(hash)
     }
 
+    /// Reads a chunk's bytes into `buffer`, which must be exactly the chunk's length (a buffer the caller sends
+    /// from, so that serving copies nothing more); as `readChunk(_:verify:)` without `verify`. Throws `stale` when no
+    /// location of that length holds the chunk's bytes unchanged.
+    public func readChunk(_ hash: Hash256, into buffer: UnsafeMutableRawBufferPointer) throws(ChunkStoreError) {
+        guard buffer.count > 0 else { throw .chunkNotFound(hash) }
+        var firstFailure: ChunkStoreError?
+        for location in try locations(of: hash) where location.length == buffer.count {
+            do throws(ChunkStoreError) {
+                let file = try FileDescriptor(path: location.path, flags: O_RDONLY)
+                try check(file, location)
+                let count = try file.read(into: buffer.baseAddress!, count: buffer.count, at: location.offset)
+                guard count == location.length else { throw .stale(path: location.path) }
+                try check(file, location)
+                return
+            } catch {
+                logger.debug(
+                    "chunk location unusable", metadata: ["file.path": "\(location.path)", "error": "\(error)"])
+                if firstFailure == nil { firstFailure = error }
+            }
+        }
+        throw firstFailure ?? .chunkNotFound(hash)
+    }
+
     /// Reads the bytes at one location, checking its guard before and after.
     public func read(_ location: ChunkLocation) throws(ChunkStoreError) -> [UInt8] {
         let file = try FileDescriptor(path: location.path, flags: O_RDONLY)

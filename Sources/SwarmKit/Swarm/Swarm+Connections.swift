@@ -124,17 +124,10 @@ extension Swarm {
         feed(.received(link, inbound), piece: payload)
     }
 
-    /// Copies a piece into the chunk being assembled from `link`.
+    /// Keeps a piece, as it arrived, with the chunk being assembled from `link`.
     func keep(_ piece: ByteBuffer, block: BlockRequest, of link: LinkID, chunkLength: Int) {
         let key = AssemblyKey(link: link, chunk: Int(block.chunk))
-        let offset = Int(block.offset)
-        guard offset + piece.readableBytes <= chunkLength else { return }
-        if assemblies[key] == nil { assemblies[key] = [UInt8](repeating: 0, count: chunkLength) }
-        assemblies[key]!.withUnsafeMutableBytes { target in
-            piece.withUnsafeReadableBytes { source in
-                target.baseAddress!.advanced(by: offset).copyMemory(from: source.baseAddress!, byteCount: source.count)
-            }
-        }
+        assemblies[key, default: ChunkAssembly(length: chunkLength)].keep(piece, at: Int(block.offset))
     }
 
     // MARK: Uploads
@@ -145,7 +138,7 @@ extension Swarm {
     nonisolated func uploadLoop(
         _ link: LinkID, connection: PeerConnection, items: AsyncStream<UploadItem>
     ) async throws {
-        var cache: (chunk: Int, bytes: [UInt8])?
+        var cache: (chunk: Int, bytes: ByteBuffer)?
         do {
             for await item in items {
                 switch await take(item, by: link) {
@@ -159,15 +152,11 @@ extension Swarm {
                         guard let bytes = await readChunk(chunk) else { continue }
                         cache = (chunk, bytes)
                     }
-                    guard let cached = cache, Int(block.offset) + Int(block.length) <= cached.bytes.count else {
-                        continue
-                    }
+                    // A slice of the chunk read once: no copy per block.
+                    guard let cached = cache,
+                        let data = cached.bytes.getSlice(at: Int(block.offset), length: Int(block.length))
+                    else { continue }
                     if delay > 0 { try await Task.sleep(for: .seconds(delay)) }
-                    let data = cached.bytes.withUnsafeBytes { raw in
-                        ByteBuffer(
-                            bytes: UnsafeRawBufferPointer(
-                                rebasing: raw[Int(block.offset)..<Int(block.offset) + Int(block.length)]))
-                    }
                     try await connection.sender.send(
                         .piece(Piece(chunk: block.chunk, offset: block.offset, data: data)))
                     await feed(.blockSent(link, block))
@@ -201,21 +190,32 @@ extension Swarm {
         return serve
     }
 
-    /// Reads a whole chunk to serve, from the download in progress or the store, on the thread pool.
-    private func readChunk(_ chunk: Int) async -> [UInt8]? {
+    /// Reads a whole chunk to serve, from the download in progress or the store, on the thread pool, straight into
+    /// the buffer its blocks are sent from.
+    private func readChunk(_ chunk: Int) async -> ByteBuffer? {
         guard let manifest = engine.manifest, chunk < manifest.chunks.count else { return nil }
         let sink = self.sink
         let store = self.store
         let hash = manifest.chunks[chunk].hash
+        let length = manifest.chunks[chunk].length
         do {
-            var bytes = try await NIOThreadPool.singleton.runIfActive { () throws -> [UInt8]? in
-                if let sink, let bytes = try sink.readChunk(chunk) { return bytes }
-                return try store?.readChunk(hash)
+            var bytes = try await NIOThreadPool.singleton.runIfActive { () throws -> ByteBuffer? in
+                var buffer = ByteBufferAllocator().buffer(capacity: length)
+                let read = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { raw in
+                    let target = UnsafeMutableRawBufferPointer(rebasing: raw[0..<length])
+                    if let sink, try sink.readChunk(chunk, into: target) { return length }
+                    guard let store else { return 0 }
+                    try store.readChunk(hash, into: target)
+                    return length
+                }
+                return read == length ? buffer : nil
             }
-            if options.corruptEveryNthUpload > 0, bytes != nil {
+            if options.corruptEveryNthUpload > 0, let length = bytes?.readableBytes {
                 uploadsSinceCorruption += 1
-                if uploadsSinceCorruption % options.corruptEveryNthUpload == 0 {
-                    bytes![bytes!.count / 2] ^= 0xFF
+                if uploadsSinceCorruption % options.corruptEveryNthUpload == 0,
+                    let byte = bytes?.getInteger(at: length / 2, as: UInt8.self)
+                {
+                    bytes?.setInteger(byte ^ 0xFF, at: length / 2)
                 }
             }
             return bytes

@@ -19,7 +19,7 @@ struct FetchProgress: Sendable {
 /// Work the engine hands out during a fetch, done in the fetch's own task group.
 enum FetchJob: Sendable {
     /// Verify and write a chunk.
-    case write(chunk: Int, bytes: [UInt8], from: ChunkSource)
+    case write(chunk: Int, bytes: ChunkBytes, from: ChunkSource)
     /// Ask the server for a range; `cancel` yields when the engine no longer wants it.
     case range(chunk: Int, offset: Int64, length: Int, cancel: AsyncStream<Void>)
 }
@@ -134,10 +134,11 @@ extension Swarm {
     // MARK: Jobs
 
     func store(_ chunk: Int, from source: ChunkSource) {
-        let bytes: [UInt8]?
+        let bytes: ChunkBytes?
         switch source {
-        case .peer(let link): bytes = assemblies.removeValue(forKey: AssemblyKey(link: link, chunk: chunk))
-        case .server: bytes = serverBytes.removeValue(forKey: chunk)
+        case .peer(let link):
+            bytes = assemblies.removeValue(forKey: AssemblyKey(link: link, chunk: chunk))?.ordered.map { .blocks($0) }
+        case .server: bytes = serverBytes.removeValue(forKey: chunk).map { .contiguous($0) }
         }
         guard let bytes, let jobs else { return feed(.rejected(chunk: chunk, from: source)) }
         jobs.yield(.write(chunk: chunk, bytes: bytes, from: source))
@@ -168,16 +169,16 @@ extension Swarm {
         }
     }
 
-    private nonisolated func write(_ chunk: Int, bytes: [UInt8], from source: ChunkSource, to sink: DownloadSink) async
+    private nonisolated func write(_ chunk: Int, bytes: ChunkBytes, from source: ChunkSource, to sink: DownloadSink)
+        async
     {
         let result: Result<Void, ChunkStoreError>
         do {
-            try await NIOThreadPool.singleton.runIfActive { () throws -> Void in
-                _ = try sink.write(index: chunk, bytes: bytes)
+            result = try await NIOThreadPool.singleton.runIfActive { () -> Result<Void, ChunkStoreError> in
+                bytes.withSegments { segments in
+                    Result { () throws(ChunkStoreError) in _ = try sink.write(index: chunk, segments: segments) }
+                }
             }
-            result = .success(())
-        } catch let error as ChunkStoreError {
-            result = .failure(error)
         } catch {
             return  // the pool is shutting down: the process is ending
         }

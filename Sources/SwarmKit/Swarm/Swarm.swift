@@ -44,7 +44,7 @@ public actor Swarm {
     var store: ChunkStore?
     var webSeed: (any WebSeed)?
     /// Chunks being assembled from peers' pieces, and the server's answers, until the engine says what to do.
-    var assemblies: [AssemblyKey: [UInt8]] = [:]
+    var assemblies: [AssemblyKey: ChunkAssembly] = [:]
     /// Links a new connection of the same peer replaced (`EngineAction.handOver`): their close waits
     /// ``replacedLinkGrace``, for at most ``maxLingeringReplaced`` links at a time (a peer that reconnects in a loop
     /// gets its old connections closed at once).

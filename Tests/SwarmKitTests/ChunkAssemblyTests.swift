@@ -1,0 +1,44 @@
+import NIOCore
+import Testing
+
+@testable import SwarmKit
+
+/// The blocks of a chunk kept as they arrived, and handed to the write in order only when they cover it exactly.
+@Suite("Chunk assembly")
+struct ChunkAssemblyTests {
+    static func block(_ offset: Int, _ length: Int) -> ByteBuffer {
+        ByteBuffer(bytes: (0..<length).map { UInt8(truncatingIfNeeded: offset + $0) })
+    }
+
+    @Test func blocksInAnyOrderComeOutInOrder() {
+        var assembly = ChunkAssembly(length: 300)
+        assembly.keep(Self.block(200, 100), at: 200)
+        assembly.keep(Self.block(0, 100), at: 0)
+        #expect(assembly.ordered == nil)
+        assembly.keep(Self.block(100, 100), at: 100)
+        let ordered = assembly.ordered
+        #expect(ordered?.count == 3)
+        let bytes = ordered?.flatMap { $0.readableBytesView } ?? []
+        #expect(bytes == (0..<300).map { UInt8(truncatingIfNeeded: $0) })
+        // The segments the write sees are the same bytes, in the same order.
+        let segments = ChunkBytes.blocks(ordered ?? []).withSegments { $0.flatMap { Array($0) } }
+        #expect(segments == bytes)
+    }
+
+    @Test func aGapAShortEndOrABlockPastTheEndIsNoChunk() {
+        var gap = ChunkAssembly(length: 300)
+        gap.keep(Self.block(0, 100), at: 0)
+        gap.keep(Self.block(150, 150), at: 150)
+        #expect(gap.ordered == nil)
+        var short = ChunkAssembly(length: 300)
+        short.keep(Self.block(0, 100), at: 0)
+        short.keep(Self.block(100, 150), at: 100)
+        #expect(short.ordered == nil)
+        var past = ChunkAssembly(length: 300)
+        past.keep(Self.block(0, 200), at: 0)
+        past.keep(Self.block(200, 101), at: 200)
+        #expect(past.ordered == nil)
+        past.keep(Self.block(200, 100), at: 200)
+        #expect(past.ordered?.count == 2)
+    }
+}
