@@ -272,7 +272,9 @@ struct DownloadSinkTests {
         #expect(buffer == f.bytes(of: 3))
         var short = [UInt8](repeating: 0, count: length - 1)
         #expect(try short.withUnsafeMutableBytes { try sink.readChunk(3, into: $0) } == false)
-        for index in 0..<f.manifest.chunks.count where index != 3 { try sink.write(index: index, bytes: f.bytes(of: index)) }
+        for index in 0..<f.manifest.chunks.count where index != 3 {
+            try sink.write(index: index, bytes: f.bytes(of: index))
+        }
         try sink.finish()
         _ = try store.index(file: f.destination, parameters: .small)
         buffer = [UInt8](repeating: 0, count: length)

@@ -169,7 +169,9 @@ extension Swarm {
         }
     }
 
-    private nonisolated func write(_ chunk: Int, bytes: ChunkBytes, from source: ChunkSource, to sink: DownloadSink)
+    private nonisolated func write(
+        _ chunk: Int, bytes: ChunkBytes, from source: ChunkSource, to sink: DownloadSink
+    )
         async
     {
         let result: Result<Void, ChunkStoreError>
