@@ -3,7 +3,7 @@ import Testing
 
 @testable import SwarmKit
 
-/// The blocks of a chunk kept as they arrived, and handed to the write in order only when they cover it exactly.
+/// The blocks of a chunk copied in as they arrive, and handed to the write only when they cover it exactly.
 @Suite("Chunk assembly")
 struct ChunkAssemblyTests {
     static func block(_ offset: Int, _ length: Int) -> ByteBuffer {
@@ -17,7 +17,7 @@ struct ChunkAssemblyTests {
         #expect(assembly.ordered == nil)
         assembly.keep(Self.block(100, 100), at: 100)
         let ordered = assembly.ordered
-        #expect(ordered?.count == 3)
+        #expect(ordered?.count == 1)
         let bytes = ordered?.flatMap { $0.readableBytesView } ?? []
         #expect(bytes == (0..<300).map { UInt8(truncatingIfNeeded: $0) })
         // The segments the write sees are the same bytes, in the same order.
@@ -39,6 +39,6 @@ struct ChunkAssemblyTests {
         past.keep(Self.block(200, 101), at: 200)
         #expect(past.ordered == nil)
         past.keep(Self.block(200, 100), at: 200)
-        #expect(past.ordered?.count == 2)
+        #expect(past.ordered?.first?.readableBytes == 300)
     }
 }

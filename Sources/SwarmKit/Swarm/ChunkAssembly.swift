@@ -1,35 +1,46 @@
 public import NIOCore
 
-/// The blocks of one chunk received from one link, kept as the buffers they arrived in until the chunk is complete:
-/// the write job hashes them in order and writes them with one `pwritev` (`DownloadSink.write(index:segments:)`), so a
-/// received byte is not copied into a chunk-sized array first. Only blocks the engine asked for get here
+/// The blocks of one chunk received from one link, copied as they arrive into one buffer of the chunk's length
+/// (not zero-filled first), with the blocks that arrived noted: the write job hashes it and writes it with one
+/// `pwritev` once the blocks cover the chunk exactly. Only blocks the engine asked for get here
 /// (`EngineAction.keepBlock`), each of the length it expects, so the buffers held are bounded by the requests in
 /// flight.
+///
+/// Why a copy: a piece's bytes are a slice of the message decoder's cumulation buffer (NIO's
+/// `ByteToMessageDecoder`). Keeping the slices until the chunk is complete, to write them with `pwritev` without
+/// this copy, pinned those buffers: the decoder then copied its unread bytes into a fresh buffer at its next read,
+/// and the fresh allocations page-faulted. Measured (docs/benchmarks.md, "One-to-one"), the fetcher's event loop
+/// spent more in `memmove` and page faults than the copy costs.
 struct ChunkAssembly: Sendable {
     let length: Int
-    private var blocks: [Int: ByteBuffer] = [:]
+    private var storage: ByteBuffer
+    /// Bytes of each block that arrived, by offset.
+    private var blocks: [Int: Int] = [:]
 
     init(length: Int) {
         self.length = length
+        storage = ByteBufferAllocator().buffer(capacity: length)
     }
 
-    /// Keeps a block at `offset` (a block received again replaces the first); one reaching past the chunk is dropped.
+    /// Copies a block in at `offset` (a block received again replaces the first); one reaching past the chunk is
+    /// dropped.
     mutating func keep(_ data: ByteBuffer, at offset: Int) {
         guard offset >= 0, offset + data.readableBytes <= length else { return }
-        blocks[offset] = data
+        storage.setBuffer(data, at: offset)
+        blocks[offset] = data.readableBytes
     }
 
-    /// The blocks in order when they cover the chunk exactly, one after the other; nil otherwise.
+    /// The chunk's bytes when the blocks cover it exactly, one after the other; nil otherwise.
     var ordered: [ByteBuffer]? {
         var next = 0
-        var result: [ByteBuffer] = []
-        result.reserveCapacity(blocks.count)
         for offset in blocks.keys.sorted() {
-            guard offset == next, let block = blocks[offset] else { return nil }
-            result.append(block)
-            next += block.readableBytes
+            guard offset == next, let count = blocks[offset] else { return nil }
+            next += count
         }
-        return next == length ? result : nil
+        guard next == length else { return nil }
+        var chunk = storage
+        chunk.moveWriterIndex(to: length)
+        return [chunk]
     }
 }
 
