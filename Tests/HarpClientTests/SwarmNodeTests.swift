@@ -1,3 +1,4 @@
+import ChunkStore
 import Foundation
 import Logging
 import SwarmKit
@@ -22,6 +23,31 @@ import Testing
         #expect(ports.count == 1)
         #expect(ports.first != 0)
         #expect(await node.listenPort == ports.first)
+        await node.shutdown()
+    }
+
+    /// A swarm whose finished fetch made it an origin says so in the `hello` of every connection it accepts from then
+    /// on (`SwarmNode.superSeeding`), so that newcomers ask it only for what it offers; before, it does not.
+    @Test func anOriginAfterItsFetchSaysSoInHello() async throws {
+        var settings = PeerSettings()
+        settings.listenHost = "127.0.0.1"
+        let node = SwarmNode(identity: .generate(), settings: settings, logger: Logger(label: "test"))
+        let keys = SwarmKeys(contentRoot: Array(repeating: 3, count: 32), salt: Array(repeating: 4, count: 32))
+        _ = try await node.open(
+            root: Hash256(bytes: Array(repeating: 3, count: 32))!, keys: keys, chunking: .default, expectedSize: nil,
+            options: Swarm.Options())
+        let port = await node.listenPort
+        func helloCapabilities() async throws -> UInt64 {
+            var configuration = PeerConfiguration(identity: .generate(), swarmKey: keys.swarmKey)
+            configuration.swarmSelector = keys.swarmID
+            let connection = try await PeerConnection.connect(host: "127.0.0.1", port: port, configuration: configuration)
+            let capabilities = connection.session.remoteHello.capabilities
+            try? await connection.finish(reason: .normal)
+            return capabilities
+        }
+        #expect(try await helloCapabilities() & Hello.Capability.superSeeding == 0)
+        await node.superSeeding(keys)
+        #expect(try await helloCapabilities() & Hello.Capability.superSeeding != 0)
         await node.shutdown()
     }
 }
