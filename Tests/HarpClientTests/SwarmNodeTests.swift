@@ -40,7 +40,8 @@ import Testing
         func helloCapabilities() async throws -> UInt64 {
             var configuration = PeerConfiguration(identity: .generate(), swarmKey: keys.swarmKey)
             configuration.swarmSelector = keys.swarmID
-            let connection = try await PeerConnection.connect(host: "127.0.0.1", port: port, configuration: configuration)
+            let connection = try await PeerConnection.connect(
+                host: "127.0.0.1", port: port, configuration: configuration)
             let capabilities = connection.session.remoteHello.capabilities
             try? await connection.finish(reason: .normal)
             return capabilities
