@@ -1,4 +1,4 @@
-public import NIOCore
+internal import NIOCore
 
 /// The blocks of one chunk received from one link, copied as they arrive into one buffer of the chunk's length
 /// (not zero-filled first), with the blocks that arrived noted: the write job hashes it and writes it with one
@@ -31,7 +31,7 @@ struct ChunkAssembly: Sendable {
     }
 
     /// The chunk's bytes when the blocks cover it exactly, one after the other; nil otherwise.
-    var ordered: [ByteBuffer]? {
+    var complete: ByteBuffer? {
         var next = 0
         for offset in blocks.keys.sorted() {
             guard offset == next, let count = blocks[offset] else { return nil }
@@ -40,36 +40,20 @@ struct ChunkAssembly: Sendable {
         guard next == length else { return nil }
         var chunk = storage
         chunk.moveWriterIndex(to: length)
-        return [chunk]
+        return chunk
     }
 }
 
-/// The bytes of a chunk to verify and write: the server's answer in one array, or a peer's blocks as they arrived.
+/// The bytes of a chunk to verify and write: the server's answer, or a chunk assembled from a peer's blocks.
 enum ChunkBytes: Sendable {
-    case contiguous([UInt8])
-    case blocks([ByteBuffer])
+    case array([UInt8])
+    case buffer(ByteBuffer)
 
-    /// Calls `body` with the bytes as segments in order, valid only during the call.
-    func withSegments<R>(_ body: ([UnsafeRawBufferPointer]) -> R) -> R {
+    /// Calls `body` with the bytes, valid only during the call.
+    func withBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
         switch self {
-        case .contiguous(let bytes):
-            return bytes.withUnsafeBytes { body([$0]) }
-        case .blocks(let buffers):
-            var segments: [UnsafeRawBufferPointer] = []
-            segments.reserveCapacity(buffers.count)
-            return Self.collect(buffers[...], into: &segments, body)
-        }
-    }
-
-    /// Opens each buffer's bytes in turn, nesting the calls, so that every pointer stays valid while `body` runs.
-    private static func collect<R>(
-        _ rest: ArraySlice<ByteBuffer>, into segments: inout [UnsafeRawBufferPointer],
-        _ body: ([UnsafeRawBufferPointer]) -> R
-    ) -> R {
-        guard let first = rest.first else { return body(segments) }
-        return first.withUnsafeReadableBytes { bytes in
-            segments.append(bytes)
-            return collect(rest.dropFirst(), into: &segments, body)
+        case .array(let bytes): bytes.withUnsafeBytes(body)
+        case .buffer(let buffer): buffer.withUnsafeReadableBytes(body)
         }
     }
 }
