@@ -111,12 +111,14 @@ struct NATPMPTests {
 
         deinit { close(fd) }
 
-        /// Answers up to `requests` requests on a dispatch thread (its blocking reads must not hold a thread of the
-        /// cooperative pool, which other tests need); the requests it saw.
+        /// Answers up to `requests` requests on a thread of its own (its blocking reads must hold neither a thread of
+        /// the cooperative pool nor one of the dispatch pool, where the clients' blocking exchanges run: with the suites'
+        /// responders on dispatch threads, a full parallel test run starved the clients for the responders' 5 s waits
+        /// and a renewal went unanswered); the requests it saw.
         func serve(requests: Int, answers: @escaping @Sendable ([UInt8]) -> [[UInt8]]) -> Task<[[UInt8]], Never> {
             let fd = self.fd
             let (result, sink) = AsyncStream.makeStream(of: [[UInt8]].self)
-            DispatchQueue.global().async {
+            let thread = Thread {
                 var seen: [[UInt8]] = []
                 var buffer = [UInt8](repeating: 0, count: 256)
                 for _ in 0..<requests {
@@ -147,6 +149,7 @@ struct NATPMPTests {
                 sink.yield(seen)
                 sink.finish()
             }
+            thread.start()
             return Task { await result.first { _ in true } ?? [] }
         }
     }

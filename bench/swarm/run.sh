@@ -32,7 +32,9 @@
 # TBF_LATENCY (50ms), RUNS (1), SCENARIOS, VERBOSE (1 adds -v to every harp-cli, debug logs in the log folder),
 # WORK (/var/tmp/harp-swarm-bench), HARP_CLI (a harp-cli binary; else the script builds it in release),
 # TIMEOUT (seconds per fetch phase; default 2·N·F/u_s + 120), INSTALL (1: apt-get the missing tools), KILL_PCT (50:
-# the uneven scenarios kill a fetcher when the first passes it), LATE_S (15, QUICK=1: 4: the late seeder's delay).
+# the uneven scenarios kill a fetcher when the first passes it), LATE_S (15, QUICK=1: 4: the late seeder's delay),
+# RECORD (1: every harp-cli get records its engine with --record-engine, in its folder as engine.jsonl, for
+# `harp-cli debug replay` and for tracing a run).
 #
 # Figures: time from starting the N fetchers to the last one finishing (a harp or curl process exiting, aria2c's
 # --on-bt-download-complete hook), the lower bound max(F/u_s, F/d_min, N·F/(u_s+Σu_i)) with rates as given to tc, their
@@ -99,6 +101,10 @@ case " $SCENARIOS " in *" bittorrent"*)
 esac
 find_harp "$repo" "${HARP_CLI:-}"
 V=()
+record_args() {  # folder
+    [ "${RECORD:-0}" = 1 ] && echo "--record-engine $1/engine.jsonl"
+    return 0
+}
 if [ "$VERBOSE" = 1 ]; then V=(-v); fi
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
@@ -359,7 +365,8 @@ fetch_phase() {  # kind run-dir
                 (
                     set +e
                     timeout "$TIMEOUT" ip netns exec "$PREFIX-p$i" env $(harp_env "$d") "$HARP" get /f.bin \
-                        -o "$d/out/" --json --listen 0.0.0.0 --advertise "$ip" "${V[@]}" >"$d/stdout" 2>"$d/stderr"
+                        -o "$d/out/" --json --listen 0.0.0.0 --advertise "$ip" "${V[@]}" $(record_args "$d") \
+                        >"$d/stdout" 2>"$d/stderr"
                     echo $? >"$d/rc"
                     now >"$d/end"
                 ) &
@@ -627,7 +634,7 @@ scenario_harp() {  # seeder|noseeder|uneven-leave|late-seeder run-dir run-number
             mkdir -p "$s/out" "$s/store" "$s/config"
             # shellcheck disable=SC2046
             ip netns exec "$PREFIX-srv" env $(harp_env "$s") "$HARP" get /f.bin -o "$s/out/" --seed --listen 0.0.0.0 \
-                --advertise "$SRV_IP" "${V[@]}" >"$s/stdout" 2>"$s/stderr" &
+                --advertise "$SRV_IP" "${V[@]}" $(record_args "$s") >"$s/stdout" 2>"$s/stderr" &
             seeder_pid=$!
             if wait_line "$s/stdout" '^seeding' 900 "$seeder_pid"; then break; fi
             local rc=0
