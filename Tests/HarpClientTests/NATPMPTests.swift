@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 @testable import HarpClient
@@ -89,6 +90,11 @@ struct NATPMPTests {
     final class Responder: Sendable {
         let fd: Int32
         let port: Int
+        /// Set by `stop()`: the serving loop ends at its next wake-up (at most 100 ms later).
+        private let stopped = Mutex(false)
+
+        /// Ends `serve` without waiting out its idle limit (a test that knows its last request was answered).
+        func stop() { stopped.withLock { $0 = true } }
 
         init() throws {
             let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
@@ -112,18 +118,26 @@ struct NATPMPTests {
         deinit { close(fd) }
 
         /// Answers up to `requests` requests on a thread of its own (its blocking reads must hold neither a thread of
-        /// the cooperative pool nor one of the dispatch pool, where the clients' blocking exchanges run: with the suites'
-        /// responders on dispatch threads, a full parallel test run starved the clients for the responders' 5 s waits
-        /// and a renewal went unanswered); the requests it saw.
-        func serve(requests: Int, answers: @escaping @Sendable ([UInt8]) -> [[UInt8]]) -> Task<[[UInt8]], Never> {
+        /// the cooperative pool nor one of the dispatch pool, where the clients' blocking exchanges run), until no
+        /// request came for `idle` seconds or `stop()`; the requests it saw. In a full parallel test run a client's
+        /// next request can come seconds after the last (its blocking call waits for a dispatch thread): a test with
+        /// several exchanges gives a long `idle` and calls `stop()`.
+        func serve(
+            requests: Int, idle: Double = 5, answers: @escaping @Sendable ([UInt8]) -> [[UInt8]]
+        ) -> Task<[[UInt8]], Never> {
             let fd = self.fd
             let (result, sink) = AsyncStream.makeStream(of: [[UInt8]].self)
-            let thread = Thread {
+            let thread = Thread { [self] in
                 var seen: [[UInt8]] = []
                 var buffer = [UInt8](repeating: 0, count: 256)
-                for _ in 0..<requests {
+                var waited = 0.0
+                while seen.count < requests, waited < idle, !stopped.withLock({ $0 }) {
                     var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-                    guard poll(&poller, 1, 5000) > 0 else { break }
+                    guard poll(&poller, 1, 100) > 0 else {
+                        waited += 0.1
+                        continue
+                    }
+                    waited = 0
                     var from = sockaddr_storage()
                     var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
                     let count = buffer.withUnsafeMutableBytes { raw in

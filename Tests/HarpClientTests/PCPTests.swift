@@ -296,8 +296,8 @@ struct PCPTests {
     /// port fails.
     @Test func renewAndDeleteReuseTheNonce() async throws {
         let responder = try Responder()
-        // Room for retries on a loaded machine; the responder then waits 5 s for more.
-        let served = responder.serve(requests: 12) { request in
+        // Room for retries on a loaded machine, and a minute between exchanges; stopped once the deletion is answered.
+        let served = responder.serve(requests: 12, idle: 60) { request in
             let asked = request[4..<8].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
             let suggested = UInt16(request[42]) << 8 | UInt16(request[43])
             // The first request (41000) gets 52001, which is kept when asked again; any other port is moved to 52002.
@@ -312,6 +312,7 @@ struct PCPTests {
         let elsewhere = PortMapper.Mapping(externalAddress: "11.77.0.13", externalPort: 52009, internalPort: 41000)
         #expect(await mapper.renew(elsewhere) == false)
         #expect(await mapper.unmap(mapping))
+        responder.stop()
         let requests = await served.value
         #expect(requests.count >= 4)
         #expect(Set(requests.map { Array($0[24..<36]) }).count == 1)
