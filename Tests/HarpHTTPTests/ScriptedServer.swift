@@ -75,11 +75,17 @@ struct ScriptedServer: Sendable {
             while !Self.complete(request), request.count < 1 << 20, var chunk = try await iterator.next() {
                 request += chunk.readBytes(length: chunk.readableBytes) ?? []
             }
+            // Each write is awaited until the socket took it (`writeAndFlush`'s future), not only until it was queued
+            // (the async writer's `write`): after the client had hung up, queued writes could be dropped without an error
+            // while the close was still on its way to the writer, and under load a whole script of them counted as
+            // written.
+            _ = outbound
+            let channel = connection.channel
             var written = 0
             do {
-                try await outbound.write(ByteBuffer(bytes: head))
+                try await channel.writeAndFlush(ByteBuffer(bytes: head)).get()
                 for _ in 0..<pieces {
-                    try await outbound.write(ByteBuffer(bytes: piece))
+                    try await channel.writeAndFlush(ByteBuffer(bytes: piece)).get()
                     written += piece.count
                 }
             } catch {

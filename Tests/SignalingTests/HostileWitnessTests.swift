@@ -111,9 +111,13 @@ struct HostileWitness: Sendable {
                 request += chunk.readBytes(length: chunk.readableBytes) ?? []
             }
             let requestHead = String(decoding: request, as: UTF8.self)
+            // Awaited until the socket took each write, as in HarpHTTPTests' ScriptedServer: the async writer's `write`
+            // returns once a write is queued, and writes queued after the client hung up could be dropped without an error.
+            _ = outbound
+            let channel = connection.channel
             do {
-                try await outbound.write(ByteBuffer(bytes: head))
-                for _ in 0..<pieces { try await outbound.write(ByteBuffer(bytes: piece)) }
+                try await channel.writeAndFlush(ByteBuffer(bytes: head)).get()
+                for _ in 0..<pieces { try await channel.writeAndFlush(ByteBuffer(bytes: piece)).get() }
             } catch {
                 return Outcome(requestHead: requestHead, complete: false)
             }
