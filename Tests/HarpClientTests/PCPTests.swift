@@ -192,7 +192,7 @@ struct PCPTests {
         _ = await served.value
     }
 
-    /// A flood of garbage ends a try after ``NATPMP/maxDatagrams`` datagrams: the request goes out again, and the
+    /// A flood of garbage ends a try after ``GatewayUDP/maxDatagrams`` datagrams: the request goes out again, and the
     /// grant that follows the flood is read within the second try.
     @Test func aFloodOfGarbageEndsATry() async throws {
         let responder = try Responder()

@@ -7,8 +7,8 @@ internal import NIOCore
 /// Written here rather than through libnatpmp: the protocol is two fixed-size messages, and every answer is hostile
 /// input checked in one place (``parse(_:opcode:)``): only from the gateway (a connected UDP socket drops datagrams
 /// from anyone else), exactly the length of its message, version 0, the answer to the opcode asked, result 0, and
-/// values a mapping can hold. Anything else is skipped, at most ``maxDatagrams`` per request; the waits are bounded
-/// (``retryDelays``, under 2 s in all, where RFC 6886 allows a minute: a mapping that takes longer is not worth the
+/// values a mapping can hold. Anything else is skipped, at most ``GatewayUDP/maxDatagrams`` per request; the waits are bounded
+/// (``GatewayUDP/retryDelays``, under 2 s in all, where RFC 6886 allows a minute: a mapping that takes longer is not worth the
 /// wait, and the join goes out without it).
 struct NATPMP: Sendable {
     /// The gateway's IPv4 address and port (5351; tests use a loopback responder).
@@ -26,10 +26,8 @@ struct NATPMP: Sendable {
         case refused(UInt16)
     }
 
-    /// RFC 6886 §3.1: the first retry after 250 ms, doubling; three tries here.
-    static let retryDelays: [Int32] = [250, 500, 1000]
-    /// Datagrams read per try at most (a flood from the gateway's address ends the try).
-    static let maxDatagrams = 16
+    /// The longest NAT-PMP answer (a mapping's); a longer datagram is refused by its length.
+    static let maxMessage = 16
     static let defaultPort = 5351
 
     init(gateway: String, port: Int = NATPMP.defaultPort) {
@@ -50,7 +48,8 @@ struct NATPMP: Sendable {
 
     /// §3.3: version 0, opcode 2 (TCP), reserved, internal port, suggested external port, lifetime (all big-endian).
     static func mappingRequest(internalPort: UInt16, externalPort: UInt16, lifetime: UInt32) -> [UInt8] {
-        [0, 2, 0, 0] + bigEndian(internalPort) + bigEndian(externalPort) + bigEndian(lifetime)
+        [0, 2, 0, 0] + GatewayUDP.bigEndian(internalPort) + GatewayUDP.bigEndian(externalPort)
+            + GatewayUDP.bigEndian(lifetime)
     }
 
     /// The answer in `datagram` to a request of `opcode` (0 or 2), or nil when it is not one: a datagram of another
@@ -60,7 +59,7 @@ struct NATPMP: Sendable {
         // Every answer starts with version 0, opcode 128 + the request's, the result code and the epoch: 8 bytes.
         guard datagram.count >= 8, datagram[0] == 0, datagram[1] == 128 + opcode else { return nil }
         let result = UInt16(datagram[2]) << 8 | UInt16(datagram[3])
-        let epoch = uint32(datagram, at: 4)
+        let epoch = GatewayUDP.uint32(datagram, at: 4)
         switch opcode {
         case 0:
             // §3.2: 12 bytes. An error answer may be the 8-byte header alone (§3.5).
@@ -76,7 +75,7 @@ struct NATPMP: Sendable {
             guard datagram.count == 16 else { return nil }
             let internalPort = UInt16(datagram[8]) << 8 | UInt16(datagram[9])
             let externalPort = UInt16(datagram[10]) << 8 | UInt16(datagram[11])
-            let lifetime = uint32(datagram, at: 12)
+            let lifetime = GatewayUDP.uint32(datagram, at: 12)
             guard internalPort != 0, externalPort != 0 || lifetime == 0 else { return nil }
             return .mapping(internalPort: internalPort, externalPort: externalPort, lifetime: lifetime, epoch: epoch)
         default:
@@ -125,44 +124,15 @@ struct NATPMP: Sendable {
     }
 
     /// Sends `request` and waits for its answer (the first that parses and that `accept` takes), retrying per
-    /// ``retryDelays``.
+    /// ``GatewayUDP/retryDelays``.
     func exchange(_ request: [UInt8], opcode: UInt8, accept: (Answer) -> Bool = { _ in true }) -> Answer? {
-        guard let address = try? SocketAddress(ipAddress: gateway, port: port), case .v4 = address else { return nil }
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        // Connected: the kernel delivers only datagrams from the gateway's address and port.
-        let connected = address.withSockAddr { pointer, length in connect(fd, pointer, socklen_t(length)) }
-        guard connected == 0 else { return nil }
-        var buffer = [UInt8](repeating: 0, count: 64)
-        for delay in Self.retryDelays {
-            let sent = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
-            guard sent == request.count else { return nil }
-            let deadline = ContinuousClock.now + .milliseconds(Int(delay))
-            var datagrams = 0
-            while datagrams < Self.maxDatagrams {
-                let left = deadline - ContinuousClock.now
-                guard left > .zero else { break }
-                var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-                let ready = poll(&poller, 1, Int32(max(1, left / .milliseconds(1))))
-                guard ready > 0 else { break }
-                // A datagram longer than the buffer is truncated to it, and then refused by its length.
-                let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-                datagrams += 1
-                guard count > 0 else { continue }
-                if let answer = Self.parse(Array(buffer.prefix(count)), opcode: opcode), accept(answer) {
-                    return answer
-                }
-            }
+        let outcome = GatewayUDP.exchange(gateway: gateway, port: port, maxMessage: Self.maxMessage) { _ in
+            request
+        } parse: { datagram in
+            Self.parse(datagram, opcode: opcode).flatMap { accept($0) ? $0 : nil }
         }
-        return nil
+        guard case .answer(let answer) = outcome else { return nil }
+        return answer
     }
 
-    private static func bigEndian(_ value: UInt16) -> [UInt8] { [UInt8(value >> 8), UInt8(value & 0xFF)] }
-    private static func bigEndian(_ value: UInt32) -> [UInt8] {
-        [UInt8(value >> 24), UInt8((value >> 16) & 0xFF), UInt8((value >> 8) & 0xFF), UInt8(value & 0xFF)]
-    }
-    private static func uint32(_ bytes: [UInt8], at offset: Int) -> UInt32 {
-        bytes[offset..<offset + 4].reduce(0) { $0 << 8 | UInt32($1) }
-    }
 }

@@ -10,8 +10,8 @@ internal import NIOCore
 /// the R bit set, opcode MAP, our mapping nonce, protocol TCP and our internal port; result 0 (else
 /// ``Answer/refused(_:)``), an external port and a unicast IPv4-mapped external address when a lifetime is granted,
 /// the lifetime at most what was asked, and options that fit the datagram, none of them a mandatory one (harp sends
-/// no options, so it knows none to process). Anything else is skipped, at most ``NATPMP/maxDatagrams`` per try, with
-/// NAT-PMP's bounded waits (``NATPMP/retryDelays``, where RFC 6887 §8.1.1 starts at 3 s and sets no limit).
+/// no options, so it knows none to process). Anything else is skipped, at most ``GatewayUDP/maxDatagrams`` per try, with
+/// NAT-PMP's bounded waits (``GatewayUDP/retryDelays``, where RFC 6887 §8.1.1 starts at 3 s and sets no limit).
 ///
 /// A router that speaks only NAT-PMP answers a PCP request with NAT-PMP's "unsupported version" (RFC 6887 §9, RFC
 /// 6886 §3.5): ``Answer/unsupportedVersion``, and `PortMapper` falls back to ``NATPMP``.
@@ -64,8 +64,9 @@ struct PCP: Sendable {
         clientAddress: [UInt8], nonce: [UInt8], internalPort: UInt16, externalPort: UInt16, lifetime: UInt32
     ) -> [UInt8] {
         precondition(clientAddress.count == 16 && nonce.count == 12)
-        let header: [UInt8] = [version, mapOpcode, 0, 0] + bigEndian(lifetime) + clientAddress
-        let payload: [UInt8] = nonce + [tcp, 0, 0, 0] + bigEndian(internalPort) + bigEndian(externalPort)
+        let header: [UInt8] = [version, mapOpcode, 0, 0] + GatewayUDP.bigEndian(lifetime) + clientAddress
+        let payload: [UInt8] =
+            nonce + [tcp, 0, 0, 0] + GatewayUDP.bigEndian(internalPort) + GatewayUDP.bigEndian(externalPort)
         return header + payload + ipv4Mapped([0, 0, 0, 0])
     }
 
@@ -87,17 +88,17 @@ struct PCP: Sendable {
             datagram[0] == version, datagram[1] == 0x80 | mapOpcode
         else { return nil }
         let result = datagram[3]
-        let lifetime = min(uint32(datagram, at: 4), asked)
-        let epoch = uint32(datagram, at: 8)
+        let lifetime = min(GatewayUDP.uint32(datagram, at: 4), asked)
+        let epoch = GatewayUDP.uint32(datagram, at: 8)
         // §11.1: the MAP payload, copied from the request even in an error answer (§7.2); another nonce, protocol or
         // internal port is another request's answer (§11.3 and §11.4: silently ignored).
         let map = headerLength
         guard Array(datagram[map..<map + 12]) == nonce, datagram[map + 12] == tcp,
-            uint16(datagram, at: map + 16) == internalPort
+            GatewayUDP.uint16(datagram, at: map + 16) == internalPort
         else { return nil }
         guard optionsAreAcceptable(datagram, from: headerLength + mapLength) else { return nil }
         guard result == 0 else { return .refused(result) }
-        let externalPort = uint16(datagram, at: map + 18)
+        let externalPort = GatewayUDP.uint16(datagram, at: map + 18)
         let address = Array(datagram[map + 20..<map + 36])
         guard lifetime > 0 else {
             return .mapping(externalAddress: nil, externalPort: externalPort, lifetime: 0, epoch: epoch)
@@ -121,7 +122,7 @@ struct PCP: Sendable {
         while offset < datagram.count {
             guard datagram.count - offset >= 4 else { return false }
             let code = datagram[offset]
-            let length = Int(uint16(datagram, at: offset + 2))
+            let length = Int(GatewayUDP.uint16(datagram, at: offset + 2))
             let padded = (length + 3) & ~3
             guard padded <= datagram.count - offset - 4, code >= 128 else { return false }
             offset += 4 + padded
@@ -135,41 +136,22 @@ struct PCP: Sendable {
     /// seconds (0 deletes the mapping), with this client's nonce. The first valid answer, ``Answer/unreachable`` at
     /// once when the gateway says nothing listens there, or nil when no valid answer came.
     func map(internalPort: UInt16, externalPort: UInt16, lifetime: UInt32) -> Answer? {
-        guard let address = try? SocketAddress(ipAddress: gateway, port: port), case .v4 = address else { return nil }
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        // Connected: the kernel delivers only datagrams from the gateway's address and port, and the socket's local
-        // address is the one the gateway sees, which the request must name (§8.1; a mismatch is ADDRESS_MISMATCH).
-        let connected = address.withSockAddr { pointer, length in connect(fd, pointer, socklen_t(length)) }
-        guard connected == 0, let local = Self.localIPv4(of: fd) else { return nil }
-        let request = Self.mappingRequest(
-            clientAddress: Self.ipv4Mapped(local), nonce: nonce, internalPort: internalPort,
-            externalPort: externalPort, lifetime: lifetime)
-        // One byte over the limit: a longer datagram is truncated to it and then refused by its length.
-        var buffer = [UInt8](repeating: 0, count: Self.maxMessage + 4)
-        for delay in NATPMP.retryDelays {
-            let sent = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
-            guard sent == request.count else { return errno == ECONNREFUSED ? .unreachable : nil }
-            let deadline = ContinuousClock.now + .milliseconds(Int(delay))
-            var datagrams = 0
-            while datagrams < NATPMP.maxDatagrams {
-                let left = deadline - ContinuousClock.now
-                guard left > .zero else { break }
-                var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-                let ready = poll(&poller, 1, Int32(max(1, left / .milliseconds(1))))
-                guard ready > 0 else { break }
-                let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-                if count < 0, errno == ECONNREFUSED { return .unreachable }
-                datagrams += 1
-                guard count > 0 else { continue }
-                let datagram = Array(buffer.prefix(count))
-                if let answer = Self.parse(datagram, nonce: nonce, internalPort: internalPort, lifetime: lifetime) {
-                    return answer
-                }
+        // The socket is connected: its local address is the one the gateway sees, which the request must name (§8.1;
+        // a mismatch is ADDRESS_MISMATCH).
+        let outcome = GatewayUDP.exchange(gateway: gateway, port: port, maxMessage: Self.maxMessage) { fd in
+            Self.localIPv4(of: fd).map { local in
+                Self.mappingRequest(
+                    clientAddress: Self.ipv4Mapped(local), nonce: nonce, internalPort: internalPort,
+                    externalPort: externalPort, lifetime: lifetime)
             }
+        } parse: { datagram in
+            Self.parse(datagram, nonce: nonce, internalPort: internalPort, lifetime: lifetime)
         }
-        return nil
+        switch outcome {
+        case .answer(let answer): return answer
+        case .unreachable: return .unreachable
+        case .none: return nil
+        }
     }
 
     /// The IPv4 address a connected socket sends from.
@@ -184,14 +166,4 @@ struct PCP: Sendable {
         return [UInt8(host >> 24), UInt8((host >> 16) & 0xFF), UInt8((host >> 8) & 0xFF), UInt8(host & 0xFF)]
     }
 
-    private static func bigEndian(_ value: UInt16) -> [UInt8] { [UInt8(value >> 8), UInt8(value & 0xFF)] }
-    private static func bigEndian(_ value: UInt32) -> [UInt8] {
-        [UInt8(value >> 24), UInt8((value >> 16) & 0xFF), UInt8((value >> 8) & 0xFF), UInt8(value & 0xFF)]
-    }
-    private static func uint16(_ bytes: [UInt8], at offset: Int) -> UInt16 {
-        UInt16(bytes[offset]) << 8 | UInt16(bytes[offset + 1])
-    }
-    private static func uint32(_ bytes: [UInt8], at offset: Int) -> UInt32 {
-        bytes[offset..<offset + 4].reduce(0) { $0 << 8 | UInt32($1) }
-    }
 }
