@@ -144,15 +144,8 @@ public final class DownloadSink: Sendable {
         return true
     }
 
-    /// The bytes of chunk `index` from the partial file, if it is written (to serve it to peers before the download
-    /// ends); nil if it is not written yet.
-    public func readChunk(_ index: Int) throws(ChunkStoreError) -> [UInt8]? {
-        guard index >= 0, index < manifest.chunks.count, has(index) else { return nil }
-        return try file.readBytes(count: manifest.chunks[index].length, at: manifest.offsets[index])
-    }
-
-    /// Reads chunk `index` from the partial file into `buffer` (exactly the chunk's length) if it is written; false
-    /// if it is not written yet.
+    /// Reads chunk `index` from the partial file into `buffer` (exactly the chunk's length) if it is written, to serve
+    /// it to peers before the download ends; false if it is not written yet.
     public func readChunk(_ index: Int, into buffer: UnsafeMutableRawBufferPointer) throws(ChunkStoreError) -> Bool {
         guard index >= 0, index < manifest.chunks.count, has(index), buffer.count == manifest.chunks[index].length,
             buffer.count > 0

@@ -67,52 +67,65 @@ extension ChunkStore {
     /// `stale` for the first of them (its file must be re-indexed), or `chunkNotFound` if there are none.
     /// With `verify`, the bytes are hashed too, and a mismatch counts as stale.
     public func readChunk(_ hash: Hash256, verify: Bool = false) throws(ChunkStoreError) -> [UInt8] {
-        var firstFailure: ChunkStoreError?
-        for location in try locations(of: hash) {
-            do throws(ChunkStoreError) {
-                let bytes = try read(location)
-                if verify, Hash256.sha256(bytes) != hash { throw .stale(path: location.path) }
-                return bytes
-            } catch {
-                logger.debug(
-                    "chunk location unusable", metadata: ["file.path": "\(location.path)", "error": "\(error)"])
-                if firstFailure == nil { firstFailure = error }
-            }
+        try firstUsableLocation(of: hash) { location throws(ChunkStoreError) in
+            let bytes = try read(location)
+            if verify, Hash256.sha256(bytes) != hash { throw .stale(path: location.path) }
+            return bytes
         }
-        throw firstFailure ?? .chunkNotFound(hash)
     }
 
     /// Reads a chunk's bytes into `buffer`, which must be exactly the chunk's length (a buffer the caller sends
-    /// from, so that serving copies nothing more); as `readChunk(_:verify:)` without `verify`. Throws `stale` when no
-    /// location of that length holds the chunk's bytes unchanged.
+    /// from, so that serving copies nothing more); as `readChunk(_:verify:)` without `verify`, over the locations of
+    /// that length.
     public func readChunk(_ hash: Hash256, into buffer: UnsafeMutableRawBufferPointer) throws(ChunkStoreError) {
         guard buffer.count > 0 else { throw .chunkNotFound(hash) }
-        var firstFailure: ChunkStoreError?
-        for location in try locations(of: hash) where location.length == buffer.count {
-            do throws(ChunkStoreError) {
-                let file = try FileDescriptor(path: location.path, flags: O_RDONLY)
-                try check(file, location)
-                let count = try file.read(into: buffer.baseAddress!, count: buffer.count, at: location.offset)
-                guard count == location.length else { throw .stale(path: location.path) }
-                try check(file, location)
-                return
-            } catch {
-                logger.debug(
-                    "chunk location unusable", metadata: ["file.path": "\(location.path)", "error": "\(error)"])
-                if firstFailure == nil { firstFailure = error }
-            }
+        try firstUsableLocation(of: hash, length: buffer.count) { location throws(ChunkStoreError) in
+            try read(location, into: buffer)
         }
-        throw firstFailure ?? .chunkNotFound(hash)
     }
 
     /// Reads the bytes at one location, checking its guard before and after.
     public func read(_ location: ChunkLocation) throws(ChunkStoreError) -> [UInt8] {
+        var failure: ChunkStoreError?
+        let bytes = [UInt8](unsafeUninitializedCapacity: location.length) { buffer, initialized in
+            do throws(ChunkStoreError) {
+                try read(location, into: UnsafeMutableRawBufferPointer(buffer))
+                initialized = location.length
+            } catch {
+                initialized = 0
+                failure = error
+            }
+        }
+        if let failure { throw failure }
+        return bytes
+    }
+
+    /// Reads one location into `buffer` (exactly its length), checking its guard before and after.
+    private func read(_ location: ChunkLocation, into buffer: UnsafeMutableRawBufferPointer) throws(ChunkStoreError) {
+        guard let base = buffer.baseAddress, buffer.count == location.length else { throw .stale(path: location.path) }
         let file = try FileDescriptor(path: location.path, flags: O_RDONLY)
         try check(file, location)
-        let bytes = try file.readBytes(count: location.length, at: location.offset)
-        guard bytes.count == location.length else { throw .stale(path: location.path) }
+        let count = try file.read(into: base, count: location.length, at: location.offset)
+        guard count == location.length else { throw .stale(path: location.path) }
         try check(file, location)
-        return bytes
+    }
+
+    /// `body`'s result for the first location of `hash` (of `length`, if given) it does not throw for; a location
+    /// that fails is logged and skipped. The error when all fail is the first one, or `chunkNotFound` if there are none.
+    private func firstUsableLocation<R>(
+        of hash: Hash256, length: Int? = nil, _ body: (ChunkLocation) throws(ChunkStoreError) -> R
+    ) throws(ChunkStoreError) -> R {
+        var firstFailure: ChunkStoreError?
+        for location in try locations(of: hash) where length.map({ $0 == location.length }) ?? true {
+            do throws(ChunkStoreError) {
+                return try body(location)
+            } catch {
+                logger.debug(
+                    "chunk location unusable", metadata: ["file.path": "\(location.path)", "error": "\(error)"])
+                if firstFailure == nil { firstFailure = error }
+            }
+        }
+        throw firstFailure ?? .chunkNotFound(hash)
     }
 
     private func check(_ file: FileDescriptor, _ location: ChunkLocation) throws(ChunkStoreError) {
