@@ -240,10 +240,21 @@ let package = Package(
         ),
 
         .testTarget(name: "HarpBasicsTests", dependencies: ["HarpBasics"], swiftSettings: swiftSettings),
+        // A scripted HTTP server for the tests of clients that must bound what a server sends.
+        .target(
+            name: "HarpTestHTTPServer",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Tests/HarpTestHTTPServer",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "HarpHTTPTests",
             dependencies: [
                 "HarpHTTP",
+                "HarpTestHTTPServer",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
@@ -284,6 +295,7 @@ let package = Package(
             name: "SignalingTests",
             dependencies: [
                 "ChunkStore",
+                "HarpTestHTTPServer",
                 "SignalingClient",
                 "SignalingProtocol",
                 "SignalingServer",
@@ -324,6 +336,7 @@ let package = Package(
             name: "HarpClientTests",
             dependencies: [
                 "ChunkStore",
+                "HarpTestHTTPServer",
                 "DevCloud",
                 "HarpClient",
                 "NextcloudClient",

@@ -1,4 +1,5 @@
 import HarpHTTP
+import HarpTestHTTPServer
 import Testing
 
 /// The bounded client against scripted servers on loopback: every bound ends the exchange with an error and closes the
@@ -20,7 +21,7 @@ struct BoundedHTTPClientTests {
             #expect(response.status == 201)
             #expect(response.header("x-answer") == "yes")
             #expect(response.body == Array("hello".utf8))
-            let outcome = try await first(of: outcomes, within: 30, "the server's report")
+            let outcome = try await firstReport(of: outcomes, within: 30, "the server's report")
             #expect(outcome.requestText.hasPrefix("POST /add-checkpoint?x=1 HTTP/1.1\r\n"))
             #expect(outcome.requestText.contains("Content-Length: 6\r\n"))
             #expect(outcome.requestText.contains("Content-Type: text/plain\r\n"))
@@ -99,7 +100,7 @@ struct BoundedHTTPClientTests {
             // The server sees the hang-up: the connection was closed, not left open (an outcome is reported only once
             // the connection ended; `first` fails after 30 s without one). Under load the client's deadline can pass
             // before the server wrote its head, whose write then fails: that is the same hang-up, seen earlier.
-            let outcome = try await first(of: outcomes, within: 30, "the stalled connection's close")
+            let outcome = try await firstReport(of: outcomes, within: 30, "the stalled connection's close")
             #expect(outcome.written == 0)
         }
     }
@@ -124,7 +125,7 @@ struct BoundedHTTPClientTests {
     static func expectRefusalWhileWriting(_ server: ScriptedServer, _ error: BoundedHTTPError) async throws {
         try await server.run { base, outcomes in
             await #expect(throws: error) { try await client.send("GET", base + "/") }
-            let outcome = try await first(of: outcomes, within: 60, "the hostile server's report")
+            let outcome = try await firstReport(of: outcomes, within: 60, "the hostile server's report")
             #expect(!outcome.complete, "the server wrote all \(server.total) bytes: the client read on past its bound")
             #expect(outcome.written < server.total)
         }
