@@ -21,12 +21,19 @@ public struct SuperSeeder<Peer: Hashable & Sendable>: Sendable {
     private var unspread: [Peer: [Int: Double]] = [:]
     /// Who took each chunk from this seeder first.
     private var recipient: [Int: Peer] = [:]
+    /// Peers that saw every chunk announced before super-seeding began (a fetch that finished as the only holder,
+    /// `SwarmEngine.becomeOrigin`): they are neither offered chunks nor refused any.
+    private var exempt: Set<Peer> = []
 
-    public init(chunkCount: Int) {
+    public init(chunkCount: Int, exempt: Set<Peer> = []) {
         self.chunkCount = chunkCount
         sent = Array(repeating: false, count: chunkCount)
         unsent = chunkCount
+        self.exempt = exempt
     }
+
+    /// Whether `peer` is served as by any seeder (it saw every chunk announced before super-seeding began).
+    public func isExempt(_ peer: Peer) -> Bool { exempt.contains(peer) }
 
     /// True while some chunk has never been sent.
     public var isActive: Bool { unsent > 0 }
@@ -47,6 +54,7 @@ public struct SuperSeeder<Peer: Hashable & Sendable>: Sendable {
     public mutating func nextOffers(
         for peer: Peer, lacking has: ChunkSet, limit: Int = 1, spread: Int? = nil, patience: Double = 0, now: Double = 0
     ) -> [Int] {
+        guard !exempt.contains(peer) else { return [] }
         var current = offers[peer] ?? []
         for index in current where has.contains(index) {
             current.remove(index)
@@ -82,7 +90,7 @@ public struct SuperSeeder<Peer: Hashable & Sendable>: Sendable {
 
     /// Whether a request from `peer` for `index` should be served: while active, only chunks offered to it.
     public func mayServe(_ index: Int, to peer: Peer) -> Bool {
-        !isActive || offers[peer]?.contains(index) == true
+        !isActive || exempt.contains(peer) || offers[peer]?.contains(index) == true
     }
 
     /// Chunk `index` was sent to `peer`.
@@ -122,6 +130,7 @@ public struct SuperSeeder<Peer: Hashable & Sendable>: Sendable {
 
     /// The peer left: its offers are withdrawn.
     public mutating func withdraw(_ peer: Peer) {
+        exempt.remove(peer)
         for index in offers.removeValue(forKey: peer) ?? [] { offeredTo[index] = nil }
         for index in (unspread.removeValue(forKey: peer) ?? [:]).keys { recipient[index] = nil }
     }

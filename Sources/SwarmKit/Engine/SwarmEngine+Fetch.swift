@@ -25,7 +25,6 @@ extension SwarmEngine {
             let added = have.filter { !before.contains($0) }.map { OutboundMessage.have(chunk: UInt32($0)) }
             for link in order where links[link]?.sentBitfield == true && !added.isEmpty { send(added, to: link) }
         }
-        superSeedExempt.removeAll()
         if part != nil || before != nil {
             superSeeder = nil
         } else if options.superSeed, !wasComplete, manifest.chunks.count > 0 {
@@ -103,7 +102,7 @@ extension SwarmEngine {
     /// have left) leaves this side the swarm's only source of them: an origin, like a seeder that indexed the file.
     /// It super-seeds them to the peers that connect from now on, so that its uplink sends each once before any twice.
     /// The peers connected now saw every chunk announced as it arrived: they are served as before
-    /// (`superSeedExempt`). Nothing changes while a super-seeding peer is connected (the swarm has its origin), or
+    /// (`SuperSeeder`'s exempt peers). Nothing changes while a super-seeding peer is connected (the swarm has its origin), or
     /// when the connected peers hold every chunk already.
     ///
     /// Without this, a fetcher that took the file from the server and stays to seed (`get --seed`, a lingering
@@ -113,7 +112,7 @@ extension SwarmEngine {
         guard superSeeder == nil, !seedingPart, let manifest, have?.isFull == true, manifest.chunks.count > 0,
             !links.values.contains(where: \.superSeeding)
         else { return }
-        var seeder = SuperSeeder<LinkID>(chunkCount: manifest.chunks.count)
+        var seeder = SuperSeeder<LinkID>(chunkCount: manifest.chunks.count, exempt: Set(order))
         for link in order {
             for index in links[link]?.theirs ?? ChunkSet(count: 0) where index < manifest.chunks.count {
                 seeder.seen(index)
@@ -121,7 +120,6 @@ extension SwarmEngine {
         }
         guard seeder.isActive else { return }
         superSeeder = seeder
-        superSeedExempt = Set(order)
         log(.info, "fetch finished with chunks no connected peer holds: super-seeding them to newcomers")
     }
 

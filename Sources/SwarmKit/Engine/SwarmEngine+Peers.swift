@@ -168,7 +168,6 @@ extension SwarmEngine {
     mutating func forget(_ link: LinkID) -> PeerState? {
         guard let peer = links.removeValue(forKey: link) else { return nil }
         order.removeAll { $0 == link }
-        superSeedExempt.remove(link)
         if byKey[peer.deviceKey] == link { byKey[peer.deviceKey] = nil }
         for (chunk, _) in peer.outstandingByAge { emit(.discard(chunk: chunk, from: .peer(link))) }
         picker?.peerLeft(link)
@@ -216,7 +215,7 @@ extension SwarmEngine {
     /// Tells a peer what this side has: the bitfield, or while super-seeding only the chunks offered to it.
     mutating func announce(to link: LinkID) {
         guard let manifest, let have, let peer = links[link] else { return }
-        if superSeeder != nil, !superSeedExempt.contains(link) { return offerNext(to: link) }
+        if let seeder = superSeeder, !seeder.isExempt(link) { return offerNext(to: link) }
         // Before the download is open, `have` is not known yet (a resumed download, chunks from the local store):
         // an empty bitfield then would be the only one, and a super-seeding origin would keep offering chunks this
         // side has, which it never asks for (a resumed fetch stalled that way).
@@ -249,9 +248,7 @@ extension SwarmEngine {
     static let superSeedPatience = 5.0
 
     mutating func offerNext(to link: LinkID) {
-        guard var seeder = superSeeder, !superSeedExempt.contains(link), let peer = links[link], let manifest else {
-            return
-        }
+        guard var seeder = superSeeder, let peer = links[link], let manifest else { return }
         let interested = links.values.filter(\.peerInterested).count
         let offers = seeder.nextOffers(
             for: link, lacking: peer.theirs ?? ChunkSet(count: manifest.chunks.count), limit: superSeedWindow,
@@ -264,7 +261,6 @@ extension SwarmEngine {
     mutating func endSuperSeeding() {
         guard superSeeder != nil else { return }
         superSeeder = nil
-        superSeedExempt.removeAll()
         log(.info, "super-seeding done: every chunk was sent once or is in the swarm")
         for other in order { announce(to: other) }
     }

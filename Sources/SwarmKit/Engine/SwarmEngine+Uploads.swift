@@ -30,7 +30,7 @@ extension SwarmEngine {
             else { return }
             let chunk = Int(block.chunk)
             guard let manifest, let have, have.contains(chunk) else { return }
-            if let seeder = superSeeder, !superSeedExempt.contains(link), !seeder.mayServe(chunk, to: link) { return }
+            if let seeder = superSeeder, !seeder.mayServe(chunk, to: link) { return }
             guard Int(block.offset) + Int(block.length) <= manifest.chunks[chunk].length else {
                 log(.warning, "peer asked for a block outside its chunk", ["peer": peerName(link)])
                 return drop(link, reason: .malformedMessage, fault: true)

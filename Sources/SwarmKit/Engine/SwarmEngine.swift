@@ -75,9 +75,6 @@ public struct SwarmEngine: Sendable {
     var faults: [[UInt8]: Int] = [:]
     var usedPeers: Set<[UInt8]> = []
     var superSeeder: SuperSeeder<LinkID>?
-    /// Links that were connected when a finished fetch turned this side into an origin (`becomeOrigin`): they saw
-    /// every chunk announced as it arrived, so they are neither offered chunks nor refused any.
-    var superSeedExempt: Set<LinkID> = []
     var choker: Choker<LinkID>
     var lastChoke: Double = -1000
     var chokeDirty = true
