@@ -192,10 +192,13 @@ import Testing
                 }
                 try await connection.finish()
             }()
-            // Wait until the queue is over its limit: the kernel's buffers are full and the writer now waits in
-            // `send`. Then check how far it got.
+            // Wait until the queue is over its bulk limit (the queue limit at most, and falling with the rate, which
+            // is nothing once the kernel's buffers are full): the writer now waits in `send`. Then check how far it
+            // got.
             let sender = connection.sender
-            try await waitFor("the writer to fill the send queue") { sender.bufferedBytes > sender.queueLimit }
+            try await waitFor("the writer to fill the send queue") {
+                sender.bufferedBytes > 0 && sender.bufferedBytes > sender.bulkLimit
+            }
             let aheadBytes = written.value.load(ordering: .relaxed) * block.readableBytes
             #expect(
                 aheadBytes < 64 * 1024 * 1024, "writer got \(aheadBytes) bytes ahead of a reader that reads nothing")

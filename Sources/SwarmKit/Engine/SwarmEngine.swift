@@ -14,8 +14,10 @@ public struct SwarmEngine: Sendable {
     public struct Options: Sendable, Equatable, Codable {
         /// Range requests to the server at once (DESIGN: a few, so harp never becomes the server's load).
         public var serverRequests = 2
-        /// Regular upload slots (plus one optimistic unchoke).
-        public var uploadSlots = 4
+        /// Regular upload slots while fetching (plus one optimistic unchoke). Sixteen, not BitTorrent's four: the
+        /// members are devices with read access, not strangers to make reciprocate, and with four the fetchers with
+        /// slow uplinks stayed choked by most fast ones and finished last (docs/engine.md, "Choking").
+        public var uploadSlots = 16
         /// Super-seed when seeding a version this device has from outside the swarm (an origin): chunks that
         /// connected peers have count as sent, and super-seeding ends once every chunk is in the swarm.
         public var superSeed = false

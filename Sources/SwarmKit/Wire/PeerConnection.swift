@@ -32,7 +32,9 @@ public struct PeerConnection: Sendable {
     ) {
         self.session = session
         self.channel = channel
-        self.sender = PeerSender(channel: channel.channel, queueLimit: limits.queue, backlogLimit: limits.backlog)
+        self.sender = PeerSender(
+            channel: channel.channel, queueLimit: limits.queue, backlogLimit: limits.backlog,
+            kernelUnsentLimit: limits.kernelUnsent)
         self.swarmID = swarmID
     }
 
@@ -262,7 +264,9 @@ extension ChannelOption where Self == ChannelOptions.Types.SocketOption {
 }
 
 extension PeerConfiguration {
-    var senderLimits: PeerSender.Limits { .init(queue: sendQueueLimit, backlog: sendBacklogLimit) }
+    var senderLimits: PeerSender.Limits {
+        .init(queue: sendQueueLimit, backlog: sendBacklogLimit, kernelUnsent: kernelUnsentLimit)
+    }
 
     var asyncChannelConfiguration: NIOAsyncChannel<WireMessage, WireMessage>.Configuration {
         .init(backPressureStrategy: .init(lowWatermark: inboundLowWatermark, highWatermark: inboundHighWatermark))

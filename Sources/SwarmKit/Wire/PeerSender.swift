@@ -1,3 +1,4 @@
+internal import HarpBasics
 public import NIOCore
 internal import Synchronization
 
@@ -9,7 +10,12 @@ internal import Synchronization
 ///
 /// - `queueLimit` (small, 512 KiB by default): `send` waits while the backlog is above it. Bulk data (pieces,
 ///   manifest pages) goes through `send`, so a peer that reads slowly, or not at all, holds it to `queueLimit` plus
-///   one message.
+///   one message. On a connection that moves bytes slowly the limit is lower: at most `queueTime` (50 ms) of the
+///   rate at which the kernel has taken this connection's bytes lately, and the kernel's unsent limit
+///   (`TCP_NOTSENT_LOWAT`) follows the same rate. Control messages are written behind the bulk data already handed
+///   to the channel, so this is how long a request, `have` or cancel waits behind pieces: on a slow uplink shared
+///   by several connections, 512 KiB plus the kernel's 256 KiB held a fetcher's requests for 2-7 s behind its own
+///   uploads, and its sources idled while it waited.
 /// - `backlogLimit` (4 MiB by default): `enqueue`, for control messages that must not wait (requests, `have`, choke
 ///   state), throws `PeerSendError.backlogExceeded` instead of writing past it. The protocol bounds what an honest
 ///   peer makes this side send while it is not reading far below this limit, so passing it is a fault of the peer;
@@ -31,15 +37,29 @@ public final class PeerSender: Sendable {
         var waiters: [Waiter] = []
         /// Set when a write failed: the connection is gone.
         var closed = false
+        /// The bytes the kernel took lately (write completions), over `rateWindow`.
+        var meter = RateMeter(window: PeerSender.rateWindow)
+        /// The unsent limit last given to the kernel (nil: not adapted).
+        var kernelUnsent: Int?
     }
+
+    /// How long bulk data may wait in user space, and unsent in the kernel, at the connection's recent rate.
+    public static let queueTime = 0.05
+    /// The time constant of the rate the limits follow, in seconds.
+    static let rateWindow = 1.0
+    /// The kernel's unsent limit never goes below this (a few segments).
+    public static let minimumKernelUnsent = 16 * 1024
 
     /// The two limits, in bytes.
     public struct Limits: Sendable, Equatable {
         public var queue: Int
         public var backlog: Int
-        public init(queue: Int, backlog: Int) {
+        /// What the socket's `TCP_NOTSENT_LOWAT` was set to (nil: not a socket the sender may tune).
+        public var kernelUnsent: Int?
+        public init(queue: Int, backlog: Int, kernelUnsent: Int? = nil) {
             self.queue = queue
             self.backlog = backlog
+            self.kernelUnsent = kernelUnsent
         }
     }
 
@@ -48,15 +68,48 @@ public final class PeerSender: Sendable {
     public let queueLimit: Int
     /// `enqueue` refuses to let more than this many bytes wait.
     public let backlogLimit: Int
+    /// The kernel's unsent limit the socket was set up with (`TCP_NOTSENT_LOWAT`), the most it is raised to; nil:
+    /// the sender leaves it alone.
+    public let kernelUnsentLimit: Int?
     private let state = Mutex(State())
 
     /// `queueLimit` bounds what `send` lets wait; `backlogLimit` (at least `queueLimit` plus two of the largest
-    /// messages) bounds everything.
-    public init(channel: any Channel, queueLimit: Int = 512 * 1024, backlogLimit: Int = 4 * 1024 * 1024) {
+    /// messages) bounds everything. With `kernelUnsentLimit` (what the socket's `TCP_NOTSENT_LOWAT` was set to), the
+    /// sender lowers the kernel's limit on a slow connection and raises it again, up to that value, as it speeds up.
+    public init(
+        channel: any Channel, queueLimit: Int = 512 * 1024, backlogLimit: Int = 4 * 1024 * 1024,
+        kernelUnsentLimit: Int? = nil
+    ) {
         precondition(queueLimit > 0 && backlogLimit >= queueLimit + 2 * (WireLimits.maxMessageLength + 4))
+        precondition(kernelUnsentLimit.map { $0 >= Self.minimumKernelUnsent } ?? true)
         self.channel = channel
         self.queueLimit = queueLimit
         self.backlogLimit = backlogLimit
+        self.kernelUnsentLimit = kernelUnsentLimit
+        state.withLock { $0.kernelUnsent = kernelUnsentLimit }
+    }
+
+    /// What `send` lets wait now: `queueTime` of the recent rate, at most `queueLimit`.
+    public var bulkLimit: Int {
+        let now = Self.now()
+        return state.withLock { Self.bulkLimit(rate: $0.meter.rate(at: now), cap: queueLimit) }
+    }
+
+    /// The kernel's unsent limit as last set (nil: left alone).
+    public var kernelUnsent: Int? { state.withLock { $0.kernelUnsent } }
+
+    /// `queueTime` of `rate` bytes per second, at most `cap`.
+    static func bulkLimit(rate: Double, cap: Int) -> Int {
+        Int(min(Double(cap), (rate * queueTime).rounded(.up)))
+    }
+
+    /// The kernel's unsent limit for `rate`: `queueTime` of it, between `minimumKernelUnsent` and `cap`.
+    static func kernelLimit(rate: Double, cap: Int) -> Int {
+        max(minimumKernelUnsent, min(cap, Int((rate * queueTime).rounded(.up))))
+    }
+
+    private static func now() -> Double {
+        Double(NIODeadline.now().uptimeNanoseconds) / 1e9
     }
 
     /// The bytes handed to the channel whose writes have not completed yet.
@@ -85,13 +138,13 @@ public final class PeerSender: Sendable {
     /// - Throws: `PeerSendError` (`connectionClosed`, or `backlogExceeded` when control messages filled the backlog
     ///   meanwhile), or `CancellationError`.
     public func send(_ message: WireMessage) async throws {
-        try await wait(untilAtMost: queueLimit)
+        try await wait(untilAtMost: bulkLimit)
         _ = try write([message], wantsFuture: false)
     }
 
     /// Like `send`, then waits until `message` itself has been written: one such message is in flight at a time.
     public func sendAndWait(_ message: WireMessage) async throws {
-        try await wait(untilAtMost: queueLimit)
+        try await wait(untilAtMost: bulkLimit)
         try await write([message], wantsFuture: true)?.get()
     }
 
@@ -125,12 +178,27 @@ public final class PeerSender: Sendable {
     }
 
     private func written(_ bytes: Int) {
-        let ready: [CheckedContinuation<Void, any Error>] = state.withLock { state in
+        let now = Self.now()
+        let (ready, kernel): ([CheckedContinuation<Void, any Error>], Int?) = state.withLock { state in
             state.backlog -= bytes
+            state.meter.add(bytes, at: now)
             let backlog = state.backlog
             let ready = state.waiters.filter { $0.threshold >= backlog }
             state.waiters.removeAll { $0.threshold >= backlog }
-            return ready.map(\.continuation)
+            // The kernel's limit follows the rate, changed only when it is off by half or double (a system call).
+            var kernel: Int?
+            if let cap = kernelUnsentLimit, let current = state.kernelUnsent, !state.closed {
+                let wanted = Self.kernelLimit(rate: state.meter.rate(at: now), cap: cap)
+                if wanted * 2 <= current || wanted >= current * 2 || (wanted == cap) != (current == cap) {
+                    state.kernelUnsent = wanted
+                    kernel = wanted
+                }
+            }
+            return (ready.map(\.continuation), kernel)
+        }
+        if let kernel {
+            // Best effort: a channel that is not a TCP socket, or is closing, keeps what it has.
+            channel.setOption(.tcpNotSentLowWatermark, value: SocketOptionValue(kernel)).whenFailure { _ in }
         }
         for continuation in ready { continuation.resume() }
     }
