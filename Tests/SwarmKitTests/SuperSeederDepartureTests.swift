@@ -16,6 +16,9 @@ struct SuperSeederDepartureTests {
         seeder.sent(1, to: "b")
         #expect(seeder.nextOffers(for: "b", lacking: ChunkSet(count: 3, indexes: [1]), limit: 1) == [2])
         seeder.sent(2, to: "b")
+        // Every chunk left once; super-seeding lasts until their arrival is announced.
+        #expect(seeder.isActive)
+        for (index, peer) in [(0, "a"), (1, "b"), (2, "b")] { _ = seeder.announced(index, by: peer) }
         #expect(!seeder.isActive)
 
         var active = SuperSeeder<String>(chunkCount: 4)
@@ -32,6 +35,7 @@ struct SuperSeederDepartureTests {
             for index in next { active.sent(index, to: "b") }
         }
         #expect(Set(offered) == [0, 1, 2, 3])
+        for index in offered { _ = active.announced(index, by: "b") }
         #expect(!active.isActive)
         // A chunk that was never sent cannot be lost, and an index outside the file is ignored.
         var fresh = SuperSeeder<String>(chunkCount: 2)
@@ -85,5 +89,48 @@ struct SuperSeederSpreadTests {
         seeder.sent(0, to: "a", at: 0)
         seeder.withdraw("a")
         #expect(seeder.announced(0, by: "b") == nil)
+    }
+}
+
+/// Super-seeding ends when every chunk is in the swarm, not when the last first copy leaves: fetchers see the seeder's
+/// full bitfield at that moment, and a chunk on its way to its first recipient was then held by the seeder alone.
+@Suite("Super-seeder: the end waits for the last first copies to arrive")
+struct SuperSeederEndTests {
+    @Test func superSeedingLastsUntilTheLastFirstCopyIsAnnounced() {
+        var seeder = SuperSeeder<String>(chunkCount: 2)
+        #expect(seeder.nextOffers(for: "a", lacking: ChunkSet(count: 2), limit: 2) == [0, 1])
+        seeder.sent(0, to: "a", at: 1)
+        seeder.sent(1, to: "a", at: 1)
+        #expect(seeder.isActive)
+        #expect(seeder.announced(0, by: "a") == nil)
+        #expect(seeder.isActive)
+        // Another peer's announcement counts as well (the chunk spread before its recipient's `have` came back).
+        #expect(seeder.announced(1, by: "b") == "a")
+        #expect(!seeder.isActive)
+    }
+
+    /// A first copy nobody announces counts as arrived after the patience: a peer that keeps quiet about what it took
+    /// does not keep the seeder from announcing everything.
+    @Test func aFirstCopyNobodyAnnouncesEndsSuperSeedingAfterThePatience() {
+        var seeder = SuperSeeder<String>(chunkCount: 1)
+        _ = seeder.nextOffers(for: "a", lacking: ChunkSet(count: 1), limit: 1)
+        seeder.sent(0, to: "a", at: 10)
+        seeder.expireArrivals(now: 14.9, patience: 5)
+        #expect(seeder.isActive)
+        seeder.expireArrivals(now: 15.1, patience: 5)
+        #expect(!seeder.isActive)
+    }
+
+    /// A chunk lost with its recipient is not waited for: it is unsent again, and offered.
+    @Test func aLostFirstCopyIsNotWaitedFor() {
+        var seeder = SuperSeeder<String>(chunkCount: 1)
+        _ = seeder.nextOffers(for: "a", lacking: ChunkSet(count: 1), limit: 1)
+        seeder.sent(0, to: "a", at: 0)
+        seeder.withdraw("a")
+        seeder.lost(0)
+        #expect(seeder.nextOffers(for: "b", lacking: ChunkSet(count: 1), limit: 1) == [0])
+        seeder.sent(0, to: "b", at: 1)
+        _ = seeder.announced(0, by: "b")
+        #expect(!seeder.isActive)
     }
 }

@@ -7,8 +7,11 @@ public import ChunkStore
 /// time (the caller's choice: more than one when few peers are interested, so that a peer alone with the origin is not
 /// held to one chunk per round trip; one when many are, so that each first copy completes as soon as possible and can
 /// be passed on). Only chunks that were never sent and are not offered to another peer are offered, so no chunk can leave
-/// twice while another has not left at all. Once every chunk has been sent once (or announced by a peer that took it
-/// elsewhere), `isActive` turns false and the seeder announces everything like any other seeder.
+/// twice while another has not left at all. Once every chunk is in the swarm (sent once and announced by a peer, or
+/// announced by a peer that took it elsewhere), `isActive` turns false and the seeder announces everything like any
+/// other seeder. A first copy on its way does not count as in the swarm: had super-seeding ended when the last one left
+/// the seeder, every fetcher would have seen the last few chunks held by the seeder alone and asked it for them at that
+/// moment (in the uneven swarm benchmark, 10 of the 13 chunks the seeder sent twice).
 public struct SuperSeeder<Peer: Hashable & Sendable>: Sendable {
     public let chunkCount: Int
     private var sent: [Bool]
@@ -21,6 +24,8 @@ public struct SuperSeeder<Peer: Hashable & Sendable>: Sendable {
     private var unspread: [Peer: [Int: Double]] = [:]
     /// Who took each chunk from this seeder first.
     private var recipient: [Int: Peer] = [:]
+    /// First copies sent whose arrival no peer has announced yet, with when they were sent.
+    private var arriving: [Int: Double] = [:]
     /// Peers that saw every chunk announced before super-seeding began (a fetch that finished as the only holder,
     /// `SwarmEngine.becomeOrigin`): they are neither offered chunks nor refused any.
     private var exempt: Set<Peer> = []
@@ -35,8 +40,17 @@ public struct SuperSeeder<Peer: Hashable & Sendable>: Sendable {
     /// Whether `peer` is served as by any seeder (it saw every chunk announced before super-seeding began).
     public func isExempt(_ peer: Peer) -> Bool { exempt.contains(peer) }
 
-    /// True while some chunk has never been sent.
-    public var isActive: Bool { unsent > 0 }
+    /// True while some chunk has never been sent, or a first copy has not arrived (no peer announced it yet).
+    public var isActive: Bool { unsent > 0 || !arriving.isEmpty }
+
+    /// First copies sent at least `patience` seconds before `now` count as arrived even though no peer announced them
+    /// (a peer that does not announce what it took must not keep super-seeding on, and the chunk from the others).
+    public mutating func expireArrivals(now: Double, patience: Double) {
+        arriving = arriving.filter { now - $0.value < patience }
+    }
+
+    /// When the oldest first copy whose arrival no peer announced was sent (nil: none waits).
+    public var oldestArriving: Double? { arriving.values.min() }
 
     /// How many times chunk `index` was sent while super-seeding (0 or 1).
     public func timesSent(_ index: Int) -> Int { sent[index] ? 1 : 0 }
@@ -98,6 +112,7 @@ public struct SuperSeeder<Peer: Hashable & Sendable>: Sendable {
         if !sent[index], index >= 0, index < chunkCount {
             recipient[index] = peer
             unspread[peer, default: [:]][index] = now
+            arriving[index] = now
         }
         markSent(index)
         offers[peer]?.remove(index)
@@ -106,6 +121,7 @@ public struct SuperSeeder<Peer: Hashable & Sendable>: Sendable {
     /// `announcer` announced chunk `index`: if another peer took it from this seeder, it has now spread. Returns that
     /// peer, which may be offered more.
     public mutating func announced(_ index: Int, by announcer: Peer) -> Peer? {
+        arriving[index] = nil
         guard let first = recipient[index], first != announcer else { return nil }
         recipient[index] = nil
         return unspread[first]?.removeValue(forKey: index) != nil ? first : nil
@@ -116,6 +132,7 @@ public struct SuperSeeder<Peer: Hashable & Sendable>: Sendable {
     /// super-seeding on for good, and the seeder would serve only offered chunks to the last peers.
     public mutating func seen(_ index: Int) {
         guard index >= 0, index < chunkCount else { return }
+        arriving[index] = nil
         markSent(index)
     }
 
@@ -124,6 +141,7 @@ public struct SuperSeeder<Peer: Hashable & Sendable>: Sendable {
     /// again while super-seeding lasts, and the peers still fetching would wait for them or take them from the server.
     public mutating func lost(_ index: Int) {
         guard index >= 0, index < chunkCount, sent[index] else { return }
+        arriving[index] = nil
         sent[index] = false
         unsent += 1
     }

@@ -246,6 +246,10 @@ extension SwarmEngine {
     /// How many first copies a peer may hold that no other peer has announced, and for how long they count.
     static let superSeedSpread = 2
     static let superSeedPatience = 5.0
+    /// How long super-seeding waits for a first copy's arrival to be announced before it counts as arrived. Short: a
+    /// peer with a slow uplink announces late (its `have` waits behind its uploads), and while super-seeding lasts
+    /// the others can take that chunk only from it.
+    static let superSeedArrival = 0.5
 
     mutating func offerNext(to link: LinkID) {
         guard var seeder = superSeeder, let peer = links[link], let manifest else { return }
@@ -261,7 +265,7 @@ extension SwarmEngine {
     mutating func endSuperSeeding() {
         guard superSeeder != nil else { return }
         superSeeder = nil
-        log(.info, "super-seeding done: every chunk was sent once or is in the swarm")
+        log(.info, "super-seeding done: every chunk is in the swarm")
         for other in order { announce(to: other) }
     }
 

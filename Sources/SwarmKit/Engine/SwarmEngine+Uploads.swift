@@ -117,6 +117,11 @@ extension SwarmEngine {
     /// Time-driven work: overdue requests, interest, the manifest's wait, stalls and the regular rechoke.
     mutating func tick() {
         if chokeDirty || now - lastChoke >= 10 { rechoke() }
+        if var seeder = superSeeder {
+            seeder.expireArrivals(now: now, patience: Self.superSeedArrival)
+            superSeeder = seeder
+            if !seeder.isActive { endSuperSeeding() }
+        }
         if let seeder = superSeeder {
             // Offers held back while a peer's first copies had not spread, once they are too old to wait for.
             let window = superSeedWindow
@@ -138,7 +143,11 @@ extension SwarmEngine {
     mutating func scheduleWake() {
         var due = lastChoke + 10
         // Offers held back while first copies spread are made again within a second of their patience running out.
-        if superSeeder != nil { due = min(due, now + 1) }
+        if let seeder = superSeeder {
+            due = min(due, now + 1)
+            // The end of super-seeding when the last first copies count as arrived without an announcement.
+            if let oldest = seeder.oldestArriving { due = min(due, oldest + Self.superSeedArrival + 0.001) }
+        }
         if manifest == nil, failure == nil, let deadline = manifestDeadline {
             due = min(due, deadline + 0.001)
             if manifestAssembler.isActive { due = min(due, manifestAssembler.startedAt + 5.001) }

@@ -79,7 +79,8 @@ struct SimulationTests {
 
     /// The benchmark's uneven scenario: a quarter of the fetchers upload at a quarter of the rate, and a fast one leaves
     /// halfway. The origin sends about one copy (1.14-1.19 F when it gave every peer first copies at the rate it took
-    /// them and every fetcher asked it for the last chunks), and the survivors finish near their bound.
+    /// them and every fetcher asked it for the last chunks; 1.03 F while super-seeding ended when the last first copy
+    /// left, not when it arrived), and the survivors finish near their bound.
     @Test(arguments: [1, 2, 3, 4] as [UInt64])
     func unevenUplinksAndADepartureTakeAboutOneCopyFromTheOrigin(seed: UInt64) async {
         var nodes = [Node(name: "origin", uplink: 5 * Self.mb, seeds: true)]
@@ -93,7 +94,7 @@ struct SimulationTests {
         let origin = Double(sim.nodes[0].bytesUploaded + sim.serverBytes) / Double(sim.fileSize)
         print("uneven uplinks, a departure (seed \(seed)): origin \(origin) F, finish \(ratio)× the bound")
         #expect(sim.lastFinish != nil)
-        #expect(origin <= 1.06)
+        #expect(origin <= 1.02)
         #expect(ratio <= 1.25)
     }
 
@@ -144,7 +145,8 @@ struct SimulationTests {
     }
 
     /// The benchmark's late seeder: eight fetchers begin from the server, the origin's seeder joins 15 s later; the
-    /// server and the seeder together send about one copy.
+    /// server and the seeder together send about one copy (1.05 F while super-seeding ended when the last first copy
+    /// left the seeder, 1.02 F since it ends when that copy arrived).
     @Test func eightFetchersAndALateSeederTakeAboutOneCopyFromTheOrigin() async {
         var nodes = Self.fetchers(8, uplink: 5 * Self.mb)
         nodes.append(Node(name: "late seeder", uplink: 5 * Self.mb, seeds: true, joinAt: 15))
@@ -154,7 +156,7 @@ struct SimulationTests {
         let seeder = Double(sim.nodes[8].bytesUploaded) / Double(sim.fileSize)
         print("8 fetchers, late seeder: server \(server) F, seeder \(seeder) F, finish \(sim.lastFinish ?? -1) s")
         #expect(sim.lastFinish != nil)
-        #expect(server + seeder <= 1.1)
+        #expect(server + seeder <= 1.035)
     }
 
     /// A fetcher that took the file from the server and stays (`get --seed`) is the swarm's only source when four
