@@ -27,7 +27,10 @@ struct SuperSeederDepartureTests {
         active.withdraw("a")
         active.lost(0)
         #expect(active.timesSent(0) == 0)
-        // Chunk 0 is offered again (before the chunks never sent further on: the cursor wraps to it in turn).
+        // Chunk 0 is offered again at once, before the chunks never sent (the cursor is past it: offered when the
+        // cursor came round, a lost chunk was one of the last first copies).
+        #expect(active.nextOffers(for: "c", lacking: ChunkSet(count: 4), limit: 1) == [0])
+        active.withdraw("c")
         var offered: [Int] = []
         for _ in 0..<4 {
             let next = active.nextOffers(for: "b", lacking: ChunkSet(count: 4, indexes: offered), limit: 1)

@@ -20,6 +20,10 @@ public struct SuperSeeder<Peer: Hashable & Sendable>: Sendable {
     /// Who each offered chunk is offered to (one peer: an unsent chunk is offered to one peer at a time).
     private var offeredTo: [Int: Peer] = [:]
     private var cursor = 0
+    /// Chunks lost with a departing peer, offered before the cursor's next ones: offered when the cursor came round to
+    /// them again, they were the last first copies, held by one peer each when super-seeding ended, and every fetcher
+    /// asked the origin for them (in the uneven benchmark, two such chunks went out six times each).
+    private var requeued: [Int] = []
     /// The chunks each peer took from this seeder that no other peer has announced yet, with when they were sent.
     private var unspread: [Peer: [Int: Double]] = [:]
     /// Who took each chunk from this seeder first.
@@ -87,6 +91,19 @@ public struct SuperSeeder<Peer: Hashable & Sendable>: Sendable {
                 return added
             }
         }
+        // Lost chunks first, oldest loss first.
+        var kept: [Int] = []
+        for index in requeued {
+            guard !sent[index], offeredTo[index] == nil else { continue }
+            if current.count < limit, !has.contains(index) {
+                current.insert(index)
+                offeredTo[index] = peer
+                added.append(index)
+            } else {
+                kept.append(index)
+            }
+        }
+        requeued = kept
         // Nothing is ever sent twice while super-seeding, so an unsent chunk is one that no peer has.
         var scanned = 0
         while current.count < limit, unsent - offeredTo.count > 0, scanned < chunkCount {
@@ -143,6 +160,7 @@ public struct SuperSeeder<Peer: Hashable & Sendable>: Sendable {
         guard index >= 0, index < chunkCount, sent[index] else { return }
         arriving[index] = nil
         sent[index] = false
+        if !requeued.contains(index) { requeued.append(index) }
         unsent += 1
     }
 
