@@ -59,3 +59,51 @@ struct EngineHostileInputTests {
         #expect(engine.snapshot.peerFaults == 1)
     }
 }
+
+/// The server's grace at the start of a fetch (`SwarmEngine.Options.serverGrace`).
+@Suite("Engine: the server's grace")
+struct EngineServerGraceTests {
+    static func serverRanges(_ actions: [EngineAction]) -> Int {
+        actions.filter { if case .fetchRange = $0 { true } else { false } }.count
+    }
+
+    /// A fetcher connected only to peers that have nothing yet (fetchers that started with it) waits the grace for a
+    /// peer with chunks before it asks the server; a peer that announces chunks ends the wait at once.
+    @Test func peersWithNothingDoNotEndTheGrace() throws {
+        let refs = (0..<8).map { index in
+            ChunkRef(hash: Hash256(bytes: [UInt8](repeating: UInt8(index), count: 32))!, length: 1 << 20)
+        }
+        let manifest = try Manifest(parameters: .default, chunks: refs)
+        var engine = SwarmEngine(
+            root: manifest.root, chunking: .default, expectedSize: manifest.size,
+            localKey: [1] + [UInt8](repeating: 0, count: 31), options: SwarmEngine.Options(), seed: 1)
+        var asked = Self.serverRanges(engine.handle(.fetch(manifest: manifest, server: true), at: 0))
+        asked += Self.serverRanges(engine.handle(.opened(have: ChunkSet(count: 8), localBytes: 0), at: 0))
+        let empty = LinkID(1)
+        asked += Self.serverRanges(
+            engine.handle(
+                .connected(
+                    ConnectedPeer(
+                        link: empty, deviceKey: [2] + [UInt8](repeating: 0, count: 31), initiatedByUs: true,
+                        superSeeding: false, listenAddress: nil)), at: 0.1))
+        asked += Self.serverRanges(engine.handle(.received(empty, .bitfield(ChunkSet(count: 8).bitfield)), at: 0.2))
+        asked += Self.serverRanges(engine.handle(.tick, at: 0.5))
+        #expect(asked == 0)
+        // The grace is over: the server is asked for what no peer has.
+        #expect(Self.serverRanges(engine.handle(.tick, at: 0.8)) > 0)
+
+        // The same start, but the peer announces a chunk: the grace ends then.
+        var other = SwarmEngine(
+            root: manifest.root, chunking: .default, expectedSize: manifest.size,
+            localKey: [1] + [UInt8](repeating: 0, count: 31), options: SwarmEngine.Options(), seed: 1)
+        _ = other.handle(.fetch(manifest: manifest, server: true), at: 0)
+        _ = other.handle(.opened(have: ChunkSet(count: 8), localBytes: 0), at: 0)
+        _ = other.handle(
+            .connected(
+                ConnectedPeer(
+                    link: empty, deviceKey: [2] + [UInt8](repeating: 0, count: 31), initiatedByUs: true,
+                    superSeeding: false, listenAddress: nil)), at: 0.1)
+        let holder = other.handle(.received(empty, .bitfield(ChunkSet(count: 8, indexes: [0]).bitfield)), at: 0.2)
+        #expect(Self.serverRanges(holder) > 0)
+    }
+}
