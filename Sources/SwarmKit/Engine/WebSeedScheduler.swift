@@ -71,7 +71,7 @@ public struct WebSeedScheduler: Sendable {
 extension SwarmEngine {
     /// The connected peers that count against the server's grace: those that have something to give. Fetchers that
     /// start together connect to each other first, with nothing yet: counting them, each asked the server for a chunk
-    /// a moment before the seeder's connection arrived (0.018 F of the origin's egress in one uneven benchmark run).
+    /// a moment before the seeder's connection arrived.
     var graceHolders: Int {
         links.values.filter { $0.superSeeding || !($0.theirs?.isEmpty ?? true) }.count
     }
