@@ -3,6 +3,7 @@ import Foundation
 import HarpClient
 import Logging
 import NextcloudClient
+import SwarmKit
 
 /// Which Nextcloud account to use. Each value is taken from the flag, else the environment
 /// (HARP_SERVER, HARP_USER, HARP_APP_PASSWORD), else the stored login.
@@ -92,4 +93,18 @@ func printJSONLine(_ object: [String: Any]) {
         let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
     else { return }
     print(String(decoding: data, as: UTF8.self))
+}
+
+/// `--record-engine FILE` (not in `--help`): every swarm engine of the command records the events fed to it and the
+/// actions it took into FILE (mode 0600), for `harp-cli debug replay`.
+struct RecordEngineOptions: ParsableArguments {
+    @Option(
+        name: .customLong("record-engine"),
+        help: ArgumentHelp(
+            "Record every event fed to the swarm engine and every action it took into FILE (for `debug replay`).",
+            valueName: "FILE", visibility: .hidden))
+    var path: String?
+
+    /// The recorder writing to the file, or nil without the option.
+    func recorder() throws -> EngineRecorder? { try path.map { try EngineRecorder(path: $0) } }
 }

@@ -67,12 +67,7 @@ struct GetCommand: AsyncParsableCommand {
         parallel ?? config.parallelFiles ?? FetchQueue.defaultParallel
     }
 
-    @Option(
-        name: .customLong("record-engine"),
-        help: ArgumentHelp(
-            "Record every event fed to the swarm engine and every action it took into FILE (for `debug replay`).",
-            valueName: "FILE", visibility: .hidden))
-    var recordEngine: String?
+    @OptionGroup var recording: RecordEngineOptions
 
     @OptionGroup var peers: PeerOptions
     @OptionGroup var account: AccountOptions
@@ -105,7 +100,7 @@ struct GetCommand: AsyncParsableCommand {
             if settings.signalURL == nil, !json, !outputOptions.quiet {
                 printError("harp-cli: no signaling server (--signal or HARP_SIGNAL): fetching from the server alone")
             }
-            let recorder = try recordEngine.map { try EngineRecorder(path: $0) }
+            let recorder = try recording.recorder()
             defer { recorder?.flush() }
             let node = SwarmNode(identity: identity, settings: settings, logger: logger, recorder: recorder)
             let board = ProgressBoard()

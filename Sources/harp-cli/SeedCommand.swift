@@ -40,6 +40,7 @@ struct SeedCommand: AsyncParsableCommand {
     @OptionGroup var storeOptions: StoreOptions
     @OptionGroup var config: ConfigOptions
     @OptionGroup var output: OutputOptions
+    @OptionGroup var recording: RecordEngineOptions
 
     func validate() throws {
         try peers.validateURL()
@@ -66,7 +67,9 @@ struct SeedCommand: AsyncParsableCommand {
             let folder = try await client.item(at: remoteRoot)
             guard folder.isFolder else { throw UsageError(description: "\(remoteRoot) is not a folder on the server") }
 
-            let node = SwarmNode(identity: identity, settings: settings, logger: logger)
+            let recorder = try recording.recorder()
+            defer { recorder?.flush() }
+            let node = SwarmNode(identity: identity, settings: settings, logger: logger, recorder: recorder)
             await node.start()
             let (json, quiet) = (output.json, output.quiet)
             let versionLog = VersionLogHook(

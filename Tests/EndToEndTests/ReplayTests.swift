@@ -55,4 +55,34 @@ struct ReplayTests {
         #expect(edited.output.contains { $0.hasPrefix("different") })
         seeder.signal(SIGTERM)
     }
+
+    /// `seed --record-engine`: a folder seeder's engines record too (the late seeder of the swarm benchmark is a
+    /// `seed`), and the recording of one that served a fetcher and was then stopped replays identically.
+    @Test func aRecordedFolderSeederReplaysIdentically() async throws {
+        let bed = try await Testbed()
+        defer { bed.shutdown() }
+        let original = try bed.makeFile("seeded/clip.bin", size: 24 << 20)
+        let put = try await bed.run("origin", ["put", original, "/", "--json"])
+        try #require(put.process.terminationStatus == 0, "\(put.stderr)")
+        let seeder = try bed.start(
+            "origin", ["seed", bed.directory + "/seeded", "--remote", "/", "--json", "--record-engine", "seed.jsonl"])
+        let seeding = await seeder.waitForLine(timeout: 120) { $0.contains("\"event\":\"seeding\"") }
+        try #require(seeding != nil, "\(seeder.output) \(seeder.stderr.suffix(2000))")
+        let fetcher = try bed.start("fetcher", ["get", "/clip.bin", "-o", "copy/", "--json"])
+        #expect(await fetcher.wait() == 0, "\(fetcher.stderr.suffix(2000))")
+        let done = try #require(fileDone(fetcher))
+        #expect(int64(done["bytesFromPeers"]) > 0, "\(done)")
+        seeder.signal(SIGTERM)
+        #expect(await seeder.wait() == 0, "\(seeder.stderr.suffix(2000))")
+
+        let recording = bed.home("origin") + "/seed.jsonl"
+        let attributes = try FileManager.default.attributesOfItem(atPath: recording)
+        #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
+        let replay = try await bed.run("origin", ["debug", "replay", recording])
+        #expect(replay.process.terminationStatus == 0, "\(replay.output) \(replay.stderr.suffix(2000))")
+        #expect(replay.output.last == "identical", "\(replay.output)")
+        let events = replay.output.first { $0.hasPrefix("events: ") }.flatMap { Int($0.dropFirst(8)) } ?? 0
+        #expect(events > 100, "the seeder recorded only \(events) events")
+        print("seed: \(events) events replayed identically")
+    }
 }

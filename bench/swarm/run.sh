@@ -33,8 +33,9 @@
 # WORK (/var/tmp/harp-swarm-bench), HARP_CLI (a harp-cli binary; else the script builds it in release),
 # TIMEOUT (seconds per fetch phase; default 2·N·F/u_s + 120), INSTALL (1: apt-get the missing tools), KILL_PCT (50:
 # the uneven scenarios kill a fetcher when the first passes it), LATE_S (15, QUICK=1: 4: the late seeder's delay),
-# RECORD (1: every harp-cli get records its engine with --record-engine, in its folder as engine.jsonl, for
-# `harp-cli debug replay` and for tracing a run).
+# RECORD (1: every harp-cli get records its engine with --record-engine, in its folder as engine.jsonl, and the late
+# seeder's `harp-cli seed` into the run's folder as seeder-engine.jsonl, for `harp-cli debug replay` and for tracing a
+# run).
 #
 # Figures: time from starting the N fetchers to the last one finishing (a harp or curl process exiting, aria2c's
 # --on-bt-download-complete hook), the lower bound max(F/u_s, F/d_min, N·F/(u_s+Σu_i)) with rates as given to tc, their
@@ -287,8 +288,10 @@ start_late_seeder() {  # kind run-dir
     if [ "$kind" = harp ]; then
         local s=$run/prep
         # shellcheck disable=SC2046
+        local rec=()
+        if [ "${RECORD:-0}" = 1 ]; then rec=(--record-engine "$run/seeder-engine.jsonl"); fi
         ip netns exec "$PREFIX-srv" env $(harp_env "$s") "$HARP" seed "$s/out" --remote / --json --listen 0.0.0.0 \
-            --advertise "$SRV_IP" "${V[@]}" >"$s/seed.stdout" 2>"$s/seed.stderr" &
+            --advertise "$SRV_IP" "${V[@]}" "${rec[@]}" >"$s/seed.stdout" 2>"$s/seed.stderr" &
     else
         ip netns exec "$PREFIX-srv" aria2c --enable-dht=false --enable-dht6=false --bt-enable-lpd=false --listen-port=6881 \
             --seed-ratio=0.0 --summary-interval=0 --console-log-level=warn --bt-seed-unverified=true \
