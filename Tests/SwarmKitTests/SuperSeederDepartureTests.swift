@@ -48,6 +48,38 @@ struct SuperSeederDepartureTests {
     }
 }
 
+/// A departure that loses many chunks at once: each is requeued once, in loss order, in time linear in the chunks.
+@Suite("Super-seeder: a departure that loses a large file's chunks", .timeLimit(.minutes(1)))
+struct SuperSeederMassLossTests {
+    @Test func everyLostChunkIsOfferedAgainOnceInLossOrder() {
+        let count = 200_000
+        var seeder = SuperSeeder<String>(chunkCount: count)
+        let none = ChunkSet(count: count)
+        var taken: [Int] = []
+        while taken.count < count {
+            let offered = seeder.nextOffers(for: "a", lacking: none, limit: 4096)
+            for index in offered { seeder.sent(index, to: "a") }
+            taken += offered
+        }
+        seeder.withdraw("a")
+        // Lost in reverse order; some are then announced by a peer that took them elsewhere and lost again while
+        // still waiting to be offered (no second entry).
+        for index in taken.reversed() { seeder.lost(index) }
+        for index in taken.prefix(1000) {
+            seeder.seen(index)
+            seeder.lost(index)
+        }
+        var again: [Int] = []
+        while true {
+            let offered = seeder.nextOffers(for: "b", lacking: none, limit: 4096)
+            if offered.isEmpty { break }
+            for index in offered { seeder.sent(index, to: "b") }
+            again += offered
+        }
+        #expect(again == Array(taken.reversed()))
+    }
+}
+
 /// BitTorrent's super-seeding rule: a peer gets its next first copy once it has passed the last ones on.
 @Suite("Super-seeder: first copies spread before more are offered")
 struct SuperSeederSpreadTests {

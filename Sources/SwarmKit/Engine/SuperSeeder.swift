@@ -24,6 +24,9 @@ public struct SuperSeeder<Peer: Hashable & Sendable>: Sendable {
     /// them again, they were the last first copies, held by one peer each when super-seeding ended, and every fetcher
     /// asked the origin for them (in the uneven benchmark, two such chunks went out six times each).
     private var requeued: [Int] = []
+    /// Whether each chunk is in `requeued`: a departure can lose every chunk a peer took, and searching the list for
+    /// each one made that quadratic in the file's chunks.
+    private var isRequeued: [Bool]
     /// The chunks each peer took from this seeder that no other peer has announced yet, with when they were sent.
     private var unspread: [Peer: [Int: Double]] = [:]
     /// Who took each chunk from this seeder first.
@@ -37,6 +40,7 @@ public struct SuperSeeder<Peer: Hashable & Sendable>: Sendable {
     public init(chunkCount: Int, exempt: Set<Peer> = []) {
         self.chunkCount = chunkCount
         sent = Array(repeating: false, count: chunkCount)
+        isRequeued = Array(repeating: false, count: chunkCount)
         unsent = chunkCount
         self.exempt = exempt
     }
@@ -94,8 +98,12 @@ public struct SuperSeeder<Peer: Hashable & Sendable>: Sendable {
         // Lost chunks first, oldest loss first.
         var kept: [Int] = []
         for index in requeued {
-            guard !sent[index], offeredTo[index] == nil else { continue }
+            guard !sent[index], offeredTo[index] == nil else {
+                isRequeued[index] = false
+                continue
+            }
             if current.count < limit, !has.contains(index) {
+                isRequeued[index] = false
                 current.insert(index)
                 offeredTo[index] = peer
                 added.append(index)
@@ -160,7 +168,10 @@ public struct SuperSeeder<Peer: Hashable & Sendable>: Sendable {
         guard index >= 0, index < chunkCount, sent[index] else { return }
         arriving[index] = nil
         sent[index] = false
-        if !requeued.contains(index) { requeued.append(index) }
+        if !isRequeued[index] {
+            isRequeued[index] = true
+            requeued.append(index)
+        }
         unsent += 1
     }
 
