@@ -56,9 +56,9 @@ public struct WebSeedScheduler: Sendable {
         return pause
     }
 
-    /// Whether the grace at the start of a fetch still holds back the server: `holders` is the number of connected
-    /// peers that have something to give (a seeder, or a fetcher that announced chunks).
-    func inGrace(holders: Int, now: Double) -> Bool { holders == 0 && now - startedAt < grace }
+    /// Whether the grace at the start of a fetch still runs (the caller checks that no connected peer has something to
+    /// give yet).
+    func inGrace(now: Double) -> Bool { now - startedAt < grace }
 
     /// The next time the server's turn may change by time alone: the end of the grace, of a pause, or of the wait
     /// for idle peers.
@@ -69,18 +69,18 @@ public struct WebSeedScheduler: Sendable {
 }
 
 extension SwarmEngine {
-    /// The connected peers that count against the server's grace: those that have something to give. Fetchers that
-    /// start together connect to each other first, with nothing yet: counting them, each asked the server for a chunk
-    /// a moment before the seeder's connection arrived.
-    var graceHolders: Int {
-        links.values.filter { $0.superSeeding || !($0.theirs?.isEmpty ?? true) }.count
+    /// Whether a connected peer has something to give (a seeder, or a fetcher that announced chunks): it ends the
+    /// server's grace. Fetchers that start together connect to each other first, with nothing yet: counting them,
+    /// each asked the server for a chunk a moment before the seeder's connection arrived.
+    var hasHolder: Bool {
+        links.values.contains { $0.superSeeding || !($0.theirs?.isEmpty ?? true) }
     }
 
     /// Asks the server for what peers cannot give: chunks no connected peer has, each fetcher preferring its own
     /// stripe; with idle peers, also the rarest others.
     mutating func fillServer() {
         guard server.enabled, var picker, let manifest, now >= server.pausedUntil, !picker.isComplete,
-            !server.inGrace(holders: graceHolders, now: now)
+            !(server.inGrace(now: now) && !hasHolder)
         else { return }
         // This runs after every event while fetching: the cheap checks first, the members sorted only when a
         // request may go out.
