@@ -58,7 +58,7 @@ struct NATPMP: Sendable {
     static func parse(_ datagram: [UInt8], opcode: UInt8) -> Answer? {
         // Every answer starts with version 0, opcode 128 + the request's, the result code and the epoch: 8 bytes.
         guard datagram.count >= 8, datagram[0] == 0, datagram[1] == 128 + opcode else { return nil }
-        let result = UInt16(datagram[2]) << 8 | UInt16(datagram[3])
+        let result = GatewayUDP.uint16(datagram, at: 2)
         let epoch = GatewayUDP.uint32(datagram, at: 4)
         switch opcode {
         case 0:
@@ -73,8 +73,8 @@ struct NATPMP: Sendable {
         case 2:
             if result != 0 { return datagram.count == 8 || datagram.count == 16 ? .refused(result) : nil }
             guard datagram.count == 16 else { return nil }
-            let internalPort = UInt16(datagram[8]) << 8 | UInt16(datagram[9])
-            let externalPort = UInt16(datagram[10]) << 8 | UInt16(datagram[11])
+            let internalPort = GatewayUDP.uint16(datagram, at: 8)
+            let externalPort = GatewayUDP.uint16(datagram, at: 10)
             let lifetime = GatewayUDP.uint32(datagram, at: 12)
             guard internalPort != 0, externalPort != 0 || lifetime == 0 else { return nil }
             return .mapping(internalPort: internalPort, externalPort: externalPort, lifetime: lifetime, epoch: epoch)

@@ -162,8 +162,7 @@ struct PCP: Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
         }
         guard named == 0, local.sin_family == sa_family_t(AF_INET) else { return nil }
-        let host = UInt32(bigEndian: local.sin_addr.s_addr)
-        return [UInt8(host >> 24), UInt8((host >> 16) & 0xFF), UInt8((host >> 8) & 0xFF), UInt8(host & 0xFF)]
+        return GatewayUDP.bigEndian(UInt32(bigEndian: local.sin_addr.s_addr))
     }
 
 }
