@@ -36,6 +36,11 @@ public struct SuperSeeder<Peer: Hashable & Sendable>: Sendable {
     /// Peers that saw every chunk announced before super-seeding began (a fetch that finished as the only holder,
     /// `SwarmEngine.becomeOrigin`): they are neither offered chunks nor refused any.
     private var exempt: Set<Peer> = []
+    /// The chunks sent to each peer that it has not announced yet. A peer may ask for such a chunk again (it gave up
+    /// on a late copy, or a cancel crossed the last block): refused, it asked again every few seconds and never had
+    /// it, nobody else could take it from that peer, and when super-seeding ended every fetcher asked the origin for
+    /// it (in the uneven swarm benchmark one chunk went out seven times so).
+    private var delivered: [Peer: Set<Int>] = [:]
 
     public init(chunkCount: Int, exempt: Set<Peer> = []) {
         self.chunkCount = chunkCount
@@ -130,6 +135,7 @@ public struct SuperSeeder<Peer: Hashable & Sendable>: Sendable {
     /// Whether a request from `peer` for `index` should be served: while active, only chunks offered to it.
     public func mayServe(_ index: Int, to peer: Peer) -> Bool {
         !isActive || exempt.contains(peer) || offers[peer]?.contains(index) == true
+            || delivered[peer]?.contains(index) == true
     }
 
     /// Chunk `index` was sent to `peer`.
@@ -140,13 +146,14 @@ public struct SuperSeeder<Peer: Hashable & Sendable>: Sendable {
             arriving[index] = now
         }
         markSent(index)
-        offers[peer]?.remove(index)
+        if offers[peer]?.remove(index) != nil { delivered[peer, default: []].insert(index) }
     }
 
     /// `announcer` announced chunk `index`: if another peer took it from this seeder, it has now spread. Returns that
     /// peer, which may be offered more.
     public mutating func announced(_ index: Int, by announcer: Peer) -> Peer? {
         arriving[index] = nil
+        delivered[announcer]?.remove(index)
         guard let first = recipient[index], first != announcer else { return nil }
         recipient[index] = nil
         return unspread[first]?.removeValue(forKey: index) != nil ? first : nil
@@ -178,6 +185,7 @@ public struct SuperSeeder<Peer: Hashable & Sendable>: Sendable {
     /// The peer left: its offers are withdrawn.
     public mutating func withdraw(_ peer: Peer) {
         exempt.remove(peer)
+        delivered[peer] = nil
         for index in offers.removeValue(forKey: peer) ?? [] { offeredTo[index] = nil }
         for index in (unspread.removeValue(forKey: peer) ?? [:]).keys { recipient[index] = nil }
     }

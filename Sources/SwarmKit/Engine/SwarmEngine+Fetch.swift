@@ -265,6 +265,7 @@ extension SwarmEngine {
         links[link]!.servingTime += now - max(links[link]!.lastPieceAt, requestedAt)
         links[link]!.lastPieceAt = now
         links[link]!.outstanding[chunk]!.pending.remove(block.offset)
+        links[link]!.outstanding[chunk]!.lastBlockAt = now
         lastPeerDelivery = now
         if !links[link]!.relayed { lastDirectDelivery = now }
         if links[link]!.outstanding[chunk]!.pending.isEmpty {
@@ -353,12 +354,15 @@ extension SwarmEngine {
             var queued = 0
             var overdue: [Int] = []
             for (chunk, assembly) in peer.outstandingByAge {
+                // What is still to come, counted from the last sign of progress: the request, or its last block.
+                let remaining = assembly.remainingBytes
                 if peer.pipeline.isOverdue(
-                    bytes: assembly.length, queuedAhead: queued, requestedAt: assembly.requestedAt, now: now)
+                    bytes: remaining, queuedAhead: queued, requestedAt: assembly.lastBlockAt ?? assembly.requestedAt,
+                    now: now)
                 {
                     overdue.append(chunk)
                 }
-                queued += assembly.length
+                queued += remaining
             }
             guard !overdue.isEmpty else { continue }
             var cancels: [OutboundMessage] = []

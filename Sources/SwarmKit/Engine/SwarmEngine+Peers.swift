@@ -65,6 +65,10 @@ struct Assembly: Sendable {
     var requestedAt: Double
     var length: Int
     var pending: Set<UInt32>
+    /// When the last of its blocks arrived (nil: none yet). A chunk whose blocks keep coming is late only counted from
+    /// there: counted from the request, a chunk that came slowly but steadily from a busy origin was given up with one
+    /// block of twelve to go, its eleven blocks thrown away, and asked again from the same origin.
+    var lastBlockAt: Double?
     /// False for an assembly handed over from a replaced link: its pending blocks are still to be asked on this one
     /// (`SwarmEngine.fill`, once the peer unchokes it).
     var sent = true
@@ -74,6 +78,9 @@ struct Assembly: Sendable {
 
     /// The length of the block at `offset` if that block is still awaited, else nil.
     func expectedLength(of offset: UInt32) -> Int? { pending.contains(offset) ? blockLength(at: Int(offset)) : nil }
+
+    /// The bytes of the blocks not yet received.
+    var remainingBytes: Int { pending.reduce(0) { $0 + blockLength(at: Int($1)) } }
 
     /// The requests of the blocks not yet received, in order (to cancel them).
     func pendingBlocks(of chunk: Int) -> [BlockRequest] {
