@@ -69,3 +69,62 @@ struct EngineOverdueTests {
         #expect(!seeder.mayServe(1, to: "b"))
     }
 }
+
+/// Super-seeding ends when the last first copies arrive, and the recipient's own announcement is that arrival: the
+/// origin counts a chunk as the recipient's once it sent it, and that announcement used to be dropped as adding nothing,
+/// so super-seeding ended only when the patience ran out, before a tenth of the last copies had arrived.
+@Suite("Engine: the end of super-seeding hears the recipients")
+struct EngineSuperSeedArrivalTests {
+    static func key(_ byte: UInt8) -> [UInt8] { [byte] + [UInt8](repeating: 0, count: 31) }
+
+    @Test func theRecipientsAnnouncementsEndSuperSeedingAtOnce() throws {
+        let length = ChunkingParameters.default.avgSize
+        let refs = (0..<2).map { index in
+            ChunkRef(hash: Hash256(bytes: [UInt8](repeating: UInt8(index + 1), count: 32))!, length: length)
+        }
+        let manifest = try Manifest(parameters: .default, chunks: refs)
+        var options = SwarmEngine.Options()
+        options.superSeed = true
+        var engine = SwarmEngine(
+            root: manifest.root, chunking: .default, expectedSize: manifest.size, localKey: Self.key(1),
+            options: options, seed: 5)
+        _ = engine.handle(.seed(manifest), at: 0)
+        let peers = [LinkID(1), LinkID(2)]
+        var actions: [EngineAction] = []
+        for (index, link) in peers.enumerated() {
+            actions += engine.handle(
+                .connected(
+                    ConnectedPeer(
+                        link: link, deviceKey: Self.key(UInt8(index + 2)), initiatedByUs: false, superSeeding: false,
+                        listenAddress: nil)), at: 0)
+        }
+        for link in peers {
+            actions += engine.handle(.received(link, .bitfield(ChunkSet(count: 2).bitfield)), at: 0)
+            actions += engine.handle(.received(link, .interested), at: 0)
+        }
+        var offered: [(LinkID, UInt32)] = []
+        for case .send(let link, let messages) in actions {
+            for case .have(let chunk) in messages { offered.append((link, chunk)) }
+        }
+        #expect(Set(offered.map(\.1)) == [0, 1])
+        for (link, chunk) in offered {
+            let block = BlockRequest(chunk: chunk, offset: 0, length: UInt32(length))
+            _ = engine.handle(.received(link, .request(block)), at: 1)
+            let taken = engine.handle(.uploadTaken(link, .block(block)), at: 1)
+            #expect(taken.contains { if case .serveBlock = $0 { true } else { false } })
+            _ = engine.handle(.blockSent(link, block), at: 1)
+        }
+        #expect(engine.snapshot.superSeeding)
+        var end: [EngineAction] = []
+        for (link, chunk) in offered { end += engine.handle(.received(link, .have(chunk: chunk)), at: 1.2) }
+        #expect(!engine.snapshot.superSeeding)
+        #expect(
+            end.contains {
+                if case .send(_, let messages) = $0 {
+                    messages.contains(.bitfield(ChunkSet(count: 2, full: true).bitfield))
+                } else {
+                    false
+                }
+            })
+    }
+}

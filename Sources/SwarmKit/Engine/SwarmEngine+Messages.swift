@@ -85,9 +85,12 @@ extension SwarmEngine {
             added = theirs.filter { !(before?.contains($0) ?? false) }
             peer.rawBitfield = nil
         }
+        // Chunks it announces that it was already counted as holding: a super-seeder counts a first copy as held once
+        // it sent it, and this is its arrival.
+        var confirmed: [Int] = []
         for chunk in peer.rawHaves {
             guard chunk < count else { return drop(link, reason: .malformedMessage, fault: true) }
-            if theirs.insert(Int(chunk)) { added.append(Int(chunk)) }
+            if theirs.insert(Int(chunk)) { added.append(Int(chunk)) } else { confirmed.append(Int(chunk)) }
         }
         peer.rawHaves.removeAll()
         for chunk in peer.earlyHaves ?? ChunkSet(count: 0) {
@@ -99,6 +102,7 @@ extension SwarmEngine {
         links[link] = peer
         if var seeder = superSeeder {
             var released: [LinkID] = []
+            for index in confirmed { seeder.arrived(index, at: link) }
             for index in added {
                 if seeder.timesSent(index) == 0 {
                     seeder.seen(index)
