@@ -86,6 +86,21 @@ struct EnginePiecePickerTests {
         #expect(picker.missingCount == 2)
     }
 
+    /// In endgame a chunk is asked of two sources at most: with more, every copy but one is cut off by a cancel
+    /// after its blocks in flight came, for nothing.
+    @Test func endgameAsksAChunkOfTwoSourcesAtMost() {
+        var rng = EngineRandom(seed: 5)
+        var picker = Picker(chunkCount: 2, randomFirstCount: 0)
+        for peer in ["a", "b", "c", "d"] { picker.peerJoined(peer, has: ChunkSet(count: 2, full: true)) }
+        #expect(picker.next(for: "a", limit: 2, using: &rng).count == 2)
+        #expect(picker.next(for: "b", limit: 2, using: &rng).count == 2)
+        #expect(picker.next(for: "c", limit: 2, using: &rng).isEmpty)
+        #expect(picker.next(for: "d", limit: 1, using: &rng).isEmpty)
+        // One source gave up on a chunk: another may take its place.
+        picker.failed(0, from: .peer("a"))
+        #expect(picker.next(for: "c", limit: 2, using: &rng) == [0])
+    }
+
     @Test func aPeerThatLeavesGivesItsChunksBack() {
         var rng = EngineRandom(seed: 4)
         var picker = Picker(chunkCount: 8, randomFirstCount: 0)

@@ -91,11 +91,13 @@ extension PiecePicker {
         return nil
     }
 
-    /// In endgame, an in-flight chunk `theirs` has that `source` was not asked for, with the fewest requesters.
+    /// In endgame, an in-flight chunk `theirs` has that `source` was not asked for, with the fewest requesters, and
+    /// fewer than `endgameRequesters`.
     func endgamePick(for source: Source, in theirs: ChunkSet, using rng: inout some RandomNumberGenerator) -> Int? {
         var best: [Int] = []
         var fewest = Int.max
-        for (chunk, askers) in inFlight where theirs.contains(chunk) && !askers.contains(source) {
+        for (chunk, askers) in inFlight
+        where askers.count < Self.endgameRequesters && theirs.contains(chunk) && !askers.contains(source) {
             if askers.count < fewest {
                 fewest = askers.count
                 best = [chunk]

@@ -44,6 +44,12 @@ public struct PiecePicker<Peer: Hashable & Sendable>: Sendable {
         for index in 0..<chunkCount where !self.have.contains(index) { addWanted(index) }
     }
 
+    /// The most sources a chunk is asked of at once in endgame: the first and one more. With no bound every free
+    /// pipeline slot took a duplicate, and in the 8-fetcher benchmark the last chunks were asked of up to seven peers
+    /// (the origin among them) at once; every copy but one was cut off by a cancel after its blocks in flight had come,
+    /// 5 MiB wasted per fetcher. A chunk both sources fail to deliver is overdue and asked elsewhere.
+    static var endgameRequesters: Int { 2 }
+
     /// True when every missing chunk is already in flight: further picks duplicate requests (endgame).
     public var isEndgame: Bool { wantedCount == 0 && !isComplete }
     /// True when every chunk is verified and written.
