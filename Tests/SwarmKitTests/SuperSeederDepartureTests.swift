@@ -48,6 +48,22 @@ struct SuperSeederDepartureTests {
     }
 }
 
+/// A chunk offered to a peer that left before taking it is offered next, not when the cursor comes round to it.
+@Suite("Super-seeder: offers of a departed peer")
+struct SuperSeederWithdrawnOfferTests {
+    @Test func aChunkOfferedToADepartedPeerIsOfferedNext() {
+        var seeder = SuperSeeder<String>(chunkCount: 6)
+        let none = ChunkSet(count: 6)
+        #expect(seeder.nextOffers(for: "a", lacking: none, limit: 2) == [0, 1])
+        #expect(seeder.nextOffers(for: "b", lacking: none, limit: 1) == [2])
+        seeder.sent(0, to: "a")
+        seeder.withdraw("a")
+        // Chunk 0 left and is the departed peer's (`lost` handles it when nobody else has it); chunk 1 never left.
+        #expect(seeder.nextOffers(for: "c", lacking: none, limit: 1) == [1])
+        #expect(seeder.nextOffers(for: "b", lacking: ChunkSet(count: 6, indexes: [2]), limit: 1) == [3])
+    }
+}
+
 /// A departure that loses many chunks at once: each is requeued once, in loss order, in time linear in the chunks.
 @Suite("Super-seeder: a departure that loses a large file's chunks", .timeLimit(.minutes(1)))
 struct SuperSeederMassLossTests {

@@ -195,7 +195,16 @@ public struct SuperSeeder<Peer: Hashable & Sendable>: Sendable {
     public mutating func withdraw(_ peer: Peer) {
         exempt.remove(peer)
         delivered[peer] = nil
-        for index in offers.removeValue(forKey: peer) ?? [] { offeredTo[index] = nil }
+        // Chunks offered to it and never sent are offered next, like lost ones: left for the cursor to come round to,
+        // they were the last first copies (in the uneven benchmark, a chunk offered to the fetcher killed halfway
+        // waited 26 s and then went out six times).
+        for index in (offers.removeValue(forKey: peer) ?? []).sorted() {
+            offeredTo[index] = nil
+            if !sent[index], !isRequeued[index] {
+                isRequeued[index] = true
+                requeued.append(index)
+            }
+        }
         for index in (unspread.removeValue(forKey: peer) ?? [:]).keys { recipient[index] = nil }
     }
 
