@@ -166,7 +166,11 @@ extension SwarmEngine {
         if peer.superSeeding, links.values.contains(where: { !$0.superSeeding && $0.theirs != nil }) {
             // The origin (a super-seeder) is asked only for chunks no other connected peer has, so that its uplink,
             // the scarce one, sends each chunk about once; the others are traded between peers.
-            let idle = now - lastPeerDelivery >= options.peerIdleBeforeServer
+            // Idle: no peer delivered, nor was asked, for a while. A peer just asked for a chunk it announced gets
+            // that while: when every fetcher waited for the last chunks and the peers that got them announced them,
+            // each fetcher asked those peers and, idle for seconds already, the origin too (the late-seeder benchmark
+            // sent two chunks five more times each so).
+            let idle = now - max(lastPeerDelivery, lastPeerAsked) >= options.peerIdleBeforeServer
             if !theirs.isFull || idle {
                 restricted = originOnlyChunks(among: theirs, picker: picker, strict: false)
             } else {
@@ -200,6 +204,7 @@ extension SwarmEngine {
             }
             peer.outstanding[chunk] = Assembly(requestedAt: now, length: length, pending: offsets)
         }
+        if !peer.superSeeding { lastPeerAsked = now }
         links[link] = peer
         send(requests, to: link)
     }

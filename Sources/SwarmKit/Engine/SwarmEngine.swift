@@ -83,6 +83,8 @@ public struct SwarmEngine: Sendable {
     var manifestAssembler = ManifestAssembler()
     var server: WebSeedScheduler
     var lastPeerDelivery: Double = 0
+    /// The last time a peer other than a super-seeding origin was asked for chunks.
+    var lastPeerAsked: Double = 0
     var lastProgress: Double = 0
     var originOnlyCache: (at: Double, strict: Bool, chunks: ChunkSet)?
     /// The last time a link around the relay delivered a block, the chunks relayed peers may be asked for (nil: all),
