@@ -70,9 +70,10 @@ struct EngineOverdueTests {
     }
 }
 
-/// Super-seeding ends when the last first copies arrive, and the recipient's own announcement is that arrival: the
-/// origin counts a chunk as the recipient's once it sent it, and that announcement used to be dropped as adding nothing,
-/// so super-seeding ended only when the patience ran out, before a tenth of the last copies had arrived.
+/// Super-seeding ends when the last first copies arrive (and a moment more), and the recipient's own announcement is
+/// that arrival: the origin counts a chunk as the recipient's once it sent it, and that announcement used to be dropped
+/// as adding nothing, so super-seeding ended only when the patience ran out, before a tenth of the last copies had
+/// arrived.
 @Suite("Engine: the end of super-seeding hears the recipients")
 struct EngineSuperSeedArrivalTests {
     static func key(_ byte: UInt8) -> [UInt8] { [byte] + [UInt8](repeating: 0, count: 31) }
@@ -117,14 +118,12 @@ struct EngineSuperSeedArrivalTests {
         #expect(engine.snapshot.superSeeding)
         var end: [EngineAction] = []
         for (link, chunk) in offered { end += engine.handle(.received(link, .have(chunk: chunk)), at: 1.2) }
+        // It ends a moment later, so that the recipients' announcements reach the other peers before the bitfield.
+        #expect(engine.snapshot.superSeeding)
+        end += engine.handle(.tick, at: 1.2 + SwarmEngine.superSeedSettle + 0.01)
         #expect(!engine.snapshot.superSeeding)
+        let full = ChunkSet(count: 2, full: true).bitfield
         #expect(
-            end.contains {
-                if case .send(_, let messages) = $0 {
-                    messages.contains(.bitfield(ChunkSet(count: 2, full: true).bitfield))
-                } else {
-                    false
-                }
-            })
+            end.contains { if case .send(_, let messages) = $0 { messages.contains(.bitfield(full)) } else { false } })
     }
 }

@@ -112,7 +112,7 @@ extension SwarmEngine {
             }
             superSeeder = seeder
             if !seeder.isActive {
-                endSuperSeeding()
+                superSeedingSettles()
             } else {
                 // Offers made before this peer's announcements (a peer that joined late, from the web seed) may name
                 // chunks it has: replace them with ones it lacks, or it would wait for offers that never come. Only

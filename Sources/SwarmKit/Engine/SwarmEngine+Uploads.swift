@@ -52,7 +52,7 @@ extension SwarmEngine {
         seeder.sent(chunk, to: link, at: now)
         superSeeder = seeder
         if links[link]?.theirs != nil { links[link]?.theirs?.insert(chunk) }
-        guard seeder.isActive else { return endSuperSeeding() }
+        guard seeder.isActive else { return superSeedingSettles() }
         offerNext(to: link)
         // Peers that found nothing to be offered earlier (every unsent chunk was offered elsewhere) get offers.
         let window = superSeedWindow
@@ -120,7 +120,13 @@ extension SwarmEngine {
         if var seeder = superSeeder {
             seeder.expireArrivals(now: now, patience: Self.superSeedArrival)
             superSeeder = seeder
-            if !seeder.isActive { endSuperSeeding() }
+            if !seeder.isActive {
+                superSeedingSettles()
+                if let endsAt = superSeedEndsAt, now >= endsAt { endSuperSeeding() }
+            } else {
+                // A chunk lost since is offered again: super-seeding goes on.
+                superSeedEndsAt = nil
+            }
         }
         if let seeder = superSeeder {
             // Offers held back while a peer's first copies had not spread, once they are too old to wait for.
@@ -147,6 +153,7 @@ extension SwarmEngine {
             due = min(due, now + 1)
             // The end of super-seeding when the last first copies count as arrived without an announcement.
             if let oldest = seeder.oldestArriving { due = min(due, oldest + Self.superSeedArrival + 0.001) }
+            if let endsAt = superSeedEndsAt { due = min(due, endsAt + 0.001) }
         }
         if manifest == nil, failure == nil, let deadline = manifestDeadline {
             due = min(due, deadline + 0.001)

@@ -77,6 +77,8 @@ public struct SwarmEngine: Sendable {
     var faults: [[UInt8]: Int] = [:]
     var usedPeers: Set<[UInt8]> = []
     var superSeeder: SuperSeeder<LinkID>?
+    /// When super-seeding ends, once every first copy has arrived (`superSeedingSettles`).
+    var superSeedEndsAt: Double?
     var choker: Choker<LinkID>
     var lastChoke: Double = -1000
     var chokeDirty = true
