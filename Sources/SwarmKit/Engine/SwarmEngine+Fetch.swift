@@ -187,8 +187,7 @@ extension SwarmEngine {
             let base = restricted ?? theirs
             restricted = ChunkSet(count: base.count, indexes: base.lazy.filter { lastResort.contains($0) })
         }
-        let picks = picker.next(
-            for: link, limit: room, restrictedTo: restricted, late: picker.isEndgame ? lateChunks() : [], using: &rng)
+        let picks = picker.next(for: link, limit: room, restrictedTo: restricted, using: &rng)
         self.picker = picker
         guard !picks.isEmpty else { return }
         var requests: [OutboundMessage] = []
@@ -209,23 +208,6 @@ extension SwarmEngine {
         links[link] = peer
         send(requests, to: link)
     }
-
-    /// In endgame, the chunks in flight that were first asked for `endgameLate` seconds ago or more (from any peer):
-    /// they may be asked of more sources than `PiecePicker.endgameRequesters`. Two slow peers trickling a fast
-    /// fetcher's last chunk held it 16 s in the uneven benchmark while faster peers and the origin had it.
-    func lateChunks() -> Set<Int> {
-        var firstAsked: [Int: Double] = [:]
-        for link in order {
-            for (chunk, assembly) in links[link]?.outstanding ?? [:] {
-                firstAsked[chunk] = min(firstAsked[chunk] ?? .infinity, assembly.requestedAt)
-            }
-        }
-        return Set(firstAsked.filter { now - $0.value >= Self.endgameLate }.keys)
-    }
-
-    /// How long a chunk is in flight in endgame before more sources may be asked for it. The last chunks came from a
-    /// fast peer in about 2 s in the 8-fetcher benchmark.
-    static let endgameLate = 4.0
 
     /// The chunks of `offered` that no other peer can give this fetcher: only super-seeding peers have them, or the
     /// other holders choke it or send to it at under a quarter of the fastest peer's rate (cached for 50 ms: this runs
