@@ -127,12 +127,24 @@ public struct PeerConnection: Sendable {
     ) -> @Sendable (any Channel) -> EventLoopFuture<Pending> {
         { channel in
             channel.eventLoop.makeCompletedFuture {
+                askForCongestionControl(configuration.congestionControl, on: channel)
                 let ready = try PeerChannel.addHandlers(to: channel, role: role, configuration: configuration)
                 let wrapped = try NIOAsyncChannel<WireMessage, WireMessage>(
                     wrappingChannelSynchronously: channel, configuration: configuration.asyncChannelConfiguration)
                 return (wrapped, ready)
             }
         }
+    }
+
+    /// Asks the kernel for congestion control `name` on `channel`'s socket (`TCP_CONGESTION`), best effort: a refusal
+    /// leaves the system's default.
+    static func askForCongestionControl(_ name: String?, on channel: any Channel) {
+        guard let name, let provider = channel as? any SocketOptionProvider else { return }
+        var bytes = [UInt8](name.utf8.prefix(15))
+        bytes += [UInt8](repeating: 0, count: 16 - bytes.count)
+        let value = CongestionName(bytes: bytes)
+        _ = provider.unsafeSetSocketOption(
+            level: SocketOptionLevel(IPPROTO_TCP), name: SocketOptionName(TCP_CONGESTION), value: value)
     }
 
     /// The connection once its handshake and `hello` exchange are done; the channel is closed if they fail.
@@ -190,6 +202,7 @@ public struct PeerListener: Sendable {
         let server = try await bootstrap(group: group, configuration: template)
             .bind(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    PeerConnection.askForCongestionControl(template.congestionControl, on: channel)
                     let ready = channel.eventLoop.makePromise(of: SelectedSession.self)
                     try channel.pipeline.syncOperations.addHandler(
                         SelectorReader(
@@ -270,5 +283,19 @@ extension PeerConfiguration {
 
     var asyncChannelConfiguration: NIOAsyncChannel<WireMessage, WireMessage>.Configuration {
         .init(backPressureStrategy: .init(lowWatermark: inboundLowWatermark, highWatermark: inboundHighWatermark))
+    }
+}
+
+/// A congestion control algorithm's name as `TCP_CONGESTION` takes it: up to 15 bytes and a NUL, in 16 bytes.
+struct CongestionName: Sendable {
+    var storage:
+        (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8)
+
+    init(bytes: [UInt8]) {
+        precondition(bytes.count == 16)
+        storage = (
+            bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7], bytes[8], bytes[9],
+            bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], 0
+        )
     }
 }
