@@ -127,3 +127,34 @@ struct EngineSuperSeedArrivalTests {
             end.contains { if case .send(_, let messages) = $0 { messages.contains(.bitfield(full)) } else { false } })
     }
 }
+
+/// In endgame a chunk may be asked of more than two sources only when none of them is expected to deliver it soon.
+@Suite("Engine: late chunks in endgame")
+struct EngineLateChunkTests {
+    /// A peer that delivered its first chunk at `seconds` for 1 MiB: its other chunks are late when that rate makes
+    /// them take longer than `SwarmEngine.endgameLate`.
+    static func lateAfterAFirstChunk(taking seconds: Double) throws -> (late: Set<Int>, outstanding: Set<Int>) {
+        var (engine, link, _) = try EngineHostileInputTests.fetchingEngine()
+        _ = engine.handle(.received(link, .bitfield(ChunkSet(count: 8, full: true).bitfield)), at: 0)
+        let asked = EngineOverdueTests.requests(engine.handle(.received(link, .unchoke), at: 0), to: link)
+        let first = try #require(asked.first?.chunk)
+        let blocks = asked.filter { $0.chunk == first }
+        for (index, block) in blocks.enumerated() {
+            let time = seconds * Double(index + 1) / Double(blocks.count)
+            _ = EngineOriginFallbackTests.feed(
+                &engine, .received(link, .piece(chunk: block.chunk, offset: block.offset, length: Int(block.length))),
+                at: time)
+        }
+        let outstanding = Set(engine.links[link]?.outstanding.keys.map { $0 } ?? [])
+        return (engine.lateChunks(), outstanding)
+    }
+
+    @Test func chunksFromASlowSourceAreLateAndFromAFastOneNot() throws {
+        let slow = try Self.lateAfterAFirstChunk(taking: 4)
+        #expect(!slow.outstanding.isEmpty)
+        #expect(slow.late == slow.outstanding)
+        let fast = try Self.lateAfterAFirstChunk(taking: 0.05)
+        #expect(!fast.outstanding.isEmpty)
+        #expect(fast.late.isEmpty)
+    }
+}

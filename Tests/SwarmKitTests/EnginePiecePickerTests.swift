@@ -99,6 +99,8 @@ struct EnginePiecePickerTests {
         // One source gave up on a chunk: another may take its place.
         picker.failed(0, from: .peer("a"))
         #expect(picker.next(for: "c", limit: 2, using: &rng) == [0])
+        // A late chunk (its sources have not delivered it for a while) may be asked of more.
+        #expect(picker.next(for: "d", limit: 2, restrictedTo: nil, late: [1], using: &rng) == [1])
     }
 
     @Test func aPeerThatLeavesGivesItsChunksBack() {

@@ -92,12 +92,16 @@ extension PiecePicker {
     }
 
     /// In endgame, an in-flight chunk `theirs` has that `source` was not asked for, with the fewest requesters, and
-    /// fewer than `endgameRequesters`.
-    func endgamePick(for source: Source, in theirs: ChunkSet, using rng: inout some RandomNumberGenerator) -> Int? {
+    /// fewer than `endgameRequesters` unless it is `late`.
+    func endgamePick(
+        for source: Source, in theirs: ChunkSet, late: Set<Int> = [], using rng: inout some RandomNumberGenerator
+    ) -> Int? {
         var best: [Int] = []
         var fewest = Int.max
         for (chunk, askers) in inFlight
-        where askers.count < Self.endgameRequesters && theirs.contains(chunk) && !askers.contains(source) {
+        where (askers.count < Self.endgameRequesters || late.contains(chunk)) && theirs.contains(chunk)
+            && !askers.contains(source)
+        {
             if askers.count < fewest {
                 fewest = askers.count
                 best = [chunk]

@@ -44,10 +44,10 @@ public struct PiecePicker<Peer: Hashable & Sendable>: Sendable {
         for index in 0..<chunkCount where !self.have.contains(index) { addWanted(index) }
     }
 
-    /// The most sources a chunk is asked of at once in endgame: the first and one more. With no bound every free
-    /// pipeline slot took a duplicate, and in the 8-fetcher benchmark the last chunks were asked of up to seven peers
-    /// (the origin among them) at once; every copy but one was cut off by a cancel after its blocks in flight had come,
-    /// 5 MiB wasted per fetcher. A chunk both sources fail to deliver is overdue and asked elsewhere.
+    /// The most sources a chunk is asked of at once in endgame, unless it is late: the first and one more. With no
+    /// bound every free pipeline slot took a duplicate, and in the 8-fetcher benchmark the last chunks were asked of up
+    /// to seven peers (the origin among them) at once; every copy but one was cut off by a cancel after its blocks in
+    /// flight had come, 5 MiB wasted per fetcher. A late chunk (its sources are all slow) may be asked of more.
     static var endgameRequesters: Int { 2 }
 
     /// True when every missing chunk is already in flight: further picks duplicate requests (endgame).
@@ -97,9 +97,11 @@ public struct PiecePicker<Peer: Hashable & Sendable>: Sendable {
     }
 
     /// Like `next(for:limit:using:)`, but only among `offered` (the chunks a super-seeding peer announced, while the
-    /// picker counts it as having every chunk).
+    /// picker counts it as having every chunk). In endgame, a chunk in `late` (its sources have not delivered it for
+    /// a while) may be asked of more than `endgameRequesters` sources.
     public mutating func next(
-        for peer: Peer, limit: Int, restrictedTo offered: ChunkSet?, using rng: inout some RandomNumberGenerator
+        for peer: Peer, limit: Int, restrictedTo offered: ChunkSet?, late: Set<Int> = [],
+        using rng: inout some RandomNumberGenerator
     ) -> [Int] {
         guard var theirs = peers[peer], limit > 0 else { return [] }
         if let offered { theirs = offered }
@@ -117,7 +119,8 @@ public struct PiecePicker<Peer: Hashable & Sendable>: Sendable {
                 continue
             }
             // Endgame: duplicate an in-flight chunk this peer has and was not asked for, fewest requesters first.
-            guard isEndgame, let duplicate = endgamePick(for: .peer(peer), in: theirs, using: &rng) else { break }
+            guard isEndgame, let duplicate = endgamePick(for: .peer(peer), in: theirs, late: late, using: &rng)
+            else { break }
             markInFlight(duplicate, from: .peer(peer))
             picks.append(duplicate)
         }

@@ -187,7 +187,8 @@ extension SwarmEngine {
             let base = restricted ?? theirs
             restricted = ChunkSet(count: base.count, indexes: base.lazy.filter { lastResort.contains($0) })
         }
-        let picks = picker.next(for: link, limit: room, restrictedTo: restricted, using: &rng)
+        let picks = picker.next(
+            for: link, limit: room, restrictedTo: restricted, late: picker.isEndgame ? lateChunks() : [], using: &rng)
         self.picker = picker
         guard !picks.isEmpty else { return }
         var requests: [OutboundMessage] = []
@@ -208,6 +209,28 @@ extension SwarmEngine {
         links[link] = peer
         send(requests, to: link)
     }
+
+    /// In endgame, the chunks in flight that none of their sources is expected to deliver within `endgameLate` seconds
+    /// (what is still to come of it and of the chunks asked of that source before it, at the source's rate): they may
+    /// be asked of more sources than `PiecePicker.endgameRequesters`. With two slow peers asked, a fast fetcher's last
+    /// chunk took 11-17 s in the uneven benchmark while faster peers and the origin had it.
+    func lateChunks() -> Set<Int> {
+        var soonest: [Int: Double] = [:]
+        for link in order {
+            guard let peer = links[link] else { continue }
+            let rate = peer.pipeline.rate ?? 0
+            var ahead = 0
+            for (chunk, assembly) in peer.outstandingByAge {
+                ahead += assembly.remainingBytes
+                let eta = rate > 0 ? Double(ahead) / rate : .infinity
+                soonest[chunk] = min(soonest[chunk] ?? .infinity, eta)
+            }
+        }
+        return Set(soonest.filter { $0.value > Self.endgameLate }.keys)
+    }
+
+    /// How long a chunk's sources may take in endgame before more are asked for it.
+    static let endgameLate = 2.0
 
     /// The chunks of `offered` that no other peer can give this fetcher: only super-seeding peers have them, or the
     /// other holders choke it or send to it at under a quarter of the fastest peer's rate (cached for 50 ms: this runs
