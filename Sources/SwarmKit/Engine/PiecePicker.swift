@@ -97,8 +97,8 @@ public struct PiecePicker<Peer: Hashable & Sendable>: Sendable {
     }
 
     /// Like `next(for:limit:using:)`, but only among `offered` (the chunks a super-seeding peer announced, while the
-    /// picker counts it as having every chunk). In endgame, a chunk in `late` (its sources have not delivered it for
-    /// a while) may be asked of more than `endgameRequesters` sources.
+    /// picker counts it as having every chunk). In endgame, a chunk in `late` (none of its sources is expected to
+    /// deliver it soon) may be asked of more than `endgameRequesters` sources.
     public mutating func next(
         for peer: Peer, limit: Int, restrictedTo offered: ChunkSet?, late: Set<Int> = [],
         using rng: inout some RandomNumberGenerator
