@@ -51,6 +51,23 @@ struct EngineOverdueTests {
 
     /// A super-seeder serves a chunk it sent to a peer again to that peer (it gave up on it: refused, it would ask
     /// again every few seconds and never have it, and nobody could take it from there), but not to another peer.
+    /// A peer that keeps asking for a chunk it was sent gets it once more, not again and again: each copy would take
+    /// the origin's uplink from the first copies.
+    @Test func aChunkIsServedAgainOnceNotOnEveryRequest() {
+        var seeder = SuperSeeder<String>(chunkCount: 4)
+        let none = ChunkSet(count: 4)
+        #expect(seeder.nextOffers(for: "a", lacking: none, limit: 1) == [0])
+        #expect(seeder.nextOffers(for: "b", lacking: none, limit: 1) == [1])
+        seeder.sent(0, to: "a", at: 1)
+        var copies = 1
+        for attempt in 0..<100 where seeder.mayServe(0, to: "a") {
+            seeder.sent(0, to: "a", at: 2 + Double(attempt))
+            copies += 1
+        }
+        #expect(copies == 2)
+        #expect(seeder.isActive)
+    }
+
     @Test func aSuperSeederServesAChunkAgainToThePeerItWentTo() {
         var seeder = SuperSeeder<String>(chunkCount: 4)
         let none = ChunkSet(count: 4)

@@ -39,7 +39,8 @@ public struct SuperSeeder<Peer: Hashable & Sendable>: Sendable {
     /// The chunks sent to each peer that it has not announced yet. A peer may ask for such a chunk again (it gave up
     /// on a late copy, or a cancel crossed the last block): refused, it asked again every few seconds and never had
     /// it, nobody else could take it from that peer, and when super-seeding ended every fetcher asked the origin for
-    /// it (in the uneven swarm benchmark one chunk went out seven times so).
+    /// it (in the uneven swarm benchmark one chunk went out seven times so). Once: a chunk sent again leaves the set,
+    /// so a peer that keeps asking for the same chunk cannot take the origin's uplink from the first copies.
     private var delivered: [Peer: Set<Int>] = [:]
 
     public init(chunkCount: Int, exempt: Set<Peer> = []) {
@@ -146,7 +147,11 @@ public struct SuperSeeder<Peer: Hashable & Sendable>: Sendable {
             arriving[index] = now
         }
         markSent(index)
-        if offers[peer]?.remove(index) != nil { delivered[peer, default: []].insert(index) }
+        if offers[peer]?.remove(index) != nil {
+            delivered[peer, default: []].insert(index)
+        } else {
+            delivered[peer]?.remove(index)
+        }
     }
 
     /// `announcer` announced chunk `index`: if another peer took it from this seeder, it has now spread. Returns that
