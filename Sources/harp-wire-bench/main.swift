@@ -1,7 +1,8 @@
 // harp-wire-bench: figures for docs/benchmarks.md ("Wire") (driven by bench/wire/run.sh).
 //
 //   harp-wire-bench aead [seconds]                  seal, seal+open of 64 KiB frames: ChaChaPoly, AESGCM
-//                                                   (swift-crypto) and AESGCM-libsodium side by side
+//                                                   (OpenSSL), AESGCM-swift-crypto and AESGCM-libsodium side
+//                                                   by side
 //   harp-wire-bench receive noise|plain             listen on 127.0.0.1:0, print the port, count bytes
 //   harp-wire-bench send noise|plain PORT BYTES     connect and send BYTES in 128 KiB blocks
 import Crypto
@@ -56,7 +57,7 @@ struct WireBench {
         var opened = [UInt8](repeating: 0, count: frame.count)
         var variants: [Variant] = []
         for cipher in NoiseCipher.allCases where cipher.isAvailable {
-            // Through NoiseTransport, as sessions use it: libsodium for ChaChaPoly, swift-crypto for AESGCM.
+            // Through NoiseTransport, as sessions use it: libsodium for ChaChaPoly, OpenSSL for AESGCM.
             var (sealer, _) = try NoiseTransport.makeInMemoryPair(cipher: cipher)
             variants.append(
                 Variant(name: "\(cipher.rawValue) seal") {
@@ -119,6 +120,38 @@ struct WireBench {
                     counter += 1
                 })
         }
+        // swift-crypto's AES.GCM as sessions used it before OpenSSL's: a key and a BoringSSL context per frame, the
+        // plaintext read in place, the sealed box copied out; opening copies the frame into a `SealedBox` and the
+        // plaintext out of a `Data`.
+        let gcmKey = SymmetricKey(size: .bits256)
+        var gcmCounter: UInt64 = 0
+        func gcmNonce(_ counter: UInt64) throws -> AES.GCM.Nonce {
+            try AES.GCM.Nonce(data: [0, 0, 0, 0] + (0..<8).map { UInt8(truncatingIfNeeded: counter >> (56 - 8 * $0)) })
+        }
+        func gcmSeal() throws {
+            let box = try frame.withUnsafeBytes { try AES.GCM.seal($0, using: gcmKey, nonce: try gcmNonce(gcmCounter)) }
+            box.combined!.withUnsafeBytes { bytes in
+                sealed.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[12...])) }
+            }
+        }
+        variants.append(
+            Variant(name: "AESGCM-swift-crypto seal") {
+                try gcmSeal()
+                gcmCounter += 1
+            })
+        variants.append(
+            Variant(name: "AESGCM-swift-crypto seal+open") {
+                try gcmSeal()
+                let tagStart = sealed.count - NoiseCipher.tagLength
+                let plaintext = try sealed.withUnsafeBytes { c in
+                    let box = try AES.GCM.SealedBox(
+                        nonce: try gcmNonce(gcmCounter), ciphertext: UnsafeRawBufferPointer(rebasing: c[0..<tagStart]),
+                        tag: UnsafeRawBufferPointer(rebasing: c[tagStart...]))
+                    return try AES.GCM.open(box, using: gcmKey)
+                }
+                opened.withUnsafeMutableBytes { out in plaintext.withUnsafeBytes { out.copyMemory(from: $0) } }
+                gcmCounter += 1
+            })
         // swift-crypto's allocating API from a `Data` (a copy of the frame per call), the sealed box not copied
         // out: what the earlier figures measured, for comparison with the in-place path above.
         let key = SymmetricKey(size: .bits256)

@@ -1,22 +1,21 @@
-/// The two Noise cipher functions harp supports: ChaChaPoly from libsodium, AESGCM from swift-crypto (BoringSSL).
+/// The two Noise cipher functions harp supports: ChaChaPoly from libsodium, AESGCM from the system's OpenSSL.
 ///
-/// One implementation of each serves the handshake and the transport alike. AESGCM moved from libsodium's
-/// `crypto_aead_aes256gcm_*` to swift-crypto's `AES.GCM`: on 64 KiB frames it opens at about twice libsodium
-/// 1.0.18's rate and seals at about the same (its public API copies each frame; BoringSSL's VAES code itself is
-/// several times faster), and a loopback transfer costs less CPU on both sides (docs/benchmarks.md, "Wire").
-/// libsodium's version stays as `AESGCMReference`, which the tests cross-check against and the benchmark
-/// compares with.
+/// One implementation of each serves the handshake and the transport alike. AESGCM went from libsodium's
+/// `crypto_aead_aes256gcm_*` to swift-crypto's `AES.GCM` (about twice libsodium 1.0.18's rate opening 64 KiB
+/// frames) and then to OpenSSL's EVP interface (`AESGCMContext`): one context per key instead of one per frame, and
+/// no copy of the frame on either side (docs/benchmarks.md, "Wire" and "AES-GCM from OpenSSL"). libsodium's version
+/// stays as `AESGCMReference`, which the tests cross-check against and the benchmark compares with.
 public enum NoiseCipher: String, Sendable, CaseIterable {
     /// ChaCha20-Poly1305 (IETF, 96-bit nonce = 4 zero bytes + little-endian 64-bit counter), libsodium.
     case chaChaPoly = "ChaChaPoly"
-    /// AES-256-GCM (96-bit nonce = 4 zero bytes + big-endian 64-bit counter), swift-crypto.
+    /// AES-256-GCM (96-bit nonce = 4 zero bytes + big-endian 64-bit counter), OpenSSL.
     case aesGCM = "AESGCM"
 
     /// The length of the authentication tag every ciphertext carries.
     public static let tagLength = 16
 
-    /// Whether this machine can run the cipher. Both always can: BoringSSL's AES-GCM has constant-time code
-    /// for CPUs without AES instructions (slower than ChaChaPoly there, which is what `preferred` is about).
+    /// Whether this machine can run the cipher. Both always can: OpenSSL runs AES-GCM on CPUs without AES
+    /// instructions too (more slowly than ChaChaPoly there, which is what `preferred` is about).
     public var isAvailable: Bool { true }
 
     /// The transport cipher harp prefers on this machine: AES-256-GCM where the CPU has AES and carry-less

@@ -5,7 +5,11 @@
 public struct NoiseCipherState: Sendable {
     /// The cipher function.
     public let cipher: NoiseCipher
-    private var key: SecureBytes?
+    private var key: SecureBytes? {
+        didSet { aesGCM = cipher == .aesGCM ? key.map { AESGCMContext(key: $0) } : nil }
+    }
+    /// AESGCM's context for `key`, made when the key is set, so that a session expands each key once.
+    private var aesGCM: AESGCMContext?
     /// The nonce the next `encrypt`/`decrypt` will use.
     public private(set) var nonce: UInt64 = 0
 
@@ -13,6 +17,7 @@ public struct NoiseCipherState: Sendable {
         precondition(key == nil || key?.count == 32)
         self.cipher = cipher
         self.key = key
+        aesGCM = cipher == .aesGCM ? key.map { AESGCMContext(key: $0) } : nil
     }
 
     /// Noise `HasKey()`.
@@ -40,7 +45,11 @@ public struct NoiseCipherState: Sendable {
             return
         }
         guard nonce != .max else { throw .nonceExhausted }
-        cipher.seal(key: key, nonce: nonce, ad: ad, plaintext: plaintext, into: out)
+        if let aesGCM {
+            aesGCM.seal(counter: nonce, ad: ad, plaintext: plaintext, into: out)
+        } else {
+            cipher.seal(key: key, nonce: nonce, ad: ad, plaintext: plaintext, into: out)
+        }
         nonce += 1
     }
 
@@ -54,7 +63,13 @@ public struct NoiseCipherState: Sendable {
             return
         }
         guard nonce != .max else { throw .nonceExhausted }
-        try cipher.open(key: key, nonce: nonce, ad: ad, ciphertext: ciphertext, into: out)
+        if let aesGCM {
+            guard ciphertext.count >= NoiseCipher.tagLength, out.count == ciphertext.count - NoiseCipher.tagLength
+            else { throw .invalidMessageLength }
+            try aesGCM.open(counter: nonce, ad: ad, ciphertext: ciphertext, into: out)
+        } else {
+            try cipher.open(key: key, nonce: nonce, ad: ad, ciphertext: ciphertext, into: out)
+        }
         nonce += 1
     }
 

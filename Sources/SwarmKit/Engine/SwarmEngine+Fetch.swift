@@ -134,7 +134,8 @@ extension SwarmEngine {
 
     /// Keeps the peer's pipeline full: as many chunks in flight as its bandwidth-delay product needs.
     mutating func fill(_ link: LinkID) {
-        guard fetching, var picker, var peer = links[link], !peer.peerChoking, peer.amInterested,
+        guard fetching, storingBytes < Self.maxStoringBytes, var picker, var peer = links[link], !peer.peerChoking,
+            peer.amInterested,
             let manifest, let theirs = peer.theirs
         else { return }
         if peer.inheritsRequests {
@@ -312,12 +313,24 @@ extension SwarmEngine {
             return
         }
         storing[chunk] = source
+        storingBytes += manifest?.chunks[chunk].length ?? length
         emit(.store(chunk: chunk, from: source))
+    }
+
+    /// A chunk handed to the shell has been written or refused: its bytes leave the backlog, and when that frees
+    /// room for requests, every peer's pipeline is filled again.
+    private mutating func leftStoring(_ chunk: Int) {
+        storing[chunk] = nil
+        let wasFull = storingBytes >= Self.maxStoringBytes
+        storingBytes -= manifest?.chunks[chunk].length ?? 0
+        if wasFull, storingBytes < Self.maxStoringBytes {
+            for link in order { fill(link) }
+        }
     }
 
     mutating func stored(_ chunk: Int, from source: ChunkSource) {
         guard storing[chunk] == source else { return }
-        storing[chunk] = nil
+        leftStoring(chunk)
         guard var have, let manifest, !have.contains(chunk) else { return }
         have.insert(chunk)
         self.have = have
@@ -349,7 +362,7 @@ extension SwarmEngine {
 
     mutating func rejected(_ chunk: Int, from source: ChunkSource) {
         guard storing[chunk] == source else { return }
-        storing[chunk] = nil
+        leftStoring(chunk)
         counters.badChunks += 1
         counters.bytesWasted += Int64(manifest?.chunks[chunk].length ?? 0)
         picker?.failed(chunk, from: source)

@@ -94,8 +94,14 @@ public struct SwarmEngine: Sendable {
     var lastDirectDelivery: Double = -.infinity
     var relayCache: (at: Double, chunks: ChunkSet?)?
     var relayWaitUntil: [Double] = []
-    /// Chunks handed to the shell to verify and write, and from where.
+    /// Chunks handed to the shell to verify and write, and from where, and their bytes: while these reach
+    /// `maxStoringBytes`, no peer is asked for more (`fill`), so that a disk or a hashing thread slower than the
+    /// network makes the requests wait instead of the chunks piling up in memory.
     var storing: [Int: ChunkSource] = [:]
+    var storingBytes = 0
+    /// The most bytes of chunks waiting to be verified and written before requests to peers pause: 64 MiB, enough
+    /// for about a quarter of a second at line rate on loopback.
+    static let maxStoringBytes = 64 << 20
     var counters = SwarmSnapshot()
     var downloadMeter = RateMeter()
     var uploadMeter = RateMeter()

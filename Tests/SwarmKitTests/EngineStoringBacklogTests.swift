@@ -1,0 +1,88 @@
+import ChunkStore
+import Testing
+
+@testable import SwarmKit
+
+/// Chunks waiting to be verified and written are bounded: while their bytes reach `SwarmEngine.maxStoringBytes`, no
+/// peer is asked for more, so a disk (or a hashing thread) slower than the network cannot make chunks pile up in
+/// memory. Before the bound, a 2 GiB loopback fetch peaked at 300-640 MiB of RSS.
+@Suite("Engine: the backlog of chunks to store")
+struct EngineStoringBacklogTests {
+    static let chunkLength = 1 << 20
+    static let chunkCount = 200
+
+    static func engineWithASeeder() throws -> (SwarmEngine, LinkID) {
+        let refs = (0..<chunkCount).map { index in
+            ChunkRef(
+                hash: Hash256(bytes: [UInt8](repeating: UInt8(truncatingIfNeeded: index), count: 32))!,
+                length: chunkLength)
+        }
+        let manifest = try Manifest(parameters: .default, chunks: refs)
+        var engine = SwarmEngine(
+            root: manifest.root, chunking: .default, expectedSize: manifest.size,
+            localKey: [1] + [UInt8](repeating: 0, count: 31), options: SwarmEngine.Options(), seed: 1)
+        _ = engine.handle(.fetch(manifest: manifest, server: false), at: 0)
+        _ = engine.handle(.opened(have: ChunkSet(count: chunkCount), localBytes: 0), at: 0)
+        let link = LinkID(1)
+        _ = engine.handle(
+            .connected(
+                ConnectedPeer(
+                    link: link, deviceKey: [2] + [UInt8](repeating: 0, count: 31), initiatedByUs: true,
+                    superSeeding: false, listenAddress: nil)), at: 0)
+        _ = engine.handle(.received(link, .bitfield(ChunkSet(count: chunkCount, full: true).bitfield)), at: 0)
+        return (engine, link)
+    }
+
+    /// Answers every request at once, block by block, until no request is left, and returns the chunks handed over
+    /// to be stored.
+    static func answerEverything(
+        _ engine: inout SwarmEngine, link: LinkID, first: [EngineAction], time: inout Double
+    ) -> [Int] {
+        var queue = EngineOverdueTests.requests(first, to: link)
+        var stored: [Int] = []
+        while !queue.isEmpty {
+            let block = queue.removeFirst()
+            time += 0.0002
+            let actions = engine.handle(
+                .received(link, .piece(chunk: block.chunk, offset: block.offset, length: Int(block.length))), at: time)
+            queue += EngineOverdueTests.requests(actions, to: link)
+            stored += actions.compactMap { if case .store(let chunk, .peer(link)) = $0 { chunk } else { nil } }
+        }
+        return stored
+    }
+
+    @Test func requestsPauseWhileTheChunksToStoreReachTheBound() throws {
+        var (engine, link) = try Self.engineWithASeeder()
+        var time = 0.0
+        let first = engine.handle(.received(link, .unchoke), at: time)
+        // The shell never reports a chunk written: the requests stop once the backlog is full, with what was
+        // already asked still arriving (the pipeline, at most `maxPipelineDepth` chunks).
+        let handedOver = Self.answerEverything(&engine, link: link, first: first, time: &time)
+        let bound = SwarmEngine.maxStoringBytes / Self.chunkLength
+        #expect(handedOver.count >= bound)
+        #expect(handedOver.count <= bound + SwarmEngine.Options().maxPipelineDepth)
+        #expect(handedOver.count < Self.chunkCount)
+        #expect(engine.storingBytes == handedOver.count * Self.chunkLength)
+
+        // Writes finishing free room: the requests resume, and the whole file arrives.
+        var written = 0
+        var resumed: [EngineAction] = []
+        while EngineOverdueTests.requests(resumed, to: link).isEmpty, written < handedOver.count {
+            time += 0.001
+            resumed = engine.handle(.stored(chunk: handedOver[written], from: .peer(link)), at: time)
+            written += 1
+        }
+        #expect(engine.storingBytes < SwarmEngine.maxStoringBytes)
+        #expect(written == handedOver.count - bound + 1)
+        var pending = Array(handedOver[written...])
+        pending += Self.answerEverything(&engine, link: link, first: resumed, time: &time)
+        while !pending.isEmpty {
+            time += 0.001
+            let actions = engine.handle(.stored(chunk: pending.removeFirst(), from: .peer(link)), at: time)
+            pending += Self.answerEverything(&engine, link: link, first: actions, time: &time)
+            #expect(engine.storingBytes <= (bound + SwarmEngine.Options().maxPipelineDepth) * Self.chunkLength)
+        }
+        #expect(engine.have?.isFull ?? false)
+        #expect(engine.storingBytes == 0)
+    }
+}
