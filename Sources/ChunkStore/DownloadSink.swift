@@ -56,6 +56,10 @@ public final class DownloadSink: Sendable {
     let store: ChunkStore
     let durability: Durability
     let state: Mutex<State>
+    /// Held while a chunk is written into the partial file. The kernel writes one file's pages one writer at a time
+    /// anyway (ext4 takes the inode's lock); two pool threads writing at once spun on that lock, 5 % of a loopback
+    /// fetcher's CPU (docs/benchmarks.md, "One-to-one, third part"). Hashing stays parallel.
+    let writing = Mutex(())
 
     init(
         store: ChunkStore, manifest: Manifest, root: Hash256, destination: String, partPath: String,
@@ -132,7 +136,9 @@ public final class DownloadSink: Sendable {
             throw .chunkMismatch(index: index, expected: expected.hash, actual: actual)
         }
         if has(index) { return false }
-        try file.write(segments: segments, at: manifest.offsets[index])
+        try writing.withLock { (_) throws(ChunkStoreError) in
+            try file.write(segments: segments, at: manifest.offsets[index])
+        }
         let needsFlush = state.withLock { s -> Bool in
             guard !s.recorded[index], !s.pending.contains(index) else { return false }
             s.pending.append(index)

@@ -73,6 +73,43 @@ public struct NoiseCipherState: Sendable {
         nonce += 1
     }
 
+    /// Noise `DecryptWithAd(zerolen, ciphertext)` with the plaintext handed out in parts: `body` takes it through
+    /// the opener, in pieces of any size and to wherever it likes, and must take all of it. Its result is returned
+    /// only when the tag verifies; otherwise this throws `decryptionFailed` and what `body` was given must not be
+    /// used (with AESGCM it was decrypted before the tag was checked). The nonce advances only when the tag verifies.
+    ///
+    /// AESGCM decrypts each part straight into its destination (`AESGCMContext.openPart`); ChaChaPoly, which
+    /// libsodium opens only whole, decrypts the message into a scratch buffer first and copies the parts out.
+    mutating func decryptInParts<R>(
+        ciphertext: UnsafeRawBufferPointer, _ body: (inout FrameOpener) -> R
+    ) throws(NoiseError) -> R {
+        guard let key else { preconditionFailure("decryptInParts on a CipherState without a key") }
+        guard nonce != .max else { throw .nonceExhausted }
+        let count = ciphertext.count - NoiseCipher.tagLength
+        guard count >= 0 else { throw .invalidMessageLength }
+        let empty = UnsafeRawBufferPointer(start: nil, count: 0)
+        if let aesGCM {
+            aesGCM.beginOpen(counter: nonce, ad: empty)
+            var opener = FrameOpener(UnsafeRawBufferPointer(rebasing: ciphertext[0..<count]), decrypting: aesGCM)
+            let result = body(&opener)
+            precondition(opener.remaining == 0, "decryptInParts: the body left part of the message")
+            guard aesGCM.finishOpen(tag: UnsafeRawBufferPointer(rebasing: ciphertext[count...])) else {
+                throw .decryptionFailed
+            }
+            nonce += 1
+            return result
+        }
+        let plaintext = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count, 1), alignment: 16)
+        defer { plaintext.deallocate() }
+        let opened = UnsafeMutableRawBufferPointer(rebasing: plaintext[0..<count])
+        try cipher.open(key: key, nonce: nonce, ad: empty, ciphertext: ciphertext, into: opened)
+        nonce += 1
+        var opener = FrameOpener(UnsafeRawBufferPointer(opened), decrypting: nil)
+        let result = body(&opener)
+        precondition(opener.remaining == 0, "decryptInParts: the body left part of the message")
+        return result
+    }
+
     /// Array convenience for handshake-sized messages.
     mutating func encryptWithAd(_ ad: [UInt8], plaintext: [UInt8]) throws(NoiseError) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: ciphertextCount(forPlaintext: plaintext.count))
@@ -122,5 +159,29 @@ public struct NoiseCipherState: Sendable {
             }
         }
         self.key = newKey
+    }
+}
+
+/// The plaintext of one message being decrypted in parts (`NoiseCipherState.decryptInParts`): each `next(into:)`
+/// writes the following bytes to where the caller chooses. Valid only inside the call that made it.
+struct FrameOpener {
+    private var source: UnsafeRawBufferPointer
+    private let context: AESGCMContext?
+
+    init(_ source: UnsafeRawBufferPointer, decrypting context: AESGCMContext?) {
+        self.source = source
+        self.context = context
+    }
+
+    /// Bytes of the message not handed out yet.
+    var remaining: Int { source.count }
+
+    /// Writes the message's next `out.count` bytes (at most `remaining`) into `out`.
+    mutating func next(into out: UnsafeMutableRawBufferPointer) {
+        precondition(out.count <= source.count)
+        guard out.count > 0 else { return }
+        let part = UnsafeRawBufferPointer(rebasing: source[0..<out.count])
+        if let context { context.openPart(part, into: out) } else { out.copyMemory(from: part) }
+        source = UnsafeRawBufferPointer(rebasing: source[out.count...])
     }
 }

@@ -76,6 +76,18 @@ public struct NoiseTransport: Sendable {
         try receive.decryptWithAd(UnsafeRawBufferPointer(start: nil, count: 0), ciphertext: ciphertext, into: out)
     }
 
+    /// Decrypts one frame in parts (`NoiseCipherState.decryptInParts`): `body` takes the plaintext through the opener
+    /// to wherever it likes, and its result is returned only when the frame's tag verifies. A failure is fatal for the
+    /// session.
+    mutating func open<R>(
+        inParts ciphertext: UnsafeRawBufferPointer, _ body: (inout FrameOpener) -> R
+    ) throws(NoiseError) -> R {
+        guard ciphertext.count >= NoiseCipher.tagLength, ciphertext.count <= NoiseHandshakeState.maxMessageLength
+        else { throw .invalidMessageLength }
+        if receive.nonce != 0, receive.nonce % rekeyInterval == 0 { receive.rekey() }
+        return try receive.decryptInParts(ciphertext: ciphertext, body)
+    }
+
     /// Array conveniences (tests and benchmarks).
     public mutating func seal(_ plaintext: [UInt8]) throws(NoiseError) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: plaintext.count + NoiseCipher.tagLength)

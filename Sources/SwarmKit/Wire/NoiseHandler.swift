@@ -10,14 +10,15 @@ struct NoiseHandshakeCompleted {
 
 /// Runs the Noise handshake and then encrypts and decrypts transport frames (docs/protocol.md §3-4).
 ///
-/// Inbound it takes whole frames from `FrameDecoder` and passes on decrypted plaintext bytes;
+/// Inbound it takes whole frames from `FrameDecoder` and passes on the wire messages they carry (`TransportReader`,
+/// which decrypts each block into a buffer of its own);
 /// outbound it takes plaintext bytes, packs them into frames of at most 65519 bytes (coalescing small
 /// writes until a flush) and writes `u16 length | ciphertext`. A handshake that fails or does not end
 /// within `handshakeTimeout` closes the channel; a transport frame that fails to decrypt is reported
 /// with `fireErrorCaught` and every later frame is dropped.
 final class NoiseHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
-    typealias InboundOut = ByteBuffer
+    typealias InboundOut = WireMessage
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
@@ -32,6 +33,7 @@ final class NoiseHandler: ChannelDuplexHandler {
     private var timeout: Scheduled<Void>?
     private var logger: Logger
     private var pending = ByteBuffer()
+    private var reader: TransportReader?
     /// Plaintext bytes accepted by `write` and bytes already sealed into frames, for write promises.
     private var queuedBytes: UInt64 = 0
     private var sealedBytes: UInt64 = 0
@@ -95,25 +97,23 @@ final class NoiseHandler: ChannelDuplexHandler {
             }
         case .established(var transport):
             if dropInbound { return }
-            let plainCount = frame.readableBytes - NoiseCipher.tagLength
-            guard plainCount >= 0 else {
+            if reader == nil { reader = TransportReader(allocator: context.channel.allocator) }
+            let messages: [WireMessage]
+            do {
+                messages = try reader!.read(frame: frame, transport: &transport)
+            } catch let error as WireProtocolError {
+                return transportFailed(context: context, error)
+            } catch NoiseError.invalidMessageLength {
                 return transportFailed(
                     context: context, WireProtocolError(.malformedMessage, "frame shorter than a tag"))
-            }
-            var plaintext = context.channel.allocator.buffer(capacity: plainCount)
-            do {
-                _ = try frame.withUnsafeReadableBytes { ciphertext in
-                    try plaintext.writeWithUnsafeMutableBytes(minimumWritableBytes: plainCount) { out in
-                        try transport.open(
-                            ciphertext, into: UnsafeMutableRawBufferPointer(rebasing: out[0..<plainCount]))
-                        return plainCount
-                    }
-                }
-                state = .established(transport)
-                context.fireChannelRead(Self.wrapInboundOut(plaintext))
             } catch {
-                transportFailed(
+                return transportFailed(
                     context: context, WireProtocolError(.decryptionFailed, "transport frame did not decrypt"))
+            }
+            state = .established(transport)
+            for message in messages {
+                if dropInbound { break }
+                context.fireChannelRead(Self.wrapInboundOut(message))
             }
         case .failed:
             break

@@ -61,7 +61,7 @@ public struct PeerConfiguration: Sendable {
 }
 
 /// Sets up the peer protocol's handlers on a channel (docs/protocol.md §4-6). The pipeline, from the
-/// socket up: `FrameDecoder` → `NoiseHandler` → `MessageDecoder`/`MessageEncoder` →
+/// socket up: `FrameDecoder` → `NoiseHandler` (which reads the messages, `TransportReader`) / `MessageEncoder` →
 /// `PeerProtocolHandler` → (the application, usually through `NIOAsyncChannel`).
 public enum PeerChannel {
     /// Which end of the handshake this side plays.
@@ -97,7 +97,6 @@ public enum PeerChannel {
         handlers += [
             ByteToMessageHandler(FrameDecoder()),
             NoiseHandler(handshake: handshake, handshakeTimeout: configuration.handshakeTimeout, logger: logger),
-            ByteToMessageHandler(MessageDecoder()),
             MessageEncoder(),
             PeerProtocolHandler(
                 localDeviceKey: configuration.identity.publicKey, listenPort: configuration.listenPort,

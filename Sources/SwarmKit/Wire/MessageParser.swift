@@ -37,28 +37,6 @@ public struct MessageParser: Sendable {
     }
 }
 
-/// The `ByteToMessageDecoder` around `MessageParser`.
-public struct MessageDecoder: ByteToMessageDecoder {
-    public typealias InboundOut = WireMessage
-    private let parser: MessageParser
-
-    public init(parser: MessageParser = MessageParser()) {
-        self.parser = parser
-    }
-
-    public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        guard let message = try parser.parse(&buffer) else { return .needMoreData }
-        context.fireChannelRead(Self.wrapInboundOut(message))
-        return .continue
-    }
-
-    public mutating func decodeLast(
-        context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool
-    ) throws -> DecodingState {
-        try decode(context: context, buffer: &buffer)
-    }
-}
-
 /// Encodes outbound `WireMessage`s. A `piece` goes out as two writes, its header and then its block
 /// bytes unchanged, so blocks are not copied here.
 public final class MessageEncoder: ChannelOutboundHandler, Sendable {
