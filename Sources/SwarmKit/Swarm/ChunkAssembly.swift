@@ -1,59 +1,66 @@
 internal import NIOCore
 
-/// The blocks of one chunk received from one link, copied as they arrive into one buffer of the chunk's length
-/// (not zero-filled first), with the blocks that arrived noted: the write job hashes it and writes it with one
-/// `pwritev` once the blocks cover the chunk exactly. Only blocks the engine asked for get here
-/// (`EngineAction.keepBlock`), each of the length it expects, so the buffers held are bounded by the requests in
-/// flight.
+/// The blocks of one chunk received from one link, kept as they arrived, by offset: the write job hashes them one
+/// after the other and writes them with one `pwritev` once they cover the chunk exactly. Only blocks the engine asked
+/// for get here (`EngineAction.keepBlock`), each of the length it expects, so the buffers held are bounded by the
+/// requests in flight.
 ///
-/// Why a copy: a piece's bytes are a slice of the message decoder's cumulation buffer (NIO's
-/// `ByteToMessageDecoder`). Keeping the slices until the chunk is complete, to write them with `pwritev` without
-/// this copy, pinned those buffers: the decoder then copied its unread bytes into a fresh buffer at its next read,
-/// and the fresh allocations page-faulted. Measured (docs/benchmarks.md, "One-to-one"), the fetcher's event loop
-/// spent more in `memmove` and page faults than the copy costs.
+/// Each block is a buffer of its own: `TransportReader` decrypts a piece's block straight into a buffer of the
+/// block's length, so keeping it pins nothing else. (When blocks were slices of the message decoder's cumulation
+/// buffer, keeping them pinned that buffer and the decoder copied its unread bytes at its next read, which cost more
+/// than copying each block into one chunk buffer did; docs/benchmarks.md, "One-to-one".)
 struct ChunkAssembly: Sendable {
     let length: Int
-    private var storage: ByteBuffer
-    /// Bytes of each block that arrived, by offset.
-    private var blocks: [Int: Int] = [:]
+    /// The blocks that arrived, by offset.
+    private var blocks: [Int: ByteBuffer] = [:]
 
     init(length: Int) {
         self.length = length
-        storage = ByteBufferAllocator().buffer(capacity: length)
     }
 
-    /// Copies a block in at `offset` (a block received again replaces the first); one reaching past the chunk is
-    /// dropped.
+    /// Keeps a block at `offset` (a block received again replaces the first); one reaching past the chunk is dropped.
     mutating func keep(_ data: ByteBuffer, at offset: Int) {
         guard offset >= 0, offset + data.readableBytes <= length else { return }
-        storage.setBuffer(data, at: offset)
-        blocks[offset] = data.readableBytes
+        blocks[offset] = data
     }
 
-    /// The chunk's bytes when the blocks cover it exactly, one after the other; nil otherwise.
-    var complete: ByteBuffer? {
+    /// The chunk's blocks in order when they cover it exactly, one after the other; nil otherwise.
+    var complete: [ByteBuffer]? {
         var next = 0
+        var ordered: [ByteBuffer] = []
+        ordered.reserveCapacity(blocks.count)
         for offset in blocks.keys.sorted() {
-            guard offset == next, let count = blocks[offset] else { return nil }
-            next += count
+            guard offset == next, let block = blocks[offset] else { return nil }
+            ordered.append(block)
+            next += block.readableBytes
         }
         guard next == length else { return nil }
-        var chunk = storage
-        chunk.moveWriterIndex(to: length)
-        return chunk
+        return ordered
     }
 }
 
-/// The bytes of a chunk to verify and write: the server's answer, or a chunk assembled from a peer's blocks.
+/// The bytes of a chunk to verify and write: the server's answer, or the blocks a peer's chunk arrived in.
 enum ChunkBytes: Sendable {
     case array([UInt8])
-    case buffer(ByteBuffer)
+    case blocks([ByteBuffer])
 
-    /// Calls `body` with the bytes, valid only during the call.
-    func withBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+    /// Calls `body` with the bytes as segments, one after the other, valid only during the call.
+    func withSegments<R>(_ body: ([UnsafeRawBufferPointer]) -> R) -> R {
         switch self {
-        case .array(let bytes): bytes.withUnsafeBytes(body)
-        case .buffer(let buffer): buffer.withUnsafeReadableBytes(body)
+        case .array(let bytes): bytes.withUnsafeBytes { body([$0]) }
+        case .blocks(let blocks): Self.withSegments(of: blocks[...], collected: [], body)
+        }
+    }
+
+    /// Opens each block's bytes in turn and calls `body` with all of them (a chunk's blocks are at most
+    /// `ChunkingParameters.largestAllowedMaxSize / WireLimits.maxBlockLength`, 128, deep).
+    private static func withSegments<R>(
+        of blocks: ArraySlice<ByteBuffer>, collected: [UnsafeRawBufferPointer],
+        _ body: ([UnsafeRawBufferPointer]) -> R
+    ) -> R {
+        guard let first = blocks.first else { return body(collected) }
+        return first.withUnsafeReadableBytes { bytes in
+            withSegments(of: blocks.dropFirst(), collected: collected + [bytes], body)
         }
     }
 }

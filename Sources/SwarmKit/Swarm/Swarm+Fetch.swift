@@ -137,7 +137,7 @@ extension Swarm {
         let bytes: ChunkBytes?
         switch source {
         case .peer(let link):
-            bytes = assemblies.removeValue(forKey: AssemblyKey(link: link, chunk: chunk))?.complete.map { .buffer($0) }
+            bytes = assemblies.removeValue(forKey: AssemblyKey(link: link, chunk: chunk))?.complete.map { .blocks($0) }
         case .server: bytes = serverBytes.removeValue(forKey: chunk).map { .array($0) }
         }
         guard let bytes, let jobs else { return feed(.rejected(chunk: chunk, from: source)) }
@@ -177,8 +177,8 @@ extension Swarm {
         let result: Result<Void, ChunkStoreError>
         do {
             result = try await NIOThreadPool.singleton.runIfActive { () -> Result<Void, ChunkStoreError> in
-                bytes.withBytes { raw in
-                    Result { () throws(ChunkStoreError) in _ = try sink.write(index: chunk, bytes: raw) }
+                bytes.withSegments { segments in
+                    Result { () throws(ChunkStoreError) in _ = try sink.write(index: chunk, segments: segments) }
                 }
             }
         } catch {
