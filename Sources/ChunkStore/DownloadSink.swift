@@ -57,9 +57,11 @@ public final class DownloadSink: Sendable {
     let durability: Durability
     let state: Mutex<State>
     /// Held while a chunk is written into the partial file. The kernel writes one file's pages one writer at a time
-    /// anyway (ext4 takes the inode's lock); two pool threads writing at once spun on that lock, 5 % of a loopback
-    /// fetcher's CPU (docs/benchmarks.md, "One-to-one, third part"). Hashing stays parallel.
-    let writing = Mutex(())
+    /// anyway (ext4 takes the inode's lock), and two pool threads writing at once spun on that lock, 5 % of a
+    /// loopback fetcher's CPU. A plain pthread mutex (`NSLock`) makes the second writer sleep; `Mutex` (a
+    /// priority-inheritance futex) spun in the kernel just the same (docs/benchmarks.md, "One-to-one, third part").
+    /// Hashing stays parallel.
+    let writing = NSLock()
 
     init(
         store: ChunkStore, manifest: Manifest, root: Hash256, destination: String, partPath: String,
@@ -136,7 +138,9 @@ public final class DownloadSink: Sendable {
             throw .chunkMismatch(index: index, expected: expected.hash, actual: actual)
         }
         if has(index) { return false }
-        try writing.withLock { (_) throws(ChunkStoreError) in
+        do {
+            writing.lock()
+            defer { writing.unlock() }
             try file.write(segments: segments, at: manifest.offsets[index])
         }
         let needsFlush = state.withLock { s -> Bool in
