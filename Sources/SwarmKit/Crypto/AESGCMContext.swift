@@ -6,7 +6,7 @@ internal import Synchronization
 ///
 /// Why not swift-crypto's `AES.GCM`, which harp used before: its API makes a new BoringSSL context (and expands the
 /// key) for every message, and copies each frame twice, into a `SealedBox` and out of a `Data`
-/// (docs/benchmarks.md, "AES-GCM from OpenSSL"). OpenSSL's streaming interface also lets a message be decrypted in
+/// (docs/benchmarks.md, "One-to-one, third part"). OpenSSL's streaming interface also lets a message be decrypted in
 /// pieces to different places, which `openPart` offers to the transport.
 ///
 /// Key material: OpenSSL keeps the expanded key in the context, which `EVP_CIPHER_CTX_free` wipes (its GCM

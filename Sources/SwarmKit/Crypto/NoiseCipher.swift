@@ -3,7 +3,7 @@
 /// One implementation of each serves the handshake and the transport alike. AESGCM went from libsodium's
 /// `crypto_aead_aes256gcm_*` to swift-crypto's `AES.GCM` (about twice libsodium 1.0.18's rate opening 64 KiB
 /// frames) and then to OpenSSL's EVP interface (`AESGCMContext`): one context per key instead of one per frame, and
-/// no copy of the frame on either side (docs/benchmarks.md, "Wire" and "AES-GCM from OpenSSL"). libsodium's version
+/// no copy of the frame on either side (docs/benchmarks.md, "Wire" and "One-to-one, third part"). libsodium's version
 /// stays as `AESGCMReference`, which the tests cross-check against and the benchmark compares with.
 public enum NoiseCipher: String, Sendable, CaseIterable {
     /// ChaCha20-Poly1305 (IETF, 96-bit nonce = 4 zero bytes + little-endian 64-bit counter), libsodium.
