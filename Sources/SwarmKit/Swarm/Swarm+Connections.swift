@@ -98,6 +98,7 @@ extension Swarm {
             peakBacklog = max(peakBacklog, handle.connection.sender.peakBufferedBytes)
         }
         assemblies = assemblies.filter { $0.key.link != link }
+        queuedChunks[link] = nil
         feed(.disconnected(link))
     }
 
@@ -134,11 +135,15 @@ extension Swarm {
 
     /// Serves a peer: takes its requests in order and sends through the connection's one bounded queue
     /// (`PeerSender`), pieces with `send` (waits while the backlog is over the queue limit) and manifest pages with
-    /// `sendAndWait` (one page in flight at a time). The chunk being served is read once, off the actor.
+    /// `sendAndWait` (one page in flight at a time). The chunk being served is read once, off the actor, and the next
+    /// chunk queued is read while this one's blocks go out: reading a chunk (a `pread` on the thread pool and the hops
+    /// there and back) left the connection without data to send at each chunk boundary.
     nonisolated func uploadLoop(
         _ link: LinkID, connection: PeerConnection, items: AsyncStream<UploadItem>
     ) async throws {
         var cache: (chunk: Int, bytes: ByteBuffer)?
+        var ahead: (chunk: Int, read: Task<ByteBuffer?, Never>)?
+        defer { ahead?.read.cancel() }
         do {
             for await item in items {
                 switch await take(item, by: link) {
@@ -146,11 +151,23 @@ extension Swarm {
                     continue
                 case .page(let page):
                     try await connection.sender.sendAndWait(.manifestPage(page))
-                case .block(let block, let delay):
+                case .block(let block, let delay, let next):
                     let chunk = Int(block.chunk)
                     if cache?.chunk != chunk {
-                        guard let bytes = await readChunk(chunk) else { continue }
+                        let bytes: ByteBuffer?
+                        if let read = ahead, read.chunk == chunk {
+                            bytes = await read.read.value
+                        } else {
+                            ahead?.read.cancel()
+                            bytes = await readChunk(chunk)
+                        }
+                        ahead = nil
+                        guard let bytes else { continue }
                         cache = (chunk, bytes)
+                    }
+                    if let next, next != chunk, ahead?.chunk != next {
+                        ahead?.read.cancel()
+                        ahead = (next, Task { await self.readChunk(next) })
                     }
                     // A slice of the chunk read once: no copy per block.
                     guard let cached = cache,
@@ -171,17 +188,21 @@ extension Swarm {
     enum Serve: Sendable {
         case none
         case page(ManifestPage)
-        case block(BlockRequest, delay: Double)
+        /// A block to send, and the chunk queued after this one's run of requests (to read ahead), if any.
+        case block(BlockRequest, delay: Double, next: Int?)
     }
 
     private func take(_ item: UploadItem, by link: LinkID) -> Serve {
         let t = now
         let actions = engine.handle(.uploadTaken(link, item), at: t)
         recorder?.record(at: t, .uploadTaken(link, item), actions)
+        if case .block(let block) = item, queuedChunks[link]?.first == Int(block.chunk) {
+            queuedChunks[link]?.removeFirst()
+        }
         var serve = Serve.none
         for action in actions {
             switch action {
-            case .serveBlock(link, let block, let delay): serve = .block(block, delay: delay)
+            case .serveBlock(link, let block, let delay): serve = .block(block, delay: delay, next: queuedChunks[link]?.first)
             case .servePage(link, let page):
                 if let manifest = engine.manifest { serve = .page(ManifestAssembler.page(page, of: manifest)) }
             default: perform(action, piece: nil)

@@ -45,6 +45,10 @@ public actor Swarm {
     var webSeed: (any WebSeed)?
     /// Chunks being assembled from peers' pieces, and the server's answers, until the engine says what to do.
     var assemblies: [AssemblyKey: ChunkAssembly] = [:]
+    /// Per link, the chunks of the block requests queued for its upload loop, one entry per run of requests for the
+    /// same chunk, in the order they were queued: the loop reads the next one while it sends the current one
+    /// (`uploadLoop`). At most one entry per queued item, so bounded like the upload queue.
+    var queuedChunks: [LinkID: CircularBuffer<Int>] = [:]
     /// Links a new connection of the same peer replaced (`EngineAction.handOver`): their close waits
     /// ``replacedLinkGrace``, for at most ``maxLingeringReplaced`` links at a time (a peer that reconnects in a loop
     /// gets its old connections closed at once).
@@ -200,7 +204,11 @@ public actor Swarm {
                 self.replacedClosed()
             }
         case .queueUpload(let link, let item):
-            connections[link]?.uploads.yield(item)
+            guard let handle = connections[link] else { return }
+            if case .block(let block) = item, queuedChunks[link]?.last != Int(block.chunk) {
+                queuedChunks[link, default: []].append(Int(block.chunk))
+            }
+            handle.uploads.yield(item)
         case .serveBlock, .servePage:
             break  // answered to the upload loop that asked (`take`)
         case .keepBlock(let link, let block, let chunkLength):
