@@ -202,7 +202,8 @@ extension Swarm {
         var serve = Serve.none
         for action in actions {
             switch action {
-            case .serveBlock(link, let block, let delay): serve = .block(block, delay: delay, next: queuedChunks[link]?.first)
+            case .serveBlock(link, let block, let delay):
+                serve = .block(block, delay: delay, next: queuedChunks[link]?.first)
             case .servePage(link, let page):
                 if let manifest = engine.manifest { serve = .page(ManifestAssembler.page(page, of: manifest)) }
             default: perform(action, piece: nil)
