@@ -1,4 +1,4 @@
-public import NIOCore
+internal import NIOCore
 
 /// Turns the transport's frames into wire messages (docs/protocol.md §4-5), decrypting each `piece`'s block
 /// straight into a buffer of its own.
