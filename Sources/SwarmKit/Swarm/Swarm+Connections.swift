@@ -138,23 +138,15 @@ extension Swarm {
     /// `sendAndWait` (one page in flight at a time). The chunk being served is read once, off the actor, and the next
     /// chunk queued is read while this one's blocks go out: reading a chunk (a `pread` on the thread pool and the hops
     /// there and back) left the connection without data to send at each chunk boundary.
-    ///
-    /// A sent block is reported to the engine (`blockSent`) with the next item taken, in the same call to the actor,
-    /// except a chunk's last block, which is reported at once: with it a super-seeder counts the chunk as sent and
-    /// offers the next. A call to the actor of its own after every block kept the loop waiting for the actor, which
-    /// the fetcher's requests also keep busy: 2 GiB over loopback went 488-539 MB/s with it and 617-643 without.
     nonisolated func uploadLoop(
         _ link: LinkID, connection: PeerConnection, items: AsyncStream<UploadItem>
     ) async throws {
         var cache: (chunk: Int, bytes: ByteBuffer)?
         var ahead: (chunk: Int, read: Task<ByteBuffer?, Never>)?
-        var unreported: BlockRequest?
         defer { ahead?.read.cancel() }
         do {
             for await item in items {
-                let sent = unreported
-                unreported = nil
-                switch await take(item, by: link, after: sent) {
+                switch await take(item, by: link) {
                 case .none:
                     continue
                 case .page(let page):
@@ -184,14 +176,9 @@ extension Swarm {
                     if delay > 0 { try await Task.sleep(for: .seconds(delay)) }
                     try await connection.sender.send(
                         .piece(Piece(chunk: block.chunk, offset: block.offset, data: data)))
-                    if Int(block.offset) + Int(block.length) == cached.bytes.readableBytes {
-                        await feed(.blockSent(link, block))
-                    } else {
-                        unreported = block
-                    }
+                    await feed(.blockSent(link, block))
                 }
             }
-            if let unreported { await feed(.blockSent(link, unreported)) }
         } catch let error as PeerSendError {
             if case .backlogExceeded = error { await feed(.backlogFull(link)) }
         }
@@ -205,9 +192,7 @@ extension Swarm {
         case block(BlockRequest, delay: Double, next: Int?)
     }
 
-    /// `sent`: a block sent earlier whose report comes with this call (`uploadLoop`).
-    private func take(_ item: UploadItem, by link: LinkID, after sent: BlockRequest?) -> Serve {
-        if let sent { feed(.blockSent(link, sent)) }
+    private func take(_ item: UploadItem, by link: LinkID) -> Serve {
         let t = now
         let actions = engine.handle(.uploadTaken(link, item), at: t)
         recorder?.record(at: t, .uploadTaken(link, item), actions)
