@@ -20,7 +20,7 @@ import Testing
         let manifest: Manifest
         let root: Hash256
 
-        init(size: Int) throws {
+        init(size: Int, chunking: ChunkingParameters = SwarmTests.small) throws {
             directory =
                 FileManager.default.temporaryDirectory.appendingPathComponent("harp-swarm-\(UUID().uuidString)")
                 .path
@@ -30,7 +30,7 @@ import Testing
             path = directory + "/origin.bin"
             try Data(bytes).write(to: URL(fileURLWithPath: path))
             store = try ChunkStore(path: directory + "/origin.sqlite")
-            let outcome = try store.index(file: path, parameters: SwarmTests.small)
+            let outcome = try store.index(file: path, parameters: chunking)
             root = outcome.root
             manifest = try #require(try store.manifest(root: root))
         }
@@ -46,11 +46,14 @@ import Testing
         let port: Int
         let keys: SwarmKeys
 
-        init(root: Hash256, size: Int64, options: Swarm.Options = Swarm.Options()) async throws {
+        init(
+            root: Hash256, size: Int64, chunking: ChunkingParameters = SwarmTests.small,
+            options: Swarm.Options = Swarm.Options()
+        ) async throws {
             identity = .generate()
             keys = SwarmKeys(contentRoot: root.bytes, salt: Array(repeating: 7, count: 32))
             swarm = Swarm(
-                root: root, chunking: SwarmTests.small, expectedSize: size, identity: identity, options: options,
+                root: root, chunking: chunking, expectedSize: size, identity: identity, options: options,
                 logger: SwarmTests.quiet)
             var configuration = PeerConfiguration(identity: identity, swarmKey: keys.swarmKey)
             configuration.logger = SwarmTests.quiet
@@ -147,6 +150,24 @@ import Testing
         #expect(snapshot.peersUsed == 2, "both seeders should have sent chunks")
         #expect(snapshot.complete)
         for member in seeders + [fetcher] { await member.stop() }
+    }
+
+    /// Chunks of several blocks (the default chunking, about 1 MiB): the seeder's engine counts every block it sent.
+    /// Only the last block may still be on its way to the engine when the fetch ends.
+    @Test func aSeederCountsEveryBlockItSends() async throws {
+        let origin = try Origin(size: 6 << 20, chunking: .default)
+        #expect(origin.manifest.chunks.contains { $0.length > Int(WireLimits.maxBlockLength) })
+        let seeder = try await Member(root: origin.root, size: origin.manifest.size, chunking: .default)
+        try await seeder.swarm.seed(manifest: origin.manifest, store: origin.store)
+        let fetcher = try await Member(root: origin.root, size: origin.manifest.size, chunking: .default)
+        try await fetcher.connect(to: seeder)
+        let store = try origin.newStore("fetcher")
+        _ = try await fetcher.swarm.fetch(Self.target(store, origin.root, origin.directory + "/copy.bin", webSeed: nil))
+        let fetched = await fetcher.swarm.snapshot.bytesFromPeers
+        #expect(fetched == Int64(origin.bytes.count))
+        let uploaded = await seeder.swarm.snapshot.bytesUploaded
+        #expect(uploaded >= fetched - Int64(WireLimits.maxBlockLength))
+        for member in [seeder, fetcher] { await member.stop() }
     }
 
     @Test func chunksInTheLocalStoreAreCopiedNotFetched() async throws {
