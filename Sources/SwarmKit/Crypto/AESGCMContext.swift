@@ -21,16 +21,18 @@ final class AESGCMContext: @unchecked Sendable {
     private let lock = Mutex(())
 
     /// A context for the 32-byte key.
-    init(key: UnsafeRawBufferPointer) {
-        pointer = Self.make(key)
-    }
-
     init(key: SecureBytes) {
         pointer = key.withUnsafeBytes { Self.make($0) }
     }
 
     private func withContext<R>(_ body: (OpaquePointer) -> R) -> R {
         lock.withLock { _ in body(pointer) }
+    }
+
+    /// `withContext` with the 12-byte Noise nonce for `counter` (4 zero bytes, then the counter big-endian; Noise
+    /// revision 34, section 12).
+    private func withContext<R>(nonce counter: UInt64, _ body: (OpaquePointer, UnsafeRawBufferPointer) -> R) -> R {
+        NoiseCipher.withNonce(counter, bigEndian: true) { nonce in withContext { body($0, nonce) } }
     }
 
     private static func make(_ key: UnsafeRawBufferPointer) -> OpaquePointer {
@@ -45,14 +47,15 @@ final class AESGCMContext: @unchecked Sendable {
         EVP_CIPHER_CTX_free(pointer)
     }
 
-    /// Encrypts `plaintext` under the 12-byte `nonce` and `ad` into `out`: the ciphertext, then the 16-byte tag
-    /// (`out.count == plaintext.count + 16`). `out` may start at `plaintext`'s first byte (in place).
+    /// Encrypts `plaintext` under the Noise nonce for `counter` (4 zero bytes, then the counter big-endian) and `ad`
+    /// into `out`: the ciphertext, then the 16-byte tag (`out.count == plaintext.count + 16`). `out` may start at
+    /// `plaintext`'s first byte (in place).
     func seal(
-        nonce: UnsafeRawBufferPointer, ad: UnsafeRawBufferPointer,
+        counter: UInt64, ad: UnsafeRawBufferPointer,
         plaintext: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer
     ) {
-        precondition(nonce.count == 12 && out.count == plaintext.count + NoiseCipher.tagLength)
-        let sealed = withContext { ctx in
+        precondition(out.count == plaintext.count + NoiseCipher.tagLength)
+        let sealed = withContext(nonce: counter) { ctx, nonce in
             harp_gcm_begin(ctx, Self.bytes(nonce), 1, Self.bytes(ad), ad.count) == 1
                 && harp_gcm_update(ctx, Self.bytes(plaintext), Self.mutableBytes(out), plaintext.count) == 1
                 && harp_gcm_seal_final(ctx, Self.mutableBytes(out)! + plaintext.count) == 1
@@ -60,16 +63,16 @@ final class AESGCMContext: @unchecked Sendable {
         precondition(sealed, "OpenSSL's AES-256-GCM refused to encrypt")
     }
 
-    /// Decrypts `ciphertext` (ciphertext, then the 16-byte tag) under `nonce` and `ad` into `out`
-    /// (`ciphertext.count - 16` bytes, possibly in place). When the tag does not verify, `out` is zero-filled and
-    /// the error is `decryptionFailed`.
+    /// Decrypts `ciphertext` (ciphertext, then the 16-byte tag) under the Noise nonce for `counter` and `ad` into
+    /// `out` (`ciphertext.count - 16` bytes, possibly in place). When the tag does not verify, `out` is zero-filled
+    /// and the error is `decryptionFailed`.
     func open(
-        nonce: UnsafeRawBufferPointer, ad: UnsafeRawBufferPointer,
+        counter: UInt64, ad: UnsafeRawBufferPointer,
         ciphertext: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer
     ) throws(NoiseError) {
         let count = ciphertext.count - NoiseCipher.tagLength
-        guard count >= 0, out.count == count, nonce.count == 12 else { throw .invalidMessageLength }
-        let opened = withContext { ctx in
+        guard count >= 0, out.count == count else { throw .invalidMessageLength }
+        let opened = withContext(nonce: counter) { ctx, nonce in
             harp_gcm_begin(ctx, Self.bytes(nonce), 0, Self.bytes(ad), ad.count) == 1
                 && harp_gcm_update(ctx, Self.bytes(ciphertext), Self.mutableBytes(out), count) == 1
                 && harp_gcm_open_final(ctx, Self.bytes(ciphertext)! + count) == 1
@@ -82,9 +85,10 @@ final class AESGCMContext: @unchecked Sendable {
 
     /// Starts decrypting a message in parts: `openPart` for its ciphertext, cut anywhere, then `finishOpen` with
     /// its tag. Nothing decrypted may be used before `finishOpen` returns true.
-    func beginOpen(nonce: UnsafeRawBufferPointer, ad: UnsafeRawBufferPointer) {
-        precondition(nonce.count == 12)
-        let begun = withContext { harp_gcm_begin($0, Self.bytes(nonce), 0, Self.bytes(ad), ad.count) == 1 }
+    func beginOpen(counter: UInt64, ad: UnsafeRawBufferPointer) {
+        let begun = withContext(nonce: counter) { ctx, nonce in
+            harp_gcm_begin(ctx, Self.bytes(nonce), 0, Self.bytes(ad), ad.count) == 1
+        }
         precondition(begun, "OpenSSL's AES-256-GCM refused to start a message")
     }
 

@@ -18,28 +18,3 @@ extension NoiseCipher {
         try AESGCMContext(key: key).open(counter: nonce, ad: ad, ciphertext: ciphertext, into: out)
     }
 }
-
-extension AESGCMContext {
-    /// `seal` under the Noise nonce for `counter`.
-    func seal(
-        counter: UInt64, ad: UnsafeRawBufferPointer,
-        plaintext: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer
-    ) {
-        NoiseCipher.withNonce(counter, bigEndian: true) { seal(nonce: $0, ad: ad, plaintext: plaintext, into: out) }
-    }
-
-    /// `open` under the Noise nonce for `counter`.
-    func open(
-        counter: UInt64, ad: UnsafeRawBufferPointer,
-        ciphertext: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer
-    ) throws(NoiseError) {
-        try NoiseCipher.withNonce(counter, bigEndian: true) { (nonce) throws(NoiseError) in
-            try open(nonce: nonce, ad: ad, ciphertext: ciphertext, into: out)
-        }
-    }
-
-    /// `beginOpen` under the Noise nonce for `counter`.
-    func beginOpen(counter: UInt64, ad: UnsafeRawBufferPointer) {
-        NoiseCipher.withNonce(counter, bigEndian: true) { beginOpen(nonce: $0, ad: ad) }
-    }
-}

@@ -6,7 +6,7 @@ public struct NoiseCipherState: Sendable {
     /// The cipher function.
     public let cipher: NoiseCipher
     private var key: SecureBytes? {
-        didSet { aesGCM = cipher == .aesGCM ? key.map { AESGCMContext(key: $0) } : nil }
+        didSet { aesGCM = Self.context(cipher, key) }
     }
     /// AESGCM's context for `key`, made when the key is set, so that a session expands each key once.
     private var aesGCM: AESGCMContext?
@@ -17,7 +17,11 @@ public struct NoiseCipherState: Sendable {
         precondition(key == nil || key?.count == 32)
         self.cipher = cipher
         self.key = key
-        aesGCM = cipher == .aesGCM ? key.map { AESGCMContext(key: $0) } : nil
+        aesGCM = Self.context(cipher, key)
+    }
+
+    private static func context(_ cipher: NoiseCipher, _ key: SecureBytes?) -> AESGCMContext? {
+        cipher == .aesGCM ? key.map { AESGCMContext(key: $0) } : nil
     }
 
     /// Noise `HasKey()`.
@@ -64,8 +68,6 @@ public struct NoiseCipherState: Sendable {
         }
         guard nonce != .max else { throw .nonceExhausted }
         if let aesGCM {
-            guard ciphertext.count >= NoiseCipher.tagLength, out.count == ciphertext.count - NoiseCipher.tagLength
-            else { throw .invalidMessageLength }
             try aesGCM.open(counter: nonce, ad: ad, ciphertext: ciphertext, into: out)
         } else {
             try cipher.open(key: key, nonce: nonce, ad: ad, ciphertext: ciphertext, into: out)

@@ -19,21 +19,32 @@ public struct MessageParser: Sendable {
     public func parse(_ buffer: inout ByteBuffer) throws(WireProtocolError) -> WireMessage? {
         let start = buffer.readerIndex
         guard let length = buffer.getInteger(at: start, as: UInt32.self) else { return nil }
-        guard length <= UInt32(maximumLength) else {
-            throw WireProtocolError(.oversized, "message length \(length) over \(maximumLength)")
-        }
-        guard length >= 2 else { throw WireProtocolError(.malformedMessage, "message length \(length) under 2") }
+        try check(length: length)
         guard buffer.readableBytes >= 4 + Int(length) else { return nil }
         guard let version = buffer.getInteger(at: start + 4, as: UInt8.self),
             let typeCode = buffer.getInteger(at: start + 5, as: UInt8.self),
             let body = buffer.getSlice(at: start + 6, length: Int(length) - 2)
         else { preconditionFailure("bytes checked above") }
-        guard version == SwarmKit.protocolVersion else {
-            throw WireProtocolError(.unsupportedVersion, "message version \(version)")
-        }
+        try Self.check(version: version)
         let message = try WireMessage.decode(typeCode: typeCode, body: body)
         buffer.moveReaderIndex(forwardBy: 4 + Int(length))
         return message
+    }
+
+    /// A message's length (its first four bytes), checked before anything is buffered for its body: 2 ...
+    /// `maximumLength`.
+    func check(length: UInt32) throws(WireProtocolError) {
+        guard length <= UInt32(maximumLength) else {
+            throw WireProtocolError(.oversized, "message length \(length) over \(maximumLength)")
+        }
+        guard length >= 2 else { throw WireProtocolError(.malformedMessage, "message length \(length) under 2") }
+    }
+
+    /// A message's format version: only `SwarmKit.protocolVersion`.
+    static func check(version: UInt8) throws(WireProtocolError) {
+        guard version == SwarmKit.protocolVersion else {
+            throw WireProtocolError(.unsupportedVersion, "message version \(version)")
+        }
     }
 }
 

@@ -33,7 +33,7 @@ final class NoiseHandler: ChannelDuplexHandler {
     private var timeout: Scheduled<Void>?
     private var logger: Logger
     private var pending = ByteBuffer()
-    private var reader: TransportReader?
+    private var reader = TransportReader(allocator: ByteBufferAllocator())
     /// Plaintext bytes accepted by `write` and bytes already sealed into frames, for write promises.
     private var queuedBytes: UInt64 = 0
     private var sealedBytes: UInt64 = 0
@@ -97,10 +97,9 @@ final class NoiseHandler: ChannelDuplexHandler {
             }
         case .established(var transport):
             if dropInbound { return }
-            if reader == nil { reader = TransportReader(allocator: context.channel.allocator) }
             let messages: [WireMessage]
             do {
-                messages = try reader!.read(frame: frame, transport: &transport)
+                messages = try reader.read(frame: frame, transport: &transport)
             } catch let error as WireProtocolError {
                 return transportFailed(context: context, error)
             } catch NoiseError.invalidMessageLength {

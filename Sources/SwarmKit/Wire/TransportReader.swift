@@ -81,66 +81,42 @@ struct TransportReader {
         }
     }
 
-    /// How many more bytes `head` needs before its message can be routed or parsed. Checks the prefix's rules as soon
-    /// as it is there, so nothing beyond what the protocol allows is ever buffered.
+    /// How many more bytes `head` needs before its message can be routed or parsed (0: it can). The rules of what is
+    /// there are checked as soon as it is there (`MessageParser`'s for the length and version, a `piece`'s block
+    /// length), so nothing beyond what the protocol allows is ever buffered.
     private func headBytesWanted() throws(WireProtocolError) -> Int {
         let have = head.readableBytes
-        guard have >= 4 else { return 4 - have }
-        _ = try checkedLength()
-        guard have >= Self.prefixLength else { return Self.prefixLength - have }
-        let (length, kind) = try prefix()
-        if kind == WireMessage.Kind.piece.rawValue { return Self.pieceHeaderLength - have }
-        return 4 + length - have
-    }
-
-    /// The prefix's length and type code, checked: the length within 2 ... `maxMessageLength`, the version ours, and
-    /// a `piece`'s block within 1 ... `maxBlockLength`.
-    private func prefix() throws(WireProtocolError) -> (length: Int, kind: UInt8) {
         let start = head.readerIndex
-        let length = try checkedLength()
+        guard let length = head.getInteger(at: start, as: UInt32.self) else { return 4 - have }
+        try parser.check(length: length)
         guard let version = head.getInteger(at: start + 4, as: UInt8.self),
             let kind = head.getInteger(at: start + 5, as: UInt8.self)
-        else { preconditionFailure("the prefix is there") }
-        guard version == SwarmKit.protocolVersion else {
-            throw WireProtocolError(.unsupportedVersion, "message version \(version)")
-        }
-        if kind == WireMessage.Kind.piece.rawValue {
-            let blockLength = Int(length) - (Self.pieceHeaderLength - 4)
-            guard blockLength >= 1, blockLength <= Int(WireLimits.maxBlockLength) else {
-                throw .malformed(.piece, "block length \(blockLength) out of range")
-            }
-        }
-        return (Int(length), kind)
+        else { return Self.prefixLength - have }
+        try MessageParser.check(version: version)
+        guard kind == WireMessage.Kind.piece.rawValue else { return 4 + Int(length) - have }
+        try WireMessage.checkBlockLength(Self.blockLength(messageLength: length))
+        return Self.pieceHeaderLength - have
     }
 
-    /// The message's length from its first four bytes (which must be there), checked: 2 ... `maxMessageLength`.
-    private func checkedLength() throws(WireProtocolError) -> UInt32 {
-        guard let length = head.getInteger(at: head.readerIndex, as: UInt32.self) else {
-            preconditionFailure("the length is there")
-        }
-        guard length <= UInt32(parser.maximumLength) else {
-            throw WireProtocolError(.oversized, "message length \(length) over \(parser.maximumLength)")
-        }
-        guard length >= 2 else { throw WireProtocolError(.malformedMessage, "message length \(length) under 2") }
-        return length
+    /// A `piece`'s block length from its message length (which counts version, type, chunk and offset too).
+    private static func blockLength(messageLength: UInt32) -> Int {
+        Int(messageLength) - (pieceHeaderLength - 4)
     }
 
     /// After bytes went into `head`: a whole message parsed, or a `piece` header turned into the block to read.
     private mutating func headComplete() throws(WireProtocolError) -> WireMessage? {
-        if head.readableBytes >= 4 { _ = try checkedLength() }
-        guard head.readableBytes >= Self.prefixLength else { return nil }
-        let (length, kind) = try prefix()
-        if kind == WireMessage.Kind.piece.rawValue {
-            guard head.readableBytes == Self.pieceHeaderLength,
-                let chunk = head.getInteger(at: head.readerIndex + 6, as: UInt32.self),
-                let offset = head.getInteger(at: head.readerIndex + 10, as: UInt32.self)
-            else { return nil }
-            let blockLength = length - (Self.pieceHeaderLength - 4)
-            block = (chunk, offset, allocator.buffer(capacity: blockLength), blockLength)
+        guard try headBytesWanted() == 0 else { return nil }
+        let start = head.readerIndex
+        if head.getInteger(at: start + 5, as: UInt8.self) == WireMessage.Kind.piece.rawValue {
+            guard let length = head.getInteger(at: start, as: UInt32.self),
+                let chunk = head.getInteger(at: start + 6, as: UInt32.self),
+                let offset = head.getInteger(at: start + 10, as: UInt32.self)
+            else { preconditionFailure("the piece header is there") }
+            let count = Self.blockLength(messageLength: length)
+            block = (chunk, offset, allocator.buffer(capacity: count), count)
             head.clear()
             return nil
         }
-        guard head.readableBytes == 4 + length else { return nil }
         guard let message = try parser.parse(&head) else { preconditionFailure("the whole message is there") }
         // A large message (a manifest page, a bitfield) leaves a large buffer behind: not kept for the session.
         if head.capacity > 4096 { head = allocator.buffer(capacity: 256) } else { head.clear() }

@@ -54,9 +54,8 @@ extension WireMessage {
         case .piece:
             let chunk: UInt32 = try read(&body, kind)
             let offset: UInt32 = try read(&body, kind)
-            guard body.readableBytes >= 1, body.readableBytes <= Int(WireLimits.maxBlockLength),
-                let data = body.readSlice(length: body.readableBytes)
-            else { throw .malformed(kind, "block length \(body.readableBytes) out of range") }
+            try checkBlockLength(body.readableBytes)
+            guard let data = body.readSlice(length: body.readableBytes) else { preconditionFailure("bytes are there") }
             return .piece(Piece(chunk: chunk, offset: offset, data: data))
         case .manifestPage:
             return .manifestPage(try decodeManifestPage(&body))
@@ -73,6 +72,13 @@ extension WireMessage {
                 addresses.append(address)
             }
             return .peerExchange(addresses)
+        }
+    }
+
+    /// A `piece`'s block: 1 ... `WireLimits.maxBlockLength` bytes.
+    static func checkBlockLength(_ count: Int) throws(WireProtocolError) {
+        guard count >= 1, count <= Int(WireLimits.maxBlockLength) else {
+            throw .malformed(.piece, "block length \(count) out of range")
         }
     }
 
