@@ -8,9 +8,14 @@ import Testing
 /// arrives.
 @Suite("Engine: hostile pieces")
 struct EngineHostileInputTests {
-    static func fetchingEngine() throws -> (SwarmEngine, LinkID, Manifest) {
-        let refs = (0..<8).map { index in
-            ChunkRef(hash: Hash256(bytes: [UInt8](repeating: UInt8(index), count: 32))!, length: 1 << 20)
+    /// An engine fetching `chunkCount` chunks of `chunkLength` bytes, with one peer connected.
+    static func fetchingEngine(
+        chunkCount: Int = 8, chunkLength: Int = 1 << 20
+    ) throws -> (SwarmEngine, LinkID, Manifest) {
+        let refs = (0..<chunkCount).map { index in
+            ChunkRef(
+                hash: Hash256(bytes: [UInt8](repeating: UInt8(truncatingIfNeeded: index), count: 32))!,
+                length: chunkLength)
         }
         let manifest = try Manifest(parameters: .default, chunks: refs)
         var engine = SwarmEngine(
@@ -18,7 +23,7 @@ struct EngineHostileInputTests {
             localKey: [1] + [UInt8](repeating: 0, count: 31),
             options: SwarmEngine.Options(), seed: 1)
         _ = engine.handle(.fetch(manifest: manifest, server: false), at: 0)
-        _ = engine.handle(.opened(have: ChunkSet(count: 8), localBytes: 0), at: 0)
+        _ = engine.handle(.opened(have: ChunkSet(count: chunkCount), localBytes: 0), at: 0)
         let link = LinkID(1)
         _ = engine.handle(
             .connected(

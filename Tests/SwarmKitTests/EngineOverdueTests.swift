@@ -49,16 +49,20 @@ struct EngineOverdueTests {
             given.contains { if case .discard(let chunk, .peer(link)) = $0 { chunk != Int(chunks[1]) } else { false } })
     }
 
-    /// A super-seeder serves a chunk it sent to a peer again to that peer (it gave up on it: refused, it would ask
-    /// again every few seconds and never have it, and nobody could take it from there), but not to another peer.
-    /// A peer that keeps asking for a chunk it was sent gets it once more, not again and again: each copy would take
-    /// the origin's uplink from the first copies.
-    @Test func aChunkIsServedAgainOnceNotOnEveryRequest() {
+    /// A super-seeder of four chunks that offered chunk 0 to "a" and chunk 1 to "b", and sent chunk 0 to "a".
+    static func seederThatSentChunk0ToA() -> SuperSeeder<String> {
         var seeder = SuperSeeder<String>(chunkCount: 4)
         let none = ChunkSet(count: 4)
         #expect(seeder.nextOffers(for: "a", lacking: none, limit: 1) == [0])
         #expect(seeder.nextOffers(for: "b", lacking: none, limit: 1) == [1])
         seeder.sent(0, to: "a", at: 1)
+        return seeder
+    }
+
+    /// A peer that keeps asking for a chunk it was sent gets it once more, not again and again: each copy would take
+    /// the origin's uplink from the first copies.
+    @Test func aChunkIsServedAgainOnceNotOnEveryRequest() {
+        var seeder = Self.seederThatSentChunk0ToA()
         var copies = 1
         for attempt in 0..<100 where seeder.mayServe(0, to: "a") {
             seeder.sent(0, to: "a", at: 2 + Double(attempt))
@@ -68,12 +72,10 @@ struct EngineOverdueTests {
         #expect(seeder.isActive)
     }
 
+    /// A super-seeder serves a chunk it sent to a peer again to that peer (it gave up on it: refused, it would ask
+    /// again every few seconds and never have it, and nobody could take it from there), but not to another peer.
     @Test func aSuperSeederServesAChunkAgainToThePeerItWentTo() {
-        var seeder = SuperSeeder<String>(chunkCount: 4)
-        let none = ChunkSet(count: 4)
-        #expect(seeder.nextOffers(for: "a", lacking: none, limit: 1) == [0])
-        #expect(seeder.nextOffers(for: "b", lacking: none, limit: 1) == [1])
-        seeder.sent(0, to: "a", at: 1)
+        var seeder = Self.seederThatSentChunk0ToA()
         #expect(seeder.isActive)
         #expect(seeder.mayServe(0, to: "a"))
         #expect(!seeder.mayServe(0, to: "b"))

@@ -12,23 +12,8 @@ struct EngineStoringBacklogTests {
     static let chunkCount = 200
 
     static func engineWithASeeder() throws -> (SwarmEngine, LinkID) {
-        let refs = (0..<chunkCount).map { index in
-            ChunkRef(
-                hash: Hash256(bytes: [UInt8](repeating: UInt8(truncatingIfNeeded: index), count: 32))!,
-                length: chunkLength)
-        }
-        let manifest = try Manifest(parameters: .default, chunks: refs)
-        var engine = SwarmEngine(
-            root: manifest.root, chunking: .default, expectedSize: manifest.size,
-            localKey: [1] + [UInt8](repeating: 0, count: 31), options: SwarmEngine.Options(), seed: 1)
-        _ = engine.handle(.fetch(manifest: manifest, server: false), at: 0)
-        _ = engine.handle(.opened(have: ChunkSet(count: chunkCount), localBytes: 0), at: 0)
-        let link = LinkID(1)
-        _ = engine.handle(
-            .connected(
-                ConnectedPeer(
-                    link: link, deviceKey: [2] + [UInt8](repeating: 0, count: 31), initiatedByUs: true,
-                    superSeeding: false, listenAddress: nil)), at: 0)
+        var (engine, link, _) = try EngineHostileInputTests.fetchingEngine(
+            chunkCount: chunkCount, chunkLength: chunkLength)
         _ = engine.handle(.received(link, .bitfield(ChunkSet(count: chunkCount, full: true).bitfield)), at: 0)
         return (engine, link)
     }

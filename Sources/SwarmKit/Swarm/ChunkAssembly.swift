@@ -47,20 +47,25 @@ enum ChunkBytes: Sendable {
     /// Calls `body` with the bytes as segments, one after the other, valid only during the call.
     func withSegments<R>(_ body: ([UnsafeRawBufferPointer]) -> R) -> R {
         switch self {
-        case .array(let bytes): bytes.withUnsafeBytes { body([$0]) }
-        case .blocks(let blocks): Self.withSegments(of: blocks[...], collected: [], body)
+        case .array(let bytes):
+            return bytes.withUnsafeBytes { body([$0]) }
+        case .blocks(let blocks):
+            var segments: [UnsafeRawBufferPointer] = []
+            segments.reserveCapacity(blocks.count)
+            return Self.open(blocks[...], into: &segments, body)
         }
     }
 
-    /// Opens each block's bytes in turn and calls `body` with all of them (a chunk's blocks are at most
-    /// `ChunkingParameters.largestAllowedMaxSize / WireLimits.maxBlockLength`, 128, deep).
-    private static func withSegments<R>(
-        of blocks: ArraySlice<ByteBuffer>, collected: [UnsafeRawBufferPointer],
+    /// Opens each block's bytes in turn, adding them to `segments`, and calls `body` with all of them (a chunk's
+    /// blocks are at most `ChunkingParameters.largestAllowedMaxSize / WireLimits.maxBlockLength`, 128, deep).
+    private static func open<R>(
+        _ blocks: ArraySlice<ByteBuffer>, into segments: inout [UnsafeRawBufferPointer],
         _ body: ([UnsafeRawBufferPointer]) -> R
     ) -> R {
-        guard let first = blocks.first else { return body(collected) }
+        guard let first = blocks.first else { return body(segments) }
         return first.withUnsafeReadableBytes { bytes in
-            withSegments(of: blocks.dropFirst(), collected: collected + [bytes], body)
+            segments.append(bytes)
+            return open(blocks.dropFirst(), into: &segments, body)
         }
     }
 }
