@@ -187,6 +187,9 @@ import Testing
         #expect(book.queuedCancels <= book.queuedBlocks, "\(book)")
         #expect(book.queuedCancels <= requests.count / chunks.count + 1, "\(book)")
         #expect(book.queuedBlocks <= UploadQueue.maxBlocks)
+        // The upload loop's read-ahead list: a run per request here (each asks for another chunk than the one
+        // before), so as long as the requests that wait, never longer.
+        #expect(book.queuedChunkRuns > 0 && book.queuedChunkRuns <= book.queuedBlocks, "\(book)")
         // A have past the last chunk is a fault.
         await attacker.flood([.have(chunk: 0xFFFF_FFF0)])
         try await waitFor("the peer's fault to be counted") { await target.swarm.snapshot.peerFaults > 0 }

@@ -7,6 +7,8 @@ extension Swarm {
         var queuedBlocks: Int
         var queuedCancels: Int
         var queuedPages: Int
+        /// Entries of `Swarm.queuedChunks` (the read-ahead's list): at most one per queued block request.
+        var queuedChunkRuns: Int
         var earlyHaves: Int
         var backlog: Int
         var peakBacklog: Int
@@ -18,6 +20,7 @@ extension Swarm {
         else { return nil }
         return PeerBookkeeping(
             queuedBlocks: peer.uploads.blocks, queuedCancels: peer.uploads.cancels, queuedPages: peer.uploads.pages,
+            queuedChunkRuns: queuedChunks[link]?.count ?? 0,
             earlyHaves: peer.earlyHaves?.cardinality ?? 0, backlog: handle.connection.sender.bufferedBytes,
             peakBacklog: handle.connection.sender.peakBufferedBytes)
     }
