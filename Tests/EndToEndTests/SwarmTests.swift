@@ -227,6 +227,41 @@ struct SwarmTests {
         #expect(sent < 12 << 20, "the server sent \(sent) bytes")
     }
 
+    /// Two files, two swarms, one seeder process and one fetcher process: the second swarm is attached to the
+    /// connection made for the first (docs/protocol.md §5.4), not dialled again.
+    @Test func twoFilesFromOneSeederShareOneConnection() async throws {
+        let bed = try await Testbed()
+        defer { bed.shutdown() }
+        let size = 16 << 20
+        let a = try bed.makeFile("a.bin", size: size)
+        let b = try bed.makeFile("b.bin", size: size)
+        try await bed.upload(a)
+        try await bed.upload(b)
+        let seeder = try bed.start(
+            "seeder", ["get", "/a.bin", "/b.bin", "-o", "copy/", "--seed", "--upload-limit", "12M"])
+        let ready = await seeder.waitForLine(timeout: 180) { $0.hasPrefix("seeding 2 file(s)") }
+        try #require(ready != nil, "the seeder did not seed both files: \(seeder.output) \(seeder.stderr)")
+        let get = try await bed.run(
+            "peer", ["get", "/a.bin", "/b.bin", "-o", "copy/", "--no-server", "--json"])
+        #expect(get.process.terminationStatus == 0, "\(get.stderr.suffix(3000))")
+        #expect(try sameContents(a, bed.home("peer") + "/copy/a.bin"))
+        #expect(try sameContents(b, bed.home("peer") + "/copy/b.bin"))
+        // While both files were on their way, the seeder was one peer reached twice: channel 0 for the swarm the
+        // connection was made for, another channel for the other swarm.
+        let shared = get.jsonLines.contains { line in
+            guard line["event"] as? String == "progress", let links = line["connections"] as? [[String: Any]] else {
+                return false
+            }
+            let channels = links.map { int64($0["channel"]) }
+            return links.count == 2 && Set(links.compactMap { $0["peer"] as? String }).count == 1
+                && channels.contains(0) && channels.contains { $0 > 0 }
+        }
+        #expect(shared, "no progress line showed the two swarms on one connection: \(get.output.suffix(3000))")
+        for file in get.jsonLines.filter({ $0["event"] as? String == "file-done" }) {
+            #expect(int64(file["bytesFromPeers"]) == Int64(size), "\(file)")
+        }
+    }
+
     @Test func peersThatCannotReachEachOtherConnectThroughTheRelay() async throws {
         let bed = try await Testbed()
         defer { bed.shutdown() }

@@ -40,6 +40,12 @@ extension SwarmNode {
         guard let entry = entries[swarm] else { return }
         let device = peer.device.bytes
         guard await entry.swarm.isConnected(to: device) else { return connect(swarm, to: peer) }
+        // A direct connection to the peer made for another swarm replaces the relayed link as a mapped dial would.
+        if hasRelayedLink(swarm, to: device), !hasDirectLink(swarm, to: device),
+            await attachThroughTrunk(swarm, to: device, upgrading: true)
+        {
+            return
+        }
         // Relay, then upgrade through a mapping: a member that announces a port mapping after this pair went to the
         // relay (its router granted it late, or it was renewed at another port) is dialled there. The swarm keeps the
         // mapped connection and hands the relayed one's requests over to it (a connection around the relay always
@@ -72,6 +78,11 @@ extension SwarmNode {
         // the first reflexive candidate is dialled, not after it failed.
         let punchAt = candidates.firstIndex { $0.kind == .reflexive }
         Task {
+            // A connection to that device for another swarm carries this one too: no dial, no punch. Another swarm's
+            // dial to it under way is waited for, then attached to.
+            repeat {
+                if await self.attachThroughTrunk(swarm, to: device) { return }
+            } while !(await self.claimDial(device))
             let reached = await withTaskGroup(of: DialOutcome.self) { group in
                 for (index, candidate) in candidates.enumerated() {
                     group.addTask {
@@ -92,6 +103,9 @@ extension SwarmNode {
                 for await outcome in group where outcome != .failed { reached = true }
                 return reached
             }
+            // The swarms waiting for this device attach to the connection made, or (the relay carries one swarm per
+            // stream) go on to their own dials.
+            self.endDial(device)
             guard !reached else { return }
             await relay(
                 swarm, to: device,
@@ -187,6 +201,8 @@ extension SwarmNode {
             // A relay stream names its swarm in the relay request: no preamble.
             var configuration = peerConfiguration(entry, expectedKey: device)
             configuration.swarmSelector = nil
+            // The relay carries one swarm per stream (the server accounts for it so).
+            configuration.capabilities &= ~Hello.Capability.channels
             let connection = try await PeerConnection.over(
                 stream: stream, role: .initiator, configuration: configuration,
                 write: { try await stream.write($0) }, close: { await stream.close() })
@@ -202,9 +218,11 @@ extension SwarmNode {
     /// The Noise handshake must prove the device key the signaling server names.
     func acceptRelay(_ stream: RelayStream) async {
         guard let entry = entries[stream.swarm] else { return await stream.close() }
+        var configuration = peerConfiguration(entry, expectedKey: nil)
+        configuration.capabilities &= ~Hello.Capability.channels
         do {
             let connection = try await PeerConnection.over(
-                stream: stream, role: .responder, configuration: peerConfiguration(entry, expectedKey: nil),
+                stream: stream, role: .responder, configuration: configuration,
                 write: { try await stream.write($0) }, close: { await stream.close() })
             guard connection.session.remoteDeviceKey == stream.peer.bytes else {
                 logger.warning("a relayed peer's device key is not the one the signaling server named")
@@ -227,8 +245,10 @@ extension SwarmNode {
         configuration.expectedRemoteDeviceKey = expectedKey
         configuration.listenPort = UInt16(listenPort)
         configuration.swarmSelector = entry.keys.swarmID
-        // The entry as it is now: a finished fetch may have made the swarm an origin since `entry` was read.
-        configuration.capabilities = entries[entry.keys.signalID]?.capabilities ?? entry.capabilities
+        // The entry as it is now: a finished fetch may have made the swarm an origin since `entry` was read. A direct
+        // connection may carry the other swarms this node shares with the peer (`PeerTrunk`).
+        configuration.capabilities =
+            (entries[entry.keys.signalID]?.capabilities ?? entry.capabilities) | Hello.Capability.channels
         configuration.logger = logger
         return configuration
     }
@@ -238,9 +258,11 @@ extension SwarmNode {
         _ connection: PeerConnection, in id: SwarmID, _ swarm: Swarm, target: String, address: PeerAddress?,
         path: ConnectionPath, initiatedByUs: Bool = true, reason: String? = nil
     ) {
+        let trunk = makeTrunk(connection, path: path)
         let token = linkOpened(connection.session.remoteDeviceKey, swarm: id, path: path, reason: reason)
         Task {
-            await swarm.run(connection, initiatedByUs: initiatedByUs, address: address, relayed: path == .relayed)
+            await swarm.run(
+                link: trunk.first, initiatedByUs: initiatedByUs, address: address, relayed: path == .relayed)
             self.linkClosed(token)
             self.dialEnded(id, target: target)
         }

@@ -25,6 +25,9 @@ public struct PeerLink: Sendable, Hashable {
     /// Why a relayed connection is relayed, as this side knows it (nil for the other paths): which candidates failed,
     /// whether a punch was arranged, or that the peer opened the relay.
     public var reason: String?
+    /// The channel of the connection that carries this swarm: 0 for the swarm the connection was made for, another
+    /// for a swarm attached to a connection to the same device (docs/protocol.md §5.4).
+    public var channel: UInt16 = 0
 
     /// The first 8 bytes of the device key in hex, as logs name peers.
     public var shortDevice: String {
@@ -56,8 +59,12 @@ final class LinkTable: Sendable {
 
 extension SwarmNode {
     /// Records an open connection; returns the token that ``linkClosed(_:)`` takes.
-    func linkOpened(_ device: [UInt8], swarm: SwarmID, path: ConnectionPath, reason: String? = nil) -> Int {
-        linkTable.open(PeerLink(device: device, swarm: swarm, path: path, reason: path == .relayed ? reason : nil))
+    func linkOpened(
+        _ device: [UInt8], swarm: SwarmID, path: ConnectionPath, reason: String? = nil, channel: UInt16 = 0
+    ) -> Int {
+        linkTable.open(
+            PeerLink(
+                device: device, swarm: swarm, path: path, reason: path == .relayed ? reason : nil, channel: channel))
     }
 
     func linkClosed(_ token: Int) {

@@ -89,6 +89,10 @@ public actor SwarmNode {
     var joins: [SwarmID: Int] = [:]
     /// Every open connection's path (direct, mapped, punched, relayed).
     let linkTable = LinkTable()
+    /// Direct connections that can carry more swarms, by the peer's device key (SwarmNode+Trunks.swift).
+    var trunks: [[UInt8]: [TrunkEntry]] = [:]
+    /// Devices being dialled for some swarm, and the dials of other swarms waiting to attach to that connection.
+    var dialsInFlight: [[UInt8]: [CheckedContinuation<Void, Never>]] = [:]
     /// Hole punches by peer device key, and the peers this side asked the server to punch with.
     var punchProgress: [[UInt8]: PunchProgress] = [:]
     var punchRequested: Set<[UInt8]> = []
@@ -350,8 +354,10 @@ public actor SwarmNode {
         }
         // A connection from a peer this side is punching with is the punch's (its SYN arrived before ours left).
         let device = connection.session.remoteDeviceKey
-        let token = linkOpened(device, swarm: id, path: isPunching(device) ? .punched : .direct)
-        await entry.swarm.run(connection, initiatedByUs: false, address: nil)
+        let path: ConnectionPath = isPunching(device) ? .punched : .direct
+        let trunk = makeTrunk(connection, path: path)
+        let token = linkOpened(device, swarm: id, path: path)
+        await entry.swarm.run(link: trunk.first, initiatedByUs: false, address: nil)
         linkClosed(token)
     }
 

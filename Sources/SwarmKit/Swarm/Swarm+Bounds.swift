@@ -21,14 +21,15 @@ extension Swarm {
         return PeerBookkeeping(
             queuedBlocks: peer.uploads.blocks, queuedCancels: peer.uploads.cancels, queuedPages: peer.uploads.pages,
             queuedChunkRuns: queuedChunks[link]?.count ?? 0,
-            earlyHaves: peer.earlyHaves?.cardinality ?? 0, backlog: handle.connection.sender.bufferedBytes,
-            peakBacklog: handle.connection.sender.peakBufferedBytes)
+            earlyHaves: peer.earlyHaves?.cardinality ?? 0, backlog: handle.link.sender.bufferedBytes,
+            peakBacklog: handle.link.sender.peakBufferedBytes)
     }
 
     /// The bytes waiting in the channel of the peer with `deviceKey` (NIO's pending writes, measured below
     /// `PeerSender`, so it counts every write whichever way it went), or nil when not connected; for tests.
     func channelBacklog(of deviceKey: [UInt8]) async -> Int? {
-        guard let link = engine.link(of: deviceKey), let channel = connections[link]?.connection.channel.channel
+        guard let link = engine.link(of: deviceKey),
+            let channel = connections[link]?.link.trunk.connection.channel.channel
         else { return nil }
         return try? await channel.getOption(.bufferedWritableBytes).get()
     }

@@ -2,9 +2,10 @@ internal import ChunkStore
 internal import NIOCore
 internal import NIOPosix
 
-/// What the shell keeps of one connection: the connection itself, its upload loop's queue and its close signal.
+/// What the shell keeps of one connection: the link (the connection, or the channel of one that carries this swarm),
+/// its upload loop's queue and its close signal.
 struct LinkHandle: Sendable {
-    let connection: PeerConnection
+    let link: SwarmLink
     /// Items for the upload loop, in the order the peer asked.
     let uploads: AsyncStream<UploadItem>.Continuation
     /// A goodbye the engine asked for; the connection's task says it and closes.
@@ -28,32 +29,41 @@ extension Swarm {
     /// Serves one authenticated connection until it ends: registers the peer, exchanges announcements, answers its
     /// requests and carries ours. `address` is where the peer accepts connections, if known (for peer exchange).
     /// `relayed`: the connection goes through the signaling server's relay, which the engine uses as a last resort.
+    /// The connection carries this swarm only: the peer's `attach`es are refused (see `run(link:...)`).
     public nonisolated func run(
         _ connection: PeerConnection, initiatedByUs: Bool, address: PeerAddress?, relayed: Bool = false
     ) async {
+        let trunk = PeerTrunk(connection)
+        trunk.start()
+        await run(link: trunk.first, initiatedByUs: initiatedByUs, address: address, relayed: relayed)
+    }
+
+    /// Serves one link until it ends: a connection's channel 0, or a channel attached to a connection that carries
+    /// other swarms too (`PeerTrunk`, docs/protocol.md §5.4).
+    public nonisolated func run(
+        link peerLink: SwarmLink, initiatedByUs: Bool, address: PeerAddress?, relayed: Bool = false
+    ) async {
         let (uploads, uploadSink) = AsyncStream.makeStream(of: UploadItem.self)
         let (closes, closeSink) = AsyncStream.makeStream(of: GoodbyeReason.self, bufferingPolicy: .bufferingNewest(1))
-        let handle = LinkHandle(connection: connection, uploads: uploadSink, closer: closeSink)
+        let handle = LinkHandle(link: peerLink, uploads: uploadSink, closer: closeSink)
         guard let link = await admit(handle, initiatedByUs: initiatedByUs, address: address, relayed: relayed) else {
             var reasons = closes.makeAsyncIterator()
             let reason = await reasons.next() ?? .duplicateConnection
-            try? await connection.finish(reason: reason)
+            await peerLink.finish(reason: reason)
             return
         }
         do {
-            try await connection.channel.executeThenClose { inbound, _ in
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    group.addTask { try await self.uploadLoop(link, connection: connection, items: uploads) }
-                    group.addTask {
-                        for await reason in closes {
-                            try? await connection.finish(reason: reason)
-                            return
-                        }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await self.uploadLoop(link, sender: peerLink.sender, items: uploads) }
+                group.addTask {
+                    for await reason in closes {
+                        await peerLink.finish(reason: reason)
+                        return
                     }
-                    defer { group.cancelAll() }
-                    for try await message in inbound {
-                        await self.receive(message, from: link)
-                    }
+                }
+                defer { group.cancelAll() }
+                try await peerLink.trunk.serve(channel: peerLink.channel) { message in
+                    await self.receive(message, from: link)
                 }
             }
         } catch {
@@ -68,10 +78,10 @@ extension Swarm {
     private func admit(_ handle: LinkHandle, initiatedByUs: Bool, address: PeerAddress?, relayed: Bool) -> LinkID? {
         nextLinkID += 1
         let link = LinkID(nextLinkID)
-        let session = handle.connection.session
+        let session = handle.link.session
         var address = address
         if address == nil, session.remoteHello.listenPort != 0,
-            let remote = handle.connection.channel.channel.remoteAddress, let ip = PeerAddress.ipBytes(of: remote)
+            let remote = handle.link.remoteAddress, let ip = PeerAddress.ipBytes(of: remote)
         {
             address = PeerAddress(ip: ip, port: session.remoteHello.listenPort)
         }
@@ -95,7 +105,7 @@ extension Swarm {
             return
         }
         if let handle = connections.removeValue(forKey: link) {
-            peakBacklog = max(peakBacklog, handle.connection.sender.peakBufferedBytes)
+            peakBacklog = max(peakBacklog, handle.link.sender.peakBufferedBytes)
         }
         assemblies = assemblies.filter { $0.key.link != link }
         queuedChunks[link] = nil
@@ -120,7 +130,7 @@ extension Swarm {
         case .manifestRequest(let page): inbound = .manifestRequest(page: page)
         case .manifestPage(let page): inbound = .manifestPage(page)
         case .peerExchange(let addresses): inbound = .peerExchange(addresses)
-        case .goodbye, .hello, .keepAlive: return
+        case .goodbye, .hello, .keepAlive, .attach, .attached, .detach, .channel, .onChannel: return
         }
         feed(.received(link, inbound), piece: payload)
     }
@@ -139,7 +149,7 @@ extension Swarm {
     /// chunk queued is read while this one's blocks go out: reading a chunk (a `pread` on the thread pool and the hops
     /// there and back) left the connection without data to send at each chunk boundary.
     nonisolated func uploadLoop(
-        _ link: LinkID, connection: PeerConnection, items: AsyncStream<UploadItem>
+        _ link: LinkID, sender: LinkSender, items: AsyncStream<UploadItem>
     ) async throws {
         var cache: (chunk: Int, bytes: ByteBuffer)?
         var ahead: (chunk: Int, read: Task<ByteBuffer?, Never>)?
@@ -150,7 +160,7 @@ extension Swarm {
                 case .none:
                     continue
                 case .page(let page):
-                    try await connection.sender.sendAndWait(.manifestPage(page))
+                    try await sender.sendAndWait(.manifestPage(page))
                 case .block(let block, let delay, let next):
                     let chunk = Int(block.chunk)
                     if cache?.chunk != chunk {
@@ -174,7 +184,7 @@ extension Swarm {
                         let data = cached.bytes.getSlice(at: Int(block.offset), length: Int(block.length))
                     else { continue }
                     if delay > 0 { try await Task.sleep(for: .seconds(delay)) }
-                    try await connection.sender.send(
+                    try await sender.send(
                         .piece(Piece(chunk: block.chunk, offset: block.offset, data: data)))
                     await feed(.blockSent(link, block))
                 }

@@ -118,7 +118,7 @@ public actor Swarm {
         let handles = Array(connections.values)
         await withTaskGroup(of: Void.self) { group in
             for handle in handles {
-                group.addTask { try? await handle.connection.finish(reason: .shuttingDown) }
+                group.addTask { await handle.link.finish(reason: .shuttingDown) }
             }
         }
         recorder?.flush()
@@ -147,7 +147,7 @@ public actor Swarm {
     public var snapshot: Snapshot {
         var s = engine.snapshot
         s.peakPeerBacklog = connections.values.reduce(peakBacklog) {
-            max($0, $1.connection.sender.peakBufferedBytes)
+            max($0, $1.link.sender.peakBufferedBytes)
         }
         return s
     }
@@ -187,7 +187,7 @@ public actor Swarm {
         case .send(let link, let messages):
             guard let handle = connections[link] else { return }
             do {
-                try handle.connection.sender.enqueue(messages.map(\.wire))
+                try handle.link.sender.enqueue(messages.map(\.wire))
             } catch {
                 if case .backlogExceeded = error { feed(.backlogFull(link)) }
             }

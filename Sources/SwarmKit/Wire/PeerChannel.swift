@@ -101,7 +101,8 @@ public enum PeerChannel {
             PeerProtocolHandler(
                 localDeviceKey: configuration.identity.publicKey, listenPort: configuration.listenPort,
                 capabilities: configuration.capabilities,
-                enforceAnnouncements: configuration.enforceAnnouncements, idleTimeout: configuration.idleTimeout,
+                enforceAnnouncements: configuration.enforceAnnouncements, isInitiator: role == .initiator,
+                idleTimeout: configuration.idleTimeout,
                 keepAliveInterval: configuration.keepAliveInterval, ready: ready, logger: logger),
         ]
         try channel.pipeline.syncOperations.addHandlers(handlers, position: position)

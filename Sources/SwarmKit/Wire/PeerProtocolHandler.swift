@@ -30,12 +30,14 @@ final class PeerProtocolHandler: ChannelDuplexHandler {
 
     init(
         localDeviceKey: [UInt8], listenPort: UInt16, capabilities: UInt64 = 0, enforceAnnouncements: Bool,
-        idleTimeout: TimeAmount, keepAliveInterval: TimeAmount,
+        isInitiator: Bool = true, idleTimeout: TimeAmount, keepAliveInterval: TimeAmount,
         ready: EventLoopPromise<PeerSession>, logger: Logger
     ) {
         self.idleTimeout = idleTimeout
         self.keepAliveInterval = keepAliveInterval
-        self.machine = PeerSessionStateMachine(enforceAnnouncements: enforceAnnouncements)
+        self.machine = PeerSessionStateMachine(
+            enforceAnnouncements: enforceAnnouncements, isInitiator: isInitiator,
+            offersChannels: capabilities & Hello.Capability.channels != 0)
         self.localDeviceKey = localDeviceKey
         self.localHello = { Hello(capabilities: capabilities, deviceKey: $0, listenPort: listenPort) }
         self.ready = ready
@@ -87,14 +89,18 @@ final class PeerProtocolHandler: ChannelDuplexHandler {
 
     private func send(context: ChannelHandlerContext, _ message: WireMessage, promise: EventLoopPromise<Void>?) {
         lastWrite = context.eventLoop.now
-        if machine.willSend(message) {
+        switch machine.willSend(message) {
+        case .drop:
+            // On a channel that has ended meanwhile: as if written (the sender counts it out).
+            promise?.succeed()
+        case .write(let message, let switchTo, let closeAfter):
+            if let switchTo { context.write(Self.wrapOutboundOut(switchTo), promise: nil) }
+            guard closeAfter else { return context.write(Self.wrapOutboundOut(message), promise: promise) }
             // An outbound goodbye: close once it has been written.
             let written = promise ?? context.eventLoop.makePromise()
             context.writeAndFlush(Self.wrapOutboundOut(message), promise: written)
             let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
             written.futureResult.whenComplete { _ in loopBound.value.close(promise: nil) }
-        } else {
-            context.write(Self.wrapOutboundOut(message), promise: promise)
         }
     }
 

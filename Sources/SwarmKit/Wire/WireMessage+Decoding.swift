@@ -72,7 +72,34 @@ extension WireMessage {
                 addresses.append(address)
             }
             return .peerExchange(addresses)
+        case .attach:
+            let channel = try readChannel(&body, kind)
+            let swarmID = try readBytes(&body, 32, kind)
+            let capabilities: UInt64 = try read(&body, kind)
+            let proof = try readBytes(&body, 32, kind)
+            return .attach(Attach(channel: channel, swarmID: swarmID, capabilities: capabilities, proof: proof))
+        case .attached:
+            let channel = try readChannel(&body, kind)
+            let capabilities: UInt64 = try read(&body, kind)
+            return .attached(
+                Attached(channel: channel, capabilities: capabilities, proof: try readBytes(&body, 32, kind)))
+        case .detach:
+            // Channel 0 too: the connection's own swarm ends, the attached ones go on.
+            let channel: UInt16 = try read(&body, kind)
+            guard channel < WireLimits.maxChannels else { throw .malformed(kind, "channel \(channel)") }
+            return .detach(channel: channel, reason: GoodbyeReason(rawValue: try read(&body, kind)))
+        case .channel:
+            let channel: UInt16 = try read(&body, kind)
+            guard channel < WireLimits.maxChannels else { throw .malformed(kind, "channel \(channel)") }
+            return .channel(channel)
         }
+    }
+
+    /// The channel of an `attach` or `attached`: 1 ..< `WireLimits.maxChannels` (0 is never attached).
+    private static func readChannel(_ body: inout ByteBuffer, _ kind: Kind) throws(WireProtocolError) -> UInt16 {
+        let channel: UInt16 = try read(&body, kind)
+        guard channel >= 1, channel < WireLimits.maxChannels else { throw .malformed(kind, "channel \(channel)") }
+        return channel
     }
 
     /// A `piece`'s block: 1 ... `WireLimits.maxBlockLength` bytes.

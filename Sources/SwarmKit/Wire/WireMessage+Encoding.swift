@@ -13,6 +13,12 @@ extension WireMessage {
         case .piece(let piece): return 8 + piece.data.readableBytes
         case .manifestPage(let page): return 4 + 4 + 8 + 4 + 2 + page.entries.count * 36
         case .peerExchange(let addresses): return 1 + addresses.reduce(0) { $0 + 1 + $1.ip.count + 2 }
+        case .attach: return 2 + 32 + 8 + 32
+        case .attached: return 2 + 8 + 32
+        case .detach: return 4
+        case .channel: return 2
+        // The message and the `channel` message that may go before it.
+        case .onChannel(_, let message): return message.bodyLength + 6 + 2
         }
     }
 
@@ -34,6 +40,18 @@ extension WireMessage {
             precondition(addresses.count <= WireLimits.maxPeerExchangeAddresses, "too many addresses")
         case .bitfield(let bitfield):
             precondition(bitfield.chunkCount <= WireLimits.maxBitfieldChunks, "bitfield too large")
+        case .attach(let attach):
+            precondition(attach.swarmID.count == 32 && attach.proof.count == 32, "attach fields are 32 bytes")
+            precondition(attach.channel >= 1 && attach.channel < WireLimits.maxChannels, "channel out of range")
+        case .attached(let attached):
+            precondition(attached.proof.count == 32, "attached proof is 32 bytes")
+            precondition(attached.channel >= 1 && attached.channel < WireLimits.maxChannels, "channel out of range")
+        case .detach(let channel, _):
+            precondition(channel < WireLimits.maxChannels, "channel out of range")
+        case .channel(let channel):
+            precondition(channel < WireLimits.maxChannels, "channel out of range")
+        case .onChannel:
+            preconditionFailure("a message on a channel is written by PeerProtocolHandler, not encoded")
         default: break
         }
     }
@@ -87,6 +105,22 @@ extension WireMessage {
                 buffer.writeBytes(address.ip)
                 buffer.writeInteger(address.port)
             }
+        case .attach(let attach):
+            buffer.writeInteger(attach.channel)
+            buffer.writeBytes(attach.swarmID)
+            buffer.writeInteger(attach.capabilities)
+            buffer.writeBytes(attach.proof)
+        case .attached(let attached):
+            buffer.writeInteger(attached.channel)
+            buffer.writeInteger(attached.capabilities)
+            buffer.writeBytes(attached.proof)
+        case .detach(let channel, let reason):
+            buffer.writeInteger(channel)
+            buffer.writeInteger(reason.rawValue)
+        case .channel(let channel):
+            buffer.writeInteger(channel)
+        case .onChannel:
+            preconditionFailure("unreachable: refused by preconditionWithinLimits")
         }
     }
 

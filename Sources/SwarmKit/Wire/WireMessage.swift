@@ -29,12 +29,26 @@ public enum WireMessage: Equatable, Sendable {
     case manifestPage(ManifestPage)
     /// Addresses of other swarm members.
     case peerExchange([PeerAddress])
+    /// Opens channel `channel` for another swarm on this connection (docs/protocol.md §5.4).
+    case attach(Attach)
+    /// Accepts an `attach`.
+    case attached(Attached)
+    /// Refuses an `attach`, or ends an attached channel (and answers the peer's `detach`).
+    case detach(channel: UInt16, reason: GoodbyeReason)
+    /// The messages after it, until the next `channel`, belong to channel `channel` (0: the connection's own swarm).
+    /// Written and consumed by `PeerProtocolHandler` only.
+    case channel(UInt16)
+    /// In memory only, never on the wire as such: `message` on channel `channel` (not 0). The application writes
+    /// it to send on an attached channel (the protocol handler puts a `channel` message before it when the channel
+    /// changes), and reads it for each message that arrived on one.
+    indirect case onChannel(UInt16, WireMessage)
 
     /// The one-byte type codes (docs/protocol.md §5.2).
     public enum Kind: UInt8, Sendable, CaseIterable {
         case keepAlive = 0x00, hello = 0x01, goodbye = 0x02, choke = 0x03, unchoke = 0x04
         case interested = 0x05, notInterested = 0x06, bitfield = 0x07, have = 0x08, request = 0x09
         case piece = 0x0A, cancel = 0x0B, manifestRequest = 0x0C, manifestPage = 0x0D, peerExchange = 0x0E
+        case attach = 0x0F, attached = 0x10, detach = 0x11, channel = 0x12
     }
 
     /// This message's type code.
@@ -55,6 +69,11 @@ public enum WireMessage: Equatable, Sendable {
         case .manifestRequest: return .manifestRequest
         case .manifestPage: return .manifestPage
         case .peerExchange: return .peerExchange
+        case .attach: return .attach
+        case .attached: return .attached
+        case .detach: return .detach
+        case .channel: return .channel
+        case .onChannel(_, let message): return message.kind
         }
     }
 }
@@ -71,6 +90,44 @@ public enum WireLimits {
     public static let maxPeerExchangeAddresses = 64
     /// The most chunks a bitfield may describe (fits in one message).
     public static let maxBitfieldChunks: UInt32 = UInt32(maxMessageLength - 6 - 8) * 8
+    /// Channel numbers are below this (channel 0 is the connection's own swarm): at most 63 other swarms on one
+    /// connection.
+    public static let maxChannels: UInt16 = 64
+}
+
+/// The `attach` message: the sender asks to carry the swarm `swarmID` on channel `channel` of this connection, and
+/// proves that it holds that swarm's key K (docs/protocol.md §5.4).
+public struct Attach: Equatable, Sendable {
+    /// 1 ..< `WireLimits.maxChannels`; odd when the sender was the Noise initiator, even otherwise.
+    public var channel: UInt16
+    /// The swarm id S (32 bytes).
+    public var swarmID: [UInt8]
+    /// The sender's `hello` capability bits for this swarm.
+    public var capabilities: UInt64
+    /// HMAC-SHA256 under K of the handshake hash, the role, the channel and S (`ChannelProof`).
+    public var proof: [UInt8]
+
+    public init(channel: UInt16, swarmID: [UInt8], capabilities: UInt64, proof: [UInt8]) {
+        self.channel = channel
+        self.swarmID = swarmID
+        self.capabilities = capabilities
+        self.proof = proof
+    }
+}
+
+/// The `attached` message: the answer to an `attach` by a side that holds the swarm's key.
+public struct Attached: Equatable, Sendable {
+    public var channel: UInt16
+    /// The sender's `hello` capability bits for this swarm.
+    public var capabilities: UInt64
+    /// The responder's proof (`ChannelProof`).
+    public var proof: [UInt8]
+
+    public init(channel: UInt16, capabilities: UInt64, proof: [UInt8]) {
+        self.channel = channel
+        self.capabilities = capabilities
+        self.proof = proof
+    }
 }
 
 /// The `hello` message.
@@ -86,6 +143,8 @@ public struct Hello: Equatable, Sendable {
         /// all. A fetcher counts it as a source of every chunk (so it does not ask the server for them) and requests
         /// only the chunks it announced.
         public static let superSeeding: UInt64 = 1 << 0
+        /// The sender can carry other swarms on this connection (`attach`, docs/protocol.md §5.4).
+        public static let channels: UInt64 = 1 << 1
     }
     /// The sender's Ed25519 device key; must equal the key proven in the handshake.
     public var deviceKey: [UInt8]
@@ -228,12 +287,14 @@ public struct GoodbyeReason: RawRepresentable, Hashable, Sendable, CustomStringC
     public static let duplicateConnection = GoodbyeReason(rawValue: 11)
     public static let badChunk = GoodbyeReason(rawValue: 12)
     public static let internalError = GoodbyeReason(rawValue: 13)
+    /// (for `detach`) this side does not serve the swarm an `attach` named, or its proof did not verify.
+    public static let notServed = GoodbyeReason(rawValue: 14)
 
     public var description: String {
         let names = [
             "normal", "malformed-message", "decryption-failed", "unknown-message", "oversized",
             "chunk-not-announced", "idle-timeout", "unsupported-version", "device-key-mismatch",
-            "hello-required", "shutting-down", "duplicate-connection", "bad-chunk", "internal-error",
+            "hello-required", "shutting-down", "duplicate-connection", "bad-chunk", "internal-error", "not-served",
         ]
         return Int(rawValue) < names.count ? names[Int(rawValue)] : "code-\(rawValue)"
     }

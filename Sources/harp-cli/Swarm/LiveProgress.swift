@@ -92,11 +92,14 @@ final class LiveProgress: @unchecked Sendable {
         }
     }
 
-    /// The peer connections as JSON: `{"peer": first 8 bytes of the device key in hex, "connection": "direct"}`, at
-    /// most 64.
+    /// The peer connections as JSON: `{"peer": first 8 bytes of the device key in hex, "connection": "direct",
+    /// "channel": 0}`, at most 64; a swarm carried by a connection made for another swarm of the same peer has a
+    /// channel above 0.
     static func connections(_ links: [PeerLink]) -> [[String: Any]] {
         links.prefix(64).map { link in
-            var entry: [String: Any] = ["peer": link.shortDevice, "connection": link.path.rawValue]
+            var entry: [String: Any] = [
+                "peer": link.shortDevice, "connection": link.path.rawValue, "channel": Int(link.channel),
+            ]
             if let reason = link.reason { entry["why"] = reason }
             return entry
         }
