@@ -28,6 +28,13 @@ enum WireSamples {
             .manifestPage(ManifestPage(page: 0, pageCount: 2, fileSize: 3_145_731, chunkCount: 3, entries: entries)),
             .peerExchange([PeerAddress(ip: [127, 0, 0, 1], port: 1)!, PeerAddress(ip: Array(0..<16), port: 65535)!]),
             .peerExchange([]),
+            .attach(
+                Attach(
+                    channel: WireLimits.maxChannels - 1, swarmID: Array(0..<32), capabilities: .max,
+                    proof: Array(repeating: 0xEE, count: 32))),
+            .attached(Attached(channel: 1, capabilities: 0, proof: Array(32..<64))),
+            .detach(channel: 0, reason: .notServed),
+            .channel(WireLimits.maxChannels - 1),
         ]
     }
 

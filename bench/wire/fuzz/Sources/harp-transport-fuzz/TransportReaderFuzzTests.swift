@@ -1,0 +1,1 @@
+../../../../../Tests/SwarmKitTests/TransportReaderFuzzTests.swift

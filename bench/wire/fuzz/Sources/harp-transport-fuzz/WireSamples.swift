@@ -1,0 +1,1 @@
+../../../../../Tests/SwarmKitTests/WireSamples.swift
