@@ -283,13 +283,19 @@ public final class PeerTrunk: Sendable {
         }
         let link = SwarmLink(
             trunk: self, channel: attach.channel, session: session.withCapabilities(attach.capabilities))
-        Task { await acceptance.serve(link) }
+        Task {
+            await acceptance.serve(link)
+            // Whatever became of it (a swarm that did not take the link registered no receiver, and the channel's
+            // messages would wait for one), the channel ends with its server.
+            await self.end(channel: link.channel, reason: .normal)
+        }
     }
 
     /// The peer's `attached`: the link, if its proof verifies (else the connection is closed: a peer that answers
     /// for a swarm whose key it cannot prove is not one to keep).
     private func accepted(_ attached: Attached) {
-        let pending = state.withLock { $0.attaching[attached.channel] }
+        // Taken off at once, so that the attach's timeout cannot answer it too.
+        let pending = state.withLock { $0.attaching.removeValue(forKey: attached.channel) }
         guard let pending else {
             // Answered after the attach gave up waiting: end the channel.
             try? connection.sender.enqueue(.detach(channel: attached.channel, reason: .normal))
@@ -303,14 +309,13 @@ public final class PeerTrunk: Sendable {
         else {
             logger.warning(
                 "a peer's attached did not prove the swarm's key", metadata: ["channel": "\(attached.channel)"])
-            answer(attached.channel, with: nil)
+            pending.continuation.resume(returning: nil)
             connection.channel.channel.close(promise: nil)
             return
         }
         state.withLock { $0.slots[attached.channel] = .pending([]) }
-        answer(
-            attached.channel,
-            with: SwarmLink(
+        pending.continuation.resume(
+            returning: SwarmLink(
                 trunk: self, channel: attached.channel, session: session.withCapabilities(attached.capabilities)))
     }
 
