@@ -37,7 +37,8 @@
 # reset lets the router's own stack answer with a TCP reset at once (nothing listens there), which also kills a
 # punch whose SYN arrives before the other side's has left.
 #
-# Parameters (environment): SIZE_MIB (16), RATE_MBIT (40), BURST (64kb), TBF_LATENCY (50ms), PAIRS, TIMEOUT (120 s
+# Parameters (environment): SIZE_MIB (16), EXTRA_FILES (0: more files of the same size that each pair's seeder and
+# fetcher get too, each its own swarm), RATE_MBIT (40), BURST (64kb), TBF_LATENCY (50ms), PAIRS, TIMEOUT (120 s
 # per fetch), HARP_CLI (a harp-cli binary; else one is built in release into .build-release), HARP_ARGS (extra
 # arguments for every harp-cli get, e.g. --no-port-mapping), WORK (/var/tmp/harp-nat-bench), INSTALL (1: apt-get
 # the missing tools), PROBE_ONLY, SWARM (SEEDER:FETCHER,FETCHER,... run before the pairs), RUNS (of the swarm, 1),
@@ -60,6 +61,7 @@ fi
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 SIZE_MIB=${SIZE_MIB:-16}
+EXTRA_FILES=${EXTRA_FILES:-0}
 RATE_MBIT=${RATE_MBIT:-40}
 BURST=${BURST:-64kb}
 TBF_LATENCY=${TBF_LATENCY:-50ms}
@@ -341,6 +343,10 @@ start_origin() {
     SIG_URL=$(head -n 1 "$o/signal.out" | sed -E "s#^(wss?://)[^/]*:$SIG_PORT#\1$ORIGIN_IP:$SIG_PORT#")
     METRICS_URL=$(echo "$SIG_URL" | sed -E 's#^ws#http#; s#/v1/ws$#/metrics#')
     nsx origin curl -sS -f -u alice:pw -T "$FILE" "$DC_URL/remote.php/dav/files/alice/f.bin" >/dev/null
+    local extra
+    for extra in "${EXTRA[@]}"; do
+        nsx origin curl -sS -f -u alice:pw -T "$WORK/data/$extra" "$DC_URL/remote.php/dav/files/alice/$extra" >/dev/null
+    done
 }
 metric() {  # name
     # (awk reads to the end: leaving early would make curl fail on a closed pipe.)
@@ -388,8 +394,9 @@ run_pair() {  # seeder-site fetcher-site [seconds the two sites cannot reach eac
     [ "$block" != 0 ] && dir=$dir-blocked
     mkdir -p "$dir/seeder/out" "$dir/seeder/store" "$dir/fetcher/out" "$dir/fetcher/store"
     # shellcheck disable=SC2046,SC2086
-    ip netns exec "$PREFIX-$a" env $(harp_env "$dir/seeder") "$HARP" get /f.bin -o "$dir/seeder/out/" --seed \
-        --listen "0.0.0.0:$PEER_PORT" -v $HARP_ARGS >"$dir/seeder/stdout" 2>"$dir/seeder/stderr" &
+    ip netns exec "$PREFIX-$a" env $(harp_env "$dir/seeder") "$HARP" get /f.bin "${EXTRA_REMOTE[@]}" \
+        -o "$dir/seeder/out/" --seed --listen "0.0.0.0:$PEER_PORT" -v $HARP_ARGS \
+        >"$dir/seeder/stdout" 2>"$dir/seeder/stderr" &
     seeder_pid=$!
     if ! wait_line "$dir/seeder/stdout" '^seeding' 300 "$seeder_pid"; then
         echo "   $a:$b: the seeder did not reach 'seeding' (logs in $dir/seeder)"
@@ -411,7 +418,7 @@ run_pair() {  # seeder-site fetcher-site [seconds the two sites cannot reach eac
     t0=$(now)
     # shellcheck disable=SC2046,SC2086
     ip netns exec "$PREFIX-$b" env $(harp_env "$dir/fetcher") timeout "$TIMEOUT" "$HARP" get /f.bin \
-        -o "$dir/fetcher/out/" --no-server --json -v --listen "0.0.0.0:$PEER_PORT" $HARP_ARGS \
+        "${EXTRA_REMOTE[@]}" -o "$dir/fetcher/out/" --no-server --json -v --listen "0.0.0.0:$PEER_PORT" $HARP_ARGS \
         > >(while IFS= read -r line; do printf '%s %s\n' "$(now)" "$line"; done >"$dir/fetcher/stdout") \
         2>"$dir/fetcher/stderr" || rc=$?
     t1=$(now)
@@ -442,6 +449,8 @@ run_pair() {  # seeder-site fetcher-site [seconds the two sites cannot reach eac
     [ -z "$first" ] && first=$(grep '"event":"file-done"' "$dir/fetcher/stdout" | head -n 1 | cut -d' ' -f1 || true)
     local verified=no relayed=$((${r1:-0} - ${r0:-0}))
     cmp -s "$FILE" "$dir/fetcher/out/f.bin" && verified=yes
+    local extra
+    for extra in "${EXTRA[@]}"; do cmp -s "$WORK/data/$extra" "$dir/fetcher/out/$extra" || verified=no; done
     if grep -q "connected through the signaling server's relay\|accepted a relayed connection" "$dir/fetcher/stderr" \
         "$dir/seeder/stderr" && [ "$relayed" -gt $((F / 2)) ]; then
         way=relayed
@@ -582,6 +591,16 @@ RESULTS=$WORK/results.jsonl
 : >"$RESULTS"
 FILE=$WORK/data/f.bin
 head -c "$F" /dev/zero | openssl enc -aes-256-ctr -pass pass:harp-nat-bench -nosalt -pbkdf2 2>/dev/null >"$FILE"
+# EXTRA_FILES more files of the same size for the pairs (each its own swarm; with channels they share the pair's one
+# connection, so the pair punches once, not once per file).
+EXTRA=()
+EXTRA_REMOTE=()
+for i in $(seq 1 "$EXTRA_FILES"); do
+    head -c "$F" /dev/zero | openssl enc -aes-256-ctr -pass "pass:harp-nat-bench-$i" -nosalt -pbkdf2 2>/dev/null \
+        >"$WORK/data/g$i.bin"
+    EXTRA+=("g$i.bin")
+    EXTRA_REMOTE+=("/g$i.bin")
+done
 echo "NAT testbed: F = $SIZE_MIB MiB, uplinks ${RATE_MBIT} Mbit/s (tbf burst $BURST latency $TBF_LATENCY)," \
     "unsolicited inbound: $INBOUND;" \
     "harp-cli: $HARP ${HARP_ARGS:+(extra: $HARP_ARGS)}; work: $WORK"

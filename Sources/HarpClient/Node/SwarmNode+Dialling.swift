@@ -99,13 +99,17 @@ extension SwarmNode {
                         return await self.punchConnects(swarm, to: device) ? .connected : .failed
                     }
                 }
+                // The swarms waiting for this device attach to the first connection made, without waiting for the
+                // other candidates' timeouts; if none is made (the relay carries one swarm per stream), they go on to
+                // their own dials.
                 var reached = false
-                for await outcome in group where outcome != .failed { reached = true }
+                for await outcome in group where outcome != .failed {
+                    if !reached { self.endDial(device) }
+                    reached = true
+                }
+                if !reached { self.endDial(device) }
                 return reached
             }
-            // The swarms waiting for this device attach to the connection made, or (the relay carries one swarm per
-            // stream) go on to their own dials.
-            self.endDial(device)
             guard !reached else { return }
             await relay(
                 swarm, to: device,
