@@ -38,6 +38,11 @@ public final class PeerTrunk: Sendable {
         case pending([CheckedContinuation<Void, Never>])
         case serving(@Sendable (WireMessage) async -> Void, CheckedContinuation<Void, any Error>)
         case ended
+
+        var isLive: Bool {
+            if case .ended = self { return false }
+            return true
+        }
     }
 
     private struct Attaching {
@@ -54,6 +59,9 @@ public final class PeerTrunk: Sendable {
         /// Set when the connection has ended, with the error that ended it, if any.
         var ended: Result<Void, any Error>?
         var started = false
+
+        /// The channels that still hold the connection open: those not ended, and the attaches awaiting an answer.
+        var liveChannels: Int { slots.values.filter(\.isLive).count + attaching.count }
     }
 
     private let state: Mutex<State>
@@ -76,7 +84,7 @@ public final class PeerTrunk: Sendable {
 
     /// The swarms carried now (channel 0 included while it lasts).
     public var openChannels: Int {
-        state.withLock { state in state.slots.values.filter { if case .ended = $0 { false } else { true } }.count }
+        state.withLock { state in state.slots.values.filter(\.isLive).count }
     }
 
     /// The link of channel 0, the swarm of the connection's handshake.
@@ -164,10 +172,8 @@ public final class PeerTrunk: Sendable {
     /// connection's close) when it was the last.
     public func end(channel: UInt16, reason: GoodbyeReason) async {
         let (slot, remaining) = state.withLock { state -> (Slot?, Int) in
-            let slot = state.slots[channel]
-            state.slots[channel] = .ended
-            let remaining = state.slots.values.filter { if case .ended = $0 { false } else { true } }.count
-            return (slot, remaining + state.attaching.count)
+            defer { state.slots[channel] = .ended }
+            return (state.slots[channel], state.liveChannels - (state.slots[channel]?.isLive == true ? 1 : 0))
         }
         switch slot {
         case .ended, nil:
@@ -324,8 +330,7 @@ public final class PeerTrunk: Sendable {
     private func answer(_ channel: UInt16, with link: SwarmLink?) {
         let (pending, unused) = state.withLock { state in
             let pending = state.attaching.removeValue(forKey: channel)
-            let open = state.slots.values.contains { if case .ended = $0 { false } else { true } }
-            return (pending, state.ended == nil && !open && state.attaching.isEmpty)
+            return (pending, state.ended == nil && state.liveChannels == 0)
         }
         pending?.continuation.resume(returning: link)
         if pending != nil, link == nil, unused {
@@ -339,10 +344,8 @@ public final class PeerTrunk: Sendable {
             return answer(channel, with: nil)
         }
         let (slot, remaining) = state.withLock { state -> (Slot?, Int) in
-            let slot = state.slots[channel]
-            state.slots[channel] = .ended
-            let remaining = state.slots.values.filter { if case .ended = $0 { false } else { true } }.count
-            return (slot, remaining + state.attaching.count)
+            defer { state.slots[channel] = .ended }
+            return (state.slots[channel], state.liveChannels - (state.slots[channel]?.isLive == true ? 1 : 0))
         }
         switch slot {
         case .pending(let waiting): for waiter in waiting { waiter.resume() }
