@@ -67,10 +67,10 @@ struct NATTestbedTests {
     }
 
     @Test(
-        "two endpoint-independent NATs punch through, a UPnP and a NAT-PMP router map, two symmetric NATs relay",
+        "two endpoint-independent NATs punch through (also one that changes the port), a UPnP and a NAT-PMP router map, two symmetric NATs relay",
         .enabled(if: canRun), .timeLimit(.minutes(10)))
     func pairs() async throws {
-        let (output, rows) = try await Self.run(pairs: "eim1:eim2 upnp:eim2 pmp:eim2 sym1:sym2")
+        let (output, rows) = try await Self.run(pairs: "eim1:eim2 eim1:eimx upnp:eim2 pmp:eim2 sym1:sym2")
         func row(_ seeder: String, _ fetcher: String) -> [String: Any]? {
             rows.first { $0["seeder"] as? String == seeder && $0["fetcher"] as? String == fetcher }
         }
@@ -78,6 +78,11 @@ struct NATTestbedTests {
         #expect(punched["verified"] as? Bool == true)
         #expect(punched["way"] as? String == "direct")
         #expect((punched["how"] as? String)?.hasPrefix("punched") == true)
+        // The fetcher's NAT maps its peer port to another number: the probe finds it, the punch aims at it.
+        let changed = try #require(row("eim1", "eimx"), "no eim1:eimx result:\n\(output)")
+        #expect(changed["verified"] as? Bool == true)
+        #expect(changed["way"] as? String == "direct", "\(output)")
+        #expect((changed["how"] as? String)?.hasPrefix("punched") == true, "\(output)")
         let mapped = try #require(row("upnp", "eim2"))
         #expect(mapped["way"] as? String == "direct")
         #expect((mapped["how"] as? String)?.hasPrefix("mapped") == true)

@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import NIOPosix
 import Testing
 
 @testable import SignalingClient
@@ -101,6 +102,117 @@ struct CandidateTests {
         #expect(
             SignalClient.announced(membership, observed: loopback, loopback: true)
                 == ["10.0.0.7:41000", "reflexive@127.0.0.1:41000"])
+    }
+
+    @Test("the listening port's mapping replaces the port of the reflexive candidate when it names the same address")
+    func announcedWithTheListeningPortsMapping() {
+        let observed = ObservedAddress(address: "203.0.113.9", port: 5555)
+        let membership = SignalClient.Membership(
+            signer: Ed25519Signer(), addresses: ["10.0.0.7:41000"], reflexivePort: 41000)
+        let changed = ObservedAddress(address: "203.0.113.9", port: 51000)
+        #expect(
+            SignalClient.announced(membership, observed: observed, mapping: changed)
+                == ["10.0.0.7:41000", "reflexive@203.0.113.9:51000"])
+        // Another address (a NAT with a pool of addresses), or no port (a proxy): the listening port, as before.
+        for other in [
+            ObservedAddress(address: "203.0.113.10", port: 51000), ObservedAddress(address: "203.0.113.9", port: nil),
+        ] {
+            #expect(
+                SignalClient.announced(membership, observed: observed, mapping: other)
+                    == ["10.0.0.7:41000", "reflexive@203.0.113.9:41000"])
+        }
+    }
+
+    @Test("the probe's answer is read only from a whole 200 response with an address and a port")
+    func probeAnswers() throws {
+        func response(_ status: String, _ headers: [String], _ body: String) -> [UInt8] {
+            Array((["HTTP/1.1 \(status)"] + headers + ["", body]).joined(separator: "\r\n").utf8)
+        }
+        let body = #"{"address":"198.51.100.4","port":51000}"#
+        let good = response("200 OK", ["content-type: application/json", "content-length: \(body.utf8.count)"], body)
+        #expect(try ReflexiveProbe.parse(good) == ObservedAddress(address: "198.51.100.4", port: 51000))
+        // Without a length the body runs to the end.
+        #expect(try ReflexiveProbe.parse(response("200 OK", [], body)).port == 51000)
+        #expect(throws: ReflexiveProbe.Failure.status(404)) {
+            try ReflexiveProbe.parse(response("404 Not Found", ["content-length: 0"], ""))
+        }
+        let refused: [[UInt8]] = [
+            response("200 OK", ["content-length: 9999"], body),
+            response("200 OK", ["transfer-encoding: chunked"], body),
+            response("200 OK", [], #"{"address":"198.51.100.4"}"#),
+            response("200 OK", [], #"{"address":"not an address!","port":1}"#),
+            response("200 OK", [], #"{"address":"198.51.100.4","port":0}"#),
+            response("200 OK", [], #"{"address":"198.51.100.4","port":70000}"#),
+            Array("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n".utf8),
+            Array("garbage\r\n\r\n{}".utf8),
+        ]
+        for bytes in refused {
+            #expect(throws: ReflexiveProbe.Failure.malformed) { try ReflexiveProbe.parse(bytes) }
+        }
+    }
+
+    @Test("over loopback, a probe from the listening port is answered with that port, and the route is rate limited")
+    func probeOverLoopback() async throws {
+        let configuration = makeServerConfiguration(dataDirectory: try temporaryDirectory())
+        try await withServer(configuration) { _, url, _ in
+            // A listener holds the port with SO_REUSEPORT, as a node's does: the probe shares it.
+            let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .serverChannelOption(ChannelOptions.socket(SocketOptionLevel(SOL_SOCKET), SO_REUSEPORT), value: 1)
+                .bind(host: "127.0.0.1", port: 0).get()
+            defer { listener.close(promise: nil) }
+            let port = try #require(listener.localAddress?.port)
+            let observed = try await ReflexiveProbe.observe(url: url, localPort: port, tls: nil)
+            #expect(observed == ObservedAddress(address: "127.0.0.1", port: UInt16(port)))
+            // Twenty at once, then two a second: more within the second are refused.
+            var refused = 0
+            for _ in 0..<25 {
+                do {
+                    _ = try await ReflexiveProbe.observe(url: url, localPort: 0, tls: nil)
+                } catch ReflexiveProbe.Failure.status(429) {
+                    refused += 1
+                }
+            }
+            #expect(refused >= 1)
+        }
+    }
+
+    @Test("a client whose NAT changes its listening port's number announces the port the server saw")
+    func aChangedPortIsAnnouncedAgain() async throws {
+        let configuration = makeServerConfiguration(dataDirectory: try temporaryDirectory())
+        try await withServer(configuration) { _, url, _ in
+            try await withPeers(2, url: url, configure: { $0.announceLoopbackReflexive = true }) { peers in
+                let swarm = Ed25519Signer()
+                let (a, b) = (peers[0], peers[1])
+                _ = try await withTimeout("a joins") {
+                    try await a.client.join(swarm: swarm, addresses: ["10.9.9.1:41000"], reflexivePort: 41000)
+                }
+                _ = try await withTimeout("b joins") {
+                    try await b.client.join(swarm: swarm, addresses: ["10.9.9.2:41001"])
+                }
+                // The client's own probe, over loopback, sees the listening port unchanged.
+                await a.client.probing?.value
+                #expect(await a.client.listenPortMapping == ObservedAddress(address: "127.0.0.1", port: 41000))
+                // What a probe from behind such a NAT answers (over loopback the port cannot change).
+                let welcome = await a.client.welcomes
+                await a.client.probed(
+                    ObservedAddress(address: "127.0.0.1", port: 52000), listenPort: 41000, welcome: welcome)
+                #expect(await a.client.listenPortMapping?.port == 52000)
+                try await b.log.wait("b hears a's reflexive candidate with the mapped port") { event in
+                    if case .peerJoined(_, let peer) = event {
+                        peer.addresses == ["10.9.9.1:41000", "reflexive@127.0.0.1:52000"]
+                    } else {
+                        false
+                    }
+                }
+                // An answer for an earlier connection, or naming another address, changes nothing.
+                await a.client.probed(
+                    ObservedAddress(address: "127.0.0.1", port: 53000), listenPort: 41000, welcome: welcome - 1)
+                await a.client.probed(
+                    ObservedAddress(address: "192.0.2.1", port: 53000), listenPort: 41000, welcome: welcome)
+                #expect(await a.client.listenPortMapping?.port == 52000)
+            }
+        }
     }
 
     @Test("over loopback, the server tells each client its address and port, and members see the reflexive candidate")

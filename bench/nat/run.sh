@@ -20,6 +20,8 @@
 #   upnp   as eim, and the router runs miniupnpd with UPnP IGD only on its LAN side, so a peer can map a port
 #   pmp    as eim, and the router runs miniupnpd with PCP and NAT-PMP only (no UPnP: harp maps through PCP; the
 #          pair's "mappedBy" says which protocol the seeder's mapping came through)
+#   eimx   endpoint-independent mapping that changes the port number: every flow from the peer port leaves from
+#          that port + 10000 (SNAT), whatever the destination (as many NATs that do not keep port numbers do)
 #   sym1   symmetric NAT: MASQUERADE --random-fully (a fresh random external port for every flow)
 #   sym2
 # Every uplink is shaped with `tc tbf` (RATE_MBIT): the origin's and the public peer's, each router's WAN side (the
@@ -81,7 +83,7 @@ DC_PORT=8080
 SIG_PORT=7000
 PEER_PORT=41000                # every peer listens here (--listen 0.0.0.0:PEER_PORT)
 F=$((SIZE_MIB * 1024 * 1024))
-SITES="eim1 eim2 eim3 upnp sym1 sym2 pmp"
+SITES="eim1 eim2 eim3 eimx upnp sym1 sym2 pmp"
 # The routers' rules go through iptables-legacy when there is one: miniupnpd-iptables edits the legacy tables (libiptc).
 IPT=iptables
 command -v iptables-legacy >/dev/null && IPT=iptables-legacy
@@ -97,7 +99,7 @@ find_harp "$repo" "$HARP_CLI"
 
 # --- names and addresses ------------------------------------------------------------------------------------------
 site_index() {
-    case $1 in eim1) echo 1 ;; eim2) echo 2 ;; upnp) echo 3 ;; sym1) echo 4 ;; sym2) echo 5 ;; pmp) echo 6 ;; eim3) echo 7 ;; esac
+    case $1 in eim1) echo 1 ;; eim2) echo 2 ;; upnp) echo 3 ;; sym1) echo 4 ;; sym2) echo 5 ;; pmp) echo 6 ;; eim3) echo 7 ;; eimx) echo 8 ;; esac
 }
 wan_ip() { echo "$NET.$((10 + $(site_index "$1")))"; }
 lan_net() { echo "10.$(site_index "$1").0"; }
@@ -105,6 +107,7 @@ peer_ip() { if [ "$1" = pub ]; then echo "$PUB_IP"; else echo "$(lan_net "$1").2
 nat_kind() {
     case $1 in
         pub) echo "none" ;;
+        eimx) echo "endpoint-independent, port changed" ;;
         eim*) echo "endpoint-independent" ;;
         upnp) echo "endpoint-independent + UPnP" ;;
         pmp) echo "endpoint-independent + PCP/NAT-PMP" ;;
@@ -190,6 +193,11 @@ setup_site() {  # site
     fi
     case $s in
         sym*) nsx "$r" "$IPT" -t nat -A POSTROUTING -o wan -j MASQUERADE --random-fully ;;
+        eimx)
+            nsx "$r" "$IPT" -t nat -A POSTROUTING -o wan -p tcp -s "$(peer_ip "$s")" --sport "$PEER_PORT" \
+                -j SNAT --to-source "$(wan_ip "$s"):$((PEER_PORT + 10000))"
+            nsx "$r" "$IPT" -t nat -A POSTROUTING -o wan -j MASQUERADE
+            ;;
         *) nsx "$r" "$IPT" -t nat -A POSTROUTING -o wan -j MASQUERADE ;;
     esac
     if [ "$s" = upnp ] || [ "$s" = pmp ]; then

@@ -22,6 +22,7 @@ extension SignalClient {
                     wsConfiguration.sniHostname = "localhost"
                 }
             }
+            connectionTLS = tls
             try await WebSocketClient.connect(
                 url: configuration.url, configuration: wsConfiguration, tlsConfiguration: tls, logger: logger
             ) { inbound, outbound, _ in
@@ -105,6 +106,7 @@ extension SignalClient {
     /// Sends the join for `swarm` if connected (otherwise it goes out after the next welcome).
     func sendJoin(_ swarm: SwarmID) async {
         guard link.ready != nil, memberships[swarm] != nil else { return }
+        await awaitProbe()
         // The turn first: the proof signs the connection's nonce, which a reconnect during the wait replaces.
         await paced()
         guard let (_, nonce) = link.ready, let membership = memberships[swarm] else { return }
@@ -120,7 +122,8 @@ extension SignalClient {
         nextRequestID += 1
         pendingJoins[id] = swarm
         let addresses = Self.announced(
-            membership, observed: observed, loopback: configuration.announceLoopbackReflexive)
+            membership, observed: observed, mapping: listenPortMapping,
+            loopback: configuration.announceLoopbackReflexive)
         await write(.join(.init(id: id, swarm: swarm, signature: HexBytes(signature), addresses: addresses)))
     }
 
@@ -128,17 +131,21 @@ extension SignalClient {
     /// the membership names its listening port) a `reflexive@` candidate, unless an address with that host is
     /// already there (a peer with a public address sees itself). At most ``maxAnnounced`` entries.
     /// A loopback observation (the server runs on this host) says nothing about a NAT and is left out, unless
-    /// `loopback` (tests on one host).
-    static func announced(_ membership: Membership, observed: ObservedAddress?, loopback: Bool = false) -> [String] {
+    /// `loopback` (tests on one host). The port is the listening port, or where the server saw a connection from the
+    /// listening port come from (`mapping`, when it names the same address: a NAT that does not keep port numbers).
+    static func announced(
+        _ membership: Membership, observed: ObservedAddress?, mapping: ObservedAddress? = nil, loopback: Bool = false
+    ) -> [String] {
         var addresses = Array(membership.addresses.prefix(maxAnnounced))
-        guard let observed, let port = membership.reflexivePort, port != 0, addresses.count < maxAnnounced,
+        let mapped = mapping.flatMap { $0.address == observed?.address ? $0.port : nil }
+        guard let observed, let listening = membership.reflexivePort, listening != 0, addresses.count < maxAnnounced,
             loopback || !(observed.address.hasPrefix("127.") || observed.address == "::1")
         else {
             return addresses
         }
         let hosts = Set(addresses.compactMap { Candidate(text: $0)?.host })
         guard !hosts.contains(observed.address) else { return addresses }
-        let reflexive = Candidate(kind: .reflexive, host: observed.address, port: port)
+        let reflexive = Candidate(kind: .reflexive, host: observed.address, port: mapped ?? listening)
         if Candidate(text: reflexive.text) != nil { addresses.append(reflexive.text) }
         return addresses
     }
@@ -164,6 +171,12 @@ extension SignalClient {
         case .welcome(let welcome):
             guard case .send = link.welcome() else { return await protocolError("unexpected welcome") }
             observed = welcome.observed
+            welcomes += 1
+            listenPortMapping = nil
+            probing?.cancel()
+            probing = nil
+            probeDone = nil
+            startProbe()
             logger.debug(
                 "connected to signaling server",
                 metadata: [
@@ -263,5 +276,75 @@ extension SignalClient {
         guard let relay = relays.removeValue(forKey: stream) else { return }
         relay.queue.finish()
         await send(.relayClose(.init(stream: stream)))
+    }
+}
+
+extension SignalClient {
+    /// Asks the server, once per connection, where a connection from the listening port comes from
+    /// (`ReflexiveProbe`), when a membership names that port and the server reported an observation that says
+    /// something about a NAT (not loopback, unless `announceLoopbackReflexive`).
+    func startProbe() {
+        guard probing == nil, link.ready != nil, let observed,
+            configuration.announceLoopbackReflexive
+                || !(observed.address.hasPrefix("127.") || observed.address == "::1"),
+            let port = memberships.values.lazy.compactMap(\.reflexivePort).first(where: { $0 != 0 })
+        else { return }
+        let (url, tls, welcome) = (configuration.url, connectionTLS, welcomes)
+        let done = OneShot<Void>()
+        probeDone = done
+        probing = Task { [weak self] in
+            defer { done.fulfil(()) }
+            let mapping: ObservedAddress?
+            do {
+                mapping = try await ReflexiveProbe.observe(url: url, localPort: Int(port), tls: tls)
+            } catch {
+                await self?.logProbeFailure(error)
+                return
+            }
+            await self?.probed(mapping, listenPort: port, welcome: welcome)
+        }
+    }
+
+    /// Waits for this connection's probe, at most `probeWait`: a join that went out before it with the listening
+    /// port would be the one a punch is arranged with (a peer asks for a punch as soon as it dials the reflexive
+    /// candidate), and the corrected port would come too late for it. The probe takes a connection to the server
+    /// and one request, so usually a few round trips; an unreachable probe costs the join `probeWait` once.
+    func awaitProbe() async {
+        guard let done = probeDone else { return }
+        await withTaskGroup(of: Void.self) { group in
+            // `OneShot.value()` ends when the child is cancelled; a task's `value` would hold the group until the
+            // probe ends.
+            group.addTask { _ = try? await done.value() }
+            group.addTask { try? await Task.sleep(for: Self.probeWait) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// How long a join waits for the probe of the listening port's mapping.
+    static let probeWait = Duration.milliseconds(500)
+
+    private func logProbeFailure(_ error: any Error) {
+        logger.debug(
+            "no answer from the server about the listening port's mapping (an older server, or it is unreachable)",
+            metadata: ["error": "\(error)"])
+    }
+
+    /// The probe answered: when the NAT gave the listening port another number, every swarm is joined again with
+    /// the reflexive candidate naming it.
+    func probed(_ mapping: ObservedAddress?, listenPort: UInt16, welcome: Int) async {
+        guard welcome == welcomes, let mapping, mapping.address == observed?.address else { return }
+        let before = listenPortMapping?.port ?? listenPort
+        listenPortMapping = mapping
+        // The joins below, and any waiting, go out with it now.
+        probeDone?.fulfil(())
+        logger.debug(
+            "the server saw the listening port's connection",
+            metadata: ["listen.port": "\(listenPort)", "observed": "\(mapping.address):\(mapping.port ?? 0)"])
+        guard mapping.port != before else { return }
+        logger.info(
+            "the NAT maps the peer port to another number: announcing that one",
+            metadata: ["listen.port": "\(listenPort)", "reflexive": "\(mapping.address):\(mapping.port ?? 0)"])
+        for swarm in memberships.keys { await sendJoin(swarm) }
     }
 }

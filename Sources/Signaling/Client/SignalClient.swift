@@ -114,6 +114,16 @@ public actor SignalClient {
     /// Where the server saw this client's connection come from (its reflexive address), from the last `welcome`;
     /// `nil` before it or when the server did not say.
     public internal(set) var observed: ObservedAddress?
+    /// Where the server saw a connection from the listening port come from (`ReflexiveProbe`), on this connection to
+    /// the server; `nil` before the probe answered, or when it failed (an older server) or saw another address.
+    public internal(set) var listenPortMapping: ObservedAddress?
+    /// The probe of this connection, and the TLS configuration the connection used (the probe uses it too).
+    var probing: Task<Void, Never>?
+    /// Fulfilled when `probing` has ended (joins wait for it, within `probeWait`).
+    var probeDone: OneShot<Void>?
+    var connectionTLS: TLSConfiguration?
+    /// Incremented at every `welcome`: a probe that answers for an earlier connection is ignored.
+    var welcomes = 0
 
     /// Creates a client; nothing happens until ``run()``.
     public init(configuration: Configuration, device: any SignalSigner, logger: Logger) {
@@ -169,6 +179,7 @@ public actor SignalClient {
     {
         let id = swarm.publicKey
         memberships[id] = Membership(signer: swarm, addresses: addresses, reflexivePort: reflexivePort)
+        startProbe()
         let token = joinWaiters.register(id)
         await sendJoin(id)
         return try await joinWaiters.wait(token)

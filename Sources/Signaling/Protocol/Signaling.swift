@@ -9,4 +9,19 @@ public enum Signaling {
     public static let protocolVersion = 1
     /// The WebSocket endpoint's path.
     public static let webSocketPath = "/v1/ws"
+    /// The reflexive-address probe (docs/nat.md, "The listening port's mapping"): a plain `GET` answered with
+    /// `ObservedReply`, the address and port the server saw the request's connection come from.
+    public static let observedPath = "/v1/observed"
+}
+
+/// The body of the answer to `GET /v1/observed`: the connection's source address and port as the server saw it (no
+/// port when a trusted proxy forwarded the address).
+public struct ObservedReply: Codable, Sendable, Equatable {
+    public var address: String
+    public var port: Int?
+
+    public init(address: String, port: Int?) {
+        self.address = address
+        self.port = port
+    }
 }

@@ -122,6 +122,10 @@ public final class SignalServer: Service, Sendable {
             trustedProxies: Set(configuration.trustedProxies.compactMap { ClientAddress.parse($0)?.ipAddress }),
             metrics: metrics, logger: logger
         ).add(to: router)
+        ObservedRoute(
+            rateLimit: AddressRateLimit(rate: 2, burst: 20),
+            trustedProxies: Set(configuration.trustedProxies.compactMap { ClientAddress.parse($0)?.ipAddress })
+        ).add(to: router)
         router.get("/metrics") { _, _ -> Response in
             let stats = await hub.stats()
             let text = metrics.render(
