@@ -76,6 +76,15 @@ struct SignalCommand: AsyncParsableCommand {
 
         @Option(
             help: ArgumentHelp(
+                "A second port on the --listen host that tells clients their address (plain HTTP, 0: a free one).",
+                discussion: """
+                    Clients compare what it and the main port saw of their peer port to tell a symmetric NAT from \
+                    an endpoint-independent one (docs/nat.md). Open it in the firewall like the main port.
+                    """))
+        var probePort: Int?
+
+        @Option(
+            help: ArgumentHelp(
                 "File listing the other servers of the federation: lines 'server URL LOG_VKEY WITNESS_VKEY'.",
                 discussion: "They witness this server's version log and it witnesses theirs (docs/proofs.md)."),
             completion: .file())
@@ -188,6 +197,10 @@ struct SignalCommand: AsyncParsableCommand {
             var configuration = SignalServerConfiguration(dataDirectory: dataDirectory)
             configuration.host = host
             configuration.port = port
+            if let probePort {
+                guard (0...65535).contains(probePort) else { throw ValidationError("--probe-port must be 0-65535") }
+                configuration.probePort = probePort
+            }
             if let tlsCert, let tlsKey {
                 configuration.tls = .files(certificate: tlsCert, key: tlsKey)
             } else if tlsSelfSigned {

@@ -94,6 +94,8 @@ struct NATTestbedTests {
         let relayed = try #require(row("sym1", "sym2"))
         #expect(relayed["verified"] as? Bool == true)
         #expect(relayed["way"] as? String == "relayed")
+        // The fetcher saw its peer port as two ports from the server's two observation ports, and says so.
+        #expect((relayed["why"] as? String)?.contains("this side's NAT is symmetric") == true, "\(output)")
     }
 
     /// Relay, then upgrade (docs/nat.md): two endpoint-independent NATs that cannot reach each other for the first

@@ -215,6 +215,92 @@ struct CandidateTests {
         }
     }
 
+    @Test("a second observation that sees another port means a symmetric NAT: the reflexive candidate is left out")
+    func aSymmetricNATIsToldAndAnnouncesNoReflexiveCandidate() async throws {
+        let configuration = makeServerConfiguration(dataDirectory: try temporaryDirectory())
+        try await withServer(configuration) { _, url, _ in
+            try await withPeers(2, url: url, configure: { $0.announceLoopbackReflexive = true }) { peers in
+                let swarm = Ed25519Signer()
+                let (a, b) = (peers[0], peers[1])
+                _ = try await withTimeout("a joins") {
+                    try await a.client.join(swarm: swarm, addresses: ["10.9.9.1:41000"], reflexivePort: 41000)
+                }
+                _ = try await withTimeout("b joins") {
+                    try await b.client.join(swarm: swarm, addresses: ["10.9.9.2:41001"])
+                }
+                await a.client.probing?.value
+                let welcome = await a.client.welcomes
+                // Both observations name one port: endpoint-independent, the candidate stays.
+                let seen = ObservedAddress(address: "127.0.0.1", port: 41000)
+                await a.client.probed(seen, second: seen, listenPort: 41000, welcome: welcome)
+                #expect(await a.client.natMapping == .endpointIndependent)
+                // Two ports: symmetric; a joins again without its reflexive candidate, and b hears so.
+                await a.client.probed(
+                    ObservedAddress(address: "127.0.0.1", port: 61000),
+                    second: ObservedAddress(
+                        address: "127.0.0.1", port: 62000), listenPort: 41000, welcome: welcome)
+                #expect(await a.client.natMapping == .dependent(ports: [61000, 62000]))
+                try await b.log.wait("b hears a's addresses without the reflexive candidate") { event in
+                    if case .peerJoined(_, let peer) = event { peer.addresses == ["10.9.9.1:41000"] } else { false }
+                }
+            }
+        }
+    }
+
+    @Test("the second observation port answers a probe from the listening port, and nothing but that")
+    func theSecondObservationPort() async throws {
+        var configuration = makeServerConfiguration(dataDirectory: try temporaryDirectory())
+        configuration.probePort = 0
+        try await withServer(configuration) { server, url, port in
+            try await withPeers(1, url: url) { peers in
+                try await peers[0].log.wait("connected") { $0.connected }
+                let probePort = try #require(await peers[0].client.probePort)
+                #expect(probePort != port)
+                let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                    .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                    .serverChannelOption(ChannelOptions.socket(SocketOptionLevel(SOL_SOCKET), SO_REUSEPORT), value: 1)
+                    .bind(host: "127.0.0.1", port: 0).get()
+                defer { listener.close(promise: nil) }
+                let local = try #require(listener.localAddress?.port)
+                let second = try #require(SignalClient.url(of: url, port: probePort))
+                #expect(
+                    try await ReflexiveProbe.observe(url: second, localPort: local, tls: nil)
+                        == ObservedAddress(address: "127.0.0.1", port: UInt16(local)))
+                // Another path, a request without its end, and one over the size bound get no answer of use.
+                let wrongPath = try await Self.exchange(port: probePort, "GET /metrics HTTP/1.1\r\n\r\n")
+                #expect(wrongPath.hasPrefix("HTTP/1.1 404"))
+                let oversize = try await Self.exchange(
+                    port: probePort, "GET /v1/observed HTTP/1.1\r\nx: " + String(repeating: "a", count: 4096))
+                #expect(oversize.isEmpty)
+            }
+        }
+    }
+
+    /// Writes `request` to 127.0.0.1:`port` and reads until the server closes (at most 10 s).
+    static func exchange(port: Int, _ request: String) async throws -> String {
+        let response = OneShot<String>()
+        final class Reader: ChannelInboundHandler, @unchecked Sendable {
+            typealias InboundIn = ByteBuffer
+            let response: OneShot<String>
+            var text = ""
+            init(_ response: OneShot<String>) { self.response = response }
+            func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+                text += String(buffer: unwrapInboundIn(data))
+            }
+            func channelInactive(context: ChannelHandlerContext) { response.fulfil(text) }
+            func errorCaught(context: ChannelHandlerContext, error: any Error) { context.close(promise: nil) }
+        }
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(Reader(response))
+                }
+            }
+            .connect(host: "127.0.0.1", port: port).get()
+        try? await channel.writeAndFlush(ByteBuffer(string: request)).get()
+        return try await withTimeout("the server closes", seconds: 10) { try await response.value() }
+    }
+
     @Test("over loopback, the server tells each client its address and port, and members see the reflexive candidate")
     func reflexiveOverLoopback() async throws {
         let configuration = makeServerConfiguration(dataDirectory: try temporaryDirectory())

@@ -45,7 +45,8 @@
 # arguments for every harp-cli get, e.g. --no-port-mapping), WORK (/var/tmp/harp-nat-bench), INSTALL (1: apt-get
 # the missing tools), PROBE_ONLY, SWARM (SEEDER:FETCHER,FETCHER,... run before the pairs), RUNS (of the swarm, 1),
 # RECORD (1: every process of a swarm run records its engine with --record-engine, in WORK/swarm-RUN/SITE/engine.jsonl,
-# for `harp-cli debug replay` and bench/nat/uploads.py).
+# for `harp-cli debug replay` and bench/nat/uploads.py), PROBE_PORT (the signaling server's second observation port,
+# `signal serve --probe-port`, SIG_PORT + 1; empty: none, so that clients cannot tell a symmetric NAT).
 #
 # Why not a documentation range (198.51.100.0/24, RFC 5737): miniupnpd 2.3.1 refuses to map ports when its external
 # address is in any reserved range (documentation, benchmarking, CGNAT, private: its addr_is_reserved list), so the
@@ -81,6 +82,7 @@ ORIGIN_IP=$NET.1
 PUB_IP=$NET.20
 DC_PORT=8080
 SIG_PORT=7000
+PROBE_PORT=${PROBE_PORT-$((SIG_PORT + 1))}
 PEER_PORT=41000                # every peer listens here (--listen 0.0.0.0:PEER_PORT)
 F=$((SIZE_MIB * 1024 * 1024))
 SITES="eim1 eim2 eim3 eimx upnp sym1 sym2 pmp"
@@ -345,8 +347,8 @@ start_origin() {
         >"$o/devcloud.out" 2>"$o/devcloud.err" &
     wait_line "$o/devcloud.out" '^http' 60 $! || { cat "$o/devcloud.err" >&2; echo "DevCloud did not start" >&2; exit 1; }
     DC_URL="http://$ORIGIN_IP:$DC_PORT"
-    nsx origin "$HARP" signal serve --listen "0.0.0.0:$SIG_PORT" --open --data "$o/signal" --log-level warning \
-        >"$o/signal.out" 2>"$o/signal.err" &
+    nsx origin "$HARP" signal serve --listen "0.0.0.0:$SIG_PORT" ${PROBE_PORT:+--probe-port "$PROBE_PORT"} --open \
+        --data "$o/signal" --log-level warning >"$o/signal.out" 2>"$o/signal.err" &
     wait_line "$o/signal.out" '^wss?://' 60 $! || { cat "$o/signal.err" >&2; echo "signaling did not start" >&2; exit 1; }
     SIG_URL=$(head -n 1 "$o/signal.out" | sed -E "s#^(wss?://)[^/]*:$SIG_PORT#\1$ORIGIN_IP:$SIG_PORT#")
     METRICS_URL=$(echo "$SIG_URL" | sed -E 's#^ws#http#; s#/v1/ws$#/metrics#')
@@ -475,17 +477,20 @@ run_pair() {  # seeder-site fetcher-site [seconds the two sites cannot reach eac
     local last
     last=$(grep '"connection":"' "$dir/fetcher/stdout" | tail -n 1 | grep -o '"connection":"[a-z]*"' |
         tr -d '"' | cut -d: -f2 | paste -sd+ - || true)
+    # Why the fetcher's last relayed connection is relayed, as its --json lines say.
+    local why
+    why=$(grep -o '"why":"[^"]*"' "$dir/fetcher/stdout" | tail -n 1 | cut -d'"' -f4 || true)
     python3 - "$a" "$b" "$rc" "$verified" "$way" "${how:-}" "$t0" "$t1" "${first:-}" "$relayed" "$F" \
         "$(nat_kind "$a")" "$(nat_kind "$b")" "$((${pa1:-0} - ${pa0:-0}))" "$((${ps1:-0} - ${ps0:-0}))" \
-        "$block" "${last:-}" "${maps_during:-}" "${maps_after:-}" "${mapped_by:-}" >>"$RESULTS" <<'PY'
+        "$block" "${last:-}" "${maps_during:-}" "${maps_after:-}" "${mapped_by:-}" "${why:-}" >>"$RESULTS" <<'PY'
 import json, sys
-a, b, rc, verified, way, how, t0, t1, first, relayed, F, ka, kb, pa, ps, block, last, md, ma, mb = sys.argv[1:]
+a, b, rc, verified, way, how, t0, t1, first, relayed, F, ka, kb, pa, ps, block, last, md, ma, mb, why = sys.argv[1:]
 t0, t1 = float(t0), float(t1)
 print(json.dumps({
     "seeder": a, "fetcher": b, "seederNAT": ka, "fetcherNAT": kb, "exit": int(rc), "verified": verified == "yes",
     "blockedSeconds": int(block), "lastPath": last or None,
     "routerMappings": [int(md), int(ma)] if md and ma else None, "mappedBy": mb or None,
-    "way": way, "how": how or None, "seconds": round(t1 - t0, 2),
+    "way": way, "how": how or None, "why": why or None, "seconds": round(t1 - t0, 2),
     "firstByte": round(float(first) - t0, 2) if first else None,
     "relayedBytes": int(relayed), "relayedFraction": round(int(relayed) / int(F), 4),
     "punchAttempts": int(pa), "punchSuccesses": int(ps)}))

@@ -113,18 +113,31 @@ extension SwarmNode {
             guard !reached else { return }
             await relay(
                 swarm, to: device,
-                reason: self.relayReason(device, candidates: candidates.count, punched: punchAt != nil))
+                reason: await self.relayReason(device, candidates: candidates.count, punched: punchAt != nil))
             // Relay, then upgrade: a peer that announced a reflexive candidate may be punched later (its NAT's
             // filtering, a punch that lost a race, a mapping that expired meanwhile).
             if punchAt != nil { self.startUpgrade(swarm, to: device) }
         }
     }
 
+    /// Why peers behind NATs cannot reach this side, when the signaling server saw its listening port as two
+    /// ports from two of its ports (docs/nat.md, "Which NAT is symmetric"); nil otherwise.
+    func symmetricNATReason() async -> String? {
+        guard case .dependent(let ports) = await signal?.natMapping else { return nil }
+        let seen = ports.map(String.init).joined(separator: " and ")
+        return "this side's NAT is symmetric (the signaling server saw its peer port \(listenPort) as \(seen) from "
+            + "two of its ports), so a punch cannot reach it; a port mapping (UPnP, NAT-PMP or PCP) or a public "
+            + "address would"
+    }
+
     /// Why a member is reached through the relay after its `candidates` did not answer (`status`, `--json`).
-    func relayReason(_ device: [UInt8], candidates: Int, punched: Bool) -> String {
+    func relayReason(_ device: [UInt8], candidates: Int, punched: Bool) async -> String {
         let tried = candidates == 1 ? "its address did not answer" : "none of its \(candidates) addresses answered"
         guard candidates > 0 else { return "the peer announced no address" }
-        guard punched else { return "\(tried), and it announced no reflexive address to punch through" }
+        if let symmetric = await symmetricNATReason() { return "\(tried): \(symmetric)" }
+        guard punched else {
+            return "\(tried), and it announced no reflexive address to punch through (a symmetric NAT announces none)"
+        }
         if case .done = punchProgress[device] {
             return "\(tried), and the punch failed after \(Self.punchAttempts) attempts (a symmetric NAT on either "
                 + "side, without a port mapping, or a NAT that drops or resets it)"
@@ -234,9 +247,10 @@ extension SwarmNode {
                 return
             }
             logger.debug("accepted a relayed connection", metadata: ["peer": "\(stream.peer)"])
+            let symmetric = await symmetricNATReason().map { " (\($0))" } ?? ""
             let token = linkOpened(
                 stream.peer.bytes, swarm: stream.swarm, path: .relayed,
-                reason: "the peer could not reach this side directly and opened the relay")
+                reason: "the peer could not reach this side directly and opened the relay\(symmetric)")
             await entry.swarm.run(connection, initiatedByUs: false, address: nil, relayed: true)
             linkClosed(token)
         } catch {

@@ -121,9 +121,12 @@ extension SignalClient {
         let id = nextRequestID
         nextRequestID += 1
         pendingJoins[id] = swarm
-        let addresses = Self.announced(
+        var addresses = Self.announced(
             membership, observed: observed, mapping: listenPortMapping,
             loopback: configuration.announceLoopbackReflexive)
+        if case .dependent = natMapping {
+            addresses.removeAll { Candidate(text: $0)?.kind == .reflexive }
+        }
         await write(.join(.init(id: id, swarm: swarm, signature: HexBytes(signature), addresses: addresses)))
     }
 
@@ -173,6 +176,8 @@ extension SignalClient {
             observed = welcome.observed
             welcomes += 1
             listenPortMapping = nil
+            natMapping = nil
+            probePort = welcome.probePort.flatMap { (1...65535).contains($0) ? $0 : nil }
             probing?.cancel()
             probing = nil
             probeDone = nil
@@ -290,6 +295,7 @@ extension SignalClient {
             let port = memberships.values.lazy.compactMap(\.reflexivePort).first(where: { $0 != 0 })
         else { return }
         let (url, tls, welcome) = (configuration.url, connectionTLS, welcomes)
+        let second = probePort.flatMap { Self.url(of: url, port: $0) }
         let done = OneShot<Void>()
         probeDone = done
         probing = Task { [weak self] in
@@ -301,7 +307,17 @@ extension SignalClient {
                 await self?.logProbeFailure(error)
                 return
             }
-            await self?.probed(mapping, listenPort: port, welcome: welcome)
+            // Both from the listening port: the second to another port of the server (plain HTTP). A NAT whose
+            // mapping depends on the destination gives it another port.
+            var other: ObservedAddress?
+            if let second {
+                do {
+                    other = try await ReflexiveProbe.observe(url: second, localPort: Int(port), tls: nil)
+                } catch {
+                    await self?.logProbeFailure(error)
+                }
+            }
+            await self?.probed(mapping, second: other, listenPort: port, welcome: welcome)
         }
     }
 
@@ -330,21 +346,54 @@ extension SignalClient {
             metadata: ["error": "\(error)"])
     }
 
-    /// The probe answered: when the NAT gave the listening port another number, every swarm is joined again with
-    /// the reflexive candidate naming it.
-    func probed(_ mapping: ObservedAddress?, listenPort: UInt16, welcome: Int) async {
+    /// The probe answered (`second`: the second observation point's answer, if the server has one): when the NAT
+    /// gave the listening port another number, every swarm is joined again with the reflexive candidate naming it;
+    /// when the two observations differ (a symmetric NAT), without a reflexive candidate.
+    func probed(
+        _ mapping: ObservedAddress?, second: ObservedAddress? = nil, listenPort: UInt16, welcome: Int
+    ) async {
         guard welcome == welcomes, let mapping, mapping.address == observed?.address else { return }
         let before = listenPortMapping?.port ?? listenPort
+        let wasDependent = natMapping != nil && natMapping != .endpointIndependent
         listenPortMapping = mapping
+        if let second, let port = mapping.port, let other = second.port {
+            natMapping =
+                second.address == mapping.address && other == port
+                ? .endpointIndependent : .dependent(ports: [port, other])
+            if case .dependent = natMapping {
+                logger.info(
+                    """
+                    this side's NAT gives each destination its own port (a symmetric NAT): peers behind NATs cannot \
+                    punch through to it, a port mapping or a public address would let them
+                    """,
+                    metadata: ["listen.port": "\(listenPort)", "seen.as": "\(port), \(other)"])
+            }
+        }
+        let isDependent = natMapping != nil && natMapping != .endpointIndependent
         // The joins below, and any waiting, go out with it now.
         probeDone?.fulfil(())
         logger.debug(
             "the server saw the listening port's connection",
             metadata: ["listen.port": "\(listenPort)", "observed": "\(mapping.address):\(mapping.port ?? 0)"])
-        guard mapping.port != before else { return }
-        logger.info(
-            "the NAT maps the peer port to another number: announcing that one",
-            metadata: ["listen.port": "\(listenPort)", "reflexive": "\(mapping.address):\(mapping.port ?? 0)"])
+        let portChanged = mapping.port != before
+        if portChanged, !isDependent {
+            logger.info(
+                "the NAT maps the peer port to another number: announcing that one",
+                metadata: ["listen.port": "\(listenPort)", "reflexive": "\(mapping.address):\(mapping.port ?? 0)"])
+        }
+        guard portChanged || isDependent != wasDependent else { return }
         for swarm in memberships.keys { await sendJoin(swarm) }
+    }
+}
+
+extension SignalClient {
+    /// The server's URL `url` (`ws`/`wss`) with another port and the plain `ws` scheme (the second observation point
+    /// speaks plain HTTP); nil when `url` has no host.
+    static func url(of url: String, port: Int) -> String? {
+        guard var components = URLComponents(string: url), components.host != nil else { return nil }
+        components.scheme = "ws"
+        components.port = port
+        components.path = "/"
+        return components.string
     }
 }

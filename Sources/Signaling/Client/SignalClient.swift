@@ -101,6 +101,15 @@ public actor SignalClient {
     /// Set by a `replaced` error: another client with this device key took over, so this one stops.
     var replaced = false
 
+    /// How a NAT maps the listening port, from two observations by two destinations (docs/nat.md).
+    public enum NATMapping: Sendable, Equatable {
+        /// The same external address and port for both: a punch aimed at it can work.
+        case endpointIndependent
+        /// Another port (or address) for each destination, `ports` the two seen: a symmetric NAT. The reflexive
+        /// candidate is left out (its port serves only the server's flow), and `status` says why peers relay.
+        case dependent(ports: [UInt16])
+    }
+
     struct Membership {
         let signer: any SignalSigner
         var addresses: [String]
@@ -117,6 +126,11 @@ public actor SignalClient {
     /// Where the server saw a connection from the listening port come from (`ReflexiveProbe`), on this connection to
     /// the server; `nil` before the probe answered, or when it failed (an older server) or saw another address.
     public internal(set) var listenPortMapping: ObservedAddress?
+    /// What the two observations of the listening port said of the NAT, when the server has a second observation
+    /// point (`welcome.probePort`); nil before both answered or without one.
+    public internal(set) var natMapping: NATMapping?
+    /// The server's second observation point, from the last `welcome`.
+    var probePort: Int?
     /// The probe of this connection, and the TLS configuration the connection used (the probe uses it too).
     var probing: Task<Void, Never>?
     /// Fulfilled when `probing` has ended (joins wait for it, within `probeWait`).

@@ -107,15 +107,20 @@ package enum Message: Sendable, Equatable {
     }
     /// `observedAddress` and `observedPort` (both optional: older servers send neither; behind a trusted proxy only
     /// the address) are where the server saw the connection come from: the client's reflexive address.
+    /// `probePort` (optional) is the server's second observation point: another port of its host that answers
+    /// `GET /v1/observed` over plain HTTP (docs/nat.md, "Which NAT is symmetric").
     package struct Welcome: Codable, Sendable, Equatable {
         package var device: DeviceID
         package var observedAddress: String?
         package var observedPort: Int?
+        package var probePort: Int?
 
-        package init(device: DeviceID, observedAddress: String? = nil, observedPort: Int? = nil) {
+        package init(device: DeviceID, observedAddress: String? = nil, observedPort: Int? = nil, probePort: Int? = nil)
+        {
             self.device = device
             self.observedAddress = observedAddress
             self.observedPort = observedPort
+            self.probePort = probePort
         }
 
         /// The observed address, if the server sent a usable one (see ``ObservedAddress/init(address:port:)``).

@@ -6,6 +6,9 @@ public struct SignalServerConfiguration: Sendable {
     /// Address to listen on; port 0 picks a free port (read it from ``SignalServer/waitUntilListening()``).
     public var host: String = "127.0.0.1"
     public var port: Int = 7447
+    /// A second port on `host` that answers `GET /v1/observed` over plain HTTP, for clients to tell a symmetric NAT
+    /// from an endpoint-independent one (docs/nat.md); nil: none; 0: a free port.
+    public var probePort: Int?
     /// Directory of the SQLite database (bans, failure counts, configuration) and the self-signed certificate.
     public var dataDirectory: String
     /// TLS, if any.

@@ -12,6 +12,15 @@ struct SessionContext: Sendable {
     let store: AbuseStore
     let metrics: ServerMetrics
     let globalRelayBucket: SharedTokenBucket
+    /// The bound port of the second observation point (`ObservedProbeServer`), told in `welcome`; 0: none.
+    let probePort = BoundPort()
+}
+
+/// A port bound after the server's context was made (0 until then, or for none).
+final class BoundPort: Sendable {
+    private let value = Atomic<Int>(0)
+    func load() -> Int { value.load(ordering: .relaxed) }
+    func store(_ port: Int) { value.store(port, ordering: .relaxed) }
 }
 
 /// Why a session ended, decided by the first of its child tasks to finish.

@@ -106,11 +106,14 @@ struct SessionReader: Sendable {
             case .accept(let handle):
                 context.metrics.authenticated.increment()
                 await context.hub.register(handle)
+                let bound = context.probePort.load()
+                let probePort = bound == 0 ? nil : bound
                 send(
                     .welcome(
                         .init(
                             device: handle.device, observedAddress: observed?.address,
-                            observedPort: observed?.port.map { Int($0) })))
+                            observedPort: observed?.port.map { Int($0) },
+                            probePort: probePort)))
                 logger.debug("peer authenticated", metadata: ["peer.id": "\(handle.device.hex)"])
                 return nil
             }

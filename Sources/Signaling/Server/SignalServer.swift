@@ -195,14 +195,21 @@ public final class SignalServer: Service, Sendable {
         let logLock = try Self.lockLog(directory: configuration.dataDirectory)
         defer { close(logLock) }
         try log.reload()
+        var probe: ObservedProbeServer?
         do {
+            if let port = configuration.probePort {
+                probe = try await ObservedProbeServer.bind(host: configuration.host, port: port, logger: logger)
+                context.probePort.store(probe?.port ?? 0)
+            }
             try await withThrowingDiscardingTaskGroup { group in
                 group.addTask { await publisher.run() }
                 try await app.run()
                 group.cancelAll()
             }
+            await probe?.close()
             listening.fail(SignalServerError.notListening)
         } catch {
+            await probe?.close()
             listening.fail(error)
             throw error
         }
