@@ -45,6 +45,7 @@ actor StatusWriter {
 
     private func write() async {
         let totals = await node.totals()
+        let reachability = await node.reachability()
         let fetching: [[String: Any]] = board.active.map { path, entry in
             [
                 "path": path, "bytes": entry.have, "size": entry.size, "peers": entry.peers,
@@ -56,6 +57,7 @@ actor StatusWriter {
             "updated": Int(Date().timeIntervalSince1970), "fetching": fetching, "swarms": totals.swarms,
             "peers": totals.peers, "bytesUploaded": totals.bytesUploaded, "uploadRate": Int64(totals.uploadRate),
             "downloadRate": Int64(totals.downloadRate), "connections": LiveProgress.connections(node.peerLinks),
+            "reachability": reachability.json,
         ]
         guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
         let temporary = path + ".tmp"
@@ -131,6 +133,9 @@ struct StatusCommand: AsyncParsableCommand {
                         + "down \(formatBytes(number(process["downloadRate"])))/s, "
                         + "up \(formatBytes(number(process["uploadRate"])))/s, "
                         + "sent \(formatBytes(number(process["bytesUploaded"]))) to peers")
+                if let summary = (process["reachability"] as? [String: Any]).flatMap(Reachability.summary) {
+                    print("  reachability: " + summary)
+                }
                 let connections = process["connections"] as? [[String: Any]] ?? []
                 if !connections.isEmpty {
                     let paths = connections.map { connection in
