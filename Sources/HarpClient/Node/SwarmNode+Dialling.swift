@@ -83,6 +83,7 @@ extension SwarmNode {
             repeat {
                 if await self.attachThroughTrunk(swarm, to: device) { return }
             } while !(await self.claimDial(device))
+            let symmetric = await self.symmetricNATReason() != nil
             let reached = await withTaskGroup(of: DialOutcome.self) { group in
                 for (index, candidate) in candidates.enumerated() {
                     group.addTask {
@@ -97,6 +98,20 @@ extension SwarmNode {
                         if punchAt > 0 { try? await Task.sleep(for: Self.candidateStagger * punchAt) }
                         if await self.isConnected(swarm, to: device) { return .skipped }
                         return await self.punchConnects(swarm, to: device) ? .connected : .failed
+                    }
+                }
+                // Behind a symmetric NAT (docs/nat.md, "Which NAT is symmetric") a peer without a port mapping is
+                // reached directly only if its NAT lets in a SYN from anywhere, which the dials above find out: the
+                // relay does not wait for their timeouts. A direct connection made later replaces the relayed one.
+                if symmetric, !candidates.contains(where: { $0.kind == .mapped }) {
+                    group.addTask {
+                        try? await Task.sleep(for: Self.symmetricRelayDelay)
+                        if await self.isConnected(swarm, to: device) { return .skipped }
+                        let reason = await self.relayReason(
+                            device, candidates: candidates.count, punched: punchAt != nil)
+                        await self.relay(swarm, to: device, reason: reason)
+                        // Not a connection the swarms waiting for this device may attach to.
+                        return .failed
                     }
                 }
                 // The swarms waiting for this device attach to the first connection made, without waiting for the
@@ -119,6 +134,9 @@ extension SwarmNode {
             if punchAt != nil { self.startUpgrade(swarm, to: device) }
         }
     }
+
+    /// How long a side behind a symmetric NAT dials a peer without a port mapping before it opens the relay too.
+    static let symmetricRelayDelay = Duration.seconds(1)
 
     /// Why peers behind NATs cannot reach this side, when the signaling server saw its listening port as two
     /// ports from two of its ports (docs/nat.md, "Which NAT is symmetric"); nil otherwise.

@@ -9,7 +9,8 @@ import Synchronization
 /// server that answers `GET /v1/observed` like the main port does, and nothing else. A client asks both from its peer
 /// listening port: an endpoint-independent NAT maps that port to one number for both destinations, a symmetric NAT to
 /// two. Each connection may send at most `maxRequestBytes` within `timeout`, gets one answer and is closed; at most
-/// `maxOpen` connections at once (more are closed at accept), each address twice a second (a burst of 20).
+/// `maxOpen` connections at once (more are closed at accept), each address within the main port's rate (twice a
+/// second, a burst of 20, by default; a bucket of its own).
 final class ObservedProbeServer: Sendable {
     static let maxRequestBytes = 2048
     static let maxOpen = 512
@@ -21,9 +22,10 @@ final class ObservedProbeServer: Sendable {
 
     private init(channel: any Channel) { self.channel = channel }
 
-    static func bind(host: String, port: Int, logger: Logger) async throws -> ObservedProbeServer {
+    static func bind(
+        host: String, port: Int, rateLimit: AddressRateLimit, logger: Logger
+    ) async throws -> ObservedProbeServer {
         let open = Atomic<Int>(0)
-        let rateLimit = AddressRateLimit(rate: 2, burst: 20)
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in

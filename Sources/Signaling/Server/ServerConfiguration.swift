@@ -104,6 +104,9 @@ public struct SignalServerConfiguration: Sendable {
     /// allowance; more are answered 429. An enrollment costs ten.
     public var logRequestsPerSecondPerAddress: Double = 200
     public var logRequestBurst: Double = 800
+    /// `GET /v1/observed` (on both observation ports): requests per second per client address, and the burst.
+    public var observedRequestsPerSecondPerAddress: Double = 2
+    public var observedRequestBurst: Double = 20
 
     /// The name of a new log key (its origin); nil for `harp-` and random digits. Existing keys keep their names.
     public var logKeyName: String?

@@ -123,7 +123,8 @@ public final class SignalServer: Service, Sendable {
             metrics: metrics, logger: logger
         ).add(to: router)
         ObservedRoute(
-            rateLimit: AddressRateLimit(rate: 2, burst: 20),
+            rateLimit: AddressRateLimit(
+                rate: configuration.observedRequestsPerSecondPerAddress, burst: configuration.observedRequestBurst),
             trustedProxies: Set(configuration.trustedProxies.compactMap { ClientAddress.parse($0)?.ipAddress })
         ).add(to: router)
         router.get("/metrics") { _, _ -> Response in
@@ -198,7 +199,12 @@ public final class SignalServer: Service, Sendable {
         var probe: ObservedProbeServer?
         do {
             if let port = configuration.probePort {
-                probe = try await ObservedProbeServer.bind(host: configuration.host, port: port, logger: logger)
+                probe = try await ObservedProbeServer.bind(
+                    host: configuration.host, port: port,
+                    rateLimit: AddressRateLimit(
+                        rate: configuration.observedRequestsPerSecondPerAddress,
+                        burst: configuration.observedRequestBurst),
+                    logger: logger)
                 context.probePort.store(probe?.port ?? 0)
             }
             try await withThrowingDiscardingTaskGroup { group in
