@@ -103,22 +103,27 @@ extension SwarmNode {
                 // Behind a symmetric NAT (docs/nat.md, "Which NAT is symmetric") a peer without a port mapping is
                 // reached directly only if its NAT lets in a SYN from anywhere, which the dials above find out: the
                 // relay does not wait for their timeouts. A direct connection made later replaces the relayed one.
-                if symmetric, !candidates.contains(where: { $0.kind == .mapped }) {
+                if symmetric, !candidates.isEmpty, !candidates.contains(where: { $0.kind == .mapped }) {
                     group.addTask {
-                        try? await Task.sleep(for: Self.symmetricRelayDelay)
-                        if await self.isConnected(swarm, to: device) { return .skipped }
+                        // Cancelled when every dial failed sooner: the relay below then opens at once.
+                        do { try await Task.sleep(for: Self.symmetricRelayDelay) } catch { return .early }
+                        if await self.isConnected(swarm, to: device) { return .early }
                         let reason = await self.relayReason(
                             device, candidates: candidates.count, punched: punchAt != nil)
                         await self.relay(swarm, to: device, reason: reason)
-                        // Not a connection the swarms waiting for this device may attach to.
-                        return .failed
+                        return .early
                     }
                 }
                 // The swarms waiting for this device attach to the first connection made, without waiting for the
                 // other candidates' timeouts; if none is made (the relay carries one swarm per stream), they go on to
                 // their own dials.
+                let dials = candidates.count + (punchAt == nil ? 0 : 1)
                 var reached = false
-                for await outcome in group where outcome != .failed {
+                var ended = 0
+                for await outcome in group where outcome != .early {
+                    ended += 1
+                    if ended == dials { group.cancelAll() }
+                    guard outcome != .failed else { continue }
                     if !reached { self.endDial(device) }
                     reached = true
                 }
@@ -181,6 +186,9 @@ extension SwarmNode {
         case skipped
         /// The connection or its handshake failed.
         case failed
+        /// The relay opened early behind a symmetric NAT (or found no need to): not a connection other swarms may
+        /// attach to.
+        case early
     }
 
     /// Dials one peer of a swarm; the connection is served by the swarm until it ends. When the peer cannot be
