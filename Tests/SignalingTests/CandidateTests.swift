@@ -276,6 +276,10 @@ struct CandidateTests {
                 #expect(
                     try await ReflexiveProbe.observe(url: second, localPort: local, tls: nil)
                         == ObservedAddress(address: "127.0.0.1", port: UInt16(local)))
+                // A request that comes a byte at a time is answered as a whole one (the end is found across reads).
+                let trickled = try await Self.exchange(
+                    port: probePort, "GET /v1/observed HTTP/1.1\r\nHost: x\r\n\r\n", byteByByte: true)
+                #expect(trickled.hasPrefix("HTTP/1.1 200"), "\(trickled)")
                 // Another path, a request without its end, and one over the size bound get no answer of use.
                 let wrongPath = try await Self.exchange(port: probePort, "GET /metrics HTTP/1.1\r\n\r\n")
                 #expect(wrongPath.hasPrefix("HTTP/1.1 404"))
@@ -286,8 +290,9 @@ struct CandidateTests {
         }
     }
 
-    /// Writes `request` to 127.0.0.1:`port` and reads until the server closes (at most 10 s).
-    static func exchange(port: Int, _ request: String) async throws -> String {
+    /// Writes `request` to 127.0.0.1:`port` (in one write, or a byte per write) and reads until the server closes (at
+    /// most 10 s).
+    static func exchange(port: Int, _ request: String, byteByByte: Bool = false) async throws -> String {
         let response = OneShot<String>()
         final class Reader: ChannelInboundHandler, @unchecked Sendable {
             typealias InboundIn = ByteBuffer
@@ -307,7 +312,12 @@ struct CandidateTests {
                 }
             }
             .connect(host: "127.0.0.1", port: port).get()
-        try? await channel.writeAndFlush(ByteBuffer(string: request)).get()
+        if byteByByte {
+            try await channel.setOption(.socketOption(.tcp_nodelay), value: 1).get()
+            for byte in Array(request.utf8) { try? await channel.writeAndFlush(ByteBuffer(bytes: [byte])).get() }
+        } else {
+            try? await channel.writeAndFlush(ByteBuffer(string: request)).get()
+        }
         return try await withTimeout("the server closes", seconds: 10) { try await response.value() }
     }
 

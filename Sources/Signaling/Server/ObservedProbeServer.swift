@@ -63,8 +63,11 @@ final class ObservedProbeServer: Sendable {
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             guard !answered else { return }
             var buffer = unwrapInboundIn(data)
+            // Only the new bytes (and the three before them) are searched: a request sent a byte at a time costs
+            // linear time, not quadratic.
+            let from = max(0, head.count - 3)
             head += buffer.readBytes(length: min(buffer.readableBytes, maxRequestBytes + 1 - head.count)) ?? []
-            guard let end = head.indices.first(where: { head[$0...].starts(with: [13, 10, 13, 10]) }) else {
+            guard let end = head.indices[from...].first(where: { head[$0...].starts(with: [13, 10, 13, 10]) }) else {
                 if head.count > maxRequestBytes { context.close(promise: nil) }
                 return
             }
