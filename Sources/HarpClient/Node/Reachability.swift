@@ -66,7 +66,10 @@ extension SwarmNode {
         let mapping = await signal?.listenPortMapping
         let nat = await signal?.natMapping
         var reflexive: String?
-        if let observed, listenPort != 0, nat == nil || nat == .endpointIndependent {
+        // As the joins announce it: not a loopback observation (the server on this host says nothing about a NAT),
+        // and not behind a symmetric NAT.
+        let loopback = observed.map { $0.address.hasPrefix("127.") || $0.address == "::1" } ?? true
+        if let observed, !loopback, listenPort != 0, nat == nil || nat == .endpointIndependent {
             let port =
                 mapping.flatMap { $0.address == observed.address ? $0.port : nil } ?? UInt16(clamping: listenPort)
             reflexive = Candidate(kind: .reflexive, host: observed.address, port: port).hostAndPort
