@@ -102,8 +102,6 @@ extension SwarmNode {
     ) async {
         let token = linkOpened(link.session.remoteDeviceKey, swarm: id, path: path, channel: link.channel)
         await swarm.run(link: link, initiatedByUs: initiatedByUs, address: nil)
-        // Ended by now, unless the swarm never took it (then its messages would wait for a receiver).
-        await link.finish(reason: .normal)
         linkClosed(token)
     }
 }

@@ -62,6 +62,13 @@ public final class PeerTrunk: Sendable {
 
         /// The channels that still hold the connection open: those not ended, and the attaches awaiting an answer.
         var liveChannels: Int { slots.values.filter(\.isLive).count + attaching.count }
+
+        /// Ends `channel`'s slot; returns what it was and how many channels still hold the connection open.
+        mutating func end(_ channel: UInt16) -> (Slot?, remaining: Int) {
+            let slot = slots[channel]
+            slots[channel] = .ended
+            return (slot, liveChannels)
+        }
     }
 
     private let state: Mutex<State>
@@ -171,10 +178,7 @@ public final class PeerTrunk: Sendable {
     /// Ends channel `channel` from this side with `reason`: `detach` while other channels go on, `goodbye` (and the
     /// connection's close) when it was the last.
     public func end(channel: UInt16, reason: GoodbyeReason) async {
-        let (slot, remaining) = state.withLock { state -> (Slot?, Int) in
-            defer { state.slots[channel] = .ended }
-            return (state.slots[channel], state.liveChannels - (state.slots[channel]?.isLive == true ? 1 : 0))
-        }
+        let (slot, remaining) = state.withLock { $0.end(channel) }
         switch slot {
         case .ended, nil:
             return
@@ -343,10 +347,7 @@ public final class PeerTrunk: Sendable {
         if state.withLock({ $0.attaching[channel] != nil }) {
             return answer(channel, with: nil)
         }
-        let (slot, remaining) = state.withLock { state -> (Slot?, Int) in
-            defer { state.slots[channel] = .ended }
-            return (state.slots[channel], state.liveChannels - (state.slots[channel]?.isLive == true ? 1 : 0))
-        }
+        let (slot, remaining) = state.withLock { $0.end(channel) }
         switch slot {
         case .pending(let waiting): for waiter in waiting { waiter.resume() }
         case .serving(_, let continuation): continuation.resume()
