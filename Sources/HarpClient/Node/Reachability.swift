@@ -62,18 +62,10 @@ extension SwarmNode {
     /// What this process knows of how peers reach it.
     public func reachability() async -> Reachability {
         let signal = self.signal
-        let observed = await signal?.observed
-        let mapping = await signal?.listenPortMapping
-        let nat = await signal?.natMapping
-        var reflexive: String?
-        // As the joins announce it: not a loopback observation (the server on this host says nothing about a NAT),
-        // and not behind a symmetric NAT.
-        let loopback = observed.map { $0.address.hasPrefix("127.") || $0.address == "::1" } ?? true
-        if let observed, !loopback, listenPort != 0, nat == nil || nat == .endpointIndependent {
-            let port =
-                mapping.flatMap { $0.address == observed.address ? $0.port : nil } ?? UInt16(clamping: listenPort)
-            reflexive = Candidate(kind: .reflexive, host: observed.address, port: port).hostAndPort
-        }
-        return Reachability(listenPort: listenPort, mapped: mapped?.hostAndPort, reflexive: reflexive, nat: nat)
+        // As the joins announce it.
+        let reflexive = await signal?.reflexiveCandidate(listenPort: UInt16(clamping: listenPort))
+        return Reachability(
+            listenPort: listenPort, mapped: mapped?.hostAndPort, reflexive: reflexive?.hostAndPort,
+            nat: await signal?.natMapping)
     }
 }

@@ -50,19 +50,7 @@ public enum CertificatePinning {
             .connect(host: host, port: port).get()
         channel.closeFuture.whenComplete { _ in result.fail(SignalClientError.pinMismatch) }
         defer { channel.close(promise: nil) }
-        // The deadline fails the one-shot, so the waiting child always ends and the group can return.
-        return try await withThrowingTaskGroup(of: NIOSSLCertificate?.self) { group in
-            group.addTask { try await result.value() }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                result.fail(SignalClientError.timeout)
-                return nil
-            }
-            defer { group.cancelAll() }
-            while let next = try await group.next() {
-                if let certificate = next { return certificate }
-            }
-            throw SignalClientError.timeout
-        }
+        guard let certificate = try await result.value(timeout: timeout) else { throw SignalClientError.timeout }
+        return certificate
     }
 }

@@ -3,7 +3,7 @@ import HummingbirdWSClient
 import Logging
 import NIOCore
 import NIOSSL
-import SignalingProtocol
+public import SignalingProtocol
 
 extension SignalClient {
     /// One connection attempt, served until it ends. Returns whether the connection got authenticated.
@@ -121,12 +121,9 @@ extension SignalClient {
         let id = nextRequestID
         nextRequestID += 1
         pendingJoins[id] = swarm
-        var addresses = Self.announced(
-            membership, observed: observed, mapping: listenPortMapping,
+        let addresses = Self.announced(
+            membership, observed: observed, mapping: listenPortMapping, nat: natMapping,
             loopback: configuration.announceLoopbackReflexive)
-        if case .dependent = natMapping {
-            addresses.removeAll { Candidate(text: $0)?.kind == .reflexive }
-        }
         await write(.join(.init(id: id, swarm: swarm, signature: HexBytes(signature), addresses: addresses)))
     }
 
@@ -134,23 +131,43 @@ extension SignalClient {
     /// the membership names its listening port) a `reflexive@` candidate, unless an address with that host is
     /// already there (a peer with a public address sees itself). At most ``maxAnnounced`` entries.
     /// A loopback observation (the server runs on this host) says nothing about a NAT and is left out, unless
-    /// `loopback` (tests on one host). The port is the listening port, or where the server saw a connection from the
-    /// listening port come from (`mapping`, when it names the same address: a NAT that does not keep port numbers).
+    /// `loopback` (tests on one host), and so is any behind a symmetric NAT (`nat`, docs/nat.md). The port is
+    /// `reflexive`'s.
     static func announced(
-        _ membership: Membership, observed: ObservedAddress?, mapping: ObservedAddress? = nil, loopback: Bool = false
+        _ membership: Membership, observed: ObservedAddress?, mapping: ObservedAddress? = nil,
+        nat: NATMapping? = nil, loopback: Bool = false
     ) -> [String] {
         var addresses = Array(membership.addresses.prefix(maxAnnounced))
-        let mapped = mapping.flatMap { $0.address == observed?.address ? $0.port : nil }
-        guard let observed, let listening = membership.reflexivePort, listening != 0, addresses.count < maxAnnounced,
-            loopback || !(observed.address.hasPrefix("127.") || observed.address == "::1")
-        else {
-            return addresses
-        }
+        guard addresses.count < maxAnnounced,
+            let reflexive = reflexive(
+                observed: observed, mapping: mapping, nat: nat, listening: membership.reflexivePort,
+                loopback: loopback)
+        else { return addresses }
         let hosts = Set(addresses.compactMap { Candidate(text: $0)?.host })
-        guard !hosts.contains(observed.address) else { return addresses }
-        let reflexive = Candidate(kind: .reflexive, host: observed.address, port: mapped ?? listening)
+        guard !hosts.contains(reflexive.host) else { return addresses }
         if Candidate(text: reflexive.text) != nil { addresses.append(reflexive.text) }
         return addresses
+    }
+
+    /// The reflexive candidate of listening port `listening`: the observed address, with the port the server saw a
+    /// connection from the listening port come from (`mapping`, when it names the same address: a NAT that does not
+    /// keep port numbers) or else the listening port. None without an observation or a listening port, for a
+    /// loopback observation unless `loopback`, or behind a symmetric NAT (its port serves only the server's flow).
+    static func reflexive(
+        observed: ObservedAddress?, mapping: ObservedAddress?, nat: NATMapping?, listening: UInt16?, loopback: Bool
+    ) -> Candidate? {
+        guard let observed, let listening, listening != 0, loopback || !observed.isLoopback,
+            nat?.isSymmetric != true
+        else { return nil }
+        let mapped = mapping.flatMap { $0.address == observed.address ? $0.port : nil }
+        return Candidate(kind: .reflexive, host: observed.address, port: mapped ?? listening)
+    }
+
+    /// The reflexive candidate the joins announce for `listenPort` now (`status`).
+    public func reflexiveCandidate(listenPort: UInt16) -> Candidate? {
+        Self.reflexive(
+            observed: observed, mapping: listenPortMapping, nat: natMapping, listening: listenPort,
+            loopback: configuration.announceLoopbackReflexive)
     }
 
     /// One control message from the server.
@@ -290,8 +307,7 @@ extension SignalClient {
     /// something about a NAT (not loopback, unless `announceLoopbackReflexive`).
     func startProbe() {
         guard probing == nil, link.ready != nil, let observed,
-            configuration.announceLoopbackReflexive
-                || !(observed.address.hasPrefix("127.") || observed.address == "::1"),
+            configuration.announceLoopbackReflexive || !observed.isLoopback,
             let port = memberships.values.lazy.compactMap(\.reflexivePort).first(where: { $0 != 0 })
         else { return }
         let (url, tls, welcome) = (configuration.url, connectionTLS, welcomes)
@@ -326,15 +342,7 @@ extension SignalClient {
     /// candidate), and the corrected port would come too late for it. The probe takes a connection to the server
     /// and one request, so usually a few round trips; an unreachable probe costs the join `probeWait` once.
     func awaitProbe() async {
-        guard let done = probeDone else { return }
-        await withTaskGroup(of: Void.self) { group in
-            // `OneShot.value()` ends when the child is cancelled; a task's `value` would hold the group until the
-            // probe ends.
-            group.addTask { _ = try? await done.value() }
-            group.addTask { try? await Task.sleep(for: Self.probeWait) }
-            await group.next()
-            group.cancelAll()
-        }
+        _ = try? await probeDone?.value(timeout: Self.probeWait)
     }
 
     /// How long a join waits for the probe of the listening port's mapping.
@@ -354,13 +362,13 @@ extension SignalClient {
     ) async {
         guard welcome == welcomes, let mapping, mapping.address == observed?.address else { return }
         let before = listenPortMapping?.port ?? listenPort
-        let wasDependent = natMapping != nil && natMapping != .endpointIndependent
+        let wasSymmetric = natMapping?.isSymmetric == true
         listenPortMapping = mapping
         if let second, let port = mapping.port, let other = second.port {
             natMapping =
                 second.address == mapping.address && other == port
                 ? .endpointIndependent : .dependent(ports: [port, other])
-            if case .dependent = natMapping {
+            if natMapping?.isSymmetric == true {
                 logger.info(
                     """
                     this side's NAT gives each destination its own port (a symmetric NAT): peers behind NATs cannot \
@@ -369,19 +377,19 @@ extension SignalClient {
                     metadata: ["listen.port": "\(listenPort)", "seen.as": "\(port), \(other)"])
             }
         }
-        let isDependent = natMapping != nil && natMapping != .endpointIndependent
+        let isSymmetric = natMapping?.isSymmetric == true
         // The joins below, and any waiting, go out with it now.
         probeDone?.fulfil(())
         logger.debug(
             "the server saw the listening port's connection",
             metadata: ["listen.port": "\(listenPort)", "observed": "\(mapping.address):\(mapping.port ?? 0)"])
         let portChanged = mapping.port != before
-        if portChanged, !isDependent {
+        if portChanged, !isSymmetric {
             logger.info(
                 "the NAT maps the peer port to another number: announcing that one",
                 metadata: ["listen.port": "\(listenPort)", "reflexive": "\(mapping.address):\(mapping.port ?? 0)"])
         }
-        guard portChanged || isDependent != wasDependent else { return }
+        guard portChanged || isSymmetric != wasSymmetric else { return }
         for swarm in memberships.keys { await sendJoin(swarm) }
     }
 }

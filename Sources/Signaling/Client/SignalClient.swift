@@ -108,6 +108,11 @@ public actor SignalClient {
         /// Another port (or address) for each destination, `ports` the two seen: a symmetric NAT. The reflexive
         /// candidate is left out (its port serves only the server's flow), and `status` says why peers relay.
         case dependent(ports: [UInt16])
+
+        public var isSymmetric: Bool {
+            if case .dependent = self { return true }
+            return false
+        }
     }
 
     struct Membership {

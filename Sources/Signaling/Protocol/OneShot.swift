@@ -48,6 +48,20 @@ package final class OneShot<Value: Sendable>: Sendable {
         }
     }
 
+    /// The value, or nil when `timeout` passes first (the one-shot itself stays as it is, for other waiters); throws
+    /// the failure, or `CancellationError` if the calling task is cancelled.
+    package func value(timeout: Duration) async throws -> Value? {
+        try await withThrowingTaskGroup(of: Value?.self) { group in
+            group.addTask { try await self.value() }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            return try await group.next() ?? nil
+        }
+    }
+
     /// Makes `value` available to every waiter, present and future; ignored after the first completion.
     package func fulfil(_ value: Value) { complete(.success(value)) }
     /// Fails every waiter, present and future, with `error`; ignored after the first completion.

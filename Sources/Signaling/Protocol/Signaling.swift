@@ -24,4 +24,9 @@ public struct ObservedReply: Codable, Sendable, Equatable {
         self.address = address
         self.port = port
     }
+
+    /// The reply naming `observed`.
+    public init(_ observed: ObservedAddress) {
+        self.init(address: observed.address, port: observed.port.map { Int($0) })
+    }
 }

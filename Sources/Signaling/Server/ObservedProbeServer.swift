@@ -9,8 +9,8 @@ import Synchronization
 /// server that answers `GET /v1/observed` like the main port does, and nothing else. A client asks both from its peer
 /// listening port: an endpoint-independent NAT maps that port to one number for both destinations, a symmetric NAT to
 /// two. Each connection may send at most `maxRequestBytes` within `timeout`, gets one answer and is closed; at most
-/// `maxOpen` connections at once (more are closed at accept), each address within the main port's rate (twice a
-/// second, a burst of 20, by default; a bucket of its own).
+/// `maxOpen` connections at once (more are closed at accept), each address within the main port's rate and budget
+/// (twice a second, a burst of 20, by default).
 final class ObservedProbeServer: Sendable {
     static let maxRequestBytes = 2048
     static let maxOpen = 512
@@ -23,7 +23,8 @@ final class ObservedProbeServer: Sendable {
     private init(channel: any Channel) { self.channel = channel }
 
     static func bind(
-        host: String, port: Int, rateLimit: AddressRateLimit, logger: Logger
+        host: String, port: Int, rateLimit: AddressRateLimit, maxOpen: Int = maxOpen, timeout: TimeAmount = timeout,
+        logger: Logger
     ) async throws -> ObservedProbeServer {
         let open = Atomic<Int>(0)
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -81,8 +82,7 @@ final class ObservedProbeServer: Sendable {
             } else if !rateLimit.allow(ClientAddress.key(of: remote)) {
                 status = "429 Too Many Requests"
             } else if let observed = ClientAddress.observed(remote, port: true),
-                let json = try? JSONEncoder().encode(
-                    ObservedReply(address: observed.address, port: observed.port.map { Int($0) }))
+                let json = try? JSONEncoder().encode(ObservedReply(observed))
             {
                 status = "200 OK"
                 body = String(decoding: json, as: UTF8.self)

@@ -29,8 +29,7 @@ struct ObservedRoute: Sendable {
             return Response(status: .tooManyRequests)
         }
         guard let observed,
-            let body = try? JSONEncoder().encode(
-                ObservedReply(address: observed.address, port: observed.port.map { Int($0) }))
+            let body = try? JSONEncoder().encode(ObservedReply(observed))
         else { return Response(status: .notFound) }
         return Response(
             status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],

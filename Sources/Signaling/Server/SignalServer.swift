@@ -110,6 +110,10 @@ public final class SignalServer: Service, Sendable {
     /// Serves until cancelled or until graceful shutdown.
     public func run() async throws {
         let router = Router(context: SignalRequestContext.self)
+        let trustedProxies = Set(configuration.trustedProxies.compactMap { ClientAddress.parse($0)?.ipAddress })
+        // One budget per address for both observation ports: a client asks each once per connection.
+        let observedRateLimit = AddressRateLimit(
+            rate: configuration.observedRequestsPerSecondPerAddress, burst: configuration.observedRequestBurst)
         let metrics = context.metrics
         let hub = context.hub
         let store = context.store
@@ -119,13 +123,12 @@ public final class SignalServer: Service, Sendable {
             log: log, witness: witness, enrollment: enrollment,
             rateLimit: AddressRateLimit(
                 rate: configuration.logRequestsPerSecondPerAddress, burst: configuration.logRequestBurst),
-            trustedProxies: Set(configuration.trustedProxies.compactMap { ClientAddress.parse($0)?.ipAddress }),
+            trustedProxies: trustedProxies,
             metrics: metrics, logger: logger
         ).add(to: router)
         ObservedRoute(
-            rateLimit: AddressRateLimit(
-                rate: configuration.observedRequestsPerSecondPerAddress, burst: configuration.observedRequestBurst),
-            trustedProxies: Set(configuration.trustedProxies.compactMap { ClientAddress.parse($0)?.ipAddress })
+            rateLimit: observedRateLimit,
+            trustedProxies: trustedProxies
         ).add(to: router)
         router.get("/metrics") { _, _ -> Response in
             let stats = await hub.stats()
@@ -171,7 +174,7 @@ public final class SignalServer: Service, Sendable {
                 closeTimeout: .seconds(5)))
         let guards = ConnectionGuards(
             limiter: limiter, requestTimeout: requestTimeout,
-            trustedProxies: Set(configuration.trustedProxies.compactMap { ClientAddress.parse($0)?.ipAddress }),
+            trustedProxies: trustedProxies,
             metrics: metrics)
         let tlsConfiguration = tls?.configuration
         let server = HTTPServerBuilder { responder in
@@ -200,11 +203,7 @@ public final class SignalServer: Service, Sendable {
         do {
             if let port = configuration.probePort {
                 probe = try await ObservedProbeServer.bind(
-                    host: configuration.host, port: port,
-                    rateLimit: AddressRateLimit(
-                        rate: configuration.observedRequestsPerSecondPerAddress,
-                        burst: configuration.observedRequestBurst),
-                    logger: logger)
+                    host: configuration.host, port: port, rateLimit: observedRateLimit, logger: logger)
                 context.probePort.store(probe?.port ?? 0)
             }
             try await withThrowingDiscardingTaskGroup { group in
