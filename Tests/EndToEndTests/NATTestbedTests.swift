@@ -2,17 +2,36 @@ import Foundation
 import Testing
 
 /// The NAT testbed (bench/nat/run.sh, docs/nat.md) as a test: network namespaces, iptables NAT routers, miniupnpd.
-/// Runs only as root with the tools installed (`ip`, `iptables`, `miniupnpd`, `upnpc`, `python3`, `curl`); skipped
-/// otherwise, and when `HARP_NAT_E2E=0`. Its namespaces have their own prefix, so a benchmark run at the same time
+/// Runs only as root with the tools installed (`ip`, `iptables`, `miniupnpd`, `upnpc`, `python3`, `curl`; `scripts/test`
+/// installs them as root) on a machine that lets it make network namespaces; skipped otherwise, and when
+/// `HARP_NAT_E2E=0`. Its namespaces have their own prefix, so a benchmark run at the same time
 /// is not disturbed.
 @Suite("NAT testbed", .serialized)
 struct NATTestbedTests {
     static var canRun: Bool {
         guard getuid() == 0, ProcessInfo.processInfo.environment["HARP_NAT_E2E"] != "0" else { return false }
         let paths = ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
-        return ["ip", "iptables", "miniupnpd", "upnpc", "python3", "curl", "tc"].allSatisfy { tool in
+        let tools = ["ip", "iptables", "miniupnpd", "upnpc", "python3", "curl", "tc"].allSatisfy { tool in
             paths.contains { FileManager.default.isExecutableFile(atPath: "\($0)/\(tool)") }
         }
+        return tools && canMakeNamespaces
+    }
+
+    /// Whether this machine lets root make a network namespace (a container may not): one is made and removed.
+    static var canMakeNamespaces: Bool {
+        let name = "hneprobe\(getpid())"
+        func ip(_ arguments: String...) -> Bool {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = ["ip"] + arguments
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            guard (try? process.run()) != nil else { return false }
+            process.waitUntilExit()
+            return process.terminationStatus == 0
+        }
+        guard ip("netns", "add", name) else { return false }
+        return ip("netns", "del", name)
     }
 
     /// Runs bench/nat/run.sh for `pairs`; its output and its result rows.
