@@ -47,8 +47,6 @@ let package = Package(
         // System libraries from apt, found through pkg-config.
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
-        // OpenSSL's libcrypto, for the peer transport's AES-256-GCM only (SwarmKit's AESGCMContext).
-        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         // UPnP IGD port mapping (docs/nat.md).
         .systemLibrary(name: "CMiniUPnPc", pkgConfig: "miniupnpc", providers: [.apt(["libminiupnpc-dev"])]),
 
@@ -156,7 +154,6 @@ let package = Package(
             name: "SwarmKit",
             dependencies: [
                 "ChunkStore",
-                "COpenSSL",
                 "CSodium",
                 "HarpBasics",
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -1,8 +1,8 @@
 // harp-wire-bench: figures for docs/benchmarks.md ("Wire") (driven by bench/wire/run.sh).
 //
 //   harp-wire-bench aead [seconds]                  seal, seal+open of 64 KiB frames: ChaChaPoly, AESGCM
-//                                                   (OpenSSL), AESGCM-swift-crypto and AESGCM-libsodium side
-//                                                   by side
+//                                                   (BoringSSL's EVP interface), AESGCM-swift-crypto and
+//                                                   AESGCM-libsodium side by side
 //   harp-wire-bench receive noise|plain             listen on 127.0.0.1:0, print the port, count bytes
 //   harp-wire-bench send noise|plain PORT BYTES     connect and send BYTES in 128 KiB blocks
 import Crypto
@@ -57,7 +57,7 @@ struct WireBench {
         var opened = [UInt8](repeating: 0, count: frame.count)
         var variants: [Variant] = []
         for cipher in NoiseCipher.allCases where cipher.isAvailable {
-            // Through NoiseTransport, as sessions use it: libsodium for ChaChaPoly, OpenSSL for AESGCM.
+            // Through NoiseTransport, as sessions use it: libsodium for ChaChaPoly, BoringSSL's EVP interface for AESGCM.
             var (sealer, _) = try NoiseTransport.makeInMemoryPair(cipher: cipher)
             variants.append(
                 Variant(name: "\(cipher.rawValue) seal") {
@@ -120,7 +120,7 @@ struct WireBench {
                     counter += 1
                 })
         }
-        // swift-crypto's AES.GCM as sessions used it before OpenSSL's: a key and a BoringSSL context per frame, the
+        // swift-crypto's AES.GCM as sessions used it before the EVP interface: a key and a BoringSSL context per frame, the
         // plaintext read in place, the sealed box copied out; opening copies the frame into a `SealedBox` and the
         // plaintext out of a `Data`.
         let gcmKey = SymmetricKey(size: .bits256)

@@ -2,7 +2,7 @@ import Testing
 
 @testable import SwarmKit
 
-/// Noise AESGCM from OpenSSL (`AESGCMContext`) against libsodium's AES-256-GCM, an independent implementation, byte
+/// Noise AESGCM from BoringSSL (`AESGCMContext`) against libsodium's AES-256-GCM, an independent implementation, byte
 /// for byte in both directions, and every kind of tampering refused. The nonce for libsodium is built here, independently
 /// of `NoiseCipher`: 4 zero bytes, then the 64-bit counter big-endian (Noise revision 34, section 12).
 @Suite(.enabled(if: AESGCMReference.isAvailable, "libsodium's AES-256-GCM needs AES-NI and PCLMUL"))
@@ -91,7 +91,7 @@ struct AESGCMTests {
     }
 
     @Test(arguments: 0..<cases.count)
-    func sealedByOpenSSLOpensWithLibsodium(_ index: Int) throws {
+    func sealedByBoringSSLOpensWithLibsodium(_ index: Int) throws {
         let (counter, size, adSize) = Self.cases[index]
         let plaintext = Self.bytes(size, seed: 0x5A), ad = Self.bytes(adSize, seed: 0xC3)
         let sealed = Self.sealNew(counter: counter, ad: ad, plaintext: plaintext)
@@ -105,7 +105,7 @@ struct AESGCMTests {
     }
 
     @Test(arguments: 0..<cases.count)
-    func sealedByLibsodiumOpensWithOpenSSL(_ index: Int) throws {
+    func sealedByLibsodiumOpensWithBoringSSL(_ index: Int) throws {
         let (counter, size, adSize) = Self.cases[index]
         let plaintext = Self.bytes(size, seed: 0x3C), ad = Self.bytes(adSize, seed: 0x96)
         let sealed = Self.sealSodium(counter: counter, ad: ad, plaintext: plaintext)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Wire benchmarks for docs/benchmarks.md ("Wire"): AEAD throughput on 64 KiB frames (ChaChaPoly from
-# libsodium, AESGCM from OpenSSL as sessions use them, swift-crypto's and libsodium's AES-256-GCM side by side,
+# libsodium, AESGCM from swift-crypto's BoringSSL (its EVP interface) as sessions use them, swift-crypto's and libsodium's AES-256-GCM side by side,
 # openssl speed as the reference), and a 2 GiB loopback TCP transfer between two processes through the
 # full handler stack, against a plain unencrypted NIO transfer, all in one run. Prints every run and the
 # medians and ratios.
@@ -80,13 +80,13 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 echo "runs: $RUNS, transfer: $BYTES bytes, medians in MB/s (10^6 bytes/s)"
 echo "aead ChaChaPoly (libsodium)        seal $CC_S  seal+open $CC_SO"
-echo "aead AESGCM (OpenSSL, in use)      seal $GCM_S  seal+open $GCM_SO"
-echo "aead AESGCM-swift-crypto (before)  seal $SW_S  seal+open $SW_SO"
+echo "aead AESGCM (BoringSSL EVP, in use) seal $GCM_S  seal+open $GCM_SO"
+echo "aead AESGCM-swift-crypto AES.GCM   seal $SW_S  seal+open $SW_SO"
 echo "aead AESGCM-libsodium (earlier)    seal $LS_S  seal+open $LS_SO"
 echo "aead swift-crypto from Data        ChaChaPoly seal $SC_CC  AESGCM seal $SC_GCM"
 echo "openssl speed 64 KiB               chacha20-poly1305 $OSSL_CC  aes-256-gcm $OSSL_GCM"
-echo "ratio AESGCM OpenSSL / swift-crypto: seal $(ratio "$GCM_S" "$SW_S")  seal+open $(ratio "$GCM_SO" "$SW_SO")"
-echo "ratio AESGCM OpenSSL / libsodium: seal $(ratio "$GCM_S" "$LS_S")  seal+open $(ratio "$GCM_SO" "$LS_SO")"
+echo "ratio AESGCM in use / swift-crypto AES.GCM: seal $(ratio "$GCM_S" "$SW_S")  seal+open $(ratio "$GCM_SO" "$SW_SO")"
+echo "ratio AESGCM in use / libsodium: seal $(ratio "$GCM_S" "$LS_S")  seal+open $(ratio "$GCM_SO" "$LS_SO")"
 echo "ratio AESGCM seal / openssl aes-256-gcm: $(ratio "$GCM_S" "$OSSL_GCM")"
 echo "ratio AESGCM / ChaChaPoly (seal+open): $(ratio "$GCM_SO" "$CC_SO")"
 echo "transfer noise (full stack) $NOISE  plain NIO $PLAIN  ratio noise/plain $(ratio "$NOISE" "$PLAIN")"

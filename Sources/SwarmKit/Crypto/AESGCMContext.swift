@@ -1,23 +1,30 @@
-internal import COpenSSL
+// swift-crypto's BoringSSL. Not a product of swift-crypto: SwiftPM hands the C modules a dependency is built on to
+// its dependents, and `Crypto` is built on this one. Its symbols carry the `CCryptoBoringSSL_` prefix, so they never
+// meet another copy of BoringSSL or OpenSSL in the process.
+internal import CCryptoBoringSSL
 internal import Synchronization
 
-/// AES-256-GCM under one key with the system's OpenSSL (libcrypto): the key is expanded once, when the context is
-/// made, and each message is sealed or opened in place, straight from the caller's bytes into the caller's buffer.
+/// AES-256-GCM under one key with BoringSSL's EVP cipher interface (swift-crypto's copy): the key is expanded once,
+/// when the context is made, and each message is sealed or opened in place, straight from the caller's bytes into
+/// the caller's buffer. The streaming interface also lets a message be decrypted in pieces to different places, which
+/// `openPart` offers to the transport.
 ///
-/// Why not swift-crypto's `AES.GCM`, which harp used before: its API makes a new BoringSSL context (and expands the
-/// key) for every message, and copies each frame twice, into a `SealedBox` and out of a `Data`
-/// (docs/benchmarks.md, "One-to-one, third part"). OpenSSL's streaming interface also lets a message be decrypted in
-/// pieces to different places, which `openPart` offers to the transport.
+/// Why BoringSSL's EVP interface, and not swift-crypto's `AES.GCM` or the system's OpenSSL (harp used both before,
+/// docs/benchmarks.md "One-to-one, fourth part"): `AES.GCM` makes a new context (and expands the key) for every
+/// message and copies each frame twice, into a `SealedBox` and out of a `Data`; OpenSSL 3.0 (Debian 12's) has no code
+/// for the vector AES instructions (VAES, VPCLMULQDQ), which BoringSSL uses where the CPU has them: 3.7 times
+/// OpenSSL's rate on an Intel Xeon with AVX-512.
 ///
-/// Key material: OpenSSL keeps the expanded key in the context, which `EVP_CIPHER_CTX_free` wipes (its GCM
-/// implementation frees its state with `OPENSSL_clear_free`) when the last reference to this object goes. The raw
-/// key is not kept here.
+/// Key material: the context holds the expanded key; `EVP_CIPHER_CTX_free` wipes it (BoringSSL's `OPENSSL_free`
+/// cleanses every allocation it frees, and the context itself is zeroed) when the last reference to this object goes.
+/// The raw key is not kept here.
 ///
 /// A context is one message at a time. In harp each is used by one Noise cipher state, on one event loop; the lock
 /// makes any other use safe rather than fast, and is why the class may be `@unchecked Sendable`: the context is
 /// touched only while it is held.
 final class AESGCMContext: @unchecked Sendable {
-    private let pointer: OpaquePointer
+    private typealias Context = UnsafeMutablePointer<EVP_CIPHER_CTX>
+    private let pointer: Context
     private let lock = Mutex(())
 
     /// A context for the 32-byte key.
@@ -25,26 +32,80 @@ final class AESGCMContext: @unchecked Sendable {
         pointer = key.withUnsafeBytes { Self.make($0) }
     }
 
-    private func withContext<R>(_ body: (OpaquePointer) -> R) -> R {
+    private func withContext<R>(_ body: (Context) -> R) -> R {
         lock.withLock { _ in body(pointer) }
     }
 
     /// `withContext` with the 12-byte Noise nonce for `counter` (4 zero bytes, then the counter big-endian; Noise
     /// revision 34, section 12).
-    private func withContext<R>(nonce counter: UInt64, _ body: (OpaquePointer, UnsafeRawBufferPointer) -> R) -> R {
+    private func withContext<R>(nonce counter: UInt64, _ body: (Context, UnsafeRawBufferPointer) -> R) -> R {
         NoiseCipher.withNonce(counter, bigEndian: true) { nonce in withContext { body($0, nonce) } }
     }
 
-    private static func make(_ key: UnsafeRawBufferPointer) -> OpaquePointer {
+    private static func make(_ key: UnsafeRawBufferPointer) -> Context {
         precondition(key.count == 32, "AES-256-GCM needs a 32-byte key")
-        guard let made = harp_gcm_new(key.baseAddress!.assumingMemoryBound(to: UInt8.self)) else {
-            preconditionFailure("OpenSSL cannot make an AES-256-GCM context")
+        guard let made = CCryptoBoringSSL_EVP_CIPHER_CTX_new() else {
+            preconditionFailure("BoringSSL cannot make a cipher context")
+        }
+        guard
+            CCryptoBoringSSL_EVP_CipherInit_ex(
+                made, CCryptoBoringSSL_EVP_aes_256_gcm(), nil, bytes(key), nil, 1) == 1
+        else {
+            CCryptoBoringSSL_EVP_CIPHER_CTX_free(made)
+            preconditionFailure("BoringSSL cannot make an AES-256-GCM context")
         }
         return made
     }
 
+    /// Starts a message under the 12-byte nonce, encrypting or decrypting, and takes the associated data. The key
+    /// stays expanded in the context.
+    private static func begin(
+        _ ctx: Context, nonce: UnsafeRawBufferPointer, encrypt: Bool, ad: UnsafeRawBufferPointer
+    ) -> Bool {
+        guard ad.count <= Int(Int32.max),
+            CCryptoBoringSSL_EVP_CipherInit_ex(ctx, nil, nil, nil, bytes(nonce), encrypt ? 1 : 0) == 1
+        else { return false }
+        var written: Int32 = 0
+        return ad.isEmpty || CCryptoBoringSSL_EVP_CipherUpdate(ctx, nil, &written, bytes(ad), Int32(ad.count)) == 1
+    }
+
+    /// Encrypts or decrypts the message's next `count` bytes from `input` to `output` (which may be the same bytes).
+    /// GCM writes as many bytes as it reads, so a message may be cut anywhere.
+    private static func update(
+        _ ctx: Context, _ input: UnsafePointer<UInt8>?, _ output: UnsafeMutablePointer<UInt8>?, count: Int
+    ) -> Bool {
+        guard count > 0 else { return true }
+        guard count <= Int(Int32.max) else { return false }
+        var written: Int32 = 0
+        return CCryptoBoringSSL_EVP_CipherUpdate(ctx, output, &written, input, Int32(count)) == 1
+            && Int(written) == count
+    }
+
+    /// Ends an encrypted message and writes its 16-byte tag.
+    private static func sealFinal(_ ctx: Context, tag: UnsafeMutablePointer<UInt8>) -> Bool {
+        var written: Int32 = 0
+        guard CCryptoBoringSSL_EVP_CipherFinal_ex(ctx, tag, &written) == 1, written == 0 else { return false }
+        return CCryptoBoringSSL_EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, Int32(NoiseCipher.tagLength), tag) == 1
+    }
+
+    /// Ends a decrypted message: whether the 16-byte tag verifies (when it does not, the bytes written since `begin`
+    /// are not to be used).
+    private static func openFinal(_ ctx: Context, tag: UnsafePointer<UInt8>) -> Bool {
+        // The control call takes a mutable pointer; it only copies the tag.
+        guard
+            CCryptoBoringSSL_EVP_CIPHER_CTX_ctrl(
+                ctx, EVP_CTRL_AEAD_SET_TAG, Int32(NoiseCipher.tagLength), UnsafeMutablePointer(mutating: tag)) == 1
+        else { return false }
+        var none = (UInt64(0), UInt64(0))
+        var written: Int32 = 0
+        let verified = withUnsafeMutableBytes(of: &none) {
+            CCryptoBoringSSL_EVP_CipherFinal_ex(ctx, $0.baseAddress!.assumingMemoryBound(to: UInt8.self), &written)
+        }
+        return verified == 1 && written == 0
+    }
+
     deinit {
-        EVP_CIPHER_CTX_free(pointer)
+        CCryptoBoringSSL_EVP_CIPHER_CTX_free(pointer)
     }
 
     /// Encrypts `plaintext` under the Noise nonce for `counter` (4 zero bytes, then the counter big-endian) and `ad`
@@ -56,11 +117,11 @@ final class AESGCMContext: @unchecked Sendable {
     ) {
         precondition(out.count == plaintext.count + NoiseCipher.tagLength)
         let sealed = withContext(nonce: counter) { ctx, nonce in
-            harp_gcm_begin(ctx, Self.bytes(nonce), 1, Self.bytes(ad), ad.count) == 1
-                && harp_gcm_update(ctx, Self.bytes(plaintext), Self.mutableBytes(out), plaintext.count) == 1
-                && harp_gcm_seal_final(ctx, Self.mutableBytes(out)! + plaintext.count) == 1
+            Self.begin(ctx, nonce: nonce, encrypt: true, ad: ad)
+                && Self.update(ctx, Self.bytes(plaintext), Self.mutableBytes(out), count: plaintext.count)
+                && Self.sealFinal(ctx, tag: Self.mutableBytes(out)! + plaintext.count)
         }
-        precondition(sealed, "OpenSSL's AES-256-GCM refused to encrypt")
+        precondition(sealed, "BoringSSL's AES-256-GCM refused to encrypt")
     }
 
     /// Decrypts `ciphertext` (ciphertext, then the 16-byte tag) under the Noise nonce for `counter` and `ad` into
@@ -73,9 +134,9 @@ final class AESGCMContext: @unchecked Sendable {
         let count = ciphertext.count - NoiseCipher.tagLength
         guard count >= 0, out.count == count else { throw .invalidMessageLength }
         let opened = withContext(nonce: counter) { ctx, nonce in
-            harp_gcm_begin(ctx, Self.bytes(nonce), 0, Self.bytes(ad), ad.count) == 1
-                && harp_gcm_update(ctx, Self.bytes(ciphertext), Self.mutableBytes(out), count) == 1
-                && harp_gcm_open_final(ctx, Self.bytes(ciphertext)! + count) == 1
+            Self.begin(ctx, nonce: nonce, encrypt: false, ad: ad)
+                && Self.update(ctx, Self.bytes(ciphertext), Self.mutableBytes(out), count: count)
+                && Self.openFinal(ctx, tag: Self.bytes(ciphertext)! + count)
         }
         guard opened else {
             if count > 0 { out.initializeMemory(as: UInt8.self, repeating: 0) }
@@ -87,25 +148,25 @@ final class AESGCMContext: @unchecked Sendable {
     /// its tag. Nothing decrypted may be used before `finishOpen` returns true.
     func beginOpen(counter: UInt64, ad: UnsafeRawBufferPointer) {
         let begun = withContext(nonce: counter) { ctx, nonce in
-            harp_gcm_begin(ctx, Self.bytes(nonce), 0, Self.bytes(ad), ad.count) == 1
+            Self.begin(ctx, nonce: nonce, encrypt: false, ad: ad)
         }
-        precondition(begun, "OpenSSL's AES-256-GCM refused to start a message")
+        precondition(begun, "BoringSSL's AES-256-GCM refused to start a message")
     }
 
     /// Decrypts the message's next `ciphertext.count` bytes into `out` (as many bytes, possibly in place).
     func openPart(_ ciphertext: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer) {
         precondition(out.count == ciphertext.count)
         let done = withContext {
-            harp_gcm_update($0, Self.bytes(ciphertext), Self.mutableBytes(out), ciphertext.count) == 1
+            Self.update($0, Self.bytes(ciphertext), Self.mutableBytes(out), count: ciphertext.count)
         }
-        precondition(done, "OpenSSL's AES-256-GCM refused to decrypt")
+        precondition(done, "BoringSSL's AES-256-GCM refused to decrypt")
     }
 
     /// Whether the 16-byte `tag` authenticates the message begun by `beginOpen`, its associated data and every
     /// part.
     func finishOpen(tag: UnsafeRawBufferPointer) -> Bool {
         precondition(tag.count == NoiseCipher.tagLength)
-        return withContext { harp_gcm_open_final($0, Self.bytes(tag)) == 1 }
+        return withContext { Self.openFinal($0, tag: Self.bytes(tag)!) }
     }
 
     private static func bytes(_ buffer: UnsafeRawBufferPointer) -> UnsafePointer<UInt8>? {

@@ -1,4 +1,4 @@
-/// Noise AESGCM: AES-256-GCM from the system's OpenSSL (`AESGCMContext`), the nonce being 4 zero bytes and then the
+/// Noise AESGCM: AES-256-GCM from swift-crypto's BoringSSL (`AESGCMContext`), the nonce being 4 zero bytes and then the
 /// 64-bit counter big-endian (Noise revision 34, section 12).
 ///
 /// `NoiseCipherState` keeps one context per key, so a session expands each key once. The functions here make a

@@ -1,20 +1,22 @@
-/// The two Noise cipher functions harp supports: ChaChaPoly from libsodium, AESGCM from the system's OpenSSL.
+/// The two Noise cipher functions harp supports: ChaChaPoly from libsodium, AESGCM from swift-crypto's BoringSSL.
 ///
 /// One implementation of each serves the handshake and the transport alike. AESGCM went from libsodium's
 /// `crypto_aead_aes256gcm_*` to swift-crypto's `AES.GCM` (about twice libsodium 1.0.18's rate opening 64 KiB
-/// frames) and then to OpenSSL's EVP interface (`AESGCMContext`): one context per key instead of one per frame, and
-/// no copy of the frame on either side (docs/benchmarks.md, "Wire" and "One-to-one, third part"). libsodium's version
-/// stays as `AESGCMReference`, which the tests cross-check against and the benchmark compares with.
+/// frames), then to the system OpenSSL's EVP interface (one context per key instead of one per frame, and no copy of
+/// the frame on either side), and then to the same interface of swift-crypto's BoringSSL (`AESGCMContext`), which uses
+/// the CPU's vector AES instructions where OpenSSL 3.0 does not (docs/benchmarks.md, "Wire" and "One-to-one, third
+/// part" and "fourth part"). libsodium's version stays as `AESGCMReference`, which the tests cross-check against and
+/// the benchmark compares with.
 public enum NoiseCipher: String, Sendable, CaseIterable {
     /// ChaCha20-Poly1305 (IETF, 96-bit nonce = 4 zero bytes + little-endian 64-bit counter), libsodium.
     case chaChaPoly = "ChaChaPoly"
-    /// AES-256-GCM (96-bit nonce = 4 zero bytes + big-endian 64-bit counter), OpenSSL.
+    /// AES-256-GCM (96-bit nonce = 4 zero bytes + big-endian 64-bit counter), BoringSSL.
     case aesGCM = "AESGCM"
 
     /// The length of the authentication tag every ciphertext carries.
     public static let tagLength = 16
 
-    /// Whether this machine can run the cipher. Both always can: OpenSSL runs AES-GCM on CPUs without AES
+    /// Whether this machine can run the cipher. Both always can: BoringSSL runs AES-GCM on CPUs without AES
     /// instructions too (more slowly than ChaChaPoly there, which is what `preferred` is about).
     public var isAvailable: Bool { true }
 
