@@ -73,10 +73,6 @@ extension SwarmNode {
         guard peer.device.bytes != identity.publicKey else { return }
         let candidates = CandidateOrder.order(peer.addresses, isOnLink: LocalRoute.isOnLink)
         let device = peer.device.bytes
-        // A reflexive candidate behind a NAT that filters (most do) answers only to a punch, and a NAT that drops
-        // unsolicited SYNs makes its plain dial wait for the connect timeout: the punch is asked for at the moment
-        // the first reflexive candidate is dialled, not after it failed.
-        let punchAt = candidates.firstIndex { $0.kind == .reflexive }
         Task {
             // A connection to that device for another swarm carries this one too: no dial, no punch. Another swarm's
             // dial to it under way is waited for, then attached to.
@@ -84,6 +80,13 @@ extension SwarmNode {
                 if await self.attachThroughTrunk(swarm, to: device) { return }
             } while !(await self.claimDial(device))
             let symmetric = await self.symmetricNATReason() != nil
+            // A reflexive candidate behind a NAT that filters (most do) answers only to a punch, and a NAT that drops
+            // unsolicited SYNs makes its plain dial wait for the connect timeout: the punch is asked for at the moment
+            // the first reflexive candidate is dialled, not after it failed. Not behind a symmetric NAT: this side
+            // announces no reflexive candidate for the peer to aim at, and its own SYN leaves from a port the peer's
+            // NAT never saw, which only a NAT that lets in SYNs from anywhere admits; the plain dial of the peer's
+            // reflexive candidate finds that out alone. Nor are background punches tried later, for the same reason.
+            let punchAt = symmetric ? nil : candidates.firstIndex { $0.kind == .reflexive }
             let reached = await withTaskGroup(of: DialOutcome.self) { group in
                 for (index, candidate) in candidates.enumerated() {
                     group.addTask {
