@@ -290,6 +290,45 @@ struct CandidateTests {
         }
     }
 
+    @Test(
+        "over IPv6 loopback both observation ports answer a probe from the listening port with its address and port",
+        .enabled(if: hasIPv6Loopback))
+    func probesOverIPv6() async throws {
+        var configuration = makeServerConfiguration(dataDirectory: try temporaryDirectory())
+        configuration.host = "::1"
+        try await withServer(configuration) { _, _, port in
+            let second = try await ObservedProbeServer.bind(
+                host: "::1", port: 0, rateLimit: AddressRateLimit(rate: 100, burst: 100),
+                logger: makeTestLogger("test.probe"))
+            let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .serverChannelOption(ChannelOptions.socket(SocketOptionLevel(SOL_SOCKET), SO_REUSEPORT), value: 1)
+                .bind(host: "::1", port: 0).get()
+            defer { listener.close(promise: nil) }
+            let local = try #require(listener.localAddress?.port)
+            for target in ["ws://[::1]:\(port)\(Signaling.webSocketPath)", "ws://[::1]:\(second.port)/"] {
+                #expect(
+                    try await ReflexiveProbe.observe(url: target, localPort: local, tls: nil, overIPv6: true)
+                        == ObservedAddress(address: "::1", port: UInt16(local)), "\(target)")
+            }
+            // The family follows the signaling connection's: bound for IPv4, a probe cannot reach an IPv6 server.
+            await #expect(throws: (any Error).self) {
+                try await ReflexiveProbe.observe(
+                    url: "ws://[::1]:\(port)\(Signaling.webSocketPath)", localPort: 0, tls: nil, overIPv6: false)
+            }
+            await second.close()
+        }
+    }
+
+    /// Whether this machine has the IPv6 loopback address (a container may have IPv6 off).
+    static let hasIPv6Loopback: Bool = {
+        (try? ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "::1", port: 0).wait())
+            .map { channel in
+                try? channel.close().wait()
+                return true
+            } ?? false
+    }()
+
     /// Writes `request` to 127.0.0.1:`port` (in one write, or a byte per write) and reads until the server closes (at
     /// most 10 s).
     static func exchange(port: Int, _ request: String, byteByByte: Bool = false) async throws -> String {

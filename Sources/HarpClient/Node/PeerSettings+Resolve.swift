@@ -46,8 +46,8 @@ extension PeerSettings {
         settings.listenHost = host
         settings.listenPort = port
         settings.advertiseHost = pick(overrides.advertiseHost, "HARP_ADVERTISE", config.advertise)
-        if let url = settings.signalURL, !isSignalURL(url) {
-            throw UsageError(description: "the signaling server must be a ws:// or wss:// URL, not \(url)")
+        if let url = settings.signalURL, let problem = signalURLProblem(url) {
+            throw UsageError(description: problem)
         }
         return settings
     }
@@ -74,9 +74,20 @@ extension PeerSettings {
         return (host, port)
     }
 
-    /// Whether `url` is a ws:// or wss:// URL with a host.
-    public static func isSignalURL(_ url: String) -> Bool {
-        (url.hasPrefix("ws://") || url.hasPrefix("wss://")) && URL(string: url)?.host != nil
+    /// What is wrong with `url` as the signaling server's address, or nil: it must be a ws:// or wss:// URL with a
+    /// host, and the host may not be an IPv6 address in brackets, which the WebSocket client (swift-websocket's
+    /// `WebSocketClient`, whose URL parser ends the host at the first colon) cannot connect to: without this check
+    /// such a URL retried its connection for ever without saying why.
+    public static func signalURLProblem(_ url: String) -> String? {
+        guard url.hasPrefix("ws://") || url.hasPrefix("wss://"), URL(string: url)?.host != nil else {
+            return "the signaling server must be a ws:// or wss:// URL, not \(url)"
+        }
+        let authority = url.drop { $0 != "/" }.dropFirst(2).prefix { $0 != "/" && $0 != "?" }
+        if authority.split(separator: "@").last?.hasPrefix("[") == true {
+            return "the signaling server's URL names an IPv6 address (\(url)), which the WebSocket client cannot "
+                + "connect to: use a host name that resolves to it"
+        }
+        return nil
     }
 
     /// The swarm options every swarm of a command starts from: the upload limit from `flag`, else

@@ -24,9 +24,11 @@ enum ReflexiveProbe {
     }
 
     /// The server's observation of a connection to the signaling server at `url` (`ws://` or `wss://`) made from
-    /// `localPort`, with `tls` for `wss` (nil: the system's roots, the host name checked).
+    /// `localPort`, with `tls` for `wss` (nil: the system's roots, the host name checked). `overIPv6` says which
+    /// family the connection takes (the signaling connection's, as the server saw it): a host name may resolve to
+    /// both, and the socket is bound before the name is resolved. Nil: IPv6 when the host is an IPv6 address.
     static func observe(
-        url: String, localPort: Int, tls: TLSConfiguration?, timeout: Duration = .seconds(3)
+        url: String, localPort: Int, tls: TLSConfiguration?, overIPv6: Bool? = nil, timeout: Duration = .seconds(3)
     ) async throws -> ObservedAddress {
         guard let parsed = URL(string: url), let host = parsed.host, let scheme = parsed.scheme?.lowercased(),
             scheme == "ws" || scheme == "wss"
@@ -36,7 +38,7 @@ enum ReflexiveProbe {
         let context = try secure ? NIOSSLContext(configuration: tls ?? .makeClientConfiguration()) : nil
         let isAddress = host.allSatisfy { $0.isHexDigit || $0 == "." || $0 == ":" }
         let response = OneShot<[UInt8]>()
-        let local = try SocketAddress(ipAddress: host.contains(":") ? "::" : "0.0.0.0", port: localPort)
+        let local = try SocketAddress(ipAddress: overIPv6 ?? host.contains(":") ? "::" : "0.0.0.0", port: localPort)
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.milliseconds(Int64(timeout / .milliseconds(1))))
             .channelOption(.socketOption(.so_reuseaddr), value: 1)

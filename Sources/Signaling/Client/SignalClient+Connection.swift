@@ -318,7 +318,8 @@ extension SignalClient {
             defer { done.fulfil(()) }
             let mapping: ObservedAddress?
             do {
-                mapping = try await ReflexiveProbe.observe(url: url, localPort: Int(port), tls: tls)
+                mapping = try await ReflexiveProbe.observe(
+                    url: url, localPort: Int(port), tls: tls, overIPv6: observed.isIPv6)
             } catch {
                 await self?.logProbeFailure(error)
                 return
@@ -328,7 +329,8 @@ extension SignalClient {
             var other: ObservedAddress?
             if let second {
                 do {
-                    other = try await ReflexiveProbe.observe(url: second, localPort: Int(port), tls: nil)
+                    other = try await ReflexiveProbe.observe(
+                        url: second, localPort: Int(port), tls: nil, overIPv6: observed.isIPv6)
                 } catch {
                     await self?.logProbeFailure(error)
                 }

@@ -96,6 +96,9 @@ public struct ObservedAddress: Hashable, Sendable {
     /// Seen on loopback: the server runs on this host, and the observation says nothing about a NAT.
     public var isLoopback: Bool { address.hasPrefix("127.") || address == "::1" }
 
+    /// An IPv6 address (the server reports an IPv4-mapped one as IPv4): the connection it was seen on went over IPv6.
+    public var isIPv6: Bool { address.contains(":") }
+
     /// Checks what a server sent: an address of at most 64 bytes made of hex digits, dots and colons (the client
     /// parses it again before use), and a port that is not 0. `nil` when there is nothing usable.
     public init?(address: String?, port: Int?) {

@@ -71,8 +71,8 @@ struct PeerOptions: ParsableArguments {
             throw ValidationError("--upload-limit must be a positive number of bytes per second, like 40M")
         }
         guard let url = signalURL else { return }
-        guard PeerSettings.isSignalURL(url) else {
-            throw ValidationError("--signal must be a ws:// or wss:// URL, not \(url)")
+        if let problem = PeerSettings.signalURLProblem(url) {
+            throw ValidationError("--signal: \(problem)")
         }
     }
 }
