@@ -159,10 +159,7 @@ struct CandidateTests {
         configuration.observedRequestBurst = 3
         try await withServer(configuration) { _, url, _ in
             // A listener holds the port with SO_REUSEPORT, as a node's does: the probe shares it.
-            let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .serverChannelOption(ChannelOptions.socket(SocketOptionLevel(SOL_SOCKET), SO_REUSEPORT), value: 1)
-                .bind(host: "127.0.0.1", port: 0).get()
+            let listener = try await Self.listeningPort(host: "127.0.0.1")
             defer { listener.close(promise: nil) }
             let port = try #require(listener.localAddress?.port)
             let observed = try await ReflexiveProbe.observe(url: url, localPort: port, tls: nil)
@@ -184,10 +181,7 @@ struct CandidateTests {
     func aChangedPortIsAnnouncedAgain() async throws {
         let configuration = makeServerConfiguration(dataDirectory: try temporaryDirectory())
         // The listening port, held as a node holds it (SO_REUSEPORT): the client's probe shares it.
-        let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .serverChannelOption(ChannelOptions.socket(SocketOptionLevel(SOL_SOCKET), SO_REUSEPORT), value: 1)
-            .bind(host: "127.0.0.1", port: 0).get()
+        let listener = try await Self.listeningPort(host: "127.0.0.1")
         defer { listener.close(promise: nil) }
         let port = try #require(listener.localAddress?.port.flatMap { UInt16(exactly: $0) })
         try await withServer(configuration) { _, url, _ in
@@ -266,10 +260,7 @@ struct CandidateTests {
                 try await peers[0].log.wait("connected") { $0.connected }
                 let probePort = try #require(await peers[0].client.probePort)
                 #expect(probePort != port)
-                let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                    .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                    .serverChannelOption(ChannelOptions.socket(SocketOptionLevel(SOL_SOCKET), SO_REUSEPORT), value: 1)
-                    .bind(host: "127.0.0.1", port: 0).get()
+                let listener = try await Self.listeningPort(host: "127.0.0.1")
                 defer { listener.close(promise: nil) }
                 let local = try #require(listener.localAddress?.port)
                 let second = try #require(SignalClient.url(of: url, port: probePort))
@@ -300,10 +291,7 @@ struct CandidateTests {
             let second = try await ObservedProbeServer.bind(
                 host: "::1", port: 0, rateLimit: AddressRateLimit(rate: 100, burst: 100),
                 logger: makeTestLogger("test.probe"))
-            let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .serverChannelOption(ChannelOptions.socket(SocketOptionLevel(SOL_SOCKET), SO_REUSEPORT), value: 1)
-                .bind(host: "::1", port: 0).get()
+            let listener = try await Self.listeningPort(host: "::1")
             defer { listener.close(promise: nil) }
             let local = try #require(listener.localAddress?.port)
             for target in ["ws://[::1]:\(port)\(Signaling.webSocketPath)", "ws://[::1]:\(second.port)/"] {
@@ -318,6 +306,15 @@ struct CandidateTests {
             }
             await second.close()
         }
+    }
+
+    /// A listener on `host` that holds its port with `SO_REUSEADDR` and `SO_REUSEPORT`, as a node's listening port
+    /// is held: a probe from that port shares it.
+    static func listeningPort(host: String) async throws -> any Channel {
+        try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(ChannelOptions.socket(SocketOptionLevel(SOL_SOCKET), SO_REUSEPORT), value: 1)
+            .bind(host: host, port: 0).get()
     }
 
     /// Whether this machine has the IPv6 loopback address (a container may have IPv6 off).
