@@ -38,7 +38,7 @@ enum ReflexiveProbe {
         let context = try secure ? NIOSSLContext(configuration: tls ?? .makeClientConfiguration()) : nil
         let isAddress = host.allSatisfy { $0.isHexDigit || $0 == "." || $0 == ":" }
         let response = OneShot<[UInt8]>()
-        let local = try SocketAddress(ipAddress: overIPv6 ?? host.contains(":") ? "::" : "0.0.0.0", port: localPort)
+        let local = try SocketAddress(ipAddress: (overIPv6 ?? host.contains(":")) ? "::" : "0.0.0.0", port: localPort)
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.milliseconds(Int64(timeout / .milliseconds(1))))
             .channelOption(.socketOption(.so_reuseaddr), value: 1)

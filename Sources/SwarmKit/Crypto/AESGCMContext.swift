@@ -12,8 +12,8 @@ internal import Synchronization
 /// Why BoringSSL's EVP interface, and not swift-crypto's `AES.GCM` or the system's OpenSSL (harp used both before,
 /// docs/benchmarks.md "One-to-one, fourth part"): `AES.GCM` makes a new context (and expands the key) for every
 /// message and copies each frame twice, into a `SealedBox` and out of a `Data`; OpenSSL 3.0 (Debian 12's) has no code
-/// for the vector AES instructions (VAES, VPCLMULQDQ), which BoringSSL uses where the CPU has them: 3.7 times
-/// OpenSSL's rate on an Intel Xeon with AVX-512.
+/// for the vector AES instructions (VAES, VPCLMULQDQ), which BoringSSL uses where the CPU has them: about 3 times
+/// OpenSSL's rate through this interface on an Intel Xeon with AVX-512.
 ///
 /// Key material: the context holds the expanded key; `EVP_CIPHER_CTX_free` wipes it (BoringSSL's `OPENSSL_free`
 /// cleanses every allocation it frees, and the context itself is zeroed) when the last reference to this object goes.
