@@ -185,15 +185,7 @@ struct CandidateTests {
         defer { listener.close(promise: nil) }
         let port = try #require(listener.localAddress?.port.flatMap { UInt16(exactly: $0) })
         try await withServer(configuration) { _, url, _ in
-            try await withPeers(2, url: url, configure: { $0.announceLoopbackReflexive = true }) { peers in
-                let swarm = Ed25519Signer()
-                let (a, b) = (peers[0], peers[1])
-                _ = try await withTimeout("a joins") {
-                    try await a.client.join(swarm: swarm, addresses: ["10.9.9.1:41000"], reflexivePort: port)
-                }
-                _ = try await withTimeout("b joins") {
-                    try await b.client.join(swarm: swarm, addresses: ["10.9.9.2:41001"])
-                }
+            try await withTwoMembers(url: url, aReflexivePort: port) { _, a, b, _ in
                 // The client's own probe, over loopback, sees the listening port unchanged.
                 await a.client.probing?.value
                 #expect(await a.client.listenPortMapping == ObservedAddress(address: "127.0.0.1", port: port))
@@ -223,15 +215,7 @@ struct CandidateTests {
     func aSymmetricNATIsToldAndAnnouncesNoReflexiveCandidate() async throws {
         let configuration = makeServerConfiguration(dataDirectory: try temporaryDirectory())
         try await withServer(configuration) { _, url, _ in
-            try await withPeers(2, url: url, configure: { $0.announceLoopbackReflexive = true }) { peers in
-                let swarm = Ed25519Signer()
-                let (a, b) = (peers[0], peers[1])
-                _ = try await withTimeout("a joins") {
-                    try await a.client.join(swarm: swarm, addresses: ["10.9.9.1:41000"], reflexivePort: 41000)
-                }
-                _ = try await withTimeout("b joins") {
-                    try await b.client.join(swarm: swarm, addresses: ["10.9.9.2:41001"])
-                }
+            try await withTwoMembers(url: url) { _, a, b, _ in
                 await a.client.probing?.value
                 let welcome = await a.client.welcomes
                 // Both observations name one port: endpoint-independent, the candidate stays.
@@ -361,18 +345,10 @@ struct CandidateTests {
     func reflexiveOverLoopback() async throws {
         let configuration = makeServerConfiguration(dataDirectory: try temporaryDirectory())
         try await withServer(configuration) { _, url, _ in
-            try await withPeers(2, url: url, configure: { $0.announceLoopbackReflexive = true }) { peers in
-                let swarm = Ed25519Signer()
-                let (a, b) = (peers[0], peers[1])
-                _ = try await withTimeout("a joins") {
-                    try await a.client.join(swarm: swarm, addresses: ["10.9.9.1:41000"], reflexivePort: 41000)
-                }
+            try await withTwoMembers(url: url) { swarm, a, b, seen in
                 let observed = await a.client.observed
                 #expect(observed?.address == "127.0.0.1")
                 #expect((observed?.port ?? 0) != 0)
-                let seen = try await withTimeout("b joins") {
-                    try await b.client.join(swarm: swarm, addresses: ["10.9.9.2:41001"])
-                }
                 #expect(seen.first?.addresses == ["10.9.9.1:41000", "reflexive@127.0.0.1:41000"])
                 #expect(seen.first?.addresses.compactMap(Candidate.init(text:)).map(\.kind) == [.local, .reflexive])
 

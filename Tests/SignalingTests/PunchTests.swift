@@ -24,15 +24,7 @@ struct PunchTests {
     func bothEndsAreTold() async throws {
         let configuration = makeServerConfiguration(dataDirectory: try temporaryDirectory())
         try await withServer(configuration) { _, url, port in
-            try await withPeers(2, url: url, configure: { $0.announceLoopbackReflexive = true }) { peers in
-                let swarm = Ed25519Signer()
-                let (a, b) = (peers[0], peers[1])
-                _ = try await withTimeout("a joins") {
-                    try await a.client.join(swarm: swarm, addresses: ["10.9.9.1:41000"], reflexivePort: 41000)
-                }
-                _ = try await withTimeout("b joins") {
-                    try await b.client.join(swarm: swarm, addresses: ["10.9.9.2:41001"], reflexivePort: 41001)
-                }
+            try await withTwoMembers(url: url, bReflexivePort: 41001) { swarm, a, b, _ in
                 await a.client.requestPunch(swarm: swarm.publicKey, peer: b.device.publicKey)
                 // The pair asks again at once from the other end (well within the interval even on a loaded machine):
                 // whichever of the two the server takes first is the attempt, the other is refused and nobody is

@@ -184,6 +184,27 @@ func withPeers<T: Sendable>(
     }
 }
 
+/// Two clients that announce loopback observations (`announceLoopbackReflexive`), joined in turn to a new swarm on
+/// the server at `url`: `a` at 10.9.9.1:41000 with a reflexive candidate on `aReflexivePort`, then `b` at
+/// 10.9.9.2:41001, with one on `bReflexivePort` when given. `body` gets the swarm, both, and the members `b`'s join
+/// returned.
+func withTwoMembers<T: Sendable>(
+    url: String, aReflexivePort: UInt16 = 41000, bReflexivePort: UInt16? = nil,
+    _ body: @escaping @Sendable (_ swarm: Ed25519Signer, _ a: Peer, _ b: Peer, _ seenByB: [PeerInfo]) async throws -> T
+) async throws -> T {
+    try await withPeers(2, url: url, configure: { $0.announceLoopbackReflexive = true }) { peers in
+        let swarm = Ed25519Signer()
+        let (a, b) = (peers[0], peers[1])
+        _ = try await withTimeout("a joins") {
+            try await a.client.join(swarm: swarm, addresses: ["10.9.9.1:41000"], reflexivePort: aReflexivePort)
+        }
+        let seen = try await withTimeout("b joins") {
+            try await b.client.join(swarm: swarm, addresses: ["10.9.9.2:41001"], reflexivePort: bReflexivePort)
+        }
+        return try await body(swarm, a, b, seen)
+    }
+}
+
 /// A signer that claims one public key but signs with another: a peer that does not know the swarm key.
 struct ImpostorSigner: SignalSigner {
     let publicKey: PublicKey32
