@@ -53,6 +53,15 @@ public struct PeerConnection: Sendable {
         try await channel.closeFuture.get()
     }
 
+    /// How much a peer connection reads from its socket at once: NIO's adaptive allocator, up to 256 KiB instead of its
+    /// default 64 KiB. A fetcher reads a seeder's 64 KiB frames back to back; with 64 KiB reads most reads ended inside
+    /// a frame, whose start then waited to be joined to the next read, and every 64 KiB cost a read and a pass through
+    /// the pipeline. The allocator grows only while reads fill it and shrinks again, so an idle or slow connection
+    /// keeps small buffers (docs/benchmarks.md, "One-to-one, fourth part").
+    static var receiveAllocator: AdaptiveRecvByteBufferAllocator {
+        AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 2048, maximum: 256 * 1024)
+    }
+
     /// Connects to `host:port` as initiator and returns once the handshake and hello exchange are done.
     ///
     /// - Throws: `NoiseError` (wrong swarm key, forged device key, …), `PeerConnectionError`,
@@ -65,6 +74,7 @@ public struct PeerConnection: Sendable {
             .connectTimeout(configuration.connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelOption(.tcpNotSentLowWatermark, value: SocketOptionValue(configuration.kernelUnsentLimit))
+            .channelOption(.recvAllocator, value: receiveAllocator)
             .connect(host: host, port: port, channelInitializer: initializer(.initiator, configuration))
         return try await established(channel, ready: ready, configuration: configuration)
     }
@@ -91,6 +101,7 @@ public struct PeerConnection: Sendable {
             .channelOption(ChannelOptions.socket(SocketOptionLevel(SOL_SOCKET), SO_REUSEPORT), value: 1)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelOption(.tcpNotSentLowWatermark, value: SocketOptionValue(configuration.kernelUnsentLimit))
+            .channelOption(.recvAllocator, value: receiveAllocator)
             .bind(to: local)
         guard role == .responder, let swarmID = configuration.swarmSelector else {
             let (channel, ready) = try await bootstrap.connect(
@@ -224,6 +235,7 @@ public struct PeerListener: Sendable {
             .serverChannelOption(ChannelOptions.socket(SocketOptionLevel(SOL_SOCKET), SO_REUSEPORT), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.tcpNotSentLowWatermark, value: SocketOptionValue(configuration.kernelUnsentLimit))
+            .childChannelOption(.recvAllocator, value: PeerConnection.receiveAllocator)
     }
 
     /// Accepts connections until the listener is closed, running `handler` for each one that completes
