@@ -66,6 +66,15 @@ struct CandidateTests {
         if case .welcome(let welcome) = new {
             #expect(welcome.observed == ObservedAddress(address: "198.51.100.4", port: 6123))
         }
+        // The second observation port is a port the client will connect to: anything outside 1...65535 is ignored.
+        for (port, usable) in [(7001, 7001), (65535, 65535), (0, nil), (-1, nil), (65536, nil), (Int.max, nil)] {
+            let text = #"{"type":"welcome","device":"\#(device.hex)","probePort":\#(port)}"#
+            guard case .welcome(let welcome) = try MessageCodec.decode(text, maxBytes: 4096) else {
+                Issue.record("not a welcome: \(text)")
+                continue
+            }
+            #expect(welcome.validProbePort == usable, "\(port)")
+        }
     }
 
     @Test("the server reports an IPv4-mapped peer as IPv4, and a forwarded client's whole address without port")

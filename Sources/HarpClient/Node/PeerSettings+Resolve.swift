@@ -79,11 +79,11 @@ extension PeerSettings {
     /// `WebSocketClient`, whose URL parser ends the host at the first colon) cannot connect to: without this check
     /// such a URL retried its connection for ever without saying why.
     public static func signalURLProblem(_ url: String) -> String? {
-        guard url.hasPrefix("ws://") || url.hasPrefix("wss://"), URL(string: url)?.host != nil else {
+        guard url.hasPrefix("ws://") || url.hasPrefix("wss://"), let host = URL(string: url)?.host else {
             return "the signaling server must be a ws:// or wss:// URL, not \(url)"
         }
-        let authority = url.drop { $0 != "/" }.dropFirst(2).prefix { $0 != "/" && $0 != "?" }
-        if authority.split(separator: "@").last?.hasPrefix("[") == true {
+        // Foundation gives an IPv6 address without its brackets; a host name has no colon.
+        if host.contains(":") {
             return "the signaling server's URL names an IPv6 address (\(url)), which the WebSocket client cannot "
                 + "connect to: use a host name that resolves to it"
         }

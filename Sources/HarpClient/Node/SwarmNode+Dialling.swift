@@ -111,8 +111,8 @@ extension SwarmNode {
                         // Cancelled when every dial failed sooner: the relay below then opens at once.
                         do { try await Task.sleep(for: Self.symmetricRelayDelay) } catch { return .early }
                         if await self.isConnected(swarm, to: device) { return .early }
-                        let reason = await self.relayReason(
-                            device, candidates: candidates.count, punched: punchAt != nil)
+                        // No punch behind a symmetric NAT (above).
+                        let reason = await self.relayReason(device, candidates: candidates.count, punched: false)
                         await self.relay(swarm, to: device, reason: reason)
                         return .early
                     }

@@ -194,7 +194,7 @@ extension SignalClient {
             welcomes += 1
             listenPortMapping = nil
             natMapping = nil
-            probePort = welcome.probePort.flatMap { (1...65535).contains($0) ? $0 : nil }
+            probePort = welcome.validProbePort
             probing?.cancel()
             probing = nil
             probeDone = nil

@@ -127,6 +127,11 @@ package enum Message: Sendable, Equatable {
         package var observed: ObservedAddress? {
             ObservedAddress(address: observedAddress, port: observedPort)
         }
+
+        /// The second observation port, if the server sent a usable one (1...65535): the client connects to it.
+        package var validProbePort: Int? {
+            probePort.flatMap { (1...65535).contains($0) ? $0 : nil }
+        }
     }
     package struct Join: Codable, Sendable, Equatable {
         package var id: UInt64
