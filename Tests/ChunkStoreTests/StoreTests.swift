@@ -63,6 +63,58 @@ struct StoreTests {
         #expect(try store.readChunk(newChunk.hash) == Array(data[0..<newChunk.length]))
     }
 
+    /// A location remembered from an earlier read (a seeder's cache) is read again without asking the index, and only
+    /// while its guard holds: once its file changed, the read goes back to the index.
+    @Test func aRememberedLocationIsTriedFirstAndOnlyWhileValid() throws {
+        let dir = try TemporaryDirectory()
+        let store = try ChunkStore(path: dir.file("store.sqlite"))
+        var random = SeededBytes(seed: 14)
+        var data = random.bytes(200_000)
+        let indexed = try dir.write("a.bin", data)
+        let version = try store.index(file: indexed, parameters: .small)
+        let chunk = try #require(try store.manifest(root: version.root)).chunks[0]
+        func read(trying known: ChunkLocation?) throws -> (bytes: [UInt8], from: ChunkLocation) {
+            var bytes = [UInt8](repeating: 0, count: chunk.length)
+            let from = try bytes.withUnsafeMutableBytes {
+                try store.readChunk(chunk.hash, into: $0, tryingFirst: known)
+            }
+            return (bytes, from)
+        }
+        let found = try read(trying: nil)
+        #expect(found.bytes == Array(data[0..<chunk.length]))
+        #expect(try store.locations(of: chunk.hash) == [found.from])
+
+        // A copy the index does not know, given with its own guard: the bytes come from there.
+        let copy = try dir.write("copy.bin", data)
+        let copyGuard = try FileDescriptor(path: copy, flags: O_RDONLY).guardValues()
+        let remembered = ChunkLocation(
+            path: copy, offset: 0, length: chunk.length, kind: .indexedFile(expected: copyGuard))
+        #expect(try read(trying: remembered).from == remembered)
+
+        // The copy changes (same size, new bytes): its guard fails, and the index's location serves the chunk.
+        data[0] ^= 0xff
+        try Data(data).write(to: URL(fileURLWithPath: copy))
+        let again = try read(trying: remembered)
+        #expect(again.from == found.from)
+        #expect(again.bytes[0] == data[0] ^ 0xff)
+
+        // The whole version's locations in one lookup: every chunk, each where the index would find it first.
+        let manifest = try #require(try store.manifest(root: version.root))
+        let all = try store.locations(ofVersion: version.root)
+        #expect(Set(all.keys) == Set(manifest.chunks.map(\.hash)))
+        for (index, ref) in manifest.chunks.enumerated() {
+            #expect(all[ref.hash]?.path == indexed)
+            #expect(all[ref.hash]?.offset == manifest.offsets[index])
+            #expect(all[ref.hash]?.length == ref.length)
+        }
+        #expect(try store.locations(ofVersion: Hash256.sha256([1, 2, 3])).isEmpty)
+
+        // A remembered location of another length is not tried.
+        let shorter = ChunkLocation(
+            path: copy, offset: 0, length: chunk.length - 1, kind: .indexedFile(expected: copyGuard))
+        #expect(try read(trying: shorter).from == found.from)
+    }
+
     @Test func referenceCountsFollowVersions() throws {
         let dir = try TemporaryDirectory()
         let store = try ChunkStore(path: dir.file("store.sqlite"))

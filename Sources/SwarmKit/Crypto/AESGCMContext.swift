@@ -115,11 +115,26 @@ final class AESGCMContext: @unchecked Sendable {
         counter: UInt64, ad: UnsafeRawBufferPointer,
         plaintext: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer
     ) {
-        precondition(out.count == plaintext.count + NoiseCipher.tagLength)
+        seal(
+            counter: counter, ad: ad, plaintext: plaintext, then: UnsafeRawBufferPointer(start: nil, count: 0),
+            into: out)
+    }
+
+    /// As `seal(counter:ad:plaintext:into:)` for the plaintext `first` followed by `second`, two buffers that need not
+    /// be adjacent: the message is sealed as if they were one (`out.count == first.count + second.count + 16`), and
+    /// neither is copied to make them so. Neither may overlap `out`.
+    func seal(
+        counter: UInt64, ad: UnsafeRawBufferPointer, plaintext first: UnsafeRawBufferPointer,
+        then second: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer
+    ) {
+        let count = first.count + second.count
+        precondition(out.count == count + NoiseCipher.tagLength)
+        let output = Self.mutableBytes(out)!
         let sealed = withContext(nonce: counter) { ctx, nonce in
             Self.begin(ctx, nonce: nonce, encrypt: true, ad: ad)
-                && Self.update(ctx, Self.bytes(plaintext), Self.mutableBytes(out), count: plaintext.count)
-                && Self.sealFinal(ctx, tag: Self.mutableBytes(out)! + plaintext.count)
+                && Self.update(ctx, Self.bytes(first), output, count: first.count)
+                && Self.update(ctx, Self.bytes(second), output + first.count, count: second.count)
+                && Self.sealFinal(ctx, tag: output + count)
         }
         precondition(sealed, "BoringSSL's AES-256-GCM refused to encrypt")
     }

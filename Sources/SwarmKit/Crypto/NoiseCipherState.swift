@@ -57,6 +57,28 @@ public struct NoiseCipherState: Sendable {
         nonce += 1
     }
 
+    /// Noise `EncryptWithAd(ad, plaintext)` for the plaintext `first` followed by `second`, into `out`
+    /// (`ciphertextCount(forPlaintext: first.count + second.count)` bytes). AESGCM seals the two where they are
+    /// (`AESGCMContext.seal(counter:ad:plaintext:then:into:)`); ChaChaPoly, which libsodium seals only whole, joins
+    /// them in a scratch buffer first.
+    mutating func encryptWithAd(
+        _ ad: UnsafeRawBufferPointer, plaintext first: UnsafeRawBufferPointer, then second: UnsafeRawBufferPointer,
+        into out: UnsafeMutableRawBufferPointer
+    ) throws(NoiseError) {
+        if second.isEmpty { return try encryptWithAd(ad, plaintext: first, into: out) }
+        if let aesGCM, key != nil {
+            guard nonce != .max else { throw .nonceExhausted }
+            aesGCM.seal(counter: nonce, ad: ad, plaintext: first, then: second, into: out)
+            nonce += 1
+            return
+        }
+        let joined = UnsafeMutableRawBufferPointer.allocate(byteCount: first.count + second.count, alignment: 16)
+        defer { joined.deallocate() }
+        if !first.isEmpty { joined.copyMemory(from: first) }
+        UnsafeMutableRawBufferPointer(rebasing: joined[first.count...]).copyMemory(from: second)
+        try encryptWithAd(ad, plaintext: UnsafeRawBufferPointer(joined), into: out)
+    }
+
     /// Noise `DecryptWithAd(ad, ciphertext)` into `out`. The nonce advances only when the tag verifies.
     mutating func decryptWithAd(
         _ ad: UnsafeRawBufferPointer, ciphertext: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer

@@ -65,6 +65,16 @@ public struct NoiseTransport: Sendable {
         try send.encryptWithAd(UnsafeRawBufferPointer(start: nil, count: 0), plaintext: plaintext, into: out)
     }
 
+    /// Encrypts one frame whose plaintext is `first` followed by `second` (at most `maxPlaintextLength` together),
+    /// without joining them first: `out.count` must be `first.count + second.count + 16`.
+    public mutating func seal(
+        _ first: UnsafeRawBufferPointer, then second: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer
+    ) throws(NoiseError) {
+        precondition(first.count + second.count <= Self.maxPlaintextLength, "frame plaintext over the limit")
+        if send.nonce != 0, send.nonce % rekeyInterval == 0 { send.rekey() }
+        try send.encryptWithAd(UnsafeRawBufferPointer(start: nil, count: 0), plaintext: first, then: second, into: out)
+    }
+
     /// Decrypts one frame into `out` (`ciphertext.count - 16` bytes). A failure is fatal for the session.
     public mutating func open(
         _ ciphertext: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer

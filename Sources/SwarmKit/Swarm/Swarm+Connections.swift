@@ -147,8 +147,10 @@ extension Swarm {
     /// (`PeerSender`), pieces with `send` (waits while the backlog is over the queue limit) and manifest pages with
     /// `sendAndWait` (one page in flight at a time). The chunk being served is read once, off the actor, and the next
     /// chunk queued is read while this one's blocks go out: reading a chunk (a `pread` on the thread pool and the hops
-    /// there and back) left the connection without data to send at each chunk boundary.
-    nonisolated func uploadLoop(
+    /// there and back) left the connection without data to send at each chunk boundary. The loop runs on the actor:
+    /// taking an item and noting a block sent are plain calls, and `send` does not leave the actor (it suspends only
+    /// while the queue is full), where each block used to hop onto the actor and off it again twice.
+    func uploadLoop(
         _ link: LinkID, sender: LinkSender, items: AsyncStream<UploadItem>
     ) async throws {
         var cache: (chunk: Int, bytes: ByteBuffer)?
@@ -156,7 +158,7 @@ extension Swarm {
         defer { ahead?.read.cancel() }
         do {
             for await item in items {
-                switch await take(item, by: link) {
+                switch take(item, by: link) {
                 case .none:
                     continue
                 case .page(let page):
@@ -186,11 +188,11 @@ extension Swarm {
                     if delay > 0 { try await Task.sleep(for: .seconds(delay)) }
                     try await sender.send(
                         .piece(Piece(chunk: block.chunk, offset: block.offset, data: data)))
-                    await feed(.blockSent(link, block))
+                    feed(.blockSent(link, block))
                 }
             }
         } catch let error as PeerSendError {
-            if case .backlogExceeded = error { await feed(.backlogFull(link)) }
+            if case .backlogExceeded = error { feed(.backlogFull(link)) }
         }
     }
 
@@ -230,18 +232,30 @@ extension Swarm {
         let store = self.store
         let hash = manifest.chunks[chunk].hash
         let length = manifest.chunks[chunk].length
+        let known = chunkLocations[hash]
+        // The first read from the store looks up where every chunk of the version is, in one query.
+        let locateAll = store != nil && !chunkLocationsLoaded
+        chunkLocationsLoaded = chunkLocationsLoaded || locateAll
+        let root = self.root
         do {
-            var bytes = try await NIOThreadPool.singleton.runIfActive { () throws -> ByteBuffer? in
+            var (bytes, location, located) = try await NIOThreadPool.singleton.runIfActive {
+                () throws -> (ByteBuffer?, ChunkLocation?, [Hash256: ChunkLocation]) in
                 var buffer = ByteBufferAllocator().buffer(capacity: length)
+                var location: ChunkLocation?
+                var located: [Hash256: ChunkLocation] = [:]
                 let read = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { raw in
                     let target = UnsafeMutableRawBufferPointer(rebasing: raw[0..<length])
                     if let sink, try sink.readChunk(chunk, into: target) { return length }
                     guard let store else { return 0 }
-                    try store.readChunk(hash, into: target)
+                    if locateAll { located = (try? store.locations(ofVersion: root)) ?? [:] }
+                    location = try store.readChunk(hash, into: target, tryingFirst: known ?? located[hash])
                     return length
                 }
-                return read == length ? buffer : nil
+                return (read == length ? buffer : nil, location, located)
             }
+            // At most one location per chunk hash of the version: bounded by its manifest.
+            if !located.isEmpty { chunkLocations.merge(located) { current, _ in current } }
+            if let location, location != chunkLocations[hash] { chunkLocations[hash] = location }
             if options.corruptEveryNthUpload > 0, let length = bytes?.readableBytes {
                 uploadsSinceCorruption += 1
                 if uploadsSinceCorruption % options.corruptEveryNthUpload == 0,

@@ -42,6 +42,10 @@ public actor Swarm {
 
     var sink: DownloadSink?
     var store: ChunkStore?
+    /// Where each chunk served from the store was last read (`ChunkStore.readChunk(_:into:tryingFirst:)`).
+    var chunkLocations: [Hash256: ChunkLocation] = [:]
+    /// Whether the locations of the whole version were looked up (`ChunkStore.locations(ofVersion:)`).
+    var chunkLocationsLoaded = false
     var webSeed: (any WebSeed)?
     /// Chunks being assembled from peers' pieces, and the server's answers, until the engine says what to do.
     var assemblies: [AssemblyKey: ChunkAssembly] = [:]

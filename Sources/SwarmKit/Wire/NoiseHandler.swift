@@ -176,9 +176,16 @@ final class NoiseHandler: ChannelDuplexHandler {
         let maxPlain = NoiseTransport.maxPlaintextLength
         if pending.readableBytes > 0 {
             let take = min(maxPlain - pending.readableBytes, data.readableBytes)
-            var head = data.readSlice(length: take)!
-            pending.writeBuffer(&head)
-            if pending.readableBytes == maxPlain { sealPending(context: context) }
+            let head = data.readSlice(length: take)!
+            if pending.readableBytes + take == maxPlain {
+                // A full frame: `pending` (a piece's header, say) and the caller's bytes sealed where they are, not
+                // copied together first (that copy was half of every block a seeder sent).
+                seal(context: context, from: &pending, then: head)
+                pending.clear()
+            } else {
+                var head = head
+                pending.writeBuffer(&head)
+            }
         }
         // Full frames straight from the caller's buffer, without copying them into `pending`.
         while data.readableBytes >= maxPlain, case .established = state {
@@ -198,17 +205,25 @@ final class NoiseHandler: ChannelDuplexHandler {
         pending.clear()
     }
 
-    /// Seals all readable bytes of `plaintext` (at most 65519) into one frame and writes it.
-    private func seal(context: ChannelHandlerContext, from plaintext: inout ByteBuffer) {
+    /// Seals all readable bytes of `plaintext`, then those of `more` (at most 65519 together), into one frame and
+    /// writes it.
+    private func seal(context: ChannelHandlerContext, from plaintext: inout ByteBuffer, then more: ByteBuffer? = nil) {
         guard case .established(var transport) = state else { return }
-        let count = plaintext.readableBytes
+        let first = plaintext.readableBytes
+        let count = first + (more?.readableBytes ?? 0)
         var frame = context.channel.allocator.buffer(capacity: 2 + count + NoiseCipher.tagLength)
         frame.writeInteger(UInt16(count + NoiseCipher.tagLength))
         do {
             _ = try plaintext.withUnsafeReadableBytes { input in
                 try frame.writeWithUnsafeMutableBytes(minimumWritableBytes: count + NoiseCipher.tagLength) { out in
-                    try transport.seal(
-                        input, into: UnsafeMutableRawBufferPointer(rebasing: out[0..<(count + NoiseCipher.tagLength)]))
+                    let sealed = UnsafeMutableRawBufferPointer(rebasing: out[0..<(count + NoiseCipher.tagLength)])
+                    if let more {
+                        try more.withUnsafeReadableBytes { second in
+                            try transport.seal(input, then: second, into: sealed)
+                        }
+                    } else {
+                        try transport.seal(input, into: sealed)
+                    }
                     return count + NoiseCipher.tagLength
                 }
             }
@@ -219,7 +234,7 @@ final class NoiseHandler: ChannelDuplexHandler {
             context.close(promise: nil)
             return
         }
-        plaintext.moveReaderIndex(forwardBy: count)
+        plaintext.moveReaderIndex(forwardBy: first)
         state = .established(transport)
         sealedBytes += UInt64(count)
         var done: EventLoopPromise<Void>?

@@ -137,13 +137,16 @@ public final class PeerSender: Sendable {
     ///
     /// - Throws: `PeerSendError` (`connectionClosed`, or `backlogExceeded` when control messages filled the backlog
     ///   meanwhile), or `CancellationError`.
-    public func send(_ message: WireMessage) async throws {
+    ///
+    /// Runs in the caller's isolation (`nonisolated(nonsending)`): a seeder's upload loop, on its swarm's actor, sends
+    /// each block without leaving the actor and coming back, and does not suspend at all while there is room.
+    public nonisolated(nonsending) func send(_ message: WireMessage) async throws {
         try await wait(untilAtMost: bulkLimit)
         _ = try write([message], wantsFuture: false)
     }
 
     /// Like `send`, then waits until `message` itself has been written: one such message is in flight at a time.
-    public func sendAndWait(_ message: WireMessage) async throws {
+    public nonisolated(nonsending) func sendAndWait(_ message: WireMessage) async throws {
         try await wait(untilAtMost: bulkLimit)
         try await write([message], wantsFuture: true)?.get()
     }
@@ -212,11 +215,16 @@ public final class PeerSender: Sendable {
         for waiter in waiting { waiter.continuation.resume(throwing: PeerSendError.connectionClosed) }
     }
 
-    private func wait(untilAtMost threshold: Int) async throws {
-        let id = state.withLock { state in
+    private nonisolated(nonsending) func wait(untilAtMost threshold: Int) async throws {
+        // Room already (the common case while the peer reads): no continuation, so the task does not suspend.
+        if Task.isCancelled { throw CancellationError() }
+        let id: UInt64? = try state.withLock { state throws(PeerSendError) in
+            if state.closed { throw .connectionClosed }
+            guard state.backlog > threshold else { return nil }
             state.nextWaiterID += 1
             return state.nextWaiterID
         }
+        guard let id else { return }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 let resume: (any Error)?? = state.withLock { state in

@@ -396,12 +396,12 @@ public struct LinkSender: Sendable {
     }
 
     /// See `PeerSender.send(_:)`.
-    public func send(_ message: WireMessage) async throws {
+    public nonisolated(nonsending) func send(_ message: WireMessage) async throws {
         try await base.send(marked(message))
     }
 
     /// See `PeerSender.sendAndWait(_:)`.
-    public func sendAndWait(_ message: WireMessage) async throws {
+    public nonisolated(nonsending) func sendAndWait(_ message: WireMessage) async throws {
         try await base.sendAndWait(marked(message))
     }
 
