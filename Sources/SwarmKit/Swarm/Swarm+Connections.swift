@@ -147,10 +147,11 @@ extension Swarm {
     /// (`PeerSender`), pieces with `send` (waits while the backlog is over the queue limit) and manifest pages with
     /// `sendAndWait` (one page in flight at a time). The chunk being served is read once, off the actor, and the next
     /// chunk queued is read while this one's blocks go out: reading a chunk (a `pread` on the thread pool and the hops
-    /// there and back) left the connection without data to send at each chunk boundary. The loop runs on the actor:
-    /// taking an item and noting a block sent are plain calls, and `send` does not leave the actor (it suspends only
-    /// while the queue is full), where each block used to hop onto the actor and off it again twice.
-    func uploadLoop(
+    /// there and back) left the connection without data to send at each chunk boundary.
+    ///
+    /// Not on the actor: there it saved a tenth of a one-to-one seeder's concurrency threads but no measurable time,
+    /// and the NAT swarm benchmark finished later (docs/benchmarks.md, "One-to-one, fifth part").
+    nonisolated func uploadLoop(
         _ link: LinkID, sender: LinkSender, items: AsyncStream<UploadItem>
     ) async throws {
         var cache: (chunk: Int, bytes: ByteBuffer)?
@@ -158,7 +159,7 @@ extension Swarm {
         defer { ahead?.read.cancel() }
         do {
             for await item in items {
-                switch take(item, by: link) {
+                switch await take(item, by: link) {
                 case .none:
                     continue
                 case .page(let page):
@@ -188,11 +189,11 @@ extension Swarm {
                     if delay > 0 { try await Task.sleep(for: .seconds(delay)) }
                     try await sender.send(
                         .piece(Piece(chunk: block.chunk, offset: block.offset, data: data)))
-                    feed(.blockSent(link, block))
+                    await feed(.blockSent(link, block))
                 }
             }
         } catch let error as PeerSendError {
-            if case .backlogExceeded = error { feed(.backlogFull(link)) }
+            if case .backlogExceeded = error { await feed(.backlogFull(link)) }
         }
     }
 
