@@ -39,14 +39,30 @@ struct StoreTests {
         #expect(try store.readChunk(try #require(try store.manifest(root: one.root)).chunks[0].hash) == [7])
     }
 
+    /// A store in a fresh folder with one file of 200,000 random bytes indexed in it, and that version's first chunk.
+    struct OneFile {
+        let dir: TemporaryDirectory
+        let store: ChunkStore
+        let data: [UInt8]
+        let path: String
+        let version: IndexOutcome
+        let chunk: ChunkRef
+
+        init(seed: UInt64) throws {
+            dir = try TemporaryDirectory()
+            store = try ChunkStore(path: dir.file("store.sqlite"))
+            var random = SeededBytes(seed: seed)
+            data = random.bytes(200_000)
+            path = try dir.write("a.bin", data)
+            version = try store.index(file: path, parameters: .small)
+            chunk = try #require(try store.manifest(root: version.root)).chunks[0]
+        }
+    }
+
     @Test func changedFileIsDetectedAndNotServedStale() throws {
-        let dir = try TemporaryDirectory()
-        let store = try ChunkStore(path: dir.file("store.sqlite"))
-        var random = SeededBytes(seed: 12)
-        var data = random.bytes(200_000)
-        let path = try dir.write("a.bin", data)
-        let first = try store.index(file: path, parameters: .small)
-        let chunk = try #require(try store.manifest(root: first.root)).chunks[0]
+        let one = try OneFile(seed: 12)
+        let (store, path, first, chunk) = (one.store, one.path, one.version, one.chunk)
+        var data = one.data
         #expect(try store.readChunk(chunk.hash) == Array(data[0..<chunk.length]))
 
         // Same size, new bytes at the start: the guard (mtime) no longer matches.
@@ -66,13 +82,9 @@ struct StoreTests {
     /// A location remembered from an earlier read (a seeder's cache) is read again without asking the index, and only
     /// while its guard holds: once its file changed, the read goes back to the index.
     @Test func aRememberedLocationIsTriedFirstAndOnlyWhileValid() throws {
-        let dir = try TemporaryDirectory()
-        let store = try ChunkStore(path: dir.file("store.sqlite"))
-        var random = SeededBytes(seed: 14)
-        var data = random.bytes(200_000)
-        let indexed = try dir.write("a.bin", data)
-        let version = try store.index(file: indexed, parameters: .small)
-        let chunk = try #require(try store.manifest(root: version.root)).chunks[0]
+        let one = try OneFile(seed: 14)
+        let (dir, store, indexed, version, chunk) = (one.dir, one.store, one.path, one.version, one.chunk)
+        var data = one.data
         func read(trying known: ChunkLocation?) throws -> (bytes: [UInt8], from: ChunkLocation) {
             var bytes = [UInt8](repeating: 0, count: chunk.length)
             let from = try bytes.withUnsafeMutableBytes {
