@@ -110,16 +110,15 @@ struct StoreTests {
         #expect(again.from == found.from)
         #expect(again.bytes[0] == data[0] ^ 0xff)
 
-        // The whole version's locations in one lookup: every chunk, each where the index would find it first.
+        // The indexed file that holds the version: each chunk's location there is the one the index gives.
         let manifest = try #require(try store.manifest(root: version.root))
-        let all = try store.locations(ofVersion: version.root)
-        #expect(Set(all.keys) == Set(manifest.chunks.map(\.hash)))
+        let file = try #require(try store.indexedFile(ofVersion: version.root))
+        #expect(file.path == indexed)
         for (index, ref) in manifest.chunks.enumerated() {
-            #expect(all[ref.hash]?.path == indexed)
-            #expect(all[ref.hash]?.offset == manifest.offsets[index])
-            #expect(all[ref.hash]?.length == ref.length)
+            let location = file.location(offset: manifest.offsets[index], length: ref.length)
+            #expect(try store.locations(of: ref.hash).contains(location))
         }
-        #expect(try store.locations(ofVersion: Hash256.sha256([1, 2, 3])).isEmpty)
+        #expect(try store.indexedFile(ofVersion: Hash256.sha256([1, 2, 3])) == nil)
 
         // A remembered location of another length is not tried.
         let shorter = ChunkLocation(

@@ -17,6 +17,18 @@ public struct ChunkLocation: Sendable, Equatable {
     public var kind: Kind
 }
 
+/// An indexed file that holds one whole version (`ChunkStore.indexedFile(ofVersion:)`): where each of its chunks is,
+/// valid while the file's guard holds.
+public struct VersionFile: Sendable, Equatable {
+    public var path: String
+    public var expected: FileGuard
+
+    /// The chunk that starts at `offset` of the version and has `length` bytes.
+    public func location(offset: Int64, length: Int) -> ChunkLocation {
+        ChunkLocation(path: path, offset: offset, length: length, kind: .indexedFile(expected: expected))
+    }
+}
+
 extension ChunkStore {
     /// Every place the chunk's bytes can be read from: indexed files first, then verified chunks of downloads.
     public func locations(of hash: Hash256) throws(ChunkStoreError) -> [ChunkLocation] {
@@ -62,35 +74,28 @@ extension ChunkStore {
         }
     }
 
-    /// Where each chunk of the version with content root `root` can be read in an indexed file that holds that version
-    /// (the first such file; nothing if no indexed file is that version), found with one query: a seeder serving the
-    /// version reads its chunks from there (`readChunk(_:into:tryingFirst:)`) instead of searching the index for each.
-    public func locations(ofVersion root: Hash256) throws(ChunkStoreError) -> [Hash256: ChunkLocation] {
+    /// An indexed file that holds the version with content root `root` (the first indexed, if several do), or nil: a
+    /// seeder serving that version reads each chunk at its offset there (`VersionFile.location`, tried first by
+    /// `readChunk(_:into:tryingFirst:)`) instead of searching the index for every chunk, in constant memory whatever
+    /// the version's size.
+    public func indexedFile(ofVersion root: Hash256) throws(ChunkStoreError) -> VersionFile? {
         let blob = Data(root.bytes)
         return try run {
             try pool.read { db in
-                let rows = try Row.fetchCursor(
-                    db,
-                    sql: """
-                        SELECT file.path, file.size, file.mtimeNs, file.inode, file.device, vc.chunkHash, vc.offset,
-                            vc.length
-                        FROM version v JOIN file ON file.versionId = v.id JOIN versionChunk vc ON vc.versionId = v.id
-                        WHERE v.root = ? AND file.id = (SELECT min(id) FROM file WHERE versionId = v.id)
-                        ORDER BY vc.idx
-                        """, arguments: [blob])
-                var result: [Hash256: ChunkLocation] = [:]
-                while let row = try rows.next() {
-                    guard let hash = Hash256(bytes: [UInt8](row["chunkHash"] as Data)), result[hash] == nil else {
-                        continue
-                    }
-                    let expected = FileGuard(
+                guard
+                    let row = try Row.fetchOne(
+                        db,
+                        sql: """
+                            SELECT file.path, file.size, file.mtimeNs, file.inode, file.device
+                            FROM version v JOIN file ON file.versionId = v.id
+                            WHERE v.root = ? ORDER BY file.id LIMIT 1
+                            """, arguments: [blob])
+                else { return nil }
+                return VersionFile(
+                    path: row["path"],
+                    expected: FileGuard(
                         size: row["size"], mtimeNanoseconds: row["mtimeNs"],
-                        inode: UInt64(bitPattern: row["inode"]), device: UInt64(bitPattern: row["device"]))
-                    result[hash] = ChunkLocation(
-                        path: row["path"], offset: row["offset"], length: row["length"],
-                        kind: .indexedFile(expected: expected))
-                }
-                return result
+                        inode: UInt64(bitPattern: row["inode"]), device: UInt64(bitPattern: row["device"])))
             }
         }
     }

@@ -233,30 +233,38 @@ extension Swarm {
         let store = self.store
         let hash = manifest.chunks[chunk].hash
         let length = manifest.chunks[chunk].length
-        let known = chunkLocations[hash]
-        // The first read from the store looks up where every chunk of the version is, in one query.
-        let locateAll = store != nil && !chunkLocationsLoaded
-        chunkLocationsLoaded = chunkLocationsLoaded || locateAll
+        let offset = manifest.offsets[chunk]
+        // The first read from the store looks up the indexed file that holds the version; later reads go straight to
+        // the chunk's offset there while the file is unchanged.
+        let known = versionFile?.location(offset: offset, length: length)
+        let lookUp = store != nil && !versionFileLookedUp
+        if lookUp { versionFileLookedUp = true }
         let root = self.root
         do {
-            var (bytes, location, located) = try await NIOThreadPool.singleton.runIfActive {
-                () throws -> (ByteBuffer?, ChunkLocation?, [Hash256: ChunkLocation]) in
+            var (bytes, location, found) = try await NIOThreadPool.singleton.runIfActive {
+                () throws -> (ByteBuffer?, ChunkLocation?, VersionFile?) in
                 var buffer = ByteBufferAllocator().buffer(capacity: length)
                 var location: ChunkLocation?
-                var located: [Hash256: ChunkLocation] = [:]
+                var found: VersionFile?
                 let read = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { raw in
                     let target = UnsafeMutableRawBufferPointer(rebasing: raw[0..<length])
+                    if lookUp { found = try? store?.indexedFile(ofVersion: root) }
                     if let sink, try sink.readChunk(chunk, into: target) { return length }
                     guard let store else { return 0 }
-                    if locateAll { located = (try? store.locations(ofVersion: root)) ?? [:] }
-                    location = try store.readChunk(hash, into: target, tryingFirst: known ?? located[hash])
+                    let first = known ?? found?.location(offset: offset, length: length)
+                    location = try store.readChunk(hash, into: target, tryingFirst: first)
+                    // Read elsewhere: that file no longer holds the version as indexed.
+                    if location != first { found = nil }
                     return length
                 }
-                return (read == length ? buffer : nil, location, located)
+                return (read == length ? buffer : nil, location, found)
             }
-            // At most one location per chunk hash of the version: bounded by its manifest.
-            if !located.isEmpty { chunkLocations.merge(located) { current, _ in current } }
-            if let location, location != chunkLocations[hash] { chunkLocations[hash] = location }
+            if lookUp { versionFile = found }
+            if let known, location != nil, location != known {
+                // The file changed: look it up again at the next read (it may have been indexed anew).
+                versionFile = nil
+                versionFileLookedUp = false
+            }
             if options.corruptEveryNthUpload > 0, let length = bytes?.readableBytes {
                 uploadsSinceCorruption += 1
                 if uploadsSinceCorruption % options.corruptEveryNthUpload == 0,

@@ -83,7 +83,7 @@ extension Swarm {
     public func fetchFinished(store: ChunkStore) -> Bool {
         self.store = store
         self.sink = nil
-        chunkLocationsLoaded = false  // the version is indexed now: look its chunks up again
+        versionFileLookedUp = false  // the version is indexed now: look its file up again
         feed(.fetchFinished)
         return engine.superSeeder != nil
     }

@@ -42,10 +42,10 @@ public actor Swarm {
 
     var sink: DownloadSink?
     var store: ChunkStore?
-    /// Where each chunk served from the store was last read (`ChunkStore.readChunk(_:into:tryingFirst:)`).
-    var chunkLocations: [Hash256: ChunkLocation] = [:]
-    /// Whether the locations of the whole version were looked up (`ChunkStore.locations(ofVersion:)`).
-    var chunkLocationsLoaded = false
+    /// The indexed file that holds this version, where chunks served from the store are read first
+    /// (`ChunkStore.indexedFile(ofVersion:)`), and whether it was looked up since the store or the file changed.
+    var versionFile: VersionFile?
+    var versionFileLookedUp = false
     var webSeed: (any WebSeed)?
     /// Chunks being assembled from peers' pieces, and the server's answers, until the engine says what to do.
     var assemblies: [AssemblyKey: ChunkAssembly] = [:]
