@@ -134,10 +134,14 @@ extension SwarmEngine {
 
     /// Keeps the peer's pipeline full: as many chunks in flight as its bandwidth-delay product needs.
     mutating func fill(_ link: LinkID) {
-        guard fetching, storingBytes < Self.maxStoringBytes, var picker, var peer = links[link], !peer.peerChoking,
+        guard fetching, storingBytes < Self.maxStoringBytes, picker != nil, var peer = links[link], !peer.peerChoking,
             peer.amInterested,
             let manifest, let theirs = peer.theirs
         else { return }
+        // The picker is taken out while it changes and put back on the way out: changed as a copy while the engine
+        // still held it, its tables were copied at every block that arrived. Nothing called below reads it.
+        var picker = self.picker.take()!
+        defer { self.picker = picker }
         if peer.inheritsRequests {
             // Requests inherited from a replaced connection of this peer (`handOver`) go out first: their missing
             // blocks only, or the chunk is wanted again if this connection's announcements lack it.
@@ -155,7 +159,6 @@ extension SwarmEngine {
                 }
             }
             links[link] = peer
-            self.picker = picker
             send(resent, to: link)
         }
         var room = peer.pipeline.depth(chunkSize: manifest.averageChunkLength) - peer.outstanding.count
@@ -190,7 +193,6 @@ extension SwarmEngine {
         }
         let picks = picker.next(
             for: link, limit: room, restrictedTo: restricted, late: picker.isEndgame ? lateChunks() : [], using: &rng)
-        self.picker = picker
         guard !picks.isEmpty else { return }
         var requests: [OutboundMessage] = []
         for chunk in picks {

@@ -100,7 +100,7 @@ extension SwarmEngine {
         peer.earlyHaves = nil
         peer.theirs = theirs
         links[link] = peer
-        if var seeder = superSeeder {
+        if var seeder = superSeeder.take() {
             var released: [LinkID] = []
             for index in confirmed { seeder.arrived(index, at: link) }
             for index in added {
@@ -110,14 +110,14 @@ extension SwarmEngine {
                     released.append(first)
                 }
             }
-            superSeeder = seeder
-            if !seeder.isActive {
+            superSeeder = consume seeder
+            if !superSeeder!.isActive {
                 superSeedingSettles()
             } else {
                 // Offers made before this peer's announcements (a peer that joined late, from the web seed) may name
                 // chunks it has: replace them with ones it lacks, or it would wait for offers that never come. Only
                 // then: a top-up scans for candidates, and doing it at every `have` would be quadratic over a file.
-                let offered = seeder.offers(for: link)
+                let offered = superSeeder!.offers(for: link)
                 if !offered.isEmpty, added.contains(where: offered.contains) { offerNext(to: link) }
                 // Peers whose first copies this announcement spread may take more.
                 for first in released where first != link { offerNext(to: first) }

@@ -178,7 +178,7 @@ extension SwarmEngine {
         if byKey[peer.deviceKey] == link { byKey[peer.deviceKey] = nil }
         for (chunk, _) in peer.outstandingByAge { emit(.discard(chunk: chunk, from: .peer(link))) }
         picker?.peerLeft(link)
-        if var seeder = superSeeder {
+        if var seeder = superSeeder.take() {
             seeder.withdraw(link)
             // Chunks that left this origin once and that no connected peer holds any more are offered again.
             var lost = 0
@@ -190,7 +190,7 @@ extension SwarmEngine {
                     lost += 1
                 }
             }
-            superSeeder = seeder
+            superSeeder = consume seeder
             if lost > 0 {
                 log(.debug, "chunks lost with a departing peer, offered again", ["chunks": "\(lost)"])
                 for other in order { offerNext(to: other) }
@@ -261,12 +261,12 @@ extension SwarmEngine {
     static let superSeedArrival = 1.0
 
     mutating func offerNext(to link: LinkID) {
-        guard var seeder = superSeeder, let peer = links[link], let manifest else { return }
+        guard superSeeder != nil, let peer = links[link], let manifest else { return }
         let interested = links.values.filter(\.peerInterested).count
-        let offers = seeder.nextOffers(
-            for: link, lacking: peer.theirs ?? ChunkSet(count: manifest.chunks.count), limit: superSeedWindow,
+        let window = superSeedWindow
+        let offers = superSeeder!.nextOffers(
+            for: link, lacking: peer.theirs ?? ChunkSet(count: manifest.chunks.count), limit: window,
             spread: interested > 1 ? Self.superSeedSpread : nil, patience: Self.superSeedPatience, now: now)
-        superSeeder = seeder
         send(offers.map { .have(chunk: UInt32($0)) }, to: link)
     }
 

@@ -46,17 +46,18 @@ extension SwarmEngine {
         guard links[link] != nil else { return }
         if links[link]!.relayed { counters.bytesUploadedRelayed += Int64(bytes) }
         links[link]?.sendMeter.add(bytes, at: now)
-        guard var seeder = superSeeder, let manifest else { return }
+        guard superSeeder != nil, let manifest else { return }
         let chunk = Int(block.chunk)
         guard Int(block.offset) + bytes == manifest.chunks[chunk].length else { return }
-        seeder.sent(chunk, to: link, at: now)
-        superSeeder = seeder
+        // The super-seeder is changed in place, here and wherever it changes per chunk: a copy of it changed while
+        // the engine still held it copied its tables (several with an entry per chunk) at every chunk sent.
+        superSeeder!.sent(chunk, to: link, at: now)
         if links[link]?.theirs != nil { links[link]?.theirs?.insert(chunk) }
-        guard seeder.isActive else { return superSeedingSettles() }
+        guard superSeeder!.isActive else { return superSeedingSettles() }
         offerNext(to: link)
         // Peers that found nothing to be offered earlier (every unsent chunk was offered elsewhere) get offers.
         let window = superSeedWindow
-        for other in order where other != link && seeder.offers(for: other).count < window {
+        for other in order where other != link && (superSeeder?.offers(for: other).count ?? window) < window {
             offerNext(to: other)
         }
     }
@@ -117,10 +118,9 @@ extension SwarmEngine {
     /// Time-driven work: overdue requests, interest, the manifest's wait, stalls and the regular rechoke.
     mutating func tick() {
         if chokeDirty || now - lastChoke >= 10 { rechoke() }
-        if var seeder = superSeeder {
-            seeder.expireArrivals(now: now, patience: Self.superSeedArrival)
-            superSeeder = seeder
-            if !seeder.isActive {
+        if superSeeder != nil {
+            superSeeder!.expireArrivals(now: now, patience: Self.superSeedArrival)
+            if !superSeeder!.isActive {
                 superSeedingSettles()
                 if let endsAt = superSeedEndsAt, now >= endsAt { endSuperSeeding() }
             } else {
@@ -128,10 +128,11 @@ extension SwarmEngine {
                 superSeedEndsAt = nil
             }
         }
-        if let seeder = superSeeder {
+        if superSeeder != nil {
             // Offers held back while a peer's first copies had not spread, once they are too old to wait for.
             let window = superSeedWindow
-            for link in order where links[link]!.peerInterested && seeder.offers(for: link).count < window {
+            for link in order
+            where links[link]!.peerInterested && (superSeeder?.offers(for: link).count ?? window) < window {
                 offerNext(to: link)
             }
         }
