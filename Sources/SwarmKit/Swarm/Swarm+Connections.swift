@@ -149,8 +149,8 @@ extension Swarm {
     /// chunk queued is read while this one's blocks go out: reading a chunk (a `pread` on the thread pool and the hops
     /// there and back) left the connection without data to send at each chunk boundary.
     ///
-    /// Not on the actor: there it saved a tenth of a one-to-one seeder's concurrency threads but no measurable time,
-    /// and the NAT swarm benchmark finished later (docs/benchmarks.md, "One-to-one, fifth part").
+    /// Not on the actor: there it saved a tenth of a one-to-one seeder's concurrency threads but no measurable time
+    /// (docs/benchmarks.md, "One-to-one, fifth part").
     nonisolated func uploadLoop(
         _ link: LinkID, sender: LinkSender, items: AsyncStream<UploadItem>
     ) async throws {
