@@ -71,9 +71,7 @@ extension ChunkStore {
                             FROM file JOIN version ON version.id = file.versionId WHERE file.path = ?
                             """, arguments: [path])
                 else { return nil }
-                let stored = FileGuard(
-                    size: row["size"], mtimeNanoseconds: row["mtimeNs"], inode: UInt64(bitPattern: row["inode"]),
-                    device: UInt64(bitPattern: row["device"]))
+                let stored = FileGuard(fileRow: row)
                 let storedParameters = try JSONDecoder().decode(
                     ChunkingParameters.self, from: Data((row["parameters"] as String).utf8))
                 let rootBlob: Data = row["root"]

@@ -63,9 +63,7 @@ extension ChunkStore {
                             FROM file JOIN version ON version.id = file.versionId WHERE file.path = ?
                             """, arguments: [absolute])
                 else { throw ChunkStoreError.stale(path: absolute) }
-                let indexed = FileGuard(
-                    size: row["size"], mtimeNanoseconds: row["mtimeNs"], inode: UInt64(bitPattern: row["inode"]),
-                    device: UInt64(bitPattern: row["device"]))
+                let indexed = FileGuard(fileRow: row)
                 guard indexed == current else { throw ChunkStoreError.stale(path: absolute) }
                 guard Hash256(bytes: row["root"] as Data) == root else {
                     throw ChunkStoreError.manifestMismatch("\(absolute) is indexed with another content root")
@@ -115,9 +113,7 @@ extension ChunkStore {
                     path: absolute, root: root,
                     server: ServerVersion(
                         fileid: row["fileid"], etag: row["etag"], size: row["remoteSize"], mtime: row["remoteMtime"]),
-                    guardValues: FileGuard(
-                        size: row["size"], mtimeNanoseconds: row["mtimeNs"], inode: UInt64(bitPattern: row["inode"]),
-                        device: UInt64(bitPattern: row["device"])),
+                    guardValues: FileGuard(fileRow: row),
                     source: source, recordedAt: row["recordedAt"])
             }
         }

@@ -29,6 +29,15 @@ public struct VersionFile: Sendable, Equatable {
     }
 }
 
+extension FileGuard {
+    /// The guard stored in a row of the `file` table (columns `size`, `mtimeNs`, `inode` and `device`).
+    init(fileRow row: Row) {
+        self.init(
+            size: row["size"], mtimeNanoseconds: row["mtimeNs"], inode: UInt64(bitPattern: row["inode"]),
+            device: UInt64(bitPattern: row["device"]))
+    }
+}
+
 extension ChunkStore {
     /// Every place the chunk's bytes can be read from: indexed files first, then verified chunks of downloads.
     public func locations(of hash: Hash256) throws(ChunkStoreError) -> [ChunkLocation] {
@@ -46,9 +55,7 @@ extension ChunkStore {
                             WHERE vc.chunkHash = ?
                             """), arguments: [blob])
                 for row in files {
-                    let expected = FileGuard(
-                        size: row["size"], mtimeNanoseconds: row["mtimeNs"],
-                        inode: UInt64(bitPattern: row["inode"]), device: UInt64(bitPattern: row["device"]))
+                    let expected = FileGuard(fileRow: row)
                     result.append(
                         ChunkLocation(
                             path: row["path"], offset: row["offset"], length: row["length"],
@@ -93,9 +100,7 @@ extension ChunkStore {
                 else { return nil }
                 return VersionFile(
                     path: row["path"],
-                    expected: FileGuard(
-                        size: row["size"], mtimeNanoseconds: row["mtimeNs"],
-                        inode: UInt64(bitPattern: row["inode"]), device: UInt64(bitPattern: row["device"])))
+                    expected: FileGuard(fileRow: row))
             }
         }
     }
