@@ -126,6 +126,34 @@ struct StoreTests {
         #expect(try read(trying: shorter).from == found.from)
     }
 
+    /// A version's reader serves every chunk from the file that holds it; once that file changes, from another copy
+    /// the index knows, never the changed bytes; an index outside the version is refused.
+    @Test func aVersionReaderServesFromItsFileAndFallsBackWhenItChanges() throws {
+        let one = try OneFile(seed: 15)
+        let copy = try one.dir.write("b.bin", one.data)
+        _ = try one.store.index(file: copy, parameters: .small)
+        let manifest = try #require(try one.store.manifest(root: one.version.root))
+        let reader = VersionReader(store: one.store, manifest: manifest, root: one.version.root)
+        func readAll() throws -> [UInt8] {
+            var all: [UInt8] = []
+            for (index, chunk) in manifest.chunks.enumerated() {
+                var bytes = [UInt8](repeating: 0, count: chunk.length)
+                try bytes.withUnsafeMutableBytes { try reader.readChunk(index, into: $0) }
+                all += bytes
+            }
+            return all
+        }
+        #expect(try readAll() == one.data)
+        var changed = one.data
+        for offset in manifest.offsets.dropLast() { changed[Int(offset)] ^= 0xFF }
+        try Data(changed).write(to: URL(fileURLWithPath: one.path))
+        #expect(try readAll() == one.data)
+        var buffer = [UInt8](repeating: 0, count: 1)
+        #expect(throws: ChunkStoreError.chunkIndexOutOfRange(manifest.chunks.count, count: manifest.chunks.count)) {
+            try buffer.withUnsafeMutableBytes { try reader.readChunk(manifest.chunks.count, into: $0) }
+        }
+    }
+
     @Test func referenceCountsFollowVersions() throws {
         let dir = try TemporaryDirectory()
         let store = try ChunkStore(path: dir.file("store.sqlite"))

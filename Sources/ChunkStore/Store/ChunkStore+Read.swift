@@ -17,18 +17,6 @@ public struct ChunkLocation: Sendable, Equatable {
     public var kind: Kind
 }
 
-/// An indexed file that holds one whole version (`ChunkStore.indexedFile(ofVersion:)`): where each of its chunks is,
-/// valid while the file's guard holds.
-public struct VersionFile: Sendable, Equatable {
-    public var path: String
-    public var expected: FileGuard
-
-    /// The chunk that starts at `offset` of the version and has `length` bytes.
-    public func location(offset: Int64, length: Int) -> ChunkLocation {
-        ChunkLocation(path: path, offset: offset, length: length, kind: .indexedFile(expected: expected))
-    }
-}
-
 extension FileGuard {
     /// The guard stored in a row of the `file` table (columns `size`, `mtimeNs`, `inode` and `device`).
     init(fileRow row: Row) {
@@ -81,11 +69,9 @@ extension ChunkStore {
         }
     }
 
-    /// An indexed file that holds the version with content root `root` (the first indexed, if several do), or nil: a
-    /// seeder serving that version reads each chunk at its offset there (`VersionFile.location`, tried first by
-    /// `readChunk(_:into:tryingFirst:)`) instead of searching the index for every chunk, in constant memory whatever
-    /// the version's size.
-    public func indexedFile(ofVersion root: Hash256) throws(ChunkStoreError) -> VersionFile? {
+    /// An indexed file that holds the version with content root `root` (the first indexed, if several do), or nil
+    /// (`VersionReader` reads each chunk at its offset there).
+    func indexedFile(ofVersion root: Hash256) throws(ChunkStoreError) -> VersionFile? {
         let blob = Data(root.bytes)
         return try run {
             try pool.read { db in
@@ -126,11 +112,10 @@ extension ChunkStore {
         try readChunk(hash, into: buffer, tryingFirst: nil)
     }
 
-    /// As `readChunk(_:into:)`, trying `known` first, a location this chunk was read from before (its guard checked
-    /// as every location's is): a seeder that serves the same chunks again does not search the index each time, which
-    /// was a fifth of its thread pool's time on a loopback transfer. Returns the location the bytes came from.
+    /// As `readChunk(_:into:)`, trying `known` first (its guard checked as every location's is), and searching the
+    /// index only when it fails. Returns the location the bytes came from.
     @discardableResult
-    public func readChunk(
+    func readChunk(
         _ hash: Hash256, into buffer: UnsafeMutableRawBufferPointer, tryingFirst known: ChunkLocation?
     ) throws(ChunkStoreError) -> ChunkLocation {
         guard buffer.count > 0 else { throw .chunkNotFound(hash) }

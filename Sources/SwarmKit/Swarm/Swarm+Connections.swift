@@ -225,45 +225,33 @@ extension Swarm {
         return serve
     }
 
+    /// The store's reader of this version (made once per store).
+    private func storeReader(_ manifest: Manifest) -> VersionReader? {
+        guard let store else { return nil }
+        if let reader = versionReader, reader.store === store { return reader }
+        let reader = VersionReader(store: store, manifest: manifest, root: root)
+        versionReader = reader
+        return reader
+    }
+
     /// Reads a whole chunk to serve, from the download in progress or the store, on the thread pool, straight into
     /// the buffer its blocks are sent from.
     private func readChunk(_ chunk: Int) async -> ByteBuffer? {
         guard let manifest = engine.manifest, chunk < manifest.chunks.count else { return nil }
         let sink = self.sink
-        let store = self.store
-        let hash = manifest.chunks[chunk].hash
         let length = manifest.chunks[chunk].length
-        let offset = manifest.offsets[chunk]
-        // The first read from the store looks up the indexed file that holds the version; later reads go straight to
-        // the chunk's offset there while the file is unchanged.
-        let known = versionFile?.location(offset: offset, length: length)
-        let lookUp = store != nil && !versionFileLookedUp
-        if lookUp { versionFileLookedUp = true }
-        let root = self.root
+        let reader = storeReader(manifest)
         do {
-            var (bytes, location, found) = try await NIOThreadPool.singleton.runIfActive {
-                () throws -> (ByteBuffer?, ChunkLocation?, VersionFile?) in
+            var bytes = try await NIOThreadPool.singleton.runIfActive { () throws -> ByteBuffer? in
                 var buffer = ByteBufferAllocator().buffer(capacity: length)
-                var location: ChunkLocation?
-                var found: VersionFile?
                 let read = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { raw in
                     let target = UnsafeMutableRawBufferPointer(rebasing: raw[0..<length])
-                    if lookUp { found = try? store?.indexedFile(ofVersion: root) }
                     if let sink, try sink.readChunk(chunk, into: target) { return length }
-                    guard let store else { return 0 }
-                    let first = known ?? found?.location(offset: offset, length: length)
-                    location = try store.readChunk(hash, into: target, tryingFirst: first)
-                    // Read elsewhere: that file no longer holds the version as indexed.
-                    if location != first { found = nil }
+                    guard let reader else { return 0 }
+                    try reader.readChunk(chunk, into: target)
                     return length
                 }
-                return (read == length ? buffer : nil, location, found)
-            }
-            if lookUp { versionFile = found }
-            if let known, location != nil, location != known {
-                // The file changed: look it up again at the next read (it may have been indexed anew).
-                versionFile = nil
-                versionFileLookedUp = false
+                return read == length ? buffer : nil
             }
             if options.corruptEveryNthUpload > 0, let length = bytes?.readableBytes {
                 uploadsSinceCorruption += 1

@@ -83,7 +83,7 @@ extension Swarm {
     public func fetchFinished(store: ChunkStore) -> Bool {
         self.store = store
         self.sink = nil
-        versionFileLookedUp = false  // the version is indexed now: look its file up again
+        versionReader = nil  // the version is indexed now: its file is looked up again
         feed(.fetchFinished)
         return engine.superSeeder != nil
     }

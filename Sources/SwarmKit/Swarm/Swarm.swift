@@ -42,10 +42,8 @@ public actor Swarm {
 
     var sink: DownloadSink?
     var store: ChunkStore?
-    /// The indexed file that holds this version, where chunks served from the store are read first
-    /// (`ChunkStore.indexedFile(ofVersion:)`), and whether it was looked up since the store or the file changed.
-    var versionFile: VersionFile?
-    var versionFileLookedUp = false
+    /// Reads the chunks served from `store` (made at the first such read, again when the store changes).
+    var versionReader: VersionReader?
     var webSeed: (any WebSeed)?
     /// Chunks being assembled from peers' pieces, and the server's answers, until the engine says what to do.
     var assemblies: [AssemblyKey: ChunkAssembly] = [:]
