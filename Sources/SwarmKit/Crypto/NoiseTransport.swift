@@ -65,8 +65,13 @@ public struct NoiseTransport: Sendable {
         try send.encryptWithAd(UnsafeRawBufferPointer(start: nil, count: 0), plaintext: plaintext, into: out)
     }
 
+    /// Whether `seal(_:then:into:)` seals two buffers where they are (AESGCM); ChaChaPoly joins them in a scratch
+    /// buffer, and a caller with a buffer of its own to join them in does better to use that.
+    public var sealsInParts: Bool { cipher == .aesGCM }
+
     /// Encrypts one frame whose plaintext is `first` followed by `second` (at most `maxPlaintextLength` together),
-    /// without joining them first: `out.count` must be `first.count + second.count + 16`.
+    /// without joining them first where the cipher allows (`sealsInParts`): `out.count` must be
+    /// `first.count + second.count + 16`.
     public mutating func seal(
         _ first: UnsafeRawBufferPointer, then second: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer
     ) throws(NoiseError) {

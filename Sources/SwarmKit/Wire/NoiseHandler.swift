@@ -177,7 +177,9 @@ final class NoiseHandler: ChannelDuplexHandler {
         if pending.readableBytes > 0 {
             let take = min(maxPlain - pending.readableBytes, data.readableBytes)
             let head = data.readSlice(length: take)!
-            if pending.readableBytes + take == maxPlain {
+            if pending.readableBytes + take == maxPlain, case .established(let transport) = state,
+                transport.sealsInParts
+            {
                 // A full frame: `pending` (a piece's header, say) and the caller's bytes sealed where they are, not
                 // copied together first (that copy was half of every block a seeder sent).
                 seal(context: context, from: &pending, then: head)
@@ -185,6 +187,7 @@ final class NoiseHandler: ChannelDuplexHandler {
             } else {
                 var head = head
                 pending.writeBuffer(&head)
+                if pending.readableBytes == maxPlain { sealPending(context: context) }
             }
         }
         // Full frames straight from the caller's buffer, without copying them into `pending`.
