@@ -27,6 +27,7 @@ struct HarpCommand: AsyncParsableCommand {
     static func main() async {
         // One line at a time even into a pipe or file, so scripts and tests see progress as it happens.
         lineBufferStandardOutput()
+        raiseOpenFileLimit()
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {
@@ -45,6 +46,15 @@ struct HarpCommand: AsyncParsableCommand {
             Foundation.exit(code == .validationFailure ? HarpExitCode.usage.rawValue : code.rawValue)
         }
     }
+}
+
+/// Raises the soft open-file limit to the hard limit: each peer, each relay and each spray punch's flow is one socket
+/// (the signaling server holds one per client; a spray punch up to a few hundred for a few seconds, docs/nat.md).
+private func raiseOpenFileLimit() {
+    var limit = rlimit()
+    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+    limit.rlim_cur = limit.rlim_max
+    _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
 }
 
 /// Makes standard output line-buffered, so that pipes and log files see each line as it is printed. Swift 6 refuses

@@ -254,7 +254,6 @@ struct SignalCommand: AsyncParsableCommand {
                     configuration.nextcloud = NextcloudAccount(server: url, user: user, appPassword: password)
                 }
             }
-            Self.raiseOpenFileLimit()
             var logger = Logger(label: "harp.signal") { StreamLogHandler.standardError(label: $0) }
             logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
             let server = try SignalServer(configuration: configuration, logger: logger)
@@ -276,12 +275,5 @@ struct SignalCommand: AsyncParsableCommand {
             }
         }
 
-        /// Raises the soft open-file limit to the hard limit: each peer is one socket.
-        private static func raiseOpenFileLimit() {
-            var limit = rlimit()
-            guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
-            limit.rlim_cur = limit.rlim_max
-            _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-        }
     }
 }

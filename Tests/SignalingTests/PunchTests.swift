@@ -89,8 +89,8 @@ private func metric(_ text: String, _ name: String) -> Double? {
 }
 
 extension SignalClient.Event {
-    var punch: (peer: PeerInfo, delay: Duration, id: UInt32)? {
-        if case .punch(_, let peer, let delay, let id) = self { return (peer, delay, id) }
+    var punch: (peer: PeerInfo, delay: Duration, id: UInt32, spray: SignalClient.SprayPart?)? {
+        if case .punch(_, let peer, let delay, let id, let spray) = self { return (peer, delay, id, spray) }
         return nil
     }
 }

@@ -416,9 +416,10 @@ run_pair() {  # seeder-site fetcher-site [seconds the two sites cannot reach eac
     fi
     sleep 1
     r0=$(metric harp_signal_relayed_bytes_total)
-    local pa0 ps0 pa1 ps1
+    local pa0 ps0 pa1 ps1 sp0 sp1
     pa0=$(metric harp_signal_punch_attempts_total)
     ps0=$(metric harp_signal_punch_successes_total)
+    sp0=$(metric harp_signal_spray_punches_total)
     if [ "$block" != 0 ]; then
         half_open_timeout 3 "$a" "$b"
         block_pair -I "$a" "$b"
@@ -442,6 +443,7 @@ run_pair() {  # seeder-site fetcher-site [seconds the two sites cannot reach eac
     r1=$(metric harp_signal_relayed_bytes_total)
     pa1=$(metric harp_signal_punch_attempts_total)
     ps1=$(metric harp_signal_punch_successes_total)
+    sp1=$(metric harp_signal_spray_punches_total)
     local maps_during="" maps_after="" mapped_by=""
     if [ "$a" = upnp ] || [ "$a" = pmp ]; then maps_during=$(router_mappings "$a"); fi
     kill -TERM "$seeder_pid" 2>/dev/null || true
@@ -482,9 +484,10 @@ run_pair() {  # seeder-site fetcher-site [seconds the two sites cannot reach eac
     why=$(grep -o '"why":"[^"]*"' "$dir/fetcher/stdout" | tail -n 1 | cut -d'"' -f4 || true)
     python3 - "$a" "$b" "$rc" "$verified" "$way" "${how:-}" "$t0" "$t1" "${first:-}" "$relayed" "$F" \
         "$(nat_kind "$a")" "$(nat_kind "$b")" "$((${pa1:-0} - ${pa0:-0}))" "$((${ps1:-0} - ${ps0:-0}))" \
-        "$block" "${last:-}" "${maps_during:-}" "${maps_after:-}" "${mapped_by:-}" "${why:-}" >>"$RESULTS" <<'PY'
+        "$block" "${last:-}" "${maps_during:-}" "${maps_after:-}" "${mapped_by:-}" "${why:-}" \
+        "$((${sp1:-0} - ${sp0:-0}))" >>"$RESULTS" <<'PY'
 import json, sys
-a, b, rc, verified, way, how, t0, t1, first, relayed, F, ka, kb, pa, ps, block, last, md, ma, mb, why = sys.argv[1:]
+a, b, rc, verified, way, how, t0, t1, first, relayed, F, ka, kb, pa, ps, block, last, md, ma, mb, why, sp = sys.argv[1:]
 t0, t1 = float(t0), float(t1)
 print(json.dumps({
     "seeder": a, "fetcher": b, "seederNAT": ka, "fetcherNAT": kb, "exit": int(rc), "verified": verified == "yes",
@@ -493,7 +496,7 @@ print(json.dumps({
     "way": way, "how": how or None, "why": why or None, "seconds": round(t1 - t0, 2),
     "firstByte": round(float(first) - t0, 2) if first else None,
     "relayedBytes": int(relayed), "relayedFraction": round(int(relayed) / int(F), 4),
-    "punchAttempts": int(pa), "punchSuccesses": int(ps)}))
+    "punchAttempts": int(pa), "punchSuccesses": int(ps), "sprayPunches": int(sp)}))
 PY
     tail -n 1 "$RESULTS" | sed 's/^/   /'
 }
@@ -537,6 +540,7 @@ run_swarm() {  # seeder-site fetcher-sites(comma-separated) run
     r0=$(metric harp_signal_relayed_bytes_total)
     pa0=$(metric harp_signal_punch_attempts_total)
     ps0=$(metric harp_signal_punch_successes_total)
+    sp0=$(metric harp_signal_spray_punches_total)
     for s in $fetchers; do [ "$s" != pub ] && relay_count_start "$s"; done
     t0=$(now)
     for s in $fetchers; do
@@ -554,6 +558,7 @@ run_swarm() {  # seeder-site fetcher-sites(comma-separated) run
     r1=$(metric harp_signal_relayed_bytes_total)
     pa1=$(metric harp_signal_punch_attempts_total)
     ps1=$(metric harp_signal_punch_successes_total)
+    sp1=$(metric harp_signal_spray_punches_total)
     kill -TERM "$seeder_pid" 2>/dev/null || true
     wait "$seeder_pid" 2>/dev/null || true
     local rows="" done_at verified how up down relayed_in
@@ -574,12 +579,12 @@ run_swarm() {  # seeder-site fetcher-sites(comma-separated) run
     local seeder_sent
     seeder_sent=$(grep -o '^sent [0-9.]* [KMG]iB' "$dir/seeder/stdout" | tail -n 1 | cut -d' ' -f2- || true)
     python3 - "$n" "$a" "$t0" "$((${r1:-0} - ${r0:-0}))" "$F" "$RATE_MBIT" "$((${pa1:-0} - ${pa0:-0}))" \
-        "$((${ps1:-0} - ${ps0:-0}))" "${seeder_sent:--}" $rows >>"$WORK/swarm.jsonl" <<'PY'
+        "$((${ps1:-0} - ${ps0:-0}))" "${seeder_sent:--}" "$((${sp1:-0} - ${sp0:-0}))" $rows >>"$WORK/swarm.jsonl" <<'PY'
 import json, sys
-n, a, t0, relayed, F, rate, pa, ps, seeder_sent = sys.argv[1:10]
+n, a, t0, relayed, F, rate, pa, ps, seeder_sent, sp = sys.argv[1:11]
 t0, F = float(t0), int(F)
 fetchers = {}
-for item in sys.argv[10:]:
+for item in sys.argv[11:]:
     site, fields = item.split("=", 1)
     code, verified, done, up, down, relayed_in, how = fields.split(",", 6)
     fetchers[site] = {"exit": int(code) if code.lstrip("-").isdigit() else None, "verified": verified == "yes",
@@ -592,7 +597,7 @@ print(json.dumps({
     "seconds": max(times) if all(t is not None for t in times) else None,
     "lowerBound": round(F * 8 / (float(rate) * 1e6), 2),
     "relayedBytes": int(relayed), "relayedFraction": round(int(relayed) / (F * len(fetchers)), 4),
-    "punchAttempts": int(pa), "punchSuccesses": int(ps)}))
+    "punchAttempts": int(pa), "punchSuccesses": int(ps), "sprayPunches": int(sp)}))
 PY
     tail -n 1 "$WORK/swarm.jsonl" | sed 's/^/   /'
 }
@@ -641,8 +646,9 @@ if done:
           "fetched: median %.1f %%" % (len(done), median, median / bound, bound,
                                       100 * statistics.median(r["relayedFraction"] for r in done)))
     for r in rows:
-        print("   run %d: %s s, relayed %.1f %%, punches %d (%d ok), seeder sent %s; %s" % (
+        print("   run %d: %s s, relayed %.1f %%, punches %d (%d ok, %d spray), seeder sent %s; %s" % (
             r["run"], r["seconds"], 100 * r["relayedFraction"], r["punchAttempts"], r["punchSuccesses"],
+            r.get("sprayPunches", 0),
             r.get("seederSent", "-"),
             "; ".join("%s %s s %s%s" % (site, f["seconds"], f["how"] or "-", "" if f["verified"] else " NOT VERIFIED")
                       for site, f in r["fetchers"].items())))
@@ -665,14 +671,15 @@ import json, sys
 rows = [json.loads(line) for line in open(sys.argv[1])]
 print()
 print("| seeder (NAT) | fetcher (NAT) | verified | connection | last path | first byte s | total s | relayed / file "
-      "| punches (ok) |")
+      "| punches (ok, spray) |")
 print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 for r in rows:
     blocked = " (blocked %d s)" % r["blockedSeconds"] if r.get("blockedSeconds") else ""
-    print("| %s (%s) | %s (%s)%s | %s | %s%s | %s | %s | %.1f | %.1f %% | %d (%d) |" % (
+    print("| %s (%s) | %s (%s)%s | %s | %s%s | %s | %s | %.1f | %.1f %% | %d (%d, %d) |" % (
         r["seeder"], r["seederNAT"], r["fetcher"], r["fetcherNAT"], blocked,
         "yes" if r["verified"] else "NO (exit %d)" % r["exit"],
         r["way"], " (%s)" % r["how"] if r["how"] else "", r.get("lastPath") or "-",
         "%.1f" % r["firstByte"] if r["firstByte"] is not None else "-",
-        r["seconds"], 100 * r["relayedFraction"], r.get("punchAttempts", 0), r.get("punchSuccesses", 0)))
+        r["seconds"], 100 * r["relayedFraction"], r.get("punchAttempts", 0), r.get("punchSuccesses", 0),
+        r.get("sprayPunches", 0)))
 PY

@@ -31,8 +31,8 @@ extension SwarmNode {
             break
         case .relayIncoming(let stream):
             Task { await self.acceptRelay(stream) }
-        case .punch(let swarm, let peer, let delay, let id):
-            Task { await self.punch(swarm, peer: peer, delay: delay, id: id) }
+        case .punch(let swarm, let peer, let delay, let id, let spray):
+            Task { await self.punch(swarm, peer: peer, delay: delay, id: id, spray: spray) }
         }
     }
 
@@ -82,11 +82,9 @@ extension SwarmNode {
             let symmetric = await self.symmetricNATReason() != nil
             // A reflexive candidate behind a NAT that filters (most do) answers only to a punch, and a NAT that drops
             // unsolicited SYNs makes its plain dial wait for the connect timeout: the punch is asked for at the moment
-            // the first reflexive candidate is dialled, not after it failed. Not behind a symmetric NAT: this side
-            // announces no reflexive candidate for the peer to aim at, and its own SYN leaves from a port the peer's
-            // NAT never saw, which only a NAT that lets in SYNs from anywhere admits; the plain dial of the peer's
-            // reflexive candidate finds that out alone. Nor are background punches tried later, for the same reason.
-            let punchAt = symmetric ? nil : candidates.firstIndex { $0.kind == .reflexive }
+            // the first reflexive candidate is dialled, not after it failed. Behind a symmetric NAT the punch is a
+            // spray punch (docs/nat.md, "Spray punching"), which needs the peer's reflexive candidate as much.
+            let punchAt = candidates.firstIndex { $0.kind == .reflexive }
             let reached = await withTaskGroup(of: DialOutcome.self) { group in
                 for (index, candidate) in candidates.enumerated() {
                     group.addTask {
@@ -103,15 +101,15 @@ extension SwarmNode {
                         return await self.punchConnects(swarm, to: device) ? .connected : .failed
                     }
                 }
-                // Behind a symmetric NAT (docs/nat.md, "Which NAT is symmetric") a peer without a port mapping is
-                // reached directly only if its NAT lets in a SYN from anywhere, which the dials above find out: the
-                // relay does not wait for their timeouts. A direct connection made later replaces the relayed one.
-                if symmetric, !candidates.isEmpty, !candidates.contains(where: { $0.kind == .mapped }) {
+                // Behind a symmetric NAT (docs/nat.md, "Which NAT is symmetric") a peer without a port mapping or a
+                // reflexive candidate to spray-punch is reached directly only if its NAT lets in a SYN from anywhere,
+                // which the dials above find out: the relay does not wait for their timeouts. A direct connection made
+                // later replaces the relayed one.
+                if symmetric, punchAt == nil, !candidates.isEmpty, !candidates.contains(where: { $0.kind == .mapped }) {
                     group.addTask {
                         // Cancelled when every dial failed sooner: the relay below then opens at once.
                         do { try await Task.sleep(for: Self.symmetricRelayDelay) } catch { return .early }
                         if await self.isConnected(swarm, to: device) { return .early }
-                        // No punch behind a symmetric NAT (above).
                         let reason = await self.relayReason(device, candidates: candidates.count, punched: false)
                         await self.relay(swarm, to: device, reason: reason)
                         return .early
@@ -152,15 +150,22 @@ extension SwarmNode {
         guard case .dependent(let ports) = await signal?.natMapping else { return nil }
         let seen = ports.map(String.init).joined(separator: " and ")
         return "this side's NAT is symmetric (the signaling server saw its peer port \(listenPort) as \(seen) from "
-            + "two of its ports), so a punch cannot reach it; a port mapping (UPnP, NAT-PMP or PCP) or a public "
-            + "address would"
+            + "two of its ports), so only a spray punch towards a peer's reflexive address can reach it; a port "
+            + "mapping (UPnP, NAT-PMP or PCP) or a public address would"
     }
 
     /// Why a member is reached through the relay after its `candidates` did not answer (`status`, `--json`).
     func relayReason(_ device: [UInt8], candidates: Int, punched: Bool) async -> String {
         let tried = candidates == 1 ? "its address did not answer" : "none of its \(candidates) addresses answered"
         guard candidates > 0 else { return "the peer announced no address" }
-        if let symmetric = await symmetricNATReason() { return "\(tried): \(symmetric)" }
+        if let symmetric = await symmetricNATReason() {
+            guard punched else { return "\(tried), and it announced no reflexive address to spray-punch: \(symmetric)" }
+            if case .done = punchProgress[device] {
+                return "\(tried), and the spray punch found none of this side's NAT's ports: \(symmetric)"
+            }
+            return "\(tried), and the signaling server arranged no spray punch (the peer's client cannot take part, or "
+                + "the pair punched a moment ago): \(symmetric)"
+        }
         guard punched else {
             return "\(tried), and it announced no reflexive address to punch through (a symmetric NAT announces none)"
         }
@@ -280,6 +285,9 @@ extension SwarmNode {
             let token = linkOpened(
                 stream.peer.bytes, swarm: stream.swarm, path: .relayed,
                 reason: "the peer could not reach this side directly and opened the relay\(symmetric)")
+            // Behind a symmetric NAT the peer could not punch towards this side (it saw no reflexive candidate); a
+            // spray punch asked from here may still get through: at once, then as any relayed pair upgrades.
+            if !symmetric.isEmpty { startUpgrade(stream.swarm, to: stream.peer.bytes, soon: true) }
             await entry.swarm.run(connection, initiatedByUs: false, address: nil, relayed: true)
             linkClosed(token)
         } catch {

@@ -29,7 +29,9 @@ extension SwarmNode {
         guard let signal, listenPort != 0, let peer = PublicKey32(bytes: device) else { return false }
         punchProgress[device] = nil
         punchRequested.insert(device)
-        await signal.requestPunch(swarm: swarm, peer: peer)
+        // Behind a symmetric NAT only a spray punch can work (docs/nat.md, "Spray punching").
+        let spray = await symmetricNATReason() != nil
+        await signal.requestPunch(swarm: swarm, peer: peer, spray: spray)
         let started = ContinuousClock.now
         while punchProgress[device] == nil {
             if ContinuousClock.now - started > .milliseconds(1500) {
@@ -66,13 +68,17 @@ extension SwarmNode {
     /// The waits before each background punch of a pair that is on the relay (docs/nat.md, "Relay, then upgrade"):
     /// five attempts over about two and a half minutes, each at least the server's 5 s between two punches of a pair.
     static var upgradeDelays: [Duration] { [.seconds(5), .seconds(10), .seconds(20), .seconds(40), .seconds(80)] }
+    /// The wait before a first attempt at once: the relayed link's handshake has a moment to end.
+    static var soonUpgradeDelay: Duration { .milliseconds(200) }
 
-    /// Starts ``upgradeRelayed(_:to:)`` as one of the swarm's tasks (`close` cancels it).
-    func startUpgrade(_ swarm: SwarmID, to device: [UInt8]) {
+    /// Starts ``upgradeRelayed(_:to:delays:)`` as one of the swarm's tasks (`close` cancels it); `soon`: the first
+    /// attempt at once (a pair whose relay this side did not open after a failed punch of its own).
+    func startUpgrade(_ swarm: SwarmID, to device: [UInt8], soon: Bool = false) {
         guard entries[swarm] != nil else { return }
+        let delays = soon ? [Self.soonUpgradeDelay] + Self.upgradeDelays : Self.upgradeDelays
         let task = Task { [weak self] in
             guard let self else { return }
-            await self.upgradeRelayed(swarm, to: device)
+            await self.upgradeRelayed(swarm, to: device, delays: delays)
         }
         entries[swarm]?.tasks.append(task)
     }
@@ -82,8 +88,8 @@ extension SwarmNode {
     /// connection: its tie-break keeps the punched one on both ends, `SwarmEngine.handOver` moves the requests in
     /// flight to it and keeps the blocks already received). Stops when the pair is connected otherwise, is not
     /// connected at all, or the swarm closes.
-    func upgradeRelayed(_ swarm: SwarmID, to device: [UInt8]) async {
-        for (attempt, delay) in Self.upgradeDelays.enumerated() {
+    func upgradeRelayed(_ swarm: SwarmID, to device: [UInt8], delays: [Duration] = upgradeDelays) async {
+        for (attempt, delay) in delays.enumerated() {
             try? await Task.sleep(for: delay)
             guard !Task.isCancelled, await isConnected(swarm, to: device), !hasDirectLink(swarm, to: device) else {
                 return
@@ -100,12 +106,17 @@ extension SwarmNode {
     }
 
     /// Carries out a `punch` from the server: after `delay`, dials the peer's reflexive candidates (at most two)
-    /// from the listening port, up to ``punchAttempts`` times; serves the connection as `punched`. Reports the outcome
-    /// to the server when this side asked.
-    func punch(_ swarm: SwarmID, peer: PeerInfo, delay: Duration, id: UInt32) async {
+    /// from the listening port, up to ``punchAttempts`` times, or takes this side's part of a spray punch
+    /// (``sprayPunch(_:entry:peer:delay:part:)``); serves the connection as `punched`. Reports the outcome to the
+    /// server when this side asked.
+    func punch(_ swarm: SwarmID, peer: PeerInfo, delay: Duration, id: UInt32, spray: SignalClient.SprayPart?) async {
         let device = peer.device.bytes
         guard let entry = entries[swarm], listenPort != 0, device != identity.publicKey else { return }
         punchProgress[device] = .running
+        if let spray {
+            let connected = await sprayPunch(swarm, entry: entry, peer: peer, delay: delay, part: spray)
+            return await punchEnded(device, id: id, connected: connected)
+        }
         let targets = CandidateOrder.order(peer.addresses, isOnLink: { _ in false })
             .filter { $0.kind == .reflexive }.prefix(2)
         let role: PeerChannel.Role =
@@ -149,9 +160,61 @@ extension SwarmNode {
             }
             try? await Task.sleep(for: .milliseconds(100 * (attempt + 1)))
         }
+        await punchEnded(device, id: id, connected: connected)
+    }
+
+    private func punchEnded(_ device: [UInt8], id: UInt32, connected: Bool) async {
         punchProgress[device] = .done(connected: connected)
         if punchRequested.remove(device) != nil, let signal {
             await signal.reportPunch(id: id, connected: connected)
+        }
+    }
+
+    /// This side's part of a spray punch (docs/nat.md, "Spray punching"), after `delay`: behind the symmetric NAT
+    /// (`open`), many connections to the peer's first IPv4 reflexive candidate; on the other side (`probe`), dials of
+    /// random ports of the address the server saw the first side at, from the listening port. The side behind the
+    /// symmetric NAT is the Noise initiator and sends the swarm preamble, so a connection that its NAT's neighbour
+    /// lets straight into the listener (endpoint-independent filtering) works as an ordinary dialled one. Whether a
+    /// connection to the peer is made.
+    func sprayPunch(
+        _ swarm: SwarmID, entry: Entry, peer: PeerInfo, delay: Duration, part: SignalClient.SprayPart
+    ) async -> Bool {
+        let device = peer.device.bytes
+        try? await Task.sleep(for: delay)
+        let socket: CInt?
+        let role: PeerChannel.Role
+        var address: PeerAddress?
+        switch part {
+        case .open:
+            guard
+                let target = CandidateOrder.order(peer.addresses, isOnLink: { _ in false })
+                    .first(where: { $0.kind == .reflexive && IPv4Literal.isValid($0.host) }),
+                let bytes = IPv4Literal.parse(target.host)
+            else { return false }
+            role = .initiator
+            address = PeerAddress(hostAndPort: target.hostAndPort)
+            socket = await SprayPunch.open(to: bytes, port: target.port)
+        case .probe(let host):
+            guard let bytes = IPv4Literal.parse(host), let port = UInt16(exactly: listenPort) else { return false }
+            role = .responder
+            socket = await SprayPunch.probe(bytes, localPort: port)
+        }
+        guard let socket else {
+            logger.debug("a spray punch found no port", metadata: ["peer": "\(peer.device)", "part": "\(part)"])
+            return hasDirectLink(swarm, to: device)
+        }
+        do {
+            let connection = try await PeerConnection.adopt(
+                socket: socket, role: role, configuration: peerConfiguration(entry, expectedKey: device))
+            logger.debug("a spray punch got through", metadata: ["peer": "\(peer.device)", "part": "\(part)"])
+            serve(
+                connection, in: swarm, entry.swarm, target: "spray:\(peer.device)", address: address, path: .punched,
+                initiatedByUs: role == .initiator)
+            return true
+        } catch {
+            logger.debug(
+                "a spray punch's connection failed", metadata: ["peer": "\(peer.device)", "error": "\(error)"])
+            return hasDirectLink(swarm, to: device)
         }
     }
 }

@@ -183,7 +183,8 @@ extension SignalClient {
                 let proof = configuration.joinKey.map { Proofs.joinKeyProof(joinKey: $0, nonce: nonce, device: me) }
                 let hello = Message.Hello(
                     version: Signaling.protocolVersion, device: me, signature: HexBytes(signature),
-                    joinProof: proof.map(HexBytes.init), features: [Message.Hello.punchFeature])
+                    joinProof: proof.map(HexBytes.init),
+                    features: [Message.Hello.punchFeature, Message.Hello.sprayFeature])
                 try await outbound.write(.text(MessageCodec.encode(.hello(hello))))
             } catch {
                 logger.error("hello not sent", metadata: ["error.type": "\(String(reflecting: type(of: error)))"])
@@ -241,7 +242,20 @@ extension SignalClient {
         case .punch(let punch):
             guard memberships[punch.swarm] != nil else { return }
             let delay = Duration.milliseconds(min(max(punch.delayMs, 0), 5000))
-            emit(.punch(swarm: punch.swarm, peer: punch.peer, delay: delay, id: punch.id))
+            var spray: SprayPart?
+            switch punch.spray?.role {
+            case nil: spray = nil
+            case .open: spray = .open
+            case .probe:
+                // This side dials up to `SprayPunch.maxProbes` ports of the named address: only an IPv4 literal, and
+                // only a few times in a while whatever the server asks (`acceptSprayProbe`).
+                guard let host = punch.spray?.host, IPv4Literal.isValid(host), acceptSprayProbe(now: .now) else {
+                    logger.debug("a spray punch refused", metadata: ["swarm.id": "\(punch.swarm.hex)"])
+                    return
+                }
+                spray = .probe(host: host)
+            }
+            emit(.punch(swarm: punch.swarm, peer: punch.peer, delay: delay, id: punch.id, spray: spray))
         case .error(let error):
             handleError(error)
         case .open, .hello, .join, .leave, .relayOpen, .relayClose, .punchRequest, .punchResult:
@@ -373,8 +387,9 @@ extension SignalClient {
             if natMapping?.isSymmetric == true {
                 logger.info(
                     """
-                    this side's NAT gives each destination its own port (a symmetric NAT): peers behind NATs cannot \
-                    punch through to it, a port mapping or a public address would let them
+                    this side's NAT gives each destination its own port (a symmetric NAT): a plain punch cannot reach \
+                    it, a spray punch only from peers whose NAT keeps one port for every destination; a port mapping \
+                    or a public address would let every peer in
                     """,
                     metadata: ["listen.port": "\(listenPort)", "seen.as": "\(port), \(other)"])
             }

@@ -68,10 +68,20 @@ public actor SignalClient {
         case relayIncoming(RelayStream)
         /// The server coordinates a hole punch with `peer` (asked by either end): dial its candidates from the
         /// listening port after `delay` (0–5 s), then report with ``reportPunch(id:connected:)`` if we asked.
-        case punch(swarm: SwarmID, peer: PeerInfo, delay: Duration, id: UInt32)
+        /// `spray`: this side's part of a spray punch instead (one end behind a symmetric NAT; docs/nat.md).
+        case punch(swarm: SwarmID, peer: PeerInfo, delay: Duration, id: UInt32, spray: SprayPart?)
         /// The server sent an error not tied to a request (ban, timeout, replaced); the connection closes. After
         /// `replaced` (another client connected with the same device key) this client stops: ``run()`` returns.
         case serverError(code: SignalErrorCode, message: String)
+    }
+
+    /// This side's part of a spray punch (docs/nat.md, "Spray punching").
+    public enum SprayPart: Sendable, Equatable {
+        /// Behind the symmetric NAT: open many connections to the peer's reflexive candidate.
+        case open
+        /// Dial random ports of `host` (the other end's public IPv4 address as the server saw it) from the listening
+        /// port.
+        case probe(host: String)
     }
 
     /// The event stream (one consumer).
@@ -95,6 +105,11 @@ public actor SignalClient {
     var pendingRelayRequests: Set<UInt64> = []
     /// Punch requests awaiting a possible refusal (bounded: the oldest are forgotten).
     var pendingPunchRequests: Set<UInt64> = []
+    /// When this client last took the probing part of a spray punch (at most ``maxSprayProbes`` kept).
+    var sprayProbeTimes: [ContinuousClock.Instant] = []
+    /// Spray punches this client probes for at most in ``sprayProbeWindow``, whatever the server asks.
+    static let maxSprayProbes = 4
+    static let sprayProbeWindow = Duration.seconds(10)
     var relayRequestTargets: [UInt64: (swarm: SwarmID, peer: DeviceID)] = [:]
     /// Set by a `banned` error: the next reconnect waits at least this long.
     var retryAfter: Duration?
@@ -236,13 +251,22 @@ public actor SignalClient {
 
     /// Asks the server to coordinate a hole punch with `peer` in `swarm` (docs/nat.md): both ends then get a
     /// `.punch` event. Refusals (the peer's client cannot punch, the pair asked less than 5 s ago) are logged only.
-    public func requestPunch(swarm: SwarmID, peer: DeviceID) async {
+    /// `spray`: this side's NAT is symmetric; ask for a spray punch (docs/nat.md, "Spray punching").
+    public func requestPunch(swarm: SwarmID, peer: DeviceID, spray: Bool = false) async {
         guard link.isReady else { return }
         let id = nextRequestID
         nextRequestID += 1
         if pendingPunchRequests.count >= 64 { pendingPunchRequests.remove(pendingPunchRequests.min() ?? id) }
         pendingPunchRequests.insert(id)
-        await send(.punchRequest(.init(id: id, swarm: swarm, peer: peer)))
+        await send(.punchRequest(.init(id: id, swarm: swarm, peer: peer, spray: spray ? true : nil)))
+    }
+
+    /// Whether this client takes another probing part of a spray punch now (and counts it).
+    func acceptSprayProbe(now: ContinuousClock.Instant) -> Bool {
+        sprayProbeTimes.removeAll { now - $0 >= Self.sprayProbeWindow }
+        guard sprayProbeTimes.count < Self.maxSprayProbes else { return false }
+        sprayProbeTimes.append(now)
+        return true
     }
 
     /// Tells the server how a punch this client asked for ended (for its metrics).

@@ -116,3 +116,23 @@ public struct ObservedAddress: Hashable, Sendable {
         self.init(address: address, port: checkedPort)
     }
 }
+
+/// A dotted-quad IPv4 address as text (`203.0.113.7`): four decimal parts of 0-255, no leading zeros, nothing else.
+public enum IPv4Literal {
+    /// The address's four bytes, or `nil` when `text` is not such an address.
+    public static func parse(_ text: String) -> [UInt8]? {
+        guard text.utf8.count <= 15 else { return nil }
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 4 else { return nil }
+        var bytes: [UInt8] = []
+        for part in parts {
+            guard (1...3).contains(part.utf8.count), part.utf8.allSatisfy({ (0x30...0x39).contains($0) }),
+                part.utf8.count == 1 || part.utf8.first != 0x30, let value = UInt8(part)
+            else { return nil }
+            bytes.append(value)
+        }
+        return bytes
+    }
+
+    public static func isValid(_ text: String) -> Bool { parse(text) != nil }
+}

@@ -79,7 +79,8 @@ package enum Message: Sendable, Equatable {
         }
     }
     /// `features` (optional; older clients send none) names what the client understands beyond version 1:
-    /// `punch` (the server may send it `punch`). At most ``maxFeatures`` are read, each at most 32 bytes.
+    /// `punch` (the server may send it `punch`), `spray` (it takes part in a punch with a symmetric NAT: a `punch` may
+    /// carry `spray`). At most ``maxFeatures`` are read, each at most 32 bytes.
     package struct Hello: Codable, Sendable, Equatable {
         package var version: Int
         package var device: DeviceID
@@ -89,6 +90,7 @@ package enum Message: Sendable, Equatable {
 
         package static let maxFeatures = 8
         package static let punchFeature = "punch"
+        package static let sprayFeature = "spray"
 
         package init(
             version: Int, device: DeviceID, signature: HexBytes, joinProof: HexBytes? = nil, features: [String]? = nil
@@ -221,31 +223,54 @@ package enum Message: Sendable, Equatable {
         }
     }
     /// client → server: ask the server to coordinate a hole punch with `peer`, a member of `swarm` (docs/nat.md).
+    /// `spray` (optional): the requester's NAT is symmetric, so the punch is a spray punch (docs/nat.md, "Spray
+    /// punching").
     package struct PunchRequest: Codable, Sendable, Equatable {
         package var id: UInt64
         package var swarm: SwarmID
         package var peer: DeviceID
+        package var spray: Bool?
 
-        package init(id: UInt64, swarm: SwarmID, peer: DeviceID) {
+        package init(id: UInt64, swarm: SwarmID, peer: DeviceID, spray: Bool? = nil) {
             self.id = id
             self.swarm = swarm
             self.peer = peer
+            self.spray = spray
+        }
+    }
+    /// A spray punch's part for one end (docs/nat.md, "Spray punching"): the end behind the symmetric NAT opens many
+    /// connections to the other's reflexive candidate (`open`); the other dials random ports of `host`, the first
+    /// end's public address as the server saw it, from its listening port (`probe`).
+    package struct Spray: Codable, Sendable, Equatable {
+        package enum Role: String, Codable, Sendable {
+            case open
+            case probe
+        }
+        package var role: Role
+        package var host: String?
+
+        package init(role: Role, host: String? = nil) {
+            self.role = role
+            self.host = host
         }
     }
     /// server → both ends: dial `peer` (its device key and announced addresses) from the listening port after
     /// `delayMs` milliseconds (0–5000), timed so that both ends start together. `id` names the attempt in
-    /// `punch-result`.
+    /// `punch-result`. `spray` (optional, only to a client that said `spray` in `hello`): this end's part of a spray
+    /// punch instead.
     package struct Punch: Codable, Sendable, Equatable {
         package var id: UInt32
         package var swarm: SwarmID
         package var peer: PeerInfo
         package var delayMs: Int
+        package var spray: Spray?
 
-        package init(id: UInt32, swarm: SwarmID, peer: PeerInfo, delayMs: Int) {
+        package init(id: UInt32, swarm: SwarmID, peer: PeerInfo, delayMs: Int, spray: Spray? = nil) {
             self.id = id
             self.swarm = swarm
             self.peer = peer
             self.delayMs = delayMs
+            self.spray = spray
         }
     }
     /// client → server: how the attempt `id` ended (counted in the server's metrics; the requester's report only).

@@ -20,9 +20,17 @@ extension Hub {
     /// Attempts remembered (for their results) at most, and for how long.
     static let maxPendingPunches = 4096
     static let punchLifetime = Duration.seconds(60)
+    /// Spray punches granted to one requester at most in ``sprayWindow``: each makes the other end dial up to
+    /// `SprayPunch.maxProbes` ports of the requester's own public address, so a member cannot turn the swarm into a
+    /// port scanner of its NAT beyond this.
+    static let maxSpraysPerWindow = 4
+    static let sprayWindow = Duration.seconds(10)
 
+    /// A punch of `handle` with `peer` in `swarm`; `spray`: the requester is behind a symmetric NAT and asks for a
+    /// spray punch (docs/nat.md, "Spray punching"): it opens many connections to the peer's reflexive candidate, the
+    /// peer dials random ports of the requester's public address as this server saw it.
     func punch(
-        _ handle: SessionHandle, swarm: SwarmID, peer: DeviceID, now: ContinuousClock.Instant
+        _ handle: SessionHandle, swarm: SwarmID, peer: DeviceID, spray: Bool = false, now: ContinuousClock.Instant
     ) -> Result<GrantedPunch, SignalErrorCode> {
         guard let entry = sessionEntry(handle) else { return .failure(.unexpected) }
         guard let mine = entry.swarms[swarm] else { return .failure(.notJoined) }
@@ -30,10 +38,25 @@ extension Hub {
             return .failure(.noSuchPeer)
         }
         guard handle.canPunch, target.handle.canPunch else { return .failure(.cannotPunch) }
+        var sprayHost: String?
+        if spray {
+            // The probing end dials the requester's address as seen here: an IPv4 literal (a symmetric NAT in front
+            // of IPv6 is not what this is for), never one the requester names. The requester aims at the target's
+            // reflexive candidate: without one (a symmetric NAT on both sides) there is nothing to spray for.
+            guard handle.canSpray, target.handle.canSpray, let host = handle.observedHost, IPv4Literal.isValid(host),
+                theirs.contains(where: { $0.hasPrefix("\(Candidate.Kind.reflexive.rawValue)@") })
+            else { return .failure(.cannotPunch) }
+            sprayHost = host
+        }
         let pair = PunchPair(handle.device, peer)
         if let last = punchTimes[pair], now - last < Self.punchInterval { return .failure(.cannotPunch) }
         expirePunches(now: now)
         guard pendingPunches.count < Self.maxPendingPunches else { return .failure(.overloaded) }
+        if spray {
+            let recent = (sprayTimes[handle.device] ?? []).filter { now - $0 < Self.sprayWindow }
+            guard recent.count < Self.maxSpraysPerWindow else { return .failure(.cannotPunch) }
+            sprayTimes[handle.device] = recent + [now]
+        }
         punchTimes[pair] = now
         var id = nextPunch
         while id == 0 || pendingPunches[id] != nil { id &+= 1 }
@@ -44,10 +67,10 @@ extension Hub {
             GrantedPunch(
                 toRequester: .init(
                     id: id, swarm: swarm, peer: PeerInfo(device: peer, addresses: theirs),
-                    delayMs: Self.milliseconds(requesterDelay)),
+                    delayMs: Self.milliseconds(requesterDelay), spray: sprayHost.map { _ in .init(role: .open) }),
                 toTarget: .init(
                     id: id, swarm: swarm, peer: PeerInfo(device: handle.device, addresses: mine),
-                    delayMs: Self.milliseconds(targetDelay)),
+                    delayMs: Self.milliseconds(targetDelay), spray: sprayHost.map { .init(role: .probe, host: $0) }),
                 target: target.handle))
     }
 
@@ -79,6 +102,9 @@ extension Hub {
         }
         if punchTimes.count > Self.maxPendingPunches {
             punchTimes = punchTimes.filter { now - $0.value < Self.punchInterval }
+        }
+        if sprayTimes.count > Self.maxPendingPunches {
+            sprayTimes = sprayTimes.filter { $0.value.contains { now - $0 < Self.sprayWindow } }
         }
     }
 }

@@ -27,6 +27,8 @@ actor Hub {
     private let limits: SignalServerConfiguration
     /// Hole punching (Hub+Punch.swift): when each pair last asked, attempts awaiting their result.
     var punchTimes: [PunchPair: ContinuousClock.Instant] = [:]
+    /// When each device last had spray punches granted (at most ``maxSpraysPerWindow`` kept per device).
+    var sprayTimes: [DeviceID: [ContinuousClock.Instant]] = [:]
     var pendingPunches: [UInt32: PendingPunch] = [:]
     var nextPunch: UInt32 = 1
 

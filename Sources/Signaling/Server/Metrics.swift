@@ -29,6 +29,8 @@ final class ServerMetrics: Sendable {
     /// Hole punches the server coordinated, and those the requester reported connected (docs/nat.md).
     let punchAttempts: CoreMetrics.Counter
     let punchSuccesses: CoreMetrics.Counter
+    /// Of the punches coordinated, the spray punches (one end behind a symmetric NAT).
+    let sprayPunches: CoreMetrics.Counter
     let logAppends: CoreMetrics.Counter
     let logAppendConflicts: CoreMetrics.Counter
     let logAppendRefusals: CoreMetrics.Counter
@@ -104,6 +106,7 @@ final class ServerMetrics: Sendable {
         relayedBytes = counter("relayed_bytes", "Payload bytes forwarded by relays.")
         punchAttempts = counter("punch_attempts", "Hole punches coordinated (punch sent to both ends).")
         punchSuccesses = counter("punch_successes", "Hole punches the requester reported connected.")
+        sprayPunches = counter("spray_punches", "Of the hole punches coordinated, spray punches (a symmetric NAT).")
         logAppends = counter("log_appends", "Version entries appended to this server's log.")
         logAppendConflicts = counter(
             "log_append_conflicts", "Appends answered 409: the lineage head was not the one the client expected.")

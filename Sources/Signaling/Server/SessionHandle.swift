@@ -17,14 +17,18 @@ final class SessionHandle: Sendable {
     let remoteAddress: String
     /// The round trip from sending `challenge` to receiving `hello`, which times hole punches (docs/nat.md).
     let rtt: Duration?
-    /// Whether the client said in `hello` that it understands `punch`.
+    /// Whether the client said in `hello` that it understands `punch`, and `spray`.
     let canPunch: Bool
+    let canSpray: Bool
+    /// Where the server saw the connection come from (the client's public address when it is behind a NAT): what the
+    /// other end of a spray punch dials (docs/nat.md, "Spray punching").
+    let observedHost: String?
     private let outbox: AsyncStream<Outgoing>.Continuation
     private let binaryWriter: @Sendable (ByteBuffer) async throws -> Void
 
     init(
         id: UInt64, device: DeviceID, remoteAddress: String, outbox: AsyncStream<Outgoing>.Continuation,
-        rtt: Duration? = nil, canPunch: Bool = false,
+        rtt: Duration? = nil, canPunch: Bool = false, canSpray: Bool = false, observedHost: String? = nil,
         binaryWriter: @escaping @Sendable (ByteBuffer) async throws -> Void
     ) {
         self.id = id
@@ -32,6 +36,8 @@ final class SessionHandle: Sendable {
         self.remoteAddress = remoteAddress
         self.rtt = rtt
         self.canPunch = canPunch
+        self.canSpray = canSpray
+        self.observedHost = observedHost
         self.outbox = outbox
         self.binaryWriter = binaryWriter
     }

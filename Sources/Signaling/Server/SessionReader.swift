@@ -86,11 +86,14 @@ struct SessionReader: Sendable {
             let (outbox, remoteAddress, metrics) = (self.outbox, self.remoteAddress, context.metrics)
             let rtt = challengeSent.withLock { $0 }.map { ContinuousClock.now - $0 }
             let canPunch = hello.has(Message.Hello.punchFeature)
+            let canSpray = canPunch && hello.has(Message.Hello.sprayFeature)
+            let observedHost = observed?.address
             let action = state.withLock { machine in
                 machine.hello(hello) { device in
                     SessionHandle(
                         id: metrics.nextConnectionID.wrappingAdd(1, ordering: .relaxed).oldValue, device: device,
                         remoteAddress: remoteAddress, outbox: outbox, rtt: rtt, canPunch: canPunch,
+                        canSpray: canSpray, observedHost: observedHost,
                         binaryWriter: { try await writer.write(.binary($0)) })
                 }
             }
@@ -168,9 +171,12 @@ struct SessionReader: Sendable {
             guard case .proceed(let handle) = state.withLock({ $0.request() }) else {
                 return .violation(.unexpected, "punch-request before hello")
             }
-            switch await context.hub.punch(handle, swarm: request.swarm, peer: request.peer, now: .now) {
+            switch await context.hub.punch(
+                handle, swarm: request.swarm, peer: request.peer, spray: request.spray ?? false, now: .now)
+            {
             case .success(let punch):
                 context.metrics.punchAttempts.increment()
+                if punch.toTarget.spray != nil { context.metrics.sprayPunches.increment() }
                 send(.punch(punch.toRequester))
                 punch.target.send(.punch(punch.toTarget))
             case .failure(let code):

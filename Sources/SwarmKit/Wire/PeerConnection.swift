@@ -95,7 +95,8 @@ public struct PeerConnection: Sendable {
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> PeerConnection {
         let local = try SocketAddress(ipAddress: host.contains(":") ? "::" : "0.0.0.0", port: localPort)
-        let bootstrap = ClientBootstrap(group: group)
+        let (initializer, effective) = punchInitializer(role, configuration)
+        let (channel, ready) = try await ClientBootstrap(group: group)
             .connectTimeout(configuration.connectTimeout)
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
             .channelOption(ChannelOptions.socket(SocketOptionLevel(SOL_SOCKET), SO_REUSEPORT), value: 1)
@@ -103,29 +104,56 @@ public struct PeerConnection: Sendable {
             .channelOption(.tcpNotSentLowWatermark, value: SocketOptionValue(configuration.kernelUnsentLimit))
             .channelOption(.recvAllocator, value: receiveAllocator)
             .bind(to: local)
+            .connect(host: host, port: port, channelInitializer: initializer)
+        return try await established(channel, ready: ready, configuration: effective)
+    }
+
+    /// The peer protocol over `socket`, a TCP connection a spray punch made (`SprayPunch`, docs/nat.md): both ends
+    /// were TCP clients, so `role` is the caller's, with the preamble as in ``punch(host:port:localPort:role:configuration:group:)``.
+    /// The connection owns the socket from here (closed with it, or when this throws).
+    public static func adopt(
+        socket: CInt, role: PeerChannel.Role, configuration: PeerConfiguration,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> PeerConnection {
+        let (initializer, effective) = punchInitializer(role, configuration)
+        let (channel, ready): Pending
+        do {
+            (channel, ready) = try await ClientBootstrap(group: group)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelOption(.tcpNotSentLowWatermark, value: SocketOptionValue(configuration.kernelUnsentLimit))
+                .channelOption(.recvAllocator, value: receiveAllocator)
+                .withConnectedSocket(socket, channelInitializer: initializer)
+        } catch {
+            _ = Glibc.close(socket)
+            throw error
+        }
+        return try await established(channel, ready: ready, configuration: effective)
+    }
+
+    /// A punched connection's channel set-up for `role`: the initiator sends the swarm preamble as a dial does, the
+    /// responder reads it as a listener does (and then runs with the configuration returned, which has no selector).
+    static func punchInitializer(
+        _ role: PeerChannel.Role, _ configuration: PeerConfiguration
+    ) -> (@Sendable (any Channel) -> EventLoopFuture<Pending>, PeerConfiguration) {
         guard role == .responder, let swarmID = configuration.swarmSelector else {
-            let (channel, ready) = try await bootstrap.connect(
-                host: host, port: port, channelInitializer: initializer(role, configuration))
-            return try await established(channel, ready: ready, configuration: configuration)
+            return (initializer(role, configuration), configuration)
         }
-        let responder = {
-            var responder = configuration
-            responder.swarmSelector = nil
-            return responder
-        }()
-        let (channel, ready) = try await bootstrap.connect(host: host, port: port) { channel in
-            channel.eventLoop.makeCompletedFuture { () -> Pending in
-                let selected = channel.eventLoop.makePromise(of: SelectedSession.self)
-                try channel.pipeline.syncOperations.addHandler(
-                    SelectorReader(
-                        select: { $0 == swarmID ? responder : nil }, ready: selected,
-                        timeout: responder.handshakeTimeout, logger: responder.logger))
-                let wrapped = try NIOAsyncChannel<WireMessage, WireMessage>(
-                    wrappingChannelSynchronously: channel, configuration: responder.asyncChannelConfiguration)
-                return (wrapped, selected.futureResult.map(\.session))
-            }
-        }
-        return try await established(channel, ready: ready, configuration: responder)
+        var responder = configuration
+        responder.swarmSelector = nil
+        return (
+            { [responder] channel in
+                channel.eventLoop.makeCompletedFuture { () -> Pending in
+                    let selected = channel.eventLoop.makePromise(of: SelectedSession.self)
+                    try channel.pipeline.syncOperations.addHandler(
+                        SelectorReader(
+                            select: { $0 == swarmID ? responder : nil }, ready: selected,
+                            timeout: responder.handshakeTimeout, logger: responder.logger))
+                    let wrapped = try NIOAsyncChannel<WireMessage, WireMessage>(
+                        wrappingChannelSynchronously: channel, configuration: responder.asyncChannelConfiguration)
+                    return (wrapped, selected.futureResult.map(\.session))
+                }
+            }, responder
+        )
     }
 
     /// A channel wrapped for async use, and the future of its handshake.
