@@ -18,10 +18,13 @@ extension SwarmNode {
             for peer in peers { connect(swarm, to: peer) }
         case .peerJoined(let swarm, let peer):
             // The newcomer dials the members; dial it too after a moment in case it cannot (the swarm keeps one
-            // connection per pair when both succeed).
+            // connection per pair when both succeed). Behind a symmetric NAT at once: this side announces no
+            // reflexive candidate, so the newcomer cannot reach it but through the relay, and only this side can dial
+            // the newcomer's port mapping or ask for a spray punch.
             Task { [weak self] in
-                try? await Task.sleep(for: .seconds(2))
-                await self?.connectIfNeeded(swarm, to: peer)
+                guard let self else { return }
+                if await self.symmetricNATReason() == nil { try? await Task.sleep(for: .seconds(2)) }
+                await self.connectIfNeeded(swarm, to: peer)
             }
         case .refused(let swarm, let code):
             logger.warning("the signaling server refused a join", metadata: ["swarm": "\(swarm)", "code": "\(code)"])
@@ -132,6 +135,20 @@ extension SwarmNode {
                 return reached
             }
             guard !reached else { return }
+            // A peer that announced neither a reflexive candidate nor a port mapping may sit behind a symmetric NAT,
+            // and if this side's NAT keeps one port for every destination, that peer asks for a spray punch towards
+            // us as soon as it sees us (docs/nat.md, "Spray punching"): it has a moment before the relay opens.
+            if punchAt == nil, !symmetric, !candidates.contains(where: { $0.kind == .mapped }),
+                await self.signal?.natMapping == .endpointIndependent
+            {
+                let started = ContinuousClock.now
+                while ContinuousClock.now - started < Self.symmetricPeerGrace,
+                    !(await self.isConnected(swarm, to: device))
+                {
+                    try? await Task.sleep(for: .milliseconds(50))
+                }
+                if await self.isConnected(swarm, to: device) { return }
+            }
             await relay(
                 swarm, to: device,
                 reason: await self.relayReason(device, candidates: candidates.count, punched: punchAt != nil))
@@ -143,6 +160,9 @@ extension SwarmNode {
 
     /// How long a side behind a symmetric NAT dials a peer without a port mapping before it opens the relay too.
     static let symmetricRelayDelay = Duration.seconds(1)
+    /// How long a side whose NAT keeps one port for every destination waits, before the relay, for a peer without a
+    /// reflexive candidate or a mapping to reach it (a spray punch takes about a second in the testbed).
+    static let symmetricPeerGrace = Duration.seconds(2)
 
     /// Why peers behind NATs cannot reach this side, when the signaling server saw its listening port as two
     /// ports from two of its ports (docs/nat.md, "Which NAT is symmetric"); nil otherwise.
