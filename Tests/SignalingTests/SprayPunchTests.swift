@@ -185,4 +185,17 @@ struct SprayPunchTests {
     func ipv4Literals(text: String, valid: Bool) {
         #expect(IPv4Literal.isValid(text) == valid)
     }
+
+    @Test(
+        "a spray punch dials only an address that can be a NAT's public side; loopback only with a server on loopback",
+        arguments: [
+            ("198.51.100.7", true, true), ("10.0.0.1", true, true), ("100.64.1.2", true, true),
+            ("127.0.0.1", false, false), ("127.0.0.1", true, true), ("127.8.9.1", false, false),
+            ("0.0.0.0", false, false), ("0.1.2.3", true, false), ("169.254.1.1", false, false),
+            ("224.0.0.1", false, false), ("239.1.1.1", false, false), ("240.0.0.1", false, false),
+            ("255.255.255.255", true, false), ("::1", true, false), ("example.org", false, false),
+        ])
+    func sprayTargets(text: String, loopbackServer: Bool, allowed: Bool) {
+        #expect(IPv4Literal.isSprayTarget(text, loopbackServer: loopbackServer) == allowed)
+    }
 }

@@ -247,9 +247,13 @@ extension SignalClient {
             case nil: spray = nil
             case .open: spray = .open
             case .probe:
-                // This side dials up to `SprayPunch.maxProbes` ports of the named address: only an IPv4 literal, and
-                // only a few times in a while whatever the server asks (`acceptSprayProbe`).
-                guard let host = punch.spray?.host, IPv4Literal.isValid(host), acceptSprayProbe(now: .now) else {
+                // This side dials up to `SprayPunch.maxProbes` ports of the named address: only an IPv4 literal that
+                // can be a NAT's public side, and only a few times in a while whatever the server asks
+                // (`acceptSprayProbe`).
+                guard let host = punch.spray?.host,
+                    IPv4Literal.isSprayTarget(host, loopbackServer: observed?.isLoopback ?? false),
+                    acceptSprayProbe(now: .now)
+                else {
                     logger.debug("a spray punch refused", metadata: ["swarm.id": "\(punch.swarm.hex)"])
                     return
                 }

@@ -135,4 +135,18 @@ public enum IPv4Literal {
     }
 
     public static func isValid(_ text: String) -> Bool { parse(text) != nil }
+
+    /// Whether a spray punch may dial ports of `text` (docs/nat.md, "Spray punching"): an IPv4 literal that can be a
+    /// NAT's public side, not "this network" (0/8), link-local (169.254/16), multicast, reserved or broadcast
+    /// (224/3). Loopback (127/8) only when `loopbackServer`: the signaling server saw this client on loopback, so its
+    /// peers are on this host; otherwise a server could point the dials at this host's own services.
+    public static func isSprayTarget(_ text: String, loopbackServer: Bool) -> Bool {
+        guard let bytes = parse(text) else { return false }
+        switch bytes[0] {
+        case 0, 224...255: return false
+        case 127: return loopbackServer
+        case 169 where bytes[1] == 254: return false
+        default: return true
+        }
+    }
 }

@@ -13,8 +13,8 @@ internal import Foundation
 /// destination (the reflexive candidate), dials random ports of the first side's public address from its listening
 /// port (``probe(_:localPort:ports:duration:)``); a probe that lands on one of those mappings reaches a socket still
 /// connecting to exactly that address, and the two meet in a TCP simultaneous open. With 256 flows open among the
-/// 64,512 ports a NAT draws from, each probe hits with a chance of 1 in 252: 1,024 probes find one 98 times in 100
-/// (the birthday bound; Tailscale punches UDP through such NATs the same way).
+/// 64,512 ports a NAT draws from, each probe hits with a chance of 1 in 252: 1,024 probes find one 98 times in 100,
+/// 2,048 probes 9,997 times in 10,000 (the birthday bound; Tailscale punches UDP through such NATs the same way).
 ///
 /// Every socket here is a plain non-blocking one watched with `poll` on a thread of its own (never the concurrency
 /// pool's), and every one but the winner is closed before these return. Socket and descriptor use is bounded: at most
@@ -23,15 +23,15 @@ internal import Foundation
 public enum SprayPunch {
     /// Flows the side behind the symmetric NAT opens, and for how long they wait for a probe.
     public static let openCount = 256
-    public static let openLifetime = Duration.seconds(4)
+    public static let openLifetime = Duration.seconds(6)
     /// Probes the other side sends at most, in waves, and how long it keeps at it.
-    public static let maxProbes = 1024
-    public static let probeDuration = Duration.seconds(3)
-    static let probesPerWave = 48
-    static let waveInterval = Duration.milliseconds(100)
+    public static let maxProbes = 2048
+    public static let probeDuration = Duration.seconds(5)
+    static let probesPerWave = 64
+    static let waveInterval = Duration.milliseconds(50)
     /// A probe that hit is answered within one round trip between the two NATs: longer than most such round trips
-    /// (at most 240 probes are open at once).
-    static let probeLifetime = Duration.milliseconds(500)
+    /// (at most 512 probes are open at once).
+    static let probeLifetime = Duration.milliseconds(400)
 
     /// Opens `count` connections to `address:port` (IPv4) from ephemeral ports; the descriptor of the first that
     /// connects, or nil when none did within `lifetime`.
