@@ -15,7 +15,7 @@ struct ReachabilityTests {
         #expect(object["natPorts"] as? [Int] == [17232, 26986])
         let line = try #require(Reachability.summary(object))
         #expect(line.hasPrefix("peer port 41000, NAT symmetric (port 41000 seen as 17232 and 26986"))
-        #expect(line.hasSuffix("only through the relay; a port mapping on the router would let them"))
+        #expect(line.hasSuffix("else only through the relay; a port mapping on the router would let every peer in"))
         var mapped = object
         mapped["mapped"] = "192.0.2.9:41000"
         let withMapping = try #require(Reachability.summary(mapped))

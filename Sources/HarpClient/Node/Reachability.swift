@@ -45,10 +45,11 @@ public struct Reachability: Sendable, Equatable {
         switch object["nat"] as? String {
         case "symmetric":
             let seen = (object["natPorts"] as? [Int] ?? []).map(String.init).joined(separator: " and ")
-            let help = object["mapped"] == nil ? "; a port mapping on the router would let them" : ""
+            let help = object["mapped"] == nil ? "; a port mapping on the router would let every peer in" : ""
             parts.append(
                 "NAT symmetric (port \(port) seen as \(seen) from two server ports): peers behind NATs reach this "
-                    + "machine only through the relay\(help)")
+                    + "machine through a spray punch if their NAT keeps one port for every destination, else only "
+                    + "through the relay\(help)")
         case "endpoint-independent":
             parts.append("NAT endpoint-independent (a punch can reach it)")
         default:
