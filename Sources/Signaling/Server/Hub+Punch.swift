@@ -22,8 +22,9 @@ extension Hub {
     static let punchLifetime = Duration.seconds(60)
     /// Spray punches granted to one requester at most in ``sprayWindow``: each makes the other end dial up to
     /// `SprayPunch.maxProbes` ports of the requester's own public address, so a member cannot turn the swarm into a
-    /// port scanner of its NAT beyond this.
-    static let maxSpraysPerWindow = 4
+    /// port scanner of its NAT beyond this. Enough for a symmetric newcomer to a team's swarm to ask for one with each
+    /// member at once (with 4, a fifth member went to the relay and its upgrade was refused until the window passed).
+    static let maxSpraysPerWindow = 16
     static let sprayWindow = Duration.seconds(10)
 
     /// A punch of `handle` with `peer` in `swarm`; `spray`: the requester is behind a symmetric NAT and asks for a
