@@ -83,6 +83,10 @@ struct SprayPunchTests {
             ([true, true], ["2001:db8::1", "198.51.100.2"]),
             ([true, true], [nil, "198.51.100.2"]),
             ([true, true], ["198.51.100.01", "198.51.100.2"]),
+            // Addresses the probing end would refuse (`isSprayTarget`): never granted.
+            ([true, true], ["169.254.1.1", "198.51.100.2"]),
+            ([true, true], ["127.0.0.1", "198.51.100.2"]),
+            ([true, true], ["224.0.0.1", "198.51.100.2"]),
         ] as [([Bool], [String?])])
     func refused(spray: [Bool], observed: [String?]) async throws {
         let (hub, swarm, members) = try await Self.hub(2, spray: spray, observed: observed)
@@ -94,9 +98,14 @@ struct SprayPunchTests {
         #expect(code == .cannotPunch)
     }
 
-    @Test("a spray punch towards a peer that announced no reflexive candidate is refused; a plain punch is not")
-    func noReflexiveCandidate() async throws {
-        let (hub, swarm, members) = try await Self.hub(2, addresses: ["10.0.0.2:41000", "mapped@198.51.100.9:5000"])
+    @Test(
+        "a spray punch towards a peer that announced no IPv4 reflexive candidate is refused; a plain punch is not",
+        arguments: [
+            ["10.0.0.2:41000", "mapped@198.51.100.9:5000"], ["reflexive@[2001:db8::9]:41000"],
+            ["10.0.0.2:41000", "reflexives@198.51.100.9:41000"],
+        ])
+    func noReflexiveCandidate(addresses: [String]) async throws {
+        let (hub, swarm, members) = try await Self.hub(2, addresses: addresses)
         guard
             case .failure(.cannotPunch) = await hub.punch(
                 members[0], swarm: swarm, peer: members[1].device, spray: true, now: .now)

@@ -41,11 +41,17 @@ extension Hub {
         guard handle.canPunch, target.handle.canPunch else { return .failure(.cannotPunch) }
         var sprayHost: String?
         if spray {
-            // The probing end dials the requester's address as seen here: an IPv4 literal (a symmetric NAT in front
-            // of IPv6 is not what this is for), never one the requester names. The requester aims at the target's
-            // reflexive candidate: without one (a symmetric NAT on both sides) there is nothing to spray for.
-            guard handle.canSpray, target.handle.canSpray, let host = handle.observedHost, IPv4Literal.isValid(host),
-                theirs.contains(where: { $0.hasPrefix("\(Candidate.Kind.reflexive.rawValue)@") })
+            // The probing end dials the requester's address as seen here, never one the requester names, and only an
+            // address it accepts itself (`IPv4Literal.isSprayTarget`: a punch it would refuse is not granted). The
+            // requester aims at the target's IPv4 reflexive candidate: without one (a symmetric NAT on both sides)
+            // there is nothing to spray for.
+            let targetOnLoopback =
+                target.handle.observedHost.map { ObservedAddress(address: $0, port: nil).isLoopback } ?? false
+            guard handle.canSpray, target.handle.canSpray, let host = handle.observedHost,
+                IPv4Literal.isSprayTarget(host, loopbackServer: targetOnLoopback),
+                theirs.contains(where: { text in
+                    Candidate(text: text).map { $0.kind == .reflexive && IPv4Literal.isValid($0.host) } ?? false
+                })
             else { return .failure(.cannotPunch) }
             sprayHost = host
         }

@@ -48,6 +48,7 @@ public enum SprayPunch {
                 case .exhausted: break start
                 }
             }
+            race.startedAll = true
             return race.run(until: .now + lifetime, expireAfter: nil) { _ in }
         }
     }
@@ -176,7 +177,7 @@ public enum SprayPunch {
             while ContinuousClock.now < deadline {
                 more(&self)
                 if sockets.isEmpty {
-                    guard expireAfter != nil, !startedAll else { return nil }
+                    guard !startedAll else { return nil }
                     usleep(10_000)
                     continue
                 }
